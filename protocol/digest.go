@@ -1,0 +1,58 @@
+package protocol
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// Keyed digests of the secrets people type at a locker. The key is the site key, a random
+// secret of at least 32 bytes provisioned to the edge at installation and known to the
+// cloud; a digest is lower-case hex of HMAC-SHA256 over a domain-separated message, so a
+// digest of one kind can never be replayed as another. The cloud computes them when it
+// issues a secret; the edge computes them over what a person types and compares with
+// [DigestEqual].
+
+// CodeDigest is the digest of a pickup code. Codes are unique among the live codes of a
+// site, so the digest is also the edge's lookup key.
+func CodeDigest(siteKey []byte, code string) string {
+	return digest(siteKey, "larder/v1/code", code)
+}
+
+// SecondFactorDigest is the digest of an order's second factor (the last 4 digits of the
+// recipient's phone number), bound to the order so equal factors differ across orders.
+func SecondFactorDigest(siteKey []byte, order, factor string) string {
+	return digest(siteKey, "larder/v1/second-factor", order+"\x00"+factor)
+}
+
+// CredentialDigest is the digest of a driver's loading credential.
+func CredentialDigest(siteKey []byte, credential string) string {
+	return digest(siteKey, "larder/v1/credential", credential)
+}
+
+// DigestEqual compares two digests in constant time.
+func DigestEqual(a, b string) bool { return hmac.Equal([]byte(a), []byte(b)) }
+
+func digest(key []byte, domain, msg string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(domain))
+	m.Write([]byte{0})
+	m.Write([]byte(msg))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// NewID returns a fresh random message or command id: 16 random bytes in hex.
+func NewID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand documents it)
+	return hex.EncodeToString(b[:])
+}
+
+func validDigest(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
