@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Import-direction check (DESIGN.md): protocol imports only the standard library; edge and
+# cloud never import each other; firmware-sim imports only protocol/board of this module.
+# Test files are excluded: `go list -deps` without -test follows production imports only.
+set -euo pipefail
+mod=$(go list -m)
+fail=0
+deps() { go list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' "$@" | sort -u; }
+
+bad=$(deps ./protocol/... | grep -v "^$mod/protocol" || true)
+[ -z "$bad" ] || { echo "importcheck: protocol must import only the standard library, found:"; echo "$bad"; fail=1; }
+
+if ls edge/*.go >/dev/null 2>&1 || [ -n "$(find edge -name '*.go' 2>/dev/null | head -1)" ]; then
+  bad=$(deps ./edge/... | grep "^$mod/cloud" || true)
+  [ -z "$bad" ] || { echo "importcheck: edge must not import cloud, found:"; echo "$bad"; fail=1; }
+fi
+if [ -n "$(find cloud -name '*.go' 2>/dev/null | head -1)" ]; then
+  bad=$(deps ./cloud/... | grep "^$mod/edge" || true)
+  [ -z "$bad" ] || { echo "importcheck: cloud must not import edge, found:"; echo "$bad"; fail=1; }
+fi
+if [ -n "$(find firmware-sim -name '*.go' 2>/dev/null | head -1)" ]; then
+  bad=$(deps ./firmware-sim/... | grep "^$mod/" | grep -v "^$mod/firmware-sim" | grep -v "^$mod/protocol/board$" || true)
+  [ -z "$bad" ] || { echo "importcheck: firmware-sim may import only protocol/board of this module, found:"; echo "$bad"; fail=1; }
+fi
+[ $fail = 0 ] && echo "importcheck: ok"
+exit $fail
