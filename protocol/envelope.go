@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -89,21 +92,39 @@ var ErrVersion = errors.New("protocol: unsupported protocol version")
 // when something the receiver needs is missing or invalid, and with [ErrVersion] for
 // another protocol version; unknown fields are ignored.
 func Decode(data []byte) (Message, error) {
+	// The version is read on its own first: another major version may change the shape of
+	// any other field, and its receiver must still learn ErrVersion rather than a field
+	// error about a field it does not understand.
+	var vOnly struct {
+		V json.RawMessage `json:"v"`
+	}
+	if err := json.Unmarshal(data, &vOnly); err != nil {
+		return Message{}, fmt.Errorf("protocol: decode: %w", locate(reflect.TypeFor[wireEnvelope](), data, "", err))
+	}
+	if len(vOnly.V) == 0 || string(vOnly.V) == "null" {
+		return Message{}, fieldErr("v", "required")
+	}
+	var v int
+	if err := json.Unmarshal(vOnly.V, &v); err != nil {
+		return Message{}, fieldErr("v", "want an integer, got %s", vOnly.V)
+	}
+	if v != Version {
+		return Message{}, fmt.Errorf("%w %d (want %d)", ErrVersion, v, Version)
+	}
 	var w wireEnvelope
 	if err := json.Unmarshal(data, &w); err != nil {
-		return Message{}, fmt.Errorf("protocol: decode: %w", jsonErr("", err))
+		return Message{}, fmt.Errorf("protocol: decode: %w", locate(reflect.TypeFor[wireEnvelope](), data, "", err))
 	}
 	switch {
-	case w.V == 0:
-		return Message{}, fieldErr("v", "required")
-	case w.V != Version:
-		return Message{}, fmt.Errorf("%w %d (want %d)", ErrVersion, w.V, Version)
 	case w.ID == "":
 		return Message{}, fieldErr("id", "required")
 	case len(w.ID) > 64:
 		return Message{}, fieldErr("id", "longer than 64 characters")
 	case w.Time.IsZero():
 		return Message{}, fieldErr("ts", "required")
+	case w.Time.UTC().Year() < 0 || w.Time.UTC().Year() > 9999:
+		// Encode writes ts in UTC, where such a time has no RFC 3339 form.
+		return Message{}, fieldErr("ts", "outside the years 0 to 9999 in UTC")
 	case w.Type == "":
 		return Message{}, fieldErr("type", "required")
 	case len(w.Body) == 0 || string(w.Body) == "null":
@@ -115,7 +136,7 @@ func Decode(data []byte) (Message, error) {
 	}
 	body := newBody()
 	if err := json.Unmarshal(w.Body, body); err != nil {
-		return Message{}, fmt.Errorf("protocol: decode %s: %w", w.Type, jsonErr("body", err))
+		return Message{}, fmt.Errorf("protocol: decode %s: %w", w.Type, locate(reflect.TypeOf(body).Elem(), w.Body, "body", err))
 	}
 	if err := body.Validate(); err != nil {
 		var fe *FieldError
@@ -194,15 +215,108 @@ func deref(b Body) Body {
 	panic(fmt.Sprintf("protocol: body type %T not registered", b))
 }
 
-// jsonErr turns encoding/json's type errors into a FieldError naming the field.
-func jsonErr(prefix string, err error) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) && te.Field != "" {
-		f := te.Field
-		if prefix != "" {
-			f = prefix + "." + f
-		}
-		return &FieldError{Field: f, Reason: fmt.Sprintf("want %s, got JSON %s", te.Type, te.Value)}
+// locate turns err, the failure of decoding raw (at path) into a t, into a *FieldError
+// naming the offending field. encoding/json names the field of a type mismatch but not of
+// a failing UnmarshalJSON (a malformed timestamp), so locate decodes raw again field by
+// field until it finds the culprit. It returns err unchanged when no field is to blame
+// (a syntax error in the whole message).
+func locate(t reflect.Type, raw []byte, path string, err error) error {
+	field, cause := findBad(t, raw, path)
+	if cause == nil {
+		field, cause = path, err
 	}
-	return err
+	if field == "" {
+		return err
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(cause, &te) {
+		return &FieldError{Field: field, Reason: "want " + jsonKind(te.Type) + ", got JSON " + te.Value}
+	}
+	return &FieldError{Field: field, Reason: cause.Error()}
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// findBad returns the path of the innermost value of raw that does not decode into its
+// field of t, and the error decoding it; a nil error when raw decodes.
+func findBad(t reflect.Type, raw []byte, path string) (string, error) {
+	err := json.Unmarshal(raw, reflect.New(t).Interface())
+	if err == nil {
+		return "", nil
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return path, err
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			return path, err
+		}
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+			if !sf.IsExported() || name == "-" {
+				continue
+			}
+			if name == "" {
+				name = sf.Name
+			}
+			// encoding/json matches keys case-insensitively; so must the search.
+			for _, k := range keys {
+				if strings.EqualFold(k, name) {
+					if f, e := findBad(sf.Type, obj[k], joinPath(path, name)); e != nil {
+						return f, e
+					}
+				}
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return path, err
+		}
+		for i, it := range items {
+			if f, e := findBad(t.Elem(), it, fmt.Sprintf("%s[%d]", path, i)); e != nil {
+				return f, e
+			}
+		}
+	}
+	return path, err
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// jsonKind says in JSON terms what a Go type wants.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "a JSON object"
+	case reflect.Slice, reflect.Array:
+		return "a JSON array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a non-negative integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return t.String()
 }
