@@ -1,0 +1,86 @@
+// Package mqtt is the edge's link to the cloud over an MQTT broker, with
+// github.com/eclipse/paho.mqtt.golang. It speaks protocol v1 and nothing else: every
+// topic comes from protocol.Topic, every payload from protocol.Encode/DecodeOn.
+//
+// The edge core owns all state; this package moves it. It consumes four small
+// interfaces (see ports.go): an [Outbox] of encoded events, the versioned [Desired]
+// state, the [Commands] job runner and a [Reporter] for birth and telemetry. mqtttest
+// has in-memory fakes of all four.
+//
+// # Connection
+//
+// The client id is larder-edge-{site} (stable and unique per edge) with CleanSession
+// false, so the broker keeps the subscriptions and queues QoS 1 messages while the edge
+// is away. The Last Will is a retained offline [protocol.Status]. On every connect, in
+// this order: subscribe (desired, commands, events/ack of the own site), publish the
+// retained online Status, publish a Birth, publish a DesiredGet, then drain the outbox.
+// A clean shutdown publishes the retained offline Status itself (a DISCONNECT
+// suppresses the Will).
+//
+// We subscribe on every connect, whatever the CONNACK's session-present flag says: a
+// broker restarted without persistence (Mosquitto's default, mochi always) has lost the
+// session. Messages the broker delivers from a persistent session before SUBSCRIBE
+// returns go to a default publish handler that routes them like any other, so they are
+// acknowledged and do not clog the in-flight window.
+//
+// # Reconnecting
+//
+// paho's AutoReconnect is off and this package runs its own loop: each attempt gets a
+// fresh paho client (nothing stale in paho's store, which PITFALLS says not to trust
+// anyway: our durability is the core's outbox), and attempt n waits a uniformly random
+// delay in [0, min(BackoffMax, BackoffMin·2ⁿ)] ("full jitter"). paho's own retry
+// (ConnectRetry, SetMaxReconnectInterval) doubles without jitter, so after a regional
+// outage 100,000 edges would retry in lockstep and knock the broker over again at every
+// doubling. With full jitter the very first retry is already spread over BackoffMin, and
+// the edges the broker turns away spread over ever wider windows, so the offered load
+// falls to what the broker can take. The attempt counter resets only after a connection
+// stayed up for a minute, so a broker that accepts and then drops clients does not get
+// hammered either.
+//
+// # Outbox drain
+//
+// The drainer publishes events in outbox order at QoS 1, at most OutboxWindow beyond
+// the cloud's last cumulative [protocol.EventAck]. A PUBACK only says the broker took the
+// message, so it proves nothing: progress is driven only by EventAcks, and
+// [Outbox.Ack] is called only with the Seq of a decoded EventAck. After every
+// reconnect, and whenever acknowledgements stall for AckTimeout, the drainer resends
+// everything after the last EventAck with the very same bytes; the cloud deduplicates by
+// message id. Nothing is ever skipped: a send window that cannot advance just waits.
+//
+// # Inbound messages
+//
+// paho runs with OrderMatters false and our handlers only decode and hand over: an
+// EventAck updates an atomic high mark and wakes the drainer; desired and command
+// messages go through a bounded queue to one worker goroutine, and a full queue costs a
+// snapshot request (desired) or a retry by the cloud (commands), never a blocked paho.
+// Malformed payloads are logged with the protocol.FieldError and counted in
+// larder_mqtt_rejected_total{channel}.
+//
+// Desired messages are applied in arrival order on the worker. Duplicates are ignored
+// (the core checks ids and versions in one transaction). A delta that arrives ahead of
+// its predecessor is held for GapGrace: with OrderMatters false, paho runs each handler
+// in its own goroutine, so two deltas published back to back can swap places on the way
+// to our queue. If the gap is still there after the grace, the edge publishes
+// DesiredGet{Have, Reason: "gap"} and drops what it held.
+//
+// The edge also sends DesiredGet{Reason: "connect"} after every connect. The broker's
+// queue for an offline persistent session is not proof of completeness (Mosquitto drops
+// beyond max_queued_messages silently, a broker restart without persistence forgets the
+// session, and deltas published before the session existed were never queued). A
+// snapshot request is one small message per connect, and the cloud answers only when
+// Have is behind its version, so a quiet edge costs nearly nothing.
+//
+// # Offline
+//
+// Nothing in the core waits for the link. While disconnected, events keep going into
+// the outbox (Notify just wakes a drainer that is not running), command acks queue in
+// memory (bounded; the newest state of each command is what matters and a redelivered
+// command re-reports it), and telemetry is skipped.
+//
+// # Metrics
+//
+// larder_broker_connected (gauge, 1 while connected), larder_mqtt_connect_attempts_total,
+// larder_mqtt_rejected_total{channel}, larder_mqtt_dropped_total{channel},
+// larder_mqtt_outbox_published_total, larder_mqtt_outbox_resent_total,
+// larder_mqtt_desired_total{outcome}, larder_mqtt_outbox_unacked (gauge).
+package mqtt

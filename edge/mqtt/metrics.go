@@ -1,0 +1,78 @@
+package mqtt
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/larder-lockers/larder/protocol"
+)
+
+type metrics struct {
+	connected       prometheus.Gauge
+	attempts        prometheus.Counter
+	rejected        *prometheus.CounterVec
+	dropped         *prometheus.CounterVec
+	published       prometheus.Counter
+	resent          prometheus.Counter
+	desired         *prometheus.CounterVec
+	unacked         prometheus.Gauge
+	ackQueueDropped prometheus.Counter
+}
+
+// newMetrics registers the package's metrics with reg; nil reg registers nowhere.
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "larder_broker_connected",
+			Help: "1 while the edge is connected to the MQTT broker, 0 otherwise.",
+		}),
+		attempts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "larder_mqtt_connect_attempts_total",
+			Help: "Connection attempts to the MQTT broker, successful or not.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "larder_mqtt_rejected_total",
+			Help: "Inbound MQTT payloads rejected as malformed or invalid, by channel.",
+		}, []string{"channel"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "larder_mqtt_dropped_total",
+			Help: "Inbound MQTT messages dropped because the worker queue was full, by channel.",
+		}, []string{"channel"}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "larder_mqtt_outbox_published_total",
+			Help: "Outbox events published to the broker, resends included.",
+		}),
+		resent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "larder_mqtt_outbox_resent_total",
+			Help: "Times the drainer went back to the last acknowledged event and resent from there.",
+		}),
+		desired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "larder_mqtt_desired_total",
+			Help: "Desired-state messages by outcome (applied, duplicate, gap, error).",
+		}, []string{"outcome"}),
+		unacked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "larder_mqtt_outbox_unacked",
+			Help: "Outbox events on the wire that the cloud has not acknowledged yet.",
+		}),
+		ackQueueDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "larder_mqtt_command_acks_dropped_total",
+			Help: "Command acknowledgements dropped because the offline queue was full.",
+		}),
+	}
+	// Pre-create the label values so dashboards see zeros, not gaps.
+	for _, c := range []protocol.Channel{protocol.ChanDesired, protocol.ChanCommands, protocol.ChanEventAck} {
+		m.rejected.WithLabelValues(c.String())
+		m.dropped.WithLabelValues(c.String())
+	}
+	for _, o := range []string{"applied", "duplicate", "gap", "error"} {
+		m.desired.WithLabelValues(o)
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.connected, m.attempts, m.rejected, m.dropped,
+			m.published, m.resent, m.desired, m.unacked, m.ackQueueDropped} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
