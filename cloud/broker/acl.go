@@ -1,0 +1,106 @@
+package broker
+
+import (
+	"bytes"
+	"log/slog"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/larder-lockers/larder/protocol"
+)
+
+// EdgeClientID is the MQTT client id an edge of site must use (the edge's default).
+// Binding the id to the site stops one edge from taking over another's session, or the
+// cloud's, by connecting with its client id.
+func EdgeClientID(site string) string { return "larder-edge-" + site }
+
+// MayPublish reports whether the edge of site may publish on topic: only its own
+// site's edge→cloud channels.
+func MayPublish(site, topic string) bool {
+	s, c, err := protocol.ParseTopic(topic)
+	return err == nil && s == site && c.FromEdge()
+}
+
+// MaySubscribe reports whether the edge of site may subscribe to filter (or receive a
+// message on a topic): its own site's cloud→edge channels, or [protocol.SiteFilter] of
+// its own site (through which it then receives only the cloud→edge channels).
+// Wildcards elsewhere and shared subscriptions are refused.
+func MaySubscribe(site, filter string) bool {
+	if filter == protocol.SiteFilter(site) {
+		return true
+	}
+	s, c, err := protocol.ParseTopic(filter)
+	return err == nil && s == site && !c.FromEdge()
+}
+
+// authHook authenticates edges and the service account and confines each edge to
+// its own site.
+type authHook struct {
+	mochi.HookBase
+	creds           Credentials
+	serviceUser     string
+	servicePassword string
+	log             *slog.Logger
+}
+
+func (h *authHook) ID() string { return "larder-auth" }
+
+func (h *authHook) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+
+// OnConnectAuthenticate admits the service account, and an edge whose username is a
+// site id, whose password checks out, whose client id is [EdgeClientID] and whose Last
+// Will (if any) is on a topic it may publish to: mochi does not run the ACL over wills,
+// so without this an edge could have the broker publish "offline" for another site.
+func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+	user := string(pk.Connect.Username)
+	password := string(pk.Connect.Password)
+	if user == h.serviceUser {
+		ok := h.checkService(user, password)
+		if !ok {
+			h.log.Warn("broker: service login refused", "client", cl.ID, "remote", cl.Net.Remote)
+		}
+		return ok
+	}
+	if !protocol.ValidSite(user) {
+		h.log.Info("broker: login refused: username is not a site id", "remote", cl.Net.Remote)
+		return false
+	}
+	if cl.ID != EdgeClientID(user) {
+		h.log.Info("broker: login refused: client id does not match site", "site", user, "client", cl.ID)
+		return false
+	}
+	if pk.Connect.WillFlag && !MayPublish(user, pk.Connect.WillTopic) {
+		h.log.Info("broker: login refused: will on a foreign topic", "site", user)
+		return false
+	}
+	if !h.checkEdge(user, password) {
+		h.log.Info("broker: login refused: bad password", "site", user, "remote", cl.Net.Remote)
+		return false
+	}
+	return true
+}
+
+// OnACLCheck is called for every publish (write), subscribe and delivery (read).
+func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	user := cl.Properties.Username
+	if bytes.Equal(user, []byte(h.serviceUser)) {
+		return true
+	}
+	site := string(user)
+	if !protocol.ValidSite(site) { // cannot happen after authentication
+		return false
+	}
+	var ok bool
+	if write {
+		ok = MayPublish(site, topic)
+	} else {
+		ok = MaySubscribe(site, topic)
+	}
+	if !ok && write {
+		h.log.Warn("broker: publish refused", "site", site, "topic", topic)
+	}
+	return ok
+}

@@ -1,0 +1,212 @@
+package broker
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/larder-lockers/larder/protocol"
+)
+
+// DefaultAddr is the embedded broker's default listen address: loopback, and 1884
+// rather than MQTT's 1883 so it never collides with a Mosquitto on the same machine.
+const DefaultAddr = "127.0.0.1:1884"
+
+// Config configures the embedded broker. The zero value of each size field means the
+// documented default, never "unlimited".
+type Config struct {
+	// Addr is the TCP listen address (default [DefaultAddr]). Use "127.0.0.1:0" in
+	// tests and read [Broker.Addr].
+	Addr string
+	// Credentials checks edge passwords. Required.
+	Credentials Credentials
+	// ServiceUser and ServicePassword are the cloud's own account, which may publish
+	// and subscribe anywhere (including shared subscriptions). Required.
+	ServiceUser     string
+	ServicePassword string
+
+	// MaxInflight bounds the QoS 1 messages the broker keeps in flight per client
+	// (default 1024). Offline persistent sessions keep theirs until they expire.
+	MaxInflight uint16
+	// ReceiveMaximum bounds the unacknowledged QoS 1 publishes a client may send
+	// (MQTT 5; default 256).
+	ReceiveMaximum uint16
+	// MaxWritesPending bounds each client's outgoing write queue (default 8192
+	// packets); a subscriber that falls further behind loses messages, which is why
+	// publishers must bound their own in-flight messages.
+	MaxWritesPending int32
+	// SessionExpiry is how long a disconnected persistent session (and its queued
+	// messages) is kept (default 72 h: an edge offline for longer resynchronises from
+	// its birth and a desired snapshot anyway). Without it, offline persistent sessions
+	// grow without bound (mochi-mqtt #340).
+	SessionExpiry time.Duration
+	// MaxPacketSize bounds an MQTT packet (default 256 KiB; desired snapshots of a
+	// large bank are tens of KiB).
+	MaxPacketSize uint32
+	// MaxClients bounds concurrent connections (default 100,000).
+	MaxClients int64
+
+	// Logger receives the broker's own warnings and auth refusals (nil: discard).
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with every default filled in, except Credentials and
+// the service account.
+func DefaultConfig() Config {
+	return Config{
+		Addr:             DefaultAddr,
+		MaxInflight:      1024,
+		ReceiveMaximum:   256,
+		MaxWritesPending: 8192,
+		SessionExpiry:    72 * time.Hour,
+		MaxPacketSize:    256 << 10,
+		MaxClients:       100_000,
+	}
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.Credentials == nil:
+		return errors.New("broker: Credentials required")
+	case c.ServiceUser == "" || c.ServicePassword == "":
+		return errors.New("broker: service user and password required")
+	case protocol.ValidSite(c.ServiceUser):
+		// Otherwise a site of that name would be mistaken for the cloud.
+		return fmt.Errorf("broker: service user %q could be a site id: use a name with a character sites cannot have (e.g. %q)", c.ServiceUser, "cloud:larder")
+	case c.SessionExpiry < 0:
+		return errors.New("broker: negative SessionExpiry")
+	}
+	return nil
+}
+
+func (c *Config) fill() {
+	d := DefaultConfig()
+	if c.Addr == "" {
+		c.Addr = d.Addr
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = d.MaxInflight
+	}
+	if c.ReceiveMaximum == 0 {
+		c.ReceiveMaximum = d.ReceiveMaximum
+	}
+	if c.MaxWritesPending == 0 {
+		c.MaxWritesPending = d.MaxWritesPending
+	}
+	if c.SessionExpiry == 0 {
+		c.SessionExpiry = d.SessionExpiry
+	}
+	if c.MaxPacketSize == 0 {
+		c.MaxPacketSize = d.MaxPacketSize
+	}
+	if c.MaxClients == 0 {
+		c.MaxClients = d.MaxClients
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// Broker is a running embedded MQTT broker. Close stops it; Close is idempotent.
+type Broker struct {
+	srv  *mochi.Server
+	addr string
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start listens on cfg.Addr and serves until Close.
+func Start(cfg Config) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.fill()
+
+	caps := mochi.NewDefaultServerCapabilities()
+	caps.MaximumInflight = cfg.MaxInflight
+	caps.ReceiveMaximum = cfg.ReceiveMaximum
+	caps.MaximumClientWritesPending = cfg.MaxWritesPending
+	caps.MaximumSessionExpiryInterval = uint32(cfg.SessionExpiry / time.Second)
+	caps.MaximumPacketSize = cfg.MaxPacketSize
+	caps.MaximumClients = cfg.MaxClients
+	caps.MaximumQos = 1 // QoS 2 is not part of the protocol (paho #788)
+	// A client refused by the ACL learns only "unspecified error" on MQTT 5.
+	caps.Compatibilities.ObscureNotAuthorized = true
+
+	// The broker logs at warn and above: its info lines (every connect) would
+	// drown the cloud's own logs at fleet scale.
+	srv := mochi.New(&mochi.Options{
+		Capabilities:           caps,
+		Logger:                 cfg.Logger.With("component", "broker"),
+		SysTopicResendInterval: 60,
+	})
+	h := &authHook{creds: cfg.Credentials, serviceUser: cfg.ServiceUser,
+		servicePassword: cfg.ServicePassword, log: cfg.Logger}
+	if err := srv.AddHook(h, nil); err != nil {
+		return nil, fmt.Errorf("broker: add auth hook: %w", err)
+	}
+
+	// Listen ourselves so that an address in use fails here and ":0" resolves.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("broker: listen %s: %w", cfg.Addr, err)
+	}
+	addr := ln.Addr().String()
+	tcp := listeners.NewNet("tcp", ln)
+	if err := srv.AddListener(tcp); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("broker: add listener: %w", err)
+	}
+	if err := srv.Serve(); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("broker: serve: %w", err)
+	}
+	return &Broker{srv: srv, addr: addr}, nil
+}
+
+// Addr is the address the broker listens on (host:port).
+func (b *Broker) Addr() string { return b.addr }
+
+// URL is the broker's address as an MQTT URL for clients ("tcp://host:port").
+func (b *Broker) URL() string { return "tcp://" + b.addr }
+
+// Close disconnects every client and stops listening.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		b.closeErr = b.srv.Close()
+	})
+	return b.closeErr
+}
+
+// checkService compares a username/password with the service account in constant time.
+func (h *authHook) checkService(user, password string) bool {
+	u := subtle.ConstantTimeCompare([]byte(user), []byte(h.serviceUser))
+	p := subtle.ConstantTimeCompare([]byte(password), []byte(h.servicePassword))
+	return u&p == 1
+}
+
+// credentialTimeout bounds a Credentials lookup: the broker's connect path has no
+// context of its own.
+const credentialTimeout = 5 * time.Second
+
+func (h *authHook) checkEdge(site, password string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), credentialTimeout)
+	defer cancel()
+	ok, err := h.creds.CheckEdge(ctx, site, password)
+	if err != nil {
+		h.log.Warn("broker: credential lookup failed", "site", site, "err", err)
+		return false
+	}
+	return ok
+}

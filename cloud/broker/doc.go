@@ -1,0 +1,25 @@
+// Package broker runs the embedded MQTT broker (mochi-mqtt/server v2) that lets
+// `larder-cloud --data DIR --http ADDR` work alone on one machine. Production points the
+// cloud and the edges at an external broker (Mosquitto, EMQX, VerneMQ) instead and does
+// not use this package.
+//
+// # Accounts and ACL
+//
+// Every edge logs in with its site id as username, a machine-generated password that
+// [Credentials] checks against a stored [PasswordDigest], and the client id
+// [EdgeClientID](site). An edge may publish only on its own site's edge→cloud channels
+// ([MayPublish]), register a Last Will only there, and subscribe only to its own site's
+// cloud→edge channels or its [protocol.SiteFilter] ([MaySubscribe]); an unauthorised
+// QoS 1 publish disconnects an MQTT 3.1.1 client (that is mochi's behaviour, and the
+// message never reaches a subscriber). The cloud's service account may do everything,
+// including shared subscriptions. Its username must not be a possible site id.
+//
+// # Sizing
+//
+// The defaults in [DefaultConfig] are deliberate (see PITFALLS.md): bounded in-flight
+// windows and per-client write queues, QoS at most 1, and a session expiry so offline
+// persistent sessions do not hold queued messages forever. The broker keeps sessions
+// and retained messages in memory only: after a restart, edges republish their retained
+// status and birth on reconnect and the cloud resends desired state, so nothing of
+// value lives only in the broker.
+package broker

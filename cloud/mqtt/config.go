@@ -1,0 +1,77 @@
+package mqtt
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures the fleet adapter. A zero duration or size means the documented
+// default, never "unlimited" or "no timeout".
+type Config struct {
+	// Broker is the MQTT URL: tcp://host:port (the embedded broker's
+	// [broker.Broker.URL], or Mosquitto's).
+	Broker string
+	// Username and Password log the cloud in (the embedded broker's service account).
+	Username string
+	Password string
+	// ClientID must be unique per cloud replica (default "larder-cloud-<random>").
+	ClientID string
+	// SharedGroup, when set, subscribes through MQTT shared subscriptions
+	// ($share/<group>/...) so several cloud replicas split the edge traffic. Leave empty
+	// for a single cloud process. Status is never shared: every replica tracks presence.
+	SharedGroup string
+
+	// Fleet is the domain. Required.
+	Fleet Fleet
+
+	// Workers is the number of per-site workers (default 8). A site always maps to the
+	// same worker, so its messages are processed in arrival order.
+	Workers int
+	// QueueLen bounds each worker's queue (default 1024). When a queue is full the
+	// paho callback blocks briefly (back-pressure onto the broker connection) rather
+	// than dropping a QoS 1 message after it was acknowledged to the broker.
+	QueueLen int
+	// CallTimeout bounds each call into Fleet (default 10 s).
+	CallTimeout time.Duration
+	// PublishTimeout bounds waiting for the broker's PUBACK (default 10 s).
+	PublishTimeout time.Duration
+	// ConnectTimeout bounds the first connection (default 10 s).
+	ConnectTimeout time.Duration
+	// CommandGrace is added to a command's expiry before the cloud declares it
+	// TIMED_OUT, covering the edge's own processing and clock skew (default 30 s).
+	CommandGrace time.Duration
+	// GapHold bounds how many out-of-order events per site are held while waiting for
+	// a missing sequence (default 256); more are dropped (the edge resends them).
+	GapHold int
+
+	// Logger (nil: discard). Registry for metrics (nil: none).
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	if c.Fleet == nil {
+		return errors.New("mqtt: Fleet required")
+	}
+	u, err := url.Parse(c.Broker)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("mqtt: broker URL %q: want tcp://host:port", c.Broker)
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
+	default:
+		return fmt.Errorf("mqtt: broker URL %q: unsupported scheme", c.Broker)
+	}
+	if c.Workers < 0 || c.QueueLen < 0 || c.GapHold < 0 {
+		return errors.New("mqtt: negative Workers, QueueLen or GapHold")
+	}
+	return nil
+}

@@ -1,0 +1,34 @@
+// Package notify tells grocery platforms and residents what happens to their orders:
+// assigned, loaded (with the pickup code when the platform wants it), reminders at 50 %
+// and 90 % of the pickup window, expired, compromised, picked up.
+//
+// # Outbox
+//
+// Notifications go through a durable outbox ([Queue]: [MemQueue] for tests, [BoltQueue]
+// over the cloud's bbolt file) so that a crash between "order loaded" and "platform
+// told" loses nothing. Each notification has an idempotency key per order, kind and
+// channel ([Key]); enqueueing an existing key is a no-op, which makes reminders
+// exactly-once although they are scheduled ahead of time by [Scheduler.Loaded]. A
+// [Worker] takes due notifications, hands each to the [Sender] of its channel and
+// settles it: delivered, retried with exponential backoff and jitter, or dead-lettered
+// after [WorkerConfig.MaxAttempts] (ops list and requeue dead letters). Delivery is
+// at-least-once: receivers deduplicate by the CloudEvent id (= the key).
+//
+// # Webhooks
+//
+// [Webhook] POSTs a CloudEvents 1.0 JSON event in structured mode
+// (Content-Type application/cloudevents+json; type "com.larder.order.<kind>") and signs
+// it with HMAC-SHA256 under the platform's secret:
+//
+//	Larder-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>
+//
+// Receivers check it with [Verify], which also rejects timestamps outside a tolerance
+// (replays). Any 2xx accepts; 408, 429 and 5xx are retried; other 4xx dead-letter.
+//
+// # SMS
+//
+// [SMS] sends the resident a bilingual (Chinese and English) text through a generic HTTP
+// gateway (POST JSON {"to","text"}). Phone numbers and codes are never logged; only the
+// "loaded" notice carries the code, so reminders waiting in the outbox for hours hold
+// no secret.
+package notify

@@ -1,0 +1,152 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Kind is what a notification tells. Kinds are part of the CloudEvents type
+// ("com.larder.order." + kind) that platforms subscribe to: an append-only list.
+type Kind string
+
+// Notification kinds.
+const (
+	KindAssigned    Kind = "assigned"    // compartments reserved for an order
+	KindLoaded      Kind = "loaded"      // the driver loaded the order; pickup can start
+	KindReminder50  Kind = "reminder_50" // half of the pickup window has passed
+	KindReminder90  Kind = "reminder_90" // 90 % of the pickup window has passed
+	KindExpired     Kind = "expired"     // the window ended; the order awaits return
+	KindCompromised Kind = "compromised" // time out of temperature exceeded its budget
+	KindPickedUp    Kind = "picked_up"   // the resident took the order
+)
+
+// Channel says how a notification travels.
+type Channel string
+
+// Channels.
+const (
+	ChannelWebhook Channel = "webhook" // CloudEvent POSTed to the platform's endpoint
+	ChannelSMS     Channel = "sms"     // text message through the SMS gateway
+)
+
+// State is where a notification is in the outbox.
+type State string
+
+// States. Pending ones are retried until delivered or dead-lettered.
+const (
+	StatePending   State = "pending"
+	StateDelivered State = "delivered"
+	StateDead      State = "dead"
+	// StateCancelled: a reminder the [Guard] found obsolete (the order was picked up).
+	StateCancelled State = "cancelled"
+)
+
+// Notification is one message in the outbox.
+type Notification struct {
+	// ID is the idempotency key, unique per order, kind and channel, e.g.
+	// "o-123/reminder_50/webhook" (see [Key]). Enqueueing an existing ID is a no-op,
+	// which is what makes reminders exactly-once. It is also the CloudEvent id, so
+	// receivers can deduplicate retries.
+	ID      string  `json:"id"`
+	Kind    Kind    `json:"kind"`
+	Channel Channel `json:"channel"`
+	// Target is whom to tell: for webhooks the platform id (resolved to an endpoint
+	// and secret by the webhook sender), for SMS the phone number. Never logged.
+	Target string `json:"target"`
+	// Order and Site are the subject, for the CloudEvent and for ops; never secrets.
+	Order string `json:"order,omitempty"`
+	Site  string `json:"site,omitempty"`
+	// Data is the CloudEvent data (JSON object). It may carry the pickup code when the
+	// platform asked for it; queues keep it only until delivery or dead-lettering
+	// (see [Queue]) and it is never logged.
+	Data json.RawMessage `json:"data,omitempty"`
+	// Lang is the SMS language preference ("zh", "en", "" = both).
+	Lang string `json:"lang,omitempty"`
+	// Created is when the notification was enqueued; Due is when it should first be
+	// sent (reminders are enqueued ahead of time with a future Due).
+	Created time.Time `json:"created"`
+	Due     time.Time `json:"due"`
+
+	// Delivery bookkeeping, maintained by the queue.
+	State     State     `json:"state"`
+	Attempts  int       `json:"attempts"`
+	NextTry   time.Time `json:"next_try"`
+	LastError string    `json:"last_error,omitempty"`
+	Done      time.Time `json:"done,omitzero"`
+}
+
+// LogValue keeps targets (phone numbers) and data (codes) out of logs.
+func (n Notification) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("notification", n.ID), slog.String("kind", string(n.Kind)),
+		slog.String("channel", string(n.Channel)), slog.String("order", n.Order), slog.Int("attempts", n.Attempts))
+}
+
+// Key builds a notification id from its order, kind and channel.
+func Key(order string, k Kind, c Channel) string { return order + "/" + string(k) + "/" + string(c) }
+
+// Queue is the durable outbox. Implementations: [MemQueue] (tests, single process) and
+// [BoltQueue]. All methods are safe for concurrent use.
+type Queue interface {
+	Outbox
+	Deliveries
+	Backlog
+}
+
+// Outbox is what the domain uses to send notifications.
+type Outbox interface {
+	// Enqueue adds n as pending with NextTry = n.Due (zero Due: n.Created; zero Created:
+	// now). It returns false without changing anything when n.ID already exists in any
+	// state: enqueueing is idempotent, so a reminder is scheduled exactly once.
+	Enqueue(ctx context.Context, n Notification) (bool, error)
+}
+
+// Deliveries is what the delivery [Worker] uses.
+type Deliveries interface {
+	// Due returns up to limit pending notifications whose NextTry is at or before now,
+	// oldest NextTry first.
+	Due(ctx context.Context, now time.Time, limit int) ([]Notification, error)
+	// Settle records the outcome of one attempt of notification id: r.State is
+	// StateDelivered, StatePending (retry at r.NextTry; Attempts grows by one unless
+	// r.NotAttempt), StateDead or StateCancelled. Notifications leaving the pending
+	// state drop their Data (it may hold a pickup code). Settling an unknown or no
+	// longer pending id is a no-op.
+	Settle(ctx context.Context, id string, r Result) error
+}
+
+// Result is the outcome of one delivery attempt.
+type Result struct {
+	State   State
+	At      time.Time
+	NextTry time.Time // for StatePending
+	Error   string    // for retries and dead letters; never contains secrets
+	// NotAttempt marks a reschedule that was not a delivery attempt (a reminder the
+	// Guard postponed): Attempts stays as it is.
+	NotAttempt bool
+}
+
+// Backlog is what ops see.
+type Backlog interface {
+	// Stats counts notifications by state.
+	Stats(ctx context.Context) (Stats, error)
+	// DeadLetters lists up to limit dead-lettered notifications, newest first, without
+	// their Data.
+	DeadLetters(ctx context.Context, limit int) ([]Notification, error)
+	// Requeue makes a dead letter pending again with NextTry = now and zero attempts
+	// (an operator fixed the endpoint). Its Data is gone, so a requeued "loaded" with a
+	// code is sent without the code. Unknown or non-dead ids: [ErrNotFound].
+	Requeue(ctx context.Context, id string, now time.Time) error
+}
+
+// Stats counts notifications by state.
+type Stats struct {
+	Pending   int `json:"pending"`
+	Delivered int `json:"delivered"`
+	Dead      int `json:"dead"`
+	Cancelled int `json:"cancelled"`
+}
+
+// ErrNotFound is returned for an unknown notification id.
+var ErrNotFound = errors.New("notify: notification not found")
