@@ -66,8 +66,11 @@ func (d Desired) Validate() error {
 	if d.Version == 0 {
 		return fieldErr("version", "required")
 	}
-	if d.Full && (len(d.Cancel) > 0 || len(d.Revoke) > 0) {
-		return fieldErr("cancel", "a full snapshot cannot cancel or revoke")
+	if d.Full && len(d.Cancel) > 0 {
+		return fieldErr("cancel", "a full snapshot cannot cancel")
+	}
+	if d.Full && len(d.Revoke) > 0 {
+		return fieldErr("revoke", "a full snapshot cannot revoke")
 	}
 	held := map[int]string{}
 	for i, r := range d.Reservations {

@@ -99,7 +99,11 @@ func Decode(data []byte) (Message, error) {
 		V json.RawMessage `json:"v"`
 	}
 	if err := json.Unmarshal(data, &vOnly); err != nil {
-		return Message{}, fmt.Errorf("protocol: decode: %w", locate(reflect.TypeFor[wireEnvelope](), data, "", err))
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return Message{}, fmt.Errorf("protocol: decode: want a JSON object, got JSON %s", te.Value)
+		}
+		return Message{}, fmt.Errorf("protocol: decode: %w", err)
 	}
 	if len(vOnly.V) == 0 || string(vOnly.V) == "null" {
 		return Message{}, fieldErr("v", "required")
@@ -113,7 +117,7 @@ func Decode(data []byte) (Message, error) {
 	}
 	var w wireEnvelope
 	if err := json.Unmarshal(data, &w); err != nil {
-		return Message{}, fmt.Errorf("protocol: decode: %w", locate(reflect.TypeFor[wireEnvelope](), data, "", err))
+		return Message{}, decodeErr("", locate(reflect.TypeFor[wireEnvelope](), data, "", err))
 	}
 	switch {
 	case w.ID == "":
@@ -136,7 +140,7 @@ func Decode(data []byte) (Message, error) {
 	}
 	body := newBody()
 	if err := json.Unmarshal(w.Body, body); err != nil {
-		return Message{}, fmt.Errorf("protocol: decode %s: %w", w.Type, locate(reflect.TypeOf(body).Elem(), w.Body, "body", err))
+		return Message{}, decodeErr(w.Type, locate(reflect.TypeOf(body).Elem(), w.Body, "body", err))
 	}
 	if err := body.Validate(); err != nil {
 		var fe *FieldError
@@ -213,6 +217,19 @@ func deref(b Body) Body {
 		return *v
 	}
 	panic(fmt.Sprintf("protocol: body type %T not registered", b))
+}
+
+// decodeErr returns a *FieldError as it is (it says "protocol:" and the field) and wraps
+// anything else with the operation.
+func decodeErr(typ Type, err error) error {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return err
+	}
+	if typ == "" {
+		return fmt.Errorf("protocol: decode: %w", err)
+	}
+	return fmt.Errorf("protocol: decode %s: %w", typ, err)
 }
 
 // locate turns err, the failure of decoding raw (at path) into a t, into a *FieldError

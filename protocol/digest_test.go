@@ -1,0 +1,94 @@
+package protocol_test
+
+import (
+	"regexp"
+	"testing"
+
+	"github.com/larder-lockers/larder/protocol"
+)
+
+// TestDigestKnownAnswers pins the digests of the example secrets: they are published in
+// asyncapi.yaml for implementers to check their HMAC construction against, and any change
+// would invalidate every code a cloud has issued. (Computed independently as
+// HMAC-SHA256(key, domain || 0x00 || message).)
+func TestDigestKnownAnswers(t *testing.T) {
+	for _, tc := range []struct{ name, got, want string }{
+		{"code", protocol.CodeDigest(exampleSiteKey, exampleCode),
+			"ccabf753a9828e278ac160ee891641d7e4829a1a6c5008d62ae507bef82735c3"},
+		{"second factor", protocol.SecondFactorDigest(exampleSiteKey, exampleOrder, exampleSecondFactor),
+			"1aa72efbc24b5b9cde6398fc16189948fddf5eefa900970c7f7c23b047bd7741"},
+		{"credential", protocol.CredentialDigest(exampleSiteKey, exampleCredential),
+			"57b75f98a1831c330eceea136d57df2084419a965b9868978af5150aede276e9"},
+		{"credential of the code", protocol.CredentialDigest(exampleSiteKey, exampleCode),
+			"ae98cc6c5ed0e49ddf0f3fcf2b2b9268c9d02b79354d699378bebe12e39ae63e"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s digest = %s, want %s", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestDigestDomainSeparation(t *testing.T) {
+	key := []byte("another-site-key-of-at-least-32-bytes!!")
+	secret := "123456"
+	code := protocol.CodeDigest(key, secret)
+	cred := protocol.CredentialDigest(key, secret)
+	if code == cred {
+		t.Errorf("code and credential digests of %q are equal", secret)
+	}
+	// The second factor is bound to its order, and order and factor cannot be shifted
+	// into each other.
+	if protocol.SecondFactorDigest(key, "ord-1", "4711") == protocol.SecondFactorDigest(key, "ord-2", "4711") {
+		t.Error("equal second factors of two orders have equal digests")
+	}
+	if protocol.SecondFactorDigest(key, "ord-1", "4711") == protocol.SecondFactorDigest(key, "ord-14", "711") {
+		t.Error("order/factor boundary is ambiguous")
+	}
+	if protocol.SecondFactorDigest(key, "", secret) == code {
+		t.Error("second factor digest equals a code digest")
+	}
+	// The key matters.
+	if protocol.CodeDigest([]byte("yet-another-key-of-at-least-32-bytes!!!"), secret) == code {
+		t.Error("code digests under two keys are equal")
+	}
+	hex64 := regexp.MustCompile(`^[0-9a-f]{64}$`)
+	for _, d := range []string{code, cred, protocol.SecondFactorDigest(key, "o", "1")} {
+		if !hex64.MatchString(d) {
+			t.Errorf("digest %q is not 64 lower-case hex characters", d)
+		}
+	}
+}
+
+func TestDigestEqual(t *testing.T) {
+	d := protocol.CodeDigest(exampleSiteKey, exampleCode)
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{d, d, true},
+		{d, protocol.CodeDigest(exampleSiteKey, exampleCode), true},
+		{d, protocol.CodeDigest(exampleSiteKey, "482916"), false},
+		{d, d[:63], false},
+		{d, "", false},
+		{"", "", true},
+	} {
+		if got := protocol.DigestEqual(tc.a, tc.b); got != tc.want {
+			t.Errorf("DigestEqual(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+func TestNewID(t *testing.T) {
+	hex32 := regexp.MustCompile(`^[0-9a-f]{32}$`)
+	seen := map[string]bool{}
+	for range 100 {
+		id := protocol.NewID()
+		if !hex32.MatchString(id) {
+			t.Fatalf("NewID() = %q, want 32 hex characters", id)
+		}
+		if seen[id] {
+			t.Fatalf("NewID() repeated %q", id)
+		}
+		seen[id] = true
+	}
+}
