@@ -1,0 +1,328 @@
+package broker_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/larder-lockers/larder/cloud/broker"
+	"github.com/larder-lockers/larder/protocol"
+)
+
+const (
+	svcUser = "cloud:larder"
+	svcPass = "service-secret"
+)
+
+var passwords = map[string]string{"site-a": "pw-a-0123456789abcdef", "site-b": "pw-b-0123456789abcdef"}
+
+func startBroker(t *testing.T) *broker.Broker {
+	t.Helper()
+	creds := broker.StaticCredentials{}
+	for s, p := range passwords {
+		creds[s] = broker.PasswordDigest(p)
+	}
+	cfg := broker.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Credentials = creds
+	cfg.ServiceUser, cfg.ServicePassword = svcUser, svcPass
+	b, err := broker.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// inbox collects messages received by a client.
+type inbox struct {
+	mu   sync.Mutex
+	msgs []string // "topic payload"
+	got  chan struct{}
+}
+
+func newInbox() *inbox { return &inbox{got: make(chan struct{}, 1000)} }
+
+func (i *inbox) handler(_ paho.Client, m paho.Message) {
+	i.mu.Lock()
+	i.msgs = append(i.msgs, m.Topic()+" "+string(m.Payload()))
+	i.mu.Unlock()
+	i.got <- struct{}{}
+}
+
+func (i *inbox) all() []string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return append([]string(nil), i.msgs...)
+}
+
+type clientOpt func(*paho.ClientOptions)
+
+func connect(t *testing.T, b *broker.Broker, id, user, pass string, opts ...clientOpt) (paho.Client, error) {
+	t.Helper()
+	o := paho.NewClientOptions().AddBroker(b.URL()).SetClientID(id).SetUsername(user).SetPassword(pass).
+		SetAutoReconnect(false).SetConnectRetry(false).SetOrderMatters(false).SetConnectTimeout(5 * time.Second)
+	for _, f := range opts {
+		f(o)
+	}
+	c := paho.NewClient(o)
+	tok := c.Connect()
+	if !tok.WaitTimeout(5 * time.Second) {
+		return nil, fmt.Errorf("connect timed out")
+	}
+	if err := tok.Error(); err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { c.Disconnect(50) })
+	return c, nil
+}
+
+func mustConnect(t *testing.T, b *broker.Broker, id, user, pass string, opts ...clientOpt) paho.Client {
+	t.Helper()
+	c, err := connect(t, b, id, user, pass, opts...)
+	if err != nil {
+		t.Fatalf("connect %s: %v", id, err)
+	}
+	return c
+}
+
+func edge(t *testing.T, b *broker.Broker, site string) paho.Client {
+	return mustConnect(t, b, broker.EdgeClientID(site), site, passwords[site])
+}
+
+func subscribe(t *testing.T, c paho.Client, filter string, h paho.MessageHandler) byte {
+	t.Helper()
+	tok := c.Subscribe(filter, 1, h)
+	if !tok.WaitTimeout(5 * time.Second) {
+		t.Fatalf("subscribe %s timed out", filter)
+	}
+	if err := tok.Error(); err != nil {
+		t.Fatalf("subscribe %s: %v", filter, err)
+	}
+	key := filter
+	if rest, ok := strings.CutPrefix(filter, "$share/"); ok { // paho keys results without the group
+		_, key, _ = strings.Cut(rest, "/")
+	}
+	code, ok := tok.(*paho.SubscribeToken).Result()[key]
+	if !ok {
+		t.Fatalf("subscribe %s: no result", filter)
+	}
+	return code
+}
+
+func publish(c paho.Client, topic, payload string) error {
+	tok := c.Publish(topic, 1, false, payload)
+	if !tok.WaitTimeout(2 * time.Second) {
+		return fmt.Errorf("publish %s: no PUBACK", topic)
+	}
+	return tok.Error()
+}
+
+func TestLoginRefusals(t *testing.T) {
+	b := startBroker(t)
+	tests := []struct {
+		name, id, user, pass string
+		opts                 []clientOpt
+		ok                   bool
+	}{
+		{"edge", broker.EdgeClientID("site-a"), "site-a", passwords["site-a"], nil, true},
+		{"service", "larder-cloud-1", svcUser, svcPass, nil, true},
+		{"wrong password", broker.EdgeClientID("site-a"), "site-a", "nope", nil, false},
+		{"other site's password", broker.EdgeClientID("site-a"), "site-a", passwords["site-b"], nil, false},
+		{"unknown site", broker.EdgeClientID("site-z"), "site-z", "whatever", nil, false},
+		{"anonymous", "anon", "", "", nil, false},
+		{"wrong service password", "larder-cloud-2", svcUser, "nope", nil, false},
+		{"client id of another site", broker.EdgeClientID("site-b"), "site-a", passwords["site-a"], nil, false},
+		{"client id of the cloud", "larder-cloud-1", "site-a", passwords["site-a"], nil, false},
+		{"will on another site", broker.EdgeClientID("site-a"), "site-a", passwords["site-a"],
+			[]clientOpt{func(o *paho.ClientOptions) {
+				o.SetWill(protocol.Topic("site-b", protocol.ChanStatus), `{"online":false}`, 1, true)
+			}}, false},
+		{"will on own status", broker.EdgeClientID("site-b"), "site-b", passwords["site-b"],
+			[]clientOpt{func(o *paho.ClientOptions) {
+				o.SetWill(protocol.Topic("site-b", protocol.ChanStatus), `{"online":false}`, 1, true)
+			}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := connect(t, b, tt.id, tt.user, tt.pass, tt.opts...)
+			if got := err == nil; got != tt.ok {
+				t.Fatalf("connect ok = %v (err %v), want %v", got, err, tt.ok)
+			}
+			if c != nil {
+				c.Disconnect(50)
+			}
+		})
+	}
+}
+
+// TestEdgeCannotPublishToAnotherSite is the authorisation criterion: a message an edge
+// publishes on another site's topic never reaches a subscriber, while its own does.
+func TestEdgeCannotPublishToAnotherSite(t *testing.T) {
+	b := startBroker(t)
+	cloud := mustConnect(t, b, "larder-cloud-1", svcUser, svcPass)
+	in := newInbox()
+	subscribe(t, cloud, protocol.Root+"/#", in.handler)
+
+	a := edge(t, b, "site-a")
+	// Own site first: it must arrive, proving the path works.
+	if err := publish(a, protocol.Topic("site-a", protocol.ChanEvents), "own"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, in, 1)
+
+	foreign := []string{
+		protocol.Topic("site-b", protocol.ChanEvents),   // another site's edge channel
+		protocol.Topic("site-b", protocol.ChanStatus),   // forging presence
+		protocol.Topic("site-a", protocol.ChanCommands), // a cloud→edge channel, even its own
+		protocol.Topic("site-a", protocol.ChanDesired),
+		"larder/v1/site-b/unknown",
+		"elsewhere/entirely",
+	}
+	for _, topic := range foreign {
+		// A fresh connection per attempt: the broker disconnects an MQTT 3.1.1 client
+		// whose QoS 1 publish it refuses.
+		c := mustConnect(t, b, broker.EdgeClientID("site-a"), "site-a", passwords["site-a"])
+		publish(c, topic, "forged") // refused: no PUBACK, disconnected
+		c.Disconnect(50)
+	}
+	// A marker from site-b after the forged publishes: once it arrived, anything
+	// forged earlier would have arrived too (one broker, in order per subscriber).
+	bb := edge(t, b, "site-b")
+	if err := publish(bb, protocol.Topic("site-b", protocol.ChanEvents), "marker"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, in, 2)
+	time.Sleep(50 * time.Millisecond)
+	got := in.all()
+	want := []string{protocol.Topic("site-a", protocol.ChanEvents) + " own", protocol.Topic("site-b", protocol.ChanEvents) + " marker"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("cloud received:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestEdgeSubscriptions(t *testing.T) {
+	b := startBroker(t)
+	a := edge(t, b, "site-a")
+	tests := []struct {
+		filter string
+		ok     bool
+	}{
+		{protocol.Topic("site-a", protocol.ChanCommands), true},
+		{protocol.Topic("site-a", protocol.ChanDesired), true},
+		{protocol.Topic("site-a", protocol.ChanEventAck), true},
+		{protocol.SiteFilter("site-a"), true},
+		{protocol.Topic("site-b", protocol.ChanCommands), false},
+		{protocol.SiteFilter("site-b"), false},
+		{protocol.AllSites(protocol.ChanCommands), false},
+		{protocol.Topic("site-a", protocol.ChanEvents), false}, // an edge→cloud channel
+		{"#", false},
+		{"larder/#", false},
+		{"$share/g/" + protocol.Topic("site-a", protocol.ChanCommands), false},
+	}
+	for _, tt := range tests {
+		code := subscribe(t, a, tt.filter, func(paho.Client, paho.Message) {})
+		if got := code < 0x80; got != tt.ok {
+			t.Errorf("subscribe %s: granted = %v (code %#x), want %v", tt.filter, got, code, tt.ok)
+		}
+	}
+}
+
+// TestEdgeReceivesOnlyItsOwn: through its site filter an edge gets its own cloud→edge
+// messages and nothing of another site.
+func TestEdgeReceivesOnlyItsOwn(t *testing.T) {
+	b := startBroker(t)
+	cloud := mustConnect(t, b, "larder-cloud-1", svcUser, svcPass)
+	a := edge(t, b, "site-a")
+	in := newInbox()
+	subscribe(t, a, protocol.SiteFilter("site-a"), in.handler)
+	for _, topic := range []string{
+		protocol.Topic("site-b", protocol.ChanCommands),
+		protocol.Topic("site-a", protocol.ChanEvents), // the cloud may publish anywhere; the edge may not read it
+		protocol.Topic("site-a", protocol.ChanCommands),
+	} {
+		if err := publish(cloud, topic, "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, in, 1)
+	time.Sleep(50 * time.Millisecond)
+	if got, want := in.all(), []string{protocol.Topic("site-a", protocol.ChanCommands) + " x"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("edge received %q, want %q", got, want)
+	}
+}
+
+func TestServiceSharedSubscription(t *testing.T) {
+	b := startBroker(t)
+	c1 := mustConnect(t, b, "larder-cloud-1", svcUser, svcPass)
+	c2 := mustConnect(t, b, "larder-cloud-2", svcUser, svcPass)
+	in1, in2 := newInbox(), newInbox()
+	f := "$share/larder-cloud/" + protocol.AllSites(protocol.ChanEvents)
+	subscribe(t, c1, f, in1.handler)
+	subscribe(t, c2, f, in2.handler)
+	a := edge(t, b, "site-a")
+	const n = 20
+	for i := range n {
+		if err := publish(a, protocol.Topic("site-a", protocol.ChanEvents), fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.After(5 * time.Second)
+	for len(in1.all())+len(in2.all()) < n {
+		select {
+		case <-deadline:
+			t.Fatalf("got %d+%d messages, want %d in total", len(in1.all()), len(in2.all()), n)
+		case <-in1.got:
+		case <-in2.got:
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if total := len(in1.all()) + len(in2.all()); total != n {
+		t.Fatalf("shared group delivered %d messages, want exactly %d", total, n)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	cfg := broker.DefaultConfig()
+	cfg.Credentials = broker.StaticCredentials{}
+	cfg.ServiceUser, cfg.ServicePassword = "larder-cloud", "x"
+	if err := cfg.Validate(); err == nil {
+		t.Error("a service user that could be a site id was accepted")
+	}
+	cfg.ServiceUser = svcUser
+	if err := cfg.Validate(); err != nil {
+		t.Error(err)
+	}
+	cfg.Credentials = nil
+	if err := cfg.Validate(); err == nil {
+		t.Error("missing credentials accepted")
+	}
+}
+
+func TestAddressInUse(t *testing.T) {
+	b := startBroker(t)
+	cfg := broker.DefaultConfig()
+	cfg.Addr = b.Addr()
+	cfg.Credentials = broker.StaticCredentials{}
+	cfg.ServiceUser, cfg.ServicePassword = svcUser, svcPass
+	if b2, err := broker.Start(cfg); err == nil {
+		b2.Close()
+		t.Fatal("second broker on the same address started")
+	}
+}
+
+func waitFor(t *testing.T, in *inbox, n int) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for len(in.all()) < n {
+		select {
+		case <-in.got:
+		case <-deadline:
+			t.Fatalf("received %d messages, want %d: %q", len(in.all()), n, in.all())
+		}
+	}
+}
