@@ -16,14 +16,16 @@ const DefaultStaggerGap = 100 * time.Millisecond
 type Stagger struct {
 	Gap time.Duration
 
-	mu   sync.Mutex // guards next
-	next time.Time  // earliest start of the next pulse
+	mu   sync.Mutex // guards next and last
+	next time.Time  // earliest start of the next caller to reserve
+	last time.Time  // start of the latest pulse granted
 }
 
-// Wait blocks until the caller may start a pulse, and reserves that slot.
-// Callers are served in the order they reserve, not the order they wake. If
-// ctx ends first the slot stays reserved (one gap is lost): simpler than
-// handing it back and harmless.
+// Wait blocks until the caller may start a pulse, at least Gap after the
+// previous pulse actually started, and records now as this pulse's start:
+// call it immediately before the pulse. Callers are served in the order they
+// called. If ctx ends first the reserved slot is lost (one gap), which is
+// simpler than handing it back and harmless.
 func (s *Stagger) Wait(ctx context.Context) error {
 	gap := s.Gap
 	if gap == 0 {
@@ -33,15 +35,36 @@ func (s *Stagger) Wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 	s.mu.Lock()
-	now := time.Now()
 	start := s.next
-	if start.Before(now) {
+	if now := time.Now(); start.Before(now) {
 		start = now
 	}
 	s.next = start.Add(gap)
 	s.mu.Unlock()
 
-	d := time.Until(start)
+	for {
+		if err := sleep(ctx, time.Until(start)); err != nil {
+			return err
+		}
+		// A late wake-up of the previous caller moves its pulse, and with
+		// it the earliest start of this one.
+		s.mu.Lock()
+		now := time.Now()
+		if !s.last.IsZero() && now.Before(s.last.Add(gap)) {
+			start = s.last.Add(gap)
+			s.mu.Unlock()
+			continue
+		}
+		s.last = now
+		if s.next.Before(now.Add(gap)) {
+			s.next = now.Add(gap)
+		}
+		s.mu.Unlock()
+		return nil
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
