@@ -1,0 +1,132 @@
+package bolt
+
+import (
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/larder-lockers/larder/edge"
+)
+
+// Entry is one outbox event as it travels: its sequence and its encoded envelope.
+type Entry struct {
+	Seq     uint64
+	Payload []byte
+}
+
+// Pending returns up to max events with Seq > after, in order and contiguous.
+func (s *Store) Pending(after uint64, max int) ([]Entry, error) {
+	var out []Entry
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bOutbox).Cursor()
+		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
+			out = append(out, Entry{Seq: beU64(k), Payload: append([]byte(nil), v...)})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Ack records the cloud's cumulative acknowledgement and deletes the acknowledged
+// events. Idempotent; a seq beyond the high water changes nothing and wraps ErrAckBeyond.
+func (s *Store) Ack(seq uint64) error {
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bMeta)
+		acked := getU64(meta, kOutboxAcked)
+		if seq <= acked {
+			return nil
+		}
+		high := highWater(meta)
+		if seq > high {
+			return fmt.Errorf("bolt: ack %d, high water %d: %w", seq, high, ErrAckBeyond)
+		}
+		b := tx.Bucket(bOutbox)
+		for q := acked + 1; q <= seq; q++ {
+			if err := b.Delete(u64(q)); err != nil {
+				return err
+			}
+		}
+		return meta.Put(kOutboxAcked, u64(seq))
+	})
+}
+
+// Acked returns the highest acknowledged sequence.
+func (s *Store) Acked() (uint64, error) {
+	var v uint64
+	err := s.db.View(func(tx *bbolt.Tx) error { v = getU64(tx.Bucket(bMeta), kOutboxAcked); return nil })
+	return v, err
+}
+
+// HighWater returns the sequence of the last event written (0: none).
+func (s *Store) HighWater() (uint64, error) {
+	var v uint64
+	err := s.db.View(func(tx *bbolt.Tx) error { v = highWater(tx.Bucket(bMeta)); return nil })
+	return v, err
+}
+
+// Depth is how many events await acknowledgement.
+func (s *Store) Depth() (int, error) {
+	var d int
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bMeta)
+		d = int(highWater(meta) - getU64(meta, kOutboxAcked))
+		return nil
+	})
+	return d, err
+}
+
+func highWater(meta *bbolt.Bucket) uint64 {
+	n := getU64(meta, kOutboxNext)
+	if n == 0 {
+		return 0
+	}
+	return n - 1
+}
+
+func beU64(b []byte) uint64 {
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
+
+// Prune deletes inbox ids that expired before now. Call it now and then.
+func (s *Store) Prune(now time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bInbox)
+		var dead [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			if len(v) == 8 && int64(beU64(v)) < now.UnixNano() {
+				dead = append(dead, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range dead {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(dead)
+		return nil
+	})
+	return n, err
+}
+
+// AuditLog returns the audit entries in order (for tests and ops tools).
+func (s *Store) AuditLog() ([]edge.AuditEntry, error) {
+	var out []edge.AuditEntry
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bAudit).ForEach(func(k, v []byte) error {
+			a, _, err := get[edge.AuditEntry](tx.Bucket(bAudit), k)
+			out = append(out, a)
+			return err
+		})
+	})
+	return out, err
+}

@@ -1,0 +1,218 @@
+package edge
+
+import (
+	"time"
+
+	"github.com/larder-lockers/larder/protocol"
+)
+
+// CompartmentSpec is one door of the bank as configured at installation. Row 1 is the
+// bottom row and column 1 the leftmost; they only serve to tell a person where the door
+// is ("door 12, bottom row, left").
+type CompartmentSpec struct {
+	Number   int           `json:"number"`
+	Size     protocol.Size `json:"size"`
+	Zone     protocol.Zone `json:"zone"`
+	HeightCM int           `json:"height_cm"`
+	Board    int           `json:"board"`
+	Lock     int           `json:"lock"`
+	Row      int           `json:"row"`
+	Column   int           `json:"column"`
+}
+
+// AccessibleMaxHeightCM: an order flagged accessible only goes into compartments whose
+// floor is below this height (DOMAIN.md: Amazon offers 15–48 in, Luxer One below 48 in).
+const AccessibleMaxHeightCM = 120
+
+// State is where a compartment is in its life.
+//
+//	free ──reserve──▶ reserved ──driver open──▶ loading ──closed, IR occupied──▶ loaded
+//	loaded ──pickup/return──▶ opening ──closed, IR empty──▶ free
+//	loading ──closed, IR empty──▶ reserved
+//	any unheld ──ops──▶ out_of_service ──ops──▶ free;  a jam at loading ──▶ jammed ──ops in service──▶ free
+type State string
+
+// Compartment states.
+const (
+	StateFree         State = "free"
+	StateReserved     State = "reserved"
+	StateLoading      State = "loading"
+	StateLoaded       State = "loaded"
+	StateOpening      State = "opening"
+	StateOutOfService State = "out_of_service"
+	StateJammed       State = "jammed"
+)
+
+// States lists every compartment state (for metrics).
+func States() []State {
+	return []State{StateFree, StateReserved, StateLoading, StateLoaded, StateOpening, StateOutOfService, StateJammed}
+}
+
+// Held reports whether a compartment in state s belongs to an order.
+func (s State) Held() bool {
+	return s == StateReserved || s == StateLoading || s == StateLoaded || s == StateOpening
+}
+
+// Compartment is the durable state of one door.
+type Compartment struct {
+	Number int   `json:"number"`
+	State  State `json:"state"`
+	// Order holds the compartment when State.Held().
+	Order string `json:"order,omitempty"`
+	// Generation is the fencing token of the current (or last) reservation.
+	Generation uint64 `json:"generation,omitempty"`
+	// Reason explains out_of_service or jammed.
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since"`
+}
+
+// OrderState is where a reservation is in its life.
+type OrderState string
+
+// Reservation states. Reserved, loaded, picking, returning, invalidated and cancelled hold
+// their compartments; picked_up and removed are tombstones kept so that a late desired
+// state cannot bring a finished order back (a code is single use forever).
+const (
+	OrderReserved    OrderState = "reserved"    // waiting for the driver (some slots may be loaded)
+	OrderLoaded      OrderState = "loaded"      // every slot loaded; the code works
+	OrderPicking     OrderState = "picking"     // a pickup session is in progress
+	OrderReturning   OrderState = "returning"   // a driver is removing the expired order
+	OrderInvalidated OrderState = "invalidated" // 10 wrong factors: the code is dead until reissued
+	OrderCancelled   OrderState = "cancelled"   // the cloud cancelled a loaded order: awaiting return
+	OrderPickedUp    OrderState = "picked_up"
+	OrderRemoved     OrderState = "removed"
+)
+
+// Holds reports whether an order in state s holds its compartments.
+func (s OrderState) Holds() bool { return s != OrderPickedUp && s != OrderRemoved && s != "" }
+
+// CodeLive reports whether the order's pickup code is in the digest index in state s.
+func (s OrderState) CodeLive() bool {
+	return s == OrderReserved || s == OrderLoaded || s == OrderPicking
+}
+
+// Slot is one compartment of an order.
+type Slot struct {
+	Compartment int           `json:"compartment"`
+	Generation  uint64        `json:"generation"`
+	Size        protocol.Size `json:"size"`
+	Loaded      bool          `json:"loaded,omitempty"`
+}
+
+// Reservation is an order at this bank: the cloud's reservation plus what the edge learnt
+// (loading, wrong attempts, the cold-chain record). Secrets are digests only.
+type Reservation struct {
+	Order         string        `json:"order"`
+	State         OrderState    `json:"state"`
+	Slots         []Slot        `json:"slots"`
+	CodeDigest    string        `json:"code_digest"`
+	FactorDigest  string        `json:"factor_digest"`
+	ExpiresAt     time.Time     `json:"expires_at"`
+	Zone          protocol.Zone `json:"zone"`
+	BudgetSeconds int           `json:"budget_seconds"`
+	Accessible    bool          `json:"accessible,omitempty"`
+	// WrongAttempts counts right codes entered with a wrong second factor.
+	WrongAttempts int `json:"wrong_attempts,omitempty"`
+	// Moved maps a compartment the cloud assigned to the one the edge reassigned the order
+	// to, so that a desired state sent before the cloud learnt of the move maps onto it.
+	Moved map[int]int `json:"moved,omitempty"`
+	// Session is the pickup or return session in progress.
+	Session string `json:"session,omitempty"`
+	// Cold chain: LoadedAt starts the record; OutSeconds integrates the time the zone's air
+	// was above the order's limit; Compromised is set (and reported once) past the budget.
+	LoadedAt    time.Time `json:"loaded_at,omitempty"`
+	OutSeconds  float64   `json:"out_seconds,omitempty"`
+	Compromised bool      `json:"compromised,omitempty"`
+	Finished    time.Time `json:"finished,omitempty"`
+}
+
+// Slot returns the slot of compartment c.
+func (r *Reservation) Slot(c int) (*Slot, bool) {
+	for i := range r.Slots {
+		if r.Slots[i].Compartment == c {
+			return &r.Slots[i], true
+		}
+	}
+	return nil, false
+}
+
+// AllLoaded reports whether every slot is loaded.
+func (r *Reservation) AllLoaded() bool {
+	for _, s := range r.Slots {
+		if !s.Loaded {
+			return false
+		}
+	}
+	return len(r.Slots) > 0
+}
+
+// Expired reports whether the order's pickup time has ended at now.
+func (r *Reservation) Expired(now time.Time) bool { return !now.Before(r.ExpiresAt) }
+
+// SessionKind says why doors are open.
+type SessionKind string
+
+// Session kinds.
+const (
+	SessionPickup  SessionKind = "pickup"
+	SessionReturn  SessionKind = "return"
+	SessionLoading SessionKind = "loading"
+)
+
+// Session is a durable record of doors opened for a person, kept until the doors close and
+// the infrared agrees (or the session times out). It is written before any relay is pulsed
+// so that a restart resumes it instead of counting a pickup twice.
+type Session struct {
+	ID           string                  `json:"id"`
+	Kind         SessionKind             `json:"kind"`
+	Order        string                  `json:"order"`
+	Compartments []int                   `json:"compartments"`
+	Credential   protocol.CredentialKind `json:"credential"`
+	Actor        string                  `json:"actor,omitempty"`
+	Started      time.Time               `json:"started"`
+	// Jammed lists doors that did not open.
+	Jammed []int `json:"jammed,omitempty"`
+}
+
+// AuditEntry is one door opening in the append-only audit log.
+type AuditEntry struct {
+	Seq         uint64                  `json:"seq"`
+	At          time.Time               `json:"at"`
+	Compartment int                     `json:"compartment"`
+	Reason      string                  `json:"reason"`
+	Credential  protocol.CredentialKind `json:"credential"`
+	Order       string                  `json:"order,omitempty"`
+	Actor       string                  `json:"actor,omitempty"`
+}
+
+// Lockout is the keypad's persisted brute-force state: a reboot must not reset it.
+type Lockout struct {
+	Failures    int       `json:"failures"`
+	Level       int       `json:"level"` // lockouts so far; the duration doubles with each
+	LockedUntil time.Time `json:"locked_until,omitempty"`
+	LastLockout time.Time `json:"last_lockout,omitempty"`
+}
+
+// Credential is a driver's loading credential synced from the cloud (digest only).
+type Credential struct {
+	ID        string    `json:"id"`
+	Digest    string    `json:"digest"`
+	Driver    string    `json:"driver"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// CommandRecord is a cloud command as the edge remembers it: enough to answer a
+// redelivery with the same final ack and never carry it out twice.
+type CommandRecord struct {
+	ID       string                `json:"id"`
+	Kind     protocol.CommandKind  `json:"kind"`
+	State    protocol.CommandState `json:"state"`
+	Error    protocol.ErrorCode    `json:"error,omitempty"`
+	Message  string                `json:"message,omitempty"`
+	Received time.Time             `json:"received"`
+}
+
+// Ack is the acknowledgement a record stands for.
+func (c CommandRecord) Ack() protocol.CommandAck {
+	return protocol.CommandAck{CommandID: c.ID, State: c.State, Error: c.Error, Message: c.Message}
+}

@@ -1,0 +1,363 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/larder-lockers/larder/edge/hw"
+	"github.com/larder-lockers/larder/protocol"
+)
+
+// PickupResult is what the kiosk shows after a successful code: which doors opened.
+type PickupResult struct {
+	Session     string `json:"session"`
+	OrderRef    string `json:"order_ref"`
+	Doors       []Door `json:"doors"`
+	Compromised bool   `json:"compromised"`
+}
+
+func digits(s string, minLen, maxLen int) bool {
+	if len(s) < minLen || len(s) > maxLen {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// lockoutFor is the duration of the level-th lockout: base, doubling, capped at a day.
+func (l *Locker) lockoutFor(level int) time.Duration {
+	d := l.cfg.LockoutBase
+	for i := 1; i < level && d < 24*time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, 24*time.Hour)
+}
+
+// LockedFor is how long the keypad stays locked (0: not locked).
+func (l *Locker) LockedFor() time.Duration {
+	var lo Lockout
+	_ = l.cfg.Store.View(func(tx Tx) error {
+		var err error
+		lo, err = tx.Lockout()
+		return err
+	})
+	return max(0, lo.LockedUntil.Sub(l.clock.Now()))
+}
+
+func lockedErr(d time.Duration) *Error {
+	secs := int(math.Ceil(d.Seconds()))
+	return errorf(CodeLocked, "pickup", "Too many wrong codes. The keypad is locked; please try again later.",
+		"错误次数过多，键盘已锁定，请稍后再试。").with("retry_after_seconds", secs)
+}
+
+// fail counts one wrong code in lo and returns the error to show; it enqueues
+// code_lockout when the keypad locks.
+func (l *Locker) fail(tx Tx, lo *Lockout, now time.Time) (*Error, error) {
+	lo.Failures++
+	if lo.Failures >= l.cfg.MaxFailures {
+		lo.Level++
+		d := l.lockoutFor(lo.Level)
+		lo.Failures, lo.LockedUntil, lo.LastLockout = 0, now.Add(d), now
+		if err := enqueue(tx, now, protocol.Event{Kind: protocol.EventCodeLockout, Credential: protocol.CredPickup,
+			Seconds: d.Seconds(), Reason: "keypad_locked"}); err != nil {
+			return nil, err
+		}
+		return lockedErr(d), tx.PutLockout(*lo)
+	}
+	e := errorf(CodeWrongCode, "pickup", "That code or phone number is not right. Please check and try again.",
+		"取件码或手机尾号不正确，请核对后重试。").with("attempts_left", l.cfg.MaxFailures-lo.Failures)
+	return e, tx.PutLockout(*lo)
+}
+
+// Pickup checks a resident's code and second factor and opens every compartment of the
+// order, staggered. The pickup is recorded in progress (session, audit entries) before
+// any relay is pulsed; picked_up is recorded when the doors close and the infrared sees
+// the compartments empty. Codes are looked up by keyed digest and the factor compared in
+// constant time; neither is ever logged.
+func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromised bool) (PickupResult, error) {
+	if !digits(code, 4, 16) || !digits(factor, 4, 4) {
+		return PickupResult{}, errorf(CodeBadRequest, "pickup", "Please enter your pickup code and the last 4 digits of your phone number.",
+			"请输入取件码和手机号后4位。")
+	}
+	now := l.clock.Now()
+	key := l.cfg.SiteKey
+	codeDigest := protocol.CodeDigest(key, code)
+	var (
+		outcome  *Error
+		sess     Session
+		resumed  bool
+		order    Reservation
+		failures int
+		lockouts int
+	)
+	err := l.cfg.Store.Update(func(tx Tx) error {
+		outcome, resumed, failures, lockouts = nil, false, 0, 0
+		lo, err := tx.Lockout()
+		if err != nil {
+			return err
+		}
+		if now.Before(lo.LockedUntil) {
+			outcome = lockedErr(lo.LockedUntil.Sub(now))
+			return nil
+		}
+		if lo.Level > 0 && now.Sub(lo.LastLockout) >= l.cfg.LockoutReset {
+			lo.Level = 0
+		}
+		orderID, found, err := tx.OrderByCode(codeDigest)
+		if err != nil {
+			return err
+		}
+		var r Reservation
+		if found {
+			r, found, err = tx.Reservation(orderID)
+			if err != nil {
+				return err
+			}
+		}
+		if !found {
+			failures++
+			before := lo.Level
+			outcome, err = l.fail(tx, &lo, now)
+			if lo.Level > before {
+				lockouts++
+			}
+			return err
+		}
+		if !protocol.DigestEqual(protocol.SecondFactorDigest(key, r.Order, factor), r.FactorDigest) {
+			failures++
+			r.WrongAttempts++
+			if r.WrongAttempts >= l.cfg.MaxOrderFailures && r.State != OrderPicking {
+				// The code may have leaked: kill it and let the cloud reissue.
+				r.State = OrderInvalidated
+				lockouts++
+				if err := enqueue(tx, now, protocol.Event{Kind: protocol.EventCodeLockout, Credential: protocol.CredPickup,
+					Order: r.Order, Reason: "order_invalidated"}); err != nil {
+					return err
+				}
+			}
+			if err := tx.PutReservation(r); err != nil {
+				return err
+			}
+			before := lo.Level
+			outcome, err = l.fail(tx, &lo, now)
+			if lo.Level > before {
+				lockouts++
+			}
+			return err
+		}
+		if r.Expired(now) {
+			outcome = errorf(CodeExpired, "pickup", "Your pickup time has ended; the courier will return the order.",
+				"取件时间已过，配送员会将订单取回。")
+			return nil
+		}
+		switch r.State {
+		case OrderPicking:
+			// The same person again (a refresh, a second press): show the same session.
+			s, ok, err := tx.Session(r.Session)
+			if err != nil {
+				return err
+			}
+			if ok {
+				sess, resumed, order = s, true, r
+				return nil
+			}
+		case OrderReserved:
+			outcome = errorf(CodeNotReady, "pickup", "Your order has not been loaded yet. You will get a message when it is ready.",
+				"您的订单尚未放入，放好后会通知您。")
+			return nil
+		case OrderLoaded:
+		default:
+			outcome = errorf(CodeAlreadyPickedUp, "pickup", "This order has already been picked up.", "该订单已被取走。")
+			return nil
+		}
+		if r.Compromised && !acceptCompromised {
+			outcome = errorf(CodeCompromised, "pickup",
+				"This order was out of its safe temperature for too long. You can leave it for a refund or redelivery, or open it anyway.",
+				"该订单超出安全温度时间过长。您可以放弃取件以获得退款或重新配送，或选择仍然打开。").
+				with("minutes_out", int(math.Round(r.OutSeconds/60)))
+			return nil
+		}
+		lo.Failures = 0
+		if err := tx.PutLockout(lo); err != nil {
+			return err
+		}
+		sess = Session{ID: newToken(), Kind: SessionPickup, Order: r.Order, Credential: protocol.CredPickup, Started: now}
+		for _, s := range r.Slots {
+			sess.Compartments = append(sess.Compartments, s.Compartment)
+		}
+		r.State, r.Session, r.WrongAttempts = OrderPicking, sess.ID, 0
+		order = r
+		if err := tx.PutReservation(r); err != nil {
+			return err
+		}
+		return l.openDoors(tx, sess, "pickup", now)
+	})
+	l.m.CodeFailures.Add(float64(failures))
+	l.m.CodeLockouts.Add(float64(lockouts))
+	if err != nil {
+		return PickupResult{}, internal("pickup", err)
+	}
+	if failures > 0 || lockouts > 0 {
+		l.notify()
+	}
+	if outcome != nil {
+		if outcome.Code == CodeLocked || outcome.Code == CodeWrongCode {
+			l.log.Info("pickup refused", "reason", string(outcome.Code))
+		}
+		return PickupResult{}, outcome
+	}
+	return l.pulseSession(ctx, sess, order, resumed)
+}
+
+// openDoors records a session's doors as opening (with their audit entries) in tx,
+// before any relay moves.
+func (l *Locker) openDoors(tx Tx, s Session, why string, now time.Time) error {
+	for _, c := range s.Compartments {
+		comp, _, err := tx.Compartment(c)
+		if err != nil {
+			return err
+		}
+		switch s.Kind {
+		case SessionLoading:
+			comp.State = StateLoading
+		default:
+			comp.State = StateOpening
+		}
+		comp.Since = now
+		if err := tx.PutCompartment(comp); err != nil {
+			return err
+		}
+		if err := tx.Audit(AuditEntry{At: now, Compartment: c, Reason: why, Credential: s.Credential, Order: s.Order, Actor: s.Actor}); err != nil {
+			return err
+		}
+	}
+	return tx.PutSession(s)
+}
+
+// pulseSession opens a recorded session's doors and reports jams. When no door opened,
+// the session is abandoned (the code keeps working) and the person is told.
+func (l *Locker) pulseSession(ctx context.Context, s Session, r Reservation, resumed bool) (PickupResult, error) {
+	l.trackSession(s)
+	var open []int
+	for _, c := range s.Compartments {
+		if p := l.Physical(c); resumed && p.Door == hw.DoorOpen {
+			continue
+		}
+		open = append(open, c)
+	}
+	// Once recorded, the doors open even if the person's browser goes away.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	errs := l.unlockAll(ctx, open)
+	var jammed []int
+	var failures []error
+	for i, err := range errs {
+		if err != nil {
+			jammed = append(jammed, open[i])
+			failures = append(failures, err)
+			l.log.Warn("door did not open", "compartment", open[i], "order", s.Order, "err", err)
+		}
+	}
+	if len(jammed) > 0 {
+		l.recordJams(s, jammed, failures)
+		if len(jammed) == len(s.Compartments) {
+			_ = l.abandon(s)
+			return PickupResult{}, errorf(CodeHardware, "pickup", "Sorry, the door could not be opened. Staff have been alerted.",
+				"抱歉，柜门无法打开，已通知工作人员。")
+		}
+		s.Jammed = append(s.Jammed, jammed...)
+	}
+	res := PickupResult{Session: s.ID, OrderRef: orderRef(r.Order), Compromised: r.Compromised}
+	for _, c := range s.Compartments {
+		d := l.door(c, contains(s.Jammed, c))
+		if !contains(s.Jammed, c) {
+			d.State = "open"
+		}
+		res.Doors = append(res.Doors, d)
+	}
+	return res, nil
+}
+
+func contains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// recordJams stores the doors that did not open in the session and writes lock_jammed for
+// those whose latch jammed (errs[i] is the error of jammed[i]); an offline board is
+// reported by the poller.
+func (l *Locker) recordJams(s Session, jammed []int, errs []error) {
+	now := l.clock.Now()
+	err := l.cfg.Store.Update(func(tx Tx) error {
+		cur, ok, err := tx.Session(s.ID)
+		if err != nil || !ok {
+			return err
+		}
+		for i, c := range jammed {
+			if !contains(cur.Jammed, c) {
+				cur.Jammed = append(cur.Jammed, c)
+			}
+			if !errors.Is(errs[i], hw.ErrJammed) {
+				continue
+			}
+			if err := enqueue(tx, now, protocol.Event{Kind: protocol.EventLockJammed, Credential: s.Credential,
+				Compartment: c, Order: s.Order}); err != nil {
+				return err
+			}
+		}
+		return tx.PutSession(cur)
+	})
+	if err != nil {
+		l.log.Error("recording jammed doors failed", "order", s.Order, "err", err)
+	}
+	l.notify()
+}
+
+// unlockErr turns a latch error into a person's message.
+func unlockErr(op string, err error) *Error {
+	e := errorf(CodeHardware, op, "Sorry, the door could not be opened. Staff have been alerted.", "抱歉，柜门无法打开，已通知工作人员。")
+	e.Err = err
+	if errors.Is(err, hw.ErrJammed) {
+		e = e.with("reason", "jammed")
+	}
+	return e
+}
+
+// orderRef is the last 4 characters of an order id, enough for a person to recognise it.
+func orderRef(order string) string {
+	if len(order) <= 4 {
+		return order
+	}
+	return order[len(order)-4:]
+}
+
+// Info is the kiosk's idle state.
+func (l *Locker) Info() (site string, lockedSeconds int) {
+	return l.cfg.Site, int(math.Ceil(l.LockedFor().Seconds()))
+}
+
+// Help raises a help_requested alert for ops.
+func (l *Locker) Help(ctx context.Context, where string) error {
+	now := l.clock.Now()
+	if len(where) > 32 {
+		where = where[:32]
+	}
+	err := l.cfg.Store.Update(func(tx Tx) error {
+		return enqueue(tx, now, protocol.Event{Kind: protocol.EventHelpRequested, Credential: protocol.CredNone, Reason: where})
+	})
+	if err != nil {
+		return internal("help", err)
+	}
+	l.notify()
+	return nil
+}

@@ -1,0 +1,66 @@
+package edge
+
+import (
+	"time"
+
+	"github.com/larder-lockers/larder/protocol"
+)
+
+// Store is the durable state of the edge. Every change a person or the cloud may have
+// been told about happens inside one Update, together with the outbox event describing
+// it, so that a crash either keeps both or neither. edge/bolt implements it.
+type Store interface {
+	// View runs fn in a read-only transaction.
+	View(fn func(Tx) error) error
+	// Update runs fn in a read-write transaction, committed (fsynced) when fn returns nil.
+	Update(fn func(Tx) error) error
+}
+
+// Tx is one store transaction. Values are copies: changing one changes nothing until it
+// is put back. A Tx must not be used after its function returns.
+type Tx interface {
+	Compartment(n int) (Compartment, bool, error)
+	Compartments() ([]Compartment, error)
+	PutCompartment(Compartment) error
+
+	Reservation(order string) (Reservation, bool, error)
+	// Reservations calls fn for each reservation in order id order until fn returns false.
+	Reservations(fn func(Reservation) bool) error
+	// PutReservation stores r and keeps the code-digest index in step: the digest points
+	// at r exactly while r.State.CodeLive().
+	PutReservation(r Reservation) error
+	DeleteReservation(order string) error
+	// OrderByCode looks a code digest up in the index.
+	OrderByCode(digest string) (string, bool, error)
+
+	Session(id string) (Session, bool, error)
+	Sessions() ([]Session, error)
+	PutSession(Session) error
+	DeleteSession(id string) error
+
+	CredentialByDigest(digest string) (Credential, bool, error)
+	Credentials() ([]Credential, error)
+	PutCredential(Credential) error
+	DeleteCredential(id string) error
+
+	// Enqueue appends e to the outbox as an encoded envelope whose Seq is the outbox
+	// sequence and whose time is at; it returns the sequence.
+	Enqueue(at time.Time, e protocol.Event) (uint64, error)
+	// Audit appends one door opening to the audit log (Seq is assigned).
+	Audit(AuditEntry) error
+
+	Lockout() (Lockout, error)
+	PutLockout(Lockout) error
+
+	DesiredVersion() (uint64, error)
+	SetDesiredVersion(uint64) error
+	// Seen reports whether a message id was applied (and has not expired).
+	Seen(id string) (bool, error)
+	// MarkSeen records a message id as applied until the given time.
+	MarkSeen(id string, until time.Time) error
+
+	Command(id string) (CommandRecord, bool, error)
+	PutCommand(CommandRecord) error
+	// UnfinishedCommands lists the ids of commands not in a final state.
+	UnfinishedCommands() ([]string, error)
+}
