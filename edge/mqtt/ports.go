@@ -82,7 +82,9 @@ func (o Outcome) String() string {
 // loading credentials), like a device shadow.
 type Desired interface {
 	// ApplyDesired applies one decoded message whose Body is a protocol.Desired, in one
-	// store transaction that also records m.ID for deduplication:
+	// store transaction that, when it applies, also records m.ID for deduplication (a
+	// Gap records nothing: the same message may be offered again once its predecessor
+	// has arrived):
 	//   - a full snapshot with Version > current replaces everything → Applied;
 	//   - a delta with Version == current+1 applies on top → Applied;
 	//   - a seen id, or Version ≤ current → Duplicate (nothing changes);

@@ -1,0 +1,402 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/larder-lockers/larder/protocol"
+)
+
+// ErrOffline is returned for a publish attempted while the edge is not connected.
+var ErrOffline = errors.New("mqtt: not connected to the broker")
+
+// errTimeout is a paho token that did not complete within Config.OpTimeout.
+var errTimeout = errors.New("mqtt: timed out waiting for the broker")
+
+// stableAfter is how long a connection must last before the backoff starts over.
+const stableAfter = time.Minute
+
+// maxQueuedAcks bounds the command acks kept in memory while offline.
+const maxQueuedAcks = 1024
+
+// Client is the edge's sync with the cloud. Create it with New, run it with Run (once),
+// and call Notify whenever the core has committed a new outbox event.
+type Client struct {
+	cfg   Config
+	ports Ports
+	log   *slog.Logger
+	m     *metrics
+
+	wake    chan struct{}         // cap 1: the outbox has new events (Notify)
+	ackSig  chan struct{}         // cap 1: an EventAck arrived (see ackHigh)
+	snapSig chan struct{}         // cap 1: a desired message was dropped; request a snapshot
+	ackWake chan struct{}         // cap 1: a command ack was queued
+	inbound chan protocol.Message // desired and command messages for the worker
+
+	ackMu   sync.Mutex
+	ackHigh uint64 // highest EventAck.Seq received and not yet taken by the drainer
+
+	mu   sync.Mutex // guards cli and acks
+	cli  paho.Client
+	acks [][]byte // encoded command acks waiting to be published, oldest first
+
+	running atomic.Bool
+}
+
+// New checks cfg and ports and returns a Client. log nil discards; reg nil registers no
+// metrics anywhere.
+func New(cfg Config, ports Ports, log *slog.Logger, reg prometheus.Registerer) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := ports.validate(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt: metrics: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Client{
+		cfg:     cfg,
+		ports:   ports,
+		log:     log.With("site", cfg.Site),
+		m:       m,
+		wake:    make(chan struct{}, 1),
+		ackSig:  make(chan struct{}, 1),
+		snapSig: make(chan struct{}, 1),
+		ackWake: make(chan struct{}, 1),
+		inbound: make(chan protocol.Message, cfg.InboundQueue),
+	}, nil
+}
+
+// Notify tells the drainer that the outbox has new events. It never blocks and is safe
+// from any goroutine; calls while a wake-up is pending coalesce.
+func (c *Client) Notify() { signal(c.wake) }
+
+// Connected reports whether the edge is connected to the broker right now.
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cli != nil
+}
+
+// Run connects, keeps reconnecting and syncs until ctx ends; then it publishes the
+// retained offline status, disconnects and returns nil. It returns an error only when
+// called twice.
+func (c *Client) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("mqtt: Run called twice")
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); c.worker(ctx) }()
+	defer wg.Wait()
+
+	c.log.Info("mqtt: starting", "config", c.cfg)
+	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	attempt := 0
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		lost := make(chan struct{})
+		cli := c.newPaho(lost)
+		c.m.attempts.Inc()
+		start := time.Now()
+		if err := c.connect(cli); err != nil {
+			c.log.Warn("mqtt: connect failed", "attempt", attempt, "err", err)
+		} else {
+			c.session(ctx, cli, lost)
+			if ctx.Err() != nil {
+				c.shutdown(cli)
+				return nil
+			}
+			if time.Since(start) >= stableAfter {
+				attempt = 0
+			}
+		}
+		d := backoff(attempt, c.cfg.BackoffMin, c.cfg.BackoffMax, rng)
+		attempt++
+		c.log.Debug("mqtt: reconnecting later", "delay", d)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(d):
+		}
+	}
+}
+
+// newPaho builds a fresh paho client for one connection; lost is closed when that
+// connection drops.
+func (c *Client) newPaho(lost chan struct{}) paho.Client {
+	var once sync.Once
+	opts := paho.NewClientOptions().
+		AddBroker(c.cfg.Broker).
+		SetClientID(c.cfg.clientID()).
+		SetProtocolVersion(4).
+		SetCleanSession(false).
+		SetOrderMatters(false).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetResumeSubs(false).
+		SetKeepAlive(c.cfg.KeepAlive).
+		SetPingTimeout(c.cfg.OpTimeout).
+		SetConnectTimeout(c.cfg.ConnectTimeout).
+		SetWriteTimeout(c.cfg.OpTimeout).
+		SetMaxResumePubInFlight(c.cfg.OutboxWindow).
+		SetStore(paho.NewMemoryStore()).
+		SetDefaultPublishHandler(c.route).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			c.log.Warn("mqtt: connection lost", "err", err)
+			once.Do(func() { close(lost) })
+		})
+	if c.cfg.Username != "" {
+		opts.SetUsername(c.cfg.Username)
+		opts.SetPassword(c.cfg.Password)
+	}
+	if c.cfg.TLS != nil {
+		opts.SetTLSConfig(c.cfg.TLS)
+	}
+	if will, err := protocol.Encode(protocol.Header{}, protocol.Status{Online: false, Software: c.cfg.Software}); err == nil {
+		ch := protocol.ChanStatus
+		opts.SetBinaryWill(protocol.Topic(c.cfg.Site, ch), will, ch.QoS(), ch.Retained())
+	}
+	return paho.NewClient(opts)
+}
+
+func (c *Client) connect(cli paho.Client) error {
+	tok := cli.Connect()
+	// paho bounds the attempt with ConnectTimeout; the extra OpTimeout is our own guard.
+	if !tok.WaitTimeout(c.cfg.ConnectTimeout + c.cfg.OpTimeout) {
+		cli.Disconnect(0)
+		return errTimeout
+	}
+	return tok.Error()
+}
+
+// session runs one connection until it drops or ctx ends.
+func (c *Client) session(ctx context.Context, cli paho.Client, lost <-chan struct{}) {
+	if err := c.onConnect(cli); err != nil {
+		c.log.Warn("mqtt: connect sequence failed", "err", err)
+		cli.Disconnect(0)
+		return
+	}
+	c.mu.Lock()
+	c.cli = cli
+	c.mu.Unlock()
+	c.m.connected.Set(1)
+	c.log.Info("mqtt: connected")
+
+	sctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	for _, loop := range []func(context.Context, paho.Client) error{c.drain, c.telemetry, c.publishAcks} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := loop(sctx, cli); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	var failed error
+	select {
+	case <-ctx.Done():
+	case <-lost:
+	case failed = <-errc:
+	}
+	cancel()
+	wg.Wait()
+
+	c.mu.Lock()
+	c.cli = nil
+	c.mu.Unlock()
+	c.m.connected.Set(0)
+	c.m.unacked.Set(0)
+	if failed != nil {
+		// The link looks dead although paho has not noticed yet: drop it and start over.
+		c.log.Warn("mqtt: dropping connection", "err", failed)
+		cli.Disconnect(0)
+	}
+}
+
+// onConnect is the sequence every new connection starts with; see the package doc.
+func (c *Client) onConnect(cli paho.Client) error {
+	filters := map[string]byte{}
+	for _, ch := range []protocol.Channel{protocol.ChanDesired, protocol.ChanCommands, protocol.ChanEventAck} {
+		filters[protocol.Topic(c.cfg.Site, ch)] = ch.QoS()
+	}
+	if err := c.wait(cli.SubscribeMultiple(filters, c.route)); err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	if err := c.pub(cli, protocol.Status{Online: true, Software: c.cfg.Software}); err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	if err := c.publishBirth(cli); err != nil {
+		return err
+	}
+	return c.requestSnapshot(cli, "connect")
+}
+
+func (c *Client) publishBirth(cli paho.Client) error {
+	b, err := c.ports.Reporter.Birth()
+	if err != nil {
+		// Without a birth the cloud still gets events and status; carry on.
+		c.log.Error("mqtt: birth from store", "err", err)
+		return nil
+	}
+	if err := c.pub(cli, b); err != nil {
+		return fmt.Errorf("birth: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) requestSnapshot(cli paho.Client, reason string) error {
+	v, err := c.ports.Desired.DesiredVersion()
+	if err != nil {
+		c.log.Error("mqtt: desired version from store", "err", err)
+		v = 0 // asking with Have 0 always gets a snapshot
+	}
+	if err := c.pub(cli, protocol.DesiredGet{Have: v, Reason: reason}); err != nil {
+		return fmt.Errorf("desired get: %w", err)
+	}
+	c.log.Info("mqtt: requested desired snapshot", "have", v, "reason", reason)
+	return nil
+}
+
+// shutdown announces a clean exit: a DISCONNECT suppresses the Will, so publish the
+// retained offline status ourselves first.
+func (c *Client) shutdown(cli paho.Client) {
+	if err := c.pub(cli, protocol.Status{Online: false, Software: c.cfg.Software}); err != nil {
+		c.log.Warn("mqtt: offline status on shutdown", "err", err)
+	}
+	cli.Disconnect(250)
+	c.log.Info("mqtt: disconnected")
+}
+
+// pub publishes body on the channel that carries its type, with that channel's QoS and
+// retain flag, and waits for the broker at most OpTimeout.
+func (c *Client) pub(cli paho.Client, body protocol.Body) error {
+	payload, err := protocol.Encode(protocol.Header{}, body)
+	if err != nil {
+		return err
+	}
+	return c.pubRaw(cli, chanOf(body.MessageType()), payload)
+}
+
+func (c *Client) pubRaw(cli paho.Client, ch protocol.Channel, payload []byte) error {
+	return c.wait(cli.Publish(protocol.Topic(c.cfg.Site, ch), ch.QoS(), ch.Retained(), payload))
+}
+
+// current is the connected paho client, or nil.
+func (c *Client) current() paho.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cli
+}
+
+func (c *Client) wait(tok paho.Token) error {
+	if !tok.WaitTimeout(c.cfg.OpTimeout) {
+		return errTimeout
+	}
+	return tok.Error()
+}
+
+func chanOf(t protocol.Type) protocol.Channel {
+	for _, ch := range protocol.Channels() {
+		if ch.Type() == t {
+			return ch
+		}
+	}
+	panic(fmt.Sprintf("mqtt: no channel carries %q", t))
+}
+
+// telemetry publishes the core's telemetry every TelemetryInterval (QoS 0).
+func (c *Client) telemetry(ctx context.Context, cli paho.Client) error {
+	t := time.NewTicker(c.cfg.TelemetryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		tel, err := c.ports.Reporter.Telemetry()
+		if err != nil {
+			c.log.Error("mqtt: telemetry from store", "err", err)
+			continue
+		}
+		if err := c.pub(cli, tel); err != nil {
+			c.log.Warn("mqtt: telemetry", "err", err)
+		}
+	}
+}
+
+// progress queues a command ack for publishing; it is what HandleCommand gets.
+func (c *Client) progress(a protocol.CommandAck) {
+	payload, err := protocol.Encode(protocol.Header{}, a)
+	if err != nil {
+		c.log.Error("mqtt: invalid command ack from core", "cmd_id", a.CommandID, "err", err)
+		return
+	}
+	c.mu.Lock()
+	if len(c.acks) >= maxQueuedAcks {
+		c.acks = c.acks[1:]
+		c.m.ackQueueDropped.Inc()
+	}
+	c.acks = append(c.acks, payload)
+	c.mu.Unlock()
+	signal(c.ackWake)
+}
+
+// publishAcks publishes queued command acks in order while connected.
+func (c *Client) publishAcks(ctx context.Context, cli paho.Client) error {
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
+	for {
+		for {
+			c.mu.Lock()
+			if len(c.acks) == 0 {
+				c.mu.Unlock()
+				break
+			}
+			next := c.acks[0]
+			c.mu.Unlock()
+			if err := c.pubRaw(cli, protocol.ChanCommandAck, next); err != nil {
+				c.log.Warn("mqtt: command ack", "err", err)
+				break // keep it queued; retry on the next tick or connection
+			}
+			c.mu.Lock()
+			if len(c.acks) > 0 && &c.acks[0][0] == &next[0] {
+				c.acks = c.acks[1:]
+			}
+			c.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.ackWake:
+		case <-retry.C:
+		}
+	}
+}
+
+// signal does a non-blocking send on a capacity-1 channel.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,353 @@
+package mqtt_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/larder-lockers/larder/edge/mqtt"
+	"github.com/larder-lockers/larder/edge/mqtt/mqtttest"
+	"github.com/larder-lockers/larder/protocol"
+)
+
+const wait = 10 * time.Second
+
+func TestConnectBirthStatus(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b broker) {
+		site := newSite(t, b.url)
+		cloud := mqtttest.NewCloud(t, b.url, site)
+		defer cloud.Close()
+		store := mqtttest.NewStore()
+		e := startEdge(t, testConfig(site, b.url), store)
+
+		s := cloud.Wait(t, wait, "birth, status, desired get and telemetry", func(s mqtttest.Snapshot) bool {
+			return len(s.Births) == 1 && len(s.Gets) == 1 && s.Telemetry > 0 &&
+				slices.ContainsFunc(s.Statuses, func(st protocol.Status) bool { return st.Online })
+		})
+		if got, want := s.Gets[0], (protocol.DesiredGet{Have: 0, Reason: "connect"}); got != want {
+			t.Errorf("desired get on connect = %+v, want %+v", got, want)
+		}
+		if s.Births[0].Software != "mqtttest" {
+			t.Errorf("birth software = %q", s.Births[0].Software)
+		}
+		if st, ok := retainedStatus(t, b.url, site); !ok || !st.Online || st.Software != "test-1.0" {
+			t.Errorf("retained status = %+v, %v; want online", st, ok)
+		}
+		if got := metric(t, e.reg, "larder_broker_connected"); got != 1 {
+			t.Errorf("larder_broker_connected = %v, want 1", got)
+		}
+
+		e.stop() // clean shutdown: the edge says offline itself
+		if st, ok := retainedStatus(t, b.url, site); !ok || st.Online {
+			t.Errorf("retained status after shutdown = %+v, %v; want offline", st, ok)
+		}
+		if got := metric(t, e.reg, "larder_broker_connected"); got != 0 {
+			t.Errorf("larder_broker_connected after shutdown = %v, want 0", got)
+		}
+	})
+}
+
+// TestLastWill cuts the edge's TCP connection without a DISCONNECT: the broker must
+// publish the retained offline status, and the edge must come back with a new birth.
+func TestLastWill(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b broker) {
+		site := newSite(t, b.url)
+		cloud := mqtttest.NewCloud(t, b.url, site)
+		defer cloud.Close()
+		proxy := mqtttest.NewProxy(t, b.addr)
+		e := startEdge(t, testConfig(site, proxy.URL()), mqtttest.NewStore())
+		cloud.Wait(t, wait, "first birth", func(s mqtttest.Snapshot) bool { return len(s.Births) == 1 })
+
+		proxy.Cut()
+		s := cloud.Wait(t, wait, "last will", func(s mqtttest.Snapshot) bool {
+			return len(s.Statuses) > 0 && !s.Statuses[len(s.Statuses)-1].Online
+		})
+		if got := s.Statuses[len(s.Statuses)-1].Software; got != "test-1.0" {
+			t.Errorf("will software = %q", got)
+		}
+		if st, ok := retainedStatus(t, b.url, site); !ok || st.Online {
+			t.Errorf("retained status after cut = %+v, %v; want offline", st, ok)
+		}
+		waitFor(t, wait, "gauge 0", func() bool { return metric(t, e.reg, "larder_broker_connected") == 0 })
+
+		proxy.Resume(t)
+		cloud.Wait(t, wait, "second birth and online status", func(s mqtttest.Snapshot) bool {
+			return len(s.Births) == 2 && s.Statuses[len(s.Statuses)-1].Online && len(s.Gets) == 2
+		})
+		waitFor(t, wait, "gauge 1", func() bool { return metric(t, e.reg, "larder_broker_connected") == 1 })
+	})
+}
+
+// TestOutboxDrainsAfterOutage starts the edge with the broker unreachable, queues events,
+// then lets the link up: every event must reach the cloud once, in order.
+func TestOutboxDrainsAfterOutage(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b broker) {
+		site := newSite(t, b.url)
+		proxy := mqtttest.NewProxy(t, b.addr)
+		proxy.Cut() // the broker is unreachable from the start
+		store := mqtttest.NewStore()
+		e := startEdge(t, testConfig(site, proxy.URL()), store)
+		for i := range 300 {
+			store.Append(doorEvent(i))
+		}
+		time.Sleep(50 * time.Millisecond) // a few failed connection attempts
+		if e.Connected() {
+			t.Fatal("connected through a cut proxy")
+		}
+		if got := metric(t, e.reg, "larder_broker_connected"); got != 0 {
+			t.Errorf("larder_broker_connected offline = %v, want 0", got)
+		}
+		if got := metric(t, e.reg, "larder_mqtt_connect_attempts_total"); got < 1 {
+			t.Errorf("connect attempts = %v, want ≥ 1", got)
+		}
+
+		cloud := mqtttest.NewCloud(t, b.url, site)
+		defer cloud.Close()
+		proxy.Resume(t)
+		for i := range 100 { // and more while draining: Notify must wake the drainer
+			store.Append(doorEvent(i))
+		}
+		s := cloud.Wait(t, wait, "400 events", func(s mqtttest.Snapshot) bool { return len(s.Processed) == 400 })
+		if diff := cmp.Diff(store.IDs(), processedIDs(s)); diff != "" {
+			t.Errorf("processed ids differ from the outbox (-outbox +cloud):\n%s", diff)
+		}
+		for i, m := range s.Processed {
+			if m.Seq != uint64(i+1) {
+				t.Fatalf("event %d has seq %d", i, m.Seq)
+			}
+		}
+		waitFor(t, wait, "outbox fully acked", func() bool { a, _ := store.Acked(); return a == 400 })
+	})
+}
+
+// TestBrokerRestartMidDrain restarts mochi (losing every session) while the outbox
+// drains, and appends more while the broker is down.
+func TestBrokerRestartMidDrain(t *testing.T) {
+	m := mqtttest.StartMochi(t)
+	site := newSite(t, m.URL())
+	cloud := mqtttest.NewCloud(t, m.URL(), site)
+	defer cloud.Close()
+	store := mqtttest.NewStore()
+	startEdge(t, testConfig(site, m.URL()), store)
+	for i := range 3000 {
+		store.Append(doorEvent(i))
+	}
+	cloud.Wait(t, wait, "drain under way", func(s mqtttest.Snapshot) bool { return len(s.Processed) >= 200 })
+	m.Stop()
+	for i := range 500 {
+		store.Append(doorEvent(i))
+	}
+	time.Sleep(50 * time.Millisecond)
+	m.Start(t)
+	s := cloud.Wait(t, 30*time.Second, "3500 events", func(s mqtttest.Snapshot) bool { return len(s.Processed) == 3500 })
+	if diff := cmp.Diff(store.IDs(), processedIDs(s)); diff != "" {
+		t.Errorf("processed ids differ from the outbox (-outbox +cloud):\n%s", diff)
+	}
+	waitFor(t, wait, "outbox fully acked", func() bool { a, _ := store.Acked(); return a == 3500 })
+	if len(s.Births) < 2 {
+		t.Errorf("births = %d, want a new one after the restart", len(s.Births))
+	}
+}
+
+// TestAckTimeoutResends: a cloud that stops acknowledging gets the unacknowledged
+// events again, byte for byte, and the outbox advances only on EventAcks.
+func TestAckTimeoutResends(t *testing.T) {
+	m := mqtttest.StartMochi(t)
+	site := newSite(t, m.URL())
+	cloud := mqtttest.NewCloud(t, m.URL(), site)
+	defer cloud.Close()
+	cloud.SetNoAck(true)
+	store := mqtttest.NewStore()
+	cfg := testConfig(site, m.URL())
+	cfg.OutboxWindow = 10
+	e := startEdge(t, cfg, store)
+	for i := range 25 {
+		store.Append(doorEvent(i))
+	}
+	// Only the window goes out; then it is resent after AckTimeout.
+	s := cloud.Wait(t, wait, "resends", func(s mqtttest.Snapshot) bool { return s.Duplicates >= 10 })
+	if len(s.Processed) != 10 {
+		t.Errorf("processed %d without acks, want the window of 10", len(s.Processed))
+	}
+	if a, _ := store.Acked(); a != 0 || store.AckCalls() != 0 {
+		t.Errorf("outbox acked %d (%d calls) without any EventAck", a, store.AckCalls())
+	}
+	if got := metric(t, e.reg, "larder_mqtt_outbox_resent_total"); got < 1 {
+		t.Errorf("resent total = %v", got)
+	}
+	cloud.SetNoAck(false)
+	s = cloud.Wait(t, wait, "all 25", func(s mqtttest.Snapshot) bool { return len(s.Processed) == 25 })
+	if diff := cmp.Diff(store.IDs(), processedIDs(s)); diff != "" {
+		t.Errorf("(-outbox +cloud):\n%s", diff)
+	}
+}
+
+func TestDesired(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b broker) {
+		site := newSite(t, b.url)
+		cloud := mqtttest.NewCloud(t, b.url, site)
+		defer cloud.Close()
+		store := mqtttest.NewStore()
+		e := startEdge(t, testConfig(site, b.url), store)
+		cloud.Wait(t, wait, "connect", func(s mqtttest.Snapshot) bool { return len(s.Gets) == 1 })
+
+		cloud.Publish(t, protocol.Header{}, protocol.Desired{Version: 1, Full: true})
+		dup := protocol.Header{ID: protocol.NewID()}
+		cloud.Publish(t, dup, protocol.Desired{Version: 2})
+		cloud.Publish(t, dup, protocol.Desired{Version: 2})               // redelivery: same id
+		cloud.Publish(t, protocol.Header{}, protocol.Desired{Version: 2}) // same version, other id
+		// Swapped on the way: held until its predecessor comes, no snapshot request.
+		cloud.Publish(t, protocol.Header{}, protocol.Desired{Version: 4})
+		cloud.Publish(t, protocol.Header{}, protocol.Desired{Version: 3})
+		waitFor(t, wait, "versions 1..4", func() bool { return len(store.Applied()) == 4 })
+		if diff := cmp.Diff([]uint64{1, 2, 3, 4}, store.Applied()); diff != "" {
+			t.Errorf("applied (-want +got):\n%s", diff)
+		}
+		waitFor(t, wait, "duplicates counted", func() bool {
+			return metric(t, e.reg, "larder_mqtt_desired_total", "duplicate") == 2
+		})
+
+		// A real gap: version 5 never comes.
+		cloud.Publish(t, protocol.Header{}, protocol.Desired{Version: 6})
+		s := cloud.Wait(t, wait, "gap snapshot request", func(s mqtttest.Snapshot) bool { return len(s.Gets) == 2 })
+		if got, want := s.Gets[1], (protocol.DesiredGet{Have: 4, Reason: "gap"}); got != want {
+			t.Errorf("desired get = %+v, want %+v", got, want)
+		}
+		cloud.Publish(t, protocol.Header{}, protocol.Desired{Version: 6, Full: true})
+		waitFor(t, wait, "snapshot 6", func() bool { return len(store.Applied()) == 5 })
+		if v, _ := store.DesiredVersion(); v != 6 {
+			t.Errorf("version = %d, want 6", v)
+		}
+		if got := len(cloud.Seen().Gets); got != 2 {
+			t.Errorf("desired gets = %d, want 2 (connect, gap)", got)
+		}
+	})
+}
+
+func TestCommands(t *testing.T) {
+	m := mqtttest.StartMochi(t)
+	site := newSite(t, m.URL())
+	cloud := mqtttest.NewCloud(t, m.URL(), site)
+	defer cloud.Close()
+	store := mqtttest.NewStore()
+	startEdge(t, testConfig(site, m.URL()), store)
+	cloud.Wait(t, wait, "connect", func(s mqtttest.Snapshot) bool { return len(s.Births) == 1 })
+
+	open := protocol.Command{ID: "cmd-1", Kind: protocol.CmdOpen, Compartment: 1, Purpose: protocol.PurposeOps,
+		Reason: "cleaning", ExpiresAt: time.Now().Add(time.Minute)}
+	h := protocol.Header{ID: protocol.NewID()}
+	cloud.Publish(t, h, open)
+	cloud.Wait(t, wait, "succeeded", func(s mqtttest.Snapshot) bool {
+		return slices.ContainsFunc(s.CmdAcks, func(a protocol.CommandAck) bool { return a.State == protocol.StateSucceeded })
+	})
+	cloud.Publish(t, h, open) // redelivered
+	s := cloud.Wait(t, wait, "re-reported state", func(s mqtttest.Snapshot) bool { return len(s.CmdAcks) == 3 })
+	var states []protocol.CommandState
+	for _, a := range s.CmdAcks {
+		if a.CommandID != "cmd-1" {
+			t.Errorf("ack for %q", a.CommandID)
+		}
+		states = append(states, a.State)
+	}
+	if diff := cmp.Diff([]protocol.CommandState{protocol.StateQueued, protocol.StateSucceeded, protocol.StateSucceeded}, states); diff != "" {
+		t.Errorf("ack states (-want +got):\n%s", diff)
+	}
+	if ids, calls := store.Commands(); len(ids) != 1 || calls != 2 {
+		t.Errorf("commands carried out %v in %d calls, want one in 2", ids, calls)
+	}
+
+	cloud.Publish(t, protocol.Header{}, protocol.Command{ID: "cmd-2", Kind: protocol.CmdResync, ExpiresAt: time.Now().Add(time.Minute)})
+	s = cloud.Wait(t, wait, "resync", func(s mqtttest.Snapshot) bool {
+		return len(s.Births) == 2 && len(s.Gets) == 2 && len(s.CmdAcks) == 4
+	})
+	if got := s.Gets[1].Reason; got != "resync" {
+		t.Errorf("desired get reason = %q", got)
+	}
+	if got := s.CmdAcks[3]; got.CommandID != "cmd-2" || got.State != protocol.StateSucceeded {
+		t.Errorf("resync ack = %+v", got)
+	}
+	if ids, _ := store.Commands(); len(ids) != 1 {
+		t.Errorf("resync reached the core: %v", ids)
+	}
+}
+
+// TestMalformed: garbage on every inbound channel is counted and logged, and the edge
+// carries on.
+func TestMalformed(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b broker) {
+		site := newSite(t, b.url)
+		cloud := mqtttest.NewCloud(t, b.url, site)
+		defer cloud.Close()
+		store := mqtttest.NewStore()
+		e := startEdge(t, testConfig(site, b.url), store)
+		cloud.Wait(t, wait, "connect", func(s mqtttest.Snapshot) bool { return len(s.Births) == 1 })
+
+		ack, _ := protocol.Encode(protocol.Header{}, protocol.EventAck{Seq: 1})
+		cases := []struct {
+			ch      protocol.Channel
+			payload string
+		}{
+			{protocol.ChanDesired, "not json"},
+			{protocol.ChanDesired, `{"v":1,"id":"x","ts":"2026-01-01T00:00:00Z","type":"desired","body":{"version":0}}`},
+			{protocol.ChanCommands, `{"v":1,"id":"x","ts":"2026-01-01T00:00:00Z","type":"command","body":{"kind":"open"}}`},
+			{protocol.ChanCommands, `{"v":2,"id":"x","ts":"2026-01-01T00:00:00Z","type":"command","body":{}}`},
+			{protocol.ChanEventAck, string(ack[:len(ack)/2])},
+			{protocol.ChanEventAck, strings.Replace(string(ack), `"event_ack"`, `"desired"`, 1)},
+		}
+		for _, c := range cases {
+			cloud.PublishRaw(t, c.ch, []byte(c.payload))
+		}
+		want := map[string]float64{"desired": 2, "commands": 2, "events/ack": 2}
+		waitFor(t, wait, "rejections counted", func() bool {
+			for ch, n := range want {
+				if metric(t, e.reg, "larder_mqtt_rejected_total", ch) != n {
+					return false
+				}
+			}
+			return true
+		})
+		// Still alive and well.
+		cloud.Publish(t, protocol.Header{}, protocol.Desired{Version: 1, Full: true})
+		store.Append(doorEvent(1))
+		cloud.Wait(t, wait, "event", func(s mqtttest.Snapshot) bool { return len(s.Processed) == 1 })
+		waitFor(t, wait, "desired", func() bool { return len(store.Applied()) == 1 })
+		if !e.Connected() {
+			t.Error("disconnected by garbage")
+		}
+	})
+}
+
+// TestAckBeyondHighWater: an EventAck for events the edge never wrote is rejected and
+// counted, and does not move the outbox.
+func TestAckBeyondHighWater(t *testing.T) {
+	m := mqtttest.StartMochi(t)
+	site := newSite(t, m.URL())
+	cloud := mqtttest.NewCloud(t, m.URL(), site)
+	defer cloud.Close()
+	store := mqtttest.NewStore()
+	e := startEdge(t, testConfig(site, m.URL()), store)
+	cloud.Wait(t, wait, "connect", func(s mqtttest.Snapshot) bool { return len(s.Births) == 1 })
+	cloud.Publish(t, protocol.Header{}, protocol.EventAck{Seq: 99})
+	waitFor(t, wait, "rejection", func() bool { return metric(t, e.reg, "larder_mqtt_rejected_total", "events/ack") == 1 })
+	if a, _ := store.Acked(); a != 0 {
+		t.Errorf("acked = %d, want 0", a)
+	}
+	store.Append(doorEvent(1))
+	cloud.Wait(t, wait, "event", func(s mqtttest.Snapshot) bool { return len(s.Processed) == 1 })
+	waitFor(t, wait, "acked 1", func() bool { a, _ := store.Acked(); return a == 1 })
+}
+
+func TestNewRejectsBadInput(t *testing.T) {
+	store := mqtttest.NewStore()
+	cfg := testConfig("site-1", "tcp://127.0.0.1:1")
+	if _, err := mqtt.New(cfg, mqtt.Ports{Outbox: store}, nil, nil); err == nil {
+		t.Error("New accepted missing ports")
+	}
+	cfg.Site = "Bad/Site"
+	if _, err := mqtt.New(cfg, store.Ports(), nil, nil); err == nil {
+		t.Error("New accepted a bad site")
+	}
+}

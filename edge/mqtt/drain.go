@@ -1,0 +1,115 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/larder-lockers/larder/protocol"
+)
+
+// drain publishes the outbox in order for one connection, at most OutboxWindow events
+// beyond the cloud's last EventAck, and records the cloud's acknowledgements. It starts
+// from the last acknowledged event, so everything unacknowledged is resent after every
+// reconnect with the same bytes. A non-nil error means the link looks dead.
+func (c *Client) drain(ctx context.Context, cli paho.Client) error {
+	ob := c.ports.Outbox
+	topic := protocol.Topic(c.cfg.Site, protocol.ChanEvents)
+	window := uint64(c.cfg.OutboxWindow)
+
+	acked, err := ob.Acked()
+	for err != nil {
+		c.log.Error("mqtt: outbox acked from store", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(c.cfg.PollInterval):
+		}
+		acked, err = ob.Acked()
+	}
+	sent := acked // highest seq put on the wire in this connection
+	progress := time.Now()
+
+	// The ticker is both the safety-net poll and the clock of the ack timeout.
+	tick := min(c.cfg.PollInterval, c.cfg.AckTimeout/4)
+	if tick <= 0 {
+		tick = c.cfg.AckTimeout
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+
+	for {
+		if seq := c.takeAck(); seq > acked {
+			if err := ob.Ack(seq); err != nil {
+				c.m.rejected.WithLabelValues(protocol.ChanEventAck.String()).Inc()
+				lvl := slogLevelFor(err)
+				c.log.Log(ctx, lvl, "mqtt: event ack not recorded", "seq", seq, "acked", acked, "err", err)
+			} else {
+				acked = seq
+				progress = time.Now()
+				// The cloud may acknowledge what a previous connection sent.
+				sent = max(sent, acked)
+			}
+		}
+
+		for sent-acked < window {
+			batch, err := ob.Pending(sent, int(window-(sent-acked)))
+			if err != nil {
+				c.log.Error("mqtt: outbox pending from store", "after", sent, "err", err)
+				break // retried on the next tick
+			}
+			if len(batch) == 0 {
+				break
+			}
+			if sent == acked {
+				progress = time.Now() // the ack clock starts with the first unacked event
+			}
+			for _, o := range batch {
+				if o.Seq != sent+1 {
+					// A broken invariant of the core's outbox; sending on is all we can
+					// do, and the cloud will see the hole in the sequence too.
+					c.log.Error("mqtt: outbox sequence hole", "want", sent+1, "got", o.Seq)
+				}
+				tok := cli.Publish(topic, protocol.ChanEvents.QoS(), false, o.Payload)
+				// The PUBACK proves nothing (the EventAck does), so do not wait for it;
+				// but a token that failed at once means the link is gone.
+				select {
+				case <-tok.Done():
+					if err := tok.Error(); err != nil {
+						return err
+					}
+				default:
+				}
+				sent = o.Seq
+				c.m.published.Inc()
+			}
+		}
+		c.m.unacked.Set(float64(sent - acked))
+
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.ackSig:
+		case <-c.wake:
+		case <-t.C:
+			if sent > acked && time.Since(progress) >= c.cfg.AckTimeout {
+				c.log.Info("mqtt: no event ack, resending", "from", acked+1, "to", sent)
+				c.m.resent.Inc()
+				sent = acked
+				progress = time.Now()
+			}
+		}
+	}
+}
+
+// slogLevelFor logs an ack beyond the high water as a warning (the cloud's problem) and
+// store failures as errors.
+func slogLevelFor(err error) slog.Level {
+	if errors.Is(err, ErrAckBeyondHighWater) {
+		return slog.LevelWarn
+	}
+	return slog.LevelError
+}

@@ -1,0 +1,218 @@
+package mqtt
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/larder-lockers/larder/protocol"
+)
+
+// maxHeld bounds the desired deltas held while waiting for a late predecessor.
+const maxHeld = 64
+
+// snapshotHoldoff keeps a burst of gapped deltas from sending a burst of snapshot
+// requests; a full snapshot arriving ends it early.
+const snapshotHoldoff = 5 * time.Second
+
+// route is the paho message handler for every subscription and the default publish
+// handler. It runs on a paho goroutine: it decodes and hands over, and never blocks.
+func (c *Client) route(_ paho.Client, msg paho.Message) {
+	c.handle(msg.Topic(), msg.Payload())
+}
+
+// handle is route without paho, so it can be fuzzed.
+func (c *Client) handle(topic string, payload []byte) {
+	site, ch, err := protocol.ParseTopic(topic)
+	if err != nil || site != c.cfg.Site || ch.FromEdge() {
+		c.log.Warn("mqtt: message on unexpected topic", "topic", topic)
+		c.m.rejected.WithLabelValues("unknown").Inc()
+		return
+	}
+	m, err := protocol.DecodeOn(ch, payload)
+	if err != nil {
+		c.log.Warn("mqtt: rejected payload", "channel", ch.String(), "bytes", len(payload), "err", err)
+		c.m.rejected.WithLabelValues(ch.String()).Inc()
+		return
+	}
+	switch ch {
+	case protocol.ChanEventAck:
+		c.noteAck(m.Body.(protocol.EventAck).Seq)
+	case protocol.ChanDesired, protocol.ChanCommands:
+		select {
+		case c.inbound <- m:
+		default:
+			c.m.dropped.WithLabelValues(ch.String()).Inc()
+			c.log.Warn("mqtt: worker queue full, message dropped", "channel", ch.String(), "id", m.ID)
+			if ch == protocol.ChanDesired {
+				signal(c.snapSig)
+			}
+		}
+	}
+}
+
+// noteAck records an EventAck for the drainer. Acks are cumulative, so only the highest
+// matters and arrival order does not.
+func (c *Client) noteAck(seq uint64) {
+	c.ackMu.Lock()
+	if seq > c.ackHigh {
+		c.ackHigh = seq
+	}
+	c.ackMu.Unlock()
+	signal(c.ackSig)
+}
+
+// takeAck returns and clears the highest EventAck seen since the last call (0: none).
+func (c *Client) takeAck() uint64 {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	seq := c.ackHigh
+	c.ackHigh = 0
+	return seq
+}
+
+// worker applies desired state and hands commands to the core, one message at a time,
+// in arrival order. It lives as long as Run.
+func (c *Client) worker(ctx context.Context) {
+	w := desiredWorker{c: c}
+	grace := time.NewTimer(time.Hour)
+	grace.Stop()
+	defer grace.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-c.inbound:
+			switch body := m.Body.(type) {
+			case protocol.Desired:
+				hadHeld := len(w.held) > 0
+				w.apply(ctx, m, body)
+				if len(w.held) > 0 && !hadHeld {
+					grace.Reset(c.cfg.GapGrace)
+				} else if len(w.held) == 0 {
+					grace.Stop()
+				}
+			case protocol.Command:
+				c.command(ctx, m, body)
+			}
+		case <-grace.C:
+			if len(w.held) > 0 {
+				w.held = nil
+				w.snapshot(ctx, "gap")
+			}
+		case <-c.snapSig:
+			w.snapshot(ctx, "overflow")
+		}
+	}
+}
+
+// desiredWorker is the worker's desired-state bookkeeping; only the worker touches it.
+type desiredWorker struct {
+	c        *Client
+	held     []protocol.Message // gapped deltas, waiting for their predecessors
+	lastSnap time.Time          // when a snapshot was last requested
+}
+
+func (w *desiredWorker) apply(ctx context.Context, m protocol.Message, d protocol.Desired) {
+	c := w.c
+	out, err := c.ports.Desired.ApplyDesired(ctx, m)
+	if err != nil {
+		c.m.desired.WithLabelValues("error").Inc()
+		c.log.Error("mqtt: apply desired", "version", d.Version, "err", err)
+		w.snapshot(ctx, "error")
+		return
+	}
+	c.m.desired.WithLabelValues(out.String()).Inc()
+	switch out {
+	case Applied:
+		c.log.Info("mqtt: desired applied", "version", d.Version, "full", d.Full)
+		if d.Full {
+			w.lastSnap = time.Time{}
+		}
+		w.replay(ctx)
+	case Duplicate:
+		c.log.Debug("mqtt: desired duplicate ignored", "version", d.Version, "id", m.ID)
+	case Gap:
+		c.log.Info("mqtt: desired gap", "version", d.Version)
+		if c.cfg.GapGrace == 0 || len(w.held) >= maxHeld {
+			w.held = nil
+			w.snapshot(ctx, "gap")
+			return
+		}
+		w.held = append(w.held, m)
+	}
+}
+
+// replay retries held deltas, lowest version first, after something was applied.
+func (w *desiredWorker) replay(ctx context.Context) {
+	for progress := true; progress && len(w.held) > 0; {
+		progress = false
+		slices.SortFunc(w.held, func(a, b protocol.Message) int {
+			va, vb := a.Body.(protocol.Desired).Version, b.Body.(protocol.Desired).Version
+			switch {
+			case va < vb:
+				return -1
+			case va > vb:
+				return 1
+			}
+			return 0
+		})
+		keep := w.held[:0]
+		for _, h := range w.held {
+			out, err := w.c.ports.Desired.ApplyDesired(ctx, h)
+			if err != nil || out == Gap {
+				keep = append(keep, h)
+				continue
+			}
+			w.c.m.desired.WithLabelValues(out.String()).Inc()
+			progress = progress || out == Applied
+		}
+		w.held = keep
+	}
+}
+
+// snapshot asks the cloud for a full desired snapshot, unless one was asked for
+// recently and has not arrived yet. Offline it does nothing: every connect asks anyway.
+func (w *desiredWorker) snapshot(ctx context.Context, reason string) {
+	if !w.lastSnap.IsZero() && time.Since(w.lastSnap) < snapshotHoldoff {
+		return
+	}
+	cli := w.c.current()
+	if cli == nil {
+		return
+	}
+	if err := w.c.requestSnapshot(cli, reason); err != nil {
+		w.c.log.Warn("mqtt: desired snapshot request", "err", err)
+		return
+	}
+	w.lastSnap = time.Now()
+}
+
+// command hands a command to the core, except resync, which is this package's job.
+func (c *Client) command(ctx context.Context, m protocol.Message, cmd protocol.Command) {
+	if cmd.Kind != protocol.CmdResync {
+		c.ports.Commands.HandleCommand(ctx, m, c.progress)
+		return
+	}
+	if time.Now().After(cmd.ExpiresAt) {
+		c.progress(protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateRejected, Error: protocol.ErrExpired})
+		return
+	}
+	cli := c.current()
+	if cli == nil {
+		// Every connect publishes a birth and asks for a snapshot: that is a resync.
+		c.progress(protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateSucceeded, Message: "resynced on reconnect"})
+		return
+	}
+	err := c.publishBirth(cli)
+	if err == nil {
+		err = c.requestSnapshot(cli, "resync")
+	}
+	if err != nil {
+		c.progress(protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateFailed, Error: protocol.ErrInternal, Message: err.Error()})
+		return
+	}
+	c.progress(protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateSucceeded})
+}

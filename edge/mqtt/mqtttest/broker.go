@@ -1,0 +1,186 @@
+package mqtttest
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// MosquittoAddr is where the machine's Mosquitto listens (anonymous access).
+const MosquittoAddr = "127.0.0.1:1883"
+
+// Mosquitto returns the paho URL of the local Mosquitto, or skips tb when it does not
+// answer.
+func Mosquitto(tb testing.TB) string {
+	tb.Helper()
+	conn, err := net.DialTimeout("tcp", MosquittoAddr, time.Second)
+	if err != nil {
+		tb.Skipf("mqtttest: no Mosquitto on %s: %v", MosquittoAddr, err)
+	}
+	conn.Close()
+	return "tcp://" + MosquittoAddr
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment ago.
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("mqtttest: free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Mochi is an in-process mochi-mqtt broker on a loopback port, allowing everyone.
+type Mochi struct {
+	Addr string
+	srv  *mochi.Server
+}
+
+// StartMochi starts a broker on a free loopback port; it is closed when tb ends.
+func StartMochi(tb testing.TB) *Mochi {
+	tb.Helper()
+	m := &Mochi{Addr: FreeAddr(tb)}
+	m.Start(tb)
+	tb.Cleanup(m.Stop)
+	return m
+}
+
+// URL is the paho broker URL.
+func (m *Mochi) URL() string { return "tcp://" + m.Addr }
+
+// Start (re)starts the broker on m.Addr with empty state, as a broker without
+// persistence comes back after a restart.
+func (m *Mochi) Start(tb testing.TB) {
+	tb.Helper()
+	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		tb.Fatalf("mqtttest: mochi hook: %v", err)
+	}
+	var err error
+	for range 50 { // the old listener's port may take a moment to free up
+		if err = srv.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: m.Addr})); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		tb.Fatalf("mqtttest: mochi listen on %s: %v", m.Addr, err)
+	}
+	if err := srv.Serve(); err != nil {
+		tb.Fatalf("mqtttest: mochi serve: %v", err)
+	}
+	m.srv = srv
+}
+
+// Stop closes the broker and every client connection. Idempotent.
+func (m *Mochi) Stop() {
+	if m.srv != nil {
+		m.srv.Close()
+		m.srv = nil
+	}
+}
+
+// Proxy forwards TCP connections to a target, and can cut them all abruptly (no MQTT
+// DISCONNECT, so the broker publishes the Last Will) and refuse new ones until Resume.
+type Proxy struct {
+	Addr   string
+	target string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]bool
+	wg    sync.WaitGroup
+}
+
+// NewProxy listens on a free loopback port and forwards to target (host:port). It is
+// closed when tb ends.
+func NewProxy(tb testing.TB, target string) *Proxy {
+	tb.Helper()
+	p := &Proxy{Addr: FreeAddr(tb), target: target, conns: map[net.Conn]bool{}}
+	p.Resume(tb)
+	tb.Cleanup(p.Close)
+	return p
+}
+
+// URL is the paho broker URL of the proxy.
+func (p *Proxy) URL() string { return "tcp://" + p.Addr }
+
+// Resume accepts connections again on p.Addr.
+func (p *Proxy) Resume(tb testing.TB) {
+	tb.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 {
+		if ln, err = net.Listen("tcp", p.Addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		tb.Fatalf("mqtttest: proxy listen on %s: %v", p.Addr, err)
+	}
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go p.accept(ln)
+}
+
+func (p *Proxy) accept(ln net.Listener) {
+	defer p.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		up, err := net.DialTimeout("tcp", p.target, 2*time.Second)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[up] = true, true
+		p.mu.Unlock()
+		pipe := func(dst, src net.Conn) {
+			defer p.wg.Done()
+			_, _ = io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+		}
+		p.wg.Add(2)
+		go pipe(up, c)
+		go pipe(c, up)
+	}
+}
+
+// Cut stops accepting and closes every forwarded connection at once.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // RST, like a pulled cable on the far side
+		}
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+// Close cuts everything and waits for the proxy's goroutines.
+func (p *Proxy) Close() {
+	p.Cut()
+	p.wg.Wait()
+}
