@@ -1,0 +1,40 @@
+// Package edge is the domain of one locker bank (a "site"): its compartments and their
+// state machine, the reservations the cloud sends (orders with slots, code digests and
+// expiries), and the flows people and the cloud drive through a Locker:
+//
+//   - Pickup: a resident's code and second factor (last 4 digits of the phone number),
+//     looked up by keyed digest and compared in constant time, single use. Every
+//     compartment of the order opens, staggered; picked_up is recorded when the doors
+//     close and the infrared sees them empty.
+//   - Keypad lockout: MaxFailures wrong codes lock the keypad for LockoutBase, doubling
+//     with each lockout; MaxOrderFailures wrong second factors for one order's right code
+//     invalidate that code (code_lockout, reason order_invalidated) so the cloud reissues.
+//     Both counters are persisted: a reboot does not reset them.
+//   - Driver mode: a loading credential synced from the cloud opens a 15-minute kiosk
+//     session; the driver opens each assigned compartment, loads and closes; loaded is
+//     recorded when the infrared sees the item. A jammed, faulty or full compartment is
+//     replaced by a free one of the same zone and the same or a larger size (smallest
+//     first; below 120 cm for accessible orders) and reported as reassigned; the code
+//     follows the order. Expired or cancelled orders are returned (expired_removed).
+//   - Alarms: door left open, uncommanded open, jammed lock, board offline/online, zone
+//     temperature excursions (DefaultZoneLimits), and the cold chain: each loaded order
+//     integrates the time its zone's air spent above the zone's limit and is flagged
+//     compromised once past its budget.
+//   - Desired state by version (snapshot, delta, gap) and commands as jobs, deduplicated
+//     durably.
+//
+// # Durability
+//
+// Every change is made in one Store transaction together with the outbox event that
+// reports it, so a crash keeps both or neither. Doors are recorded as opening (a Session
+// and audit entries) before any relay is pulsed; a restart resumes the sessions in
+// progress from the store and completes them when the sensors agree, so a kill -9 in
+// the middle of a pickup yields exactly one picked_up. edge/bolt implements Store.
+//
+// # Time and hardware
+//
+// Time comes from an injected Clock; timers run in Tick (about once a second) and the
+// cold chain in Temperatures, so tests drive them with a FakeClock. Hardware comes in
+// through the narrow Latch interface (edge/hw documents its contract) and hw.Events from
+// the poller (HandleHW). Secrets never appear in logs, events or errors.
+package edge

@@ -1,0 +1,299 @@
+package edge_test
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/larder-lockers/larder/edge"
+	"github.com/larder-lockers/larder/edge/hw"
+	"github.com/larder-lockers/larder/protocol"
+)
+
+func TestJammedAtLoadingReassigns(t *testing.T) {
+	h := newHarness(t)
+	// Compartment 2 (chilled, M, row 2) for an accessible order.
+	o := order{id: "ord_carol", code: "55556666", factor: "1111", slots: []int{2}, accessible: true}
+	// Compartment 1 (chilled L, bottom) is taken by another order.
+	other := order{id: "ord_dave", code: "77778888", factor: "2222", slots: []int{1}}
+	h.reserve(o, other)
+	h.latch.Jam(2)
+	tok := h.driver()
+	drv, err := h.l.Driver(tok)
+	if err != nil || drv != "drv-7" {
+		t.Fatalf("driver %q %v", drv, err)
+	}
+	if _, err := h.l.DriverOpen(h.ctx, drv, o.id, 2); code(err) != edge.CodeHardware {
+		t.Fatalf("open jammed: %v", err)
+	}
+	door, err := h.l.DriverProblem(h.ctx, drv, o.id, 2, "jammed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same zone (chilled: 1–6), M or larger, below 120 cm (rows 1–2), free: only 5.
+	if door.Number != 5 {
+		t.Fatalf("reassigned to %d, want 5", door.Number)
+	}
+	if c := h.compartment(2); c.State != edge.StateJammed {
+		t.Fatalf("old compartment %s", c.State)
+	}
+	var re *protocol.Event
+	for _, e := range h.events() {
+		if e.Kind == protocol.EventReassigned {
+			re = &e
+		}
+	}
+	if re == nil || re.Compartment != 2 || re.To != 5 || re.Order != o.id || re.Generation == 0 {
+		t.Fatalf("reassigned event %+v in %s", re, h.kinds())
+	}
+	h.doorCycle(5, hw.Occupied)
+	if r := h.reservation(o.id); r.State != edge.OrderLoaded {
+		t.Fatalf("order %s", r.State)
+	}
+	// A desired state still naming compartment 2 maps onto 5.
+	h.reserve(o, other)
+	if r := h.reservation(o.id); r.Slots[0].Compartment != 5 || r.State != edge.OrderLoaded {
+		t.Fatalf("after stale desired: %+v", r)
+	}
+	// The code follows the order.
+	res, err := h.l.Pickup(h.ctx, o.code, o.factor, false)
+	if err != nil || res.Doors[0].Number != 5 {
+		t.Fatalf("pickup %+v %v", res, err)
+	}
+	// No room left: the next problem is refused.
+	if _, err := h.l.DriverProblem(h.ctx, drv, other.id, 1, "full"); err != nil {
+		t.Fatalf("moving L order: %v", err)
+	}
+}
+
+func TestNoCompartmentLeft(t *testing.T) {
+	h := newHarness(t)
+	o := order{id: "ord_frozen", code: "31313131", factor: "1212", slots: []int{7}, zone: protocol.ZoneFrozen}
+	o2 := order{id: "ord_frozen2", code: "41414141", factor: "1212", slots: []int{8}, zone: protocol.ZoneFrozen}
+	o3 := order{id: "ord_frozen3", code: "51515151", factor: "1212", slots: []int{9}, zone: protocol.ZoneFrozen}
+	h.reserve(o, o2, o3)
+	h.driver()
+	if _, err := h.l.DriverProblem(h.ctx, "drv-7", o.id, 7, "faulty"); code(err) != edge.CodeNoCompartment {
+		t.Fatalf("no room: %v", err)
+	}
+}
+
+func TestColdChainCompromised(t *testing.T) {
+	h := newHarness(t)
+	o := alice
+	o.budget = 30 * 60
+	h.reserve(o)
+	h.load(o)
+	read := func(c float64) {
+		h.l.Temperatures(h.ctx, []hw.Reading{{Zone: "chilled", Celsius: c}, {Zone: "frozen", Celsius: -20}})
+	}
+	read(4)
+	for range 11 { // 10 min above 7 °C after the first 9 °C reading: the alarm
+		h.clock.Advance(time.Minute)
+		read(9)
+	}
+	if n := h.count(protocol.EventTempExcursion); n != 1 {
+		t.Fatalf("%d excursions: %s", n, h.kinds())
+	}
+	if h.count(protocol.EventOrderCompromised) != 0 {
+		t.Fatal("compromised too early")
+	}
+	for range 25 {
+		h.clock.Advance(time.Minute)
+		read(9)
+	}
+	if n := h.count(protocol.EventOrderCompromised); n != 1 {
+		t.Fatalf("%d compromised: %s", n, h.kinds())
+	}
+	if h.count(protocol.EventTempExcursion) != 1 {
+		t.Fatal("excursion reported twice")
+	}
+	_, err := h.l.Pickup(h.ctx, o.code, o.factor, false)
+	e, _ := err.(*edge.Error)
+	if e == nil || e.Code != edge.CodeCompromised || e.Extra["minutes_out"] != 36 {
+		t.Fatalf("pickup of compromised order: %v %+v", err, e)
+	}
+	res, err := h.l.Pickup(h.ctx, o.code, o.factor, true)
+	if err != nil || !res.Compromised {
+		t.Fatalf("accepting a compromised order: %+v %v", res, err)
+	}
+}
+
+func TestDoorLeftOpenOncePerOpening(t *testing.T) {
+	h := newHarness(t)
+	h.hw(hw.EventDoorOpened, 3, 0)
+	h.hw(hw.EventUncommandedOpen, 3, 0)
+	h.clock.Advance(59 * time.Second)
+	h.l.Tick(h.ctx)
+	if h.count(protocol.EventDoorLeftOpen) != 0 {
+		t.Fatal("too early")
+	}
+	h.clock.Advance(2 * time.Second)
+	h.l.Tick(h.ctx)
+	h.clock.Advance(60 * time.Second)
+	h.l.Tick(h.ctx)
+	if n := h.count(protocol.EventDoorLeftOpen); n != 1 {
+		t.Fatalf("%d door_left_open", n)
+	}
+	h.hw(hw.EventDoorClosed, 3, 0)
+	h.hw(hw.EventDoorOpened, 3, 0)
+	h.clock.Advance(61 * time.Second)
+	h.l.Tick(h.ctx)
+	if n := h.count(protocol.EventDoorLeftOpen); n != 2 {
+		t.Fatalf("%d door_left_open after a second opening", n)
+	}
+	if h.count(protocol.EventUncommandedOpen) != 1 {
+		t.Fatal("uncommanded open not reported")
+	}
+}
+
+func TestDesiredVersions(t *testing.T) {
+	h := newHarness(t)
+	h.reserve(alice) // version 1
+	bob := order{id: "ord_bob", code: "22223333", factor: "1234", slots: []int{2}}
+	if got := h.desired(protocol.Desired{Version: 3, Reservations: []protocol.Reservation{bob.reservation()}}); got != edge.DesiredGap {
+		t.Fatalf("gap: %v", got)
+	}
+	if got := h.desired(protocol.Desired{Version: 1, Reservations: []protocol.Reservation{bob.reservation()}}); got != edge.DesiredDuplicate {
+		t.Fatalf("old: %v", got)
+	}
+	id := protocol.NewID()
+	d := protocol.Desired{Version: 2, Reservations: []protocol.Reservation{bob.reservation()}}
+	if out, _ := h.l.ApplyDesired(h.ctx, id, d); out != edge.DesiredApplied {
+		t.Fatalf("delta: %v", out)
+	}
+	if out, _ := h.l.ApplyDesired(h.ctx, id, d); out != edge.DesiredDuplicate {
+		t.Fatalf("redelivery: %v", out)
+	}
+	if h.compartment(2).Order != bob.id {
+		t.Fatal("delta not applied")
+	}
+	// A stale generation for a compartment in use is refused; the rest applies.
+	h.load(alice)
+	eve := order{id: "ord_eve", code: "99990000", factor: "1234", slots: []int{1}}
+	frank := order{id: "ord_frank", code: "12121212", factor: "1234", slots: []int{3}}
+	h.desired(protocol.Desired{Version: 3, Reservations: []protocol.Reservation{eve.reservation(), frank.reservation()}})
+	if r := h.reservation(eve.id); r.Order != "" {
+		t.Fatalf("stale reservation applied: %+v", r)
+	}
+	if h.compartment(3).Order != frank.id {
+		t.Fatal("the valid part of the delta was not applied")
+	}
+	// Cancel: an unloaded order frees its compartment; a loaded one awaits return.
+	h.desired(protocol.Desired{Version: 4, Cancel: []string{bob.id, alice.id}})
+	if c := h.compartment(2); c.State != edge.StateFree {
+		t.Fatalf("cancelled unloaded: %s", c.State)
+	}
+	if r := h.reservation(alice.id); r.State != edge.OrderCancelled {
+		t.Fatalf("cancelled loaded: %s", r.State)
+	}
+	if _, err := h.l.Pickup(h.ctx, alice.code, alice.factor, false); code(err) != edge.CodeWrongCode {
+		t.Fatalf("cancelled code: %v", err)
+	}
+	if v, _ := h.l.DesiredVersion(); v != 4 {
+		t.Fatalf("version %d", v)
+	}
+}
+
+func TestAccessibleOrderStaysLow(t *testing.T) {
+	h := newHarness(t)
+	o := order{id: "ord_high", code: "12341234", factor: "1234", slots: []int{3}, accessible: true} // row 3: 140 cm
+	h.reserve(o)
+	if r := h.reservation(o.id); r.Order != "" {
+		t.Fatal("accessible order put in a high compartment")
+	}
+}
+
+type acks struct {
+	mu  sync.Mutex
+	got []protocol.CommandAck
+}
+
+func (a *acks) add(x protocol.CommandAck) { a.mu.Lock(); a.got = append(a.got, x); a.mu.Unlock() }
+func (a *acks) states() []protocol.CommandState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var s []protocol.CommandState
+	for _, x := range a.got {
+		s = append(s, x.State)
+	}
+	return s
+}
+
+func TestCommands(t *testing.T) {
+	h := newHarness(t)
+	var a acks
+	open := protocol.Command{ID: "cmd-1", Kind: protocol.CmdOpen, Compartment: 6, Purpose: protocol.PurposeOps,
+		Reason: "cleaning", ExpiresAt: t0.Add(time.Minute), Actor: "ops-1"}
+	h.l.HandleCommand(h.ctx, open, a.add)
+	h.l.WaitCommands()
+	want := []protocol.CommandState{protocol.StateQueued, protocol.StateInProgress, protocol.StateSucceeded}
+	if got := a.states(); len(got) != 3 || got[2] != want[2] {
+		t.Fatalf("acks %v", got)
+	}
+	// Redelivery: reported again, never pulsed again.
+	h.l.HandleCommand(h.ctx, open, a.add)
+	h.l.WaitCommands()
+	if n := len(h.latch.Calls()); n != 1 {
+		t.Fatalf("%d pulses", n)
+	}
+	if got := a.states(); got[len(got)-1] != protocol.StateSucceeded {
+		t.Fatalf("redelivery ack %v", got)
+	}
+	// Expired.
+	var b acks
+	late := open
+	late.ID, late.ExpiresAt = "cmd-2", t0.Add(-time.Second)
+	h.l.HandleCommand(h.ctx, late, b.add)
+	if b.got[0].State != protocol.StateRejected || b.got[0].Error != protocol.ErrExpired {
+		t.Fatalf("expired: %+v", b.got)
+	}
+	// Out of service and back, and a jammed open.
+	var c acks
+	h.l.HandleCommand(h.ctx, protocol.Command{ID: "cmd-3", Kind: protocol.CmdOutOfService, Compartment: 6, Reason: "broken shelf", ExpiresAt: t0.Add(time.Minute)}, c.add)
+	h.l.WaitCommands()
+	if h.compartment(6).State != edge.StateOutOfService {
+		t.Fatal("not out of service")
+	}
+	h.l.HandleCommand(h.ctx, protocol.Command{ID: "cmd-4", Kind: protocol.CmdInService, Compartment: 6, ExpiresAt: t0.Add(time.Minute)}, c.add)
+	h.l.WaitCommands()
+	if h.compartment(6).State != edge.StateFree {
+		t.Fatal("not back in service")
+	}
+	h.latch.Jam(5)
+	var d acks
+	h.l.HandleCommand(h.ctx, protocol.Command{ID: "cmd-5", Kind: protocol.CmdOpen, Compartment: 5, Purpose: protocol.PurposeOps, Reason: "x", ExpiresAt: t0.Add(time.Minute)}, d.add)
+	h.l.WaitCommands()
+	if last := d.got[len(d.got)-1]; last.State != protocol.StateFailed || last.Error != protocol.ErrJammed {
+		t.Fatalf("jammed open ack %+v", last)
+	}
+	// Loading open with a stale generation is rejected.
+	h.reserve(alice)
+	var e acks
+	h.l.HandleCommand(h.ctx, protocol.Command{ID: "cmd-6", Kind: protocol.CmdOpen, Compartment: 1, Purpose: protocol.PurposeLoading,
+		Order: alice.id, Generation: 9, ExpiresAt: t0.Add(time.Minute)}, e.add)
+	h.l.WaitCommands()
+	if last := e.got[len(e.got)-1]; last.State != protocol.StateRejected || last.Error != protocol.ErrStaleGeneration {
+		t.Fatalf("stale loading open %+v", last)
+	}
+}
+
+func TestDriverCredentials(t *testing.T) {
+	h := newHarness(t)
+	h.reserve(alice)
+	if _, _, err := h.l.DriverLogin("nope"); code(err) != edge.CodeBadCredential {
+		t.Fatalf("bad credential: %v", err)
+	}
+	tok := h.driver()
+	if _, err := h.l.Driver(tok); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(16 * time.Minute)
+	if _, err := h.l.Driver(tok); code(err) != edge.CodeBadCredential {
+		t.Fatalf("token outlived its 15 minutes: %v", err)
+	}
+	h.clock.Advance(48 * time.Hour)
+	if _, _, err := h.l.DriverLogin("driver-secret"); code(err) != edge.CodeExpired {
+		t.Fatalf("expired credential: %v", err)
+	}
+}
