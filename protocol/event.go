@@ -3,7 +3,9 @@ package protocol
 // EventKind names a fact the edge reports. The list is append-only.
 type EventKind string
 
-// Event kinds of protocol v1. The comment says which fields each one requires.
+// Event kinds of protocol v1. The comment says which fields each one requires; fields in
+// parentheses are carried when known but not required, so that a receiver never rejects
+// (and an edge's outbox never stalls on) an event for lack of a detail.
 const (
 	EventDoorOpened       EventKind = "door_opened"           // compartment, credential
 	EventDoorClosed       EventKind = "door_closed"           // compartment
@@ -15,9 +17,9 @@ const (
 	EventLockJammed       EventKind = "lock_jammed"           // compartment
 	EventBoardOffline     EventKind = "board_offline"         // board
 	EventBoardOnline      EventKind = "board_online"          // board
-	EventTempExcursion    EventKind = "temperature_excursion" // zone, celsius, seconds
-	EventCodeLockout      EventKind = "code_lockout"          // seconds (keypad locked); order when invalidated
-	EventOrderCompromised EventKind = "order_compromised"     // order, seconds (time out of temperature)
+	EventTempExcursion    EventKind = "temperature_excursion" // zone, celsius (seconds out of range)
+	EventCodeLockout      EventKind = "code_lockout"          // nothing (seconds locked; order when its code was invalidated)
+	EventOrderCompromised EventKind = "order_compromised"     // order (seconds out of temperature)
 	EventExpiredRemoved   EventKind = "expired_removed"       // order
 	EventHelpRequested    EventKind = "help_requested"        // a person pressed the kiosk's help button
 )
