@@ -11,7 +11,7 @@ const (
 	EventDoorClosed       EventKind = "door_closed"           // compartment
 	EventLoaded           EventKind = "loaded"                // order, compartment; the infrared saw the item
 	EventPickedUp         EventKind = "picked_up"             // order; doors closed and infrared sees them empty
-	EventReassigned       EventKind = "reassigned"            // order, compartment (from), to; same code keeps working
+	EventReassigned       EventKind = "reassigned"            // order, compartment (required: the old one), to; the same code keeps working
 	EventUncommandedOpen  EventKind = "uncommanded_open"      // compartment; a door opened with no command
 	EventDoorLeftOpen     EventKind = "door_left_open"        // compartment, seconds
 	EventLockJammed       EventKind = "lock_jammed"           // compartment
