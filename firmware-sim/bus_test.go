@@ -28,13 +28,13 @@ type deadliner interface {
 
 // master is a minimal bus master: the edge's side of the line.
 type master struct {
-	t     *testing.T
+	t     testing.TB
 	line  deadliner
 	codec board.Codec
 	dec   *board.ReplyDecoder
 }
 
-func newMaster(t *testing.T, line deadliner, c board.Codec) *master {
+func newMaster(t testing.TB, line deadliner, c board.Codec) *master {
 	return &master{t: t, line: line, codec: c, dec: board.NewReplyDecoder(c)}
 }
 
@@ -123,7 +123,7 @@ func mustPost(t *testing.T, m *sim.Main, path, body string) {
 	}
 }
 
-func openPTYLine(t *testing.T, path string) *os.File {
+func openPTYLine(t testing.TB, path string) *os.File {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
@@ -361,6 +361,8 @@ func TestControlAPI(t *testing.T) {
 		{"GET", "/v1/state", "", 200},
 		{"GET", "/v1/zones", "", 200},
 		{"GET", "/v1/bus", "", 200},
+		{"GET", "/v1/zones/chilled", "", 200},
+		{"GET", "/v1/zones/cool", "", 404},
 		{"POST", "/v1/compartments/1/open", `{"force":false}`, 409},
 		{"POST", "/v1/compartments/1/put", ``, 409},
 		{"POST", "/v1/compartments/1/open", `{"force":true}`, 200},

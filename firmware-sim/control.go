@@ -29,6 +29,7 @@ func NewControl(w *World, bus *Bus, run func(Scenario), log *slog.Logger) *Contr
 	m := c.mux
 	m.HandleFunc("GET /v1/state", c.state)
 	m.HandleFunc("GET /v1/zones", c.zones)
+	m.HandleFunc("GET /v1/zones/{name}", c.zone)
 	m.HandleFunc("GET /v1/bus", c.busInfo)
 	m.HandleFunc("POST /v1/compartments/{n}/{do}", c.compartment)
 	m.HandleFunc("POST /v1/world", c.world)
@@ -95,6 +96,16 @@ func (c *Control) state(rw http.ResponseWriter, r *http.Request) {
 
 func (c *Control) zones(rw http.ResponseWriter, r *http.Request) {
 	writeJSON(rw, http.StatusOK, c.w.Zones())
+}
+
+func (c *Control) zone(rw http.ResponseWriter, r *http.Request) {
+	for _, z := range c.w.Zones() {
+		if z.Name == r.PathValue("name") {
+			writeJSON(rw, http.StatusOK, z)
+			return
+		}
+	}
+	writeErr(rw, http.StatusNotFound, fmt.Sprintf("no zone %q on this bus", r.PathValue("name")))
 }
 
 func (c *Control) busInfo(rw http.ResponseWriter, r *http.Request) {

@@ -52,6 +52,7 @@
 //
 //	GET    /v1/state                      State: boards, compartments, zones, power, line faults
 //	GET    /v1/zones                      []ZoneState: temp_c (null + error on probe failure)
+//	GET    /v1/zones/{name}               one ZoneState (frozen, chilled, cool, ambient)
 //	GET    /v1/bus                        BusInfo: profile, baud, turnaround, counters
 //	POST   /v1/compartments/{n}/open      {"force": bool}  a person pulls the door (force: a locked one)
 //	POST   /v1/compartments/{n}/close     a person pushes the door shut
