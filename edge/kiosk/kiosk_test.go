@@ -1,0 +1,338 @@
+package kiosk_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/larder-lockers/larder/edge"
+	"github.com/larder-lockers/larder/edge/bolt/boltest"
+	"github.com/larder-lockers/larder/edge/hw"
+	"github.com/larder-lockers/larder/edge/kiosk"
+	"github.com/larder-lockers/larder/protocol"
+)
+
+var key = []byte("0123456789abcdef0123456789abcdef")
+var t0 = time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
+
+type fixture struct {
+	t     testing.TB
+	l     *edge.Locker
+	latch *edge.FakeLatch
+	clock *edge.FakeClock
+	h     http.Handler
+}
+
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	var specs []edge.CompartmentSpec
+	for n := 1; n <= 4; n++ {
+		specs = append(specs, edge.CompartmentSpec{Number: n, Size: protocol.SizeM, Zone: protocol.ZoneChilled,
+			HeightCM: 20 + 50*((n-1)%2), Row: 1 + (n-1)%2, Column: 1 + (n-1)/2, Lock: n})
+	}
+	f := &fixture{t: t, latch: &edge.FakeLatch{}, clock: edge.NewFakeClock(t0)}
+	l, err := edge.New(edge.Config{Site: "courtyard-1", SiteKey: key, Compartments: specs, Store: boltest.Open(t),
+		Latch: f.latch, Clock: f.clock, StaggerGap: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := &hw.Snapshot{Compartments: map[int]hw.CompartmentState{}}
+	for n := 1; n <= 4; n++ {
+		snap.Compartments[n] = hw.CompartmentState{Door: hw.DoorClosed, Occupancy: hw.Empty}
+	}
+	if err := l.Start(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	f.l = l
+	f.h = kiosk.New(kiosk.Config{Resident: l, Driver: l, Health: func() error { return nil },
+		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "larder_x 1\n") })})
+	// One order in compartments 1 and 3, loaded, and a driver credential.
+	_, err = l.ApplyDesired(context.Background(), "m1", protocol.Desired{Version: 1, Full: true,
+		Reservations: []protocol.Reservation{{Order: "ord_0001", Slots: []protocol.Slot{{Compartment: 1, Generation: 1}, {Compartment: 3, Generation: 1}},
+			CodeDigest: protocol.CodeDigest(key, "12345678"), SecondFactorDigest: protocol.SecondFactorDigest(key, "ord_0001", "4321"),
+			ExpiresAt: t0.Add(24 * time.Hour), Zone: protocol.ZoneChilled},
+			{Order: "ord_0002", Slots: []protocol.Slot{{Compartment: 2, Generation: 1, Size: protocol.SizeM}},
+				CodeDigest: protocol.CodeDigest(key, "22223333"), SecondFactorDigest: protocol.SecondFactorDigest(key, "ord_0002", "1111"),
+				ExpiresAt: t0.Add(24 * time.Hour), Zone: protocol.ZoneChilled}},
+		Credentials: []protocol.LoadingCredential{{ID: "c1", Digest: protocol.CredentialDigest(key, "drv-secret"), Driver: "drv-1", ExpiresAt: t0.Add(time.Hour)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) hw(kind hw.EventKind, c int, occ hw.Occupancy) {
+	f.l.HandleHW(context.Background(), hw.Event{Kind: kind, Compartment: c, Occupancy: occ})
+}
+
+func (f *fixture) cycle(c int, occ hw.Occupancy) {
+	f.hw(hw.EventDoorOpened, c, 0)
+	f.hw(hw.EventOccupancyChanged, c, occ)
+	f.hw(hw.EventDoorClosed, c, 0)
+}
+
+func (f *fixture) do(method, path, body, token string) (int, map[string]any) {
+	f.t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, req)
+	var out map[string]any
+	if strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			f.t.Fatalf("%s %s: body %q: %v", method, path, rec.Body, err)
+		}
+	}
+	return rec.Code, out
+}
+
+func (f *fixture) login() string {
+	f.t.Helper()
+	st, body := f.do("POST", "/api/driver/login", `{"credential":"drv-secret"}`, "")
+	if st != 200 || body["driver"] != "drv-1" {
+		f.t.Fatalf("login %d %v", st, body)
+	}
+	return body["token"].(string)
+}
+
+func (f *fixture) loadAll() {
+	tok := f.login()
+	for _, c := range []struct {
+		order string
+		n     int
+	}{{"ord_0001", 1}, {"ord_0001", 3}, {"ord_0002", 2}} {
+		st, body := f.do("POST", "/api/driver/open", `{"order":"`+c.order+`","compartment":`+string(rune('0'+c.n))+`}`, tok)
+		if st != 200 {
+			f.t.Fatalf("driver open %d: %d %v", c.n, st, body)
+		}
+		f.cycle(c.n, hw.Occupied)
+	}
+}
+
+func TestPickupOverHTTP(t *testing.T) {
+	f := newFixture(t)
+	f.loadAll()
+	st, body := f.do("POST", "/api/pickup", `{"code":"12345678","factor":"4321"}`, "")
+	if st != 200 {
+		t.Fatalf("pickup %d %v", st, body)
+	}
+	doors := body["doors"].([]any)
+	d0 := doors[0].(map[string]any)
+	if len(doors) != 2 || d0["where_en"] != "door 1, bottom row, left" || d0["state"] != "open" || body["order_ref"] != "0001" {
+		t.Fatalf("body %v", body)
+	}
+	sess := body["session"].(string)
+	st, body = f.do("GET", "/api/sessions/"+sess, "", "")
+	if st != 200 || body["done"] != false {
+		t.Fatalf("session %d %v", st, body)
+	}
+	f.cycle(1, hw.Empty)
+	f.cycle(3, hw.Empty)
+	st, body = f.do("GET", "/api/sessions/"+sess, "", "")
+	if st != 200 || body["done"] != true {
+		t.Fatalf("session after closing %d %v", st, body)
+	}
+	st, body = f.do("GET", "/api/sessions/nope", "", "")
+	if st != 404 || body["error"] != "not_found" {
+		t.Fatalf("unknown session %d %v", st, body)
+	}
+}
+
+func TestPickupErrors(t *testing.T) {
+	f := newFixture(t)
+	f.loadAll()
+	cases := []struct {
+		name, body string
+		status     int
+		code       string
+	}{
+		{"not json", `{"code":`, 400, "bad_request"},
+		{"missing factor", `{"code":"12345678"}`, 400, "bad_request"},
+		{"letters", `{"code":"1234567a","factor":"4321"}`, 400, "bad_request"},
+		{"wrong type", `{"code":12345678,"factor":"4321"}`, 400, "bad_request"},
+		{"two values", `{"code":"12345678","factor":"4321"}{}`, 400, "bad_request"},
+		{"too big", `{"code":"` + strings.Repeat("1", 5000) + `","factor":"4321"}`, 400, "bad_request"},
+		{"wrong code", `{"code":"99999999","factor":"4321"}`, 401, "wrong_code"},
+	}
+	for _, c := range cases {
+		st, body := f.do("POST", "/api/pickup", c.body, "")
+		if st != c.status || body["error"] != c.code || body["message"] == "" || body["message_zh"] == "" {
+			t.Errorf("%s: %d %v", c.name, st, body)
+		}
+	}
+	_, body := f.do("POST", "/api/pickup", `{"code":"99999999","factor":"4321"}`, "")
+	if body["attempts_left"] != 3.0 {
+		t.Fatalf("attempts_left %v", body)
+	}
+	f.do("POST", "/api/pickup", `{"code":"99999999","factor":"4321"}`, "")
+	f.do("POST", "/api/pickup", `{"code":"99999999","factor":"4321"}`, "")
+	st, body := f.do("POST", "/api/pickup", `{"code":"99999999","factor":"4321"}`, "")
+	if st != 423 || body["error"] != "locked" || body["retry_after_seconds"] != 300.0 {
+		t.Fatalf("5th wrong code %d %v", st, body)
+	}
+	st, body = f.do("POST", "/api/pickup", `{"code":"12345678","factor":"4321"}`, "")
+	if st != 423 || body["error"] != "locked" || body["retry_after_seconds"] != 300.0 {
+		t.Fatalf("locked %d %v", st, body)
+	}
+	_, body = f.do("GET", "/api/info", "", "")
+	if body["locked_seconds"] != 300.0 || body["site"] != "courtyard-1" {
+		t.Fatalf("info %v", body)
+	}
+	f.clock.Advance(5 * time.Minute)
+
+	// Hardware: every door jams.
+	f.latch.SetJammed(2, true)
+	st, body = f.do("POST", "/api/pickup", `{"code":"22223333","factor":"1111"}`, "")
+	if st != 503 || body["error"] != "hardware" {
+		t.Fatalf("hardware %d %v", st, body)
+	}
+	f.latch.SetJammed(2, false)
+
+	// Compromised, then accepted.
+	for i := 0; i <= 40; i++ {
+		f.l.Temperatures(context.Background(), []hw.Reading{{Zone: "chilled", Celsius: 12}})
+		f.clock.Advance(time.Minute)
+	}
+	st, body = f.do("POST", "/api/pickup", `{"code":"22223333","factor":"1111"}`, "")
+	if st != 409 || body["error"] != "compromised" || body["minutes_out"] == nil {
+		t.Fatalf("compromised %d %v", st, body)
+	}
+	st, body = f.do("POST", "/api/pickup", `{"code":"22223333","factor":"1111","accept_compromised":true}`, "")
+	if st != 200 || body["compromised"] != true {
+		t.Fatalf("accepted %d %v", st, body)
+	}
+	// Expired.
+	f.clock.Advance(48 * time.Hour)
+	st, body = f.do("POST", "/api/pickup", `{"code":"12345678","factor":"4321"}`, "")
+	if st != 410 || body["error"] != "expired" {
+		t.Fatalf("expired %d %v", st, body)
+	}
+}
+
+func TestDriverOverHTTP(t *testing.T) {
+	f := newFixture(t)
+	if st, body := f.do("POST", "/api/driver/login", `{"credential":"nope"}`, ""); st != 401 || body["error"] != "bad_credential" {
+		t.Fatalf("bad login %d %v", st, body)
+	}
+	if st, body := f.do("GET", "/api/driver/manifest", "", ""); st != 401 || body["error"] != "bad_credential" {
+		t.Fatalf("no token %d %v", st, body)
+	}
+	tok := f.login()
+	st, body := f.do("GET", "/api/driver/manifest", "", tok)
+	if st != 200 || len(body["orders"].([]any)) != 2 {
+		t.Fatalf("manifest %d %v", st, body)
+	}
+	if st, body := f.do("POST", "/api/driver/open", `{"order":"ord_0002"}`, tok); st != 400 {
+		t.Fatalf("open without compartment %d %v", st, body)
+	}
+	if st, body := f.do("POST", "/api/driver/open", `{"order":"ord_none","compartment":2}`, tok); st != 404 {
+		t.Fatalf("open unknown order %d %v", st, body)
+	}
+	f.latch.SetJammed(2, true)
+	if st, body := f.do("POST", "/api/driver/open", `{"order":"ord_0002","compartment":2}`, tok); st != 503 || body["error"] != "hardware" {
+		t.Fatalf("open jammed %d %v", st, body)
+	}
+	st, body = f.do("POST", "/api/driver/problem", `{"order":"ord_0002","compartment":2,"reason":"jammed"}`, tok)
+	if st != 200 || body["door"].(map[string]any)["number"] != 4.0 {
+		t.Fatalf("problem %d %v", st, body)
+	}
+	if st, body := f.do("POST", "/api/driver/problem", `{"order":"ord_0001","compartment":1,"reason":"full"}`, tok); st != 409 || body["error"] != "no_compartment" {
+		t.Fatalf("no compartment %d %v", st, body)
+	}
+	if st, body := f.do("POST", "/api/driver/problem", `{"order":"ord_0001","compartment":1,"reason":"bored"}`, tok); st != 400 {
+		t.Fatalf("bad reason %d %v", st, body)
+	}
+	if st, body := f.do("POST", "/api/driver/return", `{"order":"ord_0001"}`, tok); st != 409 || body["error"] != "conflict" {
+		t.Fatalf("return of a live order %d %v", st, body)
+	}
+	if st, _ := f.do("POST", "/api/driver/logout", "", tok); st != 204 {
+		t.Fatalf("logout %d", st)
+	}
+	if st, _ := f.do("GET", "/api/driver/manifest", "", tok); st != 401 {
+		t.Fatalf("token after logout %d", st)
+	}
+	f.clock.Advance(2 * time.Hour)
+	if st, body := f.do("POST", "/api/driver/login", `{"credential":"drv-secret"}`, ""); st != 410 || body["error"] != "expired" {
+		t.Fatalf("expired credential %d %v", st, body)
+	}
+}
+
+func TestReturnOverHTTP(t *testing.T) {
+	f := newFixture(t)
+	f.loadAll()
+	f.clock.Advance(25 * time.Hour)
+	f.l.DriverLogout("")
+	_, _, _ = f.l.DriverLogin("x")
+	// The credential expired with the hour; a fresh one arrives.
+	_, err := f.l.ApplyDesired(context.Background(), "m2", protocol.Desired{Version: 2, Credentials: []protocol.LoadingCredential{{
+		ID: "c2", Digest: protocol.CredentialDigest(key, "drv-2"), Driver: "drv-2", ExpiresAt: t0.Add(30 * time.Hour)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, body := f.do("POST", "/api/driver/login", `{"credential":"drv-2"}`, "")
+	if st != 200 {
+		t.Fatalf("login %d %v", st, body)
+	}
+	tok := body["token"].(string)
+	st, body = f.do("POST", "/api/driver/return", `{"order":"ord_0001"}`, tok)
+	if st != 200 || len(body["doors"].([]any)) != 2 {
+		t.Fatalf("return %d %v", st, body)
+	}
+}
+
+func TestHelpHealthMetricsPage(t *testing.T) {
+	f := newFixture(t)
+	if st, body := f.do("POST", "/api/help", `{"context":"pickup"}`, ""); st != 202 || body["message"] == "" {
+		t.Fatalf("help %d %v", st, body)
+	}
+	for _, c := range []struct {
+		path, want string
+		status     int
+	}{{"/healthz", "ok", 200}, {"/metrics", "larder_x", 200}, {"/", "<", 200}, {"/app.js", "LarderKiosk", 200},
+		{"/test/api.test.js", "", 404}, {"/api/nope", "not_found", 404}} {
+		rec := httptest.NewRecorder()
+		f.h.ServeHTTP(rec, httptest.NewRequest("GET", c.path, nil))
+		if rec.Code != c.status || !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("%s: %d %.80q", c.path, rec.Code, rec.Body.String())
+		}
+	}
+	h := kiosk.New(kiosk.Config{Resident: f.l, Driver: f.l, Health: func() error { return errors.New("store closed") }})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "store closed") {
+		t.Fatalf("unhealthy: %d %q", rec.Code, rec.Body)
+	}
+}
+
+// FuzzPickupBody feeds arbitrary bodies to POST /api/pickup: the handler must answer
+// with the contract's JSON and never a 5xx, whatever arrives.
+func FuzzPickupBody(f *testing.F) {
+	for _, s := range []string{`{"code":"12345678","factor":"4321"}`, `{"code":"12345678","factor":"4321","accept_compromised":true}`,
+		`{}`, ``, `null`, `[]`, `{"code":null}`, `{"code":"1","factor":"2","x":{"y":[1,2]}}`, "\xff\xfe", `{"code":"12345678","factor":"4321"} x`} {
+		f.Add([]byte(s))
+	}
+	fx := newFixture(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rec := httptest.NewRecorder()
+		fx.h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/pickup", bytes.NewReader(body)))
+		if rec.Code >= 500 && rec.Code != 503 {
+			t.Fatalf("status %d for %q", rec.Code, body)
+		}
+		var out map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			t.Fatalf("non-JSON answer %q: %v", rec.Body, err)
+		}
+		if rec.Code != 200 && out["error"] == nil {
+			t.Fatalf("error without code: %d %v", rec.Code, out)
+		}
+	})
+}

@@ -1,0 +1,78 @@
+package kiosk
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// pickupRequest is the body of POST /api/pickup.
+type pickupRequest struct {
+	Code              string `json:"code"`
+	Factor            string `json:"factor"`
+	AcceptCompromised bool   `json:"accept_compromised"`
+}
+
+// decodePickup decodes and checks the shape of a pickup body (the domain checks the
+// digits). Fuzzed: the body comes from anyone standing at the screen.
+func decodePickup(w http.ResponseWriter, r *http.Request) (pickupRequest, error) {
+	var req pickupRequest
+	if err := decode(w, r, &req); err != nil {
+		return req, err
+	}
+	if req.Code == "" || req.Factor == "" || len(req.Code) > 32 || len(req.Factor) > 8 {
+		return req, errBadBody
+	}
+	return req, nil
+}
+
+func (s *server) info(w http.ResponseWriter, r *http.Request) {
+	site, locked := s.cfg.Resident.Info()
+	writeJSON(w, http.StatusOK, map[string]any{"site": site, "locked_seconds": locked, "languages": []string{"zh", "en"}})
+}
+
+func (s *server) pickup(w http.ResponseWriter, r *http.Request) {
+	req, err := decodePickup(w, r)
+	if err != nil {
+		writeErr(w, s.log, err)
+		return
+	}
+	res, err := s.cfg.Resident.Pickup(r.Context(), req.Code, req.Factor, req.AcceptCompromised)
+	if err != nil {
+		writeErr(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *server) session(w http.ResponseWriter, r *http.Request) {
+	doors, done, err := s.cfg.Resident.SessionStatus(chi.URLParam(r, "session"))
+	if err != nil {
+		writeErr(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"doors": doors, "done": done})
+}
+
+func (s *server) help(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Context string `json:"context"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		writeErr(w, s.log, err)
+		return
+	}
+	switch req.Context {
+	case "pickup", "driver", "other":
+	default:
+		req.Context = "other"
+	}
+	if err := s.cfg.Resident.Help(r.Context(), req.Context); err != nil {
+		writeErr(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{
+		"message":    "Staff have been told. Please wait by the locker.",
+		"message_zh": "已通知工作人员，请在柜子旁稍候。",
+	})
+}
