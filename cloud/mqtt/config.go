@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/larder-lockers/larder/protocol"
 )
 
 // Config configures the fleet adapter. A zero duration or size means the documented
@@ -25,6 +27,10 @@ type Config struct {
 	// ($share/<group>/...) so several cloud replicas split the edge traffic. Leave empty
 	// for a single cloud process. Status is never shared: every replica tracks presence.
 	SharedGroup string
+	// Sites, when non-empty, confines the adapter to these sites: it subscribes to
+	// their topics only instead of every site's. For a replica serving one partition of
+	// the fleet, and for tests that share a broker with other processes.
+	Sites []string
 
 	// Fleet is the domain. Required.
 	Fleet Fleet
@@ -32,9 +38,10 @@ type Config struct {
 	// Workers is the number of per-site workers (default 8). A site always maps to the
 	// same worker, so its messages are processed in arrival order.
 	Workers int
-	// QueueLen bounds each worker's queue (default 1024). When a queue is full the
-	// paho callback blocks briefly (back-pressure onto the broker connection) rather
-	// than dropping a QoS 1 message after it was acknowledged to the broker.
+	// QueueLen bounds each worker's queue (default 16384). The paho callback never
+	// blocks (a blocked router would also hold up the PUBACKs the workers wait for), so
+	// a message arriving at a full queue is dropped and counted; the edges resend
+	// unacknowledged events, and their bounded windows keep queues short in practice.
 	QueueLen int
 	// CallTimeout bounds each call into Fleet (default 10 s).
 	CallTimeout time.Duration
@@ -69,6 +76,11 @@ func (c Config) Validate() error {
 	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
 	default:
 		return fmt.Errorf("mqtt: broker URL %q: unsupported scheme", c.Broker)
+	}
+	for _, s := range c.Sites {
+		if !protocol.ValidSite(s) {
+			return fmt.Errorf("mqtt: invalid site id %q", s)
+		}
 	}
 	if c.Workers < 0 || c.QueueLen < 0 || c.GapHold < 0 {
 		return errors.New("mqtt: negative Workers, QueueLen or GapHold")

@@ -1,0 +1,332 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/larder-lockers/larder/protocol"
+)
+
+// ErrClosed is returned by publishes after Close.
+var ErrClosed = errors.New("mqtt: adapter closed")
+
+// ErrNotConnected is returned by publishes while the broker connection is down.
+var ErrNotConnected = errors.New("mqtt: not connected to the broker")
+
+// Adapter connects the cloud's domain to the fleet over MQTT. Create it with [New],
+// then [Adapter.Start]; [Adapter.Close] stops it. It implements [Publisher].
+type Adapter struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	m       *metrics
+	client  paho.Client
+	workers []*worker
+	jobs    *jobs
+
+	ctx    context.Context // cancelled by Close; parent of every Fleet call
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	ready     chan struct{} // closed after the first successful subscription
+	readyOnce sync.Once
+	closeOnce sync.Once
+}
+
+// New checks cfg and builds an adapter; nothing connects before Start.
+func New(cfg Config) (*Adapter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.fill()
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &Adapter{cfg: cfg, log: cfg.Logger, now: cfg.Now, m: m, ctx: ctx, cancel: cancel, ready: make(chan struct{})}
+	a.jobs = newJobs(a)
+	for range cfg.Workers {
+		a.workers = append(a.workers, &worker{a: a, q: newQueue(cfg.QueueLen), sites: map[string]*siteState{}})
+	}
+
+	opts := paho.NewClientOptions().
+		AddBroker(cfg.Broker).
+		SetClientID(cfg.ClientID).
+		SetUsername(cfg.Username).
+		SetPassword(cfg.Password).
+		// Clean sessions: a shared-subscription member must not have messages queued
+		// for it while it is away (PITFALLS), and a single cloud resynchronises from
+		// births, retained status and the edges' resends anyway.
+		SetCleanSession(true).
+		// The handler only enqueues (never blocks), so paho may call it in order on its
+		// router goroutine; that keeps a site's messages in arrival order.
+		SetOrderMatters(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(30 * time.Second).
+		SetKeepAlive(30 * time.Second).
+		SetPingTimeout(10 * time.Second).
+		SetWriteTimeout(cfg.PublishTimeout).
+		SetConnectTimeout(cfg.ConnectTimeout).
+		SetResumeSubs(false).
+		SetMaxResumePubInFlight(64).
+		SetDefaultPublishHandler(a.onMessage).
+		SetOnConnectHandler(a.onConnect).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			a.m.connected.Set(0)
+			a.log.Warn("mqtt: connection to broker lost", "err", err)
+		})
+	a.client = paho.NewClient(opts)
+	return a, nil
+}
+
+func (c *Config) fill() {
+	if c.ClientID == "" {
+		c.ClientID = "larder-cloud-" + protocol.NewID()[:12]
+	}
+	if c.Workers == 0 {
+		c.Workers = 8
+	}
+	if c.QueueLen == 0 {
+		c.QueueLen = 16384
+	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = 10 * time.Second
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 10 * time.Second
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.CommandGrace == 0 {
+		c.CommandGrace = 30 * time.Second
+	}
+	if c.GapHold == 0 {
+		c.GapHold = 256
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Start connects to the broker, waits until subscribed, and arms the expiry timers of pending
+// commands. It fails if the first connection does not succeed within
+// [Config.ConnectTimeout]; later disconnections are retried forever in the background.
+func (a *Adapter) Start(ctx context.Context) error {
+	for _, w := range a.workers {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			w.run()
+		}()
+	}
+	pending, err := a.cfg.Fleet.PendingCommands(ctx, "")
+	if err != nil {
+		return fmt.Errorf("mqtt: pending commands: %w", err)
+	}
+	for _, p := range pending {
+		a.jobs.arm(p.Site, p.Command)
+	}
+	tok := a.client.Connect()
+	if !waitToken(ctx, tok, a.cfg.ConnectTimeout) {
+		a.client.Disconnect(0)
+		return fmt.Errorf("mqtt: connect %s: timed out after %s", a.cfg.Broker, a.cfg.ConnectTimeout)
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("mqtt: connect %s: %w", a.cfg.Broker, err)
+	}
+	// Subscribing happens in onConnect; callers expect a started adapter to hear.
+	t := time.NewTimer(a.cfg.ConnectTimeout)
+	defer t.Stop()
+	select {
+	case <-a.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("mqtt: subscribe at %s: timed out", a.cfg.Broker)
+	}
+}
+
+// Close disconnects, stops the workers (dropping queued messages, which the edges
+// resend) and the command timers. It is idempotent.
+func (a *Adapter) Close() error {
+	a.closeOnce.Do(func() {
+		a.client.Disconnect(250)
+		a.cancel()
+		a.jobs.stop()
+		for _, w := range a.workers {
+			w.q.close()
+		}
+		a.wg.Wait()
+		a.m.connected.Set(0)
+	})
+	return nil
+}
+
+// subscriptions are the filters the cloud consumes. Status is never shared: every
+// replica needs every site's presence.
+func (a *Adapter) subscriptions() map[string]byte {
+	subs := map[string]byte{}
+	for _, c := range protocol.Channels() {
+		if !c.FromEdge() {
+			continue
+		}
+		filters := []string{protocol.AllSites(c)}
+		if len(a.cfg.Sites) > 0 {
+			filters = filters[:0]
+			for _, s := range a.cfg.Sites {
+				filters = append(filters, protocol.Topic(s, c))
+			}
+		}
+		for _, f := range filters {
+			if a.cfg.SharedGroup != "" && c != protocol.ChanStatus {
+				f = "$share/" + a.cfg.SharedGroup + "/" + f
+			}
+			subs[f] = c.QoS()
+		}
+	}
+	return subs
+}
+
+// onConnect (re)subscribes on every connection: with clean sessions, subscriptions do
+// not survive a reconnect (paho #173). paho calls it on its own goroutine.
+func (a *Adapter) onConnect(c paho.Client) {
+	tok := c.SubscribeMultiple(a.subscriptions(), a.onMessage)
+	if !tok.WaitTimeout(a.cfg.PublishTimeout) {
+		a.log.Error("mqtt: subscribe timed out; reconnecting")
+		go c.Disconnect(0) // the reconnect retries the subscription
+		return
+	}
+	if err := tok.Error(); err != nil {
+		a.log.Error("mqtt: subscribe failed", "err", err)
+		return
+	}
+	for f, code := range tok.(*paho.SubscribeToken).Result() {
+		if code >= 0x80 {
+			a.log.Error("mqtt: subscription refused by broker", "filter", f)
+		}
+	}
+	a.m.connected.Set(1)
+	a.readyOnce.Do(func() { close(a.ready) })
+	a.log.Info("mqtt: connected and subscribed", "broker", a.cfg.Broker, "shared_group", a.cfg.SharedGroup)
+}
+
+// onMessage runs on paho's router goroutine: parse the topic and hand the message to
+// the site's worker without blocking.
+func (a *Adapter) onMessage(_ paho.Client, msg paho.Message) {
+	site, ch, err := protocol.ParseTopic(msg.Topic())
+	if err != nil || !ch.FromEdge() {
+		a.log.Debug("mqtt: message on an unexpected topic", "topic", msg.Topic())
+		return
+	}
+	a.m.received.WithLabelValues(ch.String()).Inc()
+	if !a.dispatch(task{site: site, ch: ch, payload: msg.Payload(), at: a.now()}) {
+		a.m.dropped.Inc()
+		a.log.Warn("mqtt: worker queue full, message dropped", "site", site, "channel", ch.String())
+	}
+}
+
+func (a *Adapter) dispatch(t task) bool {
+	h := fnv.New32a()
+	h.Write([]byte(t.site))
+	return a.workers[h.Sum32()%uint32(len(a.workers))].q.push(t)
+}
+
+// PublishDesired publishes desired state d to site (see [Publisher]).
+func (a *Adapter) PublishDesired(ctx context.Context, site string, d protocol.Desired) error {
+	if !protocol.ValidSite(site) {
+		return fmt.Errorf("mqtt: publish desired: invalid site %q", site)
+	}
+	if err := a.publish(ctx, site, protocol.ChanDesired, protocol.Header{Seq: d.Version}, d); err != nil {
+		return fmt.Errorf("mqtt: publish desired v%d to %s: %w", d.Version, site, err)
+	}
+	return nil
+}
+
+// PublishCommand publishes command c to site and arms its expiry timer (see
+// [Publisher]). The timer is armed even when the publish fails, so a command that
+// never reaches the edge still ends TIMED_OUT.
+func (a *Adapter) PublishCommand(ctx context.Context, site string, c protocol.Command) error {
+	if !protocol.ValidSite(site) {
+		return fmt.Errorf("mqtt: publish command: invalid site %q", site)
+	}
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("mqtt: publish command %s: %w", c.ID, err)
+	}
+	a.jobs.arm(site, c)
+	if err := a.publish(ctx, site, protocol.ChanCommands, protocol.Header{}, c); err != nil {
+		return fmt.Errorf("mqtt: publish command %s to %s: %w", c.ID, site, err)
+	}
+	return nil
+}
+
+// publish sends one message and waits for the broker's PUBACK, ctx or the publish
+// timeout, whichever comes first.
+func (a *Adapter) publish(ctx context.Context, site string, ch protocol.Channel, h protocol.Header, body protocol.Body) error {
+	tok, err := a.publishAsync(site, ch, h, body)
+	if err != nil {
+		return err
+	}
+	return a.wait(ctx, tok)
+}
+
+func (a *Adapter) publishAsync(site string, ch protocol.Channel, h protocol.Header, body protocol.Body) (paho.Token, error) {
+	if a.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	if !a.client.IsConnectionOpen() {
+		return nil, ErrNotConnected
+	}
+	if h.Time.IsZero() {
+		h.Time = a.now()
+	}
+	payload, err := protocol.Encode(h, body)
+	if err != nil {
+		return nil, err
+	}
+	return a.client.Publish(protocol.Topic(site, ch), ch.QoS(), ch.Retained(), payload), nil
+}
+
+func (a *Adapter) wait(ctx context.Context, tok paho.Token) error {
+	if !waitToken(ctx, tok, a.cfg.PublishTimeout) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("no PUBACK within %s", a.cfg.PublishTimeout)
+	}
+	return tok.Error()
+}
+
+// waitToken waits for tok, ctx or d; true if the token completed.
+func waitToken(ctx context.Context, tok paho.Token, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-tok.Done():
+		return true
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return false
+	}
+}
+
+// call bounds one call into the domain.
+func (a *Adapter) call() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(a.ctx, a.cfg.CallTimeout)
+}

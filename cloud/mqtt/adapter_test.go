@@ -1,0 +1,373 @@
+package mqtt_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	cloudmqtt "github.com/larder-lockers/larder/cloud/mqtt"
+	"github.com/larder-lockers/larder/protocol"
+)
+
+func TestEventsAckedInOrder(t *testing.T) {
+	for _, mk := range targets(t) {
+		tg := mk(t)
+		t.Run(tg.name, func(t *testing.T) {
+			f := newMemFleet()
+			site := uniqueSite("ev")
+			startAdapter(t, tg, f, []string{site})
+			e := newEdge(t, tg, site)
+			for seq := uint64(1); seq <= 5; seq++ {
+				e.event(seq)
+			}
+			e.waitAck(5)
+			if got, want := f.eventSeqs(site), []uint64{1, 2, 3, 4, 5}; !slices.Equal(got, want) {
+				t.Fatalf("ingested %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestDuplicateEventsIngestedOnceAndReacked(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	site := uniqueSite("dup")
+	startAdapter(t, tg, f, []string{site})
+	e := newEdge(t, tg, site)
+	e.event(1)
+	e.event(2)
+	e.waitAck(2)
+	// The edge missed the ack and resends: each duplicate is acknowledged again.
+	e.event(1)
+	e.event(2)
+	if got := e.waitAck(2); got != 2 {
+		t.Fatalf("re-ack %d, want 2", got)
+	}
+	if got, want := f.eventSeqs(site), []uint64{1, 2}; !slices.Equal(got, want) {
+		t.Fatalf("ingested %v, want %v", got, want)
+	}
+}
+
+func TestGapWaitsForResend(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	site := uniqueSite("gap")
+	startAdapter(t, tg, f, []string{site})
+	e := newEdge(t, tg, site)
+	e.event(1)
+	e.waitAck(1)
+	e.event(3) // 2 was lost
+	e.event(4)
+	e.noAckAbove(1)
+	if got, want := f.eventSeqs(site), []uint64{1}; !slices.Equal(got, want) {
+		t.Fatalf("ingested %v during the gap, want %v", got, want)
+	}
+	e.event(2) // the edge resends from the last ack
+	e.waitAck(4)
+	if got, want := f.eventSeqs(site), []uint64{1, 2, 3, 4}; !slices.Equal(got, want) {
+		t.Fatalf("ingested %v, want %v", got, want)
+	}
+}
+
+func TestFailedEventIsNotAcked(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	fail := true
+	f.failEvent = func(m protocol.Message) error {
+		if m.Seq == 2 && fail {
+			return errors.New("disk full")
+		}
+		return nil
+	}
+	site := uniqueSite("fail")
+	startAdapter(t, tg, f, []string{site})
+	e := newEdge(t, tg, site)
+	e.event(1)
+	e.event(2)
+	e.event(3)
+	e.waitAck(1)
+	e.noAckAbove(1)
+	f.mu.Lock()
+	fail = false
+	f.mu.Unlock()
+	e.event(2)
+	e.event(3)
+	e.waitAck(3)
+	if got, want := f.eventSeqs(site), []uint64{1, 2, 3}; !slices.Equal(got, want) {
+		t.Fatalf("ingested %v, want %v", got, want)
+	}
+}
+
+func TestBirthPublishesSnapshotAndResetsOutbox(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	site := uniqueSite("birth")
+	f.version[site] = 7
+	startAdapter(t, tg, f, []string{site})
+	e := newEdge(t, tg, site)
+	e.publish(protocol.ChanBirth, protocol.Header{}, birth(0))
+	d := e.waitMsg(protocol.ChanDesired, 1)[0]
+	if body := d.Body.(protocol.Desired); body.Version != 7 || !body.Full || d.Seq != 7 {
+		t.Fatalf("snapshot %+v seq %d, want full version 7 with seq 7", body, d.Seq)
+	}
+	for seq := uint64(1); seq <= 3; seq++ {
+		e.event(seq)
+	}
+	e.waitAck(3)
+
+	// The edge was reinstalled: its new outbox starts at 1 again with new ids.
+	e.publish(protocol.ChanBirth, protocol.Header{}, birth(1))
+	e.waitMsg(protocol.ChanDesired, 2)
+	e.publish(protocol.ChanEvents, protocol.Header{ID: "fresh-1", Seq: 1},
+		protocol.Event{Kind: protocol.EventHelpRequested, Credential: protocol.CredNone})
+	e.waitAck(1)
+	f.waitUntil(t, "the new outbox's first event", func() bool { return len(f.events[site]) == 4 })
+	if got := f.events[site][3].ID; got != "fresh-1" {
+		t.Fatalf("4th event id %q, want fresh-1", got)
+	}
+}
+
+func TestDesiredGetAndTelemetry(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	site := uniqueSite("dg")
+	f.version[site] = 3
+	startAdapter(t, tg, f, []string{site})
+	e := newEdge(t, tg, site)
+	e.publish(protocol.ChanDesiredGet, protocol.Header{}, protocol.DesiredGet{Have: 1, Reason: "gap"})
+	if got := e.waitMsg(protocol.ChanDesired, 1)[0].Body.(protocol.Desired).Version; got != 3 {
+		t.Fatalf("snapshot version %d, want 3", got)
+	}
+	e.publish(protocol.ChanTelemetry, protocol.Header{}, protocol.Telemetry{UptimeSeconds: 5})
+	f.waitUntil(t, "telemetry", func() bool { return f.telemetry[site] == 1 })
+}
+
+// fakeClock is an adjustable clock for the adapter's timestamps.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+func TestPresenceAndOutage(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	site := uniqueSite("pres")
+	t0 := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	clock := &fakeClock{t: t0}
+	reg := prometheus.NewRegistry()
+	startAdapter(t, tg, f, []string{site}, func(c *cloudmqtt.Config) { c.Now = clock.Now; c.Registry = reg })
+	e := newEdge(t, tg, site)
+	step := func(at time.Time, ch protocol.Channel, body protocol.Body, n int) {
+		t.Helper()
+		clock.Set(at)
+		e.publish(ch, protocol.Header{}, body)
+		if ch == protocol.ChanStatus {
+			f.waitUntil(t, "status", func() bool { return len(f.statuses[site]) == n })
+		} else {
+			f.waitUntil(t, "telemetry", func() bool { return f.telemetry[site] == n })
+		}
+	}
+	step(t0, protocol.ChanStatus, protocol.Status{Online: true, Software: "1.0"}, 1)
+	if got := metricValue(t, reg, "larder_fleet_sites_online"); got != 1 {
+		t.Errorf("sites online %v, want 1", got)
+	}
+	step(t0.Add(10*time.Second), protocol.ChanTelemetry, protocol.Telemetry{}, 1)
+	// The Last Will arrives late (1.5 keep-alives after the edge vanished).
+	step(t0.Add(60*time.Second), protocol.ChanStatus, protocol.Status{Online: false}, 2)
+	step(t0.Add(310*time.Second), protocol.ChanStatus, protocol.Status{Online: true, Software: "1.0"}, 3)
+
+	want := []cloudmqtt.StatusChange{
+		{Online: true, At: t0, Software: "1.0"},
+		{Online: false, At: t0.Add(60 * time.Second), LastSeen: t0.Add(10 * time.Second)},
+		{Online: true, At: t0.Add(310 * time.Second), LastSeen: t0.Add(10 * time.Second), Outage: 300 * time.Second, Software: "1.0"},
+	}
+	f.mu.Lock()
+	got := f.statuses[site]
+	f.mu.Unlock()
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("status changes (-want +got):\n%s", diff)
+	}
+}
+
+// metricValue sums every series of the named metric.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
+
+func openCmd(id string, expires time.Time) protocol.Command {
+	return protocol.Command{ID: id, Kind: protocol.CmdOpen, Compartment: 2, Purpose: protocol.PurposeOps,
+		Reason: "cleaning", ExpiresAt: expires, Actor: "op-1"}
+}
+
+func TestCommandJobs(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	site := uniqueSite("cmd")
+	a := startAdapter(t, tg, f, []string{site}, func(c *cloudmqtt.Config) { c.CommandGrace = 50 * time.Millisecond })
+	e := newEdge(t, tg, site)
+	ctx := context.Background()
+
+	// One the edge completes, one it never answers.
+	done := openCmd("cmd-done", time.Now().Add(300*time.Millisecond))
+	lost := openCmd("cmd-lost", time.Now().Add(100*time.Millisecond))
+	f.mu.Lock()
+	f.pending = append(f.pending, cloudmqtt.PendingCommand{Site: site, Command: done}, cloudmqtt.PendingCommand{Site: site, Command: lost})
+	f.mu.Unlock()
+	for _, c := range []protocol.Command{done, lost} {
+		if err := a.PublishCommand(ctx, site, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := e.waitMsg(protocol.ChanCommands, 2)
+	if got[0].Body.(protocol.Command).ID != "cmd-done" || got[1].Body.(protocol.Command).ID != "cmd-lost" {
+		t.Fatalf("edge got %+v", got)
+	}
+	for _, st := range []protocol.CommandState{protocol.StateQueued, protocol.StateInProgress, protocol.StateSucceeded} {
+		e.publish(protocol.ChanCommandAck, protocol.Header{}, protocol.CommandAck{CommandID: "cmd-done", State: st})
+	}
+	f.waitUntil(t, "cmd-lost timed out", func() bool { return len(f.commands["cmd-lost"]) == 1 })
+	time.Sleep(400 * time.Millisecond) // past cmd-done's expiry + grace
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if diff := cmp.Diff(map[string][]protocol.CommandState{
+		"cmd-done": {protocol.StateQueued, protocol.StateInProgress, protocol.StateSucceeded},
+		"cmd-lost": {protocol.StateTimedOut},
+	}, f.commands); diff != "" {
+		t.Fatalf("command states (-want +got):\n%s", diff)
+	}
+}
+
+func TestPendingCommandsAtStartAndAfterBirth(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	site := uniqueSite("pend")
+	expired := openCmd("cmd-expired", time.Now().Add(-time.Minute))
+	live := openCmd("cmd-live", time.Now().Add(time.Hour))
+	f.pending = []cloudmqtt.PendingCommand{{Site: site, Command: expired}, {Site: site, Command: live}}
+	startAdapter(t, tg, f, []string{site}, func(c *cloudmqtt.Config) { c.CommandGrace = time.Millisecond })
+	// A command whose expiry passed while the cloud was down times out at once.
+	f.waitUntil(t, "cmd-expired timed out", func() bool { return len(f.commands["cmd-expired"]) == 1 })
+
+	e := newEdge(t, tg, site)
+	e.publish(protocol.ChanBirth, protocol.Header{}, birth(0))
+	got := e.waitMsg(protocol.ChanCommands, 1)
+	if id := got[0].Body.(protocol.Command).ID; id != "cmd-live" {
+		t.Fatalf("republished %s, want cmd-live only", id)
+	}
+	e.waitMsg(protocol.ChanDesired, 1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.commands["cmd-live"]) != 0 {
+		t.Fatalf("cmd-live states %v, want none", f.commands["cmd-live"])
+	}
+}
+
+func TestInvalidPayloadsAreRejected(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	site := uniqueSite("bad")
+	reg := prometheus.NewRegistry()
+	startAdapter(t, tg, f, []string{site}, func(c *cloudmqtt.Config) { c.Registry = reg })
+	e := newEdge(t, tg, site)
+	for _, p := range []string{"", "{", `{"v":2}`, `{"v":1,"id":"x","ts":"2026-01-01T00:00:00Z","type":"birth","body":{}}`} {
+		tok := e.c.Publish(protocol.Topic(site, protocol.ChanEvents), 1, false, p)
+		tok.WaitTimeout(time.Second)
+	}
+	// An event without a sequence is unusable too.
+	e.publish(protocol.ChanEvents, protocol.Header{}, protocol.Event{Kind: protocol.EventHelpRequested, Credential: protocol.CredNone})
+	e.event(1) // and the adapter still works
+	e.waitAck(1)
+	if got := metricValue(t, reg, "larder_fleet_messages_rejected_total"); got != 5 {
+		t.Fatalf("rejected %v, want 5", got)
+	}
+}
+
+func TestPublishDesiredDelta(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	site := uniqueSite("delta")
+	a := startAdapter(t, tg, f, []string{site})
+	e := newEdge(t, tg, site)
+	if err := a.PublishDesired(context.Background(), site, protocol.Desired{Version: 9, Cancel: []string{"o-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	m := e.waitMsg(protocol.ChanDesired, 1)[0]
+	if d := m.Body.(protocol.Desired); d.Version != 9 || d.Full || m.Seq != 9 {
+		t.Fatalf("got %+v seq %d", d, m.Seq)
+	}
+	if err := a.PublishDesired(context.Background(), "Bad Site", protocol.Desired{Version: 1}); err == nil {
+		t.Fatal("invalid site accepted")
+	}
+	if err := a.PublishCommand(context.Background(), site, protocol.Command{ID: "x"}); err == nil {
+		t.Fatal("invalid command accepted")
+	}
+}
+
+// TestSharedSubscriptionReplicas: two replicas in one shared group split a site's
+// events; with a common domain and an edge that resends after the last ack (as the
+// real one does), every event is ingested exactly once and the final ack arrives.
+func TestSharedSubscriptionReplicas(t *testing.T) {
+	for _, mk := range targets(t) {
+		tg := mk(t)
+		t.Run(tg.name, func(t *testing.T) {
+			f := newMemFleet()
+			site := uniqueSite("shared")
+			group := func(c *cloudmqtt.Config) { c.SharedGroup = "larder-test-" + site }
+			startAdapter(t, tg, f, []string{site}, group)
+			startAdapter(t, tg, f, []string{site}, group)
+			e := newEdge(t, tg, site)
+			const n = 40
+			var acked uint64
+			deadline := time.Now().Add(10 * time.Second)
+			for acked < n && time.Now().Before(deadline) {
+				for seq := acked + 1; seq <= n; seq++ {
+					e.event(seq)
+				}
+				timeout := time.After(300 * time.Millisecond)
+			drain:
+				for {
+					select {
+					case s := <-e.acks:
+						acked = max(acked, s)
+						if acked == n {
+							break drain
+						}
+					case <-timeout:
+						break drain
+					}
+				}
+			}
+			if acked != n {
+				t.Fatalf("acked %d of %d", acked, n)
+			}
+			seqs := f.eventSeqs(site)
+			slices.Sort(seqs)
+			if len(seqs) != n || seqs[0] != 1 || seqs[n-1] != n {
+				t.Fatalf("ingested %v, want 1..%d once each", seqs, n)
+			}
+		})
+	}
+}

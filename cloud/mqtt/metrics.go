@@ -1,0 +1,66 @@
+package mqtt
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	connected   prometheus.Gauge
+	received    *prometheus.CounterVec
+	rejected    *prometheus.CounterVec
+	dropped     prometheus.Counter
+	events      *prometheus.CounterVec
+	sitesOnline prometheus.Gauge
+	commands    *prometheus.CounterVec
+	fleetErrors *prometheus.CounterVec
+}
+
+// newMetrics registers the adapter's metrics with reg; nil registers nowhere.
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "larder_fleet_broker_connected",
+			Help: "1 while the cloud's fleet adapter is connected to the MQTT broker.",
+		}),
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "larder_fleet_messages_received_total",
+			Help: "Messages received from edges, by channel.",
+		}, []string{"channel"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "larder_fleet_messages_rejected_total",
+			Help: "Messages from edges that failed to decode or validate, by channel.",
+		}, []string{"channel"}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "larder_fleet_messages_dropped_total",
+			Help: "Messages dropped because a worker queue was full (edges resend events).",
+		}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "larder_fleet_events_total",
+			Help: "Edge events by outcome: ingested, duplicate, held (after a gap), dropped (gap hold full), failed.",
+		}, []string{"outcome"}),
+		sitesOnline: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "larder_fleet_sites_online",
+			Help: "Sites whose last status this process saw was online.",
+		}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "larder_fleet_commands_total",
+			Help: "Commands by final state as the cloud recorded it.",
+		}, []string{"state"}),
+		fleetErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "larder_fleet_domain_errors_total",
+			Help: "Calls into the domain that failed, by channel.",
+		}, []string{"channel"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.connected, m.received, m.rejected, m.dropped, m.events,
+		m.sitesOnline, m.commands, m.fleetErrors} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("mqtt: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
