@@ -115,7 +115,7 @@ func (c *Client) Run(ctx context.Context) error {
 		cli := c.newPaho(lost)
 		c.m.attempts.Inc()
 		start := time.Now()
-		if err := c.connect(cli); err != nil {
+		if err := c.connect(ctx, cli); err != nil {
 			c.log.Warn("mqtt: connect failed", "attempt", attempt, "err", err)
 		} else {
 			c.session(ctx, cli, lost)
@@ -176,14 +176,23 @@ func (c *Client) newPaho(lost chan struct{}) paho.Client {
 	return paho.NewClient(opts)
 }
 
-func (c *Client) connect(cli paho.Client) error {
+// connect makes one connection attempt; it gives up early when ctx ends, so a shutdown
+// never waits for a broker that does not answer.
+func (c *Client) connect(ctx context.Context, cli paho.Client) error {
 	tok := cli.Connect()
 	// paho bounds the attempt with ConnectTimeout; the extra OpTimeout is our own guard.
-	if !tok.WaitTimeout(c.cfg.ConnectTimeout + c.cfg.OpTimeout) {
+	t := time.NewTimer(c.cfg.ConnectTimeout + c.cfg.OpTimeout)
+	defer t.Stop()
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		cli.Disconnect(0)
+		return ctx.Err()
+	case <-t.C:
 		cli.Disconnect(0)
 		return errTimeout
 	}
-	return tok.Error()
 }
 
 // session runs one connection until it drops or ctx ends.

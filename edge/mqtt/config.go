@@ -72,7 +72,7 @@ func DefaultConfig() Config {
 		TelemetryInterval: 60 * time.Second,
 		BackoffMin:        2 * time.Second,
 		BackoffMax:        5 * time.Minute,
-		OutboxWindow:      64,
+		OutboxWindow:      100,
 		AckTimeout:        30 * time.Second,
 		GapGrace:          2 * time.Second,
 		InboundQueue:      256,

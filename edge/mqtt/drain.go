@@ -68,6 +68,10 @@ func (c *Client) drain(ctx context.Context, cli paho.Client) error {
 				progress = time.Now() // the ack clock starts with the first unacked event
 			}
 			for _, o := range batch {
+				if o.Seq <= sent {
+					c.log.Error("mqtt: outbox returned an event already sent", "after", sent, "got", o.Seq)
+					continue // never go backwards: that would resend out of order
+				}
 				if o.Seq != sent+1 {
 					// A broken invariant of the core's outbox; sending on is all we can
 					// do, and the cloud will see the hole in the sequence too.

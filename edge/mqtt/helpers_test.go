@@ -55,9 +55,10 @@ func newSite(t testing.TB, brokerURL string) string {
 }
 
 // clearRetained publishes an empty retained message on the site's status topic, which
-// deletes the retained status.
+// deletes the retained status, and connects once with the edge's client id and a clean
+// session, which makes the broker drop the edge's persistent session.
 func clearRetained(t testing.TB, brokerURL, site string) {
-	cli := paho.NewClient(paho.NewClientOptions().AddBroker(brokerURL).SetClientID("larder-cleanup-" + site))
+	cli := paho.NewClient(paho.NewClientOptions().AddBroker(brokerURL).SetClientID("larder-edge-" + site).SetCleanSession(true))
 	if tok := cli.Connect(); !tok.WaitTimeout(2*time.Second) || tok.Error() != nil {
 		return // broker already gone (mochi stopped): nothing retained survives it
 	}

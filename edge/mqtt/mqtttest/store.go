@@ -24,6 +24,8 @@ type Store struct {
 	// (on its own goroutine, after QUEUED was reported) and returns the final ack. Nil
 	// means every command SUCCEEDS.
 	OnCommand func(protocol.Command) protocol.CommandAck
+	// OnAck, if set, is called after Ack records a new high mark, with that mark.
+	OnAck func(acked uint64)
 
 	mu        sync.Mutex // guards everything below
 	events    []mqtt.Outgoing
@@ -125,7 +127,13 @@ func (s *Store) Ack(seq uint64) error {
 	if seq > uint64(len(s.events)) {
 		return fmt.Errorf("mqtttest: ack %d of %d: %w", seq, len(s.events), mqtt.ErrAckBeyondHighWater)
 	}
-	s.acked = max(s.acked, seq)
+	if seq <= s.acked {
+		return nil
+	}
+	s.acked = seq
+	if s.OnAck != nil {
+		s.OnAck(seq) // under the lock: calls arrive in order
+	}
 	return nil
 }
 
