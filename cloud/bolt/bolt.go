@@ -1,0 +1,411 @@
+package bolt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/larder-lockers/larder/cloud"
+	bbolt "go.etcd.io/bbolt"
+)
+
+// CommitMode chooses how concurrent Updates become bbolt transactions.
+type CommitMode int
+
+const (
+	// GroupCommit (the default) coalesces the Updates waiting while a commit is in flight
+	// into one transaction: one pair of fsyncs for the whole group. Each function runs
+	// once, against the shared transaction, with an undo log: a function that fails has
+	// its own writes undone and the others commit.
+	GroupCommit CommitMode = iota
+	// SingleCommit gives every Update its own transaction and fsyncs (the baseline).
+	SingleCommit
+	// BoltBatch uses bbolt's DB.Batch, which re-runs every function of a batch when one
+	// of them fails and waits MaxBatchDelay to fill a batch. Kept for comparison in the
+	// benchmark; OnCommit hooks are then run by each caller, not in commit order.
+	BoltBatch
+)
+
+func (m CommitMode) String() string {
+	switch m {
+	case GroupCommit:
+		return "group"
+	case SingleCommit:
+		return "single"
+	case BoltBatch:
+		return "bolt-batch"
+	}
+	return fmt.Sprintf("CommitMode(%d)", int(m))
+}
+
+// Options configure Open. The zero value is the production default.
+type Options struct {
+	// Timeout is how long Open waits for the file lock held by another process. Zero
+	// means one second (never forever: bbolt's own zero waits forever on a stuck process).
+	Timeout time.Duration
+	// NoSync skips fsync: only for tests that do not measure durability.
+	NoSync bool
+	// Mode is the commit strategy; zero is GroupCommit.
+	Mode CommitMode
+	// MaxGroup caps how many Updates share one transaction; zero means 512.
+	MaxGroup int
+}
+
+// ErrClosed is returned by Update and View after Close.
+var ErrClosed = errors.New("bolt: store closed")
+
+// DB is a cloud.Store on one bbolt file. Updates go through one committer goroutine
+// (see CommitMode); Views run concurrently on their own read transactions.
+type DB struct {
+	db   *bbolt.DB
+	mode CommitMode
+	max  int
+
+	// mu guards closed and makes Close wait for Updates that are sending on reqs.
+	mu     sync.RWMutex
+	closed bool
+	reqs   chan *request
+	done   chan struct{} // closed when the committer has exited
+}
+
+type request struct {
+	ctx   context.Context
+	fn    func(cloud.Tx) error
+	err   error
+	hooks []func()
+	reply chan struct{}
+}
+
+// Open opens (creating if needed) the bbolt file at path and its buckets, and starts the
+// committer. Close releases both.
+func Open(path string, opt Options) (*DB, error) {
+	if opt.Timeout <= 0 {
+		opt.Timeout = time.Second
+	}
+	if opt.MaxGroup <= 0 {
+		opt.MaxGroup = 512
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opt.Timeout, NoSync: opt.NoSync, FreelistType: bbolt.FreelistMapType})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range cloud.Buckets() {
+			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("bolt: create buckets: %w", err)
+	}
+	d := &DB{db: db, mode: opt.Mode, max: opt.MaxGroup, reqs: make(chan *request, opt.MaxGroup), done: make(chan struct{})}
+	if opt.Mode == SingleCommit {
+		d.max = 1
+	}
+	go d.committer()
+	return d, nil
+}
+
+// Bolt exposes the underlying database, for the benchmark's raw commit baseline and for
+// backups (bbolt's Tx.WriteTo).
+func (d *DB) Bolt() *bbolt.DB { return d.db }
+
+// Close stops the committer after the Updates already queued and closes the file. It is
+// idempotent.
+func (d *DB) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	close(d.reqs)
+	d.mu.Unlock()
+	<-d.done
+	return d.db.Close()
+}
+
+// Check runs bbolt's consistency check and returns the first problem found.
+func (d *DB) Check() error {
+	return d.db.View(func(tx *bbolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	})
+}
+
+// View runs fn in a read-only transaction.
+func (d *DB) View(ctx context.Context, fn func(cloud.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.RLock()
+	closed := d.closed
+	d.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	return d.db.View(func(tx *bbolt.Tx) error { return runSafe(fn, &txn{tx: tx, ro: true}) })
+}
+
+// Update runs fn in a read-write transaction and returns once it has committed durably
+// (or failed). Once fn has been queued, Update waits for its outcome even if ctx is
+// cancelled, because fn may already have committed.
+func (d *DB) Update(ctx context.Context, fn func(cloud.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d.mode == BoltBatch {
+		return d.batchUpdate(fn)
+	}
+	r := &request{ctx: ctx, fn: fn, reply: make(chan struct{})}
+	d.mu.RLock()
+	if d.closed {
+		d.mu.RUnlock()
+		return ErrClosed
+	}
+	d.reqs <- r
+	d.mu.RUnlock()
+	<-r.reply
+	return r.err
+}
+
+func (d *DB) batchUpdate(fn func(cloud.Tx) error) error {
+	var hooks []func()
+	err := d.db.Batch(func(tx *bbolt.Tx) error {
+		t := &txn{tx: tx, noUndo: true}
+		if err := runSafe(fn, t); err != nil {
+			return err
+		}
+		hooks = t.hooks // a re-run replaces, never accumulates
+		return nil
+	})
+	if err == nil {
+		for _, h := range hooks {
+			h()
+		}
+	}
+	return err
+}
+
+// committer is the single writer. It takes every request waiting (up to max), runs them
+// one after another in one transaction and commits once; requests that arrive during the
+// commit's fsyncs form the next group, so the group size adapts to the load.
+func (d *DB) committer() {
+	defer close(d.done)
+	group := make([]*request, 0, d.max)
+	for r := range d.reqs {
+		group = append(group[:0], r)
+	fill:
+		for len(group) < d.max {
+			select {
+			case r, ok := <-d.reqs:
+				if !ok {
+					break fill
+				}
+				group = append(group, r)
+			default:
+				break fill
+			}
+		}
+		d.commit(group)
+	}
+}
+
+func (d *DB) commit(group []*request) {
+	defer func() {
+		for _, r := range group {
+			close(r.reply)
+		}
+	}()
+	tx, err := d.db.Begin(true)
+	if err != nil {
+		for _, r := range group {
+			r.err = fmt.Errorf("bolt: begin: %w", err)
+		}
+		return
+	}
+	ok := 0
+	for _, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			continue
+		}
+		t := &txn{tx: tx}
+		if err := runSafe(r.fn, t); err != nil {
+			if uerr := t.undo(); uerr != nil {
+				// The shared transaction is in an unknown state: fail the whole group.
+				tx.Rollback()
+				for _, r := range group {
+					r.err = fmt.Errorf("bolt: undo: %w", uerr)
+					r.hooks = nil
+				}
+				return
+			}
+			r.err = err
+			continue
+		}
+		r.hooks = t.hooks
+		ok++
+	}
+	if ok == 0 {
+		tx.Rollback()
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		for _, r := range group {
+			if r.err == nil {
+				r.err = fmt.Errorf("bolt: commit: %w", err)
+			}
+			r.hooks = nil
+		}
+		return
+	}
+	for _, r := range group {
+		for _, h := range r.hooks {
+			h()
+		}
+	}
+}
+
+// runSafe turns a panic in fn into an error, so that one bad request cannot take the
+// committer (and every other writer) down.
+func runSafe(fn func(cloud.Tx) error, t cloud.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &cloud.Error{Code: cloud.EInternal, Message: "internal error", Err: fmt.Errorf("panic: %v\n%s", p, debug.Stack())}
+		}
+	}()
+	return fn(t)
+}
+
+// txn adapts a bbolt transaction to cloud.Tx and keeps the undo log of one function.
+type txn struct {
+	tx      *bbolt.Tx
+	ro      bool
+	noUndo  bool
+	undoLog []undoEntry
+	touched map[string]bool
+	hooks   []func()
+}
+
+type undoEntry struct {
+	bucket, key string
+	old         []byte // nil: the key did not exist
+}
+
+func (t *txn) bucket(name string) *bbolt.Bucket {
+	b := t.tx.Bucket([]byte(name))
+	if b == nil {
+		panic("bolt: unknown bucket " + name) // every bucket is created by Open
+	}
+	return b
+}
+
+func (t *txn) Get(bucket, key string) []byte { return t.bucket(bucket).Get([]byte(key)) }
+
+func (t *txn) remember(bucket, key string, b *bbolt.Bucket) {
+	if t.noUndo {
+		return
+	}
+	id := bucket + "\x00" + key
+	if t.touched[id] {
+		return
+	}
+	if t.touched == nil {
+		t.touched = map[string]bool{}
+	}
+	t.touched[id] = true
+	var old []byte
+	if v := b.Get([]byte(key)); v != nil {
+		old = append(make([]byte, 0, len(v)), v...)
+	}
+	t.undoLog = append(t.undoLog, undoEntry{bucket, key, old})
+}
+
+func (t *txn) Put(bucket, key string, value []byte) error {
+	if t.ro {
+		return cloud.ErrReadOnly
+	}
+	b := t.bucket(bucket)
+	t.remember(bucket, key, b)
+	// bbolt keeps a reference to value until the commit: callers hand over fresh slices.
+	return b.Put([]byte(key), value)
+}
+
+func (t *txn) Delete(bucket, key string) error {
+	if t.ro {
+		return cloud.ErrReadOnly
+	}
+	b := t.bucket(bucket)
+	t.remember(bucket, key, b)
+	return b.Delete([]byte(key))
+}
+
+func (t *txn) Scan(bucket, prefix string, fn func(string, []byte) bool) error {
+	c := t.bucket(bucket).Cursor()
+	p := []byte(prefix)
+	if t.ro {
+		// No writes can happen: iterate in place.
+		for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
+			if !fn(string(k), v) {
+				return nil
+			}
+		}
+		return nil
+	}
+	// Copy the range first, so fn may write to the bucket it scans (bbolt cursors are
+	// invalidated by writes).
+	type kv struct {
+		k string
+		v []byte
+	}
+	var all []kv
+	for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
+		all = append(all, kv{string(k), append([]byte(nil), v...)})
+	}
+	for _, e := range all {
+		if !fn(e.k, e.v) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (t *txn) OnCommit(fn func()) { t.hooks = append(t.hooks, fn) }
+
+func (t *txn) undo() error {
+	for i := len(t.undoLog) - 1; i >= 0; i-- {
+		e := t.undoLog[i]
+		b := t.bucket(e.bucket)
+		var err error
+		if e.old == nil {
+			err = b.Delete([]byte(e.key))
+		} else {
+			err = b.Put([]byte(e.key), e.old)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	t.undoLog, t.touched, t.hooks = nil, nil, nil
+	return nil
+}
+
+func hasPrefix(k, p []byte) bool {
+	return len(k) >= len(p) && string(k[:len(p)]) == string(p)
+}
+
+var _ cloud.Store = (*DB)(nil)

@@ -1,0 +1,64 @@
+// Package cloud is the domain of Larder's cloud service: sites (locker banks) and their
+// compartments, orders and their lifecycle, pickup codes, commands to edges, the audit
+// log, and the facts edges report. Adapters live in subpackages named after their
+// dependency (bolt, http, mqtt, broker, notify); the assignment policy is cloud/assign;
+// cloud/cloudd wires everything into a Main.
+//
+// # Service and storage
+//
+// [Service] implements every operation over a [Store]: ordered key-value buckets with
+// atomic, durable transactions ([Store.Update], [Store.View]). The domain encodes its
+// records as JSON and keeps its own indexes (free compartments by zone and size, live
+// codes by digest, live orders by site, deadlines by time), so a store only moves bytes;
+// cloud/bolt is the default and a PostgreSQL table can follow.
+//
+// Invariants (checked by the randomised simulation in sim_test.go):
+//   - a compartment holds at most one live reservation (Compartment.Order), and the free
+//     index lists exactly the present, in-service compartments without one;
+//   - every assignment bumps the compartment's generation (the fencing token the edge
+//     checks), so an old code can never open a reused compartment;
+//   - pickup codes are unique among the live codes of a site; only keyed digests are
+//     stored (see code.go);
+//   - edge events apply strictly in sequence per site, exactly once.
+//
+// # Order lifecycle
+//
+//	assigned ──loaded (all slots)──▶ loaded ──picked_up──▶ picked_up
+//	   │                               │  └──expiry (Sweep)──▶ expired ──expired_removed──▶ returned
+//	   ├──cancel / not loaded in time──▶ cancelled
+//	   └──order_compromised (edge) ──▶ compromised ──▶ picked_up | returned
+//
+// Live states (assigned, loaded, expired, compromised) hold compartments and a code.
+// Expiry: chilled and frozen orders wait 24 h after loading, cool and ambient 12 h
+// (DOMAIN.md). Extensions never take chilled or frozen food beyond 24 h after loading
+// (the food-safety cap, EFoodSafety); after an edge outage, its orders' deadlines are
+// extended by the outage's length, within the same cap.
+//
+// # Capacity and assignment
+//
+// An order is admitted when the free compartments of its site can hold its parcels
+// (cloud/assign: best fit by zone and size, several parcels of a zone per compartment,
+// accessible orders below 120 cm). A compartment is bound to one order from admission
+// until the order ends; an order never loaded lapses at the end of its window plus
+// LoadGrace, so a driver's no-show does not hold a compartment for the whole hold time.
+// v1 binds at admission: a compartment holding tomorrow's order is not lent to today's
+// (a calendar of future bookings is future work). A refusal (ENoCapacity) names the
+// nearest sites, by great-circle distance from the ops coordinates, that can hold it.
+//
+// # Outbound messages
+//
+// Desired-state deltas, commands and notifications are queued by OnCommit hooks in commit
+// order and delivered by [Service.Run] through three ports defined here
+// ([DesiredPublisher], [CommandPublisher], [Notifier]). The queue is in memory: the
+// protocol repairs a lost delta (the edge sees a version gap and asks for a snapshot), a
+// lost command times out, and a lost code notification is fixed by reissuing the code.
+//
+// # Secrets
+//
+// The site key (32 random bytes per site) rests in the store in clear: encryption at rest
+// is out of scope for v1; protect the data directory. It leaves the cloud once, through
+// [Service.Provision], with the edge's MQTT password (stored as a SHA-256 digest). API
+// keys and MQTT passwords are high-entropy and stored as SHA-256; pickup codes and
+// driver credentials are low-entropy and stored only as keyed digests (HMAC with the site
+// key). Phone numbers are kept for notifications and never logged ([Recipient.LogValue]).
+package cloud

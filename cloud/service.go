@@ -1,0 +1,327 @@
+package cloud
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/larder-lockers/larder/protocol"
+)
+
+// DesiredPublisher sends a site's desired state (a delta or a full snapshot) to its edge.
+type DesiredPublisher interface {
+	PublishDesired(ctx context.Context, site string, d protocol.Desired) error
+}
+
+// CommandPublisher sends a command to a site's edge.
+type CommandPublisher interface {
+	PublishCommand(ctx context.Context, site string, c protocol.Command) error
+}
+
+// Notifier takes notifications for residents (SMS) and platforms (webhooks). Notify must
+// not block for long: implementations queue and deliver with retries.
+type Notifier interface {
+	Notify(ctx context.Context, n Notification) error
+}
+
+// Notification is a fact about an order for the outside world. Code and QR are set only
+// on code notifications (order.code_issued) sent to the resident; they are the only
+// place a plain pickup code ever exists after it was drawn, and LogValue redacts them.
+type Notification struct {
+	// Type is the CloudEvents type suffix, e.g. "order.loaded".
+	Type       string     `json:"type"`
+	ID         string     `json:"id"`
+	Time       time.Time  `json:"time"`
+	Site       string     `json:"site"`
+	Order      string     `json:"order"`
+	Platform   string     `json:"platform"`
+	ExternalID string     `json:"external_id"`
+	State      OrderState `json:"state"`
+	// Recipient is set on notifications meant for the resident (SMS).
+	Recipient *Recipient `json:"recipient,omitempty"`
+	Code      string     `json:"code,omitempty"`
+	QR        string     `json:"qr,omitempty"`
+	// Compartments are the door numbers, for the arrival notice.
+	Compartments []int     `json:"compartments,omitempty"`
+	ExpiresAt    time.Time `json:"expires_at,omitzero"`
+	Reason       string    `json:"reason,omitempty"`
+}
+
+// LogValue keeps the code and the recipient out of logs.
+func (n Notification) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("type", n.Type), slog.String("order", n.Order), slog.String("site", n.Site))
+}
+
+// Notification types.
+const (
+	NoteCreated         = "order.created"
+	NoteCodeIssued      = "order.code_issued"
+	NoteLoaded          = "order.loaded"
+	NoteReminder        = "order.reminder"
+	NotePickedUp        = "order.picked_up"
+	NoteExpired         = "order.expired"
+	NoteReturned        = "order.returned"
+	NoteCancelled       = "order.cancelled"
+	NoteCompromised     = "order.compromised"
+	NoteReassigned      = "order.reassigned"
+	NoteCodeInvalidated = "order.code_invalidated"
+	NoteExtended        = "order.extended"
+)
+
+// Policy holds the timing rules of the business. The zero value is replaced by
+// DefaultPolicy's fields.
+type Policy struct {
+	// Hold is how long an order waits after loading, per zone (DOMAIN.md: chilled and
+	// frozen 24 h, ambient 12 h).
+	Hold map[protocol.Zone]time.Duration
+	// MaxHold is the food-safety cap on the hold after loading, extensions included.
+	MaxHold map[protocol.Zone]time.Duration
+	// Budget is the time-out-of-temperature budget sent to the edge (chilled 30 min,
+	// frozen 15 min, others none).
+	Budget map[protocol.Zone]time.Duration
+	// LoadGrace is how long after its window an order that was never loaded keeps its
+	// compartments before it lapses (cancelled, reason not_loaded).
+	LoadGrace time.Duration
+	// MaxAhead is how far in the future a delivery window may start.
+	MaxAhead time.Duration
+	// CommandTTL is how long a command stays valid (protocol Command.ExpiresAt).
+	CommandTTL time.Duration
+	// CredentialTTL is how long a driver's loading credential works.
+	CredentialTTL time.Duration
+	// NearbyKM and NearbyMax bound the nearest-site search of a capacity refusal.
+	NearbyKM  float64
+	NearbyMax int
+}
+
+// DefaultPolicy returns the defaults from DOMAIN.md.
+func DefaultPolicy() Policy {
+	h := time.Hour
+	return Policy{
+		Hold: map[protocol.Zone]time.Duration{protocol.ZoneFrozen: 24 * h, protocol.ZoneChilled: 24 * h,
+			protocol.ZoneCool: 12 * h, protocol.ZoneAmbient: 12 * h},
+		MaxHold: map[protocol.Zone]time.Duration{protocol.ZoneFrozen: 24 * h, protocol.ZoneChilled: 24 * h,
+			protocol.ZoneCool: 48 * h, protocol.ZoneAmbient: 48 * h},
+		Budget: map[protocol.Zone]time.Duration{protocol.ZoneFrozen: 15 * time.Minute,
+			protocol.ZoneChilled: 30 * time.Minute},
+		LoadGrace:     2 * h,
+		MaxAhead:      14 * 24 * h,
+		CommandTTL:    2 * time.Minute,
+		CredentialTTL: 2 * h,
+		NearbyKM:      10,
+		NearbyMax:     5,
+	}
+}
+
+// Options configure New.
+type Options struct {
+	Store Store
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Ports; nil ones drop what they would have sent (tests, or a cloud without MQTT).
+	Desired  DesiredPublisher
+	Commands CommandPublisher
+	Notifier Notifier
+	// Policy; zero fields take DefaultPolicy's.
+	Policy Policy
+	// SendTimeout bounds one delivery to a port; zero means 5 s.
+	SendTimeout time.Duration
+}
+
+// Service is the cloud domain: every operation on sites, orders, codes, commands and
+// edge facts, over a Store. It is safe for concurrent use. Outbound messages (desired
+// deltas, commands, notifications) are queued after their transaction commits, in commit
+// order, and delivered by Run (or Flush).
+type Service struct {
+	store  Store
+	now    func() time.Time
+	log    *slog.Logger
+	pol    Policy
+	ports  ports
+	out    outbox
+	live   liveState
+	stats  Stats
+	sendTO time.Duration
+}
+
+type ports struct {
+	desired  DesiredPublisher
+	commands CommandPublisher
+	notifier Notifier
+}
+
+// Stats are the service's counters, read by the metrics collector.
+type Stats struct {
+	UnlockFailures atomic.Uint64
+	CodeLockouts   atomic.Uint64
+	AlarmsRaised   atomic.Uint64
+	EventsApplied  atomic.Uint64
+	OrdersCreated  atomic.Uint64
+	Refused        atomic.Uint64 // orders refused for capacity
+	SendErrors     atomic.Uint64 // failed deliveries to the ports
+}
+
+// New returns a Service. Call Run to deliver outbound messages.
+func New(opt Options) *Service {
+	s := &Service{store: opt.Store, now: opt.Now, log: opt.Logger, pol: opt.Policy, sendTO: opt.SendTimeout}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.sendTO <= 0 {
+		s.sendTO = 5 * time.Second
+	}
+	def := DefaultPolicy()
+	if s.pol.Hold == nil {
+		s.pol.Hold = def.Hold
+	}
+	if s.pol.MaxHold == nil {
+		s.pol.MaxHold = def.MaxHold
+	}
+	if s.pol.Budget == nil {
+		s.pol.Budget = def.Budget
+	}
+	if s.pol.LoadGrace <= 0 {
+		s.pol.LoadGrace = def.LoadGrace
+	}
+	if s.pol.MaxAhead <= 0 {
+		s.pol.MaxAhead = def.MaxAhead
+	}
+	if s.pol.CommandTTL <= 0 {
+		s.pol.CommandTTL = def.CommandTTL
+	}
+	if s.pol.CredentialTTL <= 0 {
+		s.pol.CredentialTTL = def.CredentialTTL
+	}
+	if s.pol.NearbyKM <= 0 {
+		s.pol.NearbyKM = def.NearbyKM
+	}
+	if s.pol.NearbyMax <= 0 {
+		s.pol.NearbyMax = def.NearbyMax
+	}
+	s.ports = ports{opt.Desired, opt.Commands, opt.Notifier}
+	s.out.wake = make(chan struct{}, 1)
+	s.live.sites = map[string]*LiveSite{}
+	return s
+}
+
+// SetPorts installs the outbound ports after New, for wiring where the adapters need the
+// Service first (the fleet adapter both calls and is called by it). Call before Run.
+func (s *Service) SetPorts(d DesiredPublisher, c CommandPublisher, n Notifier) {
+	s.ports = ports{d, c, n}
+}
+
+// Stats returns the service's counters.
+func (s *Service) Stats() *Stats { return &s.stats }
+
+// Policy returns the policy in force.
+func (s *Service) Policy() Policy { return s.pol }
+
+// outbox keeps outbound messages in commit order until Run or Flush delivers them. It is
+// in memory: a crash between commit and delivery loses them, which the protocol repairs
+// (a desired version gap makes the edge ask for a snapshot; a command that never arrives
+// times out; notifications are best effort, and codes can be reissued).
+type outbox struct {
+	mu    sync.Mutex
+	items []outItem // guarded by mu
+	wake  chan struct{}
+	// sending serialises deliveries (Run and Flush) so that order holds.
+	sending sync.Mutex
+}
+
+type outItem struct {
+	site    string
+	desired *protocol.Desired
+	command *protocol.Command
+	note    *Notification
+}
+
+// queue is called from OnCommit hooks: quick, never blocks.
+func (s *Service) queue(it outItem) {
+	s.out.mu.Lock()
+	s.out.items = append(s.out.items, it)
+	s.out.mu.Unlock()
+	select {
+	case s.out.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers outbound messages until ctx ends, and runs Sweep every sweepEvery (zero:
+// one minute).
+func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
+	if sweepEvery <= 0 {
+		sweepEvery = time.Minute
+	}
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.out.wake:
+			s.Flush(ctx)
+		case <-t.C:
+			if _, err := s.Sweep(ctx); err != nil {
+				s.log.Error("sweep", "err", err)
+			}
+		}
+	}
+}
+
+// Flush delivers every queued outbound message now, in order.
+func (s *Service) Flush(ctx context.Context) {
+	s.out.sending.Lock()
+	defer s.out.sending.Unlock()
+	for {
+		s.out.mu.Lock()
+		items := s.out.items
+		s.out.items = nil
+		s.out.mu.Unlock()
+		if len(items) == 0 {
+			return
+		}
+		for _, it := range items {
+			s.deliver(ctx, it)
+		}
+	}
+}
+
+// Pending is how many outbound messages await delivery.
+func (s *Service) Pending() int {
+	s.out.mu.Lock()
+	defer s.out.mu.Unlock()
+	return len(s.out.items)
+}
+
+func (s *Service) deliver(ctx context.Context, it outItem) {
+	ctx, cancel := context.WithTimeout(ctx, s.sendTO)
+	defer cancel()
+	var err error
+	switch {
+	case it.desired != nil && s.ports.desired != nil:
+		err = s.ports.desired.PublishDesired(ctx, it.site, *it.desired)
+	case it.command != nil && s.ports.commands != nil:
+		err = s.ports.commands.PublishCommand(ctx, it.site, *it.command)
+	case it.note != nil && s.ports.notifier != nil:
+		err = s.ports.notifier.Notify(ctx, *it.note)
+	}
+	if err != nil {
+		s.stats.SendErrors.Add(1)
+		s.log.Warn("outbound delivery failed", "site", it.site, "err", err)
+	}
+}
+
+// newID returns prefix + 16 random bytes in hex.
+func newID(prefix string) string {
+	var b [12]byte
+	rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,408 @@
+package cloud
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/larder-lockers/larder/cloud/assign"
+	"github.com/larder-lockers/larder/protocol"
+)
+
+func loadSite(tx Tx, id string) (*Site, error) {
+	var s Site
+	ok, err := getJSON(tx, bSites, id, &s)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &Error{Code: ENotFound, Message: "no such site: " + id, Field: "site"}
+	}
+	return &s, nil
+}
+
+func putSite(tx Tx, s *Site) error { return putJSON(tx, bSites, s.ID, s) }
+
+// SiteInput is the ops metadata of a site. Nil fields are left unchanged by UpdateSite.
+type SiteInput struct {
+	ID       string    `json:"id,omitempty"`
+	Name     *string   `json:"name,omitempty"`
+	Address  *string   `json:"address,omitempty"`
+	Location *Location `json:"location,omitempty"`
+}
+
+func (in SiteInput) validate() error {
+	if in.Name != nil && len(*in.Name) > 200 {
+		return Invalid("name", "at most 200 characters")
+	}
+	if in.Address != nil && len(*in.Address) > 500 {
+		return Invalid("address", "at most 500 characters")
+	}
+	if l := in.Location; l != nil {
+		if math.IsNaN(l.Lat) || l.Lat < -90 || l.Lat > 90 {
+			return Invalid("location.lat", "want a latitude between -90 and 90")
+		}
+		if math.IsNaN(l.Lon) || l.Lon < -180 || l.Lon > 180 {
+			return Invalid("location.lon", "want a longitude between -180 and 180")
+		}
+	}
+	return nil
+}
+
+func (in SiteInput) apply(s *Site) {
+	if in.Name != nil {
+		s.Name = *in.Name
+	}
+	if in.Address != nil {
+		s.Address = *in.Address
+	}
+	if in.Location != nil {
+		l := *in.Location
+		s.Location = &l
+	}
+}
+
+func require(p Principal, roles ...Role) error {
+	for _, r := range roles {
+		if p.Role == r {
+			return nil
+		}
+	}
+	return Errorf(EForbidden, "the %s role may not do this", p.Role)
+}
+
+// CreateSite registers a site (admin) and draws its 32-byte site key.
+func (s *Service) CreateSite(ctx context.Context, p Principal, in SiteInput) (Site, error) {
+	if err := require(p, RoleAdmin); err != nil {
+		return Site{}, err
+	}
+	if !protocol.ValidSite(in.ID) {
+		return Site{}, Invalid("id", "want 1 to 64 lower-case letters, digits, '-' or '_'")
+	}
+	if err := in.validate(); err != nil {
+		return Site{}, err
+	}
+	var out Site
+	err := s.store.Update(ctx, func(tx Tx) error {
+		if tx.Get(bSites, in.ID) != nil {
+			return &Error{Code: EConflict, Field: "id", Message: "site " + in.ID + " already exists"}
+		}
+		key := make([]byte, 32)
+		rand.Read(key)
+		st := &Site{ID: in.ID, Created: s.now().UTC(), Key: key}
+		in.apply(st)
+		if err := putSite(tx, st); err != nil {
+			return err
+		}
+		audit(tx, s.now(), AuditEntry{Site: st.ID, Actor: p.Subject, Role: p.Role, Action: "site_created"})
+		out = *st
+		return nil
+	})
+	return out, internal("create site", err)
+}
+
+// UpdateSite changes a site's ops metadata (ops, admin).
+func (s *Service) UpdateSite(ctx context.Context, p Principal, id string, in SiteInput) (Site, error) {
+	if err := require(p, RoleOps, RoleAdmin); err != nil {
+		return Site{}, err
+	}
+	if err := in.validate(); err != nil {
+		return Site{}, err
+	}
+	var out Site
+	err := s.store.Update(ctx, func(tx Tx) error {
+		st, err := loadSite(tx, id)
+		if err != nil {
+			return err
+		}
+		in.apply(st)
+		out = *st
+		return putSite(tx, st)
+	})
+	return out, internal("update site", err)
+}
+
+// Provisioning is what an edge needs to join: the site key (hex) and its MQTT login.
+// It is handed out once; the cloud keeps only the key (for digests) and the password's
+// digest.
+type Provisioning struct {
+	Site         string `json:"site"`
+	SiteKey      string `json:"site_key"`
+	MQTTUsername string `json:"mqtt_username"`
+	MQTTPassword string `json:"mqtt_password"`
+}
+
+// Provision hands out a site's key and a fresh MQTT password (admin), once. A site that
+// must be re-provisioned (a replaced edge computer) is deleted and created again by a
+// later version; v1 refuses with EAlreadyIssued.
+func (s *Service) Provision(ctx context.Context, p Principal, id string) (Provisioning, error) {
+	if err := require(p, RoleAdmin); err != nil {
+		return Provisioning{}, err
+	}
+	var out Provisioning
+	err := s.store.Update(ctx, func(tx Tx) error {
+		st, err := loadSite(tx, id)
+		if err != nil {
+			return err
+		}
+		if st.Provisioned {
+			return Errorf(EAlreadyIssued, "site %s was already provisioned; its key is handed out once", id)
+		}
+		pw := randomToken(24)
+		st.Provisioned = true
+		st.MQTTDigest = sha256Hex(pw)
+		out = Provisioning{Site: id, SiteKey: hex.EncodeToString(st.Key), MQTTUsername: id, MQTTPassword: pw}
+		audit(tx, s.now(), AuditEntry{Site: id, Actor: p.Subject, Role: p.Role, Action: "site_provisioned"})
+		return putSite(tx, st)
+	})
+	return out, internal("provision", err)
+}
+
+// AuthenticateEdge checks an edge's MQTT login (username = site id) and returns the site.
+// The broker calls it on every connect.
+func (s *Service) AuthenticateEdge(ctx context.Context, username, password string) (string, bool) {
+	if !protocol.ValidSite(username) {
+		return "", false
+	}
+	ok := false
+	s.store.View(ctx, func(tx Tx) error {
+		st, err := loadSite(tx, username)
+		if err != nil || st.MQTTDigest == "" {
+			return nil
+		}
+		ok = protocol.DigestEqual(st.MQTTDigest, sha256Hex(password))
+		return nil
+	})
+	return username, ok
+}
+
+// SiteKey returns a site's key, for adapters that must digest (never exposed by the API
+// except through Provision).
+func (s *Service) SiteKey(ctx context.Context, id string) ([]byte, error) {
+	var key []byte
+	err := s.store.View(ctx, func(tx Tx) error {
+		st, err := loadSite(tx, id)
+		if err == nil {
+			key = append([]byte(nil), st.Key...)
+		}
+		return err
+	})
+	return key, err
+}
+
+// SiteSummary is one line of the fleet list.
+type SiteSummary struct {
+	ID                 string                 `json:"id"`
+	Name               string                 `json:"name,omitempty"`
+	Address            string                 `json:"address,omitempty"`
+	Location           *Location              `json:"location,omitempty"`
+	Provisioned        bool                   `json:"provisioned"`
+	Online             bool                   `json:"online"`
+	LastSeen           time.Time              `json:"last_seen,omitzero"`
+	Software           string                 `json:"software,omitempty"`
+	DesiredVersion     uint64                 `json:"desired_version"`
+	EdgeDesiredVersion uint64                 `json:"edge_desired_version"`
+	Zones              []protocol.ZoneReading `json:"zones,omitempty"`
+	Compartments       map[CompState]int      `json:"compartments"`
+	OpenAlarms         int                    `json:"open_alarms"`
+}
+
+// SiteDetail is the ops view of one site.
+type SiteDetail struct {
+	SiteSummary
+	Boards        []protocol.BoardHealth `json:"boards,omitempty"`
+	OutboxDepth   int                    `json:"outbox_depth"`
+	Alarms        []Alarm                `json:"alarms"`
+	Compartments_ []CompartmentView      `json:"compartment_list"`
+}
+
+// CompartmentView is a compartment as ops see it.
+type CompartmentView struct {
+	Number     int           `json:"number"`
+	Size       protocol.Size `json:"size"`
+	Zone       protocol.Zone `json:"zone"`
+	HeightCM   int           `json:"height_cm"`
+	State      CompState     `json:"state"`
+	Generation uint64        `json:"generation"`
+	Order      string        `json:"order,omitempty"`
+	OOSReason  string        `json:"oos_reason,omitempty"`
+}
+
+func (s *Service) summary(tx Tx, st *Site) (SiteSummary, []Compartment, []Alarm, error) {
+	comps, err := siteComps(tx, st.ID)
+	if err != nil {
+		return SiteSummary{}, nil, nil, err
+	}
+	alarms, err := siteAlarms(tx, st.ID)
+	if err != nil {
+		return SiteSummary{}, nil, nil, err
+	}
+	live := s.Live(st.ID)
+	sum := SiteSummary{ID: st.ID, Name: st.Name, Address: st.Address, Location: st.Location,
+		Provisioned: st.Provisioned, Online: st.Online, LastSeen: st.LastSeen, Software: st.Software,
+		DesiredVersion: st.DesiredVersion, EdgeDesiredVersion: st.EdgeDesiredVersion,
+		Zones: live.Zones, Compartments: map[CompState]int{}, OpenAlarms: len(alarms)}
+	if live.LastSeen.After(sum.LastSeen) {
+		sum.LastSeen = live.LastSeen
+	}
+	for _, c := range comps {
+		sum.Compartments[c.State()]++
+	}
+	return sum, comps, alarms, nil
+}
+
+// ListSites is the fleet list (ops, admin).
+func (s *Service) ListSites(ctx context.Context, p Principal) ([]SiteSummary, error) {
+	if err := require(p, RoleOps, RoleAdmin); err != nil {
+		return nil, err
+	}
+	var out []SiteSummary
+	err := s.store.View(ctx, func(tx Tx) error {
+		var sites []Site
+		var derr error
+		tx.Scan(bSites, "", func(_ string, v []byte) bool {
+			var st Site
+			if derr = json.Unmarshal(v, &st); derr != nil {
+				return false
+			}
+			sites = append(sites, st)
+			return true
+		})
+		if derr != nil {
+			return derr
+		}
+		for i := range sites {
+			sum, _, _, err := s.summary(tx, &sites[i])
+			if err != nil {
+				return err
+			}
+			out = append(out, sum)
+		}
+		return nil
+	})
+	return out, internal("list sites", err)
+}
+
+// GetSite is the ops detail of a site (ops, admin).
+func (s *Service) GetSite(ctx context.Context, p Principal, id string) (SiteDetail, error) {
+	if err := require(p, RoleOps, RoleAdmin); err != nil {
+		return SiteDetail{}, err
+	}
+	var out SiteDetail
+	err := s.store.View(ctx, func(tx Tx) error {
+		st, err := loadSite(tx, id)
+		if err != nil {
+			return err
+		}
+		sum, comps, alarms, err := s.summary(tx, st)
+		if err != nil {
+			return err
+		}
+		live := s.Live(id)
+		out = SiteDetail{SiteSummary: sum, Boards: live.Boards, OutboxDepth: live.Outbox, Alarms: alarms}
+		if out.Alarms == nil {
+			out.Alarms = []Alarm{}
+		}
+		out.Compartments_ = []CompartmentView{}
+		for _, c := range comps {
+			out.Compartments_ = append(out.Compartments_, CompartmentView{Number: c.Number, Size: c.Size, Zone: c.Zone,
+				HeightCM: c.HeightCM, State: c.State(), Generation: c.Generation, Order: c.Order, OOSReason: c.OOSReason})
+		}
+		return nil
+	})
+	return out, internal("get site", err)
+}
+
+// SiteIDs lists every site id (for metrics and the fleet adapter).
+func (s *Service) SiteIDs(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := s.store.View(ctx, func(tx Tx) error {
+		return tx.Scan(bSites, "", func(k string, _ []byte) bool { ids = append(ids, k); return true })
+	})
+	return ids, err
+}
+
+// NearbySite is a site that can hold an order another site refused.
+type NearbySite struct {
+	Site       string  `json:"site"`
+	Name       string  `json:"name,omitempty"`
+	DistanceKM float64 `json:"distance_km"`
+}
+
+// nearby finds the sites within NearbyKM of from that can hold parcels, nearest first.
+// It runs only on a refusal and scans every site's record; a fleet of many thousands
+// would want a geographic index (PostgreSQL with PostGIS) instead.
+func (s *Service) nearby(tx Tx, from *Site, parcels []assign.Parcel, accessible bool, zones map[string]bool) ([]NearbySite, error) {
+	if from.Location == nil {
+		return []NearbySite{}, nil
+	}
+	var cands []NearbySite
+	var derr error
+	tx.Scan(bSites, "", func(_ string, v []byte) bool {
+		var st Site
+		if derr = json.Unmarshal(v, &st); derr != nil {
+			return false
+		}
+		if st.ID == from.ID || st.Location == nil {
+			return true
+		}
+		d := Haversine(*from.Location, *st.Location)
+		if d <= s.pol.NearbyKM {
+			cands = append(cands, NearbySite{Site: st.ID, Name: st.Name, DistanceKM: math.Round(d*100) / 100})
+		}
+		return true
+	})
+	if derr != nil {
+		return nil, derr
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].DistanceKM < cands[j].DistanceKM })
+	out := []NearbySite{}
+	for _, c := range cands {
+		free, err := freeCandidates(tx, c.Site, zones)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := assign.Plan(parcels, accessible, free); err == nil {
+			out = append(out, c)
+			if len(out) == s.pol.NearbyMax {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// Haversine is the great-circle distance between a and b in kilometres.
+func Haversine(a, b Location) float64 {
+	const r = 6371.0
+	rad := math.Pi / 180
+	dLat := (b.Lat - a.Lat) * rad
+	dLon := (b.Lon - a.Lon) * rad
+	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(a.Lat*rad)*math.Cos(b.Lat*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
+	return 2 * r * math.Asin(math.Min(1, math.Sqrt(h)))
+}
+
+func siteAlarms(tx Tx, site string) ([]Alarm, error) {
+	var out []Alarm
+	var derr error
+	err := tx.Scan(bAlarms, site+"/", func(_ string, v []byte) bool {
+		var a Alarm
+		if derr = json.Unmarshal(v, &a); derr != nil {
+			return false
+		}
+		out = append(out, a)
+		return true
+	})
+	if err == nil {
+		err = derr
+	}
+	return out, err
+}
+
+// trimSite removes "site/" from an index key.
+func trimSite(k, site string) string { return strings.TrimPrefix(k, site+"/") }
