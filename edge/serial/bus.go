@@ -189,8 +189,10 @@ func New(cfg Config) (*Bus, error) {
 		b.retries = 0
 	}
 	// Ten character times is far more than any gap inside a frame on a real
-	// line; the fixed part absorbs OS scheduling and pty/TCP chunking.
-	b.quiet = WireTime(cfg.Baud, 10) + 20*time.Millisecond
+	// line; the fixed part absorbs USB adapters' latency timers (16 ms on
+	// FTDI chips), OS scheduling and pty/TCP chunking. It stays well under
+	// the command timeout, so garbage still costs less than a timeout.
+	b.quiet = WireTime(cfg.Baud, 10) + 40*time.Millisecond
 	b.dec = board.NewReplyDecoder(b.codec)
 	for _, bd := range b.boards {
 		b.health[bd] = &hw.BoardState{}
