@@ -1,7 +1,9 @@
 package protocol_test
 
 import (
+	"encoding/json"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -19,6 +21,16 @@ func FuzzDecode(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(data)
+	}
+	// And every invalid case: each sits one edit away from a valid message.
+	if data, err := os.ReadFile(filepath.Join("testdata", "invalid", "cases.json")); err == nil {
+		var cases []invalidCase
+		if err := json.Unmarshal(data, &cases); err != nil {
+			f.Fatal(err)
+		}
+		for _, c := range cases {
+			f.Add([]byte(c.Message))
+		}
 	}
 	for _, s := range []string{
 		``, `{}`, `null`, `[]`, `{"v":1}`, `{"v":2}`, `{"v":"1"}`,

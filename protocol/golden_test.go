@@ -3,7 +3,9 @@ package protocol_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,3 +179,66 @@ var (
 	sizes    = []protocol.Size{protocol.SizeS, protocol.SizeM, protocol.SizeL}
 	purposes = []protocol.Purpose{protocol.PurposeOps, protocol.PurposeLoading}
 )
+
+// invalidCase is one entry of testdata/invalid/cases.json: a message every v1 receiver
+// must reject, and the field the Go reference names.
+type invalidCase struct {
+	Name string `json:"name"`
+	// Type is the type of the channel it arrives on (its own type field may be spoiled).
+	Type  protocol.Type `json:"type"`
+	Field string        `json:"field"`
+	// SchemaBlind says why asyncapi.yaml's JSON Schema accepts it although the document's
+	// prose forbids it; tools/asyncapi checks that the schema rejects every other case.
+	SchemaBlind string          `json:"schema_blind,omitempty"`
+	Message     json.RawMessage `json:"message"`
+}
+
+// TestGoldenInvalid writes the invalid messages of fieldCases to
+// testdata/invalid/cases.json (with -update; otherwise it compares), and checks that
+// every case in the committed file is rejected naming its field.
+func TestGoldenInvalid(t *testing.T) {
+	path := filepath.Join("testdata", "invalid", "cases.json")
+	var cases []invalidCase
+	n := map[string]int{}
+	for _, tc := range fieldCases() {
+		name := tc.golden + ": " + tc.field
+		n[name]++
+		if n[name] > 1 {
+			name = fmt.Sprintf("%s (%d)", name, n[name])
+		}
+		typ, _, _ := strings.Cut(tc.golden, "-")
+		cases = append(cases, invalidCase{Name: name, Type: protocol.Type(typ), Field: tc.field,
+			SchemaBlind: tc.schemaBlind, Message: buildCase(t, tc)})
+	}
+	want, err := json.MarshalIndent(cases, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, '\n')
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./protocol -run TestGolden -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s is not what fieldCases gives; if intended, run go test ./protocol -run TestGolden -update", path)
+	}
+	var committed []invalidCase
+	if err := json.Unmarshal(got, &committed); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range committed {
+		_, err := protocol.DecodeOn(channelOf(t, c.Type), c.Message)
+		var fe *protocol.FieldError
+		if !errors.As(err, &fe) || fe.Field != c.Field {
+			t.Errorf("%s: DecodeOn = %v, want a FieldError for %s", c.Name, err, c.Field)
+		}
+	}
+}

@@ -1,7 +1,8 @@
 // validate.mjs checks Larder's AsyncAPI document with the AsyncAPI project's own parser,
 // then checks that every example in it, and every golden message in protocol/testdata,
 // is valid against the payload schema of its message (the parser does not check AsyncAPI 3
-// examples itself).
+// examples itself), and that the schemas reject the invalid messages of
+// protocol/testdata/invalid/cases.json.
 //
 // Usage: node validate.mjs path/to/asyncapi.yaml [testdata-dir]
 // The testdata directory defaults to testdata/ beside the document. Exits 1 on any
@@ -96,7 +97,33 @@ async function main() {
     check(path.join(testdata, n), payload.type, payload);
   }
 
-  console.log(`${file}: ${diagnostics.length} diagnostic(s), ${examples} example(s) and ${goldens} golden file(s) checked, ${errors} error(s)`);
+  // Messages every receiver must reject (testdata/invalid/cases.json, written by the Go
+  // tests): the schema must reject each, unless the case says why it cannot.
+  let invalid = 0;
+  let blind = 0;
+  let cases = [];
+  try {
+    cases = JSON.parse(await readFile(path.join(testdata, 'invalid', 'cases.json'), 'utf8'));
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err;
+  }
+  for (const c of cases) {
+    if (c.schema_blind) {
+      blind++;
+      continue;
+    }
+    invalid++;
+    const validate = validators.get(c.type);
+    if (validate && validate(c.message)) {
+      console.log(`invalid/cases.json: error: the schema of ${c.type} accepts "${c.name}", which receivers reject (field ${c.field})`);
+      errors++;
+    }
+  }
+
+  console.log(
+    `${file}: ${diagnostics.length} diagnostic(s); ${examples} example(s) and ${goldens} golden file(s) valid; ` +
+      `${invalid} invalid case(s) rejected, ${blind} beyond JSON Schema; ${errors} error(s)`,
+  );
   return errors > 0 ? 1 : 0;
 }
 
