@@ -90,6 +90,23 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
+// apply performs a and logs it: the control API is how tests and the demo
+// change the world, and the log tells what they did.
+func (c *Control) apply(a Action) error {
+	err := c.w.Apply(a)
+	if err == nil {
+		args := []any{"do", a.Do}
+		if a.Compartment != 0 {
+			args = append(args, "compartment", a.Compartment)
+		}
+		if a.Fault != nil {
+			args = append(args, "fault", a.Fault.Kind, "off", a.Fault.Off)
+		}
+		c.log.Info("control action", args...)
+	}
+	return err
+}
+
 func (c *Control) state(rw http.ResponseWriter, r *http.Request) {
 	writeJSON(rw, http.StatusOK, c.w.Snapshot())
 }
@@ -137,7 +154,7 @@ func (c *Control) compartment(rw http.ResponseWriter, r *http.Request) {
 		writeErr(rw, http.StatusNotFound, fmt.Sprintf("no compartment action %q (open, close, put, take)", a.Do))
 		return
 	}
-	if err := c.w.Apply(a); err != nil {
+	if err := c.apply(a); err != nil {
 		c.fail(rw, err)
 		return
 	}
@@ -152,7 +169,7 @@ func (c *Control) world(rw http.ResponseWriter, r *http.Request) {
 		c.fail(rw, err)
 		return
 	}
-	if err := c.w.Apply(Action{Do: DoOutside, OutsideC: body.OutsideC}); err != nil {
+	if err := c.apply(Action{Do: DoOutside, OutsideC: body.OutsideC}); err != nil {
 		c.fail(rw, err)
 		return
 	}
@@ -167,7 +184,7 @@ func (c *Control) power(rw http.ResponseWriter, r *http.Request) {
 		c.fail(rw, err)
 		return
 	}
-	if err := c.w.Apply(Action{Do: DoPower, On: body.On}); err != nil {
+	if err := c.apply(Action{Do: DoPower, On: body.On}); err != nil {
 		c.fail(rw, err)
 		return
 	}
@@ -180,7 +197,7 @@ func (c *Control) fault(rw http.ResponseWriter, r *http.Request) {
 		c.fail(rw, err)
 		return
 	}
-	if err := c.w.Apply(Action{Do: DoFault, Fault: f}); err != nil {
+	if err := c.apply(Action{Do: DoFault, Fault: f}); err != nil {
 		c.fail(rw, err)
 		return
 	}
@@ -189,6 +206,7 @@ func (c *Control) fault(rw http.ResponseWriter, r *http.Request) {
 
 func (c *Control) clearFaults(rw http.ResponseWriter, r *http.Request) {
 	c.w.ClearFaults()
+	c.log.Info("control action", "do", DoClearFaults)
 	writeJSON(rw, http.StatusOK, c.w.Snapshot())
 }
 

@@ -41,15 +41,15 @@ type CompartmentState struct {
 
 // ZoneState is one temperature zone. TempC is nil when the probe has failed.
 type ZoneState struct {
-	Name        string   `json:"name"`
-	TempC       *float64 `json:"temp_c"`
-	Error       string   `json:"error,omitempty"`
-	SetpointC   *float64 `json:"setpoint_c,omitempty"`
-	TrueTempC   float64  `json:"true_temp_c"`
-	Compressor  bool     `json:"compressor"`
-	DutyCycle   float64  `json:"duty_cycle"` // fraction of simulated time the compressor ran
-	DoorsOpen   int      `json:"doors_open"`
-	Compartment []int    `json:"compartments"`
+	Name         string   `json:"name"`
+	TempC        *float64 `json:"temp_c"`
+	Error        string   `json:"error,omitempty"`
+	SetpointC    *float64 `json:"setpoint_c,omitempty"`
+	TrueTempC    float64  `json:"true_temp_c"`
+	Compressor   bool     `json:"compressor"`
+	DutyCycle    float64  `json:"duty_cycle"` // fraction of simulated time the compressor ran
+	DoorsOpen    int      `json:"doors_open"`
+	Compartments []int    `json:"compartments"`
 }
 
 // Snapshot returns the whole state now.
@@ -104,7 +104,7 @@ func (w *World) zoneStates() []ZoneState {
 	for _, z := range w.zones {
 		zs := ZoneState{
 			Name: z.kind, TrueTempC: round2(z.temp), Compressor: z.compressor,
-			DoorsOpen: z.doorsOpen, Compartment: z.members,
+			DoorsOpen: z.doorsOpen, Compartments: z.members,
 		}
 		if z.seconds > 0 {
 			zs.DutyCycle = round2(z.runSeconds / z.seconds)
