@@ -358,3 +358,112 @@ func TestNewRejectsBadInput(t *testing.T) {
 		t.Error("New accepted a bad site")
 	}
 }
+
+// TestLinkCutMidDrain cuts the edge's link (no DISCONNECT) while the outbox drains and
+// queues more events while it is down: nothing is lost, nothing processed twice.
+func TestLinkCutMidDrain(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b broker) {
+		site := newSite(t, b.url)
+		cloud := mqtttest.NewCloud(t, b.url, site)
+		defer cloud.Close()
+		proxy := mqtttest.NewProxy(t, b.addr)
+		store := mqtttest.NewStore()
+		startEdge(t, testConfig(site, proxy.URL()), store)
+		for i := range 3000 {
+			store.Append(doorEvent(i))
+		}
+		cloud.Wait(t, wait, "drain under way", func(s mqtttest.Snapshot) bool { return len(s.Processed) >= 200 })
+		proxy.Cut()
+		if got := len(cloud.Seen().Processed); got >= 3000 {
+			t.Fatalf("drain finished (%d events) before the cut", got)
+		}
+		for i := range 500 {
+			store.Append(doorEvent(i))
+		}
+		time.Sleep(30 * time.Millisecond)
+		proxy.Resume(t)
+		s := cloud.Wait(t, 30*time.Second, "3500 events", func(s mqtttest.Snapshot) bool { return len(s.Processed) == 3500 })
+		if diff := cmp.Diff(store.IDs(), processedIDs(s)); diff != "" {
+			t.Errorf("processed ids differ from the outbox (-outbox +cloud):\n%s", diff)
+		}
+		waitFor(t, wait, "outbox fully acked", func() bool { a, _ := store.Acked(); return a == 3500 })
+	})
+}
+
+// TestDesiredWhileOffline: desired state published while the edge is away waits in its
+// persistent session at the broker and is applied on reconnect (it may arrive before
+// SUBSCRIBE returns, through the default publish handler).
+func TestDesiredWhileOffline(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b broker) {
+		site := newSite(t, b.url)
+		cloud := mqtttest.NewCloud(t, b.url, site)
+		defer cloud.Close()
+		proxy := mqtttest.NewProxy(t, b.addr)
+		store := mqtttest.NewStore()
+		e := startEdge(t, testConfig(site, proxy.URL()), store)
+		cloud.Wait(t, wait, "connect", func(s mqtttest.Snapshot) bool { return len(s.Births) == 1 })
+		proxy.Cut()
+		cloud.Wait(t, wait, "last will", func(s mqtttest.Snapshot) bool {
+			return !s.Statuses[len(s.Statuses)-1].Online
+		})
+		cloud.Publish(t, protocol.Header{}, protocol.Desired{Version: 1, Full: true})
+		cloud.Publish(t, protocol.Header{}, protocol.Desired{Version: 2})
+		if e.Connected() || len(store.Applied()) != 0 {
+			t.Fatal("edge still connected through a cut proxy")
+		}
+		proxy.Resume(t)
+		waitFor(t, wait, "queued desired applied", func() bool { return len(store.Applied()) == 2 })
+		if diff := cmp.Diff([]uint64{1, 2}, store.Applied()); diff != "" {
+			t.Errorf("applied (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestCommandAckWhileOffline: a command that finishes while the link is down has its
+// final ack published once the link is back.
+func TestCommandAckWhileOffline(t *testing.T) {
+	m := mqtttest.StartMochi(t)
+	site := newSite(t, m.URL())
+	cloud := mqtttest.NewCloud(t, m.URL(), site)
+	defer cloud.Close()
+	proxy := mqtttest.NewProxy(t, m.Addr)
+	store := mqtttest.NewStore()
+	release := make(chan struct{})
+	store.OnCommand = func(cmd protocol.Command) protocol.CommandAck {
+		<-release
+		return protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateFailed, Error: protocol.ErrJammed}
+	}
+	startEdge(t, testConfig(site, proxy.URL()), store)
+	cloud.Wait(t, wait, "connect", func(s mqtttest.Snapshot) bool { return len(s.Births) == 1 })
+	cloud.Publish(t, protocol.Header{}, protocol.Command{ID: "cmd-9", Kind: protocol.CmdOpen, Compartment: 3,
+		Purpose: protocol.PurposeLoading, Order: "o-1", Generation: 4, ExpiresAt: time.Now().Add(time.Minute)})
+	cloud.Wait(t, wait, "queued", func(s mqtttest.Snapshot) bool { return len(s.CmdAcks) == 1 })
+	proxy.Cut()
+	close(release)
+	time.Sleep(50 * time.Millisecond)
+	proxy.Resume(t)
+	s := cloud.Wait(t, wait, "final ack", func(s mqtttest.Snapshot) bool { return len(s.CmdAcks) == 2 })
+	if got, want := s.CmdAcks[1], (protocol.CommandAck{CommandID: "cmd-9", State: protocol.StateFailed, Error: protocol.ErrJammed}); got != want {
+		t.Errorf("final ack = %+v, want %+v", got, want)
+	}
+}
+
+// TestWebsocket runs the sync over MQTT-over-WebSocket (ws://), for sites whose
+// firewalls only let web traffic out.
+func TestWebsocket(t *testing.T) {
+	url := mqtttest.StartMochiWebsocket(t)
+	site := newSite(t, url)
+	cloud := mqtttest.NewCloud(t, url, site)
+	defer cloud.Close()
+	store := mqtttest.NewStore()
+	startEdge(t, testConfig(site, url), store)
+	for i := range 50 {
+		store.Append(doorEvent(i))
+	}
+	s := cloud.Wait(t, wait, "birth and events", func(s mqtttest.Snapshot) bool {
+		return len(s.Births) == 1 && len(s.Processed) == 50
+	})
+	if diff := cmp.Diff(store.IDs(), processedIDs(s)); diff != "" {
+		t.Errorf("(-outbox +cloud):\n%s", diff)
+	}
+}

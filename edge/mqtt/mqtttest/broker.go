@@ -81,6 +81,25 @@ func (m *Mochi) Start(tb testing.TB) {
 	m.srv = srv
 }
 
+// StartMochiWebsocket starts a broker that listens for MQTT over WebSocket only, on a
+// free loopback port; it returns the ws:// URL. It is closed when tb ends.
+func StartMochiWebsocket(tb testing.TB) string {
+	tb.Helper()
+	addr := FreeAddr(tb)
+	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		tb.Fatalf("mqtttest: mochi hook: %v", err)
+	}
+	if err := srv.AddListener(listeners.NewWebsocket(listeners.Config{ID: "ws", Address: addr})); err != nil {
+		tb.Fatalf("mqtttest: mochi websocket listen on %s: %v", addr, err)
+	}
+	if err := srv.Serve(); err != nil {
+		tb.Fatalf("mqtttest: mochi serve: %v", err)
+	}
+	tb.Cleanup(func() { srv.Close() })
+	return "ws://" + addr + "/"
+}
+
 // Stop closes the broker and every client connection. Idempotent.
 func (m *Mochi) Stop() {
 	if m.srv != nil {
