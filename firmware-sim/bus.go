@@ -170,7 +170,11 @@ func (b *Bus) Serve(ctx context.Context, rw io.ReadWriteCloser) error {
 
 	var writeMu sync.Mutex // one frame on the wire at a time
 	if b.cfg.Events && b.codec.Profile == board.BCC8A {
-		go b.sendEvents(ctx, rw, &writeMu)
+		var events sync.WaitGroup
+		events.Go(func() { b.sendEvents(ctx, rw, &writeMu) })
+		// Unblock the sender (a write blocked on a stuck reader included),
+		// then wait for it.
+		defer func() { cancel(); closeRW(); events.Wait() }()
 	}
 
 	dec := board.NewCommandDecoder(b.codec)
