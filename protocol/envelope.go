@@ -133,6 +133,9 @@ func Decode(data []byte) (Message, error) {
 		return Message{}, fieldErr("type", "required")
 	case len(w.Body) == 0 || string(w.Body) == "null":
 		return Message{}, fieldErr("body", "required")
+	case w.Seq == 0 && w.Type == TypeEvent:
+		// Events are acknowledged by sequence: one without a sequence could never be.
+		return Message{}, fieldErr("seq", "required for events")
 	}
 	newBody, ok := bodies[w.Type]
 	if !ok {

@@ -263,6 +263,7 @@ func fieldCases() []fieldCase {
 		fc("telemetry", e(set("body.outbox_depth", -1)), "body.outbox_depth", "negative"),
 		fc("telemetry", e(set("body.boards", map[string]any{})), "body.boards", "array"),
 		// Event: fields of every kind.
+		fc("event-door_opened", e(set("seq", 0)), "seq", "required for events"),
 		fc("event-door_opened", e(del("body.kind")), "body.kind", "required"),
 		fc("event-door_opened", e(del("body.credential")), "body.credential", "required"),
 		fc("event-door_opened", e(set("body.credential", "magic")), "body.credential", "unknown credential"),
