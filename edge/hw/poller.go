@@ -39,7 +39,22 @@ type Poller struct {
 	started bool
 	last    Snapshot // merged last known state: Unknown never overwrites a known value
 	failing bool     // the last Snapshot call failed (to log the failure once)
+
+	logMu      sync.Mutex           // guards the log limiter
+	lastLog    map[logKey]time.Time // last logged event per compartment/board and kind
+	suppressed map[logKey]int       // events not logged since then
 }
+
+// logKey identifies a sensor for log rate limiting.
+type logKey struct {
+	kind        EventKind
+	compartment int
+	board       int
+}
+
+// logEvery is the least time between two log lines about one sensor: a
+// flapping door switch must not flood the log. Events are never limited.
+const logEvery = 10 * time.Second
 
 // NewPoller returns a Poller; nothing runs until Run or Step.
 func NewPoller(cfg PollerConfig) *Poller {
@@ -166,12 +181,30 @@ func (p *Poller) diff(snap Snapshot) []Event {
 }
 
 func (p *Poller) logEvent(e Event) {
+	p.logMu.Lock()
+	if p.lastLog == nil {
+		p.lastLog, p.suppressed = map[logKey]time.Time{}, map[logKey]int{}
+	}
+	k := logKey{e.Kind, e.Compartment, e.Board}
+	if last, ok := p.lastLog[k]; ok && e.At.Sub(last) < logEvery {
+		p.suppressed[k]++
+		p.logMu.Unlock()
+		return
+	}
+	p.lastLog[k] = e.At
+	n := p.suppressed[k]
+	delete(p.suppressed, k)
+	p.logMu.Unlock()
+	log := p.log
+	if n > 0 {
+		log = log.With("suppressed", n)
+	}
 	switch e.Kind {
 	case EventBoardOffline, EventUncommandedOpen, EventLockJammed:
-		p.log.Warn("hardware event", "event", string(e.Kind), "compartment", e.Compartment, "board", e.Board)
+		log.Warn("hardware event", "event", string(e.Kind), "compartment", e.Compartment, "board", e.Board)
 	case EventOccupancyChanged:
-		p.log.Info("hardware event", "event", string(e.Kind), "compartment", e.Compartment, "occupancy", e.Occupancy.String())
+		log.Info("hardware event", "event", string(e.Kind), "compartment", e.Compartment, "occupancy", e.Occupancy.String())
 	default:
-		p.log.Info("hardware event", "event", string(e.Kind), "compartment", e.Compartment, "board", e.Board)
+		log.Info("hardware event", "event", string(e.Kind), "compartment", e.Compartment, "board", e.Board)
 	}
 }

@@ -1,8 +1,11 @@
 package hw_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -156,4 +159,41 @@ func TestPollerRunInterval(t *testing.T) {
 			t.Errorf("%d snapshots in 2 s, want 5", s.i)
 		}
 	})
+}
+
+func TestPollerRateLimitsFlappingLogs(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var snaps []hw.Snapshot
+	for i := range 21 { // a door flapping every 100 ms for 2 s, then once more after 12 s
+		d := C
+		if i%2 == 1 {
+			d = O
+		}
+		s := snap(true, d, C, OE)
+		s.At = t0.Add(time.Duration(i) * 100 * time.Millisecond)
+		snaps = append(snaps, s)
+	}
+	last := snap(true, O, C, OE)
+	last.At = t0.Add(14 * time.Second)
+	snaps = append(snaps, last)
+
+	var buf bytes.Buffer
+	p := hw.NewPoller(hw.PollerConfig{Sensors: &script{snaps: snaps}, Expected: &hw.Expected{},
+		Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	events := 0
+	for range snaps {
+		evs, _ := p.Step(context.Background())
+		events += len(evs)
+	}
+	// 10 openings (each also uncommanded) and 10 closings, then one more opening.
+	if events != 10*2+10+2 {
+		t.Errorf("%d events, want every one emitted (32)", events)
+	}
+	out := buf.String()
+	if n := strings.Count(out, "event=door_opened"); n != 2 {
+		t.Errorf("door_opened logged %d times, want 2 (first, and after the quiet period):\n%s", n, out)
+	}
+	if !strings.Contains(out, "suppressed=9") {
+		t.Errorf("second door_opened line does not count the 9 suppressed:\n%s", out)
+	}
 }

@@ -298,3 +298,33 @@ func TestSimUncommandedOpen(t *testing.T) {
 		t.Errorf("events %v, want %s", got, want)
 	}
 }
+
+// TestSimInvertedPolarity: bcc8a lock models whose feedback is shorted when
+// unlocked need Polarity inverted on both sides; the bus then reads the
+// same doors.
+func TestSimInvertedPolarity(t *testing.T) {
+	p := board.BCC8A
+	m, addr := startSim(t, p, 1, viaTCP, func(c *sim.Config) { c.Polarity = board.PolarityInverted })
+	b := simBus(t, addr, p, 1, func(c *serial.Config) { c.Polarity = board.PolarityInverted })
+	ctx := context.Background()
+	snap, err := b.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := snap.Compartments[1].Door; d != hw.DoorClosed {
+		t.Fatalf("door 1 = %v, want closed", d)
+	}
+	if err := b.Unlock(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if tr := truth(m, 1); tr.HookClosed {
+		t.Errorf("sim: %+v", tr)
+	}
+	// The same bus with the wrong polarity reads every door upside down:
+	// the setting matters.
+	wrong := simBus(t, addr, p, 1, nil)
+	snap, _ = wrong.Snapshot(ctx)
+	if d := snap.Compartments[2].Door; d != hw.DoorOpen {
+		t.Errorf("wrong polarity reads closed door 2 as %v", d)
+	}
+}
