@@ -194,9 +194,12 @@ func (s *Service) ApplyTelemetry(ctx context.Context, site string, at time.Time,
 	}))
 }
 
+// alarmKey is site/ID, and an alarm's ID is kind:what (what: compartment, board, zone).
 func alarmKey(site string, kind protocol.EventKind, what string) string {
-	return site + "/" + string(kind) + "/" + what
+	return site + "/" + alarmID(kind, what)
 }
+
+func alarmID(kind protocol.EventKind, what string) string { return string(kind) + ":" + what }
 
 // ErrEventGap is the code of an event that arrived ahead of a missing one.
 const ErrEventGap = EConflict
@@ -388,7 +391,7 @@ func (s *Service) raise(tx Tx, site string, at time.Time, ev protocol.Event) (bo
 		a.Compartment = ev.Compartment
 	}
 	k := alarmKey(site, ev.Kind, what)
-	a.ID = string(ev.Kind) + "/" + what
+	a.ID = alarmID(ev.Kind, what)
 	var prev Alarm
 	ok, err := getJSON(tx, bAlarms, k, &prev)
 	if err != nil {

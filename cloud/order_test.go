@@ -141,7 +141,7 @@ func TestCapacityRefusalNamesNearestSites(t *testing.T) {
 	e := newEnv(t)
 	comps := bank(1, []protocol.Zone{protocol.ZoneFrozen}, []protocol.Size{protocol.SizeL})
 	e.site("a", &cloud.Location{Lat: 51.5000, Lon: -0.1000}, comps)
-	e.site("far", &cloud.Location{Lat: 52.5, Lon: -0.1}, comps)   // ~111 km: too far
+	e.site("far", &cloud.Location{Lat: 52.5, Lon: -0.1}, comps)     // ~111 km: too far
 	e.site("near", &cloud.Location{Lat: 51.5100, Lon: -0.1}, comps) // ~1.1 km
 	e.site("mid", &cloud.Location{Lat: 51.5300, Lon: -0.1}, comps)  // ~3.3 km
 	e.site("nofreezer", &cloud.Location{Lat: 51.5001, Lon: -0.1}, bank(1, []protocol.Zone{protocol.ZoneChilled}, []protocol.Size{protocol.SizeL}))
@@ -178,7 +178,9 @@ func TestValidation(t *testing.T) {
 		{"parcels[0].size", func(r *cloud.OrderRequest) { r.Parcels = []cloud.Parcel{{Size: "XL", Zone: protocol.ZoneChilled}} }},
 		{"parcels[0].zone", func(r *cloud.OrderRequest) { r.Parcels = []cloud.Parcel{{Size: "S", Zone: "warm"}} }},
 		{"window.end", func(r *cloud.OrderRequest) { r.Window.End = r.Window.Start }},
-		{"window.end", func(r *cloud.OrderRequest) { r.Window = cloud.Window{Start: t0.Add(-5 * time.Hour), End: t0.Add(-time.Hour)} }},
+		{"window.end", func(r *cloud.OrderRequest) {
+			r.Window = cloud.Window{Start: t0.Add(-5 * time.Hour), End: t0.Add(-time.Hour)}
+		}},
 		{"window.start", func(r *cloud.OrderRequest) {
 			r.Window = cloud.Window{Start: t0.Add(30 * 24 * time.Hour), End: t0.Add(30*24*time.Hour + time.Hour)}
 		}},

@@ -210,15 +210,18 @@ type SiteSummary struct {
 	Zones              []protocol.ZoneReading `json:"zones,omitempty"`
 	Compartments       map[CompState]int      `json:"compartments"`
 	OpenAlarms         int                    `json:"open_alarms"`
+	// For metrics: compartments by zone and state, open alarms by kind.
+	ByZone     map[protocol.Zone]map[CompState]int `json:"-"`
+	AlarmKinds map[protocol.EventKind]int          `json:"-"`
 }
 
 // SiteDetail is the ops view of one site.
 type SiteDetail struct {
 	SiteSummary
-	Boards        []protocol.BoardHealth `json:"boards,omitempty"`
-	OutboxDepth   int                    `json:"outbox_depth"`
-	Alarms        []Alarm                `json:"alarms"`
-	Compartments_ []CompartmentView      `json:"compartment_list"`
+	Boards          []protocol.BoardHealth `json:"boards,omitempty"`
+	OutboxDepth     int                    `json:"outbox_depth"`
+	Alarms          []Alarm                `json:"alarms"`
+	CompartmentList []CompartmentView      `json:"compartment_list"`
 }
 
 // CompartmentView is a compartment as ops see it.
@@ -250,8 +253,17 @@ func (s *Service) summary(tx Tx, st *Site) (SiteSummary, []Compartment, []Alarm,
 	if live.LastSeen.After(sum.LastSeen) {
 		sum.LastSeen = live.LastSeen
 	}
+	sum.ByZone = map[protocol.Zone]map[CompState]int{}
+	sum.AlarmKinds = map[protocol.EventKind]int{}
 	for _, c := range comps {
 		sum.Compartments[c.State()]++
+		if sum.ByZone[c.Zone] == nil {
+			sum.ByZone[c.Zone] = map[CompState]int{}
+		}
+		sum.ByZone[c.Zone][c.State()]++
+	}
+	for _, a := range alarms {
+		sum.AlarmKinds[a.Kind]++
 	}
 	return sum, comps, alarms, nil
 }
@@ -308,9 +320,9 @@ func (s *Service) GetSite(ctx context.Context, p Principal, id string) (SiteDeta
 		if out.Alarms == nil {
 			out.Alarms = []Alarm{}
 		}
-		out.Compartments_ = []CompartmentView{}
+		out.CompartmentList = []CompartmentView{}
 		for _, c := range comps {
-			out.Compartments_ = append(out.Compartments_, CompartmentView{Number: c.Number, Size: c.Size, Zone: c.Zone,
+			out.CompartmentList = append(out.CompartmentList, CompartmentView{Number: c.Number, Size: c.Size, Zone: c.Zone,
 				HeightCM: c.HeightCM, State: c.State(), Generation: c.Generation, Order: c.Order, OOSReason: c.OOSReason})
 		}
 		return nil
