@@ -130,3 +130,19 @@ func Decode(spad []byte) (float64, error) {
 func IsDS18B20(a onewire.Address) bool { return byte(a) == familyDS18B20 }
 
 var _ hw.Thermometer = (*DS18B20)(nil)
+
+// Discover searches the bus and returns the DS18B20 probes on it, to help
+// an installer map addresses to zones.
+func Discover(bus onewire.Bus) ([]onewire.Address, error) {
+	all, err := bus.Search(false)
+	var out []onewire.Address
+	for _, a := range all {
+		if IsDS18B20(a) {
+			out = append(out, a)
+		}
+	}
+	if err != nil {
+		return out, fmt.Errorf("probe: search: %w", err)
+	}
+	return out, nil
+}

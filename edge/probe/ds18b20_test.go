@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -135,4 +136,37 @@ func TestDS18B20Cancel(t *testing.T) {
 			t.Errorf("Read = %v", err)
 		}
 	})
+}
+
+func TestDiscover(t *testing.T) {
+	probeA := addr(0x28, 0x0131825252)
+	probeB := addr(0x28, 0x0131825353)
+	other := addr(0x10, 0x0131825454) // a DS18S20
+	// Search issues one Search ROM (0xF0) per device found; the triplets
+	// are simulated by Playback from Devices.
+	search := onewiretest.IO{W: []byte{0xF0}}
+	bus := &onewiretest.Playback{DontPanic: true, Devices: []onewire.Address{probeA, other, probeB},
+		Ops: []onewiretest.IO{search, search, search}}
+	got, err := probe.Discover(bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !slices.Contains(got, probeA) || !slices.Contains(got, probeB) {
+		t.Errorf("Discover = %x, want the two DS18B20s", got)
+	}
+}
+
+// addr builds a 1-Wire address with a valid CRC byte.
+func addr(family byte, serial uint64) onewire.Address {
+	var b [8]byte
+	b[0] = family
+	for i := range 6 {
+		b[1+i] = byte(serial >> (8 * i))
+	}
+	b[7] = onewire.CalcCRC(b[:7])
+	var a onewire.Address
+	for i := range 8 {
+		a |= onewire.Address(b[i]) << (8 * i)
+	}
+	return a
 }
