@@ -18,8 +18,10 @@ import (
 // site (the codes index maps site/digest → order, and a draw that hits a live digest is
 // drawn again), because the edge looks an order up by the digest of what was typed. Only
 // the keyed digest protocol.CodeDigest(siteKey, code) is stored; the plain code exists
-// once, in the notification to the resident or in the API response to a platform that
-// delivers codes itself. The second factor is the last 4 digits of the recipient's phone
+// once: in the API response to a platform that delivers codes itself (drawn at
+// creation), or in the arrival notice to the resident (drawn when the order is loaded,
+// so that no plain code waits in a queue for hours; until then the reservation carries
+// the digest of a code nobody was told). The second factor is the last 4 digits of the recipient's phone
 // number, stored as protocol.SecondFactorDigest(siteKey, order, last4).
 //
 // With 8 digits and 50 live codes at a site, a random guess hits some order with

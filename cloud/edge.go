@@ -463,6 +463,19 @@ func (s *Service) loaded(tx Tx, st *Site, o *Order, compartment int, at time.Tim
 			return s.putOrder(tx, o, &old)
 		}
 	}
+	var code string
+	if o.Delivery == DeliverByNotifier && !o.CodeInvalid {
+		// The resident's code is drawn now and travels only in the arrival notice.
+		if err := dropCode(tx, o); err != nil {
+			return err
+		}
+		c, digest, err := issueCode(tx, st, o.ID)
+		if err != nil {
+			return err
+		}
+		code, o.CodeDigest = c, digest
+		o.CodeIssues++
+	}
 	h, _ := s.hold(o)
 	o.State, o.LoadedAt = StateLoaded, at
 	o.ExpiresAt = at.Add(h + o.Extended)
@@ -477,7 +490,12 @@ func (s *Service) loaded(tx Tx, st *Site, o *Order, compartment int, at time.Tim
 		doors = append(doors, sl.Compartment)
 	}
 	r := o.Recipient
-	s.note(tx, NoteLoaded, o, func(n *Notification) { n.Recipient, n.Compartments, n.ExpiresAt = &r, doors, o.ExpiresAt })
+	s.note(tx, NoteLoaded, o, func(n *Notification) {
+		n.Recipient, n.Compartments, n.ExpiresAt = &r, doors, o.ExpiresAt
+		if code != "" {
+			n.Code, n.QR = code, QRPayload(o.Site, code)
+		}
+	})
 	return nil
 }
 

@@ -268,7 +268,8 @@ func (s *Service) codeNote(tx Tx, o *Order, code string) {
 
 // CreateOrder admits an order (platform): it checks capacity in the order's window,
 // assigns compartments by the policy (cloud/assign), draws the code, and publishes the
-// reservation. The same idempotency key with the same request returns the same order
+// reservation. A platform that delivers codes itself gets the code in the receipt, once;
+// otherwise the resident gets it by SMS with the arrival notice when the order is loaded. The same idempotency key with the same request returns the same order
 // (Replayed, without the code, which is handed out once: a platform that lost it
 // reissues); with another request it fails with EIdempotency.
 func (s *Service) CreateOrder(ctx context.Context, p Principal, idemKey string, req OrderRequest) (OrderReceipt, error) {
@@ -349,9 +350,11 @@ func (s *Service) CreateOrder(ctx context.Context, p Principal, idemKey string, 
 		rc = OrderReceipt{Order: *o}
 		if o.Delivery == DeliverByPlatform {
 			rc.Code, rc.QR = code, QRPayload(o.Site, code)
-		} else {
-			s.codeNote(tx, o, code)
 		}
+		// For notifier delivery this first code is never told to anyone: the resident's
+		// code is drawn when the order is loaded and sent with the arrival notice, so a
+		// plain code never waits anywhere for hours. The placeholder only keeps the
+		// reservation well-formed (the edge needs a digest) and unusable.
 		return nil
 	})
 	if err != nil {

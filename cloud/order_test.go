@@ -37,10 +37,18 @@ func TestCreateOrderAssignsCodesAndPublishes(t *testing.T) {
 		}
 	}
 	e.svc.Flush(e.ctx)
-	notes := e.rec.notesOf(cloud.NoteCodeIssued)
-	if len(notes) != 1 || len(notes[0].Code) != cloud.CodeDigits || notes[0].Recipient == nil {
-		t.Fatalf("code notifications = %+v", notes)
+	if notes := e.rec.notesOf(cloud.NoteCodeIssued); len(notes) != 0 {
+		t.Fatalf("a code was sent before loading: %+v", notes)
 	}
+	for _, sl := range o.Slots {
+		e.mustEvent("yard-1", protocol.Event{Kind: protocol.EventLoaded, Credential: protocol.CredDriver, Order: o.ID, Compartment: sl.Compartment})
+	}
+	e.svc.Flush(e.ctx)
+	notes := e.rec.notesOf(cloud.NoteLoaded)
+	if len(notes) != 1 || len(notes[0].Code) != cloud.CodeDigits || notes[0].Recipient == nil {
+		t.Fatalf("arrival notices = %+v", notes)
+	}
+	o, _ = e.svc.GetOrder(e.ctx, e.plat, o.ID)
 	key, _ := e.svc.SiteKey(e.ctx, "yard-1")
 	if got := protocol.CodeDigest(key, notes[0].Code); got != o.CodeDigest {
 		t.Errorf("code digest mismatch")
@@ -52,8 +60,11 @@ func TestCreateOrderAssignsCodesAndPublishes(t *testing.T) {
 		t.Errorf("QR = %q", notes[0].QR)
 	}
 	ds := e.rec.desired["yard-1"]
-	if len(ds) != 1 || ds[0].Version != 1 || len(ds[0].Reservations) != 1 || ds[0].Reservations[0].Order != o.ID {
+	if len(ds) != 2 || ds[0].Version != 1 || len(ds[0].Reservations) != 1 || ds[0].Reservations[0].Order != o.ID {
 		t.Fatalf("desired = %+v", ds)
+	}
+	if ds[1].Version != 2 || ds[1].Reservations[0].CodeDigest != o.CodeDigest {
+		t.Fatalf("loading did not publish the new code digest: %+v", ds[1])
 	}
 	if err := ds[0].Validate(); err != nil {
 		t.Fatalf("published desired invalid: %v", err)
@@ -62,7 +73,7 @@ func TestCreateOrderAssignsCodesAndPublishes(t *testing.T) {
 		t.Errorf("reservation zone/budget = %s/%d", ds[0].Reservations[0].Zone, ds[0].Reservations[0].BudgetSeconds)
 	}
 	snap, err := e.svc.DesiredSnapshot(e.ctx, "yard-1")
-	if err != nil || !snap.Full || snap.Version != 1 || len(snap.Reservations) != 1 {
+	if err != nil || !snap.Full || snap.Version != 2 || len(snap.Reservations) != 1 {
 		t.Fatalf("snapshot = %+v, %v", snap, err)
 	}
 }

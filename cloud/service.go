@@ -29,8 +29,9 @@ type Notifier interface {
 }
 
 // Notification is a fact about an order for the outside world. Code and QR are set only
-// on code notifications (order.code_issued) sent to the resident; they are the only
-// place a plain pickup code ever exists after it was drawn, and LogValue redacts them.
+// on the arrival notice (order.loaded) and on reissued codes (order.code_issued) of
+// orders whose code the cloud delivers; they are the only place a plain pickup code
+// exists after it was drawn, and LogValue redacts them.
 type Notification struct {
 	// Type is the CloudEvents type suffix, e.g. "order.loaded".
 	Type       string     `json:"type"`
