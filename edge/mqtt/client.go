@@ -199,7 +199,7 @@ func (c *Client) connect(ctx context.Context, cli paho.Client) error {
 func (c *Client) session(ctx context.Context, cli paho.Client, lost <-chan struct{}) {
 	if err := c.onConnect(cli); err != nil {
 		c.log.Warn("mqtt: connect sequence failed", "err", err)
-		cli.Disconnect(0)
+		c.drop(cli)
 		return
 	}
 	c.mu.Lock()
@@ -237,8 +237,21 @@ func (c *Client) session(ctx context.Context, cli paho.Client, lost <-chan struc
 	if failed != nil {
 		// The link looks dead although paho has not noticed yet: drop it and start over.
 		c.log.Warn("mqtt: dropping connection", "err", failed)
-		cli.Disconnect(0)
+		c.drop(cli)
 	}
+}
+
+// drop ends a connection we gave up on. paho cannot close a socket without sending
+// DISCONNECT, and a DISCONNECT that gets through cancels the Last Will, which would
+// leave the retained status saying online while we back off. So say offline first;
+// if even that fails, the DISCONNECT most likely fails too and the Will fires.
+func (c *Client) drop(cli paho.Client) {
+	payload, err := protocol.Encode(protocol.Header{}, protocol.Status{Online: false, Software: c.cfg.Software})
+	if err == nil && cli.IsConnected() {
+		ch := protocol.ChanStatus
+		cli.Publish(protocol.Topic(c.cfg.Site, ch), ch.QoS(), ch.Retained(), payload).WaitTimeout(time.Second)
+	}
+	cli.Disconnect(0)
 }
 
 // onConnect is the sequence every new connection starts with; see the package doc.

@@ -59,7 +59,7 @@ func TestLastWill(t *testing.T) {
 		defer cloud.Close()
 		proxy := mqtttest.NewProxy(t, b.addr)
 		e := startEdge(t, testConfig(site, proxy.URL()), mqtttest.NewStore())
-		cloud.Wait(t, wait, "first birth", func(s mqtttest.Snapshot) bool { return len(s.Births) == 1 })
+		cloud.Wait(t, wait, "first connect sequence", func(s mqtttest.Snapshot) bool { return len(s.Births) == 1 && len(s.Gets) == 1 })
 
 		proxy.Cut()
 		s := cloud.Wait(t, wait, "last will", func(s mqtttest.Snapshot) bool {
