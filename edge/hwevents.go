@@ -29,6 +29,7 @@ func (l *Locker) HandleHW(ctx context.Context, ev hw.Event) {
 		delete(l.leftOpen, c)
 	case hw.EventOccupancyChanged:
 		p.Occupancy = ev.Occupancy
+		l.occChanges[c]++
 	case hw.EventBoardOffline:
 		l.boards[ev.Board] = false
 	case hw.EventBoardOnline:

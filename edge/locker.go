@@ -79,7 +79,8 @@ type Locker struct {
 	phys        map[int]hw.CompartmentState // last known door and occupancy
 	boards      map[int]bool                // board → online
 	closes      map[int]int                 // door_closed events seen per compartment
-	sessionBase map[string]map[int]int      // session → closes at its start; absent: resumed
+	occChanges  map[int]int                 // occupancy_changed events seen per compartment
+	sessionBase map[string]map[int]int      // session → closes (c) and occupancy changes (-c) at its start; absent: resumed
 	openSince   map[int]time.Time           // doors open now, since when
 	leftOpen    map[int]bool                // door_left_open already raised for this opening
 	drivers     map[string]driverToken      // kiosk token → driver
@@ -131,7 +132,7 @@ func New(cfg Config) (*Locker, error) {
 		layout: newLayout(cfg.Compartments), limits: map[protocol.Zone]ZoneLimits{},
 		zoneOf:  map[int]protocol.Zone{},
 		stagger: hw.Stagger{Gap: cfg.StaggerGap},
-		phys:    map[int]hw.CompartmentState{}, boards: map[int]bool{}, closes: map[int]int{},
+		phys:    map[int]hw.CompartmentState{}, boards: map[int]bool{}, closes: map[int]int{}, occChanges: map[int]int{},
 		sessionBase: map[string]map[int]int{}, openSince: map[int]time.Time{}, leftOpen: map[int]bool{},
 		drivers: map[string]driverToken{}, zones: map[protocol.Zone]*zoneState{}, opsOpen: map[int]protocol.CredentialKind{},
 	}

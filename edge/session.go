@@ -11,8 +11,9 @@ import (
 
 // A session ends when every door it opened is closed again and the infrared agrees:
 // empty for a pickup or a return, occupied for loading. "Closed again" means a
-// door_closed event arrived after the session started, so that a stale "closed" read
-// before the door popped is never taken for the end. A session resumed after a restart
+// door_closed event (or an infrared change: the poller may miss a quick open-close
+// cycle between two reads) arrived after the session started, so that a stale "closed"
+// read before the door popped is never taken for the end. A session resumed after a restart
 // has no such history: it ends when its doors are closed and the infrared says empty
 // (pickup, return) or occupied (loading). Without infrared (bcc8a boards) a close alone
 // ends it. A session whose doors are all closed but disagree with the infrared past
@@ -25,6 +26,7 @@ func (l *Locker) trackSession(s Session) {
 	base := map[int]int{}
 	for _, c := range s.Compartments {
 		base[c] = l.closes[c]
+		base[-c] = l.occChanges[c]
 	}
 	l.sessionBase[s.ID] = base
 }
@@ -47,6 +49,9 @@ func (l *Locker) doorVerdict(s Session, c int) verdict {
 	}
 	base, tracked := l.sessionBase[s.ID]
 	closedAgain := tracked && l.closes[c] > base[c]
+	// The poller may miss a whole open-close cycle between two reads (a quick driver),
+	// but not the infrared's change: that too says the door was opened and closed again.
+	occChanged := tracked && l.occChanges[c] > base[-c]
 	want := hw.Empty
 	if s.Kind == SessionLoading {
 		want = hw.Occupied
@@ -57,7 +62,7 @@ func (l *Locker) doorVerdict(s Session, c int) verdict {
 			return vDone
 		}
 		return vWaiting
-	case p.Occupancy == want && (closedAgain || !tracked):
+	case p.Occupancy == want && (closedAgain || occChanged || !tracked):
 		return vDone
 	case closedAgain || !tracked:
 		return vDisagree

@@ -1,0 +1,349 @@
+package edged
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/larder-lockers/larder/edge"
+	"github.com/larder-lockers/larder/protocol"
+	"github.com/larder-lockers/larder/protocol/board"
+)
+
+// Config is larder-edge's configuration. Sources, later ones winning: DefaultConfig, the
+// JSON file named by -config (or LARDER_EDGE_CONFIG), LARDER_EDGE_* environment
+// variables, then flags. Secrets (site key, broker password) are best given by file or
+// environment, never by flag (flags show in ps).
+type Config struct {
+	// Site is the site id (protocol.ValidSite).
+	Site string `json:"site"`
+	// SiteKey is the site's secret key in hex (≥ 32 bytes), shared with the cloud, used to
+	// digest what people type. SiteKeyFile names a file holding it instead.
+	SiteKey     string `json:"site_key,omitempty"`
+	SiteKeyFile string `json:"site_key_file,omitempty"`
+	// DataDir holds the bbolt database (edge.db).
+	DataDir string `json:"data_dir"`
+	// KioskAddr serves the kiosk page, its API, /healthz and /metrics.
+	KioskAddr string `json:"kiosk_addr"`
+
+	// Broker is the MQTT broker URL (tcp://, ssl://, ws://, wss://); empty runs offline.
+	Broker         string `json:"broker,omitempty"`
+	BrokerUsername string `json:"broker_username,omitempty"`
+	BrokerPassword string `json:"broker_password,omitempty"`
+
+	// Bus is the RS-485 line of the lock boards: a serial device path or tcp://host:port
+	// (an RS-485-to-Ethernet converter, or larder-sim --listen).
+	Bus      string `json:"bus"`
+	Profile  string `json:"profile"`            // kerong-cu16 or bcc8a
+	Polarity string `json:"polarity,omitempty"` // bcc8a feedback: normal or inverted
+	Baud     int    `json:"baud,omitempty"`
+	// Boards are the wire addresses of the boards on the bus.
+	Boards []int `json:"boards"`
+	// Compartments map each door (number, size, zone, height_cm, board, lock, row,
+	// column). Empty: every lock of Boards, numbered as the profile does, sized M, zoned
+	// by Zones, in rows of 4 per column (row 1 at 20 cm, 45 cm apart).
+	Compartments []edge.CompartmentSpec `json:"compartments,omitempty"`
+	// Zones assigns the default compartments to zones, like larder-sim's flag:
+	// "chilled:1-8,frozen:9-12,ambient:13-16" (empty: all chilled).
+	Zones string `json:"zones,omitempty"`
+	// Limits overrides the temperature limits of a zone (edge.DefaultZoneLimits).
+	Limits map[protocol.Zone]ZoneLimits `json:"limits,omitempty"`
+	// Thermometer reads zone temperatures: "sim:http://127.0.0.1:7480" (larder-sim's
+	// control API) or "" for none.
+	Thermometer string `json:"thermometer,omitempty"`
+
+	PollInterval Duration `json:"poll_interval"` // door and occupancy polling (500ms)
+	TempInterval Duration `json:"temp_interval"` // temperature reads (10s)
+	LogLevel     string   `json:"log_level"`     // debug, info, warn, error
+}
+
+// ZoneLimits is edge.ZoneLimits in configuration units (seconds).
+type ZoneLimits struct {
+	AlarmAboveC       float64 `json:"alarm_above_c"`
+	AlarmAfterSeconds int     `json:"alarm_after_seconds"`
+	LimitC            float64 `json:"limit_c"`
+	BudgetSeconds     int     `json:"budget_seconds"`
+}
+
+// Duration is a time.Duration written as "500ms" in JSON.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = Duration(v)
+	return err
+}
+
+// DefaultConfig is one kerong-cu16 board, data in ./data, kiosk on 127.0.0.1:8081.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:      "data",
+		KioskAddr:    "127.0.0.1:8081",
+		Profile:      string(board.KerongCU16),
+		Boards:       []int{0},
+		PollInterval: Duration(500 * time.Millisecond),
+		TempInterval: Duration(10 * time.Second),
+		LogLevel:     "info",
+	}
+}
+
+// Key returns the site key's bytes, read from SiteKeyFile when set.
+func (c Config) Key() ([]byte, error) {
+	s := c.SiteKey
+	if c.SiteKeyFile != "" {
+		b, err := os.ReadFile(c.SiteKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("edged: site key file: %w", err)
+		}
+		s = string(b)
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil, errors.New("edged: site key is not hex")
+	}
+	if len(key) < 32 {
+		return nil, fmt.Errorf("edged: site key has %d bytes, want at least 32", len(key))
+	}
+	return key, nil
+}
+
+// Specs returns the compartment map: Compartments, or the default derived from Boards.
+func (c Config) Specs() ([]edge.CompartmentSpec, error) {
+	if len(c.Compartments) > 0 {
+		return c.Compartments, nil
+	}
+	p := board.Profile(c.Profile)
+	n := len(c.Boards) * p.LocksPerBoard()
+	zones, err := parseZones(c.Zones, n)
+	if err != nil {
+		return nil, err
+	}
+	var out []edge.CompartmentSpec
+	for i, b := range c.Boards {
+		for lock := 1; lock <= p.LocksPerBoard(); lock++ {
+			num, err := p.Compartment(b, lock)
+			if err != nil {
+				return nil, fmt.Errorf("edged: board %d: %w", b, err)
+			}
+			row := (lock-1)%4 + 1
+			out = append(out, edge.CompartmentSpec{Number: num, Size: protocol.SizeM, Zone: zones[(num-1)%n],
+				HeightCM: 20 + 45*(row-1), Board: b, Lock: lock, Row: row, Column: i*((p.LocksPerBoard()+3)/4) + (lock-1)/4 + 1})
+		}
+	}
+	return out, nil
+}
+
+// parseZones reads "chilled:1-8,frozen:9-12" over compartments 1..n ("" = all chilled;
+// compartments not named are ambient).
+func parseZones(spec string, n int) ([]protocol.Zone, error) {
+	out := make([]protocol.Zone, n)
+	fill := protocol.ZoneAmbient
+	if strings.TrimSpace(spec) == "" {
+		fill = protocol.ZoneChilled
+	}
+	for i := range out {
+		out[i] = fill
+	}
+	if strings.TrimSpace(spec) == "" {
+		return out, nil
+	}
+	for _, part := range strings.Split(spec, ",") {
+		kind, ranges, ok := strings.Cut(strings.TrimSpace(part), ":")
+		if !ok || !protocol.Zone(kind).Valid() {
+			return nil, fmt.Errorf("edged: zones %q: want zone:from-to", part)
+		}
+		for _, r := range strings.Split(ranges, "+") {
+			a, b, _ := strings.Cut(r, "-")
+			lo, err1 := strconv.Atoi(a)
+			hi := lo
+			var err2 error
+			if b != "" {
+				hi, err2 = strconv.Atoi(b)
+			}
+			if err1 != nil || err2 != nil || lo < 1 || hi > n || lo > hi {
+				return nil, fmt.Errorf("edged: zones %q: bad range %q for compartments 1-%d", part, r, n)
+			}
+			for c := lo; c <= hi; c++ {
+				out[c-1] = protocol.Zone(kind)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Validate reports the first problem with the configuration.
+func (c Config) Validate() error {
+	if !protocol.ValidSite(c.Site) {
+		return fmt.Errorf("edged: site %q: want 1-64 of a-z 0-9 - _", c.Site)
+	}
+	if _, err := c.Key(); err != nil {
+		return err
+	}
+	if c.DataDir == "" || c.KioskAddr == "" {
+		return errors.New("edged: data_dir and kiosk_addr are required")
+	}
+	if c.Bus == "" {
+		return errors.New("edged: bus is required (a serial device or tcp://host:port)")
+	}
+	if _, err := board.ParseProfile(c.Profile); err != nil {
+		return fmt.Errorf("edged: %w", err)
+	}
+	if _, err := board.ParsePolarity(c.Polarity); err != nil {
+		return fmt.Errorf("edged: %w", err)
+	}
+	if len(c.Boards) == 0 {
+		return errors.New("edged: no boards")
+	}
+	specs, err := c.Specs()
+	if err != nil {
+		return err
+	}
+	seen := map[int]bool{}
+	for _, s := range specs {
+		switch {
+		case s.Number < 1 || seen[s.Number]:
+			return fmt.Errorf("edged: compartment %d: numbers must be unique and start at 1", s.Number)
+		case !s.Size.Valid():
+			return fmt.Errorf("edged: compartment %d: size %q", s.Number, s.Size)
+		case !s.Zone.Valid():
+			return fmt.Errorf("edged: compartment %d: zone %q", s.Number, s.Zone)
+		}
+		seen[s.Number] = true
+	}
+	for z := range c.Limits {
+		if !z.Valid() {
+			return fmt.Errorf("edged: limits: unknown zone %q", z)
+		}
+	}
+	if t := c.Thermometer; t != "" && !strings.HasPrefix(t, "sim:") {
+		return fmt.Errorf("edged: thermometer %q: want sim:URL or nothing", t)
+	}
+	if c.PollInterval <= 0 || c.TempInterval <= 0 {
+		return errors.New("edged: intervals must be positive")
+	}
+	return nil
+}
+
+// env lists the environment variables and the settings they override.
+var env = []struct {
+	name string
+	set  func(*Config, string) error
+}{
+	{"LARDER_EDGE_SITE", func(c *Config, v string) error { c.Site = v; return nil }},
+	{"LARDER_EDGE_SITE_KEY", func(c *Config, v string) error { c.SiteKey = v; return nil }},
+	{"LARDER_EDGE_SITE_KEY_FILE", func(c *Config, v string) error { c.SiteKeyFile = v; return nil }},
+	{"LARDER_EDGE_DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"LARDER_EDGE_KIOSK_ADDR", func(c *Config, v string) error { c.KioskAddr = v; return nil }},
+	{"LARDER_EDGE_BROKER", func(c *Config, v string) error { c.Broker = v; return nil }},
+	{"LARDER_EDGE_BROKER_USERNAME", func(c *Config, v string) error { c.BrokerUsername = v; return nil }},
+	{"LARDER_EDGE_BROKER_PASSWORD", func(c *Config, v string) error { c.BrokerPassword = v; return nil }},
+	{"LARDER_EDGE_BUS", func(c *Config, v string) error { c.Bus = v; return nil }},
+	{"LARDER_EDGE_PROFILE", func(c *Config, v string) error { c.Profile = v; return nil }},
+	{"LARDER_EDGE_BOARDS", func(c *Config, v string) (err error) { c.Boards, err = parseInts(v); return err }},
+	{"LARDER_EDGE_ZONES", func(c *Config, v string) error { c.Zones = v; return nil }},
+	{"LARDER_EDGE_THERMOMETER", func(c *Config, v string) error { c.Thermometer = v; return nil }},
+	{"LARDER_EDGE_LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("edged: %q is not a number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// Load builds the configuration from the file, the environment (getenv, usually
+// os.Getenv) and the command-line args, and validates it.
+func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	c := DefaultConfig()
+	fs := flag.NewFlagSet("larder-edge", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", getenv("LARDER_EDGE_CONFIG"), "JSON configuration file (env LARDER_EDGE_CONFIG)")
+	site := fs.String("site", "", "site id (env LARDER_EDGE_SITE)")
+	keyFile := fs.String("site-key-file", "", "file holding the hex site key (env LARDER_EDGE_SITE_KEY_FILE or LARDER_EDGE_SITE_KEY)")
+	data := fs.String("data", "", "data directory (env LARDER_EDGE_DATA_DIR; default data)")
+	kiosk := fs.String("kiosk", "", "kiosk, /healthz and /metrics address (env LARDER_EDGE_KIOSK_ADDR; default 127.0.0.1:8081)")
+	broker := fs.String("broker", "", "MQTT broker URL, e.g. tcp://127.0.0.1:1883; empty runs offline (env LARDER_EDGE_BROKER)")
+	user := fs.String("broker-user", "", "MQTT username (env LARDER_EDGE_BROKER_USERNAME; password only by env LARDER_EDGE_BROKER_PASSWORD or file)")
+	bus := fs.String("bus", "", "lock-board line: serial device or tcp://host:port (env LARDER_EDGE_BUS)")
+	profile := fs.String("profile", "", "board profile kerong-cu16 or bcc8a (env LARDER_EDGE_PROFILE)")
+	boards := fs.String("boards", "", "board addresses, comma-separated (env LARDER_EDGE_BOARDS; default 0)")
+	zones := fs.String("zones", "", `default compartments' zones, e.g. "chilled:1-8,frozen:9-16" (env LARDER_EDGE_ZONES)`)
+	therm := fs.String("thermometer", "", "zone temperatures: sim:http://127.0.0.1:7480 (env LARDER_EDGE_THERMOMETER)")
+	level := fs.String("log-level", "", "debug, info, warn or error (env LARDER_EDGE_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if *file != "" {
+		b, err := os.ReadFile(*file)
+		if err != nil {
+			return Config{}, fmt.Errorf("edged: config file: %w", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			return Config{}, fmt.Errorf("edged: config file %s: %w", filepath.Base(*file), err)
+		}
+	}
+	for _, e := range env {
+		if v := getenv(e.name); v != "" {
+			if err := e.set(&c, v); err != nil {
+				return Config{}, fmt.Errorf("%s: %w", e.name, err)
+			}
+		}
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&c.Site, *site)
+	set(&c.SiteKeyFile, *keyFile)
+	set(&c.DataDir, *data)
+	set(&c.KioskAddr, *kiosk)
+	set(&c.Broker, *broker)
+	set(&c.BrokerUsername, *user)
+	set(&c.Bus, *bus)
+	set(&c.Profile, *profile)
+	set(&c.Zones, *zones)
+	set(&c.Thermometer, *therm)
+	set(&c.LogLevel, *level)
+	if *boards != "" {
+		var err error
+		if c.Boards, err = parseInts(*boards); err != nil {
+			return Config{}, err
+		}
+	}
+	return c, c.Validate()
+}
+
+func (c Config) limits() map[protocol.Zone]edge.ZoneLimits {
+	out := map[protocol.Zone]edge.ZoneLimits{}
+	for z, l := range c.Limits {
+		out[z] = edge.ZoneLimits{AlarmAboveC: l.AlarmAboveC, AlarmAfter: time.Duration(l.AlarmAfterSeconds) * time.Second,
+			LimitC: l.LimitC, Budget: time.Duration(l.BudgetSeconds) * time.Second}
+	}
+	return out
+}

@@ -1,0 +1,308 @@
+package edged
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/larder-lockers/larder/edge"
+	"github.com/larder-lockers/larder/edge/bolt"
+	"github.com/larder-lockers/larder/edge/hw"
+	"github.com/larder-lockers/larder/edge/kiosk"
+	"github.com/larder-lockers/larder/edge/mqtt"
+	"github.com/larder-lockers/larder/edge/probe"
+	"github.com/larder-lockers/larder/edge/serial"
+	"github.com/larder-lockers/larder/internal/buildinfo"
+	"github.com/larder-lockers/larder/protocol/board"
+)
+
+// Main is the whole edge daemon: store, lock-board bus, poller, thermometer, the
+// Locker's flows, the MQTT sync and the kiosk server. Open, then Run, then Close;
+// tests start it whole.
+type Main struct {
+	cfg     Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	profile board.Profile
+	specs   []edge.CompartmentSpec
+	started time.Time
+
+	store    *bolt.Store
+	bus      *serial.Bus
+	expected *hw.Expected
+	poller   *hw.Poller
+	therm    hw.Thermometer
+	locker   *edge.Locker
+	sync     *mqtt.Client
+	ln       net.Listener
+	srv      *http.Server
+	events   chan hw.Event
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewMain checks cfg; log nil logs JSON to stderr at cfg.LogLevel.
+func NewMain(cfg Config, log *slog.Logger) (*Main, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		var lvl slog.Level
+		_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+		log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	}
+	specs, _ := cfg.Specs()
+	return &Main{cfg: cfg, log: log.With("site", cfg.Site), reg: prometheus.NewRegistry(),
+		profile: board.Profile(cfg.Profile), specs: specs, events: make(chan hw.Event, 1024)}, nil
+}
+
+// Open opens the store and the bus, reads every board once (a dead board does not stop
+// the daemon), resumes what a restart interrupted and binds the kiosk address. Nothing
+// runs until Run.
+func (m *Main) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	m.started = time.Now()
+	key, _ := m.cfg.Key()
+	m.store, err = bolt.Open(filepath.Join(m.cfg.DataDir, "edge.db"), bolt.Options{Timeout: time.Second, Log: m.log})
+	if err != nil {
+		return err
+	}
+	hmap := hw.Map{}
+	for _, s := range m.specs {
+		hmap[s.Number] = hw.Addr{Board: s.Board, Lock: s.Lock}
+	}
+	pol, _ := board.ParsePolarity(m.cfg.Polarity)
+	m.bus, err = serial.Open(m.cfg.Bus, serial.Config{Profile: m.profile, Polarity: pol, Baud: m.cfg.Baud, Map: hmap,
+		Logger: m.log.With("component", "serial")})
+	if err != nil {
+		return err
+	}
+	// Relays off first (a no-op on boards that time their own pulses).
+	_ = m.bus.Halt()
+	m.expected = &hw.Expected{}
+	m.poller = hw.NewPoller(hw.PollerConfig{Sensors: m.bus, Interval: time.Duration(m.cfg.PollInterval), Expected: m.expected,
+		Emit: func(e hw.Event) { m.events <- e }, Logger: m.log.With("component", "poller")})
+	if url, ok := strings.CutPrefix(m.cfg.Thermometer, "sim:"); ok {
+		m.therm = &probe.SimProbe{URL: url}
+	}
+
+	metrics := edge.NewMetrics(m.reg)
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "larder_outbox_depth",
+		Help: "Events in the outbox awaiting the cloud's acknowledgement."}, func() float64 {
+		d, _ := m.store.Depth()
+		return float64(d)
+	}))
+	m.locker, err = edge.New(edge.Config{Site: m.cfg.Site, SiteKey: key, Compartments: m.specs, Zones: m.cfg.limits(),
+		Store: m.store, Latch: &hw.Tracked{Latch: m.bus, Expected: m.expected, Map: hmap}, Log: m.log, Metrics: metrics,
+		StaggerGap: -1, // the bus staggers its own pulses
+		Notify:     m.notify})
+	if err != nil {
+		return err
+	}
+	if m.cfg.Broker != "" {
+		mc := mqtt.DefaultConfig()
+		mc.Site, mc.Broker, mc.Username, mc.Password, mc.Software = m.cfg.Site, m.cfg.Broker, m.cfg.BrokerUsername, m.cfg.BrokerPassword, buildinfo.String()
+		m.sync, err = mqtt.New(mc, mqtt.Ports{Outbox: outboxPort{m.store}, Desired: desiredPort{m.locker},
+			Commands: commandsPort{m.locker}, Reporter: reporter{m}}, m.log.With("component", "mqtt"), m.reg)
+		if err != nil {
+			return err
+		}
+	} else {
+		m.reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "larder_broker_connected",
+			Help: "1 while connected to the MQTT broker (no broker configured: always 0)."}))
+	}
+	// The first snapshot is the baseline: door and occupancy state before accepting work.
+	if _, err := m.poller.Step(ctx); err != nil {
+		m.log.Warn("first hardware read failed; serving anyway", "err", err)
+	}
+	var baseline []hw.Event // boards already down at start-up
+	for len(m.events) > 0 {
+		baseline = append(baseline, <-m.events)
+	}
+	snap := m.poller.Last()
+	if err := m.locker.Start(ctx, &snap); err != nil {
+		return err
+	}
+	for _, e := range baseline {
+		m.locker.HandleHW(ctx, e)
+	}
+	m.ln, err = net.Listen("tcp", m.cfg.KioskAddr)
+	if err != nil {
+		return fmt.Errorf("edged: kiosk listen: %w", err)
+	}
+	m.srv = &http.Server{Handler: kiosk.New(kiosk.Config{Resident: m.locker, Driver: m.locker, Health: m.health,
+		Metrics: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}), Log: m.log.With("component", "kiosk")}),
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 60 * time.Second}
+	m.log.Info("larder-edge open", "kiosk", m.ln.Addr().String(), "bus", m.cfg.Bus, "compartments", len(m.specs), "software", buildinfo.String())
+	return nil
+}
+
+func (m *Main) notify() {
+	if m.sync != nil {
+		m.sync.Notify()
+	}
+}
+
+// health is /healthz: the store answers and at least one board does.
+func (m *Main) health() error {
+	if err := m.store.View(func(edge.Tx) error { return nil }); err != nil {
+		return errors.New("store unavailable")
+	}
+	snap := m.poller.Last()
+	for _, b := range snap.Boards {
+		if b.Online {
+			return nil
+		}
+	}
+	return errors.New("no lock board answers")
+}
+
+// KioskURL is the kiosk's base URL (after Open).
+func (m *Main) KioskURL() string { return "http://" + m.ln.Addr().String() }
+
+// Locker is the core, for tests.
+func (m *Main) Locker() *edge.Locker { return m.locker }
+
+// Store is the database, for tests.
+func (m *Main) Store() *bolt.Store { return m.store }
+
+// Run serves until ctx ends, then returns nil (or the first fatal error).
+func (m *Main) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	goRun := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	goRun(func() { _ = m.poller.Run(ctx) })
+	goRun(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e := <-m.events:
+				m.locker.HandleHW(ctx, e)
+			}
+		}
+	})
+	goRun(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				m.locker.Tick(ctx)
+				if time.Since(last) > time.Hour {
+					last = time.Now()
+					_, _ = m.store.Prune(time.Now())
+				}
+			}
+		}
+	})
+	if m.therm != nil {
+		goRun(func() {
+			t := time.NewTicker(time.Duration(m.cfg.TempInterval))
+			defer t.Stop()
+			for {
+				if rs, err := m.therm.Read(ctx); err == nil {
+					m.locker.Temperatures(ctx, rs)
+				} else if ctx.Err() == nil {
+					m.log.Warn("temperature read failed", "err", err)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		})
+	}
+	if m.sync != nil {
+		goRun(func() { _ = m.sync.Run(ctx) })
+	}
+	goRun(func() {
+		if err := m.srv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("edged: kiosk: %w", err)
+		}
+	})
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	_ = m.srv.Shutdown(sctx)
+	scancel()
+	cancel()
+	wg.Wait()
+	m.locker.WaitCommands()
+	return err
+}
+
+// Close halts the hardware and closes everything, in reverse order of Open. Idempotent.
+func (m *Main) Close() error {
+	m.closeOnce.Do(func() {
+		var errs []error
+		if m.bus != nil {
+			errs = append(errs, m.bus.Halt(), m.bus.Close())
+		}
+		if m.srv != nil {
+			errs = append(errs, m.srv.Close())
+		} else if m.ln != nil {
+			errs = append(errs, m.ln.Close())
+		}
+		if m.store != nil {
+			errs = append(errs, m.store.Close())
+		}
+		m.closeErr = errors.Join(errs...)
+	})
+	return m.closeErr
+}
+
+// Exec is the whole program: load the configuration, open, run until a signal, close.
+func Exec(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := Load(args, getenv, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "larder-edge:", err)
+		return 2
+	}
+	m, err := NewMain(cfg, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "larder-edge:", err)
+		return 2
+	}
+	if err := m.Open(ctx); err != nil {
+		fmt.Fprintln(stderr, "larder-edge:", err)
+		return 1
+	}
+	defer m.Close()
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(stderr, "larder-edge:", err)
+		return 1
+	}
+	return 0
+}

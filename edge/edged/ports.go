@@ -1,0 +1,112 @@
+package edged
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/larder-lockers/larder/edge"
+	"github.com/larder-lockers/larder/edge/bolt"
+	"github.com/larder-lockers/larder/edge/mqtt"
+	"github.com/larder-lockers/larder/internal/buildinfo"
+	"github.com/larder-lockers/larder/protocol"
+)
+
+// The adapters below present the core (edge.Locker over bolt.Store) as the ports
+// edge/mqtt consumes.
+
+type outboxPort struct{ s *bolt.Store }
+
+func (o outboxPort) Pending(after uint64, max int) ([]mqtt.Outgoing, error) {
+	es, err := o.s.Pending(after, max)
+	out := make([]mqtt.Outgoing, len(es))
+	for i, e := range es {
+		out[i] = mqtt.Outgoing{Seq: e.Seq, Payload: e.Payload}
+	}
+	return out, err
+}
+
+func (o outboxPort) Ack(seq uint64) error {
+	err := o.s.Ack(seq)
+	if errors.Is(err, bolt.ErrAckBeyond) {
+		return fmt.Errorf("%w: %v", mqtt.ErrAckBeyondHighWater, err)
+	}
+	return err
+}
+
+func (o outboxPort) Acked() (uint64, error) { return o.s.Acked() }
+
+type desiredPort struct{ l *edge.Locker }
+
+func (d desiredPort) ApplyDesired(ctx context.Context, m protocol.Message) (mqtt.Outcome, error) {
+	body, ok := m.Body.(protocol.Desired)
+	if !ok {
+		return 0, fmt.Errorf("edged: desired message carries %T", m.Body)
+	}
+	out, err := d.l.ApplyDesired(ctx, m.ID, body)
+	switch out {
+	case edge.DesiredApplied:
+		return mqtt.Applied, err
+	case edge.DesiredGap:
+		return mqtt.Gap, err
+	}
+	return mqtt.Duplicate, err
+}
+
+func (d desiredPort) DesiredVersion() (uint64, error) { return d.l.DesiredVersion() }
+
+type commandsPort struct{ l *edge.Locker }
+
+func (c commandsPort) HandleCommand(ctx context.Context, m protocol.Message, progress func(protocol.CommandAck)) {
+	cmd, ok := m.Body.(protocol.Command)
+	if !ok {
+		return
+	}
+	c.l.HandleCommand(ctx, cmd, progress)
+}
+
+type reporter struct{ m *Main }
+
+func (r reporter) Birth() (protocol.Birth, error) {
+	m := r.m
+	b := protocol.Birth{Software: buildinfo.String()}
+	for _, a := range m.cfg.Boards {
+		b.Boards = append(b.Boards, protocol.Board{Address: a, Profile: m.cfg.Profile, Locks: m.profile.LocksPerBoard()})
+	}
+	for _, s := range m.specs {
+		b.Compartments = append(b.Compartments, protocol.Compartment{Number: s.Number, Size: s.Size, Zone: s.Zone,
+			HeightCM: s.HeightCM, Board: s.Board, Lock: s.Lock})
+	}
+	var err error
+	if b.DesiredVersion, err = m.locker.DesiredVersion(); err != nil {
+		return b, err
+	}
+	b.OutboxHighWater, err = m.store.HighWater()
+	return b, err
+}
+
+func (r reporter) Telemetry() (protocol.Telemetry, error) {
+	m := r.m
+	depth, err := m.store.Depth()
+	if err != nil {
+		return protocol.Telemetry{}, err
+	}
+	t := protocol.Telemetry{UptimeSeconds: time.Since(m.started).Seconds(), OutboxDepth: depth}
+	for _, z := range m.locker.Zones() {
+		zr := protocol.ZoneReading{Zone: z.Zone, Excursion: z.Excursion}
+		if z.Known {
+			c := z.Celsius
+			zr.Celsius = &c
+		}
+		t.Zones = append(t.Zones, zr)
+	}
+	if m.bus != nil {
+		snap := m.poller.Last()
+		st := m.bus.Stats()
+		for _, a := range m.cfg.Boards {
+			t.Boards = append(t.Boards, protocol.BoardHealth{Address: a, Online: snap.Boards[a].Online, Errors: st.Failed})
+		}
+	}
+	return t, nil
+}
