@@ -84,9 +84,6 @@ type Stats struct {
 	Jammed     uint64 // unlocks reported jammed
 }
 
-// BoardHealth is one board's health, as Snapshot reports it.
-type BoardHealth = hw.BoardState
-
 // Bus drives every board on one serial line. It implements hw.Latch,
 // hw.Sensors and hw.Halter and is safe for concurrent use: mu serialises
 // the exchanges (one command in flight per bus); confirmation polling and
