@@ -161,10 +161,11 @@ type Main struct {
 	life context.Context // ends at Close; scenarios run under it
 	stop context.CancelFunc
 
-	mu       sync.Mutex
-	bg       sync.WaitGroup
-	closed   bool
-	closeErr error
+	mu        sync.Mutex // guards closed against runScenario's bg.Add
+	closed    bool
+	bg        sync.WaitGroup
+	closeOnce sync.Once // a second Close waits for the first and returns its error
+	closeErr  error
 }
 
 // NewMain validates cfg and builds the world.
@@ -371,11 +372,12 @@ func (m *Main) serveTCP(ctx context.Context) error {
 
 // Close stops serving and releases the pty and listeners. Idempotent.
 func (m *Main) Close() error {
+	m.closeOnce.Do(func() { m.closeErr = m.close() })
+	return m.closeErr
+}
+
+func (m *Main) close() error {
 	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return m.closeErr
-	}
 	m.closed = true
 	m.mu.Unlock()
 	m.stop()
@@ -404,6 +406,5 @@ func (m *Main) Close() error {
 		errs = append(errs, m.pts.Close())
 	}
 	m.bg.Wait()
-	m.closeErr = errors.Join(errs...)
-	return m.closeErr
+	return errors.Join(errs...)
 }
