@@ -24,6 +24,9 @@ import (
 
 // TestMain doubles as the larder-edge child process of the kill -9 test.
 func TestMain(m *testing.M) {
+	if os.Getenv("LARDER_BENCH_CHILD") == "rss" {
+		rssChild()
+	}
 	if os.Getenv("LARDER_E2E_CHILD") == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		code := edged.Exec(ctx, strings.Split(os.Getenv("LARDER_E2E_ARGS"), "\x1f"), os.Getenv, os.Stderr)
