@@ -183,7 +183,7 @@
       attemptsLeft: '{n} more tries before the keypad locks for 5 minutes.',
       badRequest: 'Please enter the 8-digit code and the last 4 digits of your phone.',
       lockedTitle: 'Keypad locked',
-      lockedBody: 'Too many wrong codes. To keep everyone’s orders safe, the keypad is locked for a while.',
+      lockedBody: "Too many wrong codes. To keep everyone's orders safe, the keypad is locked for a while.",
       lockedCountdown: 'Try again in {time}',
       lockedAnnounce: 'The keypad is locked. Please try again in {minutes} minutes.',
       expiredTitle: 'Pickup time has ended',
@@ -228,7 +228,7 @@
       thanksReturn: 'Back to the start in {s} seconds',
       idleWarning: 'Are you still there? Going back to the start in {s} seconds.',
       idleWarningDriver: 'Are you still there? Signing out of driver mode in {s} seconds.',
-      stillHere: 'I’m still here',
+      stillHere: "I'm still here",
 
       driverLink: 'Driver',
       driverLoginTitle: 'Driver sign-in',
@@ -259,7 +259,7 @@
       problem: 'Problem with door {n}',
       returnOrder: 'Take this order back',
       driverDoorOpen: 'Door {n} is open. Load it and close the door.',
-      driverDoorJammed: 'Door {n} is stuck. Press “Problem with door {n}”.',
+      driverDoorJammed: 'Door {n} is stuck. Press "Problem with door {n}".',
       doorLoaded: 'Loaded',
       doorEmpty: 'Empty',
       doorStateOpen: 'Open',
@@ -290,6 +290,7 @@
     driverIdleMs: 300000, // driver mode signs out after 5 min untouched (token lives 15 min)
     driverTokenMs: 15 * 60000,
     doorsQuietMs: 600000, // doors screen gives up after 10 min without any change
+    fullGraceMs: 3000, // a just-closed door may read "not empty" until the infrared settles
     pollMs: 1000, // session polling while doors are open
     manifestPollMs: 3000,
     thanksMs: 10000,
@@ -514,7 +515,9 @@
       minutesOut: null,
       lockUntil: 0,
       session: null, // {id, doors, compromised}
-      announced: {}, // door number -> last state announced
+      announced: {}, // door number -> last phase announced
+      everOpen: {}, // door number -> seen open in this session
+      fullSince: {}, // door number -> when it was first seen closed with something inside
       lastChange: 0,
       pollFailures: 0,
       message: null, // {title, body}
@@ -698,6 +701,8 @@
       state.pending = null;
       state.session = null;
       state.announced = {};
+      state.everOpen = {};
+      state.fullSince = {};
       state.message = null;
       state.minutesOut = null;
       state.problem = null;
@@ -914,7 +919,15 @@
         }
         case 'expired': return showMessage('expiredTitle', 'expiredBody', 'info');
         case 'already_picked_up': return showMessage('alreadyTitle', 'alreadyBody', 'info');
-        case 'hardware': return showMessage('hardwareTitle', 'hardwareBody', 'error');
+        case 'hardware':
+          // If the edge says which doors did open (beyond the contract, but cheap to honour),
+          // show them: the resident may still take what is behind them.
+          if (r.body.session && Array.isArray(r.body.doors) && r.body.doors.length) {
+            startDoors(r.body);
+            banner('error', ['hardwareBody']);
+            return;
+          }
+          return showMessage('hardwareTitle', 'hardwareBody', 'error');
         case 'network': return showMessage('networkTitle', 'networkBody', 'error');
         default: return showMessage('errorTitle', 'errorBody', 'error');
       }
@@ -977,6 +990,9 @@
         done: false
       };
       state.announced = {};
+      state.everOpen = {};
+      state.fullSince = {};
+      noteFull(doors);
       state.lastChange = Date.now();
       state.pollFailures = 0;
       clearBanner();
@@ -988,17 +1004,47 @@
 
     // announceDoors says, and chimes, each door that newly opened, one after another like the
     // doors themselves; and says which doors got stuck or were closed with something inside.
+    function noteFull(doors) {
+      const now = Date.now();
+      for (const d of doors) {
+        if (d.state === 'closed' && d.empty === false) {
+          if (!state.fullSince[d.number]) state.fullSince[d.number] = now;
+        } else {
+          delete state.fullSince[d.number];
+        }
+      }
+    }
+
+    // doorPhase: what the resident is told about a door. "Closed but something inside" waits
+    // a few seconds, so that the infrared reading after a close does not raise a false alarm.
+    function doorPhase(d) {
+      if (d.state === 'open' || d.state === 'jammed') return d.state;
+      if (d.state === 'closed') {
+        if (d.empty === true) return 'closed-empty';
+        const since = state.fullSince[d.number];
+        if (d.empty === false && since && Date.now() - since >= K.TIMING.fullGraceMs) return 'closed-full';
+      }
+      return 'closed';
+    }
+
     function announceDoors(doors, first) {
       const opened = [];
       const notes = [];
       for (const d of doors) {
         const prev = state.announced[d.number];
-        const now = d.state === 'closed' ? (d.empty ? 'closed-empty' : 'closed-full') : d.state;
+        const now = doorPhase(d);
         if (now === prev) continue;
         state.announced[d.number] = now;
-        if (now === 'open') opened.push(d);
-        else if (now === 'jammed') notes.push({ key: 'doorJammedAnnounce', params: { n: d.number } });
-        else if (now === 'closed-full' && prev === 'open') notes.push({ key: 'doorStillFull', params: { n: d.number } });
+        if (now === 'open' && !state.everOpen[d.number]) {
+          state.everOpen[d.number] = true;
+          opened.push(d);
+        } else if (now === 'open') {
+          opened.push(d); // opened again (someone re-opened it): say so again
+        } else if (now === 'jammed') {
+          notes.push({ key: 'doorJammedAnnounce', params: { n: d.number } });
+        } else if (now === 'closed-full' && state.everOpen[d.number]) {
+          notes.push({ key: 'doorStillFull', params: { n: d.number } });
+        }
       }
       if (!opened.length && !notes.length) return;
       const parts = opened.map((d) => ({ door: d, key: 'doorOpenBanner' })).concat(notes);
@@ -1021,6 +1067,7 @@
           later('doorsQuiet', K.TIMING.doorsQuietMs, checkQuiet);
         }
         s.doors = doors;
+        noteFull(doors);
         if (r.body.done) {
           s.done = true;
           showThanks();
@@ -1046,11 +1093,13 @@
     }
 
     function doorStateKey(d) {
-      if (d.state === 'open') return { key: 'stateOpen', cls: 'open', icon: 'door' };
-      if (d.state === 'jammed') return { key: 'stateJammed', cls: 'jammed', icon: 'error' };
-      if (d.state === 'closed' && d.empty) return { key: 'stateClosedEmpty', cls: 'done', icon: 'ok' };
-      if (d.state === 'closed' && d.empty === false) return { key: 'stateClosedFull', cls: 'full', icon: 'info' };
-      return { key: 'stateClosed', cls: 'closed', icon: 'info' };
+      switch (doorPhase(d)) {
+        case 'open': return { key: 'stateOpen', cls: 'open', icon: 'door' };
+        case 'jammed': return { key: 'stateJammed', cls: 'jammed', icon: 'error' };
+        case 'closed-empty': return { key: 'stateClosedEmpty', cls: 'done', icon: 'ok' };
+        case 'closed-full': return { key: 'stateClosedFull', cls: 'full', icon: 'error' };
+        default: return { key: 'stateClosed', cls: 'closed', icon: 'info' };
+      }
     }
 
     function renderDoors() {
@@ -1431,6 +1480,9 @@
       else if (ev.key === 'Enter' && !onButton) key = 'enter';
       if (!key) return;
       ev.preventDefault();
+      // Typing on a physical keypad means "keypad mode": let go of whatever button a finger
+      // last touched, so that the following Enter submits instead of pressing, say, Help.
+      if (onButton && key !== 'enter') target.blur();
       press(key);
     });
 
