@@ -1,0 +1,53 @@
+// Package web serves the cloud's web pages: the ops dashboard, the driver's phone page and
+// the resident's order page, with their shared assets and the few endpoints they need
+// outside the /v1 REST API. Everything is embedded: no build step, no external asset, a
+// Content-Security-Policy that allows only same-origin scripts, styles and requests.
+//
+// # Routes
+//
+//	GET    /ops/                          ops dashboard (fleet, site grid, orders, webhooks)
+//	POST   /ops/session                   sign in: Authorization: Bearer <ops key> → stream cookie
+//	DELETE /ops/session                   forget the stream cookie
+//	GET    /ops/stream[?site=<id>]        server-sent events: "fleet" or "site" snapshots
+//	GET    /ops/api/backlog               notification outbox counts and dead letters (Bearer)
+//	POST   /ops/api/backlog/requeue       {"id"}: retry a dead letter (Bearer)
+//	GET    /driver/                       driver page (phone)
+//	POST   /driver/api/orders/{order}/problem  {"compartment","reason"}: move to another door (Bearer)
+//	GET    /r/{order}                     resident page; the link carries #c=<code>
+//	GET    /r/api/orders/{order}          order for the resident (X-Pickup-Code header)
+//	POST   /r/api/orders/{order}/extend   extend within ResidentPolicy (X-Pickup-Code header)
+//	GET    /assets/...                    style.css, common.js, ops.js, driver.js, resident.js
+//
+// Everything else the pages show comes from the /v1 API, called by the page with the key
+// the user signed in with (kept in sessionStorage: gone when the tab closes, never in a
+// URL) in an Authorization header.
+//
+// # Secrets
+//
+// The ops stream needs a credential an EventSource can carry: the key is set once, by
+// POST /ops/session, in an HttpOnly, SameSite=Strict cookie scoped to /ops/stream (see
+// session.go for why the cookie holds the key and not a session id). The resident link
+// carries the pickup code in the URL fragment, which browsers never send; the page sends it
+// in a header and the handler compares digests in constant time (see resident.go). Keys,
+// codes and cookies are never logged, and responses carrying data are Cache-Control:
+// no-store.
+//
+// # Caveats
+//
+//   - The stream polls the service (there is no change feed): one ListSites per PollEvery
+//     for all viewers together, while anyone watches.
+//   - The service has no resident role: after the code matches, the resident endpoints read
+//     and extend the order as an internal ops principal ("resident-page").
+//   - The driver's problem report needs a service method that moves one slot of an order to
+//     another compartment ([Reassigner]); until *cloud.Service has it the endpoint answers
+//     501 and the page tells the driver to use the kiosk's problem button.
+//   - Rate limits are per process (in memory): with several replicas behind a balancer an
+//     attacker gets the limit once per replica.
+//
+// # Tests
+//
+// web_test.go drives the handlers with httptest against a real cloud.Service on a bbolt
+// file. browser_test.go starts Chromium (chromedp) on the real pages and runs axe-core in
+// it; it needs /usr/bin/chromium and `npm ci --prefix tools/browser`, and fails with the
+// install command when they are missing, unless LARDER_SKIP_BROWSER=1.
+package web

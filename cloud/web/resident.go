@@ -1,0 +1,247 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/larder-lockers/larder/cloud"
+	"github.com/larder-lockers/larder/protocol"
+)
+
+// The resident page.
+//
+// The notification links to ResidentLink(base, order, code) = {base}/r/{order}#c={code}.
+// The code rides in the fragment, which a browser never sends to a server, so it reaches
+// neither access logs nor proxies; the page reads it, keeps it in sessionStorage, strips it
+// from the address bar and sends it in the X-Pickup-Code header to the JSON endpoints
+// below. They check protocol.CodeDigest(siteKey, code) against the order's stored digest
+// in constant time. The service has no resident role: once the code matches, the handler
+// reads and extends the order as residentPrincipal.
+//
+// Wrong codes are limited per order and per client address (ResidentPolicy): past the
+// limit every request, right code or not, is refused with 429 until the window ends, so
+// the page is no faster an oracle than the kiosk. An unknown order and a wrong code get the
+// same answer, so order ids cannot be probed.
+
+// CodeHeader carries the pickup code to the resident endpoints.
+const CodeHeader = "X-Pickup-Code"
+
+// ResidentLink is the link the notifier sends to the resident: base is the cloud's public
+// URL (e.g. "https://larder.example.org"), without a trailing slash.
+func ResidentLink(base, order, code string) string {
+	return strings.TrimRight(base, "/") + "/r/" + order + "#c=" + code
+}
+
+var residentPrincipal = cloud.Principal{Role: cloud.RoleOps, Subject: "resident-page"}
+
+// ResidentOrder is what the resident page shows: no personal data, no digests.
+type ResidentOrder struct {
+	Order     string           `json:"order"`
+	State     cloud.OrderState `json:"state"`
+	CodeValid bool             `json:"code_valid"`
+	Site      ResidentSite     `json:"site"`
+	Doors     []Door           `json:"doors"`
+	ExpiresAt time.Time        `json:"expires_at"`
+	LoadedAt  time.Time        `json:"loaded_at,omitzero"`
+	Extend    ExtendOffer      `json:"extend"`
+}
+
+// ResidentSite names the locker bank.
+type ResidentSite struct {
+	ID      string `json:"id"`
+	Name    string `json:"name,omitempty"`
+	Address string `json:"address,omitempty"`
+}
+
+// Door is one compartment of the order and where to find it.
+type Door struct {
+	Number   int           `json:"number"`
+	Zone     protocol.Zone `json:"zone"`
+	Size     protocol.Size `json:"size"`
+	HeightCM int           `json:"height_cm,omitempty"`
+	// Row is "low" (below 70 cm), "middle" or "high" (140 cm and up), for "bottom row".
+	Row    string `json:"row,omitempty"`
+	Loaded bool   `json:"loaded"`
+}
+
+// ExtendOffer says whether the resident may extend now, by how much and until when, or
+// why not: "not_loaded", "closed", "limit" (ResidentPolicy.MaxExtended reached) or
+// "food_safety" (the zone's cap after loading).
+type ExtendOffer struct {
+	Allowed bool      `json:"allowed"`
+	Seconds int64     `json:"seconds,omitempty"`
+	Until   time.Time `json:"until,omitzero"`
+	Reason  string    `json:"reason,omitempty"`
+}
+
+func row(h int) string {
+	switch {
+	case h <= 0:
+		return ""
+	case h < 70:
+		return "low"
+	case h < 140:
+		return "middle"
+	}
+	return "high"
+}
+
+func validOrderID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func validCode(c string) bool {
+	if len(c) != cloud.CodeDigits {
+		return false
+	}
+	for _, r := range c {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// checkCode returns the order if the request's code opens it; otherwise it has answered.
+func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) (cloud.Order, bool) {
+	id := r.PathValue("order")
+	rp := h.opt.Resident
+	orderKey, ipKey := "", "ip/"+h.clientIP(r)
+	if validOrderID(id) {
+		orderKey = "order/" + id
+	}
+	wait := h.lim.blocked(ipKey, rp.MaxFailuresPerIP)
+	if orderKey != "" {
+		wait = max(wait, h.lim.blocked(orderKey, rp.MaxFailuresPerOrder))
+	}
+	if wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		writeError(w, http.StatusTooManyRequests, "locked", "too many wrong codes: try again later")
+		return cloud.Order{}, false
+	}
+	code := r.Header.Get(CodeHeader)
+	var o cloud.Order
+	ok := false
+	if orderKey != "" && validCode(code) {
+		var err error
+		o, err = h.svc.GetOrder(r.Context(), residentPrincipal, id)
+		switch {
+		case err == nil:
+			key, kerr := h.svc.SiteKey(r.Context(), o.Site)
+			if kerr != nil {
+				h.domainError(w, r, kerr)
+				return cloud.Order{}, false
+			}
+			ok = protocol.DigestEqual(protocol.CodeDigest(key, code), o.CodeDigest)
+		case cloud.ErrorCode(err) != cloud.ENotFound:
+			h.domainError(w, r, err)
+			return cloud.Order{}, false
+		}
+	}
+	if !ok {
+		h.lim.fail(ipKey)
+		if orderKey != "" {
+			h.lim.fail(orderKey)
+		}
+		h.log.Info("resident page: wrong code", "path", routeOf(r))
+		writeError(w, http.StatusForbidden, "wrong_code", "this link or code is not valid")
+		return cloud.Order{}, false
+	}
+	return o, true
+}
+
+func (h *Handler) residentOrder(w http.ResponseWriter, r *http.Request) {
+	o, ok := h.checkCode(w, r)
+	if !ok {
+		return
+	}
+	v, err := h.residentView(r, o)
+	if err != nil {
+		h.domainError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (h *Handler) residentExtend(w http.ResponseWriter, r *http.Request) {
+	o, ok := h.checkCode(w, r)
+	if !ok {
+		return
+	}
+	off := h.offer(o)
+	if !off.Allowed {
+		status := http.StatusConflict
+		if off.Reason == "food_safety" {
+			status = http.StatusUnprocessableEntity
+		}
+		writeError(w, status, off.Reason, "this order cannot be extended now")
+		return
+	}
+	o, err := h.svc.ExtendOrder(r.Context(), residentPrincipal, o.ID, time.Duration(off.Seconds)*time.Second)
+	if err != nil {
+		h.domainError(w, r, err)
+		return
+	}
+	h.log.Info("resident extended order", "order", o.ID, "site", o.Site, "seconds", off.Seconds)
+	v, err := h.residentView(r, o)
+	if err != nil {
+		h.domainError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (h *Handler) residentView(r *http.Request, o cloud.Order) (ResidentOrder, error) {
+	d, err := h.svc.GetSite(r.Context(), residentPrincipal, o.Site)
+	if err != nil {
+		return ResidentOrder{}, err
+	}
+	heights := map[int]int{}
+	for _, c := range d.CompartmentList {
+		heights[c.Number] = c.HeightCM
+	}
+	v := ResidentOrder{Order: o.ID, State: o.State, CodeValid: o.State.Live() && !o.CodeInvalid,
+		Site:      ResidentSite{ID: d.ID, Name: d.Name, Address: d.Address},
+		ExpiresAt: o.ExpiresAt, LoadedAt: o.LoadedAt, Extend: h.offer(o), Doors: []Door{}}
+	for _, sl := range o.Slots {
+		v.Doors = append(v.Doors, Door{Number: sl.Compartment, Zone: sl.Zone, Size: sl.Size,
+			HeightCM: heights[sl.Compartment], Row: row(heights[sl.Compartment]), Loaded: sl.Loaded})
+	}
+	return v, nil
+}
+
+// offer applies the resident rules; the service's food-safety check applies again when
+// the extension is made.
+func (h *Handler) offer(o cloud.Order) ExtendOffer {
+	rp := h.opt.Resident
+	switch {
+	case o.State == cloud.StateAssigned:
+		return ExtendOffer{Reason: "not_loaded"}
+	case o.State != cloud.StateLoaded:
+		return ExtendOffer{Reason: "closed"}
+	case o.Extended+rp.ExtendStep > rp.MaxExtended:
+		return ExtendOffer{Reason: "limit"}
+	}
+	pol := h.svc.Policy()
+	var maxHold time.Duration
+	for i, p := range o.Parcels {
+		if m := pol.MaxHold[p.Zone]; i == 0 || m < maxHold {
+			maxHold = m
+		}
+	}
+	until := o.ExpiresAt.Add(rp.ExtendStep)
+	if until.After(o.LoadedAt.Add(maxHold)) {
+		return ExtendOffer{Reason: "food_safety"}
+	}
+	return ExtendOffer{Allowed: true, Seconds: int64(rp.ExtendStep / time.Second), Until: until}
+}
