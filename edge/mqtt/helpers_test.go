@@ -136,7 +136,9 @@ func startEdge(t testing.TB, cfg mqtt.Config, store *mqtttest.Store) *edge {
 	if err != nil {
 		t.Fatalf("mqtt.New: %v", err)
 	}
-	store.Notify = c.Notify
+	if store.Notify == nil {
+		store.Notify = c.Notify
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
