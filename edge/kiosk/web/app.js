@@ -900,14 +900,14 @@
           const left = Number(r.body.attempts_left);
           if (Number.isFinite(left) && left > 0) parts.push({ key: 'attemptsLeft', params: { n: left } });
           state.entry = K.emptyEntry();
-          home({ keepLang: true, keepBanner: true, noFocus: true });
+          home({ keepLang: true, keepBanner: true });
           banner('error', parts);
           resetIdle(); // so the message does not greet the next person
           return;
         }
         case 'bad_request':
           state.entry = K.emptyEntry();
-          home({ keepLang: true, noFocus: true });
+          home({ keepLang: true });
           banner('error', ['badRequest']);
           resetIdle();
           return;
