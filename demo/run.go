@@ -1,0 +1,359 @@
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config configures the demo (larder-demo).
+type Config struct {
+	// Dir holds every piece of state: cloud/, edge/, logs/ and demo.json. Default "data".
+	Dir string
+	// BinDir holds the built binaries. Default "bin".
+	BinDir string
+	// Host and BasePort: the cloud's HTTP on BasePort, its embedded MQTT broker on +1,
+	// the kiosk on +2, the simulator's control API on +3. Default 127.0.0.1 and 7400
+	// (clear of Mosquitto 1883, PostgreSQL 5432, Redis 6379, NATS 4222, RabbitMQ 5672,
+	// MariaDB 3306).
+	Host     string
+	BasePort int
+	// Site is the simulated courtyard's id. Default "courtyard-1".
+	Site string
+	// Out receives the banner and progress; nil means os.Stdout.
+	Out io.Writer
+	// Follow streams every child's log lines to Out, prefixed [sim] [cloud] [edge];
+	// otherwise they go only to Dir/logs/NAME.log.
+	Follow bool
+}
+
+// The demo courtyard: two kerong-cu16 boards, 32 compartments in three zones.
+const (
+	demoBoards = 2
+	demoZones  = "chilled:1-16,frozen:17-24,ambient:25-32"
+)
+
+func (c *Config) defaults() {
+	if c.Dir == "" {
+		c.Dir = "data"
+	}
+	if c.BinDir == "" {
+		c.BinDir = "bin"
+	}
+	if c.Host == "" {
+		c.Host = "127.0.0.1"
+	}
+	if c.BasePort == 0 {
+		c.BasePort = 7400
+	}
+	if c.Site == "" {
+		c.Site = "courtyard-1"
+	}
+	if c.Out == nil {
+		c.Out = os.Stdout
+	}
+}
+
+func (c Config) addr(offset int) string {
+	return c.Host + ":" + strconv.Itoa(c.BasePort+offset)
+}
+
+// Run starts the whole system, provisions and seeds it on the first run, prints the
+// URLs and credentials, and serves until ctx ends (Ctrl-C); then it stops the children
+// in reverse order (edge, cloud, simulator) and returns nil. It fails early and clearly
+// when a port is taken or a child does not become healthy.
+func Run(ctx context.Context, cfg Config) (err error) {
+	cfg.defaults()
+	out := cfg.Out
+	say := func(format string, args ...any) { fmt.Fprintf(out, "larder-demo: "+format+"\n", args...) }
+
+	httpAddr, mqttAddr, kioskAddr, ctlAddr := cfg.addr(0), cfg.addr(1), cfg.addr(2), cfg.addr(3)
+	if err := CheckFree(httpAddr, mqttAddr, kioskAddr, ctlAddr); err != nil {
+		return fmt.Errorf("%w\nlarder-demo: choose other ports with -port BASE (it uses BASE..BASE+3)", err)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	st, err := LoadState(cfg.Dir)
+	if err != nil {
+		return err
+	}
+	if st.Site != "" && st.Site != cfg.Site {
+		return fmt.Errorf("demo: %s holds site %q, not %q: use -site %s or another -data directory", cfg.Dir, st.Site, cfg.Site, st.Site)
+	}
+	l := &Launcher{BinDir: cfg.BinDir, LogDir: filepath.Join(cfg.Dir, "logs"), StopTimeout: 15 * time.Second}
+	if cfg.Follow {
+		l.Console = out
+	}
+	defer func() {
+		say("stopping edge, cloud, simulator")
+		if e := l.StopAll(); e != nil && err == nil {
+			err = e
+		}
+	}()
+
+	// The simulator first: the edge needs its serial line.
+	say("starting larder-sim (2 boards, 32 compartments: chilled 1-16, frozen 17-24, ambient 25-32)")
+	sim, err := l.StartSim(ctx, SimOptions{Boards: demoBoards, Zones: demoZones, Control: ctlAddr})
+	if err != nil {
+		return err
+	}
+	if items := itemsFromJSON(st.Items); len(items) > 0 {
+		// larder-sim keeps its world in memory: put back what the edge believes is in
+		// its compartments before the edge starts, so it sees no door move.
+		if err := sim.Control.Restore(ctx, items); err != nil {
+			return err
+		}
+		say("put back the contents of %d compartments from the last run", len(items))
+	}
+
+	say("starting larder-cloud (embedded broker on %s, data in %s)", mqttAddr, filepath.Join(cfg.Dir, "cloud"))
+	if st.Keys == nil {
+		st.Keys = map[string]string{}
+	}
+	if st.Keys["admin"] == "" {
+		st.Keys["admin"] = newAdminKey()
+	}
+	cloud, err := l.StartCloud(ctx, CloudOptions{DataDir: filepath.Join(cfg.Dir, "cloud"), HTTP: httpAddr,
+		MQTTListen: mqttAddr, AdminKey: st.Keys["admin"]})
+	if err != nil {
+		return err
+	}
+	admin := cloud.API(st.Keys["admin"])
+	if st.Provisioning.SiteKey == "" {
+		if err := provision(ctx, admin, &st, cfg.Site); err != nil {
+			return err
+		}
+		if err := st.Save(cfg.Dir); err != nil {
+			return err
+		}
+		say("provisioned site %s and created the demo API keys", cfg.Site)
+	}
+
+	say("starting larder-edge (kiosk on %s, data in %s)", kioskAddr, filepath.Join(cfg.Dir, "edge"))
+	p := st.Provisioning
+	broker := cloud.BrokerURL
+	edge, err := l.StartEdge(ctx, EdgeOptions{Site: cfg.Site, SiteKey: p.SiteKey, DataDir: filepath.Join(cfg.Dir, "edge"),
+		Kiosk: kioskAddr, Broker: broker, BrokerUser: p.MQTTUsername, BrokerPassword: p.MQTTPassword, Bus: sim.Bus,
+		Boards: []int{0, 1}, Zones: demoZones, Thermometer: sim.Control.URL})
+	if err != nil {
+		return err
+	}
+	ops := cloud.API(st.Keys["ops"])
+	if err := Eventually(ctx, 30*time.Second, "the cloud sees the edge online with its compartments", func() error {
+		s, err := ops.Site(ctx, cfg.Site)
+		if err == nil && (!s.Online || len(s.CompartmentList) == 0) {
+			err = fmt.Errorf("online %v, %d compartments", s.Online, len(s.CompartmentList))
+		}
+		return err
+	}); err != nil {
+		return fmt.Errorf("demo: %w (see %s)", err, l.LogDir)
+	}
+
+	if !st.Seeded {
+		say("seeding demo orders (two are loaded by a simulated driver: ~10 s)")
+		people := &People{Kiosk: edge.Kiosk, Sim: sim.Control}
+		if err := seed(ctx, cloud, &st, people); err != nil {
+			return err
+		}
+		st.Seeded = true
+		if err := st.Save(cfg.Dir); err != nil {
+			return err
+		}
+	}
+	cred, err := cloud.API(st.Keys["driver"]).LoadingCredential(ctx, cfg.Site)
+	if err != nil {
+		return fmt.Errorf("demo: driver credential: %w", err)
+	}
+	banner(ctx, out, cfg, cloud, edge, sim, st, cred)
+
+	// Snapshot the simulator's contents while running and once more at the end, before
+	// the deferred StopAll ends the simulator.
+	snap := func() {
+		if items, err := sim.Control.Items(context.Background()); err == nil {
+			st.Items = itemsToJSON(items)
+			_ = st.Save(cfg.Dir)
+		}
+	}
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			say("interrupted")
+			if e := edge.Stop(); e != nil {
+				say("%v", e)
+			}
+			snap()
+			return nil
+		case <-tick.C:
+			snap()
+		case <-sim.Done():
+			return childDied(sim.Proc)
+		case <-cloud.Done():
+			return childDied(cloud.Proc)
+		case <-edge.Done():
+			return childDied(edge.Proc)
+		}
+	}
+}
+
+func childDied(p *Proc) error {
+	return p.failure("it to keep running", errors.New("it exited"))
+}
+
+func newAdminKey() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return "lk_demo_admin_" + hex.EncodeToString(b)
+}
+
+// provision creates the site, hands out its edge credentials and creates the demo keys.
+func provision(ctx context.Context, admin *API, st *State, site string) error {
+	if err := admin.CreateSite(ctx, site, "Building 3 courtyard", "3 Garden Lane"); err != nil && StatusOf(err) != 409 {
+		return fmt.Errorf("demo: create site: %w", err)
+	}
+	p, err := admin.Provision(ctx, site)
+	if err != nil {
+		return fmt.Errorf("demo: provision %s: %w (if the cloud's data survived but %s did not, delete both to start afresh)", site, err, "demo.json")
+	}
+	st.Site, st.Provisioning = site, p
+	for _, k := range []struct{ role, subject string }{{"ops", "demo-ops"}, {"driver", "demo-driver"}, {"platform", "demo-grocer"}} {
+		if st.Keys[k.role] != "" {
+			continue
+		}
+		key, err := admin.CreateKey(ctx, k.role, k.subject)
+		if err != nil {
+			return fmt.Errorf("demo: create %s key: %w", k.role, err)
+		}
+		st.Keys[k.role] = key
+	}
+	return nil
+}
+
+// seed places the demo orders: two loaded by a driver at the kiosk with codes the
+// platform hands out (printed for the kiosk), one loaded whose code the cloud's notifier
+// sends, and three waiting for a driver.
+func seed(ctx context.Context, cloud *Cloud, st *State, people *People) error {
+	platform := cloud.API(st.Keys["platform"])
+	type spec struct {
+		ext, phone, delivery string
+		load                 bool
+		parcels              []Parcel
+	}
+	specs := []spec{
+		{"demo-1001", "+8613800001234", "platform", true, []Parcel{{"M", "chilled"}}},
+		{"demo-1002", "+8613900005678", "platform", true, []Parcel{{"M", "frozen"}, {"M", "chilled"}}},
+		{"demo-1003", "+8613700002468", "notifier", true, []Parcel{{"M", "ambient"}}},
+		{"demo-1004", "+8613600001357", "notifier", false, []Parcel{{"M", "chilled"}}},
+		{"demo-1005", "+8613500009999", "platform", false, []Parcel{{"S", "frozen"}}},
+		{"demo-1006", "+8613400004321", "notifier", false, []Parcel{{"L", "ambient"}, {"M", "chilled"}}},
+	}
+	var toLoad []Order
+	codes := map[string]string{}
+	phones := map[string]string{}
+	for _, s := range specs {
+		rc, err := platform.CreateOrder(ctx, st.Site+"-"+s.ext, OrderSpec(st.Site, s.ext, s.phone, 8*time.Hour, s.delivery, s.parcels...))
+		if err != nil {
+			return fmt.Errorf("demo: order %s: %w", s.ext, err)
+		}
+		if rc.Pickup != nil {
+			codes[rc.Order.ID] = rc.Pickup.Code
+		}
+		phones[rc.Order.ID] = s.phone[len(s.phone)-4:]
+		if s.load {
+			toLoad = append(toLoad, rc.Order)
+		}
+	}
+	cred, err := cloud.API(st.Keys["driver"]).LoadingCredential(ctx, st.Site)
+	if err != nil {
+		return fmt.Errorf("demo: driver credential: %w", err)
+	}
+	var token string
+	if err := Eventually(ctx, 20*time.Second, "driver login at the kiosk", func() error {
+		token, err = people.Kiosk.DriverLogin(ctx, cred)
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, o := range toLoad {
+		// The reservation reaches the edge as desired state; wait for it in the manifest.
+		if err := Eventually(ctx, 20*time.Second, "order "+o.ID+" on the kiosk's manifest", func() error {
+			m, err := people.Kiosk.Manifest(ctx, token)
+			if err != nil {
+				return err
+			}
+			for _, mo := range m {
+				if mo.Order == o.ID {
+					return nil
+				}
+			}
+			return errors.New("not yet")
+		}); err != nil {
+			return err
+		}
+		if err := people.Load(ctx, token, o.ID, o.Compartments()); err != nil {
+			return err
+		}
+		if _, err := platform.WaitOrderState(ctx, o.ID, "loaded", 30*time.Second); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		if c := codes[o.ID]; c != "" {
+			st.Pickups = append(st.Pickups, Pickup{Order: o.ID, Code: c, Factor: phones[o.ID], Doors: o.Compartments()})
+		}
+	}
+	return nil
+}
+
+func banner(ctx context.Context, w io.Writer, cfg Config, cloud *Cloud, edge *Edge, sim *Sim, st State, cred string) {
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	line("")
+	line("  Larder demo is running — site %s (32 compartments: chilled 1-16, frozen 17-24, ambient 25-32)", cfg.Site)
+	line("")
+	line("  Ops dashboard   %s/ops/        (sign in with the ops key)", cloud.URL)
+	line("  Driver page     %s/driver/     (driver key)", cloud.URL)
+	line("  Kiosk           %s/            (resident pickup; driver login with the credential below)", edge.Kiosk.URL)
+	line("  REST API        %s/v1/         (OpenAPI: %s/v1/openapi.json)", cloud.URL, cloud.URL)
+	line("  Metrics         %s/metrics (cloud)   %s/metrics (edge)", cloud.URL, edge.Kiosk.URL)
+	line("  Simulator       %s/v1/state   (control API: open/close/put/take, faults)", sim.Control.URL)
+	line("  MQTT broker     %s (embedded)", cloud.BrokerURL)
+	line("")
+	line("  API keys (Authorization: Bearer KEY)")
+	for _, r := range []string{"admin", "ops", "driver", "platform"} {
+		line("    %-9s %s", r, st.Keys[r])
+	}
+	line("  Driver credential for the kiosk (2 h): %s", cred)
+	line("")
+	platform := cloud.API(st.Keys["platform"])
+	shown := 0
+	for _, p := range st.Pickups {
+		o, err := platform.Order(ctx, p.Order)
+		if err != nil || o.State != "loaded" {
+			continue
+		}
+		if shown == 0 {
+			line("  Pickup at the kiosk (code + last 4 digits of the phone):")
+		}
+		shown++
+		line("    code %s  phone %s  → doors %v (order %s)", p.Code, p.Factor, p.Doors, p.Order)
+	}
+	if shown == 0 && len(st.Pickups) > 0 {
+		line("  The demo's pickups are done. Reissue a code: POST %s/v1/orders/{id}/reissue-code with the platform key.", cloud.URL)
+	}
+	line("")
+	line("  Act as people in the courtyard through the simulator, e.g. after a pickup opened door N:")
+	line("    curl -X POST %s/v1/compartments/N/take; curl -X POST %s/v1/compartments/N/close", sim.Control.URL, sim.Control.URL)
+	line("  Logs: %s/*.log   State: %s (delete it to start afresh)", filepath.Join(cfg.Dir, "logs"), cfg.Dir)
+	line("  Ctrl-C stops everything; the next run resumes with the same data.")
+	line("")
+	fmt.Fprint(w, b.String())
+}
