@@ -35,7 +35,10 @@ type Config struct {
 	ServicePassword string
 
 	// MaxInflight bounds the QoS 1 messages the broker keeps in flight per client
-	// (default 1024). Offline persistent sessions keep theirs until they expire.
+	// (default 8192). mochi drops a message for a subscriber already at the limit, and
+	// the cloud's single connection carries the whole fleet's traffic (a burst of
+	// resends after an outage), so this is sized for the cloud, not for edges. Offline
+	// persistent sessions keep theirs until they expire.
 	MaxInflight uint16
 	// ReceiveMaximum bounds the unacknowledged QoS 1 publishes a client may send
 	// (MQTT 5; default 256).
@@ -64,7 +67,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Addr:             DefaultAddr,
-		MaxInflight:      1024,
+		MaxInflight:      8192,
 		ReceiveMaximum:   256,
 		MaxWritesPending: 8192,
 		SessionExpiry:    72 * time.Hour,
