@@ -1,6 +1,7 @@
 package mqtt_test
 
 import (
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -465,5 +466,33 @@ func TestWebsocket(t *testing.T) {
 	})
 	if diff := cmp.Diff(store.IDs(), processedIDs(s)); diff != "" {
 		t.Errorf("(-outbox +cloud):\n%s", diff)
+	}
+}
+
+// TestShutdownWhileConnecting: a broker that accepts TCP but never answers CONNECT must
+// not hold up a shutdown for the connect timeout.
+func TestShutdownWhileConnecting(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // hold it open, say nothing
+		}
+	}()
+	cfg := testConfig("blackhole", "tcp://"+ln.Addr().String())
+	cfg.ConnectTimeout = time.Minute
+	e := startEdge(t, cfg, mqtttest.NewStore())
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	e.stop()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("shutdown took %v while connecting", d)
 	}
 }

@@ -82,5 +82,21 @@
 // larder_broker_connected (gauge, 1 while connected), larder_mqtt_connect_attempts_total,
 // larder_mqtt_rejected_total{channel}, larder_mqtt_dropped_total{channel},
 // larder_mqtt_outbox_published_total, larder_mqtt_outbox_resent_total,
-// larder_mqtt_desired_total{outcome}, larder_mqtt_outbox_unacked (gauge).
+// larder_mqtt_desired_total{outcome}, larder_mqtt_outbox_unacked (gauge),
+// larder_mqtt_command_acks_dropped_total.
+//
+// # Caveats
+//
+//   - Command acks wait in memory while offline: an edge restarted before the link came
+//     back loses them, and the cloud learns the state when it redelivers the command
+//     (the core re-reports the state of a command id it has seen).
+//   - The drain's throughput is bounded by OutboxWindow / (the round trip edge → broker →
+//     cloud → broker → edge), not by the broker's PUBACK: that is the price of never
+//     overrunning the cloud. `go test -run '^$' -bench OutboxDrain ./edge/mqtt` prints
+//     it next to raw paho publishing through the same broker.
+//   - A PUBACK-bounded publisher (the raw baseline) can make Mosquitto drop messages
+//     beyond max_queued_messages for a slow subscriber without any error; the drain
+//     cannot lose events that way, because only the cloud's EventAck moves it.
+//   - The sync does not expire its own persistent session; configure the broker to
+//     (Mosquitto persistent_client_expiration) so decommissioned edges do not pile up.
 package mqtt
