@@ -53,7 +53,7 @@
       workingDriver: '正在处理，请稍候…',
 
       wrongCode: '取件码或手机后 4 位不对，请重新输入。',
-      attemptsLeft: '还可以再试 {n} 次，之后键盘会锁定 5 分钟。',
+      attemptsLeft: '还可以再试 {n} 次，之后键盘会暂时锁定。',
       badRequest: '请输入 8 位取件码和手机号码后 4 位。',
       lockedTitle: '键盘已锁定',
       lockedBody: '输错的次数太多了。为了保护大家的订单，键盘暂时锁定。',
@@ -126,6 +126,7 @@
       orderHeading: '订单 {order}',
       zone_chilled: '冷藏',
       zone_frozen: '冷冻',
+      zone_cool: '凉爽（蔬果）',
       zone_ambient: '常温',
       accessibleNote: '无障碍：低位柜门',
       openDoor: '打开{n}号门',
@@ -180,7 +181,7 @@
       workingDriver: 'Working, please wait…',
 
       wrongCode: 'The code or the phone digits are not right. Please try again.',
-      attemptsLeft: '{n} more tries before the keypad locks for 5 minutes.',
+      attemptsLeft: '{n} more tries before the keypad is locked for a while.',
       badRequest: 'Please enter the 8-digit code and the last 4 digits of your phone.',
       lockedTitle: 'Keypad locked',
       lockedBody: "Too many wrong codes. To keep everyone's orders safe, the keypad is locked for a while.",
@@ -253,6 +254,7 @@
       orderHeading: 'Order {order}',
       zone_chilled: 'Chilled',
       zone_frozen: 'Frozen',
+      zone_cool: 'Cool (produce)',
       zone_ambient: 'Ambient',
       accessibleNote: 'Accessible: low door',
       openDoor: 'Open door {n}',

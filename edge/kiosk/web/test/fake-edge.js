@@ -214,7 +214,7 @@ function createFakeEdge(opts) {
 
   function serveStatic(res, p) {
     const name = p === '/' ? 'index.html' : p.slice(1);
-    const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
+    const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml' };
     const type = types[path.extname(name)];
     const file = path.join(o.staticDir, path.normalize(name));
     if (!type || !file.startsWith(o.staticDir)) return fail(res, 404, 'not_found');

@@ -66,6 +66,13 @@ test('index.html, app.js and style.css reference nothing outside the locker', ()
     assert.doesNotMatch(text, /@import/i, `${name} imports a stylesheet`);
   }
   assert.doesNotMatch(css, /url\(/i, 'style.css loads no fonts or images');
+  // Every other file served with the page, too (the SVG namespace is a name, not a fetch).
+  for (const name of fs.readdirSync(WEB)) {
+    const full = path.join(WEB, name);
+    if (name === 'test' || !fs.statSync(full).isFile()) continue;
+    const text = fs.readFileSync(full, 'utf8').replaceAll('xmlns="http://www.w3.org/2000/svg"', '');
+    assert.doesNotMatch(text, /https?:\/\//i, `${name} has an http(s) URL`);
+  }
   // Every local asset the page names is in this folder.
   for (const m of html.matchAll(/\b(?:src|href)="([^"]+)"/g)) {
     if (m[1].startsWith('data:')) continue;
