@@ -14,7 +14,7 @@ import (
 
 func (s *Service) command(tx Tx, site string, c protocol.Command) (CommandRecord, error) {
 	now := s.now().UTC()
-	c.ID = newID("cmd_")
+	c.ID = sortableID("cmd_", now)
 	c.ExpiresAt = now.Add(s.pol.CommandTTL)
 	if err := c.Validate(); err != nil {
 		return CommandRecord{}, Invalid("command", "%v", err)

@@ -618,9 +618,11 @@ func (s *Service) displace(tx Tx, st *Site, id string, n int) error {
 		other.Slots = old.Slots
 		return s.finish(tx, st, other, StateCancelled, "displaced: no compartment free", NoteCancelled)
 	}
-	// release dropped its code index; put it back.
-	if err := tx.Put(bCodes, st.ID+"/"+other.CodeDigest, []byte(other.ID)); err != nil {
-		return err
+	// release dropped its code index; put it back (unless the code was invalidated).
+	if !other.CodeInvalid {
+		if err := tx.Put(bCodes, st.ID+"/"+other.CodeDigest, []byte(other.ID)); err != nil {
+			return err
+		}
 	}
 	if err := s.update(tx, st, other, &old); err != nil {
 		return err

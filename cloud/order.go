@@ -320,7 +320,7 @@ func (s *Service) CreateOrder(ctx context.Context, p Principal, idemKey string, 
 		if err != nil {
 			return err
 		}
-		o := &Order{ID: newID("ord_"), Platform: p.Subject, ExternalID: req.ExternalID, Site: st.ID,
+		o := &Order{ID: sortableID("ord_", now), Platform: p.Subject, ExternalID: req.ExternalID, Site: st.ID,
 			Recipient: req.Recipient, Accessible: req.Accessible, Parcels: req.Parcels, Window: req.Window,
 			Delivery: req.CodeDelivery, State: StateAssigned, Zone: coldest(req.Parcels), Created: now.UTC(),
 			RequestHash: hash}

