@@ -135,12 +135,16 @@ func (l *Locker) Temperatures(ctx context.Context, readings []hw.Reading) {
 			if r.LoadedAt.IsZero() || !r.State.Holds() {
 				return true
 			}
+			credited := false
 			for _, c := range credits {
 				if c.zone == r.Zone {
 					r.OutSeconds += c.dt
+					credited = true
 				}
 			}
-			changed = append(changed, r)
+			if credited {
+				changed = append(changed, r)
+			}
 			return true
 		})
 		if err != nil {

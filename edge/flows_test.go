@@ -297,3 +297,55 @@ func TestDriverCredentials(t *testing.T) {
 		t.Fatalf("expired credential: %v", err)
 	}
 }
+
+// A quick driver opens, loads and closes between two polls: the poller sees only the
+// infrared change. That is enough to record the item loaded.
+func TestLoadSeenOnlyByInfrared(t *testing.T) {
+	h := newHarness(t)
+	h.reserve(alice)
+	if _, err := h.l.DriverOpen(h.ctx, "drv-7", alice.id, 1); err != nil {
+		t.Fatal(err)
+	}
+	// A stale "closed and empty" before anything happened ends nothing.
+	h.l.Tick(h.ctx)
+	if c := h.compartment(1); c.State != edge.StateLoading {
+		t.Fatalf("compartment %s", c.State)
+	}
+	h.hw(hw.EventOccupancyChanged, 1, hw.Occupied)
+	if c := h.compartment(1); c.State != edge.StateLoaded {
+		t.Fatalf("compartment %s after the infrared saw the item", c.State)
+	}
+	// A driver who closes an empty door: back to reserved once the session times out.
+	if _, err := h.l.DriverOpen(h.ctx, "drv-7", alice.id, 4); err != nil {
+		t.Fatal(err)
+	}
+	h.hw(hw.EventDoorOpened, 4, 0)
+	h.hw(hw.EventDoorClosed, 4, 0)
+	h.clock.Advance(6 * time.Minute)
+	h.l.Tick(h.ctx)
+	if c := h.compartment(4); c.State != edge.StateReserved {
+		t.Fatalf("empty close: compartment %s", c.State)
+	}
+}
+
+func TestOpsOpenIsAttributed(t *testing.T) {
+	h := newHarness(t)
+	var a acks
+	h.l.HandleCommand(h.ctx, protocol.Command{ID: "cmd-x", Kind: protocol.CmdOpen, Compartment: 2, Purpose: protocol.PurposeOps,
+		Reason: "inspection", ExpiresAt: t0.Add(time.Minute), Actor: "ops-9"}, a.add)
+	h.l.WaitCommands()
+	h.hw(hw.EventDoorOpened, 2, 0)
+	var got protocol.CredentialKind
+	for _, e := range h.events() {
+		if e.Kind == protocol.EventDoorOpened {
+			got = e.Credential
+		}
+	}
+	if got != protocol.CredOpsRemote {
+		t.Fatalf("door_opened credential %q", got)
+	}
+	audit, _ := h.store.AuditLog()
+	if len(audit) != 1 || audit[0].Reason != "ops: inspection" || audit[0].Actor != "ops-9" || audit[0].Credential != protocol.CredOpsRemote {
+		t.Fatalf("audit %+v", audit)
+	}
+}

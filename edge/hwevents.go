@@ -89,6 +89,8 @@ func (l *Locker) HandleHW(ctx context.Context, ev hw.Event) {
 		err = l.cfg.Store.Update(func(tx Tx) error {
 			return enqueue(tx, now, protocol.Event{Kind: kind, Credential: protocol.CredNone, Board: &board})
 		})
+	case hw.EventOccupancyChanged:
+		// Not an event of the protocol: it matters through the sessions it ends.
 	default:
 		// lock_jammed is reported by the flow that pulsed the latch, which knows the order.
 		return

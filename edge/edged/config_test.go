@@ -1,0 +1,68 @@
+package edged_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/larder-lockers/larder/edge/edged"
+	"github.com/larder-lockers/larder/protocol"
+)
+
+const hexKey = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+
+func TestLoadPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "edge.json")
+	os.WriteFile(file, []byte(`{"site":"from-file","bus":"tcp://127.0.0.1:1","kiosk_addr":"127.0.0.1:9000","boards":[0,1],
+		"zones":"frozen:1-4","limits":{"chilled":{"alarm_above_c":6,"alarm_after_seconds":300,"limit_c":7,"budget_seconds":900}},
+		"poll_interval":"250ms"}`), 0o600)
+	keyFile := filepath.Join(dir, "key")
+	os.WriteFile(keyFile, []byte(hexKey+"\n"), 0o600)
+	env := map[string]string{"LARDER_EDGE_SITE": "from-env", "LARDER_EDGE_SITE_KEY_FILE": keyFile, "LARDER_EDGE_BROKER": "tcp://127.0.0.1:1883"}
+	cfg, err := edged.Load([]string{"-config", file, "-site", "from-flag"}, func(k string) string { return env[k] }, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Site != "from-flag" || cfg.KioskAddr != "127.0.0.1:9000" || cfg.Broker != "tcp://127.0.0.1:1883" || len(cfg.Boards) != 2 {
+		t.Fatalf("config %+v", cfg)
+	}
+	specs, _ := cfg.Specs()
+	if len(specs) != 32 || specs[0].Zone != protocol.ZoneFrozen || specs[4].Zone != protocol.ZoneAmbient || specs[16].Board != 1 || specs[16].Number != 17 {
+		t.Fatalf("specs %+v", specs[:5])
+	}
+	if specs[0].Row != 1 || specs[3].Row != 4 || specs[4].Column != 2 {
+		t.Fatalf("layout %+v", specs[:5])
+	}
+}
+
+func TestValidate(t *testing.T) {
+	good := func() edged.Config {
+		c := edged.DefaultConfig()
+		c.Site, c.SiteKey, c.Bus = "courtyard-1", hexKey, "tcp://127.0.0.1:1"
+		return c
+	}
+	if err := good().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]func(*edged.Config){
+		"bad site":      func(c *edged.Config) { c.Site = "Bad/Site" },
+		"short key":     func(c *edged.Config) { c.SiteKey = "abcd" },
+		"no bus":        func(c *edged.Config) { c.Bus = "" },
+		"bad profile":   func(c *edged.Config) { c.Profile = "acme" },
+		"no boards":     func(c *edged.Config) { c.Boards = nil },
+		"bad zones":     func(c *edged.Config) { c.Zones = "lukewarm:1-3" },
+		"bad range":     func(c *edged.Config) { c.Zones = "chilled:9-99" },
+		"thermometer":   func(c *edged.Config) { c.Thermometer = "ds18b20" },
+		"unknown limit": func(c *edged.Config) { c.Limits = map[protocol.Zone]edged.ZoneLimits{"hot": {}} },
+	} {
+		cfg := good()
+		c(&cfg)
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		} else if strings.Contains(err.Error(), hexKey) {
+			t.Errorf("%s: error leaks the key", name)
+		}
+	}
+}
