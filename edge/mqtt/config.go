@@ -70,7 +70,7 @@ func DefaultConfig() Config {
 		ConnectTimeout:    10 * time.Second,
 		OpTimeout:         10 * time.Second,
 		TelemetryInterval: 60 * time.Second,
-		BackoffMin:        2 * time.Second,
+		BackoffMin:        5 * time.Second,
 		BackoffMax:        5 * time.Minute,
 		OutboxWindow:      100,
 		AckTimeout:        30 * time.Second,

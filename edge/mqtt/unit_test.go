@@ -1,6 +1,7 @@
 package mqtt_test
 
 import (
+	"container/heap"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -40,20 +41,81 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
-// TestBackoffSpreadsFleet: 100,000 edges that lost the broker at the same instant do
-// not come back in the same second.
+// TestBackoffSpreadsFleet simulates 100,000 edges that lost a broker at the same instant
+// (a regional outage) and a broker that accepts 5,000 connections per second and times
+// out the rest. With full jitter the fleet is back far sooner and the broker sees far
+// smaller bursts than with paho-style doubling without jitter, where every edge that
+// was turned away comes back in the same instant as all the others.
 func TestBackoffSpreadsFleet(t *testing.T) {
-	r := rand.New(rand.NewPCG(42, 42))
+	const fleet, capacity = 100_000, 5_000
 	cfg := mqtt.DefaultConfig()
-	perSecond := map[int64]int{}
-	for range 100_000 {
-		perSecond[int64(mqtt.Backoff(0, cfg.BackoffMin, cfg.BackoffMax, r)/time.Second)]++
+	jitter := rand.New(rand.NewPCG(42, 42))
+	full := func(n int) time.Duration { return mqtt.Backoff(n, cfg.BackoffMin, cfg.BackoffMax, jitter) }
+	lockstep := func(n int) time.Duration {
+		d := cfg.BackoffMin << min(n, 20)
+		return min(d, cfg.BackoffMax)
 	}
-	for s, n := range perSecond {
-		if n > 60_000 {
-			t.Errorf("%d of 100000 first retries fall in second %d", n, s)
+	jDone, jPeak := simulateFleet(fleet, capacity, full)
+	lDone, lPeak := simulateFleet(fleet, capacity, lockstep)
+	t.Logf("full jitter: all back after %v, peak %d attempts/s; lockstep: %v, peak %d attempts/s", jDone, jPeak, lDone, lPeak)
+	if jDone*2 > lDone {
+		t.Errorf("full jitter took %v to reconnect the fleet, lockstep %v: want at most half", jDone, lDone)
+	}
+	// The first retries spread evenly over BackoffMin; none of the later ones pile up
+	// above that.
+	if even := fleet / int(cfg.BackoffMin/time.Second); jPeak > even*3/2 {
+		t.Errorf("full jitter peaked at %d attempts/s, want about %d (the fleet over BackoffMin)", jPeak, even)
+	}
+}
+
+// simulateFleet returns when the last edge got in and the largest number of attempts
+// the broker saw in any one second.
+func simulateFleet(fleet, capacity int, delay func(attempt int) time.Duration) (time.Duration, int) {
+	h := &attemptHeap{}
+	for range fleet {
+		*h = append(*h, fleetEdge{at: delay(0)})
+	}
+	heap.Init(h)
+	accepted := map[time.Duration]int{} // by second
+	attempts := map[time.Duration]int{}
+	var last time.Duration
+	for h.Len() > 0 {
+		e := heap.Pop(h).(fleetEdge)
+		sec := e.at.Truncate(time.Second)
+		attempts[sec]++
+		if accepted[sec] < capacity {
+			accepted[sec]++
+			last = e.at
+			continue
 		}
+		e.attempt++
+		e.at += delay(e.attempt)
+		heap.Push(h, e)
 	}
+	peak := 0
+	for _, n := range attempts {
+		peak = max(peak, n)
+	}
+	return last, peak
+}
+
+// fleetEdge is one simulated edge: when it tries next and how many times it failed.
+type fleetEdge struct {
+	at      time.Duration
+	attempt int
+}
+
+type attemptHeap []fleetEdge
+
+func (h attemptHeap) Len() int           { return len(h) }
+func (h attemptHeap) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h attemptHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *attemptHeap) Push(x any)        { *h = append(*h, x.(fleetEdge)) }
+func (h *attemptHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 func TestConfigValidate(t *testing.T) {
