@@ -172,8 +172,6 @@ func (o order) reservation() protocol.Reservation {
 	return r
 }
 
-var version uint64
-
 func (h *harness) desired(d protocol.Desired) edge.DesiredOutcome {
 	h.t.Helper()
 	out, err := h.l.ApplyDesired(h.ctx, protocol.NewID(), d)

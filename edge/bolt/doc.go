@@ -48,7 +48,9 @@
 //
 // # Caveats
 //
-// bbolt files never shrink; acknowledged outbox entries and expired inbox ids are
-// deleted (Prune) but the space is only reused. Finished orders stay as tombstones until a
-// full desired snapshot no longer names them.
+// bbolt files never shrink; acknowledged outbox entries are deleted by Ack, and expired
+// inbox ids, old command records and old tombstones by Prune, but the space is only
+// reused. Finished orders stay as tombstones (so a late desired state cannot revive a
+// used code) until a full desired snapshot no longer names them or TombstoneRetention
+// passes.
 package bolt

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -92,28 +93,60 @@ func beU64(b []byte) uint64 {
 	return v
 }
 
-// Prune deletes inbox ids that expired before now. Call it now and then.
+// Retention of finished records, counted from now in Prune.
+const (
+	// CommandRetention keeps final command records long enough to answer any redelivery
+	// (commands expire within minutes) with the same ack.
+	CommandRetention = 7 * 24 * time.Hour
+	// TombstoneRetention keeps finished orders long enough that no late desired state can
+	// bring one back (the cloud drops them from its snapshots within hours).
+	TombstoneRetention = 30 * 24 * time.Hour
+)
+
+// Prune deletes inbox ids that expired before now, final command records older than
+// CommandRetention and finished orders older than TombstoneRetention. It returns how
+// many records it deleted. Call it now and then (larder-edge: hourly).
 func (s *Store) Prune(now time.Time) (int, error) {
 	n := 0
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bInbox)
+		n = 0
 		var dead [][]byte
-		err := b.ForEach(func(k, v []byte) error {
-			if len(v) == 8 && int64(beU64(v)) < now.UnixNano() {
-				dead = append(dead, append([]byte(nil), k...))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, k := range dead {
-			if err := b.Delete(k); err != nil {
+		collect := func(b *bbolt.Bucket, doomed func(v []byte) bool) error {
+			dead = dead[:0]
+			err := b.ForEach(func(k, v []byte) error {
+				if doomed(v) {
+					dead = append(dead, append([]byte(nil), k...))
+				}
+				return nil
+			})
+			if err != nil {
 				return err
 			}
+			for _, k := range dead {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+			n += len(dead)
+			return nil
 		}
-		n = len(dead)
-		return nil
+		if err := collect(tx.Bucket(bInbox), func(v []byte) bool {
+			return len(v) == 8 && int64(beU64(v)) < now.UnixNano()
+		}); err != nil {
+			return err
+		}
+		if err := collect(tx.Bucket(bCommands), func(v []byte) bool {
+			var c edge.CommandRecord
+			return json.Unmarshal(v, &c) == nil && c.State.Final() && now.Sub(c.Received) > CommandRetention
+		}); err != nil {
+			return err
+		}
+		// Tombstones hold no code-index entry (their code is dead), so deleting the record
+		// is enough.
+		return collect(tx.Bucket(bReservations), func(v []byte) bool {
+			var r edge.Reservation
+			return json.Unmarshal(v, &r) == nil && !r.State.Holds() && !r.Finished.IsZero() && now.Sub(r.Finished) > TombstoneRetention
+		})
 	})
 	return n, err
 }

@@ -151,3 +151,37 @@ func TestCheckFindsViolations(t *testing.T) {
 		}
 	}
 }
+
+func TestPrune(t *testing.T) {
+	s := boltest.Open(t)
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	err := s.Update(func(tx edge.Tx) error {
+		tx.MarkSeen("old", now.Add(-time.Second))
+		tx.MarkSeen("new", now.Add(time.Hour))
+		tx.PutCommand(edge.CommandRecord{ID: "c-old", State: protocol.StateSucceeded, Received: now.Add(-8 * 24 * time.Hour)})
+		tx.PutCommand(edge.CommandRecord{ID: "c-new", State: protocol.StateSucceeded, Received: now.Add(-time.Hour)})
+		tx.PutReservation(edge.Reservation{Order: "gone", State: edge.OrderPickedUp, Finished: now.Add(-31 * 24 * time.Hour)})
+		return tx.PutReservation(edge.Reservation{Order: "recent", State: edge.OrderPickedUp, Finished: now.Add(-24 * time.Hour)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Prune(now); err != nil || n != 3 {
+		t.Fatalf("pruned %d: %v", n, err)
+	}
+	s.View(func(tx edge.Tx) error {
+		if seen, _ := tx.Seen("new"); !seen {
+			t.Error("live inbox id pruned")
+		}
+		if _, ok, _ := tx.Command("c-new"); !ok {
+			t.Error("recent command pruned")
+		}
+		if _, ok, _ := tx.Reservation("recent"); !ok {
+			t.Error("recent tombstone pruned")
+		}
+		if _, ok, _ := tx.Reservation("gone"); ok {
+			t.Error("old tombstone kept")
+		}
+		return nil
+	})
+}

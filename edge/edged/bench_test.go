@@ -84,14 +84,11 @@ func fillStore(tb testing.TB, l *edge.Locker, s *bolt.Store, version uint64, fro
 }
 
 type pickupRig struct {
-	l     *edge.Locker
-	s     *bolt.Store
-	h     http.Handler
-	mu    sync.Mutex
-	hit   time.Time
-	ver   uint64
-	live  int
-	close func()
+	l   *edge.Locker
+	s   *bolt.Store
+	h   http.Handler
+	mu  sync.Mutex
+	hit time.Time
 }
 
 func newPickupRig(tb testing.TB, compartments int) *pickupRig {
