@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -150,3 +151,66 @@ type Stats struct {
 
 // ErrNotFound is returned for an unknown notification id.
 var ErrNotFound = errors.New("notify: notification not found")
+
+// validate checks what every queue needs of a new notification.
+func (n Notification) validate() error {
+	switch {
+	case n.ID == "":
+		return errors.New("notify: notification without id")
+	case len(n.ID) > 200:
+		return errors.New("notify: notification id longer than 200 bytes")
+	case n.Channel != ChannelWebhook && n.Channel != ChannelSMS:
+		return fmt.Errorf("notify: %s: unknown channel %q", n.ID, n.Channel)
+	case n.Target == "":
+		return fmt.Errorf("notify: %s: no target", n.ID)
+	case n.Kind == "":
+		return fmt.Errorf("notify: %s: no kind", n.ID)
+	}
+	return nil
+}
+
+// prepare fills the bookkeeping of a notification being enqueued.
+func (n *Notification) prepare(now time.Time) {
+	if n.Created.IsZero() {
+		n.Created = now
+	}
+	if n.Due.IsZero() {
+		n.Due = n.Created
+	}
+	n.State, n.Attempts, n.NextTry, n.LastError, n.Done = StatePending, 0, n.Due, "", time.Time{}
+}
+
+// settle applies r to a pending notification.
+func (n *Notification) settle(r Result) {
+	if !r.NotAttempt {
+		n.Attempts++
+	}
+	n.LastError = r.Error
+	switch r.State {
+	case StatePending:
+		n.NextTry = r.NextTry
+		return
+	case StateDelivered, StateDead, StateCancelled:
+	default:
+		return
+	}
+	n.State, n.Done, n.Data, n.NextTry = r.State, r.At, nil, time.Time{}
+}
+
+// requeue makes a dead letter pending again.
+func (n *Notification) requeue(now time.Time) {
+	n.State, n.Attempts, n.NextTry, n.Done = StatePending, 0, now, time.Time{}
+}
+
+func (s *Stats) add(st State, d int) {
+	switch st {
+	case StatePending:
+		s.Pending += d
+	case StateDelivered:
+		s.Delivered += d
+	case StateDead:
+		s.Dead += d
+	case StateCancelled:
+		s.Cancelled += d
+	}
+}

@@ -1,0 +1,112 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SMS is the [Sender] of [ChannelSMS]: a generic HTTP SMS gateway that takes
+//
+//	POST <URL>  {"to": "<phone>", "text": "<message>"}   (Authorization: Bearer <Token>)
+//
+// and answers 2xx when it accepted the message. Most gateways (or a small shim in
+// front of one) can take this shape. Phone numbers and message texts, which hold
+// pickup codes, are never logged or put into errors.
+type SMS struct {
+	URL   string
+	Token string
+	// Location formats times for residents (nil: time.Local).
+	Location *time.Location
+	// Client (nil: a client with a 10 s timeout that follows no redirects).
+	Client *http.Client
+}
+
+// Send implements [Sender].
+func (s *SMS) Send(ctx context.Context, n Notification) error {
+	text, err := Text(n, s.Location)
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(struct {
+		To   string `json:"to"`
+		Text string `json:"text"`
+	}{n.Target, text})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("%w: sms request: %v", ErrPermanent, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "larder-cloud")
+	if s.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.Token)
+	}
+	c := s.Client
+	if c == nil {
+		c = defaultClient
+	}
+	return postResult(c, req)
+}
+
+// Text renders the resident's message for n in Chinese, English or both (n.Lang "zh",
+// "en" or anything else). Only "loaded" carries the pickup code.
+func Text(n Notification, loc *time.Location) (string, error) {
+	var d smsData
+	if len(n.Data) > 0 {
+		if err := json.Unmarshal(n.Data, &d); err != nil {
+			return "", fmt.Errorf("%w: sms data: %v", ErrPermanent, err)
+		}
+	}
+	if loc == nil {
+		loc = time.Local
+	}
+	where := d.SiteName
+	if where == "" {
+		where = d.Site
+	}
+	doors := joinInts(d.Compartments, ", ")
+	until := ""
+	if !d.ExpiresAt.IsZero() {
+		until = d.ExpiresAt.In(loc).Format("01-02 15:04")
+	}
+	var zh, en string
+	switch n.Kind {
+	case KindLoaded:
+		if d.Code == "" {
+			return "", fmt.Errorf("%w: loaded notice without a code", ErrPermanent)
+		}
+		zh = fmt.Sprintf("【Larder】您的订单 %s 已放入%s的%s号柜门，取件码 %s，请于 %s 前取件。", d.Order, where, doors, d.Code, until)
+		en = fmt.Sprintf("[Larder] Your order %s is in door %s at %s. Pickup code %s. Please collect by %s.", d.Order, doors, where, d.Code, until)
+	case KindReminder50, KindReminder90:
+		zh = fmt.Sprintf("【Larder】提醒：您的订单 %s 仍在%s的%s号柜门，请于 %s 前取件。", d.Order, where, doors, until)
+		en = fmt.Sprintf("[Larder] Reminder: your order %s is waiting in door %s at %s. Please collect by %s.", d.Order, doors, where, until)
+	case KindExpired:
+		zh = fmt.Sprintf("【Larder】您的订单 %s 已超过取件时间，将由配送员取回，请联系商家安排退款或重新配送。", d.Order)
+		en = fmt.Sprintf("[Larder] Your order %s was not collected in time and will be returned. Please contact the shop for a refund or redelivery.", d.Order)
+	case KindCompromised:
+		zh = fmt.Sprintf("【Larder】您的订单 %s 储存温度异常，为保障食品安全请勿取用，商家将为您退款或重新配送。", d.Order)
+		en = fmt.Sprintf("[Larder] Your order %s was not kept at a safe temperature. For your safety please do not collect it; the shop will refund or redeliver.", d.Order)
+	default:
+		return "", fmt.Errorf("%w: no SMS text for %s", ErrPermanent, n.Kind)
+	}
+	switch n.Lang {
+	case "zh":
+		return zh, nil
+	case "en":
+		return en, nil
+	}
+	return zh + "\n" + en, nil
+}
+
+func joinInts(xs []int, sep string) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, sep)
+}
