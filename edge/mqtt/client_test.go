@@ -1,6 +1,8 @@
 package mqtt_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"slices"
 	"strings"
@@ -495,4 +497,31 @@ func TestShutdownWhileConnecting(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("shutdown took %v while connecting", d)
 	}
+}
+
+// TestTLS runs the sync over ssl:// with the broker's certificate trusted through
+// Config.TLS, and refuses a broker it does not trust.
+func TestTLS(t *testing.T) {
+	tlsURL, plainURL, roots := mqtttest.StartMochiTLS(t)
+	site := newSite(t, plainURL)
+	cloud := mqtttest.NewCloud(t, plainURL, site)
+	defer cloud.Close()
+
+	untrusted := testConfig(site, tlsURL)
+	untrusted.TLS = &tls.Config{RootCAs: x509.NewCertPool(), MinVersion: tls.VersionTLS12}
+	e := startEdge(t, untrusted, mqtttest.NewStore())
+	waitFor(t, wait, "failed attempts", func() bool { return metric(t, e.reg, "larder_mqtt_connect_attempts_total") >= 2 })
+	if e.Connected() {
+		t.Fatal("connected to an untrusted broker")
+	}
+	e.stop()
+
+	cfg := testConfig(site, tlsURL)
+	cfg.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	store := mqtttest.NewStore()
+	startEdge(t, cfg, store)
+	store.Append(doorEvent(1))
+	cloud.Wait(t, wait, "birth and event over TLS", func(s mqtttest.Snapshot) bool {
+		return len(s.Births) == 1 && len(s.Processed) == 1
+	})
 }

@@ -1,8 +1,15 @@
 package mqtttest
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"sync"
 	"testing"
@@ -98,6 +105,55 @@ func StartMochiWebsocket(tb testing.TB) string {
 	}
 	tb.Cleanup(func() { srv.Close() })
 	return "ws://" + addr + "/"
+}
+
+// StartMochiTLS starts a broker with two listeners on free loopback ports: MQTT over TLS
+// (ssl:// URL, with a fresh self-signed certificate for 127.0.0.1) and plain TCP (tcp://
+// URL, for a test's cloud). roots trusts the certificate. It is closed when tb ends.
+func StartMochiTLS(tb testing.TB) (tlsURL, plainURL string, roots *x509.CertPool) {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "mqtttest broker"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	roots = x509.NewCertPool()
+	roots.AddCert(cert)
+	srvTLS := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
+
+	tlsAddr, plainAddr := FreeAddr(tb), FreeAddr(tb)
+	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		tb.Fatalf("mqtttest: mochi hook: %v", err)
+	}
+	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "tls", Address: tlsAddr, TLSConfig: srvTLS})); err != nil {
+		tb.Fatalf("mqtttest: mochi tls listen: %v", err)
+	}
+	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: plainAddr})); err != nil {
+		tb.Fatalf("mqtttest: mochi listen: %v", err)
+	}
+	if err := srv.Serve(); err != nil {
+		tb.Fatalf("mqtttest: mochi serve: %v", err)
+	}
+	tb.Cleanup(func() { srv.Close() })
+	return "ssl://" + tlsAddr, "tcp://" + plainAddr, roots
 }
 
 // Stop closes the broker and every client connection. Idempotent.
