@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/larder-lockers/larder/edge/hw"
 	"github.com/larder-lockers/larder/protocol"
@@ -159,7 +160,9 @@ func (l *Locker) runCommand(ctx context.Context, c protocol.Command, progress fu
 		l.opsOpen[c.Compartment] = protocol.CredOpsRemote
 		l.mu.Unlock()
 	}
-	err = l.unlock(ctx, c.Compartment)
+	uctx, cancel := context.WithTimeout(ctx, commandOpenTimeout)
+	err = l.unlock(uctx, c.Compartment)
+	cancel()
 	switch {
 	case err == nil:
 		l.log.Info("command carried out", "cmd_id", c.ID, "compartment", c.Compartment)
@@ -189,6 +192,9 @@ func (l *Locker) runCommand(ctx context.Context, c protocol.Command, progress fu
 	delete(l.opsOpen, c.Compartment)
 	l.mu.Unlock()
 }
+
+// commandOpenTimeout bounds a remote open: past it the command is TIMED_OUT.
+const commandOpenTimeout = 15 * time.Second
 
 // endInterruptedCommands marks commands that a restart interrupted as TIMED_OUT: their
 // relay may or may not have fired, and a command is never carried out twice.

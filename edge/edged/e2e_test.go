@@ -533,3 +533,49 @@ func (r *rig) waitHealthy() {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestE2EOpsAndAlarms: a remote ops open through the broker (acks, attribution, no second
+// pulse on redelivery), an uncommanded opening, and a board that goes offline.
+func TestE2EOpsAndAlarms(t *testing.T) {
+	r := newRig(t, mqtttest.StartMochi(t).URL(), nil)
+	r.start()
+	cmd := protocol.Command{ID: "cmd-e2e-1", Kind: protocol.CmdOpen, Compartment: 9, Purpose: protocol.PurposeOps,
+		Reason: "cleaning", ExpiresAt: time.Now().Add(time.Minute), Actor: "ops-1"}
+	r.cloud.Publish(t, protocol.Header{}, cmd)
+	r.cloud.Wait(t, 15*time.Second, "open succeeded", func(s mqtttest.Snapshot) bool {
+		for _, a := range s.CmdAcks {
+			if a.CommandID == cmd.ID && a.State == protocol.StateSucceeded {
+				return true
+			}
+		}
+		return false
+	})
+	s := r.waitEvent(protocol.EventDoorOpened, "", 10*time.Second)
+	for _, m := range s.Processed {
+		if e := m.Body.(protocol.Event); e.Kind == protocol.EventDoorOpened && e.Compartment == 9 && e.Credential != protocol.CredOpsRemote {
+			t.Fatalf("ops opening attributed to %q", e.Credential)
+		}
+	}
+	r.eventually("close 9", func() error { return r.world.Close(9) })
+	// Redelivery: the final state again, and no second pulse (the door stays shut).
+	acks := len(r.cloud.Seen().CmdAcks)
+	r.cloud.Publish(t, protocol.Header{}, cmd)
+	r.cloud.Wait(t, 10*time.Second, "re-ack", func(s mqtttest.Snapshot) bool { return len(s.CmdAcks) > acks })
+	time.Sleep(500 * time.Millisecond)
+	if count(r.cloud.Seen(), protocol.EventDoorOpened, "") != 1 {
+		t.Fatal("a redelivered command opened the door again")
+	}
+	// Somebody forces door 10.
+	if err := r.world.Open(10, true); err != nil {
+		t.Fatal(err)
+	}
+	r.waitEvent(protocol.EventUncommandedOpen, "", 10*time.Second)
+	// The only board goes dead: board_offline, and /healthz says so.
+	if err := r.world.ApplyFault(sim.Fault{Kind: sim.FaultBoardUnplugged, Board: new(int)}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitEvent(protocol.EventBoardOffline, "", 15*time.Second)
+	if st, _ := r.call("GET", "/healthz", "", ""); st != 503 {
+		t.Fatalf("healthz with no board: %d", st)
+	}
+}
