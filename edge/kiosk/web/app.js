@@ -84,6 +84,7 @@
 
       doorsTitle: '柜门已打开',
       doorsIntro: '请取出里面的全部物品，然后关好柜门。',
+      orderRef: '订单尾号 {ref}',
       doorOpenBanner: '{n}号门已打开',
       doorName: '{n}号门',
       placeSep: '：',
@@ -132,7 +133,7 @@
       openDoor: '打开{n}号门',
       problem: '{n}号门有问题',
       returnOrder: '取回这份订单',
-      driverDoorOpen: '{n}号门已打开，请放入货物并关门。',
+      driverDoorOpen: '请放入货物，然后关好柜门。',
       driverDoorJammed: '{n}号门卡住了，请按“{n}号门有问题”。',
       doorLoaded: '已放入',
       doorEmpty: '空',
@@ -212,6 +213,7 @@
 
       doorsTitle: 'Your doors are open',
       doorsIntro: 'Please take everything out, then close the doors.',
+      orderRef: 'Order ending {ref}',
       doorOpenBanner: 'Door {n} is open',
       doorName: 'Door {n}',
       placeSep: ' — ',
@@ -260,7 +262,7 @@
       openDoor: 'Open door {n}',
       problem: 'Problem with door {n}',
       returnOrder: 'Take this order back',
-      driverDoorOpen: 'Door {n} is open. Load it and close the door.',
+      driverDoorOpen: 'Load it, then close the door.',
       driverDoorJammed: 'Door {n} is stuck. Press "Problem with door {n}".',
       doorLoaded: 'Loaded',
       doorEmpty: 'Empty',
@@ -989,6 +991,7 @@
         id: body.session,
         doors,
         compromised: !!body.compromised,
+        ref: typeof body.order_ref === 'string' ? body.order_ref : '',
         done: false
       };
       state.announced = {};
@@ -1110,6 +1113,7 @@
       const warn = $('#doors-compromised');
       warn.hidden = !s.compromised;
       warn.textContent = s.compromised ? L('compromisedReminder') : '';
+      $('#doors-ref').textContent = s.ref ? L('orderRef', { ref: s.ref }) : '';
       const list = $('#door-list');
       list.textContent = '';
       for (const d of s.doors) {
@@ -1383,7 +1387,7 @@
           banner('error', [{ key: 'driverDoorJammed', params: { n: door.number } }]);
           return;
         }
-        banner('door', [{ door, key: 'doorOpenBanner' }, { key: 'driverDoorOpen', params: { n: door.number } }]);
+        banner('door', [{ door, key: 'doorOpenBanner' }, 'driverDoorOpen']);
         chime();
       });
     }
