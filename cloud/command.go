@@ -162,6 +162,27 @@ func (s *Service) ApplyCommandAck(ctx context.Context, site string, at time.Time
 	return internal("apply command ack", err)
 }
 
+// PendingCommands lists the commands without a final state, of one site or (site "")
+// of all, for the fleet adapter to re-arm and republish after a restart or a birth.
+func (s *Service) PendingCommands(ctx context.Context, site string) ([]CommandRecord, error) {
+	var out []CommandRecord
+	err := s.store.View(ctx, func(tx Tx) error {
+		var derr error
+		tx.Scan(bCmds, "", func(_ string, v []byte) bool {
+			var rec CommandRecord
+			if derr = json.Unmarshal(v, &rec); derr != nil {
+				return false
+			}
+			if !rec.State.Final() && (site == "" || rec.Site == site) {
+				out = append(out, rec)
+			}
+			return true
+		})
+		return derr
+	})
+	return out, internal("pending commands", err)
+}
+
 // Drivers.
 
 // LoadingCredential is a driver's credential for a site's kiosk, shown once.

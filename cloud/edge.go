@@ -133,7 +133,26 @@ func (s *Service) extendForOutage(tx Tx, st *Site, outage time.Duration) error {
 
 // ApplyStatus records an edge's presence (its retained status or Last Will).
 func (s *Service) ApplyStatus(ctx context.Context, site string, at time.Time, st protocol.Status) error {
-	if st.Online {
+	return s.ApplyPresence(ctx, site, Presence{Online: st.Online, At: at, Software: st.Software})
+}
+
+// Presence is an edge going online or offline, as the fleet adapter saw it.
+type Presence struct {
+	Online bool
+	At     time.Time
+	// Outage, on an offline→online change, is how long the edge was out of reach as the
+	// adapter measured it (from its last message); zero means "use the stored offline
+	// time".
+	Outage   time.Duration
+	Software string
+}
+
+// ApplyPresence records an edge's presence. A repeated state only refreshes last-seen.
+// Coming back online after an outage extends the site's pickup deadlines by the outage
+// (within the food-safety caps).
+func (s *Service) ApplyPresence(ctx context.Context, site string, p Presence) error {
+	at := p.At
+	if p.Online {
 		s.live.touch(site, at)
 	}
 	return internal("apply status", s.store.Update(ctx, func(tx Tx) error {
@@ -141,12 +160,15 @@ func (s *Service) ApplyStatus(ctx context.Context, site string, at time.Time, st
 		if err != nil {
 			return err
 		}
-		if st.Online {
+		if p.Online {
 			if rec.Online {
 				return nil
 			}
-			if st.Software != "" {
-				rec.Software = st.Software
+			if p.Software != "" {
+				rec.Software = p.Software
+			}
+			if p.Outage > 0 {
+				rec.OfflineSince = at.Add(-p.Outage)
 			}
 			s.markOnline(tx, rec, at)
 			return putSite(tx, rec)
@@ -629,4 +651,21 @@ func (s *Service) displace(tx Tx, st *Site, id string, n int) error {
 	}
 	s.note(tx, NoteReassigned, other, func(nt *Notification) { nt.Reason = "displaced" })
 	return nil
+}
+
+// EventHighWater is the sequence of the last event of site applied (0 for an unknown
+// site): what the fleet adapter acknowledges.
+func (s *Service) EventHighWater(ctx context.Context, site string) (uint64, error) {
+	var seq uint64
+	err := s.store.View(ctx, func(tx Tx) error {
+		st, err := loadSite(tx, site)
+		if ErrorCode(err) == ENotFound {
+			return nil
+		}
+		if err == nil {
+			seq = st.EventSeq
+		}
+		return err
+	})
+	return seq, internal("event high water", err)
 }

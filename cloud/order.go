@@ -248,7 +248,16 @@ func loadOwned(tx Tx, p Principal, id string) (*Order, error) {
 
 func (s *Service) note(tx Tx, typ string, o *Order, mod func(*Notification)) {
 	n := Notification{Type: typ, ID: newID("evt_"), Time: s.now().UTC(), Site: o.Site, Order: o.ID,
-		Platform: o.Platform, ExternalID: o.ExternalID, State: o.State}
+		Platform: o.Platform, ExternalID: o.ExternalID, State: o.State, LoadedAt: o.LoadedAt, ExpiresAt: o.ExpiresAt,
+		CodeToPlatform: o.Delivery == DeliverByPlatform}
+	for _, sl := range o.Slots {
+		n.Compartments = append(n.Compartments, sl.Compartment)
+	}
+	if typ != NotePickedUp && typ != NoteCreated {
+		// Notices the resident gets carry the phone number; platform-only ones do not.
+		r := o.Recipient
+		n.Recipient = &r
+	}
 	if mod != nil {
 		mod(&n)
 	}

@@ -48,7 +48,12 @@ type Notification struct {
 	QR        string     `json:"qr,omitempty"`
 	// Compartments are the door numbers, for the arrival notice.
 	Compartments []int     `json:"compartments,omitempty"`
+	LoadedAt     time.Time `json:"loaded_at,omitzero"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
+	// SiteName is the human name of the locker bank, for the resident's message.
+	SiteName string `json:"site_name,omitempty"`
+	// CodeToPlatform is true when the platform delivers codes itself.
+	CodeToPlatform bool `json:"code_to_platform,omitempty"`
 	Reason       string    `json:"reason,omitempty"`
 }
 

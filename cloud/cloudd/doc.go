@@ -1,0 +1,34 @@
+// Package cloudd is larder-cloud as an importable Main: [Config] (DefaultConfig,
+// Validate, [Load] from flags, LARDER_CLOUD_* environment and an optional JSON file),
+// [NewMain], [Main.Open], [Main.Run] and [Main.Close]. cmd/larder-cloud only calls [Exec].
+//
+// # Embedded by default
+//
+//	larder-cloud --data DIR --http 127.0.0.1:8080
+//
+// runs everything on one machine: the bbolt store DIR/cloud.db (group commit), the domain,
+// the embedded MQTT broker (cloud/broker, on --mqtt-listen, default 127.0.0.1:1884, with
+// per-site logins and topic ACLs checked against the store) and the fleet adapter
+// (cloud/mqtt) logged in with a service account whose password is drawn at each start.
+// With --mqtt tcp://host:1883 the cloud uses that broker instead (Mosquitto, EMQX,
+// VerneMQ) and runs none; the broker's own configuration must then authenticate edges
+// (e.g. Mosquitto's password file with the passwords handed out at provisioning) and
+// confine each to larder/v1/{site}/#.
+//
+// # First start
+//
+// An API needs a first key. Set LARDER_CLOUD_ADMIN_KEY (lk_ + at least 32 characters) to
+// install one, or let the first start draw one into DIR/admin.key (mode 0600; the key is
+// never logged). With the admin key: create sites (POST /v1/sites), provision their edges
+// (POST /v1/sites/{site}/provision returns the site key, hex, and the edge's MQTT login,
+// once), and create keys for platforms, drivers and ops (POST /v1/keys).
+//
+// # Order of things
+//
+// Open: store → registry → domain → admin key → broker → fleet adapter → API listener.
+// Close: the reverse, idempotent; queued outbound messages are flushed before the fleet
+// adapter disconnects.
+//
+// Notifications: the domain's Notifier port is not wired yet (cloud/notify's durable
+// queue and senders are pending); notices are dropped with a debug log until then.
+package cloudd

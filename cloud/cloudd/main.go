@@ -1,0 +1,264 @@
+package cloudd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/larder-lockers/larder/cloud"
+	"github.com/larder-lockers/larder/cloud/bolt"
+	"github.com/larder-lockers/larder/cloud/broker"
+	lhttp "github.com/larder-lockers/larder/cloud/http"
+	"github.com/larder-lockers/larder/cloud/mqtt"
+	"github.com/larder-lockers/larder/internal/buildinfo"
+)
+
+// Main is larder-cloud, whole: store, domain, broker (embedded or external), fleet
+// adapter, API. Tests start it as the binary does: NewMain, Open, Run (or Close).
+type Main struct {
+	cfg Config
+	log *slog.Logger
+
+	db      *bolt.DB
+	svc     *cloud.Service
+	reg     *prometheus.Registry
+	broker  *broker.Broker
+	fleet   *mqtt.Adapter
+	ln      net.Listener
+	httpSrv *http.Server
+
+	brokerURL string
+	cancel    context.CancelFunc // stops the service loop
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewMain checks cfg; nothing starts before Open. A nil log discards.
+func NewMain(cfg Config, log *slog.Logger) (*Main, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Main{cfg: cfg, log: log}, nil
+}
+
+// Open opens the store, bootstraps the admin key, starts the broker (embedded mode),
+// connects the fleet adapter and listens for the API. On error everything opened so far
+// is closed.
+func (m *Main) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	mode, _ := m.cfg.commitMode()
+	if m.db, err = bolt.Open(filepath.Join(m.cfg.DataDir, "cloud.db"), bolt.Options{Mode: mode}); err != nil {
+		return err
+	}
+	m.reg = prometheus.NewRegistry()
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.svc = cloud.New(cloud.Options{Store: m.db, Logger: m.log.With("component", "cloud")})
+	if err := m.bootstrapKey(ctx); err != nil {
+		return err
+	}
+
+	m.brokerURL = m.cfg.MQTTURL
+	user, pass := m.cfg.MQTTUsername, m.cfg.MQTTPassword
+	if m.cfg.Embedded() {
+		if pass == "" {
+			var b [24]byte
+			rand.Read(b[:])
+			pass = hex.EncodeToString(b[:])
+		}
+		m.broker, err = broker.Start(broker.Config{Addr: m.cfg.MQTTListen, Credentials: edgeLogins{m.svc},
+			ServiceUser: user, ServicePassword: pass, Logger: m.log})
+		if err != nil {
+			return fmt.Errorf("cloudd: embedded broker: %w", err)
+		}
+		m.brokerURL = m.broker.URL()
+	}
+	m.fleet, err = mqtt.New(mqtt.Config{Broker: m.brokerURL, Username: user, Password: pass, Fleet: fleet{m.svc},
+		SharedGroup: m.cfg.SharedGroup, Logger: m.log.With("component", "fleet"), Registry: m.reg})
+	if err != nil {
+		return err
+	}
+	if err := m.fleet.Start(ctx); err != nil {
+		return err
+	}
+	m.svc.SetPorts(m.fleet, m.fleet, nil)
+
+	edgeURL := m.cfg.EdgeMQTTURL
+	if edgeURL == "" {
+		edgeURL = m.brokerURL
+	}
+	api := lhttp.New(lhttp.Options{Service: m.svc, Logger: m.log.With("component", "http"), Registry: m.reg, Gatherer: m.reg,
+		Health: m.health, MQTTURL: edgeURL, MaxBody: m.cfg.MaxBodyBytes})
+	if m.ln, err = net.Listen("tcp", m.cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("cloudd: listen %s: %w", m.cfg.HTTPAddr, err)
+	}
+	m.httpSrv = &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10}
+	m.log.Info("larder-cloud open", "version", buildinfo.String(), "http", m.HTTPURL(), "mqtt", m.brokerURL,
+		"embedded_broker", m.cfg.Embedded(), "data", m.cfg.DataDir, "commit_mode", mode.String())
+	return nil
+}
+
+// bootstrapKey installs the configured admin key, or draws one into DataDir/admin.key
+// when the store has no key at all (first start). The key itself is never logged.
+func (m *Main) bootstrapKey(ctx context.Context) error {
+	if m.cfg.AdminKey != "" {
+		return m.svc.EnsureKey(ctx, m.cfg.AdminKey, cloud.RoleAdmin, "admin")
+	}
+	has, err := m.svc.HasKeys(ctx)
+	if err != nil || has {
+		return err
+	}
+	var b [32]byte
+	rand.Read(b[:])
+	key := cloud.KeyPrefix + hex.EncodeToString(b[:])
+	path := filepath.Join(m.cfg.DataDir, "admin.key")
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return fmt.Errorf("cloudd: write %s: %w", path, err)
+	}
+	if err := m.svc.EnsureKey(ctx, key, cloud.RoleAdmin, "admin"); err != nil {
+		return err
+	}
+	m.log.Warn("no API key existed: an admin key was written; read it and delete the file", "path", path)
+	return nil
+}
+
+func (m *Main) health(ctx context.Context) error {
+	if err := m.db.View(ctx, func(cloud.Tx) error { return nil }); err != nil {
+		return errors.New("store unavailable")
+	}
+	return nil
+}
+
+// HTTPURL is the API's base URL (with the real port when HTTPAddr asked for port 0).
+func (m *Main) HTTPURL() string {
+	if m.ln == nil {
+		return ""
+	}
+	return "http://" + m.ln.Addr().String()
+}
+
+// BrokerURL is the MQTT broker the cloud uses (the embedded one's real address).
+func (m *Main) BrokerURL() string { return m.brokerURL }
+
+// Service is the domain, for tests and tools.
+func (m *Main) Service() *cloud.Service { return m.svc }
+
+// Run serves the API and runs the domain's loop (outbound delivery, sweeps) until ctx
+// ends, then closes everything. It returns the first fatal error, or nil.
+func (m *Main) Run(ctx context.Context) error {
+	loop, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.svc.Run(loop, time.Duration(m.cfg.SweepEvery))
+	}()
+	errc := make(chan error, 1)
+	go func() {
+		if err := m.httpSrv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+		close(errc)
+	}()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Close stops in reverse order of Open: the API (draining requests for up to 5 s), the
+// domain loop (after delivering what is queued), the fleet adapter, the broker and the
+// store. It is idempotent.
+func (m *Main) Close() error {
+	m.closeOnce.Do(func() {
+		var errs []error
+		if m.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := m.httpSrv.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+			}
+			cancel()
+		} else if m.ln != nil {
+			m.ln.Close()
+		}
+		if m.cancel != nil {
+			m.cancel()
+			m.wg.Wait()
+		}
+		if m.svc != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			m.svc.Flush(ctx)
+			cancel()
+		}
+		if m.fleet != nil {
+			errs = append(errs, m.fleet.Close())
+		}
+		if m.broker != nil {
+			errs = append(errs, m.broker.Close())
+		}
+		if m.db != nil {
+			errs = append(errs, m.db.Close())
+		}
+		m.closeErr = errors.Join(errs...)
+	})
+	return m.closeErr
+}
+
+// Exec is the whole program: load the configuration, open, run until ctx ends. It
+// returns the exit status.
+func Exec(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := Load(args, getenv, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "larder-cloud:", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	m, err := NewMain(cfg, log)
+	if err == nil {
+		err = m.Open(ctx)
+	}
+	if err == nil {
+		err = m.Run(ctx)
+	}
+	if err != nil {
+		log.Error("larder-cloud stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	var lv slog.Level
+	lv.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: lv}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
