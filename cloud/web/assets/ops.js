@@ -130,13 +130,20 @@
             el('th', { scope: 'col', class: 'num' }, 'Open alarms'),
             STATES.map(([, l]) => el('th', { scope: 'col', class: 'num' }, l)))),
           body)));
-    listen('', 'fleet', (d) => renderFleet(d, body, summary));
+    listen('', 'fleet', (d) => { lastFleet = d; renderFleet(d, body, summary); });
   }
+
+  // "Last seen" ages while the fleet stays the same (no new snapshot): redraw it.
+  let lastFleet = null;
+  setInterval(() => {
+    const body = $('fleet-body');
+    if (body && lastFleet && !body.contains(document.activeElement)) renderFleet(lastFleet, body, $('fleet-summary'));
+  }, 15000);
 
   function renderFleet(d, body, summary) {
     const sites = d.sites || [];
     const online = sites.filter((s) => s.online).length;
-    const parts = [`${sites.length} sites, ${online} online`];
+    const parts = [`${sites.length} site${sites.length === 1 ? '' : 's'}, ${online} online`];
     if (d.backlog) parts.push(`webhooks: ${d.backlog.pending} pending, ${d.backlog.dead} dead`);
     summary.textContent = parts.join(' · ');
     show(body, sites.map((s) => el('tr', { dataset: { site: s.id, online: String(s.online) } },
