@@ -1343,6 +1343,7 @@
               'data-focus': 'problem:' + o.order + ':' + door.number,
               onclick: () => {
                 state.problem = { order: o.order, compartment: door.number };
+                state.bannerKey = null; // an older "door N is open" would muddle the question
                 show('driver-problem');
               }
             }, L('problem', { n: door.number }))));
