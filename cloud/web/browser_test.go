@@ -68,7 +68,7 @@ type page struct {
 
 // step bounds one browser step, so that a page that never shows what is awaited fails
 // the test instead of hanging it.
-const step = 30 * time.Second
+const step = 60 * time.Second
 
 func (p *page) run(actions ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
@@ -294,6 +294,33 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.run(chromedp.WaitVisible(chromedp.CSS(`#grid button[data-comp="6"][data-state="free"]`)))
+
+	// Ops actions: take a free door out of service and open another, each with a reason
+	// that reaches the audit log; the grid follows through the stream.
+	p.run(
+		chromedp.Click(chromedp.CSS(`#grid button[data-comp="5"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#actions button[value="oos"]`)),
+		chromedp.SendKeys(chromedp.CSS(`#reason`), "cleaning"),
+		chromedp.Click(chromedp.CSS(`#actions button[value="oos"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#grid button[data-comp="5"][data-state="out_of_service"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#actions button[value="in"]`)),
+		chromedp.SendKeys(chromedp.CSS(`#reason`), "check the seal"),
+		chromedp.Click(chromedp.CSS(`#actions button[value="open"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#actions .msg.info`)),
+	)
+	entries, err := f.svc.Audit(f.ctx, f.ops, cloud.AuditFilter{Site: site})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, e := range entries {
+		if e.Compartment == 5 {
+			seen[e.Action] = e.Actor + ": " + e.Reason
+		}
+	}
+	if seen["out_of_service"] != "olga: cleaning" || seen["remote_open"] != "olga: check the seal" {
+		t.Errorf("audit of door 5 = %v, want out_of_service and remote_open by olga with their reasons", seen)
+	}
 
 	// Ops: order search and the webhook view (no outbox configured: it says so).
 	p.run(
