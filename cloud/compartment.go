@@ -63,26 +63,33 @@ func siteComps(tx Tx, site string) ([]Compartment, error) {
 	return out, err
 }
 
-// freeCandidates reads the free index of a site for the zones asked.
-func freeCandidates(tx Tx, site string, zones map[string]bool) ([]assign.Candidate, error) {
+// freeCandidates reads the free index of a site: for each zone needed, at most need[zone]
+// compartments of each size and height class, in the policy's preference order (the
+// keys sort by size, then high before low, then door number). That is all a plan can
+// use, and it keeps the work per order small however large the site.
+func freeCandidates(tx Tx, site string, need map[string]int, accessible bool) ([]assign.Candidate, error) {
 	var out []assign.Candidate
-	for z := range zones {
-		prefix := site + "/" + z + "/"
-		err := tx.Scan(bFree, prefix, func(k string, _ []byte) bool {
-			// rank/low/number, parsed by hand: this runs for every order in the committer.
-			rest := strings.TrimPrefix(k, prefix)
-			if len(rest) < 5 || rest[1] != '/' || rest[3] != '/' {
-				return true
+	for z, n := range need {
+		for rank := 1; rank <= 3; rank++ {
+			for low := 0; low <= 1; low++ {
+				if accessible && low == 0 {
+					continue
+				}
+				prefix := site + "/" + z + "/" + strconv.Itoa(rank) + "/" + strconv.Itoa(low) + "/"
+				taken := 0
+				err := tx.Scan(bFree, prefix, func(k string, _ []byte) bool {
+					num, err := strconv.Atoi(strings.TrimPrefix(k, prefix))
+					if err != nil {
+						return true
+					}
+					out = append(out, assign.Candidate{Number: num, Size: sizeOfRank(rank), Zone: protocol.Zone(z), Low: low == 1})
+					taken++
+					return taken < n
+				})
+				if err != nil {
+					return nil, err
+				}
 			}
-			n, err := strconv.Atoi(rest[4:])
-			if err != nil {
-				return true
-			}
-			out = append(out, assign.Candidate{Number: n, Size: sizeOfRank(int(rest[0] - '0')), Zone: protocol.Zone(z), Low: rest[2] == '1'})
-			return true
-		})
-		if err != nil {
-			return nil, err
 		}
 	}
 	return out, nil

@@ -381,13 +381,13 @@ func (s *Service) CreateOrder(ctx context.Context, p Principal, idemKey string, 
 // assignSlots plans compartments for o at st and reserves them, bumping each one's
 // generation. keep lists slots o already holds and keeps (reassignment).
 func (s *Service) assignSlots(tx Tx, st *Site, o *Order, keep []Slot) error {
-	zones := map[string]bool{}
+	zones := map[string]int{}
 	var parcels []assign.Parcel
 	for _, p := range o.Parcels {
-		zones[string(p.Zone)] = true
+		zones[string(p.Zone)]++
 		parcels = append(parcels, assign.Parcel{Size: p.Size, Zone: p.Zone})
 	}
-	free, err := freeCandidates(tx, st.ID, zones)
+	free, err := freeCandidates(tx, st.ID, zones, o.Accessible)
 	if err != nil {
 		return err
 	}

@@ -349,7 +349,7 @@ type NearbySite struct {
 // nearby finds the sites within NearbyKM of from that can hold parcels, nearest first.
 // It runs only on a refusal and scans every site's record; a fleet of many thousands
 // would want a geographic index (PostgreSQL with PostGIS) instead.
-func (s *Service) nearby(tx Tx, from *Site, parcels []assign.Parcel, accessible bool, zones map[string]bool) ([]NearbySite, error) {
+func (s *Service) nearby(tx Tx, from *Site, parcels []assign.Parcel, accessible bool, zones map[string]int) ([]NearbySite, error) {
 	if from.Location == nil {
 		return []NearbySite{}, nil
 	}
@@ -375,7 +375,7 @@ func (s *Service) nearby(tx Tx, from *Site, parcels []assign.Parcel, accessible 
 	sort.Slice(cands, func(i, j int) bool { return cands[i].DistanceKM < cands[j].DistanceKM })
 	out := []NearbySite{}
 	for _, c := range cands {
-		free, err := freeCandidates(tx, c.Site, zones)
+		free, err := freeCandidates(tx, c.Site, zones, accessible)
 		if err != nil {
 			return nil, err
 		}

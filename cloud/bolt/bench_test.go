@@ -66,7 +66,11 @@ type benchEnv struct {
 // newBenchEnv opens a durable store in mode and creates enough sites (200 compartments
 // each) to hold capacity orders.
 func newBenchEnv(tb testing.TB, mode bolt.CommitMode, capacity int) *benchEnv {
-	db, err := bolt.Open(filepath.Join(benchDir(tb), "cloud.db"), bolt.Options{Mode: mode})
+	return newBenchEnvOpts(tb, bolt.Options{Mode: mode}, capacity)
+}
+
+func newBenchEnvOpts(tb testing.TB, opt bolt.Options, capacity int) *benchEnv {
+	db, err := bolt.Open(filepath.Join(benchDir(tb), "cloud.db"), opt)
 	if err != nil {
 		tb.Fatal(err)
 	}
