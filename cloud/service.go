@@ -53,8 +53,8 @@ type Notification struct {
 	// SiteName is the human name of the locker bank, for the resident's message.
 	SiteName string `json:"site_name,omitempty"`
 	// CodeToPlatform is true when the platform delivers codes itself.
-	CodeToPlatform bool `json:"code_to_platform,omitempty"`
-	Reason       string    `json:"reason,omitempty"`
+	CodeToPlatform bool   `json:"code_to_platform,omitempty"`
+	Reason         string `json:"reason,omitempty"`
 }
 
 // LogValue keeps the code and the recipient out of logs.
