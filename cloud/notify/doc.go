@@ -14,6 +14,15 @@
 // after [WorkerConfig.MaxAttempts] (ops list and requeue dead letters). Delivery is
 // at-least-once: receivers deduplicate by the CloudEvent id (= the key).
 //
+// # Who decides when
+//
+// cloud/cloudd wires [Notifier] as the domain's Notifier port: the domain decides when
+// to notify (including its own reminders, counted on the order by its sweep) and
+// Notifier turns each notice into a webhook and, for residents of orders whose code
+// the cloud delivers, an SMS. [Scheduler] is the alternative for a domain that does not
+// schedule reminders itself: it enqueues the 50 % and 90 % reminders ahead of time and
+// the [Worker] asks a [Guard] before sending them.
+//
 // # Webhooks
 //
 // [Webhook] POSTs a CloudEvents 1.0 JSON event in structured mode

@@ -106,13 +106,19 @@ func ReminderAt(loaded, expires time.Time, frac float64) time.Time {
 
 // EventData is the CloudEvent data of an order notice.
 type EventData struct {
-	Order        string    `json:"order"`
+	Order string `json:"order"`
+	// ExternalID is the platform's own id of the order.
+	ExternalID   string    `json:"external_id,omitempty"`
 	Site         string    `json:"site"`
+	State        string    `json:"state,omitempty"`
 	Compartments []int     `json:"compartments,omitempty"`
 	LoadedAt     time.Time `json:"loaded_at,omitzero"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
-	// Code is present only in "loaded" and only for platforms that asked for it.
+	Reason       string    `json:"reason,omitempty"`
+	// Code (and QR, the code as a QR payload) are present only in the notices that
+	// carry a code ("loaded", "code_issued") and only for platforms that asked for it.
 	Code string `json:"code,omitempty"`
+	QR   string `json:"qr,omitempty"`
 }
 
 // smsData is what an SMS notification carries for the text template.

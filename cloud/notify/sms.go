@@ -78,11 +78,31 @@ func Text(n Notification, loc *time.Location) (string, error) {
 	switch n.Kind {
 	case KindLoaded:
 		if d.Code == "" {
-			return "", fmt.Errorf("%w: loaded notice without a code", ErrPermanent)
+			zh = fmt.Sprintf("【Larder】您的订单 %s 已放入%s的%s号柜门，请凭取件码于 %s 前取件。", d.Order, where, doors, until)
+			en = fmt.Sprintf("[Larder] Your order %s is in door %s at %s. Please collect it with your pickup code by %s.", d.Order, doors, where, until)
+			break
 		}
 		zh = fmt.Sprintf("【Larder】您的订单 %s 已放入%s的%s号柜门，取件码 %s，请于 %s 前取件。", d.Order, where, doors, d.Code, until)
 		en = fmt.Sprintf("[Larder] Your order %s is in door %s at %s. Pickup code %s. Please collect by %s.", d.Order, doors, where, d.Code, until)
-	case KindReminder50, KindReminder90:
+	case KindCodeIssued:
+		if d.Code == "" {
+			return "", fmt.Errorf("%w: code notice without a code", ErrPermanent)
+		}
+		zh = fmt.Sprintf("【Larder】您的订单 %s 的新取件码为 %s，旧取件码已失效。", d.Order, d.Code)
+		en = fmt.Sprintf("[Larder] New pickup code for your order %s: %s. The old code no longer works.", d.Order, d.Code)
+	case KindReassigned:
+		zh = fmt.Sprintf("【Larder】您的订单 %s 已改放入%s的%s号柜门，取件码不变。", d.Order, where, doors)
+		en = fmt.Sprintf("[Larder] Your order %s has moved to door %s at %s. Your pickup code stays the same.", d.Order, doors, where)
+	case KindExtended:
+		zh = fmt.Sprintf("【Larder】您的订单 %s 取件时间已延长至 %s。", d.Order, until)
+		en = fmt.Sprintf("[Larder] You now have until %s to collect your order %s.", until, d.Order)
+	case KindCodeInvalidated:
+		zh = fmt.Sprintf("【Larder】为保障安全，您的订单 %s 的取件码已停用，请联系商家获取新取件码。", d.Order)
+		en = fmt.Sprintf("[Larder] For your security the pickup code of your order %s was disabled. Please contact the shop for a new one.", d.Order)
+	case KindCancelled:
+		zh = fmt.Sprintf("【Larder】您的订单 %s 的柜门预约已取消，请联系商家。", d.Order)
+		en = fmt.Sprintf("[Larder] The locker booking for your order %s was cancelled. Please contact the shop.", d.Order)
+	case KindReminder, KindReminder50, KindReminder90:
 		zh = fmt.Sprintf("【Larder】提醒：您的订单 %s 仍在%s的%s号柜门，请于 %s 前取件。", d.Order, where, doors, until)
 		en = fmt.Sprintf("[Larder] Reminder: your order %s is waiting in door %s at %s. Please collect by %s.", d.Order, doors, where, until)
 	case KindExpired:

@@ -209,13 +209,20 @@ func TestTextLanguages(t *testing.T) {
 			}
 		}
 	}
-	kinds := []notify.Kind{notify.KindReminder50, notify.KindReminder90, notify.KindExpired, notify.KindCompromised}
+	kinds := []notify.Kind{notify.KindReminder50, notify.KindReminder90, notify.KindExpired, notify.KindCompromised,
+		notify.KindCodeIssued, notify.KindReassigned, notify.KindExtended, notify.KindCodeInvalidated, notify.KindCancelled, notify.KindReminder}
 	for _, k := range kinds {
 		if _, err := notify.Text(notify.Notification{Kind: k, Data: data}, nil); err != nil {
 			t.Errorf("%s: %v", k, err)
 		}
 	}
-	if _, err := notify.Text(notify.Notification{Kind: notify.KindLoaded, Data: []byte(`{"order":"o"}`)}, nil); err == nil {
-		t.Error("loaded text without a code")
+	if text, err := notify.Text(notify.Notification{Kind: notify.KindLoaded, Data: []byte(`{"order":"o"}`)}, nil); err != nil || strings.Contains(text, "取件码 ") {
+		t.Errorf("loaded text without a code: %q, %v", text, err)
+	}
+	if _, err := notify.Text(notify.Notification{Kind: notify.KindCodeIssued, Data: []byte(`{"order":"o"}`)}, nil); err == nil {
+		t.Error("code notice without a code")
+	}
+	if _, err := notify.Text(notify.Notification{Kind: notify.KindPickedUp, Data: data}, nil); err == nil {
+		t.Error("an SMS for a platform-only notice")
 	}
 }
