@@ -121,6 +121,18 @@ func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromi
 			}
 		}
 		if !found {
+			// A finished order's code with its right factor: say so, and count nothing.
+			if used, ok, err := tx.UsedCode(codeDigest); err != nil {
+				return err
+			} else if ok {
+				if r, ok, err := tx.Reservation(used); err != nil {
+					return err
+				} else if ok && protocol.DigestEqual(protocol.SecondFactorDigest(key, r.Order, factor), r.FactorDigest) {
+					outcome = errorf(CodeAlreadyPickedUp, "pickup", "This order has already been picked up. If it was not you, please press Help.",
+						"该订单已被取走。如果不是您取的，请按求助键。")
+					return nil
+				}
+			}
 			failures++
 			before := lo.Level
 			outcome, err = l.fail(tx, &lo, now)

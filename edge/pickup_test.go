@@ -65,9 +65,13 @@ func TestLoadThenPickup(t *testing.T) {
 	if c := h.compartment(1); c.State != edge.StateFree || c.Order != "" {
 		t.Fatalf("compartment 1 after pickup: %+v", c)
 	}
-	// Single use: the code is gone.
-	if _, err := h.l.Pickup(h.ctx, alice.code, alice.factor, false); code(err) != edge.CodeWrongCode {
+	// Single use: the code opens nothing again; its owner is told the order was picked
+	// up, anybody else that the code is wrong.
+	if _, err := h.l.Pickup(h.ctx, alice.code, alice.factor, false); code(err) != edge.CodeAlreadyPickedUp {
 		t.Fatalf("code reused: %v", err)
+	}
+	if _, err := h.l.Pickup(h.ctx, alice.code, "0000", false); code(err) != edge.CodeWrongCode {
+		t.Fatalf("code reused with a wrong factor: %v", err)
 	}
 	// A late snapshot naming the order again does not bring it back.
 	h.reserve(alice)

@@ -30,8 +30,11 @@ type Tx interface {
 	// at r exactly while r.State.CodeLive().
 	PutReservation(r Reservation) error
 	DeleteReservation(order string) error
-	// OrderByCode looks a code digest up in the index.
+	// OrderByCode looks a code digest up in the index of live codes.
 	OrderByCode(digest string) (string, bool, error)
+	// UsedCode looks a code digest up among finished orders (picked up, removed), to tell
+	// a person "already picked up" rather than "wrong code".
+	UsedCode(digest string) (string, bool, error)
 
 	Session(id string) (Session, bool, error)
 	Sessions() ([]Session, error)

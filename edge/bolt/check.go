@@ -87,6 +87,17 @@ func Check(tx *bbolt.Tx) error {
 		}
 	}
 
+	err = tx.Bucket(bUsedCodes).ForEach(func(k, v []byte) error {
+		r, ok := reservations[string(v)]
+		if !ok || (r.State != edge.OrderPickedUp && r.State != edge.OrderRemoved) || r.CodeDigest != string(k) {
+			bad("used-code entry points at order %s, which is not finished with that code", v) // 3
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+
 	meta := tx.Bucket(bMeta)
 	acked, high := getU64(meta, kOutboxAcked), highWater(meta)
 	if acked > high {

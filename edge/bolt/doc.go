@@ -13,6 +13,7 @@
 //	compartments  uint32 number → edge.Compartment
 //	reservations  order id      → edge.Reservation (including its cold-chain record)
 //	codes         code digest   → order id (only while the order's code is live)
+//	used_codes    code digest   → order id of a finished order ("already picked up")
 //	sessions      session id    → edge.Session
 //	credentials   credential id → edge.Credential;  cred_digests: digest → id
 //	outbox        uint64 seq    → encoded protocol envelope (Seq = key)
@@ -33,6 +34,7 @@
 //  3. Every code-index entry points at an existing reservation whose code is live
 //     (reserved, loaded, picking) and whose CodeDigest is the key; every such
 //     reservation has its entry (codes are single use: a picked-up order has none).
+//     A used-code entry points at a picked-up or removed order with that digest.
 //  4. The outbox holds exactly the sequences acked+1 … next-1, each an envelope whose
 //     Seq is its key.
 //  5. The audit log's keys run 1 … N without holes: entries are only appended.

@@ -141,12 +141,25 @@ func (s *Store) Prune(now time.Time) (int, error) {
 		}); err != nil {
 			return err
 		}
-		// Tombstones hold no code-index entry (their code is dead), so deleting the record
-		// is enough.
-		return collect(tx.Bucket(bReservations), func(v []byte) bool {
+		var old []string
+		err := tx.Bucket(bReservations).ForEach(func(k, v []byte) error {
 			var r edge.Reservation
-			return json.Unmarshal(v, &r) == nil && !r.State.Holds() && !r.Finished.IsZero() && now.Sub(r.Finished) > TombstoneRetention
+			if json.Unmarshal(v, &r) == nil && !r.State.Holds() && !r.Finished.IsZero() && now.Sub(r.Finished) > TombstoneRetention {
+				old = append(old, r.Order)
+			}
+			return nil
 		})
+		if err != nil {
+			return err
+		}
+		t := &txn{tx: tx}
+		for _, o := range old {
+			if err := t.DeleteReservation(o); err != nil {
+				return err
+			}
+		}
+		n += len(old)
+		return nil
 	})
 	return n, err
 }

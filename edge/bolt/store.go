@@ -22,6 +22,7 @@ var (
 	bCompartments = []byte("compartments")
 	bReservations = []byte("reservations")
 	bCodes        = []byte("codes")
+	bUsedCodes    = []byte("used_codes")
 	bSessions     = []byte("sessions")
 	bCredentials  = []byte("credentials")
 	bCredDigests  = []byte("cred_digests")
@@ -31,7 +32,7 @@ var (
 	bAudit        = []byte("audit")
 	bMeta         = []byte("meta")
 
-	allBuckets = [][]byte{bCompartments, bReservations, bCodes, bSessions, bCredentials, bCredDigests,
+	allBuckets = [][]byte{bCompartments, bReservations, bCodes, bUsedCodes, bSessions, bCredentials, bCredDigests,
 		bOutbox, bInbox, bCommands, bAudit, bMeta}
 
 	kDesiredVersion = []byte("desired_version")
@@ -236,6 +237,11 @@ func (t *txn) PutReservation(r edge.Reservation) error {
 			return err
 		}
 	}
+	if (r.State == edge.OrderPickedUp || r.State == edge.OrderRemoved) && r.CodeDigest != "" {
+		if err := t.b(bUsedCodes).Put([]byte(r.CodeDigest), []byte(r.Order)); err != nil {
+			return err
+		}
+	}
 	return put(t.b(bReservations), []byte(r.Order), r)
 }
 
@@ -244,13 +250,20 @@ func (t *txn) DeleteReservation(order string) error {
 	if err != nil || !had {
 		return err
 	}
-	codes := t.b(bCodes)
-	if string(codes.Get([]byte(old.CodeDigest))) == order {
-		if err := codes.Delete([]byte(old.CodeDigest)); err != nil {
-			return err
+	for _, name := range [][]byte{bCodes, bUsedCodes} {
+		b := t.b(name)
+		if string(b.Get([]byte(old.CodeDigest))) == order {
+			if err := b.Delete([]byte(old.CodeDigest)); err != nil {
+				return err
+			}
 		}
 	}
 	return t.b(bReservations).Delete([]byte(order))
+}
+
+func (t *txn) UsedCode(digest string) (string, bool, error) {
+	v := t.b(bUsedCodes).Get([]byte(digest))
+	return string(v), v != nil, nil
 }
 
 func (t *txn) OrderByCode(digest string) (string, bool, error) {

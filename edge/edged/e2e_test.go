@@ -485,8 +485,8 @@ func TestE2EKillDuringPickup(t *testing.T) {
 	r.waitHealthy()
 	r.waitEvent(protocol.EventPickedUp, o.id, 30*time.Second)
 	// The code is single use, and a second restart counts nothing again.
-	if st, _ := r.call("POST", "/api/pickup", `{"code":"97531864","factor":"1122"}`, ""); st != 401 {
-		t.Fatalf("code after pickup: %d", st)
+	if st, body := r.call("POST", "/api/pickup", `{"code":"97531864","factor":"1122"}`, ""); st != 409 || body["error"] != "already_picked_up" {
+		t.Fatalf("code after pickup: %d %v", st, body)
 	}
 	child.Process.Signal(syscall.SIGTERM)
 	child.Wait()
