@@ -361,6 +361,16 @@ func TestBrowser(t *testing.T) {
 	p.fitsPhone("driver")
 	p.screenshot("driver")
 	p.accessible("driver manifest")
+	// Report a problem: this cloud has no reassignment yet, so the page says to use the kiosk.
+	card := `article[data-order="` + reserved.ID + `"]`
+	p.run(
+		chromedp.Click(chromedp.CSS(card+` summary`)),
+		chromedp.Click(chromedp.CSS(card+` details button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(card+` .msg.bad`)),
+	)
+	if msg := evalAs[string](p, `document.querySelector('`+card+` .msg.bad').textContent`); !strings.Contains(msg, "柜机") {
+		t.Errorf("problem report without reassignment says %q, want a pointer to the kiosk", msg)
+	}
 	p.noProblems("driver page")
 
 	// Resident (phone width): the code in the fragment shows the door; zh, then English.

@@ -25,7 +25,7 @@
       parcels: '{n} 件', window: '送达时段 {start} – {end}', open: '远程开 {n} 号门', opening: '正在开门…',
       opened: '{n} 号门已打开。', openFailed: '开门失败：{msg}',
       problem: '{n} 号门有问题', problemReason: '问题', problemSend: '报告并换门',
-      moved: '已换到 {doors} 号门。', reasons_jammed: '门锁卡住', reasons_occupied: '里面有东西',
+      moved: '已换到 {doors} 号门。', useKiosk: '暂时不能在手机上换门，请在柜机上按"问题"。', reasons_jammed: '门锁卡住', reasons_occupied: '里面有东西',
       reasons_dirty: '不干净', reasons_too_small: '放不下', reasons_faulty: '其他故障',
       zones_frozen: '冷冻', zones_chilled: '冷藏', zones_cool: '恒温', zones_ambient: '常温',
     },
@@ -42,7 +42,7 @@
       parcels: '{n} parcel(s)', window: 'Window {start} – {end}', open: 'Open door {n} remotely', opening: 'Opening…',
       opened: 'Door {n} is open.', openFailed: 'Could not open: {msg}',
       problem: 'Problem with door {n}', problemReason: 'Problem', problemSend: 'Report and move',
-      moved: 'Moved to door {doors}.', reasons_jammed: 'Lock jammed', reasons_occupied: 'Something inside',
+      moved: 'Moved to door {doors}.', useKiosk: 'Moving from the phone is not available yet: press "Problem" on the kiosk.', reasons_jammed: 'Lock jammed', reasons_occupied: 'Something inside',
       reasons_dirty: 'Dirty', reasons_too_small: 'Too small', reasons_faulty: 'Other fault',
       zones_frozen: 'frozen', zones_chilled: 'chilled', zones_cool: 'cool', zones_ambient: 'ambient',
     },
@@ -63,6 +63,7 @@
     if (e.status === 401) { signOut(); return t('badKey'); }
     if (e.status === 403) return t('notDriver');
     if (e.status === 0) return t('network');
+    if (e.status === 501) return t('useKiosk');
     return t('error', { msg: e.message });
   }
 

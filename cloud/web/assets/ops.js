@@ -95,23 +95,31 @@
   }
 
   // ---- live stream ---------------------------------------------------------------------------
-  function listen(query, event, render) {
+  function listen(query, event, render, refused) {
     if (source) source.close();
     source = new EventSource('/ops/stream' + query);
     live('Connecting…');
     source.addEventListener(event, (m) => {
+      refused = 0;
       live('Live · updated ' + new Date().toLocaleTimeString('en-GB'));
       render(JSON.parse(m.data));
     });
     source.addEventListener('signed_out', () => signedOut('Your key was revoked.'));
     source.addEventListener('error', () => {
-      if (source && source.readyState === EventSource.CLOSED) {
-        // The server refused the stream (an expired session cookie): sign in again.
-        api('POST', '/ops/session', { key }).then(() => listen(query, event, render),
-          () => signedOut('Your session ended. Sign in again.'));
-      } else {
+      if (!source || source.readyState !== EventSource.CLOSED) {
         live('Reconnecting…');
+        return;
       }
+      // The server refused the stream: an expired session cookie (renew it and retry,
+      // twice at most) or a site that does not exist.
+      if ((refused || 0) >= 2) {
+        live('Live updates unavailable');
+        show($('view'), el('p', { class: 'msg bad' }, 'This page cannot be shown: the site does not exist or the stream is refused.'),
+          el('p', {}, el('a', { href: '#/' }, '← Fleet')));
+        return;
+      }
+      api('POST', '/ops/session', { key }).then(() => listen(query, event, render, (refused || 0) + 1),
+        () => signedOut('Your session ended. Sign in again.'));
     });
   }
 
