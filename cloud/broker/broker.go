@@ -85,7 +85,7 @@ func (c Config) Validate() error {
 		return errors.New("broker: service user and password required")
 	case protocol.ValidSite(c.ServiceUser):
 		// Otherwise a site of that name would be mistaken for the cloud.
-		return fmt.Errorf("broker: service user %q could be a site id: use a name with a character sites cannot have (e.g. %q)", c.ServiceUser, "cloud:larder")
+		return fmt.Errorf("broker: service user %q could be a site id: use a name with a character sites cannot have (e.g. %q)", c.ServiceUser, "larder.cloud")
 	case c.SessionExpiry < 0:
 		return errors.New("broker: negative SessionExpiry")
 	}

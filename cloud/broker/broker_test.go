@@ -14,7 +14,7 @@ import (
 )
 
 const (
-	svcUser = "cloud:larder"
+	svcUser = "larder.cloud"
 	svcPass = "service-secret"
 )
 

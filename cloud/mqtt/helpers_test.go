@@ -168,7 +168,7 @@ func (f *memFleet) eventSeqs(site string) []uint64 {
 }
 
 const (
-	svcUser = "cloud:larder"
+	svcUser = "larder.cloud"
 	svcPass = "service-secret-for-tests"
 )
 
