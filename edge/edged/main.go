@@ -3,6 +3,7 @@ package edged
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -286,6 +287,9 @@ func (m *Main) Close() error {
 // Exec is the whole program: load the configuration, open, run until a signal, close.
 func Exec(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
 	cfg, err := Load(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "larder-edge:", err)
 		return 2
