@@ -42,31 +42,32 @@ type Tx interface {
 
 // Buckets the domain uses. A Store creates them on open.
 const (
-	bSites  = "sites"   // site id → Site
-	bComps  = "comps"   // site/%05d → Compartment
-	bFree   = "free"    // site/zone/rank/low/%05d → "" for each free, in-service compartment
-	bOrders = "orders"  // order id → Order
-	bBySite = "by_site" // site/order id → ""  (orders of a site, any state)
-	bLive   = "live"    // site/order id → "" (live orders of a site)
-	bDue    = "due"     // %012d unix seconds/order id → "" (next deadline of a live order)
-	bByPlat = "by_plat" // platform/order id → ""
-	bExtIDs = "ext_ids" // platform/external id → order id
-	bIdem   = "idem"    // platform/idempotency key → idemRecord
-	bCodes  = "codes"   // site/code digest → order id (live codes only)
-	bKeys   = "keys"    // API key digest → APIKey
-	bKeyIDs = "key_ids" // API key id → digest
-	bCmds   = "cmds"    // command id → CommandRecord
-	bAudit  = "audit"   // %020d time/seq → AuditEntry
-	bSeen   = "seen"    // site/message id → "" (edge messages already applied)
-	bAlarms = "alarms"  // site/kind/compartment → Alarm (open alarms)
-	bCreds  = "creds"   // site/credential id → LoadingCredential record
-	bMeta   = "meta"    // misc singletons
+	bSites     = "sites"     // site id → Site
+	bComps     = "comps"     // site/%05d → Compartment
+	bFree      = "free"      // site/zone/rank/low/%05d → "" for each free, in-service compartment
+	bOrders    = "orders"    // order id → Order
+	bBySite    = "by_site"   // site/order id → ""  (orders of a site, any state)
+	bLive      = "live"      // site/order id → "" (live orders of a site)
+	bDue       = "due"       // %012d unix seconds/order id → "" (next deadline of a live order)
+	bByPlat    = "by_plat"   // platform/order id → ""
+	bExtIDs    = "ext_ids"   // platform/external id → order id
+	bIdem      = "idem"      // platform/idempotency key → idemRecord
+	bCodes     = "codes"     // site/code digest → order id (live codes only)
+	bKeys      = "keys"      // API key digest → APIKey
+	bKeyIDs    = "key_ids"   // API key id → digest
+	bCmds      = "cmds"      // command id → CommandRecord
+	bAudit     = "audit"     // %020d time/seq → AuditEntry
+	bSeen      = "seen"      // site/message id → "" (edge messages already applied)
+	bAlarms    = "alarms"    // site/kind/compartment → Alarm (open alarms)
+	bCreds     = "creds"     // site/credential id → LoadingCredential record
+	bMeta      = "meta"      // misc singletons
+	bPlatforms = "platforms" // platform id → Platform (webhook)
 )
 
 // Buckets lists every bucket, for stores that create them up front.
 func Buckets() []string {
 	return []string{bSites, bComps, bFree, bOrders, bBySite, bLive, bDue, bByPlat, bExtIDs, bIdem, bCodes,
-		bKeys, bKeyIDs, bCmds, bAudit, bSeen, bAlarms, bCreds, bMeta}
+		bKeys, bKeyIDs, bCmds, bAudit, bSeen, bAlarms, bCreds, bMeta, bPlatforms}
 }
 
 // ErrReadOnly is returned by Put and Delete in a View.

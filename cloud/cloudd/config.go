@@ -1,6 +1,7 @@
 package cloudd
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -66,6 +67,13 @@ type Config struct {
 	// AdminKey bootstraps an admin API key ("lk_" + at least 32 characters). When empty
 	// and the store has no key yet, one is drawn and written to DataDir/admin.key (0600).
 	AdminKey string `json:"admin_key,omitempty"`
+	// SMSURL is the SMS gateway (POST {"to","text"}, see cloud/notify); empty: no SMS.
+	// SMSToken is its bearer token (environment or file only).
+	SMSURL   string `json:"sms_url,omitempty"`
+	SMSToken string `json:"sms_token,omitempty"`
+	// NotifyKey (64 hex characters) seals the notification outbox; empty: drawn once
+	// into DataDir/notify.key.
+	NotifyKey string `json:"notify_key,omitempty"`
 	// CommitMode is the store's commit strategy: group (default), single or bolt-batch.
 	CommitMode string `json:"commit_mode"`
 	// SweepEvery is how often expiry, lapses and command timeouts are processed.
@@ -133,6 +141,16 @@ func (c Config) Validate() error {
 	if c.AdminKey != "" && (!strings.HasPrefix(c.AdminKey, cloud.KeyPrefix) || len(c.AdminKey) < len(cloud.KeyPrefix)+32) {
 		return fmt.Errorf("cloudd: admin_key must start with %q and have at least 32 more characters", cloud.KeyPrefix)
 	}
+	if c.SMSURL != "" {
+		if u, err := url.Parse(c.SMSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("cloudd: sms_url %q: want an http(s) URL", c.SMSURL)
+		}
+	}
+	if c.NotifyKey != "" {
+		if k, err := hex.DecodeString(c.NotifyKey); err != nil || len(k) != 32 {
+			return errors.New("cloudd: notify_key must be 64 hex characters")
+		}
+	}
 	if _, err := c.commitMode(); err != nil {
 		return fmt.Errorf("cloudd: %w", err)
 	}
@@ -167,6 +185,9 @@ var envVars = []struct {
 	{"LARDER_CLOUD_EDGE_MQTT_URL", func(c *Config, v string) error { c.EdgeMQTTURL = v; return nil }},
 	{"LARDER_CLOUD_SHARED_GROUP", func(c *Config, v string) error { c.SharedGroup = v; return nil }},
 	{"LARDER_CLOUD_ADMIN_KEY", func(c *Config, v string) error { c.AdminKey = v; return nil }},
+	{"LARDER_CLOUD_SMS_URL", func(c *Config, v string) error { c.SMSURL = v; return nil }},
+	{"LARDER_CLOUD_SMS_TOKEN", func(c *Config, v string) error { c.SMSToken = v; return nil }},
+	{"LARDER_CLOUD_NOTIFY_KEY", func(c *Config, v string) error { c.NotifyKey = v; return nil }},
 	{"LARDER_CLOUD_COMMIT_MODE", func(c *Config, v string) error { c.CommitMode = v; return nil }},
 	{"LARDER_CLOUD_SWEEP_EVERY", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)

@@ -29,6 +29,12 @@
 // Close: the reverse, idempotent; queued outbound messages are flushed before the fleet
 // adapter disconnects.
 //
-// Notifications: the domain's Notifier port is not wired yet (cloud/notify's durable
-// queue and senders are pending); notices are dropped with a debug log until then.
+// # Notifications
+//
+// The domain's notices go through cloud/notify's durable outbox, a bucket of the same
+// bbolt file sealed with AES-GCM (LARDER_CLOUD_NOTIFY_KEY, or a key drawn once into
+// DIR/notify.key), and a delivery worker: CloudEvents webhooks to each platform's URL
+// (set with PUT /v1/platforms/{platform}/webhook, which returns the signing secret once)
+// and, when LARDER_CLOUD_SMS_URL is set, SMS through that gateway (without one, SMS
+// notices are not queued at all).
 package cloudd

@@ -3,13 +3,16 @@ package cloudd_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/larder-lockers/larder/cloud/broker"
 	"github.com/larder-lockers/larder/cloud/cloudd"
+	"github.com/larder-lockers/larder/cloud/notify"
 	"github.com/larder-lockers/larder/protocol"
 )
 
@@ -161,7 +165,32 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // lifecycle: reservation delivered as desired state, loaded and picked up by edge
 // events, acknowledged, visible through the API and the metrics.
 func TestEndToEnd(t *testing.T) {
-	m := startCloud(t, nil)
+	var hookMu sync.Mutex
+	var hooks []map[string]any
+	var secret []byte
+	platformSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		hookMu.Lock()
+		defer hookMu.Unlock()
+		if err := notify.Verify(secret, r.Header.Get("Larder-Signature"), body, time.Now(), time.Minute); err != nil {
+			t.Errorf("webhook signature: %v", err)
+		}
+		var ev map[string]any
+		json.Unmarshal(body, &ev)
+		hooks = append(hooks, ev)
+	}))
+	defer platformSrv.Close()
+	var smsMu sync.Mutex
+	var texts []string
+	smsSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var msg struct{ To, Text string }
+		json.NewDecoder(r.Body).Decode(&msg)
+		smsMu.Lock()
+		texts = append(texts, msg.To+" "+msg.Text)
+		smsMu.Unlock()
+	}))
+	defer smsSrv.Close()
+	m := startCloud(t, func(c *cloudd.Config) { c.SMSURL = smsSrv.URL })
 	admin := client{t, m.HTTPURL(), adminKey}
 	if st, _ := admin.do("POST", "/v1/sites", map[string]any{"id": "yard-1", "name": "Yard 1", "location": map[string]float64{"lat": 31.23, "lon": 121.47}}); st != 201 {
 		t.Fatalf("create site: %d", st)
@@ -174,6 +203,13 @@ func TestEndToEnd(t *testing.T) {
 	platform := client{t, m.HTTPURL(), k["key"].(string)}
 	_, k = admin.do("POST", "/v1/keys", map[string]any{"role": "ops", "subject": "olga"})
 	ops := client{t, m.HTTPURL(), k["key"].(string)}
+	st, wh := platform.do("PUT", "/v1/platforms/veggie/webhook", map[string]any{"url": platformSrv.URL})
+	if st != 200 {
+		t.Fatalf("webhook: %d %v", st, wh)
+	}
+	hookMu.Lock()
+	secret, _ = hex.DecodeString(wh["secret"].(string))
+	hookMu.Unlock()
 
 	// A wrong password is refused by the broker.
 	o := paho.NewClientOptions().AddBroker(m.BrokerURL()).SetClientID(broker.EdgeClientID("yard-1")).SetUsername("yard-1").SetPassword("wrong").SetAutoReconnect(false)
@@ -229,6 +265,26 @@ func TestEndToEnd(t *testing.T) {
 		_, o := platform.do("GET", "/v1/orders/"+id, nil)
 		return o["state"] == "picked_up"
 	})
+	// The platform heard of it by signed CloudEvents, the resident by SMS with the code.
+	waitFor(t, "webhooks created, loaded, picked_up", func() bool {
+		hookMu.Lock()
+		defer hookMu.Unlock()
+		seen := map[string]bool{}
+		for _, h := range hooks {
+			seen[fmt.Sprint(h["type"])] = true
+		}
+		return seen["com.larder.order.created"] && seen["com.larder.order.loaded"] && seen["com.larder.order.picked_up"]
+	})
+	waitFor(t, "arrival SMS", func() bool {
+		smsMu.Lock()
+		defer smsMu.Unlock()
+		return len(texts) > 0
+	})
+	smsMu.Lock()
+	if !strings.HasPrefix(texts[0], "+8613800138000 ") || !regexp.MustCompile(`\b\d{8}\b`).MatchString(texts[0]) {
+		t.Errorf("arrival SMS without a code: %q", texts[0])
+	}
+	smsMu.Unlock()
 	_, site := ops.do("GET", "/v1/sites/yard-1", nil)
 	if site["online"] != true || site["software"] != "e2e" {
 		t.Errorf("site detail %v", site)

@@ -23,6 +23,7 @@ import (
 	"github.com/larder-lockers/larder/cloud/broker"
 	lhttp "github.com/larder-lockers/larder/cloud/http"
 	"github.com/larder-lockers/larder/cloud/mqtt"
+	"github.com/larder-lockers/larder/cloud/notify"
 	"github.com/larder-lockers/larder/internal/buildinfo"
 )
 
@@ -37,6 +38,7 @@ type Main struct {
 	reg     *prometheus.Registry
 	broker  *broker.Broker
 	fleet   *mqtt.Adapter
+	worker  *notify.Worker
 	ln      net.Listener
 	httpSrv *http.Server
 
@@ -101,7 +103,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.fleet.Start(ctx); err != nil {
 		return err
 	}
-	m.svc.SetPorts(m.fleet, m.fleet, nil)
+	notifier, err := m.openNotify()
+	if err != nil {
+		return err
+	}
+	m.svc.SetPorts(m.fleet, m.fleet, notifier)
 
 	edgeURL := m.cfg.EdgeMQTTURL
 	if edgeURL == "" {
@@ -169,10 +175,14 @@ func (m *Main) Service() *cloud.Service { return m.svc }
 func (m *Main) Run(ctx context.Context) error {
 	loop, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
 		m.svc.Run(loop, time.Duration(m.cfg.SweepEvery))
+	}()
+	go func() {
+		defer m.wg.Done()
+		m.worker.Run(loop)
 	}()
 	errc := make(chan error, 1)
 	go func() {

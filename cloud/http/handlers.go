@@ -256,6 +256,25 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
 }
 
+// Platforms.
+
+func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		URL string `json:"url"`
+	}
+	if err := s.body(r, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ws, err := s.svc.SetWebhook(r.Context(), principal(r), chi.URLParam(r, "platform"), in.URL)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, ws)
+}
+
 // Orders.
 
 func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {

@@ -511,3 +511,24 @@ func TestAuthorisationMatrix(t *testing.T) {
 		}
 	}
 }
+
+func TestWebhookSetting(t *testing.T) {
+	f := newFixture(t)
+	r := f.do("PUT", "/v1/platforms/veggie/webhook", "platform", map[string]any{"url": "https://veggie.example/hooks"})
+	f.want(r, 200, "")
+	if sec, _ := r.body["secret"].(string); len(sec) != 64 || r.header.Get("Cache-Control") != "no-store" {
+		t.Errorf("webhook %v", r.body)
+	}
+	url, secret, err := f.svc.Webhook(context.Background(), "veggie")
+	if err != nil || url != "https://veggie.example/hooks" || len(secret) != 32 {
+		t.Errorf("stored %q %d %v", url, len(secret), err)
+	}
+	f.want(f.do("PUT", "/v1/platforms/veggie/webhook", "rival", map[string]any{"url": "https://evil.example/"}), 403, "forbidden")
+	f.want(f.do("PUT", "/v1/platforms/veggie/webhook", "ops", map[string]any{"url": "https://x.example/"}), 403, "forbidden")
+	f.want(f.do("PUT", "/v1/platforms/rival/webhook", "admin", map[string]any{"url": "https://rival.example/h"}), 200, "")
+	r = f.do("PUT", "/v1/platforms/veggie/webhook", "platform", map[string]any{"url": "ftp://x"})
+	if f.want(r, 400, "invalid"); r.errField() != "url" {
+		t.Errorf("field %q", r.errField())
+	}
+	f.want(f.do("PUT", "/v1/platforms/veggie/webhook", "platform", map[string]any{}), 400, "invalid")
+}

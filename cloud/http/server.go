@@ -107,6 +107,8 @@ func New(opt Options) *Server {
 		r.Get("/v1/commands/{command}", s.getCommand)
 		r.Get("/v1/audit", s.audit)
 
+		r.Put("/v1/platforms/{platform}/webhook", s.setWebhook)
+
 		r.Post("/v1/orders", s.createOrder)
 		r.Get("/v1/orders", s.listOrders)
 		r.Get("/v1/orders/{order}", s.getOrder)

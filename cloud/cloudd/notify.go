@@ -1,0 +1,90 @@
+package cloudd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/larder-lockers/larder/cloud"
+	"github.com/larder-lockers/larder/cloud/notify"
+)
+
+// endpoints resolves platforms' webhooks from the domain (notify.Endpoints).
+type endpoints struct{ svc *cloud.Service }
+
+func (e endpoints) Endpoint(ctx context.Context, platform string) (notify.Endpoint, error) {
+	url, secret, err := e.svc.Webhook(ctx, platform)
+	if cloud.ErrorCode(err) == cloud.ENotFound {
+		return notify.Endpoint{}, fmt.Errorf("%w: platform %q has no webhook", notify.ErrPermanent, platform)
+	}
+	if err != nil {
+		return notify.Endpoint{}, err
+	}
+	return notify.Endpoint{URL: url, Secret: secret}, nil
+}
+
+// noSMS drops SMS notifications when no gateway is configured, so that they do not
+// wait in the outbox until dead-lettered; webhooks pass through.
+type noSMS struct{ notify.Outbox }
+
+func (o noSMS) Enqueue(ctx context.Context, n notify.Notification) (bool, error) {
+	if n.Channel == notify.ChannelSMS {
+		return false, nil
+	}
+	return o.Outbox.Enqueue(ctx, n)
+}
+
+// queueKey returns the 32-byte key that seals the notification outbox (pending notices
+// hold pickup codes and phone numbers): from the configuration, or drawn once into
+// DataDir/notify.key (0600). A key beside the database protects copies of the database
+// alone (backups); protect the directory as a whole.
+func (m *Main) queueKey() ([]byte, error) {
+	if m.cfg.NotifyKey != "" {
+		return hex.DecodeString(m.cfg.NotifyKey)
+	}
+	path := filepath.Join(m.cfg.DataDir, "notify.key")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return hex.DecodeString(strings.TrimSpace(string(b)))
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("cloudd: %s: %w", path, err)
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("cloudd: write %s: %w", path, err)
+	}
+	return key, nil
+}
+
+// openNotify builds the durable outbox (in the cloud's bbolt file), the domain's
+// Notifier over it and the delivery worker (webhooks always; SMS when a gateway is set).
+func (m *Main) openNotify() (cloud.Notifier, error) {
+	key, err := m.queueKey()
+	if err != nil {
+		return nil, err
+	}
+	q, err := notify.NewBoltQueue(m.db.Bolt(), "notify", key)
+	if err != nil {
+		return nil, err
+	}
+	senders := map[notify.Channel]notify.Sender{notify.ChannelWebhook: &notify.Webhook{Endpoints: endpoints{m.svc}}}
+	var outbox notify.Outbox = q
+	if m.cfg.SMSURL != "" {
+		senders[notify.ChannelSMS] = &notify.SMS{URL: m.cfg.SMSURL, Token: m.cfg.SMSToken}
+	} else {
+		outbox = noSMS{q}
+	}
+	m.worker, err = notify.NewWorker(notify.WorkerConfig{Queue: q, Senders: senders, Registry: m.reg,
+		Logger: m.log.With("component", "notify")})
+	if err != nil {
+		return nil, err
+	}
+	return &notify.Notifier{Outbox: outbox}, nil
+}
