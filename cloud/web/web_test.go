@@ -241,30 +241,54 @@ func TestResidentExtend(t *testing.T) {
 	f.noSecretsLogged(ambCode, chlCode)
 }
 
-// sse reads server-sent events.
+// sse reads server-sent events on a goroutine of its own, so that a test can wait for an
+// event with a deadline, or check that none comes.
 type sse struct {
-	r    *bufio.Reader
-	body io.Closer
+	events chan event
+	ended  chan error
 }
 
 type event struct{ name, data string }
 
-func (s *sse) next(t *testing.T) (event, error) {
-	t.Helper()
-	var ev event
-	for {
-		line, err := s.r.ReadString('\n')
-		if err != nil {
-			return ev, err
+func newSSE(body io.Reader) *sse {
+	s := &sse{events: make(chan event, 64), ended: make(chan error, 1)}
+	go func() {
+		r := bufio.NewReader(body)
+		var ev event
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				s.ended <- err
+				return
+			}
+			line = strings.TrimRight(line, "\n")
+			switch {
+			case line == "" && ev.name != "":
+				s.events <- ev
+				ev = event{}
+			case strings.HasPrefix(line, "event: "):
+				ev.name = line[len("event: "):]
+			case strings.HasPrefix(line, "data: "):
+				ev.data += line[len("data: "):]
+			}
 		}
-		line = strings.TrimRight(line, "\n")
-		switch {
-		case line == "" && ev.name != "":
-			return ev, nil
-		case strings.HasPrefix(line, "event: "):
-			ev.name = line[len("event: "):]
-		case strings.HasPrefix(line, "data: "):
-			ev.data += line[len("data: "):]
+	}()
+	return s
+}
+
+// within returns the next event named name if one comes within d.
+func (s *sse) within(name string, d time.Duration) (event, bool, error) {
+	deadline := time.After(d)
+	for {
+		select {
+		case ev := <-s.events:
+			if ev.name == name {
+				return ev, true, nil
+			}
+		case err := <-s.ended:
+			return event{}, false, err
+		case <-deadline:
+			return event{}, false, nil
 		}
 	}
 }
@@ -272,31 +296,11 @@ func (s *sse) next(t *testing.T) (event, error) {
 // nextEvent returns the next event named name, within 10 s.
 func (s *sse) nextEvent(t *testing.T, name string) event {
 	t.Helper()
-	type res struct {
-		ev  event
-		err error
+	ev, ok, err := s.within(name, 10*time.Second)
+	if !ok {
+		t.Fatalf("no %q event within 10 s (stream ended: %v)", name, err)
 	}
-	ch := make(chan res, 1)
-	go func() {
-		for {
-			ev, err := s.next(t)
-			if err != nil || ev.name == name {
-				ch <- res{ev, err}
-				return
-			}
-		}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			t.Fatalf("stream ended before a %q event: %v", name, r.err)
-		}
-		return r.ev
-	case <-time.After(10 * time.Second):
-		s.body.Close()
-		t.Fatalf("no %q event within 10 s", name)
-	}
-	return event{}
+	return ev
 }
 
 func login(t *testing.T, base, key string) *http.Cookie {
@@ -381,7 +385,7 @@ func TestStream(t *testing.T) {
 	if ct := res.Header.Get("Content-Type"); res.StatusCode != 200 || ct != "text/event-stream" {
 		t.Fatalf("stream: %d %q", res.StatusCode, ct)
 	}
-	s := &sse{r: bufio.NewReader(res.Body), body: res.Body}
+	s := newSSE(res.Body)
 	var fe web.FleetEvent
 	if err := json.Unmarshal([]byte(s.nextEvent(t, "fleet").data), &fe); err != nil {
 		t.Fatal(err)
@@ -394,7 +398,10 @@ func TestStream(t *testing.T) {
 		t.Errorf("compartments = %v, want 1 occupied and 5 free", cs)
 	}
 
-	// A change is pushed; an unchanged fleet is not sent again.
+	// An unchanged fleet is not sent again (ten polls pass); a change is pushed.
+	if ev, ok, _ := s.within("fleet", 200*time.Millisecond); ok {
+		t.Errorf("an unchanged fleet was sent again: %s", ev.data)
+	}
 	if _, err := f.svc.SetInService(f.ctx, f.ops, site, 6, false, "door sticks"); err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +427,7 @@ func TestStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res2.Body.Close()
-	s2 := &sse{r: bufio.NewReader(res2.Body), body: res2.Body}
+	s2 := newSSE(res2.Body)
 	var d cloud.SiteDetail
 	if err := json.Unmarshal([]byte(s2.nextEvent(t, "site").data), &d); err != nil {
 		t.Fatal(err)
@@ -438,17 +445,8 @@ func TestStream(t *testing.T) {
 
 	// Close ends open streams (so that http.Server.Shutdown does not wait on them).
 	h.Close()
-	done := make(chan error, 1)
-	go func() {
-		for {
-			if _, err := s2.next(t); err != nil {
-				done <- err
-				return
-			}
-		}
-	}()
 	select {
-	case <-done:
+	case <-s2.ended:
 	case <-time.After(5 * time.Second):
 		t.Error("Close did not end the stream")
 	}
