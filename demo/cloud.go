@@ -27,9 +27,12 @@ type CloudOptions struct {
 	// Webhooks maps a platform (API key subject) to a webhook endpoint and secret.
 	Webhooks map[string]Webhook
 	// Hold overrides the pickup hold after loading, for every zone (tests of expiry).
-	Hold     time.Duration
-	LogLevel string
-	Extra    []string
+	Hold time.Duration
+	// SweepEvery is how often the cloud processes expiry and timeouts; zero keeps its
+	// default (1 min).
+	SweepEvery time.Duration
+	LogLevel   string
+	Extra      []string
 }
 
 // Webhook is a platform's endpoint.

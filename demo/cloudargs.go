@@ -1,21 +1,31 @@
 package demo
 
-import "strings"
+import "errors"
+
+// ErrCloudUnsupported is returned for a CloudOptions setting larder-cloud has no
+// flag or variable for yet.
+var ErrCloudUnsupported = errors.New("demo: larder-cloud has no setting for this yet")
 
 // cloudArgs turns CloudOptions into larder-cloud's command line and environment.
 // Secrets go by environment, never by flag (flags show in ps).
 func cloudArgs(o CloudOptions) (args, env []string, err error) {
 	args = []string{"-data", o.DataDir, "-http", o.HTTP, "-log-level", o.LogLevel}
 	if o.Broker != "" {
-		args = append(args, "-broker", o.Broker)
-		if len(o.Sites) > 0 {
-			args = append(args, "-sites", strings.Join(o.Sites, ","))
-		}
+		args = append(args, "-mqtt", o.Broker)
 	} else {
 		args = append(args, "-mqtt-listen", o.MQTTListen)
 	}
 	if o.AdminKey != "" {
 		env = append(env, "LARDER_CLOUD_ADMIN_KEY="+o.AdminKey)
+	}
+	if o.SweepEvery > 0 {
+		env = append(env, "LARDER_CLOUD_SWEEP_EVERY="+o.SweepEvery.String())
+	}
+	// Sites (confining a cloud on a shared broker to its sites' topics) has no setting
+	// yet: a cloud on the shared Mosquitto also hears other sites' edges and refuses them
+	// as unknown, which is harmless.
+	if o.Hold > 0 || len(o.Webhooks) > 0 {
+		return nil, nil, ErrCloudUnsupported
 	}
 	args = append(args, o.Extra...)
 	return args, env, nil

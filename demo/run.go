@@ -159,7 +159,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 
 	if !st.Seeded {
-		say("seeding demo orders (two are loaded by a simulated driver: ~10 s)")
+		say("seeding demo orders (three are loaded by a simulated driver at the kiosk: ~15 s)")
 		people := &People{Kiosk: edge.Kiosk, Sim: sim.Control}
 		if err := seed(ctx, cloud, &st, people); err != nil {
 			return err
@@ -255,7 +255,7 @@ func seed(ctx context.Context, cloud *Cloud, st *State, people *People) error {
 		{"demo-1003", "+8613700002468", "notifier", true, []Parcel{{"M", "ambient"}}},
 		{"demo-1004", "+8613600001357", "notifier", false, []Parcel{{"M", "chilled"}}},
 		{"demo-1005", "+8613500009999", "platform", false, []Parcel{{"S", "frozen"}}},
-		{"demo-1006", "+8613400004321", "notifier", false, []Parcel{{"L", "ambient"}, {"M", "chilled"}}},
+		{"demo-1006", "+8613400004321", "notifier", false, []Parcel{{"M", "ambient"}, {"S", "chilled"}}},
 	}
 	var toLoad []Order
 	codes := map[string]string{}
