@@ -22,6 +22,21 @@
 // the user signed in with (kept in sessionStorage: gone when the tab closes, never in a
 // URL) in an Authorization header.
 //
+// # Wiring
+//
+// cloudd serves the pages next to the /v1 API on one mux, and ends the streams before it
+// shuts the server down:
+//
+//	pages := web.New(svc, web.Options{Logger: log, Backlog: notifyQueue})
+//	mux := http.NewServeMux()
+//	mux.Handle("/", api) // cloud/http: /v1, /healthz, /metrics
+//	pages.Mount(mux)     // /ops/, /driver/, /r/, /assets/
+//	...
+//	pages.Close()        // before http.Server.Shutdown
+//
+// The stream clears its own write deadline, so a server WriteTimeout does not cut it.
+// The resident's notification links to [ResidentLink](publicURL, order, code).
+//
 // # Secrets
 //
 // The ops stream needs a credential an EventSource can carry: the key is set once, by

@@ -89,7 +89,7 @@
     const code = session.get(CODE);
     if (!order) { status(t('noOrder'), 'bad'); return; }
     if (!code) { $('code-form').hidden = false; status(t('wrongCode'), 'info'); return; }
-    status(t('loading'));
+    if (!view) status(t('loading'));
     try {
       view = await api('GET', '/r/api/orders/' + encodeURIComponent(order), { headers: { 'X-Pickup-Code': code } });
       render();
@@ -155,6 +155,12 @@
     $('lang').setAttribute('lang', L.lang === 'zh' ? 'en' : 'zh-CN');
     document.title = t('title') + ' · ' + t('brand');
   }
+
+  // While the order can still change (on its way, waiting in the locker), look again every
+  // minute when the page is in view, so that "on its way" turns into the door number.
+  setInterval(() => {
+    if (view && (view.state === 'assigned' || view.state === 'loaded') && document.visibilityState === 'visible') load();
+  }, 60000);
 
   applyLang();
   load();
