@@ -49,9 +49,12 @@
 //
 // Desired-state deltas, commands and notifications are queued by OnCommit hooks in commit
 // order and delivered by [Service.Run] through three ports defined here
-// ([DesiredPublisher], [CommandPublisher], [Notifier]). The queue is in memory: the
+// ([DesiredPublisher], [CommandPublisher], [Notifier]), in two lanes (fleet, notices) so
+// that a slow notification store never delays an edge. The queue is in memory: the
 // protocol repairs a lost delta (the edge sees a version gap and asks for a snapshot), a
-// lost command times out, and a lost code notification is fixed by reissuing the code.
+// lost command times out, and a lost arrival notice is fixed by reissuing the code; a
+// crash between a commit and the notice's enqueue in cloud/notify's durable outbox loses
+// that notice (enqueueing inside the domain's transaction would close the gap).
 //
 // # Secrets
 //

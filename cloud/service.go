@@ -213,7 +213,8 @@ func New(opt Options) *Service {
 		s.pol.NearbyMax = def.NearbyMax
 	}
 	s.ports = ports{opt.Desired, opt.Commands, opt.Notifier}
-	s.out.wake = make(chan struct{}, 1)
+	s.out.fleet.wake = make(chan struct{}, 1)
+	s.out.notes.wake = make(chan struct{}, 1)
 	s.live.sites = map[string]*LiveSite{}
 	return s
 }
@@ -233,8 +234,17 @@ func (s *Service) Policy() Policy { return s.pol }
 // outbox keeps outbound messages in commit order until Run or Flush delivers them. It is
 // in memory: a crash between commit and delivery loses them, which the protocol repairs
 // (a desired version gap makes the edge ask for a snapshot; a command that never arrives
-// times out; notifications are best effort, and codes can be reissued).
+// times out; a lost notice is the one real loss, see the package doc).
+//
+// It has two lanes, each delivered in order by its own goroutine: the fleet lane
+// (desired state and commands, which must stay in version order per site) and the
+// notification lane (whose storage may be slower), so that one never waits for the
+// other.
 type outbox struct {
+	fleet, notes lane
+}
+
+type lane struct {
 	mu    sync.Mutex
 	items []outItem // guarded by mu
 	wake  chan struct{}
@@ -251,11 +261,15 @@ type outItem struct {
 
 // queue is called from OnCommit hooks: quick, never blocks.
 func (s *Service) queue(it outItem) {
-	s.out.mu.Lock()
-	s.out.items = append(s.out.items, it)
-	s.out.mu.Unlock()
+	l := &s.out.fleet
+	if it.note != nil {
+		l = &s.out.notes
+	}
+	l.mu.Lock()
+	l.items = append(l.items, it)
+	l.mu.Unlock()
 	select {
-	case s.out.wake <- struct{}{}:
+	case l.wake <- struct{}{}:
 	default:
 	}
 }
@@ -266,14 +280,27 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
 	if sweepEvery <= 0 {
 		sweepEvery = time.Minute
 	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.out.notes.wake:
+				s.flush(ctx, &s.out.notes)
+			}
+		}
+	}()
+	defer func() { <-done }()
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-s.out.wake:
-			s.Flush(ctx)
+		case <-s.out.fleet.wake:
+			s.flush(ctx, &s.out.fleet)
 		case <-t.C:
 			if _, err := s.Sweep(ctx); err != nil {
 				s.log.Error("sweep", "err", err)
@@ -284,13 +311,18 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
 
 // Flush delivers every queued outbound message now, in order.
 func (s *Service) Flush(ctx context.Context) {
-	s.out.sending.Lock()
-	defer s.out.sending.Unlock()
+	s.flush(ctx, &s.out.fleet)
+	s.flush(ctx, &s.out.notes)
+}
+
+func (s *Service) flush(ctx context.Context, l *lane) {
+	l.sending.Lock()
+	defer l.sending.Unlock()
 	for {
-		s.out.mu.Lock()
-		items := s.out.items
-		s.out.items = nil
-		s.out.mu.Unlock()
+		l.mu.Lock()
+		items := l.items
+		l.items = nil
+		l.mu.Unlock()
 		if len(items) == 0 {
 			return
 		}
@@ -302,9 +334,13 @@ func (s *Service) Flush(ctx context.Context) {
 
 // Pending is how many outbound messages await delivery.
 func (s *Service) Pending() int {
-	s.out.mu.Lock()
-	defer s.out.mu.Unlock()
-	return len(s.out.items)
+	n := 0
+	for _, l := range []*lane{&s.out.fleet, &s.out.notes} {
+		l.mu.Lock()
+		n += len(l.items)
+		l.mu.Unlock()
+	}
+	return n
 }
 
 func (s *Service) deliver(ctx context.Context, it outItem) {

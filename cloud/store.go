@@ -67,7 +67,7 @@ const (
 // Buckets lists every bucket, for stores that create them up front.
 func Buckets() []string {
 	return []string{bSites, bComps, bFree, bOrders, bBySite, bLive, bDue, bByPlat, bExtIDs, bIdem, bCodes,
-		bKeys, bKeyIDs, bCmds, bAudit, bSeen, bAlarms, bCreds, bMeta, bPlatforms}
+		bKeys, bKeyIDs, bCmds, bAudit, bAlarms, bCreds, bMeta, bPlatforms}
 }
 
 // ErrReadOnly is returned by Put and Delete in a View.
