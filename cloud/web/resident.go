@@ -125,6 +125,7 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) (cloud.Order
 		wait = max(wait, h.lim.blocked(orderKey, rp.MaxFailuresPerOrder))
 	}
 	if wait > 0 {
+		inc(h.met.locked)
 		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 		writeError(w, http.StatusTooManyRequests, "locked", "too many wrong codes: try again later")
 		return cloud.Order{}, false
@@ -149,6 +150,7 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) (cloud.Order
 		}
 	}
 	if !ok {
+		inc(h.met.codeFails)
 		h.lim.fail(ipKey)
 		if orderKey != "" {
 			h.lim.fail(orderKey)
@@ -192,6 +194,7 @@ func (h *Handler) residentExtend(w http.ResponseWriter, r *http.Request) {
 		h.domainError(w, r, err)
 		return
 	}
+	inc(h.met.extensions)
 	h.log.Info("resident extended order", "order", o.ID, "site", o.Site, "seconds", off.Seconds)
 	v, err := h.residentView(r, o)
 	if err != nil {

@@ -247,6 +247,8 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.hub.unsubscribe(name, s)
+	h.met.streamOpened()
+	defer h.met.streamClosed()
 	beat := time.NewTicker(h.opt.Heartbeat)
 	defer beat.Stop()
 	recheck := time.NewTicker(time.Minute)

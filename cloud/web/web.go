@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/larder-lockers/larder/cloud"
 	"github.com/larder-lockers/larder/cloud/notify"
 )
@@ -77,6 +79,8 @@ type Options struct {
 	ClientIP func(r *http.Request) string
 	// Resident page rules; see ResidentPolicy.
 	Resident ResidentPolicy
+	// Registry gets the pages' metrics (larder_web_*); nil means none.
+	Registry prometheus.Registerer
 }
 
 // ResidentPolicy bounds what the resident page allows.
@@ -108,6 +112,7 @@ type Handler struct {
 	mux     *http.ServeMux
 	hub     *hub
 	lim     *limiter
+	met     *metrics
 }
 
 //go:embed assets
@@ -156,6 +161,7 @@ func New(svc Service, opt Options) *Handler {
 		rp.MaxExtended = 24 * time.Hour
 	}
 	h.lim = newLimiter(h.now, rp.Window)
+	h.met = newMetrics(opt.Registry)
 	h.hub = newHub(h)
 
 	m := http.NewServeMux()

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/larder-lockers/larder/cloud"
 	"github.com/larder-lockers/larder/cloud/notify"
 	"github.com/larder-lockers/larder/cloud/web"
@@ -139,7 +141,8 @@ func TestResidentWrongCode(t *testing.T) {
 
 func TestResidentRateLimit(t *testing.T) {
 	f := newFixture(t)
-	h := f.handler(web.Options{Resident: web.ResidentPolicy{MaxFailuresPerOrder: 5, MaxFailuresPerIP: 8, Window: 15 * time.Minute}})
+	reg := prometheus.NewPedanticRegistry()
+	h := f.handler(web.Options{Registry: reg, Resident: web.ResidentPolicy{MaxFailuresPerOrder: 5, MaxFailuresPerIP: 8, Window: 15 * time.Minute}})
 	o, code := f.order("r-3", cloud.Parcel{Size: protocol.SizeS, Zone: protocol.ZoneAmbient})
 	wrong := map[string]string{web.CodeHeader: "99999999"}
 	if code == "99999999" {
@@ -186,6 +189,31 @@ func TestResidentRateLimit(t *testing.T) {
 	if w := do(h, "POST", path+"/extend", "10.2.0.1", right, ""); w.Code != http.StatusTooManyRequests {
 		t.Errorf("extend from a locked address: %d, want 429", w.Code)
 	}
+	for name, want := range map[string]float64{"larder_web_resident_code_failures_total": 13, "larder_web_resident_locked_total": 4} {
+		if got := metric(t, reg, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// metric reads the value of a counter or gauge without labels.
+func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			m := mf.GetMetric()[0]
+			if m.Counter != nil {
+				return m.Counter.GetValue()
+			}
+			return m.Gauge.GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
 
 func TestResidentExtend(t *testing.T) {
@@ -336,7 +364,8 @@ func openStream(t *testing.T, url string, c *http.Cookie) (*http.Response, error
 
 func TestStream(t *testing.T) {
 	f := newFixture(t)
-	h := f.handler(web.Options{PollEvery: 20 * time.Millisecond})
+	reg := prometheus.NewPedanticRegistry()
+	h := f.handler(web.Options{PollEvery: 20 * time.Millisecond, Registry: reg})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	o, _ := f.order("s-1", cloud.Parcel{Size: protocol.SizeM, Zone: protocol.ZoneChilled})
@@ -438,6 +467,9 @@ func TestStream(t *testing.T) {
 	}
 	if states[o.Slots[0].Compartment] != cloud.CompOccupied || states[6] != cloud.CompOutOfService || states[3] != cloud.CompFree {
 		t.Errorf("site grid = %v", states)
+	}
+	if got := metric(t, reg, "larder_web_stream_clients"); got != 2 {
+		t.Errorf("larder_web_stream_clients = %v with two streams open", got)
 	}
 	if res, _ := openStream(t, srv.URL+"/ops/stream?site=nowhere", cookie); res.StatusCode != http.StatusNotFound {
 		t.Errorf("stream of an unknown site: %d, want 404", res.StatusCode)
