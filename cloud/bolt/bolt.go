@@ -20,9 +20,9 @@ type CommitMode int
 
 const (
 	// GroupCommit (the default) coalesces the Updates waiting while a commit is in flight
-	// into one transaction: one pair of fsyncs for the whole group. Each function runs
-	// once, against the shared transaction, with an undo log: a function that fails has
-	// its own writes undone and the others commit.
+	// into one transaction: one pair of fsyncs for the whole group. Functions run one
+	// after another against the shared transaction; one that fails before writing is
+	// left out, one that fails after writing makes the group run again without it.
 	GroupCommit CommitMode = iota
 	// SingleCommit gives every Update its own transaction and fsyncs (the baseline).
 	SingleCommit
@@ -80,6 +80,7 @@ type DB struct {
 type Stats struct {
 	Commits   atomic.Uint64 // transactions committed
 	Updates   atomic.Uint64 // Update functions that committed
+	Reruns    atomic.Uint64 // groups run again without a function that failed after writing
 	RunNanos  atomic.Uint64 // time spent running functions
 	SyncNanos atomic.Uint64 // time spent in Commit (writes and fsyncs)
 }
@@ -203,7 +204,7 @@ func (d *DB) Update(ctx context.Context, fn func(cloud.Tx) error) error {
 func (d *DB) batchUpdate(fn func(cloud.Tx) error) error {
 	var hooks []func()
 	err := d.db.Batch(func(tx *bbolt.Tx) error {
-		t := &txn{tx: tx, noUndo: true}
+		t := &txn{tx: tx}
 		if err := runSafe(fn, t); err != nil {
 			return err
 		}
@@ -248,87 +249,95 @@ func (d *DB) commit(group []*request) {
 			close(r.reply)
 		}
 	}()
-	tx, err := d.db.Begin(true)
-	if err != nil {
-		for _, r := range group {
-			r.err = fmt.Errorf("bolt: begin: %w", err)
-		}
-		return
-	}
-	ok := 0
-	runStart := time.Now()
+	live := make([]*request, 0, len(group))
 	for _, r := range group {
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
 			continue
 		}
-		t := &txn{tx: tx}
-		if err := runSafe(r.fn, t); err != nil {
-			if uerr := t.undo(); uerr != nil {
-				// The shared transaction is in an unknown state: fail the whole group.
-				tx.Rollback()
-				for _, r := range group {
-					r.err = fmt.Errorf("bolt: undo: %w", uerr)
-					r.hooks = nil
-				}
-				return
+		live = append(live, r)
+	}
+	// Run the functions one after another in one transaction. A function that fails
+	// before writing anything (the common case: validation, not found, a full site) is
+	// simply left out. One that fails after writing has dirtied the shared transaction:
+	// roll it back and run the others again without it (functions may run more than
+	// once; see cloud.Store). Each round drops at least one function, so this ends.
+	for len(live) > 0 {
+		tx, err := d.db.Begin(true)
+		if err != nil {
+			for _, r := range live {
+				r.err = fmt.Errorf("bolt: begin: %w", err)
 			}
-			r.err = err
-			continue
+			return
 		}
-		r.hooks = t.hooks
-		ok++
-	}
-	if ok == 0 {
-		tx.Rollback()
-		return
-	}
-	commitStart := time.Now()
-	d.stats.RunNanos.Add(uint64(commitStart.Sub(runStart)))
-	err = tx.Commit()
-	d.stats.SyncNanos.Add(uint64(time.Since(commitStart)))
-	if err != nil {
-		for _, r := range group {
+		runStart := time.Now()
+		dirty := -1
+		ok := live[:0:0]
+		for i, r := range live {
+			t := &txn{tx: tx}
+			r.err = runSafe(r.fn, t)
+			r.hooks = t.hooks
 			if r.err == nil {
-				r.err = fmt.Errorf("bolt: commit: %w", err)
+				ok = append(ok, r)
+				continue
 			}
 			r.hooks = nil
+			if t.wrote || t.panicked {
+				dirty = i
+				break
+			}
+		}
+		if dirty >= 0 {
+			tx.Rollback()
+			d.stats.Reruns.Add(1)
+			live = append(append(live[:0:0], ok...), live[dirty+1:]...)
+			continue
+		}
+		if len(ok) == 0 {
+			tx.Rollback()
+			return
+		}
+		commitStart := time.Now()
+		d.stats.RunNanos.Add(uint64(commitStart.Sub(runStart)))
+		err = tx.Commit()
+		d.stats.SyncNanos.Add(uint64(time.Since(commitStart)))
+		if err != nil {
+			for _, r := range ok {
+				r.err = fmt.Errorf("bolt: commit: %w", err)
+				r.hooks = nil
+			}
+			return
+		}
+		d.stats.Commits.Add(1)
+		d.stats.Updates.Add(uint64(len(ok)))
+		for _, r := range ok {
+			for _, h := range r.hooks {
+				h()
+			}
 		}
 		return
-	}
-	d.stats.Commits.Add(1)
-	d.stats.Updates.Add(uint64(ok))
-	for _, r := range group {
-		for _, h := range r.hooks {
-			h()
-		}
 	}
 }
 
 // runSafe turns a panic in fn into an error, so that one bad request cannot take the
 // committer (and every other writer) down.
-func runSafe(fn func(cloud.Tx) error, t cloud.Tx) (err error) {
+func runSafe(fn func(cloud.Tx) error, t *txn) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
+			t.panicked = true
 			err = &cloud.Error{Code: cloud.EInternal, Message: "internal error", Err: fmt.Errorf("panic: %v\n%s", p, debug.Stack())}
 		}
 	}()
 	return fn(t)
 }
 
-// txn adapts a bbolt transaction to cloud.Tx and keeps the undo log of one function.
+// txn adapts a bbolt transaction to cloud.Tx for one function.
 type txn struct {
-	tx      *bbolt.Tx
-	ro      bool
-	noUndo  bool
-	undoLog []undoEntry
-	touched map[string]bool
-	hooks   []func()
-}
-
-type undoEntry struct {
-	bucket, key string
-	old         []byte // nil: the key did not exist
+	tx       *bbolt.Tx
+	ro       bool
+	wrote    bool // the function has written: its failure dirties the transaction
+	panicked bool
+	hooks    []func()
 }
 
 func (t *txn) bucket(name string) *bbolt.Bucket {
@@ -341,42 +350,21 @@ func (t *txn) bucket(name string) *bbolt.Bucket {
 
 func (t *txn) Get(bucket, key string) []byte { return t.bucket(bucket).Get([]byte(key)) }
 
-func (t *txn) remember(bucket, key string, b *bbolt.Bucket) {
-	if t.noUndo {
-		return
-	}
-	id := bucket + "\x00" + key
-	if t.touched[id] {
-		return
-	}
-	if t.touched == nil {
-		t.touched = map[string]bool{}
-	}
-	t.touched[id] = true
-	var old []byte
-	if v := b.Get([]byte(key)); v != nil {
-		old = append(make([]byte, 0, len(v)), v...)
-	}
-	t.undoLog = append(t.undoLog, undoEntry{bucket, key, old})
-}
-
 func (t *txn) Put(bucket, key string, value []byte) error {
 	if t.ro {
 		return cloud.ErrReadOnly
 	}
-	b := t.bucket(bucket)
-	t.remember(bucket, key, b)
+	t.wrote = true
 	// bbolt keeps a reference to value until the commit: callers hand over fresh slices.
-	return b.Put([]byte(key), value)
+	return t.bucket(bucket).Put([]byte(key), value)
 }
 
 func (t *txn) Delete(bucket, key string) error {
 	if t.ro {
 		return cloud.ErrReadOnly
 	}
-	b := t.bucket(bucket)
-	t.remember(bucket, key, b)
-	return b.Delete([]byte(key))
+	t.wrote = true
+	return t.bucket(bucket).Delete([]byte(key))
 }
 
 func (t *txn) Scan(bucket, prefix string, fn func(string, []byte) bool) error {
@@ -410,24 +398,6 @@ func (t *txn) Scan(bucket, prefix string, fn func(string, []byte) bool) error {
 }
 
 func (t *txn) OnCommit(fn func()) { t.hooks = append(t.hooks, fn) }
-
-func (t *txn) undo() error {
-	for i := len(t.undoLog) - 1; i >= 0; i-- {
-		e := t.undoLog[i]
-		b := t.bucket(e.bucket)
-		var err error
-		if e.old == nil {
-			err = b.Delete([]byte(e.key))
-		} else {
-			err = b.Put([]byte(e.key), e.old)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	t.undoLog, t.touched, t.hooks = nil, nil, nil
-	return nil
-}
 
 func hasPrefix(k, p []byte) bool {
 	return len(k) >= len(p) && string(k[:len(p)]) == string(p)

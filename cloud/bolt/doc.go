@@ -9,13 +9,16 @@
 // themselves: whatever arrives during a commit's fsyncs makes the next group, so a lone
 // writer still commits at once (no batching delay) and a crowd shares the fsyncs.
 //
-// A failing function must not sink the others: each function's writes are recorded in
-// an undo log (the previous value of every key it touched) and rolled back if it returns
-// an error or panics, so its group-mates still commit. This is why the default is not
-// bbolt's own DB.Batch ([BoltBatch]), which re-runs the whole batch when one function
-// fails, and waits up to MaxBatchDelay to fill a batch; with domain errors (a full site
-// refused with 409) being common, re-running is wasted work. `make bench` measures the
-// three modes side by side (BenchmarkCommitModes).
+// A failing function must not sink the others. Most failures (invalid input, not
+// found, a full site) happen before the function writes anything; such a function is
+// simply left out of the commit. A function that fails after writing has dirtied the
+// shared transaction: the committer rolls back and runs the rest of the group again
+// without it (so functions may run more than once, as cloud.Store documents). An earlier
+// version kept an undo log of every key written instead; it cost a lookup and a copy per
+// write for a case that almost never happens, and the benchmark showed bbolt's DB.Batch
+// ahead of it. bbolt's own DB.Batch ([BoltBatch]) is kept for comparison: it re-runs
+// the whole batch on any failure and waits up to MaxBatchDelay (10 ms) to fill a batch,
+// which adds latency at low load. `make bench` measures the modes side by side.
 //
 // OnCommit hooks run on the committer goroutine after the commit, in commit order, which
 // gives the domain ordered desired-state versions for free.
