@@ -248,13 +248,15 @@ func (r *rig) waitEvent(kind protocol.EventKind, order string, timeout time.Dura
 	return r.cloud.Wait(r.t, timeout, string(kind)+" "+order, func(s mqtttest.Snapshot) bool { return count(s, kind, order) > 0 })
 }
 
-func brokers(t *testing.T) map[string]string {
-	return map[string]string{"mosquitto": mqtttest.Mosquitto(t), "mochi": mqtttest.StartMochi(t).URL()}
+// eachBroker runs f against the machine's Mosquitto and an in-process mochi broker.
+func eachBroker(t *testing.T, f func(t *testing.T, broker string)) {
+	t.Run("mosquitto", func(t *testing.T) { f(t, mqtttest.Mosquitto(t)) })
+	t.Run("mochi", func(t *testing.T) { f(t, mqtttest.StartMochi(t).URL()) })
 }
 
 func TestE2ELoadThenPickup(t *testing.T) {
-	for name, url := range brokers(t) {
-		t.Run(name, func(t *testing.T) {
+	eachBroker(t, func(t *testing.T, url string) {
+		{
 			r := newRig(t, url, nil)
 			r.start()
 			o := ord{id: "ord_e2e_0001", code: "12345678", factor: "4321", slots: []int{2, 3}}
@@ -301,38 +303,43 @@ func TestE2ELoadThenPickup(t *testing.T) {
 			if st, _ := r.call("GET", "/healthz", "", ""); st != 200 {
 				t.Fatalf("healthz %d", st)
 			}
-		})
-	}
+		}
+	})
 }
 
 func TestE2EWrongCodesLockout(t *testing.T) {
-	r := newRig(t, mqtttest.StartMochi(t).URL(), nil)
-	r.start()
-	o := ord{id: "ord_e2e_lock", code: "11112222", factor: "3333", slots: []int{4}}
-	r.waitDesired(r.publish(o))
-	r.load(r.login(), o)
-	for i := 1; i <= 4; i++ {
-		if st, body := r.call("POST", "/api/pickup", `{"code":"99999999","factor":"0000"}`, ""); st != 401 || body["attempts_left"] != float64(5-i) {
-			t.Fatalf("wrong code %d: %d %v", i, st, body)
+	eachBroker(t, func(t *testing.T, broker string) {
+		r := newRig(t, broker, nil)
+		r.start()
+		o := ord{id: "ord_e2e_lock", code: "11112222", factor: "3333", slots: []int{4}}
+		r.waitDesired(r.publish(o))
+		r.load(r.login(), o)
+		for i := 1; i <= 4; i++ {
+			if st, body := r.call("POST", "/api/pickup", `{"code":"99999999","factor":"0000"}`, ""); st != 401 || body["attempts_left"] != float64(5-i) {
+				t.Fatalf("wrong code %d: %d %v", i, st, body)
+			}
 		}
-	}
-	if st, body := r.call("POST", "/api/pickup", `{"code":"99999999","factor":"0000"}`, ""); st != 423 || body["retry_after_seconds"] != 300.0 {
-		t.Fatalf("5th: %d %v", st, body)
-	}
-	if st, _ := r.call("POST", "/api/pickup", `{"code":"11112222","factor":"3333"}`, ""); st != 423 {
-		t.Fatalf("right code while locked: %d", st)
-	}
-	_, info := r.call("GET", "/api/info", "", "")
-	if info["locked_seconds"].(float64) < 290 {
-		t.Fatalf("info %v", info)
-	}
-	r.waitEvent(protocol.EventCodeLockout, "", 10*time.Second)
+		if st, body := r.call("POST", "/api/pickup", `{"code":"99999999","factor":"0000"}`, ""); st != 423 || body["retry_after_seconds"] != 300.0 {
+			t.Fatalf("5th: %d %v", st, body)
+		}
+		if st, _ := r.call("POST", "/api/pickup", `{"code":"11112222","factor":"3333"}`, ""); st != 423 {
+			t.Fatalf("right code while locked: %d", st)
+		}
+		_, info := r.call("GET", "/api/info", "", "")
+		if info["locked_seconds"].(float64) < 290 {
+			t.Fatalf("info %v", info)
+		}
+		r.waitEvent(protocol.EventCodeLockout, "", 10*time.Second)
+	})
 }
 
 func TestE2EBrokerDownWholeFlow(t *testing.T) {
-	mochi := mqtttest.StartMochi(t)
-	proxy := mqtttest.NewProxy(t, mochi.Addr)
-	r := newRig(t, mochi.URL(), func(c *edged.Config) { c.Broker = proxy.URL() })
+	eachBroker(t, testBrokerDown)
+}
+
+func testBrokerDown(t *testing.T, broker string) {
+	proxy := mqtttest.NewProxy(t, strings.TrimPrefix(broker, "tcp://"))
+	r := newRig(t, broker, func(c *edged.Config) { c.Broker = proxy.URL() })
 	r.start()
 	o := ord{id: "ord_e2e_off", code: "55556666", factor: "7777", slots: []int{5}}
 	r.waitDesired(r.publish(o))
@@ -386,118 +393,124 @@ func TestE2EBrokerDownWholeFlow(t *testing.T) {
 }
 
 func TestE2EJammedAtLoadingReassigns(t *testing.T) {
-	r := newRig(t, mqtttest.StartMochi(t).URL(), nil)
-	r.start()
-	o := ord{id: "ord_e2e_jam", code: "24682468", factor: "1357", slots: []int{6}}
-	r.waitDesired(r.publish(o))
-	if err := r.world.ApplyFault(sim.Fault{Kind: sim.FaultJammedLatch, Compartment: 6}); err != nil {
-		t.Fatal(err)
-	}
-	tok := r.login()
-	if st, body := r.call("POST", "/api/driver/open", `{"order":"ord_e2e_jam","compartment":6}`, tok); st != 503 || body["error"] != "hardware" {
-		t.Fatalf("open jammed: %d %v", st, body)
-	}
-	st, body := r.call("POST", "/api/driver/problem", `{"order":"ord_e2e_jam","compartment":6,"reason":"jammed"}`, tok)
-	if st != 200 {
-		t.Fatalf("problem %d %v", st, body)
-	}
-	to := int(body["door"].(map[string]any)["number"].(float64))
-	if to == 6 || to > 8 {
-		t.Fatalf("reassigned to %d: not another chilled compartment", to)
-	}
-	r.fill(to)
-	s := r.waitEvent(protocol.EventLoaded, o.id, 15*time.Second)
-	var re *protocol.Event
-	for _, m := range s.Processed {
-		if e := m.Body.(protocol.Event); e.Kind == protocol.EventReassigned {
-			re = &e
+	eachBroker(t, func(t *testing.T, broker string) {
+		r := newRig(t, broker, nil)
+		r.start()
+		o := ord{id: "ord_e2e_jam", code: "24682468", factor: "1357", slots: []int{6}}
+		r.waitDesired(r.publish(o))
+		if err := r.world.ApplyFault(sim.Fault{Kind: sim.FaultJammedLatch, Compartment: 6}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if re == nil || re.Compartment != 6 || re.To != to {
-		t.Fatalf("reassigned event %+v", re)
-	}
-	r.waitEvent(protocol.EventLockJammed, "", 5*time.Second)
-	// The code follows the order.
-	if st, body := r.call("POST", "/api/pickup", `{"code":"24682468","factor":"1357"}`, ""); st != 200 ||
-		int(body["doors"].([]any)[0].(map[string]any)["number"].(float64)) != to {
-		t.Fatalf("pickup %d %v", st, body)
-	}
+		tok := r.login()
+		if st, body := r.call("POST", "/api/driver/open", `{"order":"ord_e2e_jam","compartment":6}`, tok); st != 503 || body["error"] != "hardware" {
+			t.Fatalf("open jammed: %d %v", st, body)
+		}
+		st, body := r.call("POST", "/api/driver/problem", `{"order":"ord_e2e_jam","compartment":6,"reason":"jammed"}`, tok)
+		if st != 200 {
+			t.Fatalf("problem %d %v", st, body)
+		}
+		to := int(body["door"].(map[string]any)["number"].(float64))
+		if to == 6 || to > 8 {
+			t.Fatalf("reassigned to %d: not another chilled compartment", to)
+		}
+		r.fill(to)
+		s := r.waitEvent(protocol.EventLoaded, o.id, 15*time.Second)
+		var re *protocol.Event
+		for _, m := range s.Processed {
+			if e := m.Body.(protocol.Event); e.Kind == protocol.EventReassigned {
+				re = &e
+			}
+		}
+		if re == nil || re.Compartment != 6 || re.To != to {
+			t.Fatalf("reassigned event %+v", re)
+		}
+		r.waitEvent(protocol.EventLockJammed, "", 5*time.Second)
+		// The code follows the order.
+		if st, body := r.call("POST", "/api/pickup", `{"code":"24682468","factor":"1357"}`, ""); st != 200 ||
+			int(body["doors"].([]any)[0].(map[string]any)["number"].(float64)) != to {
+			t.Fatalf("pickup %d %v", st, body)
+		}
+	})
 }
 
 func TestE2ETemperatureExcursionCompromises(t *testing.T) {
-	r := newRig(t, mqtttest.StartMochi(t).URL(), func(c *edged.Config) {
-		// Tight limits so the sim's physics crosses them in seconds, not minutes.
-		c.Limits = map[protocol.Zone]edged.ZoneLimits{protocol.ZoneChilled: {AlarmAboveC: 5, AlarmAfterSeconds: 1, LimitC: 5}}
-	})
-	r.start()
-	o := ord{id: "ord_e2e_warm", code: "13572468", factor: "2468", slots: []int{7}, budget: 2}
-	r.waitDesired(r.publish(o))
-	r.load(r.login(), o)
-	r.waitEvent(protocol.EventLoaded, o.id, 15*time.Second)
-	// A hot day and three chilled doors held open.
-	if err := r.world.SetOutside(70); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []int{1, 4, 8} {
-		if err := r.world.ApplyFault(sim.Fault{Kind: sim.FaultDoorLeftOpen, Compartment: c}); err != nil {
+	eachBroker(t, func(t *testing.T, broker string) {
+		r := newRig(t, broker, func(c *edged.Config) {
+			// Tight limits so the sim's physics crosses them in seconds, not minutes.
+			c.Limits = map[protocol.Zone]edged.ZoneLimits{protocol.ZoneChilled: {AlarmAboveC: 5, AlarmAfterSeconds: 1, LimitC: 5}}
+		})
+		r.start()
+		o := ord{id: "ord_e2e_warm", code: "13572468", factor: "2468", slots: []int{7}, budget: 2}
+		r.waitDesired(r.publish(o))
+		r.load(r.login(), o)
+		r.waitEvent(protocol.EventLoaded, o.id, 15*time.Second)
+		// A hot day and three chilled doors held open.
+		if err := r.world.SetOutside(70); err != nil {
 			t.Fatal(err)
 		}
-	}
-	r.waitEvent(protocol.EventTempExcursion, "", 60*time.Second)
-	r.waitEvent(protocol.EventOrderCompromised, o.id, 60*time.Second)
-	st, body := r.call("POST", "/api/pickup", `{"code":"13572468","factor":"2468"}`, "")
-	if st != 409 || body["error"] != "compromised" {
-		t.Fatalf("pickup of a compromised order: %d %v", st, body)
-	}
+		for _, c := range []int{1, 4, 8} {
+			if err := r.world.ApplyFault(sim.Fault{Kind: sim.FaultDoorLeftOpen, Compartment: c}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.waitEvent(protocol.EventTempExcursion, "", 60*time.Second)
+		r.waitEvent(protocol.EventOrderCompromised, o.id, 60*time.Second)
+		st, body := r.call("POST", "/api/pickup", `{"code":"13572468","factor":"2468"}`, "")
+		if st != 409 || body["error"] != "compromised" {
+			t.Fatalf("pickup of a compromised order: %d %v", st, body)
+		}
+	})
 }
 
 // TestE2EKillDuringPickup kills a real larder-edge process with SIGKILL while a pickup's
 // doors are open, restarts it on the same data directory, and checks the cloud hears of
 // exactly one pickup.
 func TestE2EKillDuringPickup(t *testing.T) {
-	r := newRig(t, mqtttest.StartMochi(t).URL(), nil)
-	r.cfg.KioskAddr = mqtttest.FreeAddr(t)
-	r.kiosk = "http://" + r.cfg.KioskAddr
-	o := ord{id: "ord_e2e_kill", code: "97531864", factor: "1122", slots: []int{2, 3}}
+	eachBroker(t, func(t *testing.T, broker string) {
+		r := newRig(t, broker, nil)
+		r.cfg.KioskAddr = mqtttest.FreeAddr(t)
+		r.kiosk = "http://" + r.cfg.KioskAddr
+		o := ord{id: "ord_e2e_kill", code: "97531864", factor: "1122", slots: []int{2, 3}}
 
-	child := r.spawn()
-	r.waitHealthy()
-	r.waitBirth(0)
-	r.publish(o)
-	r.cloud.Wait(t, 20*time.Second, "desired applied", func(mqtttest.Snapshot) bool {
-		st, _ := r.call("POST", "/api/driver/login", `{"credential":"driver-token"}`, "")
-		return st == 200
+		child := r.spawn()
+		r.waitHealthy()
+		r.waitBirth(0)
+		r.publish(o)
+		r.cloud.Wait(t, 20*time.Second, "desired applied", func(mqtttest.Snapshot) bool {
+			st, _ := r.call("POST", "/api/driver/login", `{"credential":"driver-token"}`, "")
+			return st == 200
+		})
+		r.load(r.login(), o)
+		r.cloud.Wait(t, 15*time.Second, "loaded", func(s mqtttest.Snapshot) bool { return count(s, protocol.EventLoaded, o.id) == 2 })
+		if st, body := r.call("POST", "/api/pickup", `{"code":"97531864","factor":"1122"}`, ""); st != 200 {
+			t.Fatalf("pickup %d %v", st, body)
+		}
+		// kill -9 with both doors open, then the resident empties them while the edge is down.
+		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		child.Wait()
+		r.empty(2)
+		r.empty(3)
+
+		child = r.spawn()
+		r.waitHealthy()
+		r.waitEvent(protocol.EventPickedUp, o.id, 30*time.Second)
+		// The code is single use, and a second restart counts nothing again.
+		if st, body := r.call("POST", "/api/pickup", `{"code":"97531864","factor":"1122"}`, ""); st != 409 || body["error"] != "already_picked_up" {
+			t.Fatalf("code after pickup: %d %v", st, body)
+		}
+		child.Process.Signal(syscall.SIGTERM)
+		child.Wait()
+		child = r.spawn()
+		r.waitHealthy()
+		time.Sleep(time.Second)
+		if n := count(r.cloud.Seen(), protocol.EventPickedUp, o.id); n != 1 {
+			t.Fatalf("%d picked_up after kill -9 and restarts", n)
+		}
+		child.Process.Signal(syscall.SIGTERM)
+		child.Wait()
 	})
-	r.load(r.login(), o)
-	r.cloud.Wait(t, 15*time.Second, "loaded", func(s mqtttest.Snapshot) bool { return count(s, protocol.EventLoaded, o.id) == 2 })
-	if st, body := r.call("POST", "/api/pickup", `{"code":"97531864","factor":"1122"}`, ""); st != 200 {
-		t.Fatalf("pickup %d %v", st, body)
-	}
-	// kill -9 with both doors open, then the resident empties them while the edge is down.
-	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	child.Wait()
-	r.empty(2)
-	r.empty(3)
-
-	child = r.spawn()
-	r.waitHealthy()
-	r.waitEvent(protocol.EventPickedUp, o.id, 30*time.Second)
-	// The code is single use, and a second restart counts nothing again.
-	if st, body := r.call("POST", "/api/pickup", `{"code":"97531864","factor":"1122"}`, ""); st != 409 || body["error"] != "already_picked_up" {
-		t.Fatalf("code after pickup: %d %v", st, body)
-	}
-	child.Process.Signal(syscall.SIGTERM)
-	child.Wait()
-	child = r.spawn()
-	r.waitHealthy()
-	time.Sleep(time.Second)
-	if n := count(r.cloud.Seen(), protocol.EventPickedUp, o.id); n != 1 {
-		t.Fatalf("%d picked_up after kill -9 and restarts", n)
-	}
-	child.Process.Signal(syscall.SIGTERM)
-	child.Wait()
 }
 
 func (r *rig) spawn() *exec.Cmd {
@@ -537,45 +550,47 @@ func (r *rig) waitHealthy() {
 // TestE2EOpsAndAlarms: a remote ops open through the broker (acks, attribution, no second
 // pulse on redelivery), an uncommanded opening, and a board that goes offline.
 func TestE2EOpsAndAlarms(t *testing.T) {
-	r := newRig(t, mqtttest.StartMochi(t).URL(), nil)
-	r.start()
-	cmd := protocol.Command{ID: "cmd-e2e-1", Kind: protocol.CmdOpen, Compartment: 9, Purpose: protocol.PurposeOps,
-		Reason: "cleaning", ExpiresAt: time.Now().Add(time.Minute), Actor: "ops-1"}
-	r.cloud.Publish(t, protocol.Header{}, cmd)
-	r.cloud.Wait(t, 15*time.Second, "open succeeded", func(s mqtttest.Snapshot) bool {
-		for _, a := range s.CmdAcks {
-			if a.CommandID == cmd.ID && a.State == protocol.StateSucceeded {
-				return true
+	eachBroker(t, func(t *testing.T, broker string) {
+		r := newRig(t, broker, nil)
+		r.start()
+		cmd := protocol.Command{ID: "cmd-e2e-1", Kind: protocol.CmdOpen, Compartment: 9, Purpose: protocol.PurposeOps,
+			Reason: "cleaning", ExpiresAt: time.Now().Add(time.Minute), Actor: "ops-1"}
+		r.cloud.Publish(t, protocol.Header{}, cmd)
+		r.cloud.Wait(t, 15*time.Second, "open succeeded", func(s mqtttest.Snapshot) bool {
+			for _, a := range s.CmdAcks {
+				if a.CommandID == cmd.ID && a.State == protocol.StateSucceeded {
+					return true
+				}
+			}
+			return false
+		})
+		s := r.waitEvent(protocol.EventDoorOpened, "", 10*time.Second)
+		for _, m := range s.Processed {
+			if e := m.Body.(protocol.Event); e.Kind == protocol.EventDoorOpened && e.Compartment == 9 && e.Credential != protocol.CredOpsRemote {
+				t.Fatalf("ops opening attributed to %q", e.Credential)
 			}
 		}
-		return false
-	})
-	s := r.waitEvent(protocol.EventDoorOpened, "", 10*time.Second)
-	for _, m := range s.Processed {
-		if e := m.Body.(protocol.Event); e.Kind == protocol.EventDoorOpened && e.Compartment == 9 && e.Credential != protocol.CredOpsRemote {
-			t.Fatalf("ops opening attributed to %q", e.Credential)
+		r.eventually("close 9", func() error { return r.world.Close(9) })
+		// Redelivery: the final state again, and no second pulse (the door stays shut).
+		acks := len(r.cloud.Seen().CmdAcks)
+		r.cloud.Publish(t, protocol.Header{}, cmd)
+		r.cloud.Wait(t, 10*time.Second, "re-ack", func(s mqtttest.Snapshot) bool { return len(s.CmdAcks) > acks })
+		time.Sleep(500 * time.Millisecond)
+		if count(r.cloud.Seen(), protocol.EventDoorOpened, "") != 1 {
+			t.Fatal("a redelivered command opened the door again")
 		}
-	}
-	r.eventually("close 9", func() error { return r.world.Close(9) })
-	// Redelivery: the final state again, and no second pulse (the door stays shut).
-	acks := len(r.cloud.Seen().CmdAcks)
-	r.cloud.Publish(t, protocol.Header{}, cmd)
-	r.cloud.Wait(t, 10*time.Second, "re-ack", func(s mqtttest.Snapshot) bool { return len(s.CmdAcks) > acks })
-	time.Sleep(500 * time.Millisecond)
-	if count(r.cloud.Seen(), protocol.EventDoorOpened, "") != 1 {
-		t.Fatal("a redelivered command opened the door again")
-	}
-	// Somebody forces door 10.
-	if err := r.world.Open(10, true); err != nil {
-		t.Fatal(err)
-	}
-	r.waitEvent(protocol.EventUncommandedOpen, "", 10*time.Second)
-	// The only board goes dead: board_offline, and /healthz says so.
-	if err := r.world.ApplyFault(sim.Fault{Kind: sim.FaultBoardUnplugged, Board: new(int)}); err != nil {
-		t.Fatal(err)
-	}
-	r.waitEvent(protocol.EventBoardOffline, "", 15*time.Second)
-	if st, _ := r.call("GET", "/healthz", "", ""); st != 503 {
-		t.Fatalf("healthz with no board: %d", st)
-	}
+		// Somebody forces door 10.
+		if err := r.world.Open(10, true); err != nil {
+			t.Fatal(err)
+		}
+		r.waitEvent(protocol.EventUncommandedOpen, "", 10*time.Second)
+		// The only board goes dead: board_offline, and /healthz says so.
+		if err := r.world.ApplyFault(sim.Fault{Kind: sim.FaultBoardUnplugged, Board: new(int)}); err != nil {
+			t.Fatal(err)
+		}
+		r.waitEvent(protocol.EventBoardOffline, "", 15*time.Second)
+		if st, _ := r.call("GET", "/healthz", "", ""); st != 503 {
+			t.Fatalf("healthz with no board: %d", st)
+		}
+	})
 }
