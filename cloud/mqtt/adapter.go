@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -36,6 +37,12 @@ type Adapter struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// lostAt is when this process last lost the broker (unix ns; 0: never): the start
+	// of a central outage, which every edge suffered alike.
+	lostAt atomic.Int64
+	// connGen counts connections: a status replayed on a new connection (retained)
+	// means something, the same message twice on one connection does not.
+	connGen   atomic.Uint64
 	ready     chan struct{} // closed after the first successful subscription
 	readyOnce sync.Once
 	closeOnce sync.Once
@@ -83,6 +90,7 @@ func New(cfg Config) (*Adapter, error) {
 		SetDefaultPublishHandler(a.onMessage).
 		SetOnConnectHandler(a.onConnect).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			a.lostAt.Store(a.now().UnixNano())
 			a.m.connected.Set(0)
 			a.log.Warn("mqtt: connection to broker lost", "err", err)
 		})
@@ -206,6 +214,7 @@ func (a *Adapter) subscriptions() map[string]byte {
 // onConnect (re)subscribes on every connection: with clean sessions, subscriptions do
 // not survive a reconnect (paho #173). paho calls it on its own goroutine.
 func (a *Adapter) onConnect(c paho.Client) {
+	a.connGen.Add(1)
 	tok := c.SubscribeMultiple(a.subscriptions(), a.onMessage)
 	if !tok.WaitTimeout(a.cfg.PublishTimeout) {
 		a.log.Error("mqtt: subscribe timed out; reconnecting")
@@ -235,7 +244,7 @@ func (a *Adapter) onMessage(_ paho.Client, msg paho.Message) {
 		return
 	}
 	a.m.received.WithLabelValues(ch.String()).Inc()
-	if !a.dispatch(task{site: site, ch: ch, payload: msg.Payload(), at: a.now()}) {
+	if !a.dispatch(task{site: site, ch: ch, payload: msg.Payload(), at: a.now(), gen: a.connGen.Load()}) {
 		a.m.dropped.Inc()
 		a.log.Warn("mqtt: worker queue full, message dropped", "site", site, "channel", ch.String())
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -148,13 +149,24 @@ func TestDesiredGetAndTelemetry(t *testing.T) {
 	f.waitUntil(t, "telemetry", func() bool { return f.telemetry[site] == 1 })
 }
 
-// fakeClock is an adjustable clock for the adapter's timestamps.
+// fakeClock is an adjustable clock for the adapter's timestamps. Queued times are
+// returned first, one per call.
 type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu     sync.Mutex
+	t      time.Time
+	queued []time.Time
 }
 
-func (c *fakeClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queued) > 0 {
+		t := c.queued[0]
+		c.queued = c.queued[1:]
+		return t
+	}
+	return c.t
+}
 func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 func TestPresenceAndOutage(t *testing.T) {
@@ -369,5 +381,62 @@ func TestSharedSubscriptionReplicas(t *testing.T) {
 				t.Fatalf("ingested %v, want 1..%d once each", seqs, n)
 			}
 		})
+	}
+}
+
+// TestCentralOutage: when the cloud loses the broker, every online site's outage is
+// measured from that moment once the cloud hears its retained status again.
+func TestCentralOutage(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	site := uniqueSite("central")
+	t0 := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	clock := &fakeClock{t: t0}
+	reg := prometheus.NewRegistry()
+	clientID := "larder-cloud-" + site
+	startAdapter(t, tg, f, []string{site}, func(c *cloudmqtt.Config) { c.Now = clock.Now; c.Registry = reg; c.ClientID = clientID })
+	e := newEdge(t, tg, site)
+	e.publish(protocol.ChanStatus, protocol.Header{}, protocol.Status{Online: true})
+	f.waitUntil(t, "online", func() bool { return len(f.statuses[site]) == 1 })
+
+	// Another client takes the cloud's client id: the broker drops the cloud, which
+	// notices at 100 s (the first clock reading after this) and, reconnecting at once,
+	// hears the retained status again at 130 s.
+	clock.mu.Lock()
+	clock.queued = []time.Time{t0.Add(100 * time.Second)}
+	clock.t = t0.Add(130 * time.Second)
+	clock.mu.Unlock()
+	intruder := paho.NewClient(paho.NewClientOptions().AddBroker(tg.url).SetClientID(clientID).
+		SetUsername(tg.user).SetPassword(tg.pass).SetAutoReconnect(false))
+	if tok := intruder.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	t.Cleanup(func() { intruder.Disconnect(0) })
+	f.waitUntil(t, "retained status after reconnecting", func() bool { return len(f.statuses[site]) == 2 })
+	f.mu.Lock()
+	got := f.statuses[site][1]
+	f.mu.Unlock()
+	if !got.Online || got.Outage != 30*time.Second {
+		t.Fatalf("after the central outage: %+v, want online with a 30 s outage", got)
+	}
+}
+
+func TestDuplicateStatusIgnored(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	site := uniqueSite("dupst")
+	startAdapter(t, tg, f, []string{site})
+	e := newEdge(t, tg, site)
+	h := protocol.Header{ID: "status-1"}
+	e.publish(protocol.ChanStatus, h, protocol.Status{Online: true})
+	e.publish(protocol.ChanStatus, h, protocol.Status{Online: true}) // redelivered
+	e.publish(protocol.ChanStatus, protocol.Header{ID: "status-2"}, protocol.Status{Online: false})
+	f.waitUntil(t, "two distinct statuses", func() bool { return len(f.statuses[site]) == 2 })
+	e.event(1) // a marker: once acked, any third status would have been handled
+	e.waitAck(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if got := len(f.statuses[site]); got != 2 {
+		t.Fatalf("%d status changes, want 2", got)
 	}
 }

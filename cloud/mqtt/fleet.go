@@ -42,7 +42,9 @@ type StatusChange struct {
 	// Outage is set on an offline→online change this process witnessed: how long the
 	// edge could not reach the cloud, measured from the last message before it went
 	// offline (not from the Last Will, which the broker sends only after 1.5 keep-alive
-	// periods) to At. The domain extends the pickup deadlines of the site's loaded
+	// periods) to At. It is also set when the cloud itself lost the broker (a central
+	// outage): on reconnecting it hears each online site's retained status again, with
+	// Outage measured from the moment the cloud lost the broker. The domain extends the pickup deadlines of the site's loaded
 	// orders by it (the edge itself kept serving pickups by code meanwhile). Zero when
 	// unknown, e.g. the outage began before this process started: the domain then uses
 	// its own durable offline-since record if it has one.

@@ -14,6 +14,7 @@ type task struct {
 	ch         protocol.Channel
 	payload    []byte
 	at         time.Time
+	gen        uint64 // the connection it arrived on
 	timeoutCmd string
 }
 

@@ -27,6 +27,12 @@ type siteState struct {
 	// ackDue: an EventAck should go out at the end of the current batch.
 	ackDue bool
 
+	// statusID and statusGen identify the last status message and the connection it
+	// came on, to drop a duplicate delivery (MQTT is at least once; a subscription
+	// racing a retained publish also yields the message twice).
+	statusID  string
+	statusGen uint64
+
 	lastSeen     time.Time // last message of any kind from the site
 	onlineKnown  bool      // a status was seen by this process
 	online       bool
@@ -117,6 +123,10 @@ func (w *worker) handle(t task) {
 	s := w.site(t.site)
 	switch t.ch {
 	case protocol.ChanStatus:
+		if m.ID == s.statusID && t.gen == s.statusGen {
+			return
+		}
+		s.statusID, s.statusGen = m.ID, t.gen
 		w.status(t, s, m.Body.(protocol.Status))
 		return // an offline status is the broker's, not a sign of life
 	case protocol.ChanBirth:
@@ -149,8 +159,14 @@ func (w *worker) status(t task, s *siteState, st protocol.Status) {
 	ch := StatusChange{Online: st.Online, At: t.at, LastSeen: s.lastSeen, Software: st.Software}
 	wasOnline := s.onlineKnown && s.online
 	if st.Online {
-		if s.onlineKnown && !s.online && !s.offlineSince.IsZero() {
+		switch lost := time.Unix(0, a.lostAt.Load()); {
+		case s.onlineKnown && !s.online && !s.offlineSince.IsZero():
 			ch.Outage = t.at.Sub(s.offlineSince)
+		case wasOnline && a.lostAt.Load() != 0 && s.lastSeen.Before(lost):
+			// The cloud lost the broker after it last heard from this site and now
+			// hears its retained status again on resubscribing: a central outage.
+			// The edge served pickups meanwhile, but could not reach the cloud.
+			ch.Outage = t.at.Sub(lost)
 		}
 		s.lastSeen = t.at
 		if !wasOnline {
