@@ -13,6 +13,7 @@ import (
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/larder-lockers/larder/protocol"
 )
@@ -60,6 +61,8 @@ type Config struct {
 
 	// Logger receives the broker's own warnings and auth refusals (nil: discard).
 	Logger *slog.Logger
+	// Registry receives the larder_broker_* metrics (nil: none).
+	Registry prometheus.Registerer
 }
 
 // DefaultConfig returns a Config with every default filled in, except Credentials and
@@ -154,6 +157,11 @@ func Start(cfg Config) (*Broker, error) {
 		Logger:                 cfg.Logger.With("component", "broker"),
 		SysTopicResendInterval: 60,
 	})
+	if cfg.Registry != nil {
+		if err := registerMetrics(cfg.Registry, srv); err != nil {
+			return nil, err
+		}
+	}
 	h := &authHook{creds: cfg.Credentials, serviceUser: cfg.ServiceUser,
 		servicePassword: cfg.ServicePassword, log: cfg.Logger}
 	if err := srv.AddHook(h, nil); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/larder-lockers/larder/cloud/broker"
 	"github.com/larder-lockers/larder/protocol"
@@ -324,5 +325,37 @@ func waitFor(t *testing.T, in *inbox, n int) {
 		case <-deadline:
 			t.Fatalf("received %d messages, want %d: %q", len(in.all()), n, in.all())
 		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cfg := broker.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Credentials = broker.StaticCredentials{"site-a": broker.PasswordDigest(passwords["site-a"])}
+	cfg.ServiceUser, cfg.ServicePassword = svcUser, svcPass
+	cfg.Registry = reg
+	b, err := broker.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a := edge(t, b, "site-a")
+	for range 3 {
+		if err := publish(a, protocol.Topic("site-a", protocol.ChanEvents), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		got[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+	}
+	if got["larder_broker_clients_connected"] != 1 || got["larder_broker_messages_received_total"] != 3 {
+		t.Fatalf("metrics %v", got)
 	}
 }

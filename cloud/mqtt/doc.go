@@ -24,10 +24,13 @@
 //
 // # Presence and outages
 //
-// Status messages (retained; the offline one is the edge's Last Will) update presence.
-// The adapter remembers when each site last sent anything and, on an offline→online
-// change, reports the outage length so the domain can extend the pickup deadlines of
-// orders waiting at that site.
+// Status messages (retained; the offline one is the edge's Last Will) update presence;
+// a status delivered twice on one connection is dropped by message id. The adapter
+// remembers when each site last sent anything and, on an offline→online change, reports
+// the outage length so the domain can extend the pickup deadlines of orders waiting at
+// that site. When the cloud itself loses the broker (a central outage), every online
+// site's retained status replayed on reconnecting carries the outage measured from the
+// moment the connection was lost.
 //
 // # Desired state and commands
 //
