@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"math"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/larder-lockers/larder/cloud/assign"
@@ -415,6 +414,3 @@ func siteAlarms(tx Tx, site string) ([]Alarm, error) {
 	}
 	return out, err
 }
-
-// trimSite removes "site/" from an index key.
-func trimSite(k, site string) string { return strings.TrimPrefix(k, site+"/") }

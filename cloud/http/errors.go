@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 
@@ -152,9 +151,4 @@ func jsonType(kind string) string {
 		return "an object"
 	}
 	return "a number"
-}
-
-// logRedacted is a slog helper for request logs: it never includes the query or headers.
-func logRedacted(r *http.Request) slog.Attr {
-	return slog.Group("req", slog.String("method", r.Method), slog.String("route", routePattern(r)))
 }
