@@ -232,8 +232,11 @@ func (w *worker) event(t task, s *siteState, m protocol.Message) {
 		a.log.Warn("mqtt: event without sequence", "site", t.site)
 		return
 	}
-	if !s.hwKnown || a.cfg.SharedGroup != "" && m.Seq > s.hw+1 {
-		// Unknown, or (shared subscriptions) possibly advanced by another replica.
+	if !s.hwKnown || a.cfg.SharedGroup != "" {
+		// Unknown, or (shared subscriptions) possibly moved by another replica: advanced
+		// by its events, or reset by a birth it handled. A stale cached value would
+		// acknowledge a restarted outbox's new events as duplicates, so a shared
+		// consumer reads it every time.
 		ctx, cancel := a.call()
 		hw, err := a.cfg.Fleet.EventHighWater(ctx, t.site)
 		cancel()
@@ -241,10 +244,7 @@ func (w *worker) event(t task, s *siteState, m protocol.Message) {
 			w.domainErr(t, err)
 			return
 		}
-		if hw > s.hw || !s.hwKnown {
-			s.hw = hw
-		}
-		s.hwKnown = true
+		s.hw, s.hwKnown = hw, true
 	}
 	switch {
 	case m.Seq <= s.hw:
