@@ -42,7 +42,8 @@ func (p *People) waitOpen(ctx context.Context, n int) error {
 }
 
 // Load has a driver (logged in with token) open each of the order's compartments at the
-// kiosk, put a bag in and shut the door.
+// kiosk, put a bag in and shut the door; it returns once the kiosk's manifest shows the
+// order loaded (the edge has recorded it, whether or not the cloud is reachable).
 func (p *People) Load(ctx context.Context, token, order string, compartments []int) error {
 	for _, n := range compartments {
 		if _, err := p.Kiosk.DriverOpen(ctx, token, order, n); err != nil {
@@ -52,7 +53,21 @@ func (p *People) Load(ctx context.Context, token, order string, compartments []i
 			return err
 		}
 	}
-	return nil
+	return Eventually(ctx, 10*time.Second, "order "+order+" loaded on the kiosk's manifest", func() error {
+		m, err := p.Kiosk.Manifest(ctx, token)
+		if err != nil {
+			return err
+		}
+		for _, mo := range m {
+			if mo.Order == order {
+				if mo.State != "loaded" {
+					return fmt.Errorf("state %s", mo.State)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("order not on the manifest")
+	})
 }
 
 func (p *People) fill(ctx context.Context, n int) error {

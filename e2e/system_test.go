@@ -1,0 +1,333 @@
+package e2e_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/larder-lockers/larder/demo"
+)
+
+// zones of the test courtyard: two kerong boards, 32 compartments.
+const zones = "chilled:1-16,frozen:17-24,ambient:25-32"
+
+// platformID is the API-key subject of the test's grocery platform; its webhook
+// endpoint is the test's receiver.
+const platformID = "e2e-grocer"
+
+// system is one cloud, one courtyard (sim + edge) and the people around them.
+type system struct {
+	t      *testing.T
+	ctx    context.Context
+	l      *demo.Launcher
+	site   string
+	broker string // tcp://host:port the cloud uses
+	sim    *demo.Sim
+	cloud  *demo.Cloud
+	edge   *demo.Edge
+	proxy  *proxy // the edge's uplink
+
+	admin, ops, driver, platform *demo.API
+	hooks                        *webhooks
+	people                       *demo.People
+	prov                         demo.Provisioning
+}
+
+type sysOpts struct {
+	broker   string        // host:port of the MQTT broker; default the shared Mosquitto
+	hold     time.Duration // the cloud's hold after loading; zero keeps its default
+	webhooks bool          // register the test's receiver as the platform's endpoint
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func newSystem(t *testing.T, o sysOpts) *system {
+	t.Helper()
+	if o.broker == "" {
+		o.broker = sharedBroker
+	}
+	dir := t.TempDir()
+	s := &system{t: t, ctx: t.Context(), site: "e2e-" + randHex(5), broker: "tcp://" + o.broker, hooks: newWebhooks(t)}
+	s.l = &demo.Launcher{BinDir: binDir, LogDir: filepath.Join(dir, "logs"), StopTimeout: 10 * time.Second}
+	t.Cleanup(func() {
+		s.l.StopAll()
+		if t.Failed() {
+			dumpLogs(t, s.l.LogDir)
+		}
+	})
+	var err error
+	s.sim, err = s.l.StartSim(s.ctx, demo.SimOptions{Boards: 2, Zones: zones})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminKey := "lk_e2e_admin_" + randHex(16)
+	co := demo.CloudOptions{DataDir: filepath.Join(dir, "cloud"), Broker: s.broker, Sites: []string{s.site},
+		AdminKey: adminKey, Hold: o.hold, LogLevel: "debug"}
+	if o.hold > 0 {
+		co.SweepEvery = time.Second
+	}
+	if o.webhooks {
+		co.Webhooks = map[string]demo.Webhook{platformID: {URL: s.hooks.srv.URL, Secret: s.hooks.secret}}
+	}
+	s.cloud, err = s.l.StartCloud(s.ctx, co)
+	if errors.Is(err, demo.ErrCloudUnsupported) {
+		t.Skipf("larder-cloud cannot do this yet (hold override or webhook endpoints): %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.admin = s.cloud.API(adminKey)
+	s.ops = s.admin.As(s.key("ops", "e2e-ops"))
+	s.driver = s.admin.As(s.key("driver", "e2e-driver"))
+	s.platform = s.admin.As(s.key("platform", platformID))
+	if err := s.admin.CreateSite(s.ctx, s.site, "E2E courtyard", "1 Test Lane"); err != nil {
+		t.Fatal(err)
+	}
+	if s.prov, err = s.admin.Provision(s.ctx, s.site); err != nil {
+		t.Fatal(err)
+	}
+	s.proxy = newProxy(t, o.broker)
+	s.startEdge()
+	s.people = &demo.People{Kiosk: s.edge.Kiosk, Sim: s.sim.Control, Dwell: 400 * time.Millisecond}
+	return s
+}
+
+func (s *system) key(role, subject string) string {
+	s.t.Helper()
+	k, err := s.admin.CreateKey(s.ctx, role, subject)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return k
+}
+
+// startEdge starts larder-edge (again) on its data directory and waits until the cloud
+// sees it online with its compartments.
+func (s *system) startEdge() {
+	s.t.Helper()
+	var err error
+	if s.edge != nil {
+		s.edge, err = s.l.Restart(s.ctx, s.edge)
+	} else {
+		s.edge, err = s.l.StartEdge(s.ctx, demo.EdgeOptions{Site: s.site, SiteKey: s.prov.SiteKey,
+			DataDir: filepath.Join(s.t.TempDir(), "edge"), Broker: s.proxy.URL(), BrokerUser: s.prov.MQTTUsername,
+			BrokerPassword: s.prov.MQTTPassword, Bus: s.sim.Bus, Zones: zones, Thermometer: s.sim.Control.URL,
+			PollInterval: 100 * time.Millisecond, TempInterval: time.Second, LogLevel: "debug"})
+	}
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if s.people != nil {
+		s.people.Kiosk = s.edge.Kiosk
+	}
+	s.waitOnline(true, 30*time.Second)
+}
+
+func (s *system) waitOnline(want bool, timeout time.Duration) {
+	s.t.Helper()
+	err := demo.Eventually(s.ctx, timeout, fmt.Sprintf("site online=%v with compartments", want), func() error {
+		st, err := s.ops.Site(s.ctx, s.site)
+		if err != nil {
+			return err
+		}
+		if st.Online != want || (want && len(st.CompartmentList) == 0) {
+			return fmt.Errorf("online %v, %d compartments", st.Online, len(st.CompartmentList))
+		}
+		return nil
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// order places an order for the platform; delivery "platform" returns the code.
+func (s *system) order(ext, phone, delivery string, parcels ...demo.Parcel) demo.Receipt {
+	s.t.Helper()
+	rc, err := s.platform.CreateOrder(s.ctx, ext, demo.OrderSpec(s.site, ext, phone, 4*time.Hour, delivery, parcels...))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if len(rc.Order.Slots) == 0 {
+		s.t.Fatalf("order %s has no compartments: %+v", ext, rc.Order)
+	}
+	return rc
+}
+
+// driverToken issues a loading credential and logs the driver in at the kiosk (the
+// credential reaches the edge as desired state).
+func (s *system) driverToken() string {
+	s.t.Helper()
+	cred, err := s.driver.LoadingCredential(s.ctx, s.site)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var tok string
+	if err := demo.Eventually(s.ctx, 20*time.Second, "driver login at the kiosk", func() (err error) {
+		tok, err = s.edge.Kiosk.DriverLogin(s.ctx, cred)
+		return err
+	}); err != nil {
+		s.t.Fatal(err)
+	}
+	return tok
+}
+
+// waitManifest waits until the kiosk's manifest lists order in state.
+func (s *system) waitManifest(tok, order, state string) {
+	s.t.Helper()
+	if err := demo.Eventually(s.ctx, 20*time.Second, "order "+order+" "+state+" on the kiosk", func() error {
+		m, err := s.edge.Kiosk.Manifest(s.ctx, tok)
+		if err != nil {
+			return err
+		}
+		for _, mo := range m {
+			if mo.Order == order && mo.State == state {
+				return nil
+			}
+		}
+		return fmt.Errorf("manifest %+v", m)
+	}); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *system) load(tok string, o demo.Order) {
+	s.t.Helper()
+	s.waitManifest(tok, o.ID, "reserved")
+	if err := s.people.Load(s.ctx, tok, o.ID, o.Compartments()); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *system) waitState(order, state string, timeout time.Duration) demo.Order {
+	s.t.Helper()
+	o, err := s.platform.WaitOrderState(s.ctx, order, state, timeout)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return o
+}
+
+// waitDrained waits until the edge's outbox is empty as the cloud sees it.
+func (s *system) waitDrained(timeout time.Duration) {
+	s.t.Helper()
+	if err := demo.Eventually(s.ctx, timeout, "edge outbox drained", func() error {
+		st, err := s.ops.Site(s.ctx, s.site)
+		if err == nil && st.OutboxDepth != 0 {
+			err = fmt.Errorf("outbox depth %d", st.OutboxDepth)
+		}
+		return err
+	}); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func lastFour(phone string) string { return phone[len(phone)-4:] }
+
+// webhooks is the platform's endpoint: it records every CloudEvent it is sent.
+type webhooks struct {
+	srv    *httptest.Server
+	secret string
+
+	mu     sync.Mutex
+	events []event
+}
+
+type event struct {
+	Type    string          `json:"type"`
+	ID      string          `json:"id"`
+	Subject string          `json:"subject"`
+	Data    json.RawMessage `json:"data"`
+	Signed  bool            `json:"-"`
+	Raw     string          `json:"-"`
+}
+
+func newWebhooks(t *testing.T) *webhooks {
+	w := &webhooks{secret: randHex(32)}
+	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		var e event
+		if err := json.Unmarshal(raw, &e); err != nil {
+			http.Error(rw, "not JSON", 400)
+			return
+		}
+		e.Signed = strings.Contains(r.Header.Get("Larder-Signature"), "v1=")
+		e.Raw = string(raw)
+		w.mu.Lock()
+		w.events = append(w.events, e)
+		w.mu.Unlock()
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(w.srv.Close)
+	return w
+}
+
+// wait returns the first event of type "com.larder.order.<kind>" about order.
+func (w *webhooks) wait(t *testing.T, kind, order string, timeout time.Duration) event {
+	t.Helper()
+	var found event
+	err := demo.Eventually(t.Context(), timeout, "webhook "+kind+" for "+order, func() error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, e := range w.events {
+			if e.Type == "com.larder.order."+kind && strings.Contains(e.Raw, order) {
+				found = e
+				return nil
+			}
+		}
+		var types []string
+		for _, e := range w.events {
+			types = append(types, e.Type)
+		}
+		return fmt.Errorf("received %v", types)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// code finds the pickup code in an event's data.
+func (e event) code() string {
+	var data map[string]any
+	json.Unmarshal(e.Data, &data)
+	for _, k := range []string{"code", "pickup_code"} {
+		if c, ok := data[k].(string); ok {
+			return c
+		}
+	}
+	if p, ok := data["pickup"].(map[string]any); ok {
+		if c, ok := p["code"].(string); ok {
+			return c
+		}
+	}
+	return ""
+}
+
+// dumpLogs prints the end of every child's log of a failed test.
+func dumpLogs(t *testing.T, dir string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, f := range files {
+		raw, _ := os.ReadFile(f)
+		lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+		if len(lines) > 60 {
+			lines = lines[len(lines)-60:]
+		}
+		t.Logf("---- %s (last %d lines)\n%s", filepath.Base(f), len(lines), strings.Join(lines, "\n"))
+	}
+}
