@@ -25,7 +25,9 @@ type receiver struct {
 	t      *testing.T
 	mu     sync.Mutex
 	script []int
-	events []notify.CloudEvent
+	// retryAfter is sent with every failure status when set.
+	retryAfter string
+	events     []notify.CloudEvent
 	now    func() time.Time
 }
 
@@ -49,6 +51,9 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	status := http.StatusNoContent
 	if len(r.script) > 0 {
 		status, r.script = r.script[0], r.script[1:]
+	}
+	if status >= 300 && r.retryAfter != "" {
+		w.Header().Set("Retry-After", r.retryAfter)
 	}
 	w.WriteHeader(status)
 }
@@ -277,4 +282,44 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("accepted %q for body %q", header, b)
 		}
 	})
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	r := newRig(t, []int{503, 429})
+	r.recv.retryAfter = "20"
+	ctx := context.Background()
+	r.sched.Expired(ctx, order)
+	id := "o-42/expired/webhook"
+	r.round(t)
+	// The backoff alone would be 7.5 s; the receiver asked for 20 s.
+	if n, _ := r.q.Get(ctx, id); !n.NextTry.Equal(t0.Add(20 * time.Second)) {
+		t.Fatalf("next try %v, want %v", n.NextTry, t0.Add(20*time.Second))
+	}
+	r.clk.Advance(20 * time.Second)
+	r.recv.retryAfter = "3600" // capped at MaxBackoff (25 s)
+	r.round(t)
+	if n, _ := r.q.Get(ctx, id); !n.NextTry.Equal(r.clk.Now().Add(25 * time.Second)) {
+		t.Fatalf("next try %v, want MaxBackoff from now", n.NextTry)
+	}
+}
+
+func TestRunDeliversUntilCancelled(t *testing.T) {
+	r := newRig(t, nil, func(c *notify.WorkerConfig) { c.Poll = 5 * time.Millisecond; c.Now = time.Now })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.w.Run(ctx) }()
+	o := order
+	o.ID = "o-run"
+	r.sched.Assigned(ctx, o)
+	deadline := time.Now().Add(5 * time.Second)
+	for r.recv.count() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("Run delivered nothing")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run returned %v", err)
+	}
 }

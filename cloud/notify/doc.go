@@ -32,7 +32,10 @@
 //	Larder-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>
 //
 // Receivers check it with [Verify], which also rejects timestamps outside a tolerance
-// (replays). Any 2xx accepts; 408, 429 and 5xx are retried; other 4xx dead-letter.
+// (replays). Any 2xx accepts; 408, 429 and 5xx are retried (no sooner than a
+// Retry-After in seconds asks); other 4xx dead-letter. Deliveries are not ordered: a
+// retried "assigned" may arrive after "loaded", so receivers order by the event's time
+// and the order state in its data.
 //
 // # SMS
 //

@@ -209,8 +209,23 @@ func postResult(c *http.Client, req *http.Request) error {
 	case s >= 200 && s < 300:
 		return nil
 	case s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500:
-		return fmt.Errorf("HTTP %d", s)
+		err := fmt.Errorf("HTTP %d", s)
+		if secs, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && secs > 0 {
+			return &RetryAfterError{After: time.Duration(secs) * time.Second, Err: err}
+		}
+		return err
 	default:
 		return fmt.Errorf("%w: HTTP %d", ErrPermanent, s)
 	}
 }
+
+// RetryAfterError is a retryable failure whose receiver asked (with Retry-After, in
+// seconds) not to be called again before After. The worker waits at least that long,
+// and at most its MaxBackoff.
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string { return fmt.Sprintf("%v (retry after %s)", e.Err, e.After) }
+func (e *RetryAfterError) Unwrap() error { return e.Err }

@@ -214,7 +214,12 @@ func (w *Worker) deliver(ctx context.Context, n Notification) error {
 		w.log.Warn("notify: dead-lettered", "notification", n, "err", err)
 		return w.settle(ctx, n, Result{State: StateDead, At: now, Error: err.Error()}, "dead")
 	default:
-		next := now.Add(w.backoff(n.Attempts + 1))
+		d := w.backoff(n.Attempts + 1)
+		var ra *RetryAfterError
+		if errors.As(err, &ra) {
+			d = max(d, min(ra.After, w.cfg.MaxBackoff))
+		}
+		next := now.Add(d)
 		w.log.Info("notify: delivery failed, will retry", "notification", n, "err", err, "next_try", next)
 		return w.settle(ctx, n, Result{State: StatePending, NextTry: next, Error: err.Error()}, "retry")
 	}
