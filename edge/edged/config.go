@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,7 +43,7 @@ type Config struct {
 	// Bus is the RS-485 line of the lock boards: a serial device path or tcp://host:port
 	// (an RS-485-to-Ethernet converter, or larder-sim --listen).
 	Bus      string `json:"bus"`
-	Profile  string `json:"profile"`            // kerong-cu16 or bcc8a
+	Profile  string `json:"profile"`            // kerong-cu16, bcc8a or gpio
 	Polarity string `json:"polarity,omitempty"` // bcc8a feedback: normal or inverted
 	Baud     int    `json:"baud,omitempty"`
 	// Boards are the wire addresses of the boards on the bus.
@@ -57,8 +58,18 @@ type Config struct {
 	// Limits overrides the temperature limits of a zone (edge.DefaultZoneLimits).
 	Limits map[protocol.Zone]ZoneLimits `json:"limits,omitempty"`
 	// Thermometer reads zone temperatures: "sim:http://127.0.0.1:7480" (larder-sim's
-	// control API) or "" for none.
+	// control API), "ds18b20:1" (DS18B20 probes on the kernel's 1-Wire master 1, listed
+	// in Probes) or "" for none.
 	Thermometer string `json:"thermometer,omitempty"`
+	// Probes maps zones to DS18B20 ROM addresses (16 hex digits, e.g. "28ff4b3c61160352").
+	Probes map[protocol.Zone]string `json:"probes,omitempty"`
+
+	// Profile gpio: a bank wired to a single-board computer. Relays maps compartment
+	// numbers to relay pin names ("GPIO17"), DoorPins to door-switch pins (optional).
+	Relays         map[int]string `json:"relays,omitempty"`
+	DoorPins       map[int]string `json:"door_pins,omitempty"`
+	RelayActiveLow bool           `json:"relay_active_low,omitempty"`
+	DoorOpenLow    bool           `json:"door_open_low,omitempty"`
 
 	PollInterval Duration `json:"poll_interval"` // door and occupancy polling (500ms)
 	TempInterval Duration `json:"temp_interval"` // temperature reads (10s)
@@ -87,6 +98,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	*d = Duration(v)
 	return err
 }
+
+// ProfileGPIO names a bank wired straight to GPIO pins (edge/gpio).
+const ProfileGPIO = "gpio"
 
 // DefaultConfig is one kerong-cu16 board, data in ./data, kiosk on 127.0.0.1:8081.
 func DefaultConfig() Config {
@@ -125,6 +139,24 @@ func (c Config) Key() ([]byte, error) {
 func (c Config) Specs() ([]edge.CompartmentSpec, error) {
 	if len(c.Compartments) > 0 {
 		return c.Compartments, nil
+	}
+	if c.Profile == ProfileGPIO {
+		nums := make([]int, 0, len(c.Relays))
+		for n := range c.Relays {
+			nums = append(nums, n)
+		}
+		slices.Sort(nums)
+		zones, err := parseZones(c.Zones, slices.Max(append(nums, 1)))
+		if err != nil {
+			return nil, err
+		}
+		var out []edge.CompartmentSpec
+		for i, n := range nums {
+			row := i%4 + 1
+			out = append(out, edge.CompartmentSpec{Number: n, Size: protocol.SizeM, Zone: zones[n-1], HeightCM: 20 + 45*(row-1),
+				Board: 0, Lock: n, Row: row, Column: i/4 + 1})
+		}
+		return out, nil
 	}
 	p := board.Profile(c.Profile)
 	n := len(c.Boards) * p.LocksPerBoard()
@@ -196,17 +228,28 @@ func (c Config) Validate() error {
 	if c.DataDir == "" || c.KioskAddr == "" {
 		return errors.New("edged: data_dir and kiosk_addr are required")
 	}
-	if c.Bus == "" {
-		return errors.New("edged: bus is required (a serial device or tcp://host:port)")
-	}
-	if _, err := board.ParseProfile(c.Profile); err != nil {
-		return fmt.Errorf("edged: %w", err)
-	}
-	if _, err := board.ParsePolarity(c.Polarity); err != nil {
-		return fmt.Errorf("edged: %w", err)
-	}
-	if len(c.Boards) == 0 {
-		return errors.New("edged: no boards")
+	if c.Profile == ProfileGPIO {
+		if len(c.Relays) == 0 {
+			return errors.New("edged: profile gpio needs relays (compartment → pin name)")
+		}
+		for n := range c.DoorPins {
+			if _, ok := c.Relays[n]; !ok {
+				return fmt.Errorf("edged: door pin of compartment %d, which has no relay", n)
+			}
+		}
+	} else {
+		if c.Bus == "" {
+			return errors.New("edged: bus is required (a serial device or tcp://host:port)")
+		}
+		if _, err := board.ParseProfile(c.Profile); err != nil {
+			return fmt.Errorf("edged: %w (or gpio)", err)
+		}
+		if _, err := board.ParsePolarity(c.Polarity); err != nil {
+			return fmt.Errorf("edged: %w", err)
+		}
+		if len(c.Boards) == 0 {
+			return errors.New("edged: no boards")
+		}
 	}
 	specs, err := c.Specs()
 	if err != nil {
@@ -229,8 +272,22 @@ func (c Config) Validate() error {
 			return fmt.Errorf("edged: limits: unknown zone %q", z)
 		}
 	}
-	if t := c.Thermometer; t != "" && !strings.HasPrefix(t, "sim:") {
-		return fmt.Errorf("edged: thermometer %q: want sim:URL or nothing", t)
+	switch t := c.Thermometer; {
+	case t == "" || strings.HasPrefix(t, "sim:"):
+	case strings.HasPrefix(t, "ds18b20:"):
+		if _, err := strconv.ParseUint(strings.TrimPrefix(t, "ds18b20:"), 10, 32); err != nil {
+			return fmt.Errorf("edged: thermometer %q: want ds18b20:<1-Wire master number>", t)
+		}
+		if len(c.Probes) == 0 {
+			return errors.New("edged: thermometer ds18b20 needs probes (zone → ROM address)")
+		}
+		for z, a := range c.Probes {
+			if _, err := strconv.ParseUint(a, 16, 64); err != nil || !z.Valid() {
+				return fmt.Errorf("edged: probe %s: want a zone and 16 hex digits", z)
+			}
+		}
+	default:
+		return fmt.Errorf("edged: thermometer %q: want sim:URL, ds18b20:N or nothing", t)
 	}
 	if c.PollInterval <= 0 || c.TempInterval <= 0 {
 		return errors.New("edged: intervals must be positive")

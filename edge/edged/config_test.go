@@ -66,3 +66,38 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestGPIOConfig(t *testing.T) {
+	c := edged.DefaultConfig()
+	c.Site, c.SiteKey, c.Profile = "small-bank", hexKey, edged.ProfileGPIO
+	if err := c.Validate(); err == nil {
+		t.Fatal("gpio without relays accepted")
+	}
+	c.Relays = map[int]string{1: "GPIO17", 2: "GPIO27", 3: "GPIO22"}
+	c.DoorPins = map[int]string{1: "GPIO5", 2: "GPIO6"}
+	c.Zones = "chilled:1-2,ambient:3"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	specs, _ := c.Specs()
+	if len(specs) != 3 || specs[2].Zone != protocol.ZoneAmbient || specs[1].Lock != 2 {
+		t.Fatalf("specs %+v", specs)
+	}
+	c.DoorPins[9] = "GPIO9"
+	if err := c.Validate(); err == nil {
+		t.Fatal("door pin without relay accepted")
+	}
+	delete(c.DoorPins, 9)
+	c.Thermometer = "ds18b20:1"
+	if err := c.Validate(); err == nil {
+		t.Fatal("ds18b20 without probes accepted")
+	}
+	c.Probes = map[protocol.Zone]string{protocol.ZoneChilled: "28ff4b3c61160352"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.Probes[protocol.ZoneFrozen] = "not-hex"
+	if err := c.Validate(); err == nil {
+		t.Fatal("bad probe address accepted")
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,7 +23,6 @@ import (
 	"github.com/larder-lockers/larder/edge/hw"
 	"github.com/larder-lockers/larder/edge/kiosk"
 	"github.com/larder-lockers/larder/edge/mqtt"
-	"github.com/larder-lockers/larder/edge/probe"
 	"github.com/larder-lockers/larder/edge/serial"
 	"github.com/larder-lockers/larder/internal/buildinfo"
 	"github.com/larder-lockers/larder/protocol/board"
@@ -42,7 +40,8 @@ type Main struct {
 	started time.Time
 
 	store    *bolt.Store
-	bus      *serial.Bus
+	hw       hardware
+	bus      *serial.Bus // nil for GPIO banks
 	expected *hw.Expected
 	poller   *hw.Poller
 	therm    hw.Thermometer
@@ -90,19 +89,16 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	for _, s := range m.specs {
 		hmap[s.Number] = hw.Addr{Board: s.Board, Lock: s.Lock}
 	}
-	pol, _ := board.ParsePolarity(m.cfg.Polarity)
-	m.bus, err = serial.Open(m.cfg.Bus, serial.Config{Profile: m.profile, Polarity: pol, Baud: m.cfg.Baud, Map: hmap,
-		Logger: m.log.With("component", "serial")})
-	if err != nil {
+	if m.hw, err = m.openHardware(hmap); err != nil {
 		return err
 	}
-	// Relays off first (a no-op on boards that time their own pulses).
-	_ = m.bus.Halt()
+	// Relays off first.
+	_ = m.hw.Halt()
 	m.expected = &hw.Expected{}
-	m.poller = hw.NewPoller(hw.PollerConfig{Sensors: m.bus, Interval: time.Duration(m.cfg.PollInterval), Expected: m.expected,
+	m.poller = hw.NewPoller(hw.PollerConfig{Sensors: m.hw, Interval: time.Duration(m.cfg.PollInterval), Expected: m.expected,
 		Emit: func(e hw.Event) { m.events <- e }, Logger: m.log.With("component", "poller")})
-	if url, ok := strings.CutPrefix(m.cfg.Thermometer, "sim:"); ok {
-		m.therm = &probe.SimProbe{URL: url}
+	if m.therm, err = m.openThermometer(); err != nil {
+		return err
 	}
 
 	metrics := edge.NewMetrics(m.reg)
@@ -113,8 +109,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return float64(d)
 	}))
 	m.locker, err = edge.New(edge.Config{Site: m.cfg.Site, SiteKey: key, Compartments: m.specs, Zones: m.cfg.limits(),
-		Store: m.store, Latch: &hw.Tracked{Latch: m.bus, Expected: m.expected, Map: hmap}, Log: m.log, Metrics: metrics,
-		StaggerGap: -1, // the bus staggers its own pulses
+		Store: m.store, Latch: &hw.Tracked{Latch: m.hw, Expected: m.expected, Map: hmap}, Log: m.log, Metrics: metrics,
+		StaggerGap: -1, // the drivers stagger their own pulses
 		Notify:     m.notify})
 	if err != nil {
 		return err
@@ -268,8 +264,13 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) Close() error {
 	m.closeOnce.Do(func() {
 		var errs []error
-		if m.bus != nil {
-			errs = append(errs, m.bus.Halt(), m.bus.Close())
+		if m.hw != nil {
+			errs = append(errs, m.hw.Halt(), m.hw.Close())
+		}
+		if m.therm != nil {
+			if c, ok := m.therm.(io.Closer); ok {
+				errs = append(errs, c.Close())
+			}
 		}
 		if m.srv != nil {
 			errs = append(errs, m.srv.Close())

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/larder-lockers/larder/edge"
@@ -71,8 +73,12 @@ type reporter struct{ m *Main }
 func (r reporter) Birth() (protocol.Birth, error) {
 	m := r.m
 	b := protocol.Birth{Software: buildinfo.String()}
-	for _, a := range m.cfg.Boards {
-		b.Boards = append(b.Boards, protocol.Board{Address: a, Profile: m.cfg.Profile, Locks: m.profile.LocksPerBoard()})
+	if m.cfg.Profile == ProfileGPIO {
+		b.Boards = []protocol.Board{{Address: 0, Profile: ProfileGPIO, Locks: len(m.cfg.Relays)}}
+	} else {
+		for _, a := range m.cfg.Boards {
+			b.Boards = append(b.Boards, protocol.Board{Address: a, Profile: m.cfg.Profile, Locks: m.profile.LocksPerBoard()})
+		}
 	}
 	for _, s := range m.specs {
 		b.Compartments = append(b.Compartments, protocol.Compartment{Number: s.Number, Size: s.Size, Zone: s.Zone,
@@ -101,12 +107,13 @@ func (r reporter) Telemetry() (protocol.Telemetry, error) {
 		}
 		t.Zones = append(t.Zones, zr)
 	}
+	snap := m.poller.Last()
+	var failed uint64 // the bus counts failed exchanges for all its boards together
 	if m.bus != nil {
-		snap := m.poller.Last()
-		st := m.bus.Stats()
-		for _, a := range m.cfg.Boards {
-			t.Boards = append(t.Boards, protocol.BoardHealth{Address: a, Online: snap.Boards[a].Online, Errors: st.Failed})
-		}
+		failed = m.bus.Stats().Failed
+	}
+	for _, a := range slices.Sorted(maps.Keys(snap.Boards)) {
+		t.Boards = append(t.Boards, protocol.BoardHealth{Address: a, Online: snap.Boards[a].Online, Errors: failed})
 	}
 	return t, nil
 }
