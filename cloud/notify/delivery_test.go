@@ -28,7 +28,7 @@ type receiver struct {
 	// retryAfter is sent with every failure status when set.
 	retryAfter string
 	events     []notify.CloudEvent
-	now    func() time.Time
+	now        func() time.Time
 }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
