@@ -476,3 +476,35 @@ func TestReassignedAndLockout(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestReassignSlot(t *testing.T) {
+	e := newEnv(t)
+	e.site("yard-1", nil, bank(2, []protocol.Zone{protocol.ZoneChilled}, []protocol.Size{protocol.SizeM}))
+	rc, err := e.svc.CreateOrder(e.ctx, e.plat, "k1", e.orderReq("yard-1", "e1", chilledS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, bad := rc.Order.ID, rc.Order.Slots[0].Compartment
+	_, err = e.svc.ReassignSlot(e.ctx, e.plat, id, bad, "jammed")
+	wantCode(t, err, cloud.EForbidden)
+	_, err = e.svc.ReassignSlot(e.ctx, e.drv, id, bad+10, "jammed")
+	wantCode(t, err, cloud.EInvalid)
+	o, err := e.svc.ReassignSlot(e.ctx, e.drv, id, bad, "jammed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Slots) != 1 || o.Slots[0].Compartment == bad || o.Slots[0].Generation != 1 {
+		t.Fatalf("slots %+v", o.Slots)
+	}
+	d, _ := e.svc.GetSite(e.ctx, e.ops, "yard-1")
+	if d.Compartments[cloud.CompOutOfService] != 1 || d.Compartments[cloud.CompReserved] != 1 {
+		t.Errorf("states %v", d.Compartments)
+	}
+	e.svc.Flush(e.ctx)
+	if n := len(e.rec.commands); n != 1 || e.rec.commands[0].Kind != protocol.CmdOutOfService {
+		t.Errorf("commands %+v", e.rec.commands)
+	}
+	// No other compartment left: 409 no_capacity, nothing changed.
+	_, err = e.svc.ReassignSlot(e.ctx, e.drv, id, o.Slots[0].Compartment, "dirty")
+	wantCode(t, err, cloud.ENoCapacity)
+}

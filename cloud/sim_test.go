@@ -72,9 +72,15 @@ func TestSimulation(t *testing.T) {
 			case cloud.StateExpired:
 				e.mustEvent(o.Site, protocol.Event{Kind: protocol.EventExpiredRemoved, Credential: protocol.CredDriver, Order: o.ID})
 			}
-		case op < 8 && len(live) > 0: // cancel, lockout, compromise, reissue
+		case op < 8 && len(live) > 0: // cancel, lockout, compromise, reissue, driver's problem report
 			o := live[rng.IntN(len(live))]
-			switch rng.IntN(4) {
+			switch rng.IntN(5) {
+			case 4:
+				sl := o.Slots[rng.IntN(len(o.Slots))]
+				_, err := e.svc.ReassignSlot(e.ctx, e.drv, o.ID, sl.Compartment, []string{"jammed", "full"}[rng.IntN(2)])
+				if c := cloud.ErrorCode(err); err != nil && c != cloud.EConflict && c != cloud.ENoCapacity {
+					t.Fatalf("step %d reassign slot: %v", step, err)
+				}
 			case 0:
 				_, err := e.svc.CancelOrder(e.ctx, e.plat, o.ID, "")
 				if err != nil && cloud.ErrorCode(err) != cloud.EConflict {
