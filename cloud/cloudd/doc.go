@@ -23,9 +23,15 @@
 // (POST /v1/sites/{site}/provision returns the site key, hex, and the edge's MQTT login,
 // once), and create keys for platforms, drivers and ops (POST /v1/keys).
 //
+// # Web pages
+//
+// The same listener serves cloud/web's pages next to the API: the ops dashboard at /ops/,
+// the driver's phone page at /driver/ and the resident's order page at /r/{order}.
+//
 // # Order of things
 //
-// Open: store → registry → domain → admin key → broker → fleet adapter → API listener.
+// Open: store → registry → domain → admin key → broker → fleet adapter → notification
+// outbox → API and pages → listener.
 // Close: the reverse, idempotent; queued outbound messages are flushed before the fleet
 // adapter disconnects.
 //

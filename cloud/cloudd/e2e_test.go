@@ -300,8 +300,29 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-	if res, err := http.Get(m.HTTPURL() + "/healthz"); err != nil || res.StatusCode != 200 {
-		t.Errorf("healthz %v %v", res, err)
+	for path, want := range map[string]int{"/healthz": 200, "/ops/": 200, "/driver/": 200, "/v1/openapi.json": 200, "/nope": 404} {
+		res, err := http.Get(m.HTTPURL() + path)
+		if err != nil || res.StatusCode != want {
+			t.Errorf("GET %s: %v %v, want %d", path, res.StatusCode, err, want)
+		}
+		if err == nil {
+			res.Body.Close()
+		}
+	}
+	// The driver's problem report (web page endpoint) moves an unloaded order's door.
+	st, rc2 := platform.do("POST", "/v1/orders", map[string]any{"external_id": "A-2", "site": "yard-1",
+		"recipient": map[string]any{"phone": "+8613800138000"}, "parcels": []map[string]any{{"size": "S", "zone": "chilled"}},
+		"window": map[string]any{"start": now.Format(time.RFC3339), "end": now.Add(2 * time.Hour).Format(time.RFC3339)}}, "Idempotency-Key", "a2")
+	if st != 201 {
+		t.Fatalf("second order: %d", st)
+	}
+	o2 := rc2["order"].(map[string]any)
+	c2 := int(o2["slots"].([]any)[0].(map[string]any)["compartment"].(float64))
+	_, k = admin.do("POST", "/v1/keys", map[string]any{"role": "driver", "subject": "dave"})
+	driver := client{t, m.HTTPURL(), k["key"].(string)}
+	st, moved := driver.do("POST", "/driver/api/orders/"+o2["id"].(string)+"/problem", map[string]any{"compartment": c2, "reason": "jammed"})
+	if st != 200 {
+		t.Fatalf("problem report: %d %v", st, moved)
 	}
 }
 

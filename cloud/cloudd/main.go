@@ -24,6 +24,7 @@ import (
 	lhttp "github.com/larder-lockers/larder/cloud/http"
 	"github.com/larder-lockers/larder/cloud/mqtt"
 	"github.com/larder-lockers/larder/cloud/notify"
+	"github.com/larder-lockers/larder/cloud/web"
 	"github.com/larder-lockers/larder/internal/buildinfo"
 )
 
@@ -39,6 +40,8 @@ type Main struct {
 	broker  *broker.Broker
 	fleet   *mqtt.Adapter
 	worker  *notify.Worker
+	queue   *notify.BoltQueue
+	pages   *web.Handler
 	ln      net.Listener
 	httpSrv *http.Server
 
@@ -115,10 +118,16 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	api := lhttp.New(lhttp.Options{Service: m.svc, Logger: m.log.With("component", "http"), Registry: m.reg, Gatherer: m.reg,
 		Health: m.health, MQTTURL: edgeURL, MaxBody: m.cfg.MaxBodyBytes})
+	// The web pages (ops dashboard, driver and resident pages) share the listener: the
+	// API at "/", the pages under their own prefixes.
+	m.pages = web.New(m.svc, web.Options{Logger: m.log.With("component", "web"), Backlog: m.queue, Registry: m.reg})
+	mux := http.NewServeMux()
+	mux.Handle("/", api)
+	m.pages.Mount(mux)
 	if m.ln, err = net.Listen("tcp", m.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("cloudd: listen %s: %w", m.cfg.HTTPAddr, err)
 	}
-	m.httpSrv = &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+	m.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10}
 	m.log.Info("larder-cloud open", "version", buildinfo.String(), "http", m.HTTPURL(), "mqtt", m.brokerURL,
 		"embedded_broker", m.cfg.Embedded(), "data", m.cfg.DataDir, "commit_mode", mode.String())
@@ -208,6 +217,9 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) Close() error {
 	m.closeOnce.Do(func() {
 		var errs []error
+		if m.pages != nil {
+			m.pages.Close() // ends the event streams, which Shutdown would wait for
+		}
 		if m.httpSrv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := m.httpSrv.Shutdown(ctx); err != nil {

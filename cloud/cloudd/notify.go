@@ -74,6 +74,7 @@ func (m *Main) openNotify() (cloud.Notifier, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.queue = q
 	senders := map[notify.Channel]notify.Sender{notify.ChannelWebhook: &notify.Webhook{Endpoints: endpoints{m.svc}}}
 	var outbox notify.Outbox = q
 	if m.cfg.SMSURL != "" {
