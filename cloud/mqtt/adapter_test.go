@@ -243,7 +243,8 @@ func TestCommandJobs(t *testing.T) {
 	ctx := context.Background()
 
 	// One the edge completes, one it never answers.
-	done := openCmd("cmd-done", time.Now().Add(300*time.Millisecond))
+	start := time.Now()
+	done := openCmd("cmd-done", start.Add(time.Second))
 	lost := openCmd("cmd-lost", time.Now().Add(100*time.Millisecond))
 	f.mu.Lock()
 	f.pending = append(f.pending, cloudmqtt.PendingCommand{Site: site, Command: done}, cloudmqtt.PendingCommand{Site: site, Command: lost})
@@ -261,9 +262,14 @@ func TestCommandJobs(t *testing.T) {
 		e.publish(protocol.ChanCommandAck, protocol.Header{}, protocol.CommandAck{CommandID: "cmd-done", State: st})
 	}
 	f.waitUntil(t, "cmd-lost timed out", func() bool { return len(f.commands["cmd-lost"]) == 1 })
-	time.Sleep(400 * time.Millisecond) // past cmd-done's expiry + grace
+	f.waitUntil(t, "cmd-done succeeded", func() bool { return len(f.commands["cmd-done"]) == 3 })
+	time.Sleep(time.Until(start.Add(1300 * time.Millisecond))) // past cmd-done's expiry + grace
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// The finished job's timer was stopped: the cloud never even tried to time it out.
+	if diff := cmp.Diff(f.commands["cmd-done"], f.calls["cmd-done"]); diff != "" {
+		t.Fatalf("calls for cmd-done beyond its states (-states +calls):\n%s", diff)
+	}
 	if diff := cmp.Diff(map[string][]protocol.CommandState{
 		"cmd-done": {protocol.StateQueued, protocol.StateInProgress, protocol.StateSucceeded},
 		"cmd-lost": {protocol.StateTimedOut},

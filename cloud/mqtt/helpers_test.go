@@ -33,6 +33,7 @@ type memFleet struct {
 	telemetry map[string]int
 	version   map[string]uint64
 	commands  map[string][]protocol.CommandState // by command id
+	calls     map[string][]protocol.CommandState // every CommandProgress, ignored ones too
 	pending   []cloudmqtt.PendingCommand
 	failEvent func(protocol.Message) error
 }
@@ -41,7 +42,7 @@ func newMemFleet() *memFleet {
 	return &memFleet{changed: make(chan struct{}, 1), statuses: map[string][]cloudmqtt.StatusChange{},
 		births: map[string][]protocol.Birth{}, events: map[string][]protocol.Message{}, ids: map[string]bool{},
 		hw: map[string]uint64{}, telemetry: map[string]int{}, version: map[string]uint64{},
-		commands: map[string][]protocol.CommandState{}}
+		commands: map[string][]protocol.CommandState{}, calls: map[string][]protocol.CommandState{}}
 }
 
 func (f *memFleet) touch() {
@@ -114,6 +115,7 @@ func (f *memFleet) DesiredSnapshot(_ context.Context, site string) (protocol.Des
 func (f *memFleet) CommandProgress(_ context.Context, _ string, ack protocol.CommandAck, _ time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.calls[ack.CommandID] = append(f.calls[ack.CommandID], ack.State)
 	st := f.commands[ack.CommandID]
 	if len(st) > 0 && st[len(st)-1].Final() {
 		return nil
