@@ -1,0 +1,132 @@
+package cloud_test
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/larder-lockers/larder/cloud"
+	"github.com/larder-lockers/larder/protocol"
+)
+
+// TestLogsRedactSecrets logs the records that hold phone numbers, codes and site keys
+// and checks that none of them reaches the log.
+func TestLogsRedactSecrets(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	r := cloud.Recipient{Phone: "+8613800138000", Name: "Wang Fang", Flat: "2-301"}
+	log.Info("x", "recipient", r, "order", cloud.Order{ID: "ord_1", Recipient: r},
+		"note", cloud.Notification{Type: cloud.NoteLoaded, Order: "ord_1", Code: "12345678", Recipient: &r},
+		"site", cloud.Site{ID: "yard-1", Key: []byte("super-secret-site-key-0123456789")})
+	for _, secret := range []string{"13800138000", "Wang", "12345678", "super-secret"} {
+		if strings.Contains(buf.String(), secret) {
+			t.Errorf("log contains %q: %s", secret, buf.String())
+		}
+	}
+	if !strings.Contains(buf.String(), "ord_1") {
+		t.Errorf("log lost the order id: %s", buf.String())
+	}
+}
+
+func TestCodesAreUniformDigits(t *testing.T) {
+	e := newEnv(t)
+	e.site("yard-1", nil, bank(50, []protocol.Zone{protocol.ZoneAmbient}, []protocol.Size{protocol.SizeS}))
+	var counts [10]int
+	n := 0
+	for i := range 50 {
+		req := e.orderReq("yard-1", "e"+string(rune('a'+i%26))+string(rune('a'+i/26)), ambientS)
+		req.CodeDelivery = cloud.DeliverByPlatform
+		rc, err := e.svc.CreateOrder(e.ctx, e.plat, req.ExternalID, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rc.Code) != cloud.CodeDigits {
+			t.Fatalf("code %q", rc.Code)
+		}
+		for _, c := range rc.Code {
+			counts[c-'0']++
+			n++
+		}
+	}
+	// 400 digits: each digit expected 40 times; a broken generator (e.g. modulo bias
+	// towards low digits or a constant) falls far outside 15..65.
+	for d, c := range counts {
+		if c < 15 || c > 65 {
+			t.Errorf("digit %d drawn %d times of %d", d, c, n)
+		}
+	}
+}
+
+func TestTelemetryAndTemperatureAlarm(t *testing.T) {
+	e := newEnv(t)
+	e.site("yard-1", nil, bank(1, []protocol.Zone{protocol.ZoneChilled}, []protocol.Size{protocol.SizeM}))
+	c := 9.5
+	e.mustEvent("yard-1", protocol.Event{Kind: protocol.EventTempExcursion, Credential: protocol.CredNone, Zone: protocol.ZoneChilled, Celsius: &c, Seconds: 600})
+	e.mustEvent("yard-1", protocol.Event{Kind: protocol.EventTempExcursion, Credential: protocol.CredNone, Zone: protocol.ZoneChilled, Celsius: &c, Seconds: 900})
+	d, _ := e.svc.GetSite(e.ctx, e.ops, "yard-1")
+	if len(d.Alarms) != 1 || d.Alarms[0].Count != 2 || d.Alarms[0].ID != "temperature_excursion:chilled" {
+		t.Fatalf("alarms %+v", d.Alarms)
+	}
+	if e.svc.Stats().AlarmsRaised.Load() != 1 {
+		t.Errorf("alarms raised %d", e.svc.Stats().AlarmsRaised.Load())
+	}
+	ok := 4.0
+	at := e.clock.Now().Add(time.Minute)
+	if err := e.svc.ApplyTelemetry(e.ctx, "yard-1", at, protocol.Telemetry{OutboxDepth: 3,
+		Zones: []protocol.ZoneReading{{Zone: protocol.ZoneChilled, Celsius: &ok}}}); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = e.svc.GetSite(e.ctx, e.ops, "yard-1")
+	if len(d.Alarms) != 0 || d.OutboxDepth != 3 || len(d.Zones) != 1 || *d.Zones[0].Celsius != 4 || !d.LastSeen.Equal(at) {
+		t.Fatalf("after telemetry: alarms %+v detail %+v", d.Alarms, d.SiteSummary)
+	}
+	if hw, _ := e.svc.EventHighWater(e.ctx, "yard-1"); hw != 2 {
+		t.Errorf("high water %d", hw)
+	}
+	if hw, _ := e.svc.EventHighWater(e.ctx, "nowhere"); hw != 0 {
+		t.Errorf("unknown site high water %d", hw)
+	}
+}
+
+func TestLoadingCredentialAndCommands(t *testing.T) {
+	e := newEnv(t)
+	e.site("yard-1", nil, bank(1, []protocol.Zone{protocol.ZoneChilled}, []protocol.Size{protocol.SizeM}))
+	cred, err := e.svc.IssueLoadingCredential(e.ctx, e.drv, "yard-1")
+	if err != nil || len(cred.Credential) != 10 {
+		t.Fatalf("credential %+v %v", cred, err)
+	}
+	key, _ := e.svc.SiteKey(e.ctx, "yard-1")
+	snap, _ := e.svc.DesiredSnapshot(e.ctx, "yard-1")
+	if len(snap.Credentials) != 1 || snap.Credentials[0].Digest != protocol.CredentialDigest(key, cred.Credential) || snap.Credentials[0].Driver != "dave" {
+		t.Fatalf("snapshot credentials %+v", snap.Credentials)
+	}
+	rc, _ := e.svc.CreateOrder(e.ctx, e.plat, "k1", e.orderReq("yard-1", "e1", chilledS))
+	cmd, err := e.svc.OpenForLoading(e.ctx, e.drv, rc.Order.ID, rc.Order.Slots[0].Compartment)
+	if err != nil || cmd.Command.Generation != 1 || cmd.Command.Purpose != protocol.PurposeLoading {
+		t.Fatalf("open for loading %+v %v", cmd, err)
+	}
+	pend, _ := e.svc.PendingCommands(e.ctx, "yard-1")
+	if len(pend) != 1 {
+		t.Fatalf("pending %d", len(pend))
+	}
+	// Nobody answers: the sweep times the command out after its expiry, and the
+	// credential expires and is revoked.
+	e.clock.Add(3 * time.Hour)
+	if _, err := e.svc.Sweep(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := e.svc.GetCommand(e.ctx, e.drv, cmd.Command.ID)
+	if got.State != protocol.StateTimedOut {
+		t.Errorf("command state %s", got.State)
+	}
+	e.svc.Flush(e.ctx)
+	ds := e.rec.desired["yard-1"]
+	if last := ds[len(ds)-1]; len(last.Revoke) != 1 || last.Revoke[0] != cred.ID {
+		t.Errorf("last desired %+v", last)
+	}
+	if n, _ := e.svc.PendingCommands(e.ctx, ""); len(n) != 0 {
+		t.Errorf("still pending: %d", len(n))
+	}
+}
