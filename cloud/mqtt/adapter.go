@@ -131,10 +131,16 @@ func (c *Config) fill() {
 	}
 }
 
-// Start connects to the broker, waits until subscribed, and arms the expiry timers of pending
-// commands. It fails if the first connection does not succeed within
-// [Config.ConnectTimeout]; later disconnections are retried forever in the background.
-func (a *Adapter) Start(ctx context.Context) error {
+// Start connects to the broker, waits until subscribed, and arms the expiry timers of
+// pending commands. It fails if the first connection does not succeed within
+// [Config.ConnectTimeout] (the adapter is then closed); later disconnections are
+// retried forever in the background.
+func (a *Adapter) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
 	for _, w := range a.workers {
 		a.wg.Add(1)
 		go func() {

@@ -3,6 +3,7 @@ package mqtt_test
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -444,5 +445,25 @@ func TestDuplicateStatusIgnored(t *testing.T) {
 	defer f.mu.Unlock()
 	if got := len(f.statuses[site]); got != 2 {
 		t.Fatalf("%d status changes, want 2", got)
+	}
+}
+
+func TestStartFailsWithoutBroker(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	a, err := cloudmqtt.New(cloudmqtt.Config{Broker: "tcp://" + addr, Fleet: newMemFleet(), ConnectTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err == nil {
+		t.Fatal("started without a broker")
+	}
+	a.Close() // idempotent after the failed Start
+	if err := a.PublishDesired(context.Background(), "site-x", protocol.Desired{Version: 1}); !errors.Is(err, cloudmqtt.ErrClosed) {
+		t.Fatalf("publish after close: %v", err)
 	}
 }
