@@ -295,7 +295,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	for _, want := range []string{`larder_site_up{site="yard-1"} 1`, "larder_orders_created_total 1", "larder_http_request_duration_seconds"} {
+	for _, want := range []string{`larder_site_up{site="yard-1"} 1`, "larder_orders_created_total 1", "larder_http_request_duration_seconds", "larder_store_commits_total", "larder_webhook_backlog"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}
