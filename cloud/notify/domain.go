@@ -67,3 +67,23 @@ func (nt *Notifier) Notify(ctx context.Context, n cloud.Notification) error {
 	}
 	return nil
 }
+
+// ServiceEndpoints resolves webhook endpoints from the domain's platform records
+// (cloud.Service.Webhook).
+type ServiceEndpoints struct {
+	Service interface {
+		Webhook(ctx context.Context, platform string) (url string, secret []byte, err error)
+	}
+}
+
+// Endpoint implements [Endpoints].
+func (e ServiceEndpoints) Endpoint(ctx context.Context, platform string) (Endpoint, error) {
+	u, secret, err := e.Service.Webhook(ctx, platform)
+	switch {
+	case cloud.ErrorCode(err) == cloud.ENotFound:
+		return Endpoint{}, ErrNoEndpoint
+	case err != nil:
+		return Endpoint{}, err
+	}
+	return Endpoint{URL: u, Secret: secret}, nil
+}

@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/larder-lockers/larder/cloud"
@@ -58,5 +59,26 @@ func TestNotifierFromDomain(t *testing.T) {
 	}
 	if ev := notify.Event("urn:larder:cloud", n); ev.Type != "com.larder.order.picked_up" {
 		t.Fatalf("type %q", ev.Type)
+	}
+}
+
+type platforms map[string]string
+
+func (p platforms) Webhook(_ context.Context, platform string) (string, []byte, error) {
+	u, ok := p[platform]
+	if !ok {
+		return "", nil, &cloud.Error{Code: cloud.ENotFound, Message: "no webhook"}
+	}
+	return u, []byte("k"), nil
+}
+
+func TestServiceEndpoints(t *testing.T) {
+	e := notify.ServiceEndpoints{Service: platforms{"plat": "https://plat.example/hook"}}
+	ep, err := e.Endpoint(context.Background(), "plat")
+	if err != nil || ep.URL != "https://plat.example/hook" || string(ep.Secret) != "k" {
+		t.Fatalf("%+v %v", ep, err)
+	}
+	if _, err := e.Endpoint(context.Background(), "other"); !errors.Is(err, notify.ErrNoEndpoint) {
+		t.Fatalf("unknown platform: %v", err)
 	}
 }

@@ -114,13 +114,17 @@ type Endpoint struct {
 	Secret []byte
 }
 
-// Endpoints resolves a platform id to its webhook endpoint. The domain implements it
-// over its platform records.
+// Endpoints resolves a platform id to its webhook endpoint. [ServiceEndpoints] does it
+// over the domain's platform records.
 type Endpoints interface {
-	// Endpoint returns the platform's endpoint; an unknown platform or one without
-	// webhooks returns an error wrapping [ErrPermanent].
+	// Endpoint returns the platform's endpoint, or an error wrapping [ErrNoEndpoint]
+	// when the platform has not set up webhooks (the notice is then cancelled, not
+	// dead-lettered: there is nothing for ops to fix).
 	Endpoint(ctx context.Context, platform string) (Endpoint, error)
 }
+
+// ErrNoEndpoint: the platform receives no webhooks.
+var ErrNoEndpoint = errors.New("notify: platform has no webhook endpoint")
 
 // StaticEndpoints maps platform ids to endpoints (tests, single-platform deployments).
 type StaticEndpoints map[string]Endpoint
@@ -129,7 +133,7 @@ type StaticEndpoints map[string]Endpoint
 func (s StaticEndpoints) Endpoint(_ context.Context, platform string) (Endpoint, error) {
 	e, ok := s[platform]
 	if !ok {
-		return Endpoint{}, fmt.Errorf("%w: no webhook endpoint for platform %q", ErrPermanent, platform)
+		return Endpoint{}, ErrNoEndpoint
 	}
 	return e, nil
 }

@@ -210,6 +210,8 @@ func (w *Worker) deliver(ctx context.Context, n Notification) error {
 		return w.settle(ctx, n, Result{State: StateDelivered, At: now}, "delivered")
 	case ctx.Err() != nil:
 		return ctx.Err() // shutting down: not the receiver's fault, retry next start
+	case errors.Is(err, ErrNoEndpoint):
+		return w.settle(ctx, n, Result{State: StateCancelled, At: now, Error: err.Error()}, "cancelled")
 	case errors.Is(err, ErrPermanent) || n.Attempts+1 >= w.cfg.MaxAttempts:
 		w.log.Warn("notify: dead-lettered", "notification", n, "err", err)
 		return w.settle(ctx, n, Result{State: StateDead, At: now, Error: err.Error()}, "dead")
