@@ -64,7 +64,7 @@ func (s *Service) ApplyBirth(ctx context.Context, site string, at time.Time, b p
 		}
 		st.Software = b.Software
 		st.EdgeDesiredVersion = b.DesiredVersion
-		s.markOnline(tx, st, at)
+		s.markOnline(st, at)
 		if b.OutboxHighWater < st.EventSeq {
 			// The edge's outbox restarted (a wiped or replaced edge computer): accept its
 			// new sequence from the start rather than dropping its events as duplicates.
@@ -76,25 +76,14 @@ func (s *Service) ApplyBirth(ctx context.Context, site string, at time.Time, b p
 	return needSnapshot, internal("apply birth", err)
 }
 
-// markOnline flips a site online (caller saves st). After an outage, the pickup
-// deadlines of the site's orders are extended by its length (as the best operators do),
-// capped by each zone's food-safety limit.
-func (s *Service) markOnline(tx Tx, st *Site, at time.Time) {
+// markOnline flips a site online (caller saves st) after a birth. It does not settle an
+// outage: the edge's status message, which every connect publishes too, does that
+// (ApplyPresence), so that a birth and a status of one reconnect extend deadlines once.
+func (s *Service) markOnline(st *Site, at time.Time) {
 	if at.After(st.LastSeen) {
 		st.LastSeen = at.UTC()
 	}
-	if st.Online {
-		return
-	}
 	st.Online = true
-	if !st.OfflineSince.IsZero() {
-		if outage := at.Sub(st.OfflineSince); outage > time.Minute {
-			if err := s.extendForOutage(tx, st, outage); err != nil {
-				s.log.Error("extend for outage", "site", st.ID, "err", err)
-			}
-		}
-	}
-	st.OfflineSince = time.Time{}
 }
 
 func (s *Service) extendForOutage(tx Tx, st *Site, outage time.Duration) error {
@@ -147,9 +136,11 @@ type Presence struct {
 	Software string
 }
 
-// ApplyPresence records an edge's presence. A repeated state only refreshes last-seen.
-// Coming back online after an outage extends the site's pickup deadlines by the outage
-// (within the food-safety caps).
+// ApplyPresence records an edge's presence. Coming back after an outage (the edge's own,
+// or the cloud's loss of the broker, which the fleet adapter reports as an outage of
+// every site) extends the site's pickup deadlines by the outage's length within the
+// food-safety caps: the edge kept serving pickups meanwhile, but residents could not
+// be told anything. A repeated state changes nothing.
 func (s *Service) ApplyPresence(ctx context.Context, site string, p Presence) error {
 	at := p.At
 	if p.Online {
@@ -160,24 +151,34 @@ func (s *Service) ApplyPresence(ctx context.Context, site string, p Presence) er
 		if err != nil {
 			return err
 		}
-		if p.Online {
-			if rec.Online {
+		if !p.Online {
+			if !rec.Online && !rec.OfflineSince.IsZero() {
 				return nil
 			}
-			if p.Software != "" {
-				rec.Software = p.Software
-			}
-			if p.Outage > 0 {
-				rec.OfflineSince = at.Add(-p.Outage)
-			}
-			s.markOnline(tx, rec, at)
+			rec.Online = false
+			rec.OfflineSince = at.UTC()
 			return putSite(tx, rec)
 		}
-		if !rec.Online {
+		outage := p.Outage
+		if outage <= 0 && !rec.OfflineSince.IsZero() {
+			outage = at.Sub(rec.OfflineSince)
+		}
+		if rec.Online && rec.OfflineSince.IsZero() && outage <= 0 {
 			return nil
 		}
-		rec.Online = false
-		rec.OfflineSince = at.UTC()
+		rec.Online = true
+		rec.OfflineSince = time.Time{}
+		if at.After(rec.LastSeen) {
+			rec.LastSeen = at.UTC()
+		}
+		if p.Software != "" {
+			rec.Software = p.Software
+		}
+		if outage > time.Minute {
+			if err := s.extendForOutage(tx, rec, outage); err != nil {
+				return err
+			}
+		}
 		return putSite(tx, rec)
 	}))
 }

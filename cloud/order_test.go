@@ -327,6 +327,29 @@ func TestOutageExtendsDeadlines(t *testing.T) {
 	if !ch.ExpiresAt.Equal(ch.LoadedAt.Add(24 * time.Hour)) {
 		t.Errorf("chilled extended beyond its safety cap: %v", ch.ExpiresAt.Sub(ch.LoadedAt))
 	}
+	// A repeated online status changes nothing; a central outage (the cloud lost the
+	// broker) reported by the fleet adapter for an online site extends again.
+	if err := e.svc.ApplyStatus(e.ctx, "yard-1", e.clock.Now(), protocol.Status{Online: true}); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := e.svc.GetOrder(e.ctx, e.plat, a.Order.ID); !again.ExpiresAt.Equal(after.ExpiresAt) {
+		t.Errorf("repeated status extended: %v", again.ExpiresAt.Sub(after.ExpiresAt))
+	}
+	if err := e.svc.ApplyPresence(e.ctx, "yard-1", cloud.Presence{Online: true, At: e.clock.Now(), Outage: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := e.svc.GetOrder(e.ctx, e.plat, a.Order.ID); again.ExpiresAt.Sub(after.ExpiresAt) != time.Hour {
+		t.Errorf("central outage extended by %v, want 1h", again.ExpiresAt.Sub(after.ExpiresAt))
+	}
+	// A birth and a status of one reconnect extend once.
+	e.svc.ApplyStatus(e.ctx, "yard-1", e.clock.Now(), protocol.Status{Online: false})
+	before2, _ := e.svc.GetOrder(e.ctx, e.plat, a.Order.ID)
+	e.clock.Add(2 * time.Hour)
+	e.svc.ApplyBirth(e.ctx, "yard-1", e.clock.Now(), protocol.Birth{Software: "t", Compartments: bank(1, []protocol.Zone{protocol.ZoneAmbient, protocol.ZoneChilled}, []protocol.Size{protocol.SizeM})})
+	e.svc.ApplyStatus(e.ctx, "yard-1", e.clock.Now(), protocol.Status{Online: true})
+	if after2, _ := e.svc.GetOrder(e.ctx, e.plat, a.Order.ID); after2.ExpiresAt.Sub(before2.ExpiresAt) != 2*time.Hour {
+		t.Errorf("reconnect extended by %v, want 2h", after2.ExpiresAt.Sub(before2.ExpiresAt))
+	}
 }
 
 func TestAuthorisation(t *testing.T) {
