@@ -192,6 +192,15 @@ func TestAuthentication(t *testing.T) {
 	if r.header.Get("WWW-Authenticate") == "" {
 		t.Error("no WWW-Authenticate")
 	}
+	req, _ := http.NewRequest("GET", f.srv.URL+"/v1/sites", nil)
+	req.Header.Set("Authorization", "bearer "+f.keys["ops"])
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
+		t.Errorf("lower-case scheme: %v %v", res.StatusCode, err)
+	}
+	req.Header.Set("Authorization", "Basic "+f.keys["ops"])
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 401 {
+		t.Errorf("basic scheme: %v %v", res.StatusCode, err)
+	}
 	f.keys["bogus"] = "lk_0000000000000000000000000000000000000000"
 	f.want(f.do("GET", "/v1/sites", "bogus", nil), 401, "unauthorized")
 	f.keys["bogus"] = "not a key"

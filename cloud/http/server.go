@@ -187,8 +187,9 @@ type principalKey struct{}
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Get("Authorization")
-		key, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || key == "" {
+		// The scheme is case-insensitive (RFC 9110).
+		scheme, key, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
 			s.writeError(w, r, &cloud.Error{Code: cloud.EUnauthorized, Message: "an API key is required: Authorization: Bearer <key>"})
 			return
 		}
