@@ -392,3 +392,16 @@ func TestLoadPrecedence(t *testing.T) {
 		t.Error("short admin key accepted")
 	}
 }
+
+func TestExecHelpAndBadFlags(t *testing.T) {
+	var out strings.Builder
+	if code := cloudd.Exec(context.Background(), []string{"-h"}, func(string) string { return "" }, &out); code != 0 {
+		t.Errorf("-h exit %d", code)
+	}
+	if !strings.Contains(out.String(), "-mqtt") {
+		t.Errorf("usage lacks -mqtt: %s", out.String())
+	}
+	if code := cloudd.Exec(context.Background(), []string{"--http", "nonsense"}, func(string) string { return "" }, io.Discard); code != 2 {
+		t.Errorf("bad flag exit %d", code)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -257,6 +258,9 @@ func (m *Main) Close() error {
 // returns the exit status.
 func Exec(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
 	cfg, err := Load(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "larder-cloud:", err)
 		return 2
