@@ -254,9 +254,14 @@ func (s *Service) note(tx Tx, typ string, o *Order, mod func(*Notification)) {
 		n.Compartments = append(n.Compartments, sl.Compartment)
 	}
 	if typ != NotePickedUp && typ != NoteCreated {
-		// Notices the resident gets carry the phone number; platform-only ones do not.
+		// Notices the resident gets carry the phone number (platform-only ones do not)
+		// and the locker bank's name, for the text.
 		r := o.Recipient
 		n.Recipient = &r
+		var st Site
+		if ok, _ := getJSON(tx, bSites, o.Site, &st); ok {
+			n.SiteName = st.Name
+		}
 	}
 	if mod != nil {
 		mod(&n)
