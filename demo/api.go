@@ -230,3 +230,29 @@ func (a *API) ReissueCode(ctx context.Context, order string) (Receipt, error) {
 	err := a.do(ctx, "POST", "/v1/orders/"+url.PathEscape(order)+"/reissue-code", nil, &r)
 	return r, err
 }
+
+// SetWebhook registers a platform's webhook endpoint (admin, or the platform itself) and
+// returns the signing secret, shown once.
+func (a *API) SetWebhook(ctx context.Context, platform, endpoint string) (string, error) {
+	var out struct {
+		Secret string `json:"secret"`
+	}
+	err := a.do(ctx, "PUT", "/v1/platforms/"+url.PathEscape(platform)+"/webhook", map[string]string{"url": endpoint}, &out)
+	return out.Secret, err
+}
+
+// Backlog is the cloud's notification outbox as ops see it.
+type Backlog struct {
+	Pending   int `json:"pending"`
+	Delivered int `json:"delivered"`
+	Dead      int `json:"dead"`
+}
+
+// Backlog reads the notification outbox's counts (ops, admin).
+func (a *API) Backlog(ctx context.Context) (Backlog, error) {
+	var v struct {
+		Stats Backlog `json:"stats"`
+	}
+	err := a.do(ctx, "GET", "/ops/api/backlog", nil, &v)
+	return v.Stats, err
+}

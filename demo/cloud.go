@@ -24,8 +24,9 @@ type CloudOptions struct {
 	Sites []string
 	// AdminKey bootstraps the first admin API key (only used when the store has none).
 	AdminKey string
-	// Webhooks maps a platform (API key subject) to a webhook endpoint and secret.
-	Webhooks map[string]Webhook
+	// SMSURL is the SMS gateway the cloud posts residents' texts to ({"to","text"});
+	// empty: no SMS.
+	SMSURL string
 	// Hold overrides the pickup hold after loading, for every zone (tests of expiry).
 	Hold time.Duration
 	// SweepEvery is how often the cloud processes expiry and timeouts; zero keeps its
@@ -33,12 +34,6 @@ type CloudOptions struct {
 	SweepEvery time.Duration
 	LogLevel   string
 	Extra      []string
-}
-
-// Webhook is a platform's endpoint.
-type Webhook struct {
-	URL    string `json:"url"`
-	Secret string `json:"secret"`
 }
 
 // Cloud is a running larder-cloud.

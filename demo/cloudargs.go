@@ -24,7 +24,10 @@ func cloudArgs(o CloudOptions) (args, env []string, err error) {
 	// Sites (confining a cloud on a shared broker to its sites' topics) has no setting
 	// yet: a cloud on the shared Mosquitto also hears other sites' edges and refuses them
 	// as unknown, which is harmless.
-	if o.Hold > 0 || len(o.Webhooks) > 0 {
+	if o.SMSURL != "" {
+		env = append(env, "LARDER_CLOUD_SMS_URL="+o.SMSURL)
+	}
+	if o.Hold > 0 {
 		return nil, nil, ErrCloudUnsupported
 	}
 	args = append(args, o.Extra...)

@@ -128,6 +128,12 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	admin := cloud.API(st.Keys["admin"])
+	if st.Provisioning.SiteKey != "" {
+		if _, err := admin.Site(ctx, cfg.Site); StatusOf(err) == 404 {
+			return fmt.Errorf("demo: %s says site %s is provisioned but the cloud's data in %s does not know it: delete %s to start afresh",
+				filepath.Join(cfg.Dir, "demo.json"), cfg.Site, filepath.Join(cfg.Dir, "cloud"), cfg.Dir)
+		}
+	}
 	if st.Provisioning.SiteKey == "" {
 		if err := provision(ctx, admin, &st, cfg.Site); err != nil {
 			return err
@@ -319,8 +325,8 @@ func banner(ctx context.Context, w io.Writer, cfg Config, cloud *Cloud, edge *Ed
 	line("")
 	line("  Larder demo is running — site %s (32 compartments: chilled 1-16, frozen 17-24, ambient 25-32)", cfg.Site)
 	line("")
-	line("  Ops dashboard   %s/ops/        (sign in with the ops key)", cloud.URL)
-	line("  Driver page     %s/driver/     (driver key)", cloud.URL)
+	line("  Ops dashboard   %s/ops/        (sign in with the ops key)%s", cloud.URL, served(ctx, cloud.URL+"/ops/"))
+	line("  Driver page     %s/driver/     (driver key)%s", cloud.URL, served(ctx, cloud.URL+"/driver/"))
 	line("  Kiosk           %s/            (resident pickup; driver login with the credential below)", edge.Kiosk.URL)
 	line("  REST API        %s/v1/         (OpenAPI: %s/v1/openapi.json)", cloud.URL, cloud.URL)
 	line("  Metrics         %s/metrics (cloud)   %s/metrics (edge)", cloud.URL, edge.Kiosk.URL)
@@ -356,4 +362,14 @@ func banner(ctx context.Context, w io.Writer, cfg Config, cloud *Cloud, edge *Ed
 	line("  Ctrl-C stops everything; the next run resumes with the same data.")
 	line("")
 	fmt.Fprint(w, b.String())
+}
+
+// served returns "" when url answers, else a note for the banner: the pages are optional
+// parts of a larder-cloud build, and a printed URL that 404s would only confuse.
+func served(ctx context.Context, url string) string {
+	err := doJSON(ctx, "GET", url, "", nil, nil)
+	if err != nil && StatusOf(err) != 0 && StatusOf(err)/100 != 3 {
+		return fmt.Sprintf("  [not served by this larder-cloud: %d]", StatusOf(err))
+	}
+	return ""
 }

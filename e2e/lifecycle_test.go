@@ -22,7 +22,8 @@ func TestOrderLoadPickup(t *testing.T) {
 	s.loadAndPickUp(rc.Order, rc.Pickup.Code, phone)
 }
 
-// loadAndPickUp walks a two-compartment order from the driver to the resident.
+// loadAndPickUp walks a two-compartment order from the driver to the resident. An
+// empty code means the cloud sends it: it is read from the resident's SMS.
 func (s *system) loadAndPickUp(o demo.Order, code, phone string) {
 	t := s.t
 	t.Helper()
@@ -33,13 +34,7 @@ func (s *system) loadAndPickUp(o demo.Order, code, phone string) {
 	s.load(tok, o)
 	s.waitState(o.ID, "loaded", 20*time.Second)
 	if code == "" {
-		ev := s.hooks.wait(t, "loaded", o.ID, 20*time.Second)
-		if !ev.Signed {
-			t.Error("webhook without a Larder-Signature")
-		}
-		if code = ev.code(); len(code) != 8 {
-			t.Fatalf("the loaded webhook carries no 8-digit code: %s", ev.Raw)
-		}
+		code = s.sms.waitCode(t, phone, 20*time.Second)
 	}
 	// A wrong second factor does not open anything.
 	if _, err := s.edge.Kiosk.Pickup(s.ctx, code, "0000"); demo.StatusOf(err) != 401 {
@@ -72,19 +67,63 @@ func (s *system) loadAndPickUp(o demo.Order, code, phone string) {
 	}
 }
 
-// TestNotificationCarriesCode: the cloud sends the code itself: the "loaded" webhook to
-// the platform carries it (signed), the resident types it at the kiosk, and the platform
-// hears "picked_up".
+// TestNotificationCarriesCode: the cloud sends the code itself. When the driver has
+// loaded the order, the resident's SMS carries the code (drawn at loading), the
+// platform's signed "loaded" webhook does not; the resident types the code at the kiosk,
+// and the platform hears "picked_up".
 func TestNotificationCarriesCode(t *testing.T) {
-	s := newSystem(t, sysOpts{webhooks: true})
+	s := newSystem(t, sysOpts{})
 	const phone = "+8613800138001"
 	rc := s.order("ext-notify-1", phone, "notifier", demo.Parcel{Size: "M", Zone: "chilled"}, demo.Parcel{Size: "M", Zone: "frozen"})
 	if rc.Pickup != nil {
 		t.Fatal("a notifier order's receipt carries a code")
 	}
-	s.hooks.wait(t, "assigned", rc.Order.ID, 20*time.Second)
+	s.hooks.wait(t, "created", rc.Order.ID, 20*time.Second)
 	s.loadAndPickUp(rc.Order, "", phone)
-	s.hooks.wait(t, "picked_up", rc.Order.ID, 20*time.Second)
+	for _, kind := range []string{"created", "loaded", "picked_up"} {
+		ev := s.hooks.wait(t, kind, rc.Order.ID, 20*time.Second)
+		if ev.SigErr != nil {
+			t.Errorf("%s webhook: signature: %v", kind, ev.SigErr)
+		}
+		if ev.code() != "" {
+			t.Errorf("%s webhook carries the code of an order the cloud notifies itself", kind)
+		}
+	}
+}
+
+// TestPlatformDeliveredCode: a platform that hands out codes itself gets the code in the
+// receipt, once; the signed "loaded" webhook tells it the order is ready, and the
+// resident gets no SMS from the cloud.
+func TestPlatformDeliveredCode(t *testing.T) {
+	s := newSystem(t, sysOpts{})
+	const phone = "+8613800138002"
+	rc := s.order("ext-notify-2", phone, "platform", demo.Parcel{Size: "M", Zone: "ambient"})
+	tok := s.driverToken()
+	s.load(tok, rc.Order)
+	ev := s.hooks.wait(t, "loaded", rc.Order.ID, 20*time.Second)
+	if ev.SigErr != nil {
+		t.Fatalf("signature: %v", ev.SigErr)
+	}
+	if c := ev.code(); c != "" && c != rc.Pickup.Code {
+		t.Fatalf("loaded webhook code %q, receipt %q", c, rc.Pickup.Code)
+	}
+	// Once nothing is pending in the cloud's outbox, nothing more will be sent.
+	if err := demo.Eventually(s.ctx, 20*time.Second, "notification outbox empty", func() error {
+		b, err := s.ops.Backlog(s.ctx)
+		if err == nil && (b.Pending != 0 || b.Delivered == 0) {
+			err = fmt.Errorf("backlog %+v", b)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.sms.mu.Lock()
+	defer s.sms.mu.Unlock()
+	for _, m := range s.sms.texts {
+		if m.To == phone {
+			t.Fatalf("the resident of a platform-delivered order got an SMS: %q", m.Text)
+		}
+	}
 }
 
 // TestRemoteOpenByOps: ops open a compartment from the cloud; the command succeeds only

@@ -12,11 +12,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/larder-lockers/larder/cloud/notify"
 	"github.com/larder-lockers/larder/demo"
 )
 
@@ -41,14 +43,14 @@ type system struct {
 
 	admin, ops, driver, platform *demo.API
 	hooks                        *webhooks
+	sms                          *smsGateway
 	people                       *demo.People
 	prov                         demo.Provisioning
 }
 
 type sysOpts struct {
-	broker   string        // host:port of the MQTT broker; default the shared Mosquitto
-	hold     time.Duration // the cloud's hold after loading; zero keeps its default
-	webhooks bool          // register the test's receiver as the platform's endpoint
+	broker string        // host:port of the MQTT broker; default the shared Mosquitto
+	hold   time.Duration // the cloud's hold after loading; zero keeps its default
 }
 
 func randHex(n int) string {
@@ -63,7 +65,8 @@ func newSystem(t *testing.T, o sysOpts) *system {
 		o.broker = sharedBroker
 	}
 	dir := t.TempDir()
-	s := &system{t: t, ctx: t.Context(), site: "e2e-" + randHex(5), broker: "tcp://" + o.broker, hooks: newWebhooks(t)}
+	s := &system{t: t, ctx: t.Context(), site: "e2e-" + randHex(5), broker: "tcp://" + o.broker, hooks: newWebhooks(t),
+		sms: newSMSGateway(t)}
 	s.l = &demo.Launcher{BinDir: binDir, LogDir: filepath.Join(dir, "logs"), StopTimeout: 10 * time.Second}
 	t.Cleanup(func() {
 		s.l.StopAll()
@@ -78,16 +81,13 @@ func newSystem(t *testing.T, o sysOpts) *system {
 	}
 	adminKey := "lk_e2e_admin_" + randHex(16)
 	co := demo.CloudOptions{DataDir: filepath.Join(dir, "cloud"), Broker: s.broker, Sites: []string{s.site},
-		AdminKey: adminKey, Hold: o.hold, LogLevel: "debug"}
+		AdminKey: adminKey, Hold: o.hold, LogLevel: "debug", SMSURL: s.sms.srv.URL}
 	if o.hold > 0 {
 		co.SweepEvery = time.Second
 	}
-	if o.webhooks {
-		co.Webhooks = map[string]demo.Webhook{platformID: {URL: s.hooks.srv.URL, Secret: s.hooks.secret}}
-	}
 	s.cloud, err = s.l.StartCloud(s.ctx, co)
 	if errors.Is(err, demo.ErrCloudUnsupported) {
-		t.Skipf("larder-cloud cannot do this yet (hold override or webhook endpoints): %v", err)
+		t.Skipf("larder-cloud has no setting for this yet (a hold after loading short enough to test expiry): %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +96,13 @@ func newSystem(t *testing.T, o sysOpts) *system {
 	s.ops = s.admin.As(s.key("ops", "e2e-ops"))
 	s.driver = s.admin.As(s.key("driver", "e2e-driver"))
 	s.platform = s.admin.As(s.key("platform", platformID))
+	secret, err := s.platform.SetWebhook(s.ctx, platformID, s.hooks.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.hooks.secret, err = hex.DecodeString(secret); err != nil {
+		t.Fatalf("webhook secret %q: %v", secret, err)
+	}
 	if err := s.admin.CreateSite(s.ctx, s.site, "E2E courtyard", "1 Test Lane"); err != nil {
 		t.Fatal(err)
 	}
@@ -239,10 +246,11 @@ func (s *system) waitDrained(timeout time.Duration) {
 
 func lastFour(phone string) string { return phone[len(phone)-4:] }
 
-// webhooks is the platform's endpoint: it records every CloudEvent it is sent.
+// webhooks is the platform's endpoint: it records every CloudEvent it is sent and
+// checks each signature with the secret the cloud handed out.
 type webhooks struct {
 	srv    *httptest.Server
-	secret string
+	secret []byte
 
 	mu     sync.Mutex
 	events []event
@@ -253,12 +261,12 @@ type event struct {
 	ID      string          `json:"id"`
 	Subject string          `json:"subject"`
 	Data    json.RawMessage `json:"data"`
-	Signed  bool            `json:"-"`
+	SigErr  error           `json:"-"`
 	Raw     string          `json:"-"`
 }
 
 func newWebhooks(t *testing.T) *webhooks {
-	w := &webhooks{secret: randHex(32)}
+	w := &webhooks{}
 	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		raw, _ := io.ReadAll(r.Body)
 		var e event
@@ -266,9 +274,9 @@ func newWebhooks(t *testing.T) *webhooks {
 			http.Error(rw, "not JSON", 400)
 			return
 		}
-		e.Signed = strings.Contains(r.Header.Get("Larder-Signature"), "v1=")
-		e.Raw = string(raw)
 		w.mu.Lock()
+		e.SigErr = notify.Verify(w.secret, r.Header.Get("Larder-Signature"), raw, time.Now(), 0)
+		e.Raw = string(raw)
 		w.events = append(w.events, e)
 		w.mu.Unlock()
 		rw.WriteHeader(http.StatusNoContent)
@@ -284,14 +292,12 @@ func (w *webhooks) wait(t *testing.T, kind, order string, timeout time.Duration)
 	err := demo.Eventually(t.Context(), timeout, "webhook "+kind+" for "+order, func() error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
+		var types []string
 		for _, e := range w.events {
-			if e.Type == "com.larder.order."+kind && strings.Contains(e.Raw, order) {
+			if e.Type == notify.TypePrefix+kind && e.Subject == order {
 				found = e
 				return nil
 			}
-		}
-		var types []string
-		for _, e := range w.events {
 			types = append(types, e.Type)
 		}
 		return fmt.Errorf("received %v", types)
@@ -302,21 +308,65 @@ func (w *webhooks) wait(t *testing.T, kind, order string, timeout time.Duration)
 	return found
 }
 
-// code finds the pickup code in an event's data.
+// code is the pickup code in an event's data, if any.
 func (e event) code() string {
-	var data map[string]any
+	var data notify.EventData
 	json.Unmarshal(e.Data, &data)
-	for _, k := range []string{"code", "pickup_code"} {
-		if c, ok := data[k].(string); ok {
-			return c
+	return data.Code
+}
+
+// smsGateway is the SMS gateway: it records every text and answers 200.
+type smsGateway struct {
+	srv *httptest.Server
+
+	mu    sync.Mutex
+	texts []sms
+}
+
+type sms struct {
+	To   string `json:"to"`
+	Text string `json:"text"`
+}
+
+func newSMSGateway(t *testing.T) *smsGateway {
+	g := &smsGateway{}
+	g.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		var m sms
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+			http.Error(rw, "not JSON", 400)
+			return
 		}
-	}
-	if p, ok := data["pickup"].(map[string]any); ok {
-		if c, ok := p["code"].(string); ok {
-			return c
+		g.mu.Lock()
+		g.texts = append(g.texts, m)
+		g.mu.Unlock()
+	}))
+	t.Cleanup(g.srv.Close)
+	return g
+}
+
+var eightDigits = regexp.MustCompile(`\b\d{8}\b`)
+
+// waitCode waits for a text to phone carrying an 8-digit code and returns the code.
+func (g *smsGateway) waitCode(t *testing.T, phone string, timeout time.Duration) string {
+	t.Helper()
+	var code string
+	err := demo.Eventually(t.Context(), timeout, "an SMS with a code to the resident", func() error {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for _, m := range g.texts {
+			if m.To == phone {
+				if c := eightDigits.FindString(m.Text); c != "" {
+					code = c
+					return nil
+				}
+			}
 		}
+		return fmt.Errorf("%d texts, none with a code to the resident", len(g.texts))
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return ""
+	return code
 }
 
 // dumpLogs prints the end of every child's log of a failed test.
