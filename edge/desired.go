@@ -253,6 +253,24 @@ func (l *Locker) upsert(tx Tx, in protocol.Reservation, now time.Time) (string, 
 					r.State = OrderLoaded
 				}
 			}
+			// The cloud's generations win (after a reassignment the edge guessed one).
+			for _, sl := range slots {
+				mine, _ := r.Slot(sl.Compartment)
+				if mine.Generation == sl.Generation {
+					continue
+				}
+				mine.Generation = sl.Generation
+				comp, _, err := tx.Compartment(sl.Compartment)
+				if err != nil {
+					return "", err
+				}
+				if comp.Order == r.Order {
+					comp.Generation = sl.Generation
+					if err := tx.PutCompartment(comp); err != nil {
+						return "", err
+					}
+				}
+			}
 			r.CodeDigest, r.FactorDigest = in.CodeDigest, in.SecondFactorDigest
 			r.ExpiresAt, r.BudgetSeconds, r.Accessible = in.ExpiresAt, in.BudgetSeconds, in.Accessible
 			if r.State == OrderCancelled {
