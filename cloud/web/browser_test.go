@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,6 +25,10 @@ import (
 // The browser test: the real pages in headless Chromium against the real /v1 API and a
 // real cloud.Service, with axe-core run in the same browser. It needs Chromium and the
 // pinned axe-core; CI installs both. Screenshots go to .artifacts/web/ (git-ignored).
+
+// isoExample is the codewords of "01234567" at version 1-M in ISO/IEC 18004 (data, then
+// error correction).
+const isoExample = "10 20 0c 56 61 80 ec 11 ec 11 ec 11 ec 11 ec 11 a5 24 d4 c1 ed 36 c7 87 2c 55"
 
 const installHelp = `install them with:
     apt-get install -y chromium        # or set LARDER_CHROMIUM to a Chromium/Chrome binary
@@ -306,7 +311,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#actions button[value="in"]`)),
 		chromedp.SendKeys(chromedp.CSS(`#reason`), "check the seal"),
 		chromedp.Click(chromedp.CSS(`#actions button[value="open"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#actions .msg.info`)),
+		chromedp.WaitVisible(chromedp.CSS(`#actions .msg[data-command]`)),
 	)
 	entries, err := f.svc.Audit(f.ctx, f.ops, cloud.AuditFilter{Site: site})
 	if err != nil {
@@ -358,18 +363,56 @@ func TestBrowser(t *testing.T) {
 	if len(cred) != 10 {
 		t.Errorf("loading credential %q, want 10 digits", cred)
 	}
+	// The credential as a QR code (the kiosk's scanner types what it reads): the encoder
+	// gives the codewords of the standard's own example, and when zbarimg is installed the
+	// drawn code is read back.
+	if got := evalAs[string](p, `LarderQR.codewords('01234567').codewords.map(b => b.toString(16).padStart(2, '0')).join(' ')`); got != isoExample {
+		t.Errorf("QR codewords of 01234567 (ISO/IEC 18004 annex example, 1-M) = %s, want %s", got, isoExample)
+	}
+	qr := func() []byte {
+		ctx, cancel := context.WithTimeout(p.ctx, step)
+		defer cancel()
+		png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(`#cred svg.qr`)))
+		if err != nil {
+			t.Fatalf("QR screenshot: %v", err)
+		}
+		return png
+	}()
+	if zbar, err := exec.LookPath("zbarimg"); err == nil {
+		path := filepath.Join(t.TempDir(), "qr.png")
+		os.WriteFile(path, qr, 0o644)
+		out, err := exec.Command(zbar, "-q", "--raw", path).Output()
+		if got := strings.TrimSpace(string(out)); err != nil || got != cred {
+			t.Errorf("zbarimg read %q (%v) from the credential QR code, want %q", got, err, cred)
+		}
+	} else {
+		t.Log("zbarimg not installed (apt-get install zbar-tools): the QR code is not read back")
+	}
 	p.fitsPhone("driver")
 	p.screenshot("driver")
 	p.accessible("driver manifest")
-	// Report a problem: this cloud has no reassignment yet, so the page says to use the kiosk.
+	// Report a problem: door jammed, the order moves to another door and the manifest
+	// shows it.
 	card := `article[data-order="` + reserved.ID + `"]`
+	from := reserved.Slots[0].Compartment
 	p.run(
 		chromedp.Click(chromedp.CSS(card+` summary`)),
 		chromedp.Click(chromedp.CSS(card+` details button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(card+` .msg.bad`)),
+		chromedp.WaitVisible(chromedp.CSS(`#msg.ok`)),
 	)
-	if msg := evalAs[string](p, `document.querySelector('`+card+` .msg.bad').textContent`); !strings.Contains(msg, "柜机") {
-		t.Errorf("problem report without reassignment says %q, want a pointer to the kiosk", msg)
+	moved, err := f.svc.GetOrder(f.ctx, f.ops, reserved.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := moved.Slots[0].Compartment
+	if to == from {
+		t.Fatalf("the order stayed in door %d after the problem report", from)
+	}
+	if msg := evalAs[string](p, `document.getElementById('msg').textContent`); !strings.Contains(msg, fmt.Sprint(to)) {
+		t.Errorf("after the report the page says %q, want door %d", msg, to)
+	}
+	if doors := evalAs[string](p, `document.querySelector('`+card+` .doors').textContent`); !strings.Contains(doors, fmt.Sprint(to)+" 号门") {
+		t.Errorf("the manifest shows %q, want door %d", doors, to)
 	}
 	p.noProblems("driver page")
 

@@ -53,9 +53,8 @@
 //     for all viewers together, while anyone watches.
 //   - The service has no resident role: after the code matches, the resident endpoints read
 //     and extend the order as an internal ops principal ("resident-page").
-//   - The driver's problem report needs a service method that moves one slot of an order to
-//     another compartment ([Reassigner]); until *cloud.Service has it the endpoint answers
-//     501 and the page tells the driver to use the kiosk's problem button.
+//   - The driver's problem report calls the service's ReassignSlot ([Reassigner]); with a
+//     Service that lacks it the endpoint answers 501 and the page points to the kiosk.
 //   - Rate limits are per process (in memory): with several replicas behind a balancer an
 //     attacker gets the limit once per replica.
 //

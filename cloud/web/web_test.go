@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -572,9 +573,35 @@ func TestProblem(t *testing.T) {
 	drv := map[string]string{"Authorization": "Bearer " + f.driverKey, "Content-Type": "application/json"}
 	path := "/driver/api/orders/ord_x/problem"
 
-	h := f.handler(web.Options{})
-	if w := do(h, "POST", path, "10.5.0.1", drv, `{"compartment":3,"reason":"jammed"}`); w.Code != http.StatusNotImplemented {
+	// A service without ReassignSlot: the endpoint says so.
+	bare := web.New(struct{ web.Service }{f.svc}, web.Options{Now: f.clock.Now})
+	defer bare.Close()
+	if w := do(bare, "POST", path, "10.5.0.1", drv, `{"compartment":3,"reason":"jammed"}`); w.Code != http.StatusNotImplemented {
 		t.Errorf("without a reassigner: %d, want 501", w.Code)
+	}
+
+	// The real service: door jammed, the order moves to the other free ambient L door and
+	// the jammed one goes out of service.
+	o, _ := f.order("p-1", cloud.Parcel{Size: protocol.SizeL, Zone: protocol.ZoneAmbient})
+	from := o.Slots[0].Compartment
+	h := f.handler(web.Options{})
+	w := do(h, "POST", "/driver/api/orders/"+o.ID+"/problem", "10.5.0.1", drv, fmt.Sprintf(`{"compartment":%d,"reason":"jammed"}`, from))
+	if w.Code != http.StatusOK {
+		t.Fatalf("real reassignment: %d %s", w.Code, w.Body)
+	}
+	var moved struct {
+		Slots []struct{ Compartment int } `json:"slots"`
+	}
+	json.Unmarshal(w.Body.Bytes(), &moved)
+	got, _ := f.svc.GetOrder(f.ctx, f.ops, o.ID)
+	if len(moved.Slots) != 1 || moved.Slots[0].Compartment == from || len(got.Slots) != 1 || got.Slots[0].Compartment != moved.Slots[0].Compartment {
+		t.Errorf("answer %+v, service %+v: want one slot, moved off door %d", moved.Slots, got.Slots, from)
+	}
+	d, _ := f.svc.GetSite(f.ctx, f.ops, site)
+	for _, c := range d.CompartmentList {
+		if c.Number == from && c.State != cloud.CompOutOfService {
+			t.Errorf("the jammed door %d is %s, want out of service", from, c.State)
+		}
 	}
 
 	re := &reassigner{}

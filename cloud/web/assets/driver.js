@@ -18,8 +18,8 @@
       todayTitle: '今日任务', siteLabel: '站点编号', loadManifest: '查看清单', langToggle: 'English',
       loading: '正在加载…', badKey: '密钥无效，请重新登录。', notDriver: '这不是司机密钥。',
       noSite: '没有这个站点。', network: '网络不通，请稍后再试。', error: '出错了：{msg}',
-      credTitle: '柜机装货凭证', credHelp: '在柜机上选择"司机装货"并输入这串数字。', credButton: '获取装货凭证',
-      credValid: '有效期至 {time}', toLoad: '待装货', toReturn: '待取回（已过期）', compromised: '待取回（温度超标）',
+      credTitle: '柜机装货凭证', credHelp: '在柜机上按“配送员入口”，扫描二维码或输入这串数字，然后按“登录”。', credButton: '获取装货凭证',
+      credValid: '有效期至 {time}', qrLabel: '装货凭证二维码', toLoad: '待装货', toReturn: '待取回（已过期）', compromised: '待取回（温度超标）',
       loadedPart: '部分已装', nothing: '这个站点今天没有任务。', ordersTitle: '订单（{n}）',
       door: '{n} 号门', size: '尺寸 {size}', zone: '温区：{zone}', loaded: '已装', notLoaded: '未装',
       parcels: '{n} 件', window: '送达时段 {start} – {end}', open: '远程开 {n} 号门', opening: '正在开门…',
@@ -34,8 +34,8 @@
       todayTitle: "Today's work", siteLabel: 'Site id', loadManifest: 'Show manifest', langToggle: '中文',
       loading: 'Loading…', badKey: 'Unknown key: sign in again.', notDriver: 'This is not a driver key.',
       noSite: 'No such site.', network: 'No network: try again shortly.', error: 'Something went wrong: {msg}',
-      credTitle: 'Kiosk loading credential', credHelp: 'At the kiosk choose "Driver loading" and type these digits.',
-      credButton: 'Get a loading credential', credValid: 'Valid until {time}', toLoad: 'To load',
+      credTitle: 'Kiosk loading credential', credHelp: 'At the kiosk press "Driver", scan the QR code or type these digits, then press Sign in.',
+      credButton: 'Get a loading credential', credValid: 'Valid until {time}', qrLabel: 'QR code of the loading credential', toLoad: 'To load',
       toReturn: 'Take back (expired)', compromised: 'Take back (temperature)', loadedPart: 'Partly loaded',
       nothing: 'Nothing to do at this site today.', ordersTitle: 'Orders ({n})',
       door: 'Door {n}', size: 'size {size}', zone: 'Zone: {zone}', loaded: 'loaded', notLoaded: 'not loaded',
@@ -155,7 +155,8 @@
     try {
       const c = await call('POST', `/v1/sites/${encodeURIComponent(site)}/loading-credentials`);
       const digits = c.credential.replace(/(\d{5})(?=\d)/g, '$1 ');
-      show(out, el('p', { class: 'credential' }, digits), el('p', {}, t('credValid', { time: fmtTime(c.expires_at, L.lang) })));
+      show(out, globalThis.LarderQR.svg(c.credential, t('qrLabel')),
+        el('p', { class: 'credential' }, digits), el('p', {}, t('credValid', { time: fmtTime(c.expires_at, L.lang) })));
     } catch (e) {
       show(out, el('p', { class: 'msg bad' }, explain(e)));
     }

@@ -245,6 +245,7 @@
         try {
           const cmd = await call('POST', path, { reason: reason.value.trim() });
           msg.textContent = `Command ${cmd.id}: ${cmd.state}`;
+          msg.dataset.command = cmd.id;
           follow(cmd.id, msg);
         } catch (e) {
           msg.className = 'msg bad';
