@@ -45,9 +45,9 @@ type Service interface {
 }
 
 // Reassigner moves one compartment of an order to another free one after a driver reported
-// a problem with it (jammed, occupied, dirty, too small), taking the bad one out of
-// service. The cloud service does not have it yet (see doc.go); the driver page's problem
-// button answers 501 until it does.
+// a problem with it (jammed, occupied, dirty, too small), taking the bad one out of service
+// unless it is only too small. *cloud.Service implements it; with a Service that does not,
+// the driver's problem button answers 501 and the page points to the kiosk.
 type Reassigner interface {
 	ReassignSlot(ctx context.Context, p cloud.Principal, order string, compartment int, reason string) (cloud.Order, error)
 }
