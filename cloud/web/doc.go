@@ -16,7 +16,7 @@
 //	GET    /r/{order}                     resident page; the link carries #c=<code>
 //	GET    /r/api/orders/{order}          order for the resident (X-Pickup-Code header)
 //	POST   /r/api/orders/{order}/extend   extend within ResidentPolicy (X-Pickup-Code header)
-//	GET    /assets/...                    style.css, common.js, ops.js, driver.js, resident.js
+//	GET    /assets/...                    style.css, common.js, qr.js, ops.js, driver.js, resident.js
 //
 // Everything else the pages show comes from the /v1 API, called by the page with the key
 // the user signed in with (kept in sessionStorage: gone when the tab closes, never in a

@@ -655,6 +655,7 @@ func TestPagesAndAssets(t *testing.T) {
 		{"/assets/common.js", "text/javascript", 200},
 		{"/assets/ops.js", "text/javascript", 200},
 		{"/assets/driver.js", "text/javascript", 200},
+		{"/assets/qr.js", "text/javascript", 200},
 		{"/assets/resident.js", "text/javascript", 200},
 		{"/assets/", "application/json", 404},
 		{"/assets/nope.js", "", 404},
