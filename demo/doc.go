@@ -25,7 +25,9 @@
 // programs' own bbolt data, logs/ their output, demo.json (0600) the site's
 // provisioning and the demo's API keys. The first run provisions the site through the
 // REST API, creates admin, ops, driver and platform keys and seeds six orders, three of
-// them loaded by a simulated driver at the kiosk. Later runs skip all that.
+// them loaded by a simulated driver at the kiosk (two with codes the platform hands out,
+// printed in the banner; one whose code the cloud texts to the resident, shown by the
+// Inbox). Later runs skip all that.
 //
 // larder-sim keeps its physical world in memory, so a restart would leave the edge
 // believing compartments are loaded that are physically empty. The demo snapshots the
@@ -35,6 +37,8 @@
 //
 // Ports (BasePort 7400): 7400 cloud HTTP (API, ops and driver pages, /metrics), 7401 the
 // embedded MQTT broker, 7402 the kiosk (and the edge's /metrics), 7403 the simulator's
-// control API. They avoid the usual services (MQTT 1883, PostgreSQL 5432, Redis 6379,
+// control API, 7404 the demo's Inbox: the SMS gateway and the demo platform's webhook
+// endpoint, whose messages (pickup codes included, as on a resident's phone) are shown
+// on the console and in DIR/logs/inbox.log. They avoid the usual services (MQTT 1883, PostgreSQL 5432, Redis 6379,
 // NATS 4222, RabbitMQ 5672, MariaDB 3306). Nothing is fetched from the network.
 package demo

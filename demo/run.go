@@ -21,7 +21,8 @@ type Config struct {
 	// BinDir holds the built binaries. Default "bin".
 	BinDir string
 	// Host and BasePort: the cloud's HTTP on BasePort, its embedded MQTT broker on +1,
-	// the kiosk on +2, the simulator's control API on +3. Default 127.0.0.1 and 7400
+	// the kiosk on +2, the simulator's control API on +3, the demo's inbox (SMS gateway
+	// and platform webhook endpoint) on +4. Default 127.0.0.1 and 7400
 	// (clear of Mosquitto 1883, PostgreSQL 5432, Redis 6379, NATS 4222, RabbitMQ 5672,
 	// MariaDB 3306).
 	Host     string
@@ -75,9 +76,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	out := cfg.Out
 	say := func(format string, args ...any) { fmt.Fprintf(out, "larder-demo: "+format+"\n", args...) }
 
-	httpAddr, mqttAddr, kioskAddr, ctlAddr := cfg.addr(0), cfg.addr(1), cfg.addr(2), cfg.addr(3)
-	if err := CheckFree(httpAddr, mqttAddr, kioskAddr, ctlAddr); err != nil {
-		return fmt.Errorf("%w\nlarder-demo: choose other ports with -port BASE (it uses BASE..BASE+3)", err)
+	httpAddr, mqttAddr, kioskAddr, ctlAddr, inboxAddr := cfg.addr(0), cfg.addr(1), cfg.addr(2), cfg.addr(3), cfg.addr(4)
+	if err := CheckFree(httpAddr, mqttAddr, kioskAddr, ctlAddr, inboxAddr); err != nil {
+		return fmt.Errorf("%w\nlarder-demo: choose other ports with -port BASE (it uses BASE..BASE+4)", err)
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -90,6 +91,14 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return fmt.Errorf("demo: %s holds site %q, not %q: use -site %s or another -data directory", cfg.Dir, st.Site, cfg.Site, st.Site)
 	}
 	l := &Launcher{BinDir: cfg.BinDir, LogDir: filepath.Join(cfg.Dir, "logs"), StopTimeout: 15 * time.Second}
+	if err := os.MkdirAll(l.LogDir, 0o700); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	inbox, err := StartInbox(inboxAddr, filepath.Join(l.LogDir, "inbox.log"), out)
+	if err != nil {
+		return err
+	}
+	defer inbox.Close()
 	if cfg.Follow {
 		l.Console = out
 	}
@@ -123,7 +132,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		st.Keys["admin"] = newAdminKey()
 	}
 	cloud, err := l.StartCloud(ctx, CloudOptions{DataDir: filepath.Join(cfg.Dir, "cloud"), HTTP: httpAddr,
-		MQTTListen: mqttAddr, AdminKey: st.Keys["admin"]})
+		MQTTListen: mqttAddr, AdminKey: st.Keys["admin"], SMSURL: inbox.SMSURL()})
 	if err != nil {
 		return err
 	}
@@ -143,6 +152,14 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 		say("provisioned site %s and created the demo API keys", cfg.Site)
 	}
+
+	// The platform's webhook endpoint is the demo's inbox; registering again each run
+	// draws a fresh secret the inbox checks signatures with.
+	secret, err := cloud.API(st.Keys["platform"]).SetWebhook(ctx, "demo-grocer", inbox.WebhookURL())
+	if err != nil {
+		return fmt.Errorf("demo: webhook: %w", err)
+	}
+	inbox.SetSecret(secret)
 
 	say("starting larder-edge (kiosk on %s, data in %s)", kioskAddr, filepath.Join(cfg.Dir, "edge"))
 	p := st.Provisioning
@@ -332,6 +349,7 @@ func banner(ctx context.Context, w io.Writer, cfg Config, cloud *Cloud, edge *Ed
 	line("  Metrics         %s/metrics (cloud)   %s/metrics (edge)", cloud.URL, edge.Kiosk.URL)
 	line("  Simulator       %s/v1/state   (control API: open/close/put/take, faults)", sim.Control.URL)
 	line("  MQTT broker     %s (embedded)", cloud.BrokerURL)
+	line("  Inbox           SMS to residents and the platform's webhooks are shown here and in %s", filepath.Join(cfg.Dir, "logs", "inbox.log"))
 	line("")
 	line("  API keys (Authorization: Bearer KEY)")
 	for _, r := range []string{"admin", "ops", "driver", "platform"} {

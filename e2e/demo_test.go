@@ -19,20 +19,20 @@ import (
 	"github.com/larder-lockers/larder/demo"
 )
 
-// freeBlock finds four consecutive free loopback ports for larder-demo -port.
+// freeBlock finds five consecutive free loopback ports for larder-demo -port.
 func freeBlock(t *testing.T) int {
 	t.Helper()
 	for range 50 {
 		base := 20000 + rand.IntN(20000)
 		var addrs []string
-		for i := range 4 {
+		for i := range 5 {
 			addrs = append(addrs, "127.0.0.1:"+strconv.Itoa(base+i))
 		}
 		if demo.CheckFree(addrs...) == nil {
 			return base
 		}
 	}
-	t.Fatal("no block of four free ports")
+	t.Fatal("no block of five free ports")
 	return 0
 }
 
@@ -130,12 +130,17 @@ func TestDemoRunsAndResumes(t *testing.T) {
 			t.Errorf("banner lacks %q", want)
 		}
 	}
+	// The resident of the order the cloud notifies itself gets the code by SMS.
+	d.waitFor(t, "SMS to ****2468", 30*time.Second)
+	if sms := regexp.MustCompile(`SMS to \*\*\*\*2468: .*\b(\d{8})\b`).FindStringSubmatch(d.output()); sms == nil {
+		t.Fatalf("the resident's SMS carries no code:\n%s", d.output())
+	}
 	first := pickupLine.FindAllStringSubmatch(out, -1)
 	if len(first) == 0 {
 		t.Fatalf("no pickup code printed:\n%s", out)
 	}
 	d.interrupt(t)
-	for i := range 4 {
+	for i := range 5 {
 		if err := demo.CheckFree("127.0.0.1:" + strconv.Itoa(base+i)); err != nil {
 			t.Fatalf("a port is still taken after the demo stopped: %v", err)
 		}
