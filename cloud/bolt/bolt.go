@@ -273,8 +273,9 @@ func (d *DB) commit(group []*request) {
 		runStart := time.Now()
 		dirty := -1
 		ok := live[:0:0]
+		buckets := map[string]*bbolt.Bucket{}
 		for i, r := range live {
-			t := &txn{tx: tx}
+			t := &txn{tx: tx, buckets: buckets}
 			r.err = runSafe(r.fn, t)
 			r.hooks = t.hooks
 			if r.err == nil {
@@ -333,7 +334,9 @@ func runSafe(fn func(cloud.Tx) error, t *txn) (err error) {
 
 // txn adapts a bbolt transaction to cloud.Tx for one function.
 type txn struct {
-	tx       *bbolt.Tx
+	tx *bbolt.Tx
+	// buckets caches bucket handles for the transaction (shared by a group's functions).
+	buckets  map[string]*bbolt.Bucket
 	ro       bool
 	wrote    bool // the function has written: its failure dirties the transaction
 	panicked bool
@@ -341,7 +344,13 @@ type txn struct {
 }
 
 func (t *txn) bucket(name string) *bbolt.Bucket {
+	if b := t.buckets[name]; b != nil {
+		return b
+	}
 	b := t.tx.Bucket([]byte(name))
+	if t.buckets != nil && b != nil {
+		t.buckets[name] = b
+	}
 	if b == nil {
 		panic("bolt: unknown bucket " + name) // every bucket is created by Open
 	}
