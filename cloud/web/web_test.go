@@ -716,3 +716,23 @@ func FuzzResident(f *testing.F) {
 		}
 	})
 }
+
+// FuzzProblemBody sends arbitrary bodies to the driver's problem endpoint: only 4xx
+// answers (the order does not exist), never a 5xx or a reassignment.
+func FuzzProblemBody(f *testing.F) {
+	fx := newFixture(f)
+	h := fx.handler(web.Options{})
+	for _, s := range []string{`{"compartment":3,"reason":"jammed"}`, `{"compartment":-1,"reason":"jammed"}`,
+		`{"compartment":1e9,"reason":"x"}`, `{"compartment":3,"reason":"jammed"}{}`, `[]`, `null`, "", `{"compartment":"3"}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		r := httptest.NewRequest("POST", "/driver/api/orders/ord_none/problem", strings.NewReader(body))
+		r.Header.Set("Authorization", "Bearer "+fx.driverKey)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code < 400 || w.Code >= 500 {
+			t.Fatalf("body %q: %d %s", body, w.Code, w.Body)
+		}
+	})
+}
