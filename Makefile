@@ -16,22 +16,30 @@ build: ## build the three binaries into bin/ (static, trimmed, version stamped)
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINS))
 
-test: ## run every test (needs Mosquitto on 127.0.0.1:1883; .ci/run starts it)
+test: tools/browser/node_modules ## run every test (needs Mosquitto on 127.0.0.1:1883 and Chromium; .ci/run sets both up)
 	$(GO) test -count=1 -timeout 15m ./...
 	node --test edge/kiosk/web/test/
+
+# npm projects pinned by their lock files; installed from the npm registry, never at run time.
+tools/%/node_modules: tools/%/package-lock.json
+	cd tools/$* && npm ci --no-audit --no-fund --silent
+	@touch $@
 
 run: build ## the demo: simulator, cloud and edge on this machine
 	./scripts/demo.sh
 
 bench: ## benchmarks; each prints its figure next to a baseline measured in the same run
-	LARDER_BENCH=1 $(GO) test -count=1 -timeout 20m -run '^$$' -bench . -benchtime $(BENCHTIME) ./...
+	LARDER_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestBench' -bench . -benchtime $(BENCHTIME) ./...
 
-lint: ## gofmt, go vet, staticcheck, import directions, AsyncAPI and OpenAPI validation
+lint: tools/asyncapi/node_modules tools/openapi/node_modules ## gofmt, vet, staticcheck, imports, AsyncAPI, OpenAPI, Prometheus rules and exposition
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 	./tools/importcheck.sh
-	cd tools/asyncapi && npm ci --no-audit --no-fund --silent && node validate.mjs ../../protocol/asyncapi.yaml
+	cd tools/asyncapi && node validate.mjs ../../protocol/asyncapi.yaml
+	cd tools/openapi && node validate.mjs ../../cloud/http/openapi.json
+	promtool check rules deploy/prometheus/alerts.yml
+	./tools/checkmetrics.sh
 
 fuzz: ## run every fuzz test for FUZZTIME each (default 30s)
 	@for pkg in $$($(GO) list ./...); do \
