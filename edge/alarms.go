@@ -34,8 +34,10 @@ var DefaultZoneLimits = map[protocol.Zone]ZoneLimits{
 	protocol.ZoneAmbient: {AlarmAboveC: 32, AlarmAfter: 60 * time.Minute, LimitC: 32},
 }
 
-// maxGap caps the time credited between two readings: after a gap (the edge was down,
-// the probe failed) the unknown interval is not counted either way.
+// maxGap is the longest interval between two readings that counts as continuous. A
+// longer gap (the edge was down, the probe failed) is credited to the cold chain only
+// when the readings on both sides of it are above the limit: the air was most likely
+// warm all along, and food safety errs on the side of not handing over.
 const maxGap = 2 * time.Minute
 
 type zoneState struct {
@@ -90,13 +92,12 @@ func (l *Locker) Temperatures(ctx context.Context, readings []hw.Reading) {
 			l.zones[z] = zs
 		}
 		if rd.Err != nil {
-			zs.known = false
-			zs.last = time.Time{}
+			zs.known = false // last and celsius stay: the last known reading
 			continue
 		}
 		l.m.ZoneTemp.WithLabelValues(string(z)).Set(rd.Celsius)
-		if zs.known && !zs.last.IsZero() && rd.Celsius > lim.LimitC {
-			if dt := now.Sub(zs.last); dt > 0 && dt <= maxGap {
+		if !zs.last.IsZero() && rd.Celsius > lim.LimitC {
+			if dt := now.Sub(zs.last); dt > 0 && (dt <= maxGap || zs.celsius > lim.LimitC) {
 				credits = append(credits, credit{z, dt.Seconds()})
 			}
 		}

@@ -349,3 +349,42 @@ func TestOpsOpenIsAttributed(t *testing.T) {
 		t.Fatalf("audit %+v", audit)
 	}
 }
+
+func TestColdChainGapsAndProbeFailures(t *testing.T) {
+	h := newHarness(t)
+	o := alice // chilled, default budget 30 min
+	amb := order{id: "ord_ambient", code: "66667777", factor: "1234", slots: []int{2}, zone: protocol.ZoneAmbient}
+	h.reserve(o, amb)
+	h.load(o)
+	h.load(amb)
+	read := func(zone string, c float64, err error) {
+		h.l.Temperatures(h.ctx, []hw.Reading{{Zone: zone, Celsius: c, Err: err}})
+	}
+	// A gap after a reading within the limit is not credited: the air was cold.
+	read("chilled", 4, nil)
+	for range 40 {
+		h.clock.Advance(time.Minute)
+		read("chilled", 0, hw.ErrProbe)
+	}
+	read("chilled", 9, nil)
+	if r := h.reservation(o.id); r.OutSeconds != 0 {
+		t.Fatalf("credited a gap that began cold: %v s", r.OutSeconds)
+	}
+	// A gap (here: the edge was down) between two warm readings is: 40 minutes > 30.
+	h.clock.Advance(40 * time.Minute)
+	read("chilled", 9, nil)
+	if r := h.reservation(o.id); r.OutSeconds != 2400 || !r.Compromised {
+		t.Fatalf("warm gap: %+v", r)
+	}
+	// Ambient orders have no budget: hot hours compromise nothing.
+	for range 120 {
+		h.clock.Advance(time.Minute)
+		read("ambient", 40, nil)
+	}
+	if r := h.reservation(amb.id); r.Compromised || r.OutSeconds == 0 {
+		t.Fatalf("ambient order: %+v", r)
+	}
+	if h.count(protocol.EventOrderCompromised) != 1 {
+		t.Fatalf("events %s", h.kinds())
+	}
+}
