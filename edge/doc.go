@@ -37,4 +37,14 @@
 // cold chain in Temperatures, so tests drive them with a FakeClock. Hardware comes in
 // through the narrow Latch interface (edge/hw documents its contract) and hw.Events from
 // the poller (HandleHW). Secrets never appear in logs, events or errors.
+//
+// # Caveats
+//
+// Kiosk driver tokens live in memory: a restart logs drivers out. The last zone reading
+// also lives in memory, so the time a restart takes is not credited to the cold chain
+// (a gap while running is credited when the readings on both sides are warm). A code is
+// looked up by its keyed digest in an index (codes are unique per site); the second
+// factor is compared in constant time. A reassigned slot gets the compartment's last
+// generation plus one, as the cloud computes it when it applies the reassigned event;
+// the cloud's value wins at the next desired state.
 package edge
