@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 func TestSimAndOfflineEdge(t *testing.T) {
 	ctx := context.Background()
 	var console bytes.Buffer
-	l := &demo.Launcher{BinDir: binDir, LogDir: t.TempDir(), StopTimeout: 5 * time.Second}
+	l := &demo.Launcher{BinDir: binDir, LogDir: t.TempDir(), StopTimeout: 5 * time.Second, Console: &console}
 	t.Cleanup(func() { l.StopAll() })
 	sim, err := l.StartSim(ctx, demo.SimOptions{Boards: 2, Zones: "chilled:1-16,frozen:17-24,ambient:25-32"})
 	if err != nil {
@@ -90,12 +90,16 @@ func TestSimAndOfflineEdge(t *testing.T) {
 	if !edge.Exited() {
 		t.Fatal("edge still running after Stop")
 	}
-	l.Console = &console
 	if err := l.StopAll(); err != nil {
 		t.Fatalf("StopAll: %v", err)
 	}
 	if !sim.Exited() {
 		t.Fatal("sim still running after StopAll")
+	}
+	// Every child's lines reach the console prefixed with its name (read once the
+	// children are gone and their output drained).
+	if !strings.Contains(console.String(), "[sim] larder-sim: serial on") {
+		t.Fatalf("console:\n%s", console.String())
 	}
 	logs, _ := os.ReadFile(filepath.Join(l.LogDir, "sim.log"))
 	if !strings.Contains(string(logs), "larder-sim: serial on") {
