@@ -79,6 +79,7 @@ func (l *Locker) Temperatures(ctx context.Context, readings []hw.Reading) {
 	}
 	var credits []credit
 	var alarms []protocol.Event
+	var persist []ZoneReading
 	l.mu.Lock()
 	for _, rd := range readings {
 		z := protocol.Zone(rd.Zone)
@@ -101,6 +102,12 @@ func (l *Locker) Temperatures(ctx context.Context, readings []hw.Reading) {
 				credits = append(credits, credit{z, dt.Seconds()})
 			}
 		}
+		// Remember warm readings (and the return to cold) across restarts, so that the
+		// time the edge was down is credited like any other gap. Cold readings are not
+		// written: flash storage wears.
+		if warm, wasWarm := rd.Celsius > lim.LimitC, !zs.last.IsZero() && zs.celsius > lim.LimitC; warm || wasWarm {
+			persist = append(persist, ZoneReading{Zone: z, At: now, Celsius: rd.Celsius})
+		}
 		zs.last, zs.celsius, zs.known = now, rd.Celsius, true
 		if lim.AlarmAfter > 0 && rd.Celsius > lim.AlarmAboveC {
 			if zs.aboveSince.IsZero() {
@@ -117,12 +124,17 @@ func (l *Locker) Temperatures(ctx context.Context, readings []hw.Reading) {
 		}
 	}
 	l.mu.Unlock()
-	if len(credits) == 0 && len(alarms) == 0 {
+	if len(credits) == 0 && len(alarms) == 0 && len(persist) == 0 {
 		return
 	}
 	var compromised []string
 	err := l.cfg.Store.Update(func(tx Tx) error {
 		compromised = compromised[:0]
+		for _, zr := range persist {
+			if err := tx.PutZoneReading(zr); err != nil {
+				return err
+			}
+		}
 		for _, e := range alarms {
 			if err := enqueue(tx, now, e); err != nil {
 				return err

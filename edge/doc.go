@@ -40,9 +40,10 @@
 //
 // # Caveats
 //
-// Kiosk driver tokens live in memory: a restart logs drivers out. The last zone reading
-// also lives in memory, so the time a restart takes is not credited to the cold chain
-// (a gap while running is credited when the readings on both sides are warm). A code is
+// Kiosk driver tokens live in memory: a restart logs drivers out. A gap between two zone
+// readings longer than two minutes (a failed probe, the edge down) counts against the
+// cold chain only when the readings on both sides are warm; warm readings are stored, so
+// this holds across restarts. A code is
 // looked up by its keyed digest in an index (codes are unique per site); the second
 // factor is compared in constant time. A reassigned slot gets the compartment's last
 // generation plus one, as the cloud computes it when it applies the reassigned event;

@@ -388,3 +388,25 @@ func TestColdChainGapsAndProbeFailures(t *testing.T) {
 		t.Fatalf("events %s", h.kinds())
 	}
 }
+
+// The time the edge is down between two warm readings counts against the budget.
+func TestColdChainAcrossRestart(t *testing.T) {
+	h := newHarness(t)
+	h.reserve(alice)
+	h.load(alice)
+	h.l.Temperatures(h.ctx, []hw.Reading{{Zone: "chilled", Celsius: 10}})
+	h.restart(nil)
+	h.clock.Advance(31 * time.Minute)
+	h.l.Temperatures(h.ctx, []hw.Reading{{Zone: "chilled", Celsius: 10}})
+	if r := h.reservation(alice.id); !r.Compromised || r.OutSeconds != 31*60 {
+		t.Fatalf("after a warm restart gap: %+v", r)
+	}
+	// Back to cold, then a restart: nothing more is credited.
+	h.l.Temperatures(h.ctx, []hw.Reading{{Zone: "chilled", Celsius: 3}})
+	h.restart(nil)
+	h.clock.Advance(time.Hour)
+	h.l.Temperatures(h.ctx, []hw.Reading{{Zone: "chilled", Celsius: 10}})
+	if r := h.reservation(alice.id); r.OutSeconds != 31*60 {
+		t.Fatalf("credited a gap that began cold: %v", r.OutSeconds)
+	}
+}

@@ -189,6 +189,15 @@ func (l *Locker) Start(ctx context.Context, initial *hw.Snapshot) error {
 		l.mu.Unlock()
 	}
 	err := l.cfg.Store.Update(func(tx Tx) error {
+		zrs, err := tx.ZoneReadings()
+		if err != nil {
+			return err
+		}
+		l.mu.Lock()
+		for _, zr := range zrs {
+			l.zones[zr.Zone] = &zoneState{last: zr.At, celsius: zr.Celsius}
+		}
+		l.mu.Unlock()
 		ids, err := tx.UnfinishedCommands()
 		if err != nil {
 			return err

@@ -216,3 +216,10 @@ type CommandRecord struct {
 func (c CommandRecord) Ack() protocol.CommandAck {
 	return protocol.CommandAck{CommandID: c.ID, State: c.State, Error: c.Error, Message: c.Message}
 }
+
+// ZoneReading is a zone's last reading as the cold chain remembers it across restarts.
+type ZoneReading struct {
+	Zone    protocol.Zone `json:"zone"`
+	At      time.Time     `json:"at"`
+	Celsius float64       `json:"celsius"`
+}

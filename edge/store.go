@@ -55,6 +55,11 @@ type Tx interface {
 	Lockout() (Lockout, error)
 	PutLockout(Lockout) error
 
+	// ZoneReadings returns the last warm-or-transition reading of each zone (see
+	// Temperatures); PutZoneReading stores one.
+	ZoneReadings() ([]ZoneReading, error)
+	PutZoneReading(ZoneReading) error
+
 	DesiredVersion() (uint64, error)
 	SetDesiredVersion(uint64) error
 	// Seen reports whether a message id was applied (and has not expired).

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -366,6 +368,25 @@ func (t *txn) Lockout() (edge.Lockout, error) {
 }
 
 func (t *txn) PutLockout(l edge.Lockout) error { return put(t.b(bMeta), kLockout, l) }
+
+var zonePrefix = []byte("zone:")
+
+func (t *txn) ZoneReadings() ([]edge.ZoneReading, error) {
+	var out []edge.ZoneReading
+	c := t.b(bMeta).Cursor()
+	for k, v := c.Seek(zonePrefix); k != nil && bytes.HasPrefix(k, zonePrefix); k, v = c.Next() {
+		var z edge.ZoneReading
+		if err := json.Unmarshal(v, &z); err != nil {
+			return nil, fmt.Errorf("bolt: decode %s: %w", k, err)
+		}
+		out = append(out, z)
+	}
+	return out, nil
+}
+
+func (t *txn) PutZoneReading(z edge.ZoneReading) error {
+	return put(t.b(bMeta), append(slices.Clone(zonePrefix), z.Zone...), z)
+}
 
 func (t *txn) DesiredVersion() (uint64, error) { return getU64(t.b(bMeta), kDesiredVersion), nil }
 
