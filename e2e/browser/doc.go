@@ -1,0 +1,27 @@
+// Package browser holds Larder's browser end-to-end tests: the real pages in headless
+// Chromium, driven through chromedp, against real daemons started in-process.
+//
+// TestKioskPickup runs larder-sim (two kerong-cu16 boards on TCP, chilled, frozen and
+// ambient zones) and the whole edge daemon (edged.Main) on a temporary data directory.
+// The reservation and the driver's loading credential reach the edge the way they do in
+// production: a protocol.Desired snapshot published on the site's desired topic of an
+// in-process mochi broker. The broker is then stopped, so that loading and pickup run
+// with the cloud unreachable (the edge is offline-first). A driver loads the order on
+// the kiosk page, a resident types a wrong code and then the right one on the
+// on-screen keypad, and takes the item out through the simulator; the page must say
+// which door opened and then thank the resident, and the edge must record the pickup.
+// axe-core runs in the same browser on every screen the test checks and fails it on
+// serious or critical violations.
+//
+// Caveats:
+//   - It needs Chromium (/usr/bin/chromium, or LARDER_CHROMIUM) and the pinned axe-core
+//     (npm ci --prefix tools/browser). Missing either fails the test with the install
+//     commands; LARDER_SKIP_BROWSER=1 skips it.
+//   - The kiosk sends Content-Security-Policy: default-src 'self'. The test turns CSP
+//     off for its tab (Page.setBypassCSP) so that axe can be injected; the policy the
+//     page really runs under is covered by the console check (a CSP violation is a
+//     console error, and any console error fails the test).
+//   - Screenshots go to .artifacts/kiosk/ at the repository root (git-ignored).
+//   - The browser uses the real clock: door and poll timings are the page's own (the
+//     page polls its session once a second), so the test takes some seconds.
+package browser

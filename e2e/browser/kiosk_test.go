@@ -1,0 +1,295 @@
+package browser_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/larder-lockers/larder/edge/edged"
+	"github.com/larder-lockers/larder/edge/mqtt/mqtttest"
+	sim "github.com/larder-lockers/larder/firmware-sim"
+	"github.com/larder-lockers/larder/protocol"
+)
+
+const (
+	site = "courtyard-kiosk"
+	// Two kerong-cu16 boards: doors 1-16 on board 0, 17-32 on board 1; each board has
+	// all three zones.
+	zones = "chilled:1-8+17-24,frozen:9-12+25-28,ambient:13-16+29-32"
+
+	order      = "ord_kiosk_browser_0001"
+	code       = "20261125"
+	factor     = "8841"
+	door       = 18 // chilled, on the second board
+	credential = "4711081523"
+)
+
+var siteKey = bytes.Repeat([]byte{0x6b}, 32)
+
+// courtyard is the locker bank under test: larder-sim and larder-edge in-process.
+type courtyard struct {
+	t      *testing.T
+	world  *sim.World
+	edge   *edged.Main
+	kiosk  string
+	broker *mqtttest.Mochi
+	cloud  *mqtttest.Cloud
+}
+
+// newCourtyard starts the broker, the simulator and the edge daemon, and waits until the
+// edge has announced itself on the broker (it is subscribed to its desired topic).
+func newCourtyard(t *testing.T) *courtyard {
+	t.Helper()
+	c := &courtyard{t: t, broker: mqtttest.StartMochi(t)}
+
+	sm, err := sim.NewMain(sim.Config{Profile: "kerong-cu16", Boards: 2, Listen: "tcp://127.0.0.1:0",
+		Control: "127.0.0.1:0", Zones: zones, OutsideC: 25, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sm.Open(); err != nil {
+		t.Fatal(err)
+	}
+	simCtx, stopSim := context.WithCancel(context.Background())
+	simDone := make(chan struct{})
+	go func() { defer close(simDone); sm.Run(simCtx) }()
+	t.Cleanup(func() { stopSim(); <-simDone; sm.Close() })
+	c.world = sm.World()
+
+	// The cloud's side of the protocol: a paho client on the site's topics.
+	c.cloud = mqtttest.NewCloud(t, c.broker.URL(), site)
+	t.Cleanup(c.cloud.Close)
+
+	cfg := edged.DefaultConfig()
+	cfg.Site, cfg.SiteKey, cfg.DataDir, cfg.KioskAddr = site, hex.EncodeToString(siteKey), t.TempDir(), "127.0.0.1:0"
+	cfg.Broker, cfg.Bus, cfg.Boards, cfg.Zones = c.broker.URL(), "tcp://"+sm.SerialAddr(), []int{0, 1}, zones
+	cfg.Thermometer = "sim:" + sm.ControlURL()
+	cfg.PollInterval, cfg.TempInterval = edged.Duration(100*time.Millisecond), edged.Duration(time.Second)
+	cfg.LogLevel = "error"
+	m, err := edged.NewMain(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	edgeCtx, stopEdge := context.WithCancel(context.Background())
+	edgeDone := make(chan struct{})
+	go func() { defer close(edgeDone); m.Run(edgeCtx) }()
+	t.Cleanup(func() { stopEdge(); <-edgeDone; m.Close() })
+	c.edge, c.kiosk = m, m.KioskURL()
+
+	c.cloud.Wait(t, step, "the edge's birth", func(s mqtttest.Snapshot) bool { return len(s.Births) > 0 })
+	return c
+}
+
+// deliver publishes the site's desired state (one reservation, one loading credential)
+// as the cloud does, and waits until the edge has applied it.
+func (c *courtyard) deliver() {
+	c.t.Helper()
+	now := time.Now()
+	d := protocol.Desired{Version: 1, Full: true,
+		Reservations: []protocol.Reservation{{Order: order, CodeDigest: protocol.CodeDigest(siteKey, code),
+			SecondFactorDigest: protocol.SecondFactorDigest(siteKey, order, factor), ExpiresAt: now.Add(24 * time.Hour),
+			Zone: protocol.ZoneChilled, Slots: []protocol.Slot{{Compartment: door, Generation: 1, Size: protocol.SizeM}}}},
+		Credentials: []protocol.LoadingCredential{{ID: "cred-kiosk-1", Digest: protocol.CredentialDigest(siteKey, credential),
+			Driver: "drv-7", ExpiresAt: now.Add(time.Hour)}}}
+	c.cloud.Publish(c.t, protocol.Header{}, d)
+	deadline := time.Now().Add(step)
+	for {
+		if v, _ := c.edge.Locker().DesiredVersion(); v >= d.Version {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the edge never applied desired version %d", d.Version)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// person does something with the bank through the simulator, retrying while the door
+// is still latched (the unlock pulse is on its way).
+func (c *courtyard) person(what string, f func() error) {
+	c.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// recorded reports whether the edge has an event of the kind for the order in its
+// outbox (the cloud is unreachable, so every event stays there).
+func (c *courtyard) recorded(kind protocol.EventKind) bool {
+	c.t.Helper()
+	es, err := c.edge.Store().Pending(0, 10000)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, e := range es {
+		m, err := protocol.Decode(e.Payload)
+		if err != nil {
+			continue
+		}
+		if ev, ok := m.Body.(protocol.Event); ok && ev.Kind == kind && ev.Order == order {
+			return true
+		}
+	}
+	return false
+}
+
+// key taps the on-screen keypad: digits, then "enter" (Next / Open).
+func key(s string) []chromedp.Action[chromedp.Void] {
+	var as []chromedp.Action[chromedp.Void]
+	for _, r := range s {
+		as = append(as, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#keypad button[data-key="%c"]`, r))))
+	}
+	return append(as, chromedp.Click(chromedp.CSS(`#key-ok`)))
+}
+
+// TestKioskPickup: a driver loads an order on the kiosk page and a resident picks it
+// up there, in headless Chromium, against larder-sim and larder-edge with the cloud
+// unreachable; axe-core checks each screen on the way.
+func TestKioskPickup(t *testing.T) {
+	chrome, axe, root := browserDeps(t)
+	artifacts := filepath.Join(root, ".artifacts", "kiosk")
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+
+	c := newCourtyard(t)
+	c.deliver()
+	// From here on the cloud is unreachable: loading and pickup must work offline.
+	c.cloud.Close()
+	c.broker.Stop()
+	t.Logf("sim, edge, broker and desired state ready in %v", time.Since(start).Round(time.Millisecond))
+
+	p := newTab(t, chrome, axe, artifacts, true)
+	doorZh, doorEn := fmt.Sprintf("%d号门", door), fmt.Sprintf("Door %d", door)
+
+	// The start screen: Chinese by default, the site's name from /api/info.
+	p.run(chromedp.Navigate(c.kiosk + "/"))
+	p.waitFor("the keypad", `document.body.dataset.screen === 'keypad' && document.querySelector('#keypad-hint').textContent !== ''`)
+	p.waitFor("the site name", `document.querySelector('#site-name').textContent.includes('`+site+`')`)
+	if lang := evalAs[string](p, `document.documentElement.lang`); lang != "zh-CN" {
+		t.Errorf("kiosk page lang = %q, want zh-CN by default", lang)
+	}
+	if hint := p.text("#keypad-hint"); !strings.Contains(hint, "8 位取件码") {
+		t.Errorf("keypad hint %q, want the Chinese request for the 8-digit code", hint)
+	}
+	p.screenshot("start-zh")
+	p.accessible("start screen")
+
+	// The driver signs in with the loading credential and opens the order's door.
+	p.run(
+		chromedp.Click(chromedp.CSS(`#driver-link`)),
+		chromedp.WaitVisible(chromedp.CSS(`#credential`)),
+	)
+	p.accessible("driver sign-in")
+	openBtn := fmt.Sprintf(`#manifest button[data-focus="open:%s:%d"]`, order, door)
+	p.run(
+		chromedp.SendKeys(chromedp.CSS(`#credential`), credential),
+		chromedp.Click(chromedp.CSS(`#driver-login-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(openBtn)),
+	)
+	if who := p.text("#driver-who"); !strings.Contains(who, "drv-7") {
+		t.Errorf("driver screen names %q, want drv-7", who)
+	}
+	p.accessible("driver manifest")
+	p.run(chromedp.Click(chromedp.CSS(openBtn)))
+	p.waitFor("the driver's door banner", `document.querySelector('#announcer').innerText.includes('`+doorZh+`已打开')`)
+	// The driver puts the bag in and shuts the door; the edge sees it through the
+	// infrared and records the order loaded; the manifest (refreshed every 3 s) moves it.
+	c.person("put into the door", func() error { return c.world.Put(door, 1) })
+	time.Sleep(300 * time.Millisecond) // the infrared is polled
+	c.person("close the door", func() error { return c.world.Close(door) })
+	p.waitFor("the order under loaded", `document.querySelector('#manifest .group-loaded').innerText.includes('`+order+`')`)
+	if !c.recorded(protocol.EventLoaded) {
+		t.Fatal("the manifest shows the order loaded but the edge recorded no loaded event")
+	}
+	p.screenshot("driver-loaded")
+	p.run(chromedp.Click(chromedp.CSS(`#driver-logout`)))
+	p.waitFor("the keypad after sign-out", `document.body.dataset.screen === 'keypad'`)
+
+	// A wrong code: the keypad comes back with the message and the tries left.
+	p.run(key("99999999")...)
+	p.waitFor("the second step", `document.querySelector('#code-summary').hidden === false`)
+	p.run(key("0000")...)
+	p.waitFor("the wrong-code message", `document.querySelector('#announcer').innerText.includes('取件码或手机后 4 位不对')`)
+	if b := p.text("#announcer"); !strings.Contains(b, "还可以再试 4 次") {
+		t.Errorf("wrong-code banner %q, want 4 tries left", b)
+	}
+	if s := evalAs[string](p, `document.body.dataset.screen`); s != "keypad" {
+		t.Errorf("after a wrong code the page shows %q, want the keypad", s)
+	}
+	p.screenshot("wrong-code-zh")
+	p.accessible("wrong code")
+	// The same screen in English: the banner follows the language.
+	p.run(chromedp.Click(chromedp.CSS(`#lang-toggle`)))
+	p.waitFor("the English banner", `document.querySelector('#announcer').innerText.includes('The code or the phone digits are not right')`)
+	if b, lang := p.text("#announcer"), evalAs[string](p, `document.documentElement.lang`); !strings.Contains(b, "4 more tries") || lang != "en" {
+		t.Errorf("English: banner %q lang %q, want 4 more tries and lang en", b, lang)
+	}
+	if hint := p.text("#keypad-hint"); !strings.Contains(hint, "8-digit pickup code") {
+		t.Errorf("English keypad hint %q", hint)
+	}
+	p.screenshot("wrong-code-en")
+	p.accessible("wrong code, English")
+	p.run(chromedp.Click(chromedp.CSS(`#lang-toggle`)))
+	p.waitFor("Chinese again", `document.documentElement.lang === 'zh-CN'`)
+
+	// The right code and factor: the door opens and the page names it.
+	p.run(key(code)...)
+	p.waitFor("the second step", `document.querySelector('#code-summary').hidden === false`)
+	p.run(key(factor)...)
+	p.waitFor("the doors screen naming door "+fmt.Sprint(door),
+		`document.body.dataset.screen === 'doors' && document.querySelector('#announcer').innerText.includes('`+doorZh+`已打开')`)
+	if list := p.text("#door-list"); !strings.Contains(list, doorZh) || !strings.Contains(list, "请取出物品") {
+		t.Errorf("door list %q, want %s open", list, doorZh)
+	}
+	if ref := p.text("#doors-ref"); !strings.Contains(ref, order[len(order)-4:]) {
+		t.Errorf("order reference %q, want the order's last 4", ref)
+	}
+	if strings.Contains(evalAs[string](p, `document.body.innerText`), code) {
+		t.Error("the pickup code is still on the page")
+	}
+	p.screenshot("doors-zh")
+	p.accessible("doors screen")
+	p.run(chromedp.Click(chromedp.CSS(`#lang-toggle`)))
+	p.waitFor("the English door banner", `document.querySelector('#announcer').innerText.includes('`+doorEn+` is open')`)
+	p.screenshot("doors-en")
+	p.accessible("doors screen, English")
+	p.run(chromedp.Click(chromedp.CSS(`#lang-toggle`)))
+	p.waitFor("Chinese again", `document.documentElement.lang === 'zh-CN'`)
+
+	// The resident takes the bag out and shuts the door: thank you.
+	c.person("take from the door", func() error { return c.world.Take(door, 0) })
+	time.Sleep(300 * time.Millisecond)
+	c.person("close the door", func() error { return c.world.Close(door) })
+	p.waitFor("the thank-you screen", `document.body.dataset.screen === 'thanks'`)
+	if title := p.text("#thanks-title"); !strings.Contains(title, "谢谢") {
+		t.Errorf("thank-you title %q", title)
+	}
+	if !c.recorded(protocol.EventPickedUp) {
+		t.Error("the page thanked the resident but the edge recorded no picked_up event")
+	}
+	p.screenshot("thanks-zh")
+	p.accessible("thank-you screen")
+	p.noProblems("kiosk page")
+	t.Logf("whole flow %v", time.Since(start).Round(time.Millisecond))
+}
