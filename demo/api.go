@@ -101,14 +101,20 @@ type NewOrder struct {
 	CodeDelivery string `json:"code_delivery,omitempty"`
 }
 
-// OrderSpec builds a NewOrder for a window starting now.
+// OrderSpec builds a NewOrder for a window from a minute ago to window from now.
 func OrderSpec(site, externalID, phone string, window time.Duration, delivery string, parcels ...Parcel) NewOrder {
+	return OrderSpecAt(site, externalID, phone, time.Now().Add(-time.Minute), window, delivery, parcels...)
+}
+
+// OrderSpecAt builds a NewOrder for the window [start, start+window]: the same
+// arguments build the same request, which an idempotent retry needs.
+func OrderSpecAt(site, externalID, phone string, start time.Time, window time.Duration, delivery string, parcels ...Parcel) NewOrder {
 	var o NewOrder
 	o.ExternalID, o.Site, o.CodeDelivery, o.Parcels = externalID, site, delivery, parcels
 	o.Recipient.Phone = phone
-	now := time.Now().UTC()
-	o.Window.Start = now.Add(-time.Minute).Format(time.RFC3339)
-	o.Window.End = now.Add(window).Format(time.RFC3339)
+	start = start.UTC().Truncate(time.Second)
+	o.Window.Start = start.Format(time.RFC3339)
+	o.Window.End = start.Add(window).Format(time.RFC3339)
 	return o
 }
 

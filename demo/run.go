@@ -102,7 +102,25 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if cfg.Follow {
 		l.Console = out
 	}
+	// The simulator's contents are snapshot every 5 s while the demo runs and once more
+	// on the way out, whatever the way out (Ctrl-C during seeding included), before the
+	// simulator stops: see the package doc.
+	var sim *Sim
+	snap := func() {
+		if sim == nil || sim.Exited() {
+			return
+		}
+		if items, err := sim.Control.Items(context.Background()); err == nil {
+			st.Items = itemsToJSON(items)
+			_ = st.Save(cfg.Dir)
+		}
+	}
 	defer func() {
+		if ctx.Err() != nil {
+			say("interrupted")
+			err = nil // Ctrl-C, even during start-up, is a clean stop
+		}
+		snap()
 		say("stopping edge, cloud, simulator")
 		if e := l.StopAll(); e != nil && err == nil {
 			err = e
@@ -111,7 +129,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 
 	// The simulator first: the edge needs its serial line.
 	say("starting larder-sim (2 boards, 32 compartments: chilled 1-16, frozen 17-24, ambient 25-32)")
-	sim, err := l.StartSim(ctx, SimOptions{Boards: demoBoards, Zones: demoZones, Control: ctlAddr})
+	sim, err = l.StartSim(ctx, SimOptions{Boards: demoBoards, Zones: demoZones, Control: ctlAddr})
 	if err != nil {
 		return err
 	}
@@ -198,24 +216,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	banner(ctx, out, cfg, cloud, edge, sim, st, cred)
 
-	// Snapshot the simulator's contents while running and once more at the end, before
-	// the deferred StopAll ends the simulator.
-	snap := func() {
-		if items, err := sim.Control.Items(context.Background()); err == nil {
-			st.Items = itemsToJSON(items)
-			_ = st.Save(cfg.Dir)
-		}
-	}
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			say("interrupted")
-			if e := edge.Stop(); e != nil {
-				say("%v", e)
-			}
-			snap()
 			return nil
 		case <-tick.C:
 			snap()
@@ -280,13 +285,25 @@ func seed(ctx context.Context, cloud *Cloud, st *State, people *People) error {
 		{"demo-1005", "+8613500009999", "platform", false, []Parcel{{"S", "frozen"}}},
 		{"demo-1006", "+8613400004321", "notifier", false, []Parcel{{"M", "ambient"}, {"S", "chilled"}}},
 	}
+	// Seeding may have been interrupted: the idempotency keys make a second create
+	// return the same order (without its code, handed out once: reissue it), and orders
+	// already loaded are not loaded again.
+	st.Pickups = nil
+	if st.SeedStart.IsZero() {
+		st.SeedStart = time.Now().Add(-time.Minute)
+	}
 	var toLoad []Order
 	codes := map[string]string{}
 	phones := map[string]string{}
 	for _, s := range specs {
-		rc, err := platform.CreateOrder(ctx, st.Site+"-"+s.ext, OrderSpec(st.Site, s.ext, s.phone, 8*time.Hour, s.delivery, s.parcels...))
+		rc, err := platform.CreateOrder(ctx, st.Site+"-"+s.ext, OrderSpecAt(st.Site, s.ext, s.phone, st.SeedStart, 8*time.Hour, s.delivery, s.parcels...))
 		if err != nil {
 			return fmt.Errorf("demo: order %s: %w", s.ext, err)
+		}
+		if rc.Pickup == nil && s.delivery == "platform" && (rc.Order.State == "assigned" || rc.Order.State == "loaded") {
+			if rc, err = platform.ReissueCode(ctx, rc.Order.ID); err != nil {
+				return fmt.Errorf("demo: reissue the code of %s: %w", s.ext, err)
+			}
 		}
 		if rc.Pickup != nil {
 			codes[rc.Order.ID] = rc.Pickup.Code
@@ -308,6 +325,12 @@ func seed(ctx context.Context, cloud *Cloud, st *State, people *People) error {
 		return err
 	}
 	for _, o := range toLoad {
+		if c := codes[o.ID]; c != "" {
+			st.Pickups = append(st.Pickups, Pickup{Order: o.ID, Code: c, Factor: phones[o.ID], Doors: o.Compartments()})
+		}
+		if o.State != "assigned" {
+			continue // loaded by an interrupted earlier run
+		}
 		// The reservation reaches the edge as desired state; wait for it in the manifest.
 		if err := Eventually(ctx, 20*time.Second, "order "+o.ID+" on the kiosk's manifest", func() error {
 			m, err := people.Kiosk.Manifest(ctx, token)
@@ -323,14 +346,22 @@ func seed(ctx context.Context, cloud *Cloud, st *State, people *People) error {
 		}); err != nil {
 			return err
 		}
-		if err := people.Load(ctx, token, o.ID, o.Compartments()); err != nil {
+		// Only the compartments not yet loaded (an interrupted run may have filled some).
+		fresh, err := platform.Order(ctx, o.ID)
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		var todo []int
+		for _, sl := range fresh.Slots {
+			if !sl.Loaded {
+				todo = append(todo, sl.Compartment)
+			}
+		}
+		if err := people.Load(ctx, token, o.ID, todo); err != nil {
 			return err
 		}
 		if _, err := platform.WaitOrderState(ctx, o.ID, "loaded", 30*time.Second); err != nil {
 			return fmt.Errorf("demo: %w", err)
-		}
-		if c := codes[o.ID]; c != "" {
-			st.Pickups = append(st.Pickups, Pickup{Order: o.ID, Code: c, Factor: phones[o.ID], Doors: o.Compartments()})
 		}
 	}
 	return nil

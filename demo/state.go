@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 )
 
 // State is what the demo keeps in DIR/demo.json between runs (mode 0600: it holds the
@@ -19,8 +20,11 @@ type State struct {
 	Provisioning Provisioning `json:"provisioning"`
 	// Keys are the demo's API keys by role: admin, ops, driver, platform.
 	Keys map[string]string `json:"keys"`
-	// Seeded is set once the demo orders exist.
-	Seeded bool `json:"seeded"`
+	// Seeded is set once the demo orders exist and are loaded. SeedStart is the start of
+	// their delivery window, kept so that an interrupted seeding retries the very same
+	// requests (idempotency keys refuse a changed body).
+	Seeded    bool      `json:"seeded"`
+	SeedStart time.Time `json:"seed_start,omitzero"`
 	// Pickups are codes the demo can print for the kiosk (orders loaded at seeding).
 	Pickups []Pickup `json:"pickups,omitempty"`
 	// Items is the simulator's physical contents by compartment at the last snapshot:
