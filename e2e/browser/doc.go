@@ -17,10 +17,11 @@
 //   - It needs Chromium (/usr/bin/chromium, or LARDER_CHROMIUM) and the pinned axe-core
 //     (npm ci --prefix tools/browser). Missing either fails the test with the install
 //     commands; LARDER_SKIP_BROWSER=1 skips it.
-//   - The kiosk sends Content-Security-Policy: default-src 'self'. The test turns CSP
-//     off for its tab (Page.setBypassCSP) so that axe can be injected; the policy the
-//     page really runs under is covered by the console check (a CSP violation is a
-//     console error, and any console error fails the test).
+//   - The page keeps the kiosk's Content-Security-Policy (default-src 'self'). axe-core
+//     is evaluated through the DevTools protocol, which CSP does not govern, so the test
+//     needs no Page.setBypassCSP; with CSP on, anything the policy blocks shows as a
+//     console error, and any console error fails the test. The test plants a blocked
+//     image and an unlabelled field once to show that both checks can fail.
 //   - Screenshots go to .artifacts/kiosk/ at the repository root (git-ignored).
 //   - The browser uses the real clock: door and poll timings are the page's own (the
 //     page polls its session once a second), so the test takes some seconds.

@@ -179,11 +179,18 @@ func TestKioskPickup(t *testing.T) {
 	c.broker.Stop()
 	t.Logf("sim, edge, broker and desired state ready in %v", time.Since(start).Round(time.Millisecond))
 
-	p := newTab(t, chrome, axe, artifacts, true)
+	p := newTab(t, chrome, axe, artifacts)
 	doorZh, doorEn := fmt.Sprintf("%d号门", door), fmt.Sprintf("Door %d", door)
 
-	// The start screen: Chinese by default, the site's name from /api/info.
-	p.run(chromedp.Navigate(c.kiosk + "/"))
+	// The start screen: Chinese by default, the site's name from /api/info. The page runs
+	// under the kiosk's own Content-Security-Policy.
+	resp, err := chromedp.RunResponse(p.ctx, chromedp.Navigate(c.kiosk+"/"))
+	if err != nil {
+		t.Fatalf("browser: open the kiosk: %v", err)
+	}
+	if csp, _ := resp.Headers["Content-Security-Policy"].(string); !strings.Contains(csp, "default-src 'self'") {
+		t.Errorf("the kiosk page came with Content-Security-Policy %q, want default-src 'self'", csp)
+	}
 	p.waitFor("the keypad", `document.body.dataset.screen === 'keypad' && document.querySelector('#keypad-hint').textContent !== ''`)
 	p.waitFor("the site name", `document.querySelector('#site-name').textContent.includes('`+site+`')`)
 	if lang := evalAs[string](p, `document.documentElement.lang`); lang != "zh-CN" {
@@ -194,6 +201,20 @@ func TestKioskPickup(t *testing.T) {
 	}
 	p.screenshot("start-zh")
 	p.accessible("start screen")
+	// The checks can fail: axe finds an unlabelled field planted in the page, and the
+	// console check sees what the page's CSP blocks (an outside image).
+	evalAs[any](p, `document.body.append(Object.assign(document.createElement('input'), {id: 'planted'})); undefined`)
+	if n := evalAs[int](p, `axe.run(document, {runOnly: ['label']}).then(r => r.violations.filter(v => v.impact === 'critical').length)`,
+		chromedp.EvalAwaitPromise); n != 1 {
+		t.Errorf("axe found %d critical violations in a page with an unlabelled input, want 1", n)
+	}
+	evalAs[any](p, `document.getElementById('planted').remove(); document.body.append(Object.assign(document.createElement('img'),
+		{id: 'planted', alt: '', src: 'http://192.0.2.1/x.png'})); undefined`)
+	p.waitFor("the CSP to block the planted image", `document.getElementById('planted').complete`)
+	if !p.sawProblem("192.0.2.1") {
+		t.Error("the page's CSP blocked an outside image and the console check did not see it")
+	}
+	evalAs[any](p, `document.getElementById('planted').remove(); undefined`)
 
 	// The driver signs in with the loading credential and opens the order's door.
 	p.run(

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -64,9 +64,8 @@ type tab struct {
 }
 
 // newTab starts a fresh headless Chromium (its own profile directory) with one tab,
-// closed when the test ends. bypassCSP turns the page's Content-Security-Policy off for
-// the tab, for documents loaded after this call.
-func newTab(t *testing.T, chrome, axe, artifacts string, bypassCSP bool) *tab {
+// closed when the test ends.
+func newTab(t *testing.T, chrome, axe, artifacts string) *tab {
 	t.Helper()
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chrome),
@@ -86,10 +85,14 @@ func newTab(t *testing.T, chrome, axe, artifacts string, bypassCSP bool) *tab {
 	t.Cleanup(func() { cancelTab(); cancelAlloc() })
 	p := &tab{t: t, ctx: ctx, axe: axe, artifacts: artifacts}
 	// Start the browser and the tab now, so that a missing display library or a crash
-	// fails here with Chromium's own message.
-	// (The first call starts the browser under the context it is given, so it gets the
-	// tab's own, not one with a deadline.)
-	if _, err := chromedp.Call(ctx, page.SetBypassCSP, page.SetBypassCSPParams{Enabled: bypassCSP}); err != nil {
+	// fails here with Chromium's own message. The first call starts the browser under the
+	// context it is given, so it gets the tab's own, not one with a deadline.
+	//
+	// The page keeps its Content-Security-Policy (default-src 'self'): axe is evaluated
+	// through the DevTools protocol, which CSP does not govern, so there is no need for
+	// Page.setBypassCSP, and leaving CSP on lets the console check catch anything the
+	// page's own policy would block on a real kiosk.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("start Chromium %s: %v", chrome, err)
 	}
 	p.listen()
@@ -149,6 +152,27 @@ func (p *tab) noProblems(where string) {
 		p.t.Errorf("%s: page error: %s", where, m)
 	}
 	p.problems = nil
+}
+
+// sawProblem waits a little for a recorded page problem that mentions s (console
+// messages arrive on their own), forgets it and reports whether there was one.
+func (p *tab) sawProblem(s string) bool {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		p.mu.Lock()
+		for i, m := range p.problems {
+			if strings.Contains(m, s) {
+				p.problems = append(p.problems[:i], p.problems[i+1:]...)
+				p.mu.Unlock()
+				return true
+			}
+		}
+		p.mu.Unlock()
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (p *tab) screenshot(name string) {
