@@ -340,8 +340,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 				if err := s.putOrder(tx, o, &old); err != nil {
 					return err
 				}
-				s.note(tx, NoteExpired, o, nil)
-				return nil
+				return s.note(tx, NoteExpired, o, nil)
 			case o.State == StateLoaded:
 				// One reminder, even if the sweep ran late and several are due.
 				for o.Reminders++; o.Reminders < 2 && !s.reminderAt(o).After(now); o.Reminders++ {
@@ -350,7 +349,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 					return err
 				}
 				r := o.Recipient
-				s.note(tx, NoteReminder, o, func(n *Notification) { n.Recipient, n.ExpiresAt = &r, o.ExpiresAt })
+				return s.note(tx, NoteReminder, o, func(n *Notification) { n.Recipient, n.ExpiresAt = &r, o.ExpiresAt })
 			}
 			return nil
 		})

@@ -47,14 +47,25 @@
 //
 // # Outbound messages
 //
-// Desired-state deltas, commands and notifications are queued by OnCommit hooks in commit
-// order and delivered by [Service.Run] through three ports defined here
-// ([DesiredPublisher], [CommandPublisher], [Notifier]), in two lanes (fleet, notices) so
-// that a slow notification store never delays an edge. The queue is in memory: the
-// protocol repairs a lost delta (the edge sees a version gap and asks for a snapshot), a
-// lost command times out, and a lost arrival notice is fixed by reissuing the code; a
-// crash between a commit and the notice's enqueue in cloud/notify's durable outbox loses
-// that notice (enqueueing inside the domain's transaction would close the gap).
+// Notifications are part of the transaction of the change they report. The production
+// Notifier is a [TxNotifier] (cloud/notify over its sealed outbox in the same bbolt
+// file): each notice is written into the durable outbox by the domain's own
+// transaction, so that a process killed at any moment has a defined outcome — the
+// change and its notices committed together, or neither — and loses nothing it
+// acknowledged, the resident's code in the arrival notice included. cloud/notify's
+// worker then delivers each notice at least once under a stable id (the notice's id
+// plus its channel, also the CloudEvent id), so receivers deduplicate; an id is
+// enqueued at most once, and a store that runs a function again (group commit after a
+// failure, bbolt's Batch) rolls back the first run's writes. Notice ids sort by time,
+// so the outbox grows at its end and a group commit dirties few of its pages.
+//
+// Desired-state deltas and commands are queued by OnCommit hooks in commit order and
+// delivered by [Service.Run] through [DesiredPublisher] and [CommandPublisher]. That
+// queue is in memory, and the protocol repairs what a crash loses: the edge sees a
+// version gap and asks for a snapshot, a lost command times out. A Notifier that is not
+// a TxNotifier (tests, tools) gets its notices from the same in-memory queue, in a
+// lane of their own so that a slow notifier never delays an edge, and loses them in a
+// crash.
 //
 // # Secrets
 //

@@ -112,7 +112,9 @@ func (s *Service) extendForOutage(tx Tx, st *Site, outage time.Duration) error {
 			return err
 		}
 		ups = append(ups, s.reservation(o))
-		s.note(tx, NoteExtended, o, func(n *Notification) { n.ExpiresAt = next; n.Reason = "edge_outage" })
+		if err := s.note(tx, NoteExtended, o, func(n *Notification) { n.ExpiresAt = next; n.Reason = "edge_outage" }); err != nil {
+			return err
+		}
 	}
 	if len(ups) > 0 {
 		s.publishDelta(tx, st, protocol.Desired{Reservations: ups})
@@ -342,8 +344,7 @@ func (s *Service) applyEvent(tx Tx, st *Site, at time.Time, ev protocol.Event) (
 		if err := s.putOrder(tx, o, &old); err != nil {
 			return false, err
 		}
-		s.note(tx, NoteCompromised, o, func(n *Notification) { n.Reason = fmt.Sprintf("out of temperature for %.0f s", ev.Seconds) })
-		return false, nil
+		return false, s.note(tx, NoteCompromised, o, func(n *Notification) { n.Reason = fmt.Sprintf("out of temperature for %.0f s", ev.Seconds) })
 	case protocol.EventReassigned:
 		o, err := order()
 		if o == nil || err != nil {
@@ -371,8 +372,7 @@ func (s *Service) applyEvent(tx Tx, st *Site, at time.Time, ev protocol.Event) (
 		if err := s.putOrder(tx, o, &old); err != nil {
 			return false, err
 		}
-		s.note(tx, NoteCodeInvalidated, o, func(n *Notification) { n.Reason = "code_lockout" })
-		return false, nil
+		return false, s.note(tx, NoteCodeInvalidated, o, func(n *Notification) { n.Reason = "code_lockout" })
 	case protocol.EventBoardOnline:
 		if ev.Board != nil {
 			return false, tx.Delete(bAlarms, alarmKey(st.ID, protocol.EventBoardOffline, fmt.Sprint(*ev.Board)))
@@ -513,13 +513,12 @@ func (s *Service) loaded(tx Tx, st *Site, o *Order, compartment int, at time.Tim
 		doors = append(doors, sl.Compartment)
 	}
 	r := o.Recipient
-	s.note(tx, NoteLoaded, o, func(n *Notification) {
+	return s.note(tx, NoteLoaded, o, func(n *Notification) {
 		n.Recipient, n.Compartments, n.ExpiresAt = &r, doors, o.ExpiresAt
 		if code != "" {
 			n.Code, n.QR = code, QRPayload(o.Site, code)
 		}
 	})
-	return nil
 }
 
 // reassigned follows the edge moving an order from one compartment to another (a driver
@@ -604,8 +603,7 @@ func (s *Service) reassigned(tx Tx, st *Site, o *Order, ev protocol.Event) error
 	if err := s.update(tx, st, o, &old); err != nil {
 		return err
 	}
-	s.note(tx, NoteReassigned, o, func(n *Notification) { n.Compartments = []int{to.Number}; n.Reason = ev.Reason })
-	return nil
+	return s.note(tx, NoteReassigned, o, func(n *Notification) { n.Compartments = []int{to.Number}; n.Reason = ev.Reason })
 }
 
 // displace moves the unloaded order id out of compartment n, which the edge has just
@@ -650,8 +648,7 @@ func (s *Service) displace(tx Tx, st *Site, id string, n int) error {
 	if err := s.update(tx, st, other, &old); err != nil {
 		return err
 	}
-	s.note(tx, NoteReassigned, other, func(nt *Notification) { nt.Reason = "displaced" })
-	return nil
+	return s.note(tx, NoteReassigned, other, func(nt *Notification) { nt.Reason = "displaced" })
 }
 
 // EventHighWater is the sequence of the last event of site applied (0 for an unknown

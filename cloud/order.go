@@ -246,8 +246,13 @@ func loadOwned(tx Tx, p Principal, id string) (*Order, error) {
 	return o, nil
 }
 
-func (s *Service) note(tx Tx, typ string, o *Order, mod func(*Notification)) {
-	n := Notification{Type: typ, ID: newID("evt_"), Time: s.now().UTC(), Site: o.Site, Order: o.ID,
+// note makes the notification typ about o, in tx: a [TxNotifier] writes it into its
+// durable outbox in this very transaction (an error then fails the transaction: a change
+// must not commit without its notice); any other Notifier gets it after the commit.
+// Ids sort by time (sortableID), so that an outbox keyed by them grows at its end.
+func (s *Service) note(tx Tx, typ string, o *Order, mod func(*Notification)) error {
+	now := s.now()
+	n := Notification{Type: typ, ID: sortableID("evt_", now), Time: now.UTC(), Site: o.Site, Order: o.ID,
 		Platform: o.Platform, ExternalID: o.ExternalID, State: o.State, LoadedAt: o.LoadedAt, ExpiresAt: o.ExpiresAt,
 		CodeToPlatform: o.Delivery == DeliverByPlatform}
 	for _, sl := range o.Slots {
@@ -266,13 +271,20 @@ func (s *Service) note(tx Tx, typ string, o *Order, mod func(*Notification)) {
 	if mod != nil {
 		mod(&n)
 	}
+	if tn, ok := s.ports.notifier.(TxNotifier); ok {
+		if err := tn.NotifyTx(tx, n); err != nil {
+			return internal("notify "+typ, err)
+		}
+		return nil
+	}
 	tx.OnCommit(func() { s.queue(outItem{site: o.Site, note: &n}) })
+	return nil
 }
 
-// codeNote queues the code notification to the resident.
-func (s *Service) codeNote(tx Tx, o *Order, code string) {
+// codeNote makes the code notification to the resident.
+func (s *Service) codeNote(tx Tx, o *Order, code string) error {
 	r := o.Recipient
-	s.note(tx, NoteCodeIssued, o, func(n *Notification) {
+	return s.note(tx, NoteCodeIssued, o, func(n *Notification) {
 		n.Recipient = &r
 		n.Code = code
 		n.QR = QRPayload(o.Site, code)
@@ -360,7 +372,9 @@ func (s *Service) CreateOrder(ctx context.Context, p Principal, idemKey string, 
 		if err := putSite(tx, st); err != nil {
 			return err
 		}
-		s.note(tx, NoteCreated, o, nil)
+		if err := s.note(tx, NoteCreated, o, nil); err != nil {
+			return err
+		}
 		rc = OrderReceipt{Order: *o}
 		if o.Delivery == DeliverByPlatform {
 			rc.Code, rc.QR = code, QRPayload(o.Site, code)
@@ -469,7 +483,9 @@ func (s *Service) finish(tx Tx, st *Site, o *Order, state OrderState, reason, no
 		return err
 	}
 	s.publishDelta(tx, st, protocol.Desired{Cancel: []string{o.ID}})
-	s.note(tx, note, o, func(n *Notification) { n.Reason = reason })
+	if err := s.note(tx, note, o, func(n *Notification) { n.Reason = reason }); err != nil {
+		return err
+	}
 	return putSite(tx, st)
 }
 
@@ -615,7 +631,9 @@ func (s *Service) ExtendOrder(ctx context.Context, p Principal, id string, d tim
 		if err := s.update(tx, st, o, &old); err != nil {
 			return err
 		}
-		s.note(tx, NoteExtended, o, func(n *Notification) { n.ExpiresAt = o.ExpiresAt })
+		if err := s.note(tx, NoteExtended, o, func(n *Notification) { n.ExpiresAt = o.ExpiresAt }); err != nil {
+			return err
+		}
 		out = *o
 		return nil
 	})
@@ -657,10 +675,9 @@ func (s *Service) ReissueCode(ctx context.Context, p Principal, id string) (Orde
 		rc.Order = *o
 		if o.Delivery == DeliverByPlatform && p.Role == RolePlatform {
 			rc.Code, rc.QR = code, QRPayload(o.Site, code)
-		} else {
-			s.codeNote(tx, o, code)
+			return nil
 		}
-		return nil
+		return s.codeNote(tx, o, code)
 	})
 	return rc, internal("reissue code", err)
 }

@@ -117,7 +117,9 @@ func (s *Service) ReassignSlot(ctx context.Context, p Principal, orderID string,
 		}
 		audit(tx, s.now(), AuditEntry{Site: st.ID, Actor: p.Subject, Role: p.Role, Action: "slot_reassigned",
 			Compartment: compartment, Order: o.ID, Reason: reason})
-		s.note(tx, NoteReassigned, o, func(n *Notification) { n.Reason = reason })
+		if err := s.note(tx, NoteReassigned, o, func(n *Notification) { n.Reason = reason }); err != nil {
+			return err
+		}
 		out = *o
 		return nil
 	})

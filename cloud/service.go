@@ -24,8 +24,25 @@ type CommandPublisher interface {
 
 // Notifier takes notifications for residents (SMS) and platforms (webhooks). Notify must
 // not block for long: implementations queue and deliver with retries.
+//
+// A Notifier that also implements [TxNotifier] takes every notification inside the
+// transaction of the change it reports, and Notify is then not called; any other
+// Notifier gets its notifications after the commit, from memory, and loses them in a
+// crash (tests, tools).
 type Notifier interface {
 	Notify(ctx context.Context, n Notification) error
+}
+
+// TxNotifier is a Notifier that writes notifications into a durable outbox in the
+// domain's own transaction: a notice commits with the state change it reports, or not
+// at all, so that a process killed at any moment neither loses the notice of a change
+// it acknowledged (the arrival notice holds the resident's only copy of the code) nor
+// sends one for a change that never committed. NotifyTx may run more than once for one
+// change (the store may retry a transaction) but never commits twice; it must be quick
+// (it runs in the store's single writer) and must not keep tx past its return.
+type TxNotifier interface {
+	Notifier
+	NotifyTx(tx Tx, n Notification) error
 }
 
 // Notification is a fact about an order for the outside world. Code and QR are set only
@@ -234,12 +251,12 @@ func (s *Service) Policy() Policy { return s.pol }
 // outbox keeps outbound messages in commit order until Run or Flush delivers them. It is
 // in memory: a crash between commit and delivery loses them, which the protocol repairs
 // (a desired version gap makes the edge ask for a snapshot; a command that never arrives
-// times out; a lost notice is the one real loss, see the package doc).
+// times out). Notifications use it only when the Notifier is not a [TxNotifier]: the
+// production one writes them in the transaction itself (see the package doc).
 //
 // It has two lanes, each delivered in order by its own goroutine: the fleet lane
 // (desired state and commands, which must stay in version order per site) and the
-// notification lane (whose storage may be slower), so that one never waits for the
-// other.
+// notification lane, so that one never waits for the other.
 type outbox struct {
 	fleet, notes lane
 }

@@ -408,6 +408,19 @@ func (t *txn) Scan(bucket, prefix string, fn func(string, []byte) bool) error {
 
 func (t *txn) OnCommit(fn func()) { t.hooks = append(t.hooks, fn) }
 
+// Bolt returns the bbolt transaction under t, for an adapter that keeps its own buckets
+// in the same file and must write in the same transaction (cloud/notify's outbox: a
+// notice commits with the change it reports). The caller may write through it, so the
+// function counts as having written: its failure then rolls back the group's
+// transaction and the others run again without it, as for any write. The transaction
+// is valid only until the function returns.
+func (t *txn) Bolt() *bbolt.Tx {
+	if !t.ro {
+		t.wrote = true
+	}
+	return t.tx
+}
+
 func hasPrefix(k, p []byte) bool {
 	return len(k) >= len(p) && string(k[:len(p)]) == string(p)
 }

@@ -23,6 +23,13 @@
 // OnCommit hooks run on the committer goroutine after the commit, in commit order, which
 // gives the domain ordered desired-state versions for free.
 //
+// # Adapters in the same transaction
+//
+// The cloud.Tx a function gets also has a Bolt() *bbolt.Tx method. cloud/notify's outbox
+// asserts it to write a notification in the transaction of the change it reports
+// (cloud.TxNotifier), so both commit together or not at all. Calling it marks the
+// function as having written (see above).
+//
 // # Caveats
 //
 //   - Open always sets a file-lock Timeout (default 1 s): bbolt's zero waits forever on

@@ -48,6 +48,11 @@ type Config struct {
 	DataDir string `json:"data_dir"`
 	// HTTPAddr is the API's listen address (also /healthz and /metrics).
 	HTTPAddr string `json:"http_addr"`
+	// PublicURL is the base URL residents and platforms reach the cloud at, behind any
+	// proxy (e.g. https://lockers.example.org): the resident page's link in the code
+	// notices is PublicURL/r/{order}#c={code}. Empty: http://HTTPAddr (its real port;
+	// 0.0.0.0 read as 127.0.0.1), which suits only a single machine.
+	PublicURL string `json:"public_url,omitempty"`
 	// MQTTURL is an external broker (e.g. tcp://127.0.0.1:1883, Mosquitto). Empty runs
 	// the embedded broker on MQTTListen.
 	MQTTURL string `json:"mqtt_url,omitempty"`
@@ -133,6 +138,12 @@ func (c Config) Validate() error {
 	} else if u, err := url.Parse(c.MQTTURL); err != nil || u.Host == "" {
 		return fmt.Errorf("cloudd: mqtt_url %q: want tcp://host:port", c.MQTTURL)
 	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return fmt.Errorf("cloudd: public_url %q: want an http(s) URL without query, fragment or user", c.PublicURL)
+		}
+	}
 	if c.EdgeMQTTURL != "" {
 		if u, err := url.Parse(c.EdgeMQTTURL); err != nil || u.Host == "" {
 			return fmt.Errorf("cloudd: edge_mqtt_url %q: want tcp://host:port", c.EdgeMQTTURL)
@@ -178,6 +189,7 @@ var envVars = []struct {
 }{
 	{"LARDER_CLOUD_DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
 	{"LARDER_CLOUD_HTTP_ADDR", func(c *Config, v string) error { c.HTTPAddr = v; return nil }},
+	{"LARDER_CLOUD_PUBLIC_URL", func(c *Config, v string) error { c.PublicURL = v; return nil }},
 	{"LARDER_CLOUD_MQTT_URL", func(c *Config, v string) error { c.MQTTURL = v; return nil }},
 	{"LARDER_CLOUD_MQTT_USERNAME", func(c *Config, v string) error { c.MQTTUsername = v; return nil }},
 	{"LARDER_CLOUD_MQTT_PASSWORD", func(c *Config, v string) error { c.MQTTPassword = v; return nil }},
@@ -212,6 +224,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	file := fs.String("config", getenv("LARDER_CLOUD_CONFIG"), "JSON configuration file (env LARDER_CLOUD_CONFIG)")
 	data := fs.String("data", "", "data directory (env LARDER_CLOUD_DATA_DIR; default data)")
 	httpAddr := fs.String("http", "", "API listen address (env LARDER_CLOUD_HTTP_ADDR; default 127.0.0.1:8080)")
+	publicURL := fs.String("public-url", "", "base URL residents reach the cloud at, for the links in their notices (env LARDER_CLOUD_PUBLIC_URL; default http://<http address>)")
 	mqttURL := fs.String("mqtt", "", "external MQTT broker URL, e.g. tcp://127.0.0.1:1883; empty runs the embedded broker (env LARDER_CLOUD_MQTT_URL)")
 	mqttUser := fs.String("mqtt-user", "", "MQTT username (env LARDER_CLOUD_MQTT_USERNAME; password only by env LARDER_CLOUD_MQTT_PASSWORD or file)")
 	listen := fs.String("mqtt-listen", "", "embedded broker listen address (env LARDER_CLOUD_MQTT_LISTEN; default "+broker.DefaultAddr+")")
@@ -242,7 +255,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 			}
 		}
 	}
-	for dst, v := range map[*string]string{&c.DataDir: *data, &c.HTTPAddr: *httpAddr, &c.MQTTURL: *mqttURL,
+	for dst, v := range map[*string]string{&c.DataDir: *data, &c.HTTPAddr: *httpAddr, &c.PublicURL: *publicURL, &c.MQTTURL: *mqttURL,
 		&c.MQTTUsername: *mqttUser, &c.MQTTListen: *listen, &c.EdgeMQTTURL: *edgeURL, &c.SharedGroup: *shared, &c.LogLevel: *level} {
 		if v != "" {
 			*dst = v

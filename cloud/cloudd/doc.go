@@ -30,8 +30,9 @@
 //
 // # Order of things
 //
-// Open: store → registry → domain → admin key → broker → fleet adapter → notification
-// outbox → API and pages → listener.
+// Open: store → registry → domain → admin key → broker → fleet adapter → listener →
+// notification outbox → API and pages (the listener comes before the outbox so that the
+// default public URL has the real port).
 // Close: the reverse, idempotent; queued outbound messages are flushed before the fleet
 // adapter disconnects.
 //
@@ -42,5 +43,13 @@
 // DIR/notify.key), and a delivery worker: CloudEvents webhooks to each platform's URL
 // (set with PUT /v1/platforms/{platform}/webhook, which returns the signing secret once)
 // and, when LARDER_CLOUD_SMS_URL is set, SMS through that gateway (without one, SMS
-// notices are not queued at all).
+// notices are not queued at all). The domain writes each notice into the outbox in the
+// transaction of the change it reports, so a crash never loses an acknowledged change's
+// notice (see cloud's package doc).
+//
+// Notices that carry a pickup code (the arrival notice, a reissued code) also carry the
+// resident page's link, {public URL}/r/{order}#c={code}: after the code in the SMS, and
+// as resident_url in the webhook data of platforms that get the code. Set --public-url
+// (LARDER_CLOUD_PUBLIC_URL) to the address residents reach, e.g. behind a TLS proxy; the
+// default, http://{--http address}, suits only a single machine.
 package cloudd

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,7 +109,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.fleet.Start(ctx); err != nil {
 		return err
 	}
-	notifier, err := m.openNotify()
+	// Listen before the notifier is built: the resident links it writes default to the
+	// real address (port 0 in tests).
+	if m.ln, err = net.Listen("tcp", m.cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("cloudd: listen %s: %w", m.cfg.HTTPAddr, err)
+	}
+	notifier, err := m.openNotify(m.PublicURL())
 	if err != nil {
 		return err
 	}
@@ -126,12 +132,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/", api)
 	m.pages.Mount(mux)
-	if m.ln, err = net.Listen("tcp", m.cfg.HTTPAddr); err != nil {
-		return fmt.Errorf("cloudd: listen %s: %w", m.cfg.HTTPAddr, err)
-	}
 	m.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10}
-	m.log.Info("larder-cloud open", "version", buildinfo.String(), "http", m.HTTPURL(), "mqtt", m.brokerURL,
+	m.log.Info("larder-cloud open", "version", buildinfo.String(), "http", m.HTTPURL(), "public_url", m.PublicURL(), "mqtt", m.brokerURL,
 		"embedded_broker", m.cfg.Embedded(), "data", m.cfg.DataDir, "commit_mode", mode.String())
 	return nil
 }
@@ -173,6 +176,31 @@ func (m *Main) HTTPURL() string {
 		return ""
 	}
 	return "http://" + m.ln.Addr().String()
+}
+
+// PublicURL is the base URL residents reach the cloud at (the resident page's links):
+// the configured public_url, else derived from the listener's real address, with an
+// unspecified host (0.0.0.0, ::) read as 127.0.0.1.
+func (m *Main) PublicURL() string {
+	if m.cfg.PublicURL != "" {
+		return strings.TrimRight(m.cfg.PublicURL, "/")
+	}
+	if m.ln == nil {
+		return ""
+	}
+	return derivedURL(m.ln.Addr().String())
+}
+
+// derivedURL is the default public URL of an HTTP listen address.
+func derivedURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // BrokerURL is the MQTT broker the cloud uses (the embedded one's real address).

@@ -28,17 +28,6 @@ func (e endpoints) Endpoint(ctx context.Context, platform string) (notify.Endpoi
 	return notify.Endpoint{URL: url, Secret: secret}, nil
 }
 
-// noSMS drops SMS notifications when no gateway is configured, so that they do not
-// wait in the outbox until dead-lettered; webhooks pass through.
-type noSMS struct{ notify.Outbox }
-
-func (o noSMS) Enqueue(ctx context.Context, n notify.Notification) (bool, error) {
-	if n.Channel == notify.ChannelSMS {
-		return false, nil
-	}
-	return o.Outbox.Enqueue(ctx, n)
-}
-
 // queueKey returns the 32-byte key that seals the notification outbox (pending notices
 // hold pickup codes and phone numbers): from the configuration, or drawn once into
 // DataDir/notify.key (0600). A key beside the database protects copies of the database
@@ -65,7 +54,10 @@ func (m *Main) queueKey() ([]byte, error) {
 
 // openNotify builds the durable outbox (in the cloud's bbolt file), the domain's
 // Notifier over it and the delivery worker (webhooks always; SMS when a gateway is set).
-func (m *Main) openNotify() (cloud.Notifier, error) {
+// The Notifier is transactional (cloud.TxNotifier): the domain writes each notice into
+// the outbox in the transaction of the change it reports. publicURL is the base of the
+// resident page's link that notices carrying a code include.
+func (m *Main) openNotify(publicURL string) (cloud.Notifier, error) {
 	key, err := m.queueKey()
 	if err != nil {
 		return nil, err
@@ -76,16 +68,13 @@ func (m *Main) openNotify() (cloud.Notifier, error) {
 	}
 	m.queue = q
 	senders := map[notify.Channel]notify.Sender{notify.ChannelWebhook: &notify.Webhook{Endpoints: endpoints{m.svc}}}
-	var outbox notify.Outbox = q
 	if m.cfg.SMSURL != "" {
 		senders[notify.ChannelSMS] = &notify.SMS{URL: m.cfg.SMSURL, Token: m.cfg.SMSToken}
-	} else {
-		outbox = noSMS{q}
 	}
 	m.worker, err = notify.NewWorker(notify.WorkerConfig{Queue: q, Senders: senders, Registry: m.reg,
 		Logger: m.log.With("component", "notify")})
 	if err != nil {
 		return nil, err
 	}
-	return &notify.Notifier{Outbox: outbox}, nil
+	return &notify.Notifier{Outbox: q, PublicURL: publicURL, NoSMS: m.cfg.SMSURL == "", Wake: m.worker.Wake}, nil
 }

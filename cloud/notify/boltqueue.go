@@ -212,23 +212,51 @@ func (q *BoltQueue) Enqueue(ctx context.Context, n Notification) (bool, error) {
 	}
 	added := false
 	err := q.update(ctx, func(t *boltTx) error {
-		if t.items.Get([]byte(n.ID)) != nil {
-			return nil
-		}
-		n.prepare(time.Now())
-		if err := t.put(&n); err != nil {
-			return err
-		}
-		if err := t.index(&n, true); err != nil {
-			return err
-		}
-		added = true
-		return t.count("", StatePending)
+		var err error
+		added, err = t.enqueue(n)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("notify: enqueue %s: %w", n.ID, err)
 	}
 	return added, nil
+}
+
+// EnqueueTx implements [TxOutbox]: Enqueue inside tx, a read-write transaction of the
+// queue's own database that the caller commits, so that the notification becomes
+// durable together with the caller's other writes, or not at all. It does not commit;
+// an error leaves tx to be rolled back by the caller.
+func (q *BoltQueue) EnqueueTx(tx *bbolt.Tx, n Notification) (bool, error) {
+	if err := n.validate(); err != nil {
+		return false, err
+	}
+	if tx.DB() != q.db || !tx.Writable() {
+		return false, fmt.Errorf("notify: enqueue %s: not a read-write transaction of the queue's database", n.ID)
+	}
+	t, err := q.tx(tx)
+	if err != nil {
+		return false, err
+	}
+	added, err := t.enqueue(n)
+	if err != nil {
+		return false, fmt.Errorf("notify: enqueue %s: %w", n.ID, err)
+	}
+	return added, nil
+}
+
+// enqueue adds n as pending unless its id exists (in any state).
+func (t *boltTx) enqueue(n Notification) (bool, error) {
+	if t.items.Get([]byte(n.ID)) != nil {
+		return false, nil
+	}
+	n.prepare(time.Now())
+	if err := t.put(&n); err != nil {
+		return false, err
+	}
+	if err := t.index(&n, true); err != nil {
+		return false, err
+	}
+	return true, t.count("", StatePending)
 }
 
 // Due implements [Deliveries].

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	bbolt "go.etcd.io/bbolt"
+
 	"github.com/larder-lockers/larder/cloud"
 )
 
@@ -22,14 +24,29 @@ const (
 	KindExtended        Kind = "extended"
 )
 
-// Notifier implements the domain's port (cloud.Notifier) over the durable outbox: each
-// [cloud.Notification] becomes a webhook to its platform and, for notices meant for the
-// resident of an order whose code the cloud delivers, an SMS. The domain decides when
-// (including its own 50 %/90 % reminders, from its sweep); Notifier only makes the
-// notice durable and idempotent: the keys are the domain's notification id plus the
-// channel.
+// Notifier implements the domain's port (cloud.Notifier and cloud.TxNotifier) over the
+// durable outbox: each [cloud.Notification] becomes a webhook to its platform and, for
+// notices meant for the resident of an order whose code the cloud delivers, an SMS. The
+// domain decides when (including its own 50 %/90 % reminders, from its sweep); Notifier
+// only makes the notice durable and idempotent: the keys are the domain's notification
+// id plus the channel ("evt_…/webhook", "evt_…/sms"), which are also the CloudEvent ids.
+//
+// With a [TxOutbox] (the [BoltQueue] in the cloud's bbolt file) the domain calls
+// NotifyTx, and the notices are written in the domain's transaction: they commit with
+// the change they report, or not at all. Set the fields before the service runs.
 type Notifier struct {
 	Outbox Outbox
+	// PublicURL is the cloud's base URL as residents reach it (cloudd's public_url).
+	// When set, every notice that carries a pickup code also carries the resident
+	// page's link, [ResidentLink](PublicURL, order, code): the SMS after the code, the
+	// webhook data as resident_url (only when the platform gets the code).
+	PublicURL string
+	// NoSMS drops the resident's SMS (no gateway configured), so that they do not wait
+	// in the outbox until dead-lettered; webhooks still go.
+	NoSMS bool
+	// Wake, when set, is called once a transaction that enqueued has committed
+	// ([Worker.Wake]): delivery starts without waiting for the worker's next poll.
+	Wake func()
 }
 
 // residentKinds are the notices a resident gets by SMS.
@@ -38,34 +55,99 @@ var residentKinds = map[Kind]bool{
 	KindReassigned: true, KindCodeInvalidated: true, KindExtended: true, KindCancelled: true,
 }
 
-// Notify implements cloud.Notifier.
-func (nt *Notifier) Notify(ctx context.Context, n cloud.Notification) error {
+// ResidentLink is the resident page's link for order with its pickup code:
+// base + "/r/" + order + "#c=" + code. It is cloud/web's ResidentLink, spelled out here
+// because cloud/web imports this package (a test checks that both agree). The code is
+// in the fragment, which browsers never send to a server, so it stays out of access logs.
+func ResidentLink(base, order, code string) string {
+	return strings.TrimRight(base, "/") + "/r/" + order + "#c=" + code
+}
+
+// messages turns a domain notice into the outbox's notifications, one per channel.
+func (nt *Notifier) messages(n cloud.Notification) []Notification {
 	kind := Kind(strings.TrimPrefix(n.Type, "order."))
 	base := EventData{Order: n.Order, Site: n.Site, ExternalID: n.ExternalID, State: string(n.State),
 		Compartments: n.Compartments, LoadedAt: n.LoadedAt, ExpiresAt: n.ExpiresAt, Reason: n.Reason}
+	link := ""
+	if n.Code != "" && nt.PublicURL != "" {
+		link = ResidentLink(nt.PublicURL, n.Order, n.Code)
+	}
+	var out []Notification
 	if n.Platform != "" {
 		d := base
 		if n.CodeToPlatform {
 			d.Code, d.QR = n.Code, n.QR
+			d.ResidentURL = link
 		}
 		data, _ := json.Marshal(d)
-		wn := Notification{ID: n.ID + "/" + string(ChannelWebhook), Kind: kind, Channel: ChannelWebhook,
-			Target: n.Platform, Order: n.Order, Site: n.Site, Data: data, Created: n.Time}
-		if _, err := nt.Outbox.Enqueue(ctx, wn); err != nil {
-			return fmt.Errorf("notify: %s: %w", wn.ID, err)
-		}
+		out = append(out, Notification{ID: n.ID + "/" + string(ChannelWebhook), Kind: kind, Channel: ChannelWebhook,
+			Target: n.Platform, Order: n.Order, Site: n.Site, Data: data, Created: n.Time})
 	}
-	if n.Recipient != nil && n.Recipient.Phone != "" && !n.CodeToPlatform && residentKinds[kind] {
+	if !nt.NoSMS && n.Recipient != nil && n.Recipient.Phone != "" && !n.CodeToPlatform && residentKinds[kind] {
 		d := smsData{EventData: base, SiteName: n.SiteName}
-		d.Code = n.Code
+		d.Code, d.ResidentURL = n.Code, link
 		data, _ := json.Marshal(d)
-		sn := Notification{ID: n.ID + "/" + string(ChannelSMS), Kind: kind, Channel: ChannelSMS,
-			Target: n.Recipient.Phone, Order: n.Order, Site: n.Site, Data: data, Created: n.Time}
-		if _, err := nt.Outbox.Enqueue(ctx, sn); err != nil {
-			return fmt.Errorf("notify: %s: %w", sn.ID, err)
+		out = append(out, Notification{ID: n.ID + "/" + string(ChannelSMS), Kind: kind, Channel: ChannelSMS,
+			Target: n.Recipient.Phone, Order: n.Order, Site: n.Site, Data: data, Created: n.Time})
+	}
+	return out
+}
+
+// Notify implements cloud.Notifier: it enqueues the notice's notifications, each in its
+// own transaction. The domain calls it only for notifiers that are not transactional;
+// this one is (NotifyTx), so Notify serves tools and tests.
+func (nt *Notifier) Notify(ctx context.Context, n cloud.Notification) error {
+	for _, m := range nt.messages(n) {
+		if _, err := nt.Outbox.Enqueue(ctx, m); err != nil {
+			return fmt.Errorf("notify: %s: %w", m.ID, err)
 		}
 	}
 	return nil
+}
+
+// boltTxer is a cloud.Tx over a bbolt transaction (cloud/bolt's).
+type boltTxer interface{ Bolt() *bbolt.Tx }
+
+// NotifyTx implements cloud.TxNotifier: with a [TxOutbox] it enqueues the notice's
+// notifications in tx, which must be a transaction of the outbox's own bbolt file (the
+// cloud's store, cloud/bolt); any other transaction is an error, which fails the
+// domain's change rather than let it commit without its notice. An Outbox that cannot
+// join a transaction ([MemQueue], which is not durable anyway) gets them after the
+// commit.
+func (nt *Notifier) NotifyTx(tx cloud.Tx, n cloud.Notification) error {
+	msgs := nt.messages(n)
+	if len(msgs) == 0 {
+		return nil
+	}
+	to, ok := nt.Outbox.(TxOutbox)
+	if !ok {
+		tx.OnCommit(func() {
+			for _, m := range msgs {
+				nt.Outbox.Enqueue(context.Background(), m) // MemQueue: quick, fails only on an invalid notice
+			}
+			nt.wake()
+		})
+		return nil
+	}
+	bt, ok := tx.(boltTxer)
+	if !ok {
+		return fmt.Errorf("notify: %s: the store's transactions are not bbolt's: the outbox cannot join them", n.ID)
+	}
+	for _, m := range msgs {
+		if _, err := to.EnqueueTx(bt.Bolt(), m); err != nil {
+			return err
+		}
+	}
+	if nt.Wake != nil {
+		tx.OnCommit(nt.Wake)
+	}
+	return nil
+}
+
+func (nt *Notifier) wake() {
+	if nt.Wake != nil {
+		nt.Wake()
+	}
 }
 
 // ServiceEndpoints resolves webhook endpoints from the domain's platform records

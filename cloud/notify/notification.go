@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	bbolt "go.etcd.io/bbolt"
 )
 
 // Kind is what a notification tells. Kinds are part of the CloudEvents type
@@ -102,6 +104,16 @@ type Outbox interface {
 	// now). It returns false without changing anything when n.ID already exists in any
 	// state: enqueueing is idempotent, so a reminder is scheduled exactly once.
 	Enqueue(ctx context.Context, n Notification) (bool, error)
+}
+
+// TxOutbox is an [Outbox] that can also enqueue inside a read-write transaction of its
+// own bbolt database, which the caller commits ([BoltQueue]). [Notifier] uses it to write
+// the domain's notices in the domain's transaction.
+type TxOutbox interface {
+	Outbox
+	// EnqueueTx is Enqueue in tx: idempotent by id like Enqueue, durable once tx
+	// commits, gone if it rolls back.
+	EnqueueTx(tx *bbolt.Tx, n Notification) (bool, error)
 }
 
 // Deliveries is what the delivery [Worker] uses.

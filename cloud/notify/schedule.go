@@ -119,6 +119,9 @@ type EventData struct {
 	// carry a code ("loaded", "code_issued") and only for platforms that asked for it.
 	Code string `json:"code,omitempty"`
 	QR   string `json:"qr,omitempty"`
+	// ResidentURL is the resident page's link with the code in its fragment
+	// ([ResidentLink]): present exactly when Code is and the cloud knows its public URL.
+	ResidentURL string `json:"resident_url,omitempty"`
 }
 
 // smsData is what an SMS notification carries for the text template.

@@ -54,7 +54,8 @@ func (s *SMS) Send(ctx context.Context, n Notification) error {
 }
 
 // Text renders the resident's message for n in Chinese, English or both (n.Lang "zh",
-// "en" or anything else). Only "loaded" carries the pickup code.
+// "en" or anything else). Only "loaded" and "code_issued" carry the pickup code, followed
+// by the resident page's link when the data has one (resident_url).
 func Text(n Notification, loc *time.Location) (string, error) {
 	var d smsData
 	if len(n.Data) > 0 {
@@ -84,12 +85,14 @@ func Text(n Notification, loc *time.Location) (string, error) {
 		}
 		zh = fmt.Sprintf("【Larder】您的订单 %s 已放入%s的%s号柜门，取件码 %s，请于 %s 前取件。", d.Order, where, doors, d.Code, until)
 		en = fmt.Sprintf("[Larder] Your order %s is in door %s at %s. Pickup code %s. Please collect by %s.", d.Order, doors, where, d.Code, until)
+		zh, en = withLink(zh, en, d.ResidentURL)
 	case KindCodeIssued:
 		if d.Code == "" {
 			return "", fmt.Errorf("%w: code notice without a code", ErrPermanent)
 		}
 		zh = fmt.Sprintf("【Larder】您的订单 %s 的新取件码为 %s，旧取件码已失效。", d.Order, d.Code)
 		en = fmt.Sprintf("[Larder] New pickup code for your order %s: %s. The old code no longer works.", d.Order, d.Code)
+		zh, en = withLink(zh, en, d.ResidentURL)
 	case KindReassigned:
 		zh = fmt.Sprintf("【Larder】您的订单 %s 已改放入%s的%s号柜门，取件码不变。", d.Order, where, doors)
 		en = fmt.Sprintf("[Larder] Your order %s has moved to door %s at %s. Your pickup code stays the same.", d.Order, doors, where)
@@ -121,6 +124,14 @@ func Text(n Notification, loc *time.Location) (string, error) {
 		return en, nil
 	}
 	return zh + "\n" + en, nil
+}
+
+// withLink appends the resident page's link (which carries the code) to both texts.
+func withLink(zh, en, link string) (string, string) {
+	if link == "" {
+		return zh, en
+	}
+	return zh + "取件页面：" + link, en + " Pickup page: " + link
 }
 
 func joinInts(xs []int, sep string) string {

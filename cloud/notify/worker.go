@@ -57,6 +57,16 @@ type Worker struct {
 	deliveries *prometheus.CounterVec
 	backlog    prometheus.Gauge
 	dead       prometheus.Gauge
+	wake       chan struct{} // Wake's signal to Run, buffered 1
+}
+
+// Wake makes Run look for due notifications now instead of at its next poll (the
+// [Notifier] calls it once a transaction that enqueued has committed). It never blocks.
+func (w *Worker) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
 }
 
 // NewWorker checks cfg and registers the metrics larder_webhook_backlog,
@@ -97,7 +107,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
 	}
-	w := &Worker{cfg: cfg, log: cfg.Logger,
+	w := &Worker{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "larder_webhook_deliveries_total",
 			Help: "Notification delivery attempts and decisions by channel and result (delivered, retry, dead, cancelled, postponed).",
@@ -139,6 +149,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
+		case <-w.wake:
 		}
 	}
 }
