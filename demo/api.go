@@ -135,6 +135,8 @@ type Order struct {
 	Slots      []Slot    `json:"slots"`
 	CodeValid  bool      `json:"code_valid"`
 	ExpiresAt  time.Time `json:"expires_at"`
+	LoadedAt   time.Time `json:"loaded_at,omitzero"`
+	ClosedAt   time.Time `json:"closed_at,omitzero"`
 	Reason     string    `json:"reason,omitempty"`
 }
 

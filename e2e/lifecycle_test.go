@@ -214,10 +214,17 @@ func TestEdgeOfflineConverges(t *testing.T) {
 		t.Fatalf("the cloud heard through a cut link: %s", got.State)
 	}
 
+	resumed := time.Now()
 	s.proxy.Resume(t)
 	s.waitOnline(true, 60*time.Second)
-	s.waitState(o.ID, "picked_up", 60*time.Second)
+	got := s.waitState(o.ID, "picked_up", 60*time.Second)
 	s.waitDrained(30 * time.Second)
+	// The edge is the authority for what happened and when: the cloud records the
+	// loading at the time it happened, not when it heard of it. (closed_at is the
+	// cloud's own time of closing the order.)
+	if got.LoadedAt.IsZero() || !got.LoadedAt.Before(resumed) {
+		t.Fatalf("loaded at %v: want before the link came back at %v", got.LoadedAt, resumed)
+	}
 }
 
 // TestBrokerRestartMidFlow: a private Mosquitto is stopped after the order is created
