@@ -22,4 +22,8 @@ for u in "$cloud" "$edge"; do
   [ -z "$out" ] || { echo "checkmetrics: $u"; echo "$out"; status=1; continue; }
   echo "checkmetrics: $u ok ($(curl -fs "$u" | grep -c '^larder_') larder_ samples)"
 done
+# Every metric the alerting rules and the dashboard query must be one the code exports.
+for m in $(grep -ohE 'larder_[a-z_]+' deploy/prometheus/alerts.yml deploy/grafana/*.json | sed -E 's/_(bucket|sum|count)$//' | sort -u); do
+  grep -rqF "\"$m\"" --include='*.go' cloud edge || { echo "checkmetrics: $m is queried in deploy/ but no code exports it"; status=1; }
+done
 exit $status
