@@ -23,6 +23,7 @@ import (
 	"github.com/larder-lockers/larder/cloud/broker"
 	"github.com/larder-lockers/larder/cloud/cloudd"
 	"github.com/larder-lockers/larder/cloud/notify"
+	"github.com/larder-lockers/larder/cloud/web"
 	"github.com/larder-lockers/larder/protocol"
 )
 
@@ -284,6 +285,14 @@ func TestEndToEnd(t *testing.T) {
 	if !strings.HasPrefix(texts[0], "+8613800138000 ") || !regexp.MustCompile(`\b\d{8}\b`).MatchString(texts[0]) {
 		t.Errorf("arrival SMS without a code: %q", texts[0])
 	}
+	// The link to the resident page follows the code; the public URL defaults to the
+	// listener's real address.
+	if m.PublicURL() != m.HTTPURL() {
+		t.Errorf("default public URL %q, want the API's %q", m.PublicURL(), m.HTTPURL())
+	}
+	if code := regexp.MustCompile(`\b\d{8}\b`).FindString(texts[0]); !strings.Contains(texts[0], web.ResidentLink(m.PublicURL(), id, code)) {
+		t.Errorf("arrival SMS lacks the resident link %s: %q", web.ResidentLink(m.PublicURL(), id, code), texts[0])
+	}
 	smsMu.Unlock()
 	_, site := ops.do("GET", "/v1/sites/yard-1", nil)
 	if site["online"] != true || site["software"] != "e2e" {
@@ -365,6 +374,13 @@ func TestExternalMosquitto(t *testing.T) {
 	e.c.Publish(protocol.Topic(site, protocol.ChanStatus), 1, true, []byte{}).WaitTimeout(time.Second)
 }
 
+func TestConfiguredPublicURL(t *testing.T) {
+	m := startCloud(t, func(c *cloudd.Config) { c.PublicURL = "https://lockers.example/" })
+	if got := m.PublicURL(); got != "https://lockers.example" {
+		t.Errorf("PublicURL %q", got)
+	}
+}
+
 func TestLoadPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "c.json")
@@ -380,6 +396,31 @@ func TestLoadPrecedence(t *testing.T) {
 	for _, bad := range [][]string{{"--http", "nonsense"}, {"--mqtt", "::"}, {"--log-level", "loud"}, {"extra"}} {
 		if _, err := cloudd.Load(bad, func(string) string { return "" }, io.Discard); err == nil {
 			t.Errorf("%v accepted", bad)
+		}
+	}
+	if c.PublicURL != "" {
+		t.Errorf("public_url %q, want empty (derived at open)", c.PublicURL)
+	}
+	// public_url: flag over environment over file; checked.
+	os.WriteFile(file, []byte(`{"public_url":"https://file.example"}`), 0o600)
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want string
+	}{
+		{nil, "", "https://file.example"},
+		{nil, "https://env.example/larder", "https://env.example/larder"},
+		{[]string{"--public-url", "https://flag.example"}, "https://env.example", "https://flag.example"},
+	} {
+		env := map[string]string{"LARDER_CLOUD_CONFIG": file, "LARDER_CLOUD_PUBLIC_URL": tc.env}
+		c, err := cloudd.Load(tc.args, func(k string) string { return env[k] }, io.Discard)
+		if err != nil || c.PublicURL != tc.want {
+			t.Errorf("args %v env %q: public_url %q (%v), want %q", tc.args, tc.env, c.PublicURL, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"lockers.example", "ftp://lockers.example", "https://lockers.example/?x=1", "https://lockers.example/#c", "https://u:p@lockers.example"} {
+		if _, err := cloudd.Load([]string{"--public-url", bad}, func(string) string { return "" }, io.Discard); err == nil {
+			t.Errorf("public_url %q accepted", bad)
 		}
 	}
 	os.WriteFile(file, []byte(`{"http_adr":"x"}`), 0o600)
