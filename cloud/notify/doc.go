@@ -6,13 +6,24 @@
 //
 // Notifications go through a durable outbox ([Queue]: [MemQueue] for tests, [BoltQueue]
 // over the cloud's bbolt file) so that a crash between "order loaded" and "platform
-// told" loses nothing. Each notification has an idempotency key per order, kind and
-// channel ([Key]); enqueueing an existing key is a no-op, which makes reminders
-// exactly-once although they are scheduled ahead of time by [Scheduler.Loaded]. A
-// [Worker] takes due notifications, hands each to the [Sender] of its channel and
-// settles it: delivered, retried with exponential backoff and jitter, or dead-lettered
-// after [WorkerConfig.MaxAttempts] (ops list and requeue dead letters). Delivery is
-// at-least-once: receivers deduplicate by the CloudEvent id (= the key).
+// told" loses nothing. [Notifier] is the domain's transactional port
+// (cloud.TxNotifier): it enqueues with [BoltQueue.EnqueueTx] in the domain's own bbolt
+// transaction (cloud/bolt hands it out), so a notice is durable exactly when the change
+// it reports is; there is no moment, not even between two commits, when a kill -9
+// loses an acknowledged notice or leaves one for a change that never committed
+// (crash_test.go kills a child process to show it). Records are sealed with AES-GCM
+// when the queue has a key: a pending arrival notice holds the resident's code and
+// phone number.
+//
+// Each notification has an idempotency key ([Key], or the domain's notice id plus the
+// channel); enqueueing an existing key is a no-op, which makes reminders exactly-once
+// although they are scheduled ahead of time by [Scheduler.Loaded], and a retried
+// transaction harmless. A [Worker] takes due notifications (polling, and woken by
+// [Worker.Wake] after each commit that enqueued), hands each to the [Sender] of its
+// channel and settles it: delivered, retried with exponential backoff and jitter, or
+// dead-lettered after [WorkerConfig.MaxAttempts] (ops list and requeue dead letters).
+// Delivery is at-least-once (a crash between a send and its settling sends again):
+// receivers deduplicate by the CloudEvent id (= the key).
 //
 // # Who decides when
 //
@@ -41,6 +52,14 @@
 //
 // [SMS] sends the resident a bilingual (Chinese and English) text through a generic HTTP
 // gateway (POST JSON {"to","text"}). Phone numbers and codes are never logged; only the
-// "loaded" notice carries the code, so reminders waiting in the outbox for hours hold
-// no secret.
+// "loaded" and "code_issued" notices carry the code, so reminders waiting in the outbox
+// for hours hold no secret.
+//
+// # Resident link
+//
+// With [Notifier.PublicURL] set (cloudd's public_url), a notice that carries a code also
+// carries the resident page's link, [ResidentLink] = {public URL}/r/{order}#c={code}:
+// the SMS puts it after the code in both languages, and the webhook data has it as
+// resident_url when the platform gets the code itself (never otherwise: the link holds
+// the code). The code rides in the URL fragment, which browsers do not send to servers.
 package notify
