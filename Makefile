@@ -3,7 +3,7 @@ SHELL    := bash
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/larder-lockers/larder/internal/buildinfo.Version=$(VERSION)
-BINS     := larder-cloud larder-edge larder-sim
+BINS     := larder-cloud larder-edge larder-sim larder-demo
 FUZZTIME ?= 30s
 BENCHTIME ?= 1x
 
@@ -26,7 +26,7 @@ tools/%/node_modules: tools/%/package-lock.json
 	@touch $@
 
 run: build ## the demo: simulator, cloud and edge on this machine
-	./scripts/demo.sh
+	./bin/larder-demo
 
 bench: ## benchmarks; each prints its figure next to a baseline measured in the same run
 	LARDER_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestBench' -bench . -benchtime $(BENCHTIME) ./...
