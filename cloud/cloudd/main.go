@@ -214,10 +214,14 @@ func (m *Main) Service() *cloud.Service { return m.svc }
 func (m *Main) Run(ctx context.Context) error {
 	loop, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go func() {
 		defer m.wg.Done()
 		m.svc.Run(loop, time.Duration(m.cfg.SweepEvery))
+	}()
+	go func() {
+		defer m.wg.Done()
+		m.purgeNotices(loop)
 	}()
 	go func() {
 		defer m.wg.Done()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/larder-lockers/larder/cloud"
 	"github.com/larder-lockers/larder/cloud/notify"
@@ -77,4 +78,30 @@ func (m *Main) openNotify(publicURL string) (cloud.Notifier, error) {
 		return nil, err
 	}
 	return &notify.Notifier{Outbox: q, PublicURL: publicURL, NoSMS: m.cfg.SMSURL == "", Wake: m.worker.Wake}, nil
+}
+
+// noticeRetention is how long delivered and cancelled notifications stay in the outbox:
+// long after any caller could enqueue the same idempotency key again, short enough that
+// the file does not keep every notice ever sent.
+const noticeRetention = 30 * 24 * time.Hour
+
+// purgeNotices drops finished notifications older than noticeRetention, at start and
+// then daily, until ctx ends.
+func (m *Main) purgeNotices(ctx context.Context) {
+	tick := time.NewTicker(24 * time.Hour)
+	defer tick.Stop()
+	for {
+		n, err := m.queue.Purge(ctx, time.Now().Add(-noticeRetention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			m.log.Warn("notification purge failed", "err", err)
+		case n > 0:
+			m.log.Info("notifications purged", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
