@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/larder-lockers/larder/edge/edged"
 	"github.com/larder-lockers/larder/edge/mqtt/mqtttest"
 	sim "github.com/larder-lockers/larder/firmware-sim"
@@ -59,7 +61,7 @@ const zones = "chilled:1-8,frozen:9-12,ambient:13-16"
 
 func newRig(t *testing.T, broker string, tune func(*edged.Config)) *rig {
 	t.Helper()
-	r := &rig{t: t, site: "e2e-" + protocol.NewID()[:10], broker: broker}
+	r := &rig{t: t, site: "edged-e2e-" + protocol.NewID()[:10], broker: broker}
 	sm, err := sim.NewMain(sim.Config{Profile: "kerong-cu16", Boards: 1, Listen: "tcp://127.0.0.1:0", Control: "127.0.0.1:0",
 		Zones: zones, OutsideC: 25, Seed: 1})
 	if err != nil {
@@ -72,6 +74,7 @@ func newRig(t *testing.T, broker string, tune func(*edged.Config)) *rig {
 	go sm.Run(ctx)
 	t.Cleanup(func() { cancel(); sm.Close() })
 	r.sim, r.world = sm, sm.World()
+	t.Cleanup(func() { forgetSite(broker, r.site) })
 	r.cloud = mqtttest.NewCloud(t, broker, r.site)
 	t.Cleanup(r.cloud.Close)
 
@@ -86,6 +89,17 @@ func newRig(t *testing.T, broker string, tune func(*edged.Config)) *rig {
 	}
 	r.cfg = cfg
 	return r
+}
+
+// forgetSite leaves the shared broker as the test found it: it drops the edge's
+// persistent session (a clean connect with its client id) and the retained status.
+func forgetSite(broker, site string) {
+	cli := paho.NewClient(paho.NewClientOptions().AddBroker(broker).SetClientID("larder-edge-" + site).SetCleanSession(true))
+	if tok := cli.Connect(); !tok.WaitTimeout(2*time.Second) || tok.Error() != nil {
+		return
+	}
+	cli.Publish(protocol.Topic(site, protocol.ChanStatus), 1, true, []byte{}).WaitTimeout(2 * time.Second)
+	cli.Disconnect(100)
 }
 
 // start runs edged.Main in-process.
