@@ -18,8 +18,11 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/larder-lockers/larder/cloud/notify"
 	"github.com/larder-lockers/larder/demo"
+	"github.com/larder-lockers/larder/protocol"
 )
 
 // zones of the test courtyard: two kerong boards, 32 compartments.
@@ -65,9 +68,11 @@ func newSystem(t *testing.T, o sysOpts) *system {
 		o.broker = sharedBroker
 	}
 	dir := t.TempDir()
-	s := &system{t: t, ctx: t.Context(), site: "e2e-" + randHex(5), broker: "tcp://" + o.broker, hooks: newWebhooks(t),
+	s := &system{t: t, ctx: t.Context(), site: "e2e-sys-" + randHex(5), broker: "tcp://" + o.broker, hooks: newWebhooks(t),
 		sms: newSMSGateway(t)}
 	s.l = &demo.Launcher{BinDir: binDir, LogDir: filepath.Join(dir, "logs"), StopTimeout: 10 * time.Second}
+	// Cleanups run last-registered first: this one after every process has stopped.
+	t.Cleanup(func() { forgetSite(s.broker, s.site) })
 	t.Cleanup(func() {
 		s.l.StopAll()
 		if t.Failed() {
@@ -367,6 +372,21 @@ func (g *smsGateway) waitCode(t *testing.T, phone string, timeout time.Duration)
 		t.Fatal(err)
 	}
 	return code
+}
+
+// forgetSite leaves a shared broker as the test found it: it drops the edge's persistent
+// session (a clean connect with its client id) and its retained status.
+func forgetSite(broker, site string) {
+	cli := paho.NewClient(paho.NewClientOptions().AddBroker(broker).SetClientID("larder-edge-" + site).SetCleanSession(true))
+	if tok := cli.Connect(); !tok.WaitTimeout(2*time.Second) || tok.Error() != nil {
+		return
+	}
+	for _, ch := range protocol.Channels() {
+		if ch.Retained() {
+			cli.Publish(protocol.Topic(site, ch), 1, true, []byte{}).WaitTimeout(2 * time.Second)
+		}
+	}
+	cli.Disconnect(100)
 }
 
 // dumpLogs prints the end of every child's log of a failed test.
