@@ -35,6 +35,7 @@ func (s *system) loadAndPickUp(o demo.Order, code, phone string) {
 	s.waitState(o.ID, "loaded", 20*time.Second)
 	if code == "" {
 		code = s.sms.waitCode(t, phone, 20*time.Second)
+		s.waitEdgeDesired(20 * time.Second)
 	}
 	// A wrong second factor does not open anything.
 	if _, err := s.edge.Kiosk.Pickup(s.ctx, code, "0000"); demo.StatusOf(err) != 401 {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -233,6 +234,50 @@ func (s *system) waitState(order, state string, timeout time.Duration) demo.Orde
 		s.t.Fatal(err)
 	}
 	return o
+}
+
+// waitEdgeDesired waits until the edge has applied the desired state the cloud has for
+// the site (its larder_desired_version gauge against the site's desired_version): a code
+// the cloud drew at loading reaches the resident by SMS and the edge by a desired delta,
+// two independent paths, and a resident typing it before the delta lands is refused.
+func (s *system) waitEdgeDesired(timeout time.Duration) {
+	s.t.Helper()
+	if err := demo.Eventually(s.ctx, timeout, "edge applied the cloud's desired state", func() error {
+		st, err := s.ops.Site(s.ctx, s.site)
+		if err != nil {
+			return err
+		}
+		have, err := edgeDesiredVersion(s.ctx, s.edge.Kiosk.URL+"/metrics")
+		if err == nil && have < st.DesiredVersion {
+			err = fmt.Errorf("edge at desired version %d, cloud at %d", have, st.DesiredVersion)
+		}
+		return err
+	}); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func edgeDesiredVersion(ctx context.Context, metricsURL string) (uint64, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", metricsURL, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "larder_desired_version "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return uint64(f), err
+		}
+	}
+	return 0, errors.New("edge metrics lack larder_desired_version")
 }
 
 // waitDrained waits until the edge's outbox is empty as the cloud sees it.

@@ -1,6 +1,7 @@
 package edge_test
 
 import (
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"sync"
 	"testing"
 	"time"
@@ -192,6 +193,9 @@ func TestDesiredVersions(t *testing.T) {
 	}
 	if v, _ := h.l.DesiredVersion(); v != 4 {
 		t.Fatalf("version %d", v)
+	}
+	if g := testutil.ToFloat64(h.m.DesiredVersion); g != 4 {
+		t.Fatalf("larder_desired_version %v, want 4", g)
 	}
 }
 

@@ -92,12 +92,13 @@ type harness struct {
 	clock *edge.FakeClock
 	latch *fakeLatch
 	l     *edge.Locker
+	m     *edge.Metrics
 	ctx   context.Context
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: edge.NewFakeClock(t0), latch: &fakeLatch{}, ctx: context.Background()}
+	h := &harness{t: t, clock: edge.NewFakeClock(t0), latch: &fakeLatch{}, m: edge.NewMetrics(nil), ctx: context.Background()}
 	h.path = t.TempDir() + "/edge.db"
 	h.store = boltest.OpenAt(t, h.path)
 	h.start(nil)
@@ -107,7 +108,7 @@ func newHarness(t *testing.T) *harness {
 func (h *harness) start(snap *hw.Snapshot) {
 	h.t.Helper()
 	l, err := edge.New(edge.Config{Site: "courtyard-1", SiteKey: siteKey, Compartments: specs(), Store: h.store,
-		Latch: h.latch, Clock: h.clock, StaggerGap: -1})
+		Latch: h.latch, Clock: h.clock, Metrics: h.m, StaggerGap: -1})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -298,13 +298,19 @@ func newToken() string { return protocol.NewID() }
 // refreshGauges recomputes the compartment and door gauges from the store and memory.
 func (l *Locker) refreshGauges() {
 	counts := map[State]int{}
+	var version uint64
 	_ = l.cfg.Store.View(func(tx Tx) error {
 		cs, err := tx.Compartments()
 		for _, c := range cs {
 			counts[c.State]++
 		}
+		if err != nil {
+			return err
+		}
+		version, err = tx.DesiredVersion()
 		return err
 	})
+	l.m.DesiredVersion.Set(float64(version))
 	for _, s := range States() {
 		l.m.Compartments.WithLabelValues(string(s)).Set(float64(counts[s]))
 	}

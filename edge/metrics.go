@@ -17,6 +17,9 @@ type Metrics struct {
 	CodeFailures   prometheus.Counter
 	CodeLockouts   prometheus.Counter
 	BoardOnline    *prometheus.GaugeVec // board
+	// DesiredVersion is the applied desired-state version: compared with the cloud's
+	// larder_site_desired_version it shows an edge lagging behind its reservations.
+	DesiredVersion prometheus.Gauge
 }
 
 // NewMetrics registers the edge's collectors on reg. A nil reg gives working collectors
@@ -48,10 +51,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		BoardOnline: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "larder_board_online", Help: "1 while a lock board answers, 0 while it is offline.",
 		}, []string{"board"}),
+		DesiredVersion: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "larder_desired_version", Help: "Version of the desired state (reservations, credentials) the edge has applied.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.UnlockTotal, m.UnlockDuration, m.DoorsOpen, m.Compartments, m.ZoneTemp,
-			m.CodeFailures, m.CodeLockouts, m.BoardOnline)
+			m.CodeFailures, m.CodeLockouts, m.BoardOnline, m.DesiredVersion)
 	}
 	return m
 }

@@ -172,7 +172,7 @@ func TestHealthMetricsAndDocs(t *testing.T) {
 	}
 	f.do("GET", "/v1/sites", "ops", nil)
 	m := f.do("GET", "/metrics", "", nil)
-	for _, want := range []string{`larder_site_up{site="y1"} 1`, `larder_compartments{site="y1",state="free",zone="chilled"} 2`,
+	for _, want := range []string{`larder_site_up{site="y1"} 1`, `larder_compartments{site="y1",state="free",zone="chilled"} 2`, `larder_site_desired_version{site="y1"}`,
 		`larder_http_request_duration_seconds_count{code="2xx",method="GET",route="/v1/sites"}`, "larder_unlock_failures_total", "larder_code_lockouts_total"} {
 		if !strings.Contains(m.raw, want) {
 			t.Errorf("metrics lack %s", want)

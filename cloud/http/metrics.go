@@ -16,7 +16,7 @@ import (
 type fleetCollector struct {
 	svc *cloud.Service
 
-	up, lastSeen, comps, temp, alarms            *prometheus.Desc
+	up, lastSeen, comps, temp, alarms, desired   *prometheus.Desc
 	unlockFail, lockouts, created, refused, sent *prometheus.Desc
 	pending, events                              *prometheus.Desc
 }
@@ -31,6 +31,7 @@ func newFleetCollector(svc *cloud.Service) *fleetCollector {
 		comps:      d("larder_compartments", "Compartments by site, zone and state.", "site", "zone", "state"),
 		temp:       d("larder_zone_temperature_celsius", "Last reported air temperature of a zone.", "site", "zone"),
 		alarms:     d("larder_alarms_open", "Open alarms by site and kind.", "site", "kind"),
+		desired:    d("larder_site_desired_version", "Version of the site's desired state (compare with the edge's larder_desired_version).", "site"),
 		unlockFail: d("larder_unlock_failures_total", "Door openings that failed (jammed locks, failed or timed-out open commands)."),
 		lockouts:   d("larder_code_lockouts_total", "Keypad lockouts after repeated wrong codes."),
 		created:    d("larder_orders_created_total", "Orders admitted."),
@@ -42,7 +43,7 @@ func newFleetCollector(svc *cloud.Service) *fleetCollector {
 }
 
 func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.lastSeen, c.comps, c.temp, c.alarms, c.unlockFail, c.lockouts, c.created, c.refused, c.sent, c.pending, c.events} {
+	for _, d := range []*prometheus.Desc{c.up, c.lastSeen, c.comps, c.temp, c.alarms, c.desired, c.unlockFail, c.lockouts, c.created, c.refused, c.sent, c.pending, c.events} {
 		ch <- d
 	}
 }
@@ -58,6 +59,7 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 				up = 1
 			}
 			ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, s.ID)
+			ch <- prometheus.MustNewConstMetric(c.desired, prometheus.GaugeValue, float64(s.DesiredVersion), s.ID)
 			if !s.LastSeen.IsZero() {
 				ch <- prometheus.MustNewConstMetric(c.lastSeen, prometheus.GaugeValue, float64(s.LastSeen.UnixMilli())/1000, s.ID)
 			}
