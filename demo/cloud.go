@@ -79,10 +79,7 @@ func (l *Launcher) StartCloud(ctx context.Context, o CloudOptions) (*Cloud, erro
 		return nil, fmt.Errorf("demo: cloud data dir: %w", err)
 	}
 	o.DataDir = abs
-	args, env, err := cloudArgs(o)
-	if err != nil {
-		return nil, err
-	}
+	args, env := cloudArgs(o)
 	p, err := l.Start(o.Name, "larder-cloud", args, env)
 	if err != nil {
 		return nil, err

@@ -1,14 +1,8 @@
 package demo
 
-import "errors"
-
-// ErrCloudUnsupported is returned for a CloudOptions setting larder-cloud has no
-// flag or variable for yet.
-var ErrCloudUnsupported = errors.New("demo: larder-cloud has no setting for this yet")
-
 // cloudArgs turns CloudOptions into larder-cloud's command line and environment.
 // Secrets go by environment, never by flag (flags show in ps).
-func cloudArgs(o CloudOptions) (args, env []string, err error) {
+func cloudArgs(o CloudOptions) (args, env []string) {
 	args = []string{"-data", o.DataDir, "-http", o.HTTP, "-log-level", o.LogLevel}
 	if o.Broker != "" {
 		args = append(args, "-mqtt", o.Broker)
@@ -28,8 +22,8 @@ func cloudArgs(o CloudOptions) (args, env []string, err error) {
 		env = append(env, "LARDER_CLOUD_SMS_URL="+o.SMSURL)
 	}
 	if o.Hold > 0 {
-		return nil, nil, ErrCloudUnsupported
+		env = append(env, "LARDER_CLOUD_HOLD="+o.Hold.String())
 	}
 	args = append(args, o.Extra...)
-	return args, env, nil
+	return args, env
 }

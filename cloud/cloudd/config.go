@@ -83,6 +83,10 @@ type Config struct {
 	CommitMode string `json:"commit_mode"`
 	// SweepEvery is how often expiry, lapses and command timeouts are processed.
 	SweepEvery Duration `json:"sweep_every"`
+	// Hold, when set, is how long every order waits after loading before it expires and
+	// awaits return, whatever its zone; zero keeps DOMAIN.md's defaults (chilled and
+	// frozen 24 h, cool and ambient 12 h). It may not exceed the 24 h food-safety cap.
+	Hold Duration `json:"hold,omitempty"`
 	// MaxBodyBytes bounds API request bodies.
 	MaxBodyBytes int64 `json:"max_body_bytes"`
 	// LogLevel is debug, info, warn or error; LogFormat text or json.
@@ -115,6 +119,20 @@ func (c Config) commitMode() (bolt.CommitMode, error) {
 		return bolt.BoltBatch, nil
 	}
 	return 0, fmt.Errorf("commit_mode %q: want group, single or bolt-batch", c.CommitMode)
+}
+
+// maxHold is the food-safety cap on the hold after loading of chilled and frozen food.
+const maxHold = 24 * time.Hour
+
+// policy is the domain's policy: DOMAIN.md's defaults with Hold applied to every zone.
+func (c Config) policy() cloud.Policy {
+	p := cloud.DefaultPolicy()
+	if c.Hold > 0 {
+		for z := range p.Hold {
+			p.Hold[z] = time.Duration(c.Hold)
+		}
+	}
+	return p
 }
 
 // Embedded reports whether the cloud runs its own broker.
@@ -165,6 +183,9 @@ func (c Config) Validate() error {
 	if _, err := c.commitMode(); err != nil {
 		return fmt.Errorf("cloudd: %w", err)
 	}
+	if c.Hold < 0 || time.Duration(c.Hold) > maxHold {
+		return fmt.Errorf("cloudd: hold %s: want between 0 (the defaults) and %s, the food-safety cap", time.Duration(c.Hold), maxHold)
+	}
 	if c.SweepEvery <= 0 {
 		return errors.New("cloudd: sweep_every must be positive")
 	}
@@ -204,6 +225,11 @@ var envVars = []struct {
 	{"LARDER_CLOUD_SWEEP_EVERY", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		c.SweepEvery = Duration(d)
+		return err
+	}},
+	{"LARDER_CLOUD_HOLD", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		c.Hold = Duration(d)
 		return err
 	}},
 	{"LARDER_CLOUD_MAX_BODY_BYTES", func(c *Config, v string) error {

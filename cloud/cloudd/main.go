@@ -81,7 +81,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.reg = prometheus.NewRegistry()
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStoreCollector(m.db.Stats()))
-	m.svc = cloud.New(cloud.Options{Store: m.db, Logger: m.log.With("component", "cloud")})
+	m.svc = cloud.New(cloud.Options{Store: m.db, Policy: m.cfg.policy(), Logger: m.log.With("component", "cloud")})
 	if err := m.bootstrapKey(ctx); err != nil {
 		return err
 	}
