@@ -16,6 +16,7 @@ import (
 	"github.com/larder-lockers/larder/edge/edged"
 	"github.com/larder-lockers/larder/edge/mqtt/mqtttest"
 	sim "github.com/larder-lockers/larder/firmware-sim"
+	"github.com/larder-lockers/larder/internal/browsertest"
 	"github.com/larder-lockers/larder/protocol"
 )
 
@@ -165,7 +166,7 @@ func key(s string) []chromedp.Action[chromedp.Void] {
 // up there, in headless Chromium, against larder-sim and larder-edge with the cloud
 // unreachable; axe-core checks each screen on the way.
 func TestKioskPickup(t *testing.T) {
-	chrome, axe, root := browserDeps(t)
+	chrome, axe, root := browsertest.Deps(t)
 	artifacts := filepath.Join(root, ".artifacts", "kiosk")
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		t.Fatal(err)
@@ -179,138 +180,139 @@ func TestKioskPickup(t *testing.T) {
 	c.broker.Stop()
 	t.Logf("sim, edge, broker and desired state ready in %v", time.Since(start).Round(time.Millisecond))
 
-	p := newTab(t, chrome, axe, artifacts)
+	p := browsertest.New(t, chrome, axe, artifacts, 1280, 800)
+	p.Step = step
 	doorZh, doorEn := fmt.Sprintf("%d号门", door), fmt.Sprintf("Door %d", door)
 
 	// The start screen: Chinese by default, the site's name from /api/info. The page runs
 	// under the kiosk's own Content-Security-Policy.
-	resp, err := chromedp.RunResponse(p.ctx, chromedp.Navigate(c.kiosk+"/"))
+	resp, err := chromedp.RunResponse(p.Ctx, chromedp.Navigate(c.kiosk+"/"))
 	if err != nil {
 		t.Fatalf("browser: open the kiosk: %v", err)
 	}
 	if csp, _ := resp.Headers["Content-Security-Policy"].(string); !strings.Contains(csp, "default-src 'self'") {
 		t.Errorf("the kiosk page came with Content-Security-Policy %q, want default-src 'self'", csp)
 	}
-	p.waitFor("the keypad", `document.body.dataset.screen === 'keypad' && document.querySelector('#keypad-hint').textContent !== ''`)
-	p.waitFor("the site name", `document.querySelector('#site-name').textContent.includes('`+site+`')`)
-	if lang := evalAs[string](p, `document.documentElement.lang`); lang != "zh-CN" {
+	waitFor(p, "the keypad", `document.body.dataset.screen === 'keypad' && document.querySelector('#keypad-hint').textContent !== ''`)
+	waitFor(p, "the site name", `document.querySelector('#site-name').textContent.includes('`+site+`')`)
+	if lang := browsertest.Eval[string](p, `document.documentElement.lang`); lang != "zh-CN" {
 		t.Errorf("kiosk page lang = %q, want zh-CN by default", lang)
 	}
-	if hint := p.text("#keypad-hint"); !strings.Contains(hint, "8 位取件码") {
+	if hint := p.Text("#keypad-hint"); !strings.Contains(hint, "8 位取件码") {
 		t.Errorf("keypad hint %q, want the Chinese request for the 8-digit code", hint)
 	}
-	p.screenshot("start-zh")
-	p.accessible("start screen")
+	p.Screenshot("start-zh")
+	p.Accessible("start screen")
 	// The checks can fail: axe finds an unlabelled field planted in the page, and the
 	// console check sees what the page's CSP blocks (an outside image).
-	evalAs[any](p, `document.body.append(Object.assign(document.createElement('input'), {id: 'planted'})); undefined`)
-	if n := evalAs[int](p, `axe.run(document, {runOnly: ['label']}).then(r => r.violations.filter(v => v.impact === 'critical').length)`,
+	browsertest.Eval[any](p, `document.body.append(Object.assign(document.createElement('input'), {id: 'planted'})); undefined`)
+	if n := browsertest.Eval[int](p, `axe.run(document, {runOnly: ['label']}).then(r => r.violations.filter(v => v.impact === 'critical').length)`,
 		chromedp.EvalAwaitPromise); n != 1 {
 		t.Errorf("axe found %d critical violations in a page with an unlabelled input, want 1", n)
 	}
-	evalAs[any](p, `document.getElementById('planted').remove(); document.body.append(Object.assign(document.createElement('img'),
+	browsertest.Eval[any](p, `document.getElementById('planted').remove(); document.body.append(Object.assign(document.createElement('img'),
 		{id: 'planted', alt: '', src: 'http://192.0.2.1/x.png'})); undefined`)
-	p.waitFor("the CSP to block the planted image", `document.getElementById('planted').complete`)
-	if !p.sawProblem("192.0.2.1") {
+	waitFor(p, "the CSP to block the planted image", `document.getElementById('planted').complete`)
+	if !p.SawProblem("192.0.2.1") {
 		t.Error("the page's CSP blocked an outside image and the console check did not see it")
 	}
-	evalAs[any](p, `document.getElementById('planted').remove(); undefined`)
+	browsertest.Eval[any](p, `document.getElementById('planted').remove(); undefined`)
 
 	// The driver signs in with the loading credential and opens the order's door.
-	p.run(
+	p.Run(
 		chromedp.Click(chromedp.CSS(`#driver-link`)),
 		chromedp.WaitVisible(chromedp.CSS(`#credential`)),
 	)
-	p.accessible("driver sign-in")
+	p.Accessible("driver sign-in")
 	openBtn := fmt.Sprintf(`#manifest button[data-focus="open:%s:%d"]`, order, door)
-	p.run(
+	p.Run(
 		chromedp.SendKeys(chromedp.CSS(`#credential`), credential),
 		chromedp.Click(chromedp.CSS(`#driver-login-form button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(openBtn)),
 	)
-	if who := p.text("#driver-who"); !strings.Contains(who, "drv-7") {
+	if who := p.Text("#driver-who"); !strings.Contains(who, "drv-7") {
 		t.Errorf("driver screen names %q, want drv-7", who)
 	}
-	p.accessible("driver manifest")
-	p.run(chromedp.Click(chromedp.CSS(openBtn)))
-	p.waitFor("the driver's door banner", `document.querySelector('#announcer').innerText.includes('`+doorZh+`已打开')`)
+	p.Accessible("driver manifest")
+	p.Run(chromedp.Click(chromedp.CSS(openBtn)))
+	waitFor(p, "the driver's door banner", `document.querySelector('#announcer').innerText.includes('`+doorZh+`已打开')`)
 	// The driver puts the bag in and shuts the door; the edge sees it through the
 	// infrared and records the order loaded; the manifest (refreshed every 3 s) moves it.
 	c.person("put into the door", func() error { return c.world.Put(door, 1) })
 	time.Sleep(300 * time.Millisecond) // the infrared is polled
 	c.person("close the door", func() error { return c.world.Close(door) })
-	p.waitFor("the order under loaded", `document.querySelector('#manifest .group-loaded').innerText.includes('`+order+`')`)
+	waitFor(p, "the order under loaded", `document.querySelector('#manifest .group-loaded').innerText.includes('`+order+`')`)
 	if !c.recorded(protocol.EventLoaded) {
 		t.Fatal("the manifest shows the order loaded but the edge recorded no loaded event")
 	}
-	p.screenshot("driver-loaded")
-	p.run(chromedp.Click(chromedp.CSS(`#driver-logout`)))
-	p.waitFor("the keypad after sign-out", `document.body.dataset.screen === 'keypad'`)
+	p.Screenshot("driver-loaded")
+	p.Run(chromedp.Click(chromedp.CSS(`#driver-logout`)))
+	waitFor(p, "the keypad after sign-out", `document.body.dataset.screen === 'keypad'`)
 
 	// A wrong code: the keypad comes back with the message and the tries left.
-	p.run(key("99999999")...)
-	p.waitFor("the second step", `document.querySelector('#code-summary').hidden === false`)
-	p.run(key("0000")...)
-	p.waitFor("the wrong-code message", `document.querySelector('#announcer').innerText.includes('取件码或手机后 4 位不对')`)
-	if b := p.text("#announcer"); !strings.Contains(b, "还可以再试 4 次") {
+	p.Run(key("99999999")...)
+	waitFor(p, "the second step", `document.querySelector('#code-summary').hidden === false`)
+	p.Run(key("0000")...)
+	waitFor(p, "the wrong-code message", `document.querySelector('#announcer').innerText.includes('取件码或手机后 4 位不对')`)
+	if b := p.Text("#announcer"); !strings.Contains(b, "还可以再试 4 次") {
 		t.Errorf("wrong-code banner %q, want 4 tries left", b)
 	}
-	if s := evalAs[string](p, `document.body.dataset.screen`); s != "keypad" {
+	if s := browsertest.Eval[string](p, `document.body.dataset.screen`); s != "keypad" {
 		t.Errorf("after a wrong code the page shows %q, want the keypad", s)
 	}
-	p.screenshot("wrong-code-zh")
-	p.accessible("wrong code")
+	p.Screenshot("wrong-code-zh")
+	p.Accessible("wrong code")
 	// The same screen in English: the banner follows the language.
-	p.run(chromedp.Click(chromedp.CSS(`#lang-toggle`)))
-	p.waitFor("the English banner", `document.querySelector('#announcer').innerText.includes('The code or the phone digits are not right')`)
-	if b, lang := p.text("#announcer"), evalAs[string](p, `document.documentElement.lang`); !strings.Contains(b, "4 more tries") || lang != "en" {
+	p.Run(chromedp.Click(chromedp.CSS(`#lang-toggle`)))
+	waitFor(p, "the English banner", `document.querySelector('#announcer').innerText.includes('The code or the phone digits are not right')`)
+	if b, lang := p.Text("#announcer"), browsertest.Eval[string](p, `document.documentElement.lang`); !strings.Contains(b, "4 more tries") || lang != "en" {
 		t.Errorf("English: banner %q lang %q, want 4 more tries and lang en", b, lang)
 	}
-	if hint := p.text("#keypad-hint"); !strings.Contains(hint, "8-digit pickup code") {
+	if hint := p.Text("#keypad-hint"); !strings.Contains(hint, "8-digit pickup code") {
 		t.Errorf("English keypad hint %q", hint)
 	}
-	p.screenshot("wrong-code-en")
-	p.accessible("wrong code, English")
-	p.run(chromedp.Click(chromedp.CSS(`#lang-toggle`)))
-	p.waitFor("Chinese again", `document.documentElement.lang === 'zh-CN'`)
+	p.Screenshot("wrong-code-en")
+	p.Accessible("wrong code, English")
+	p.Run(chromedp.Click(chromedp.CSS(`#lang-toggle`)))
+	waitFor(p, "Chinese again", `document.documentElement.lang === 'zh-CN'`)
 
 	// The right code and factor: the door opens and the page names it.
-	p.run(key(code)...)
-	p.waitFor("the second step", `document.querySelector('#code-summary').hidden === false`)
-	p.run(key(factor)...)
-	p.waitFor("the doors screen naming door "+fmt.Sprint(door),
+	p.Run(key(code)...)
+	waitFor(p, "the second step", `document.querySelector('#code-summary').hidden === false`)
+	p.Run(key(factor)...)
+	waitFor(p, "the doors screen naming door "+fmt.Sprint(door),
 		`document.body.dataset.screen === 'doors' && document.querySelector('#announcer').innerText.includes('`+doorZh+`已打开')`)
-	if list := p.text("#door-list"); !strings.Contains(list, doorZh) || !strings.Contains(list, "请取出物品") {
+	if list := p.Text("#door-list"); !strings.Contains(list, doorZh) || !strings.Contains(list, "请取出物品") {
 		t.Errorf("door list %q, want %s open", list, doorZh)
 	}
-	if ref := p.text("#doors-ref"); !strings.Contains(ref, order[len(order)-4:]) {
+	if ref := p.Text("#doors-ref"); !strings.Contains(ref, order[len(order)-4:]) {
 		t.Errorf("order reference %q, want the order's last 4", ref)
 	}
-	if strings.Contains(evalAs[string](p, `document.body.innerText`), code) {
+	if strings.Contains(browsertest.Eval[string](p, `document.body.innerText`), code) {
 		t.Error("the pickup code is still on the page")
 	}
-	p.screenshot("doors-zh")
-	p.accessible("doors screen")
-	p.run(chromedp.Click(chromedp.CSS(`#lang-toggle`)))
-	p.waitFor("the English door banner", `document.querySelector('#announcer').innerText.includes('`+doorEn+` is open')`)
-	p.screenshot("doors-en")
-	p.accessible("doors screen, English")
-	p.run(chromedp.Click(chromedp.CSS(`#lang-toggle`)))
-	p.waitFor("Chinese again", `document.documentElement.lang === 'zh-CN'`)
+	p.Screenshot("doors-zh")
+	p.Accessible("doors screen")
+	p.Run(chromedp.Click(chromedp.CSS(`#lang-toggle`)))
+	waitFor(p, "the English door banner", `document.querySelector('#announcer').innerText.includes('`+doorEn+` is open')`)
+	p.Screenshot("doors-en")
+	p.Accessible("doors screen, English")
+	p.Run(chromedp.Click(chromedp.CSS(`#lang-toggle`)))
+	waitFor(p, "Chinese again", `document.documentElement.lang === 'zh-CN'`)
 
 	// The resident takes the bag out and shuts the door: thank you.
 	c.person("take from the door", func() error { return c.world.Take(door, 0) })
 	time.Sleep(300 * time.Millisecond)
 	c.person("close the door", func() error { return c.world.Close(door) })
-	p.waitFor("the thank-you screen", `document.body.dataset.screen === 'thanks'`)
-	if title := p.text("#thanks-title"); !strings.Contains(title, "谢谢") {
+	waitFor(p, "the thank-you screen", `document.body.dataset.screen === 'thanks'`)
+	if title := p.Text("#thanks-title"); !strings.Contains(title, "谢谢") {
 		t.Errorf("thank-you title %q", title)
 	}
 	if !c.recorded(protocol.EventPickedUp) {
 		t.Error("the page thanked the resident but the edge recorded no picked_up event")
 	}
-	p.screenshot("thanks-zh")
-	p.accessible("thank-you screen")
-	p.noProblems("kiosk page")
+	p.Screenshot("thanks-zh")
+	p.Accessible("thank-you screen")
+	p.NoProblems("kiosk page")
 	t.Logf("whole flow %v", time.Since(start).Round(time.Millisecond))
 }
