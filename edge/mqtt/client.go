@@ -52,7 +52,8 @@ type Client struct {
 	running atomic.Bool
 }
 
-// New checks cfg and ports and returns a Client. log nil discards; reg nil registers no
+// New checks cfg and ports and returns a Client. log nil discards; it carries the
+// caller's context (the daemon's logger already names the site). reg nil registers no
 // metrics anywhere.
 func New(cfg Config, ports Ports, log *slog.Logger, reg prometheus.Registerer) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
@@ -71,7 +72,7 @@ func New(cfg Config, ports Ports, log *slog.Logger, reg prometheus.Registerer) (
 	return &Client{
 		cfg:     cfg,
 		ports:   ports,
-		log:     log.With("site", cfg.Site),
+		log:     log,
 		m:       m,
 		wake:    make(chan struct{}, 1),
 		ackSig:  make(chan struct{}, 1),
