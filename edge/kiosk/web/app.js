@@ -63,6 +63,10 @@
       expiredBody: '您的取件时间已经结束，配送员会把订单取回。平台会联系您办理退款或重新配送。',
       alreadyTitle: '订单已经取走了',
       alreadyBody: '这个订单已经取走了。如果不是您取的，请按“呼叫帮助”。',
+      notReadyTitle: '订单还没有放进柜子',
+      notReadyBody: '配送员还没有把您的订单放进来。放好后您会收到短信，请到时再来。',
+      driverNotHere: '这个订单不在这里等待放入或取回。列表已刷新。',
+      driverWrongDoor: '这个柜门现在不能为这个订单打开。列表已刷新。',
       hardwareTitle: '柜门没有打开',
       hardwareBody: '很抱歉，柜门出了故障，工作人员已经收到通知。请按“呼叫帮助”，或稍后再试。',
       networkTitle: '柜子暂时没有响应',
@@ -192,6 +196,10 @@
       expiredBody: 'Your pickup time has ended; the courier will return the order. The platform will contact you about a refund or a new delivery.',
       alreadyTitle: 'Already picked up',
       alreadyBody: 'This order has already been picked up. If that was not you, press Help.',
+      notReadyTitle: 'Your order is not in the locker yet',
+      notReadyBody: 'The courier has not put your order in yet. You will get a text message when it is ready.',
+      driverNotHere: 'This order is not waiting here to be loaded or returned. The list is updated.',
+      driverWrongDoor: 'This door cannot be opened for this order now. The list is updated.',
       hardwareTitle: 'A door did not open',
       hardwareBody: 'Sorry, a door is not working and staff have been told. Press Help, or try again later.',
       networkTitle: 'The locker is not responding',
@@ -923,6 +931,7 @@
         }
         case 'expired': return showMessage('expiredTitle', 'expiredBody', 'info');
         case 'already_picked_up': return showMessage('alreadyTitle', 'alreadyBody', 'info');
+        case 'not_ready': return showMessage('notReadyTitle', 'notReadyBody', 'info');
         case 'hardware':
           // If the edge says which doors did open (beyond the contract, but cheap to honour),
           // show them: the resident may still take what is behind them.
@@ -1372,6 +1381,8 @@
       if (driverUnauthorized(r)) return;
       if (r.ok) onOk(r.body);
       else if (r.code === 'no_compartment') banner('error', ['noCompartment']);
+      else if (r.code === 'not_found') banner('error', ['driverNotHere']);
+      else if (r.code === 'conflict') banner('error', ['driverWrongDoor']);
       else if (r.code === 'hardware') banner('error', ['hardwareBody']);
       else if (r.code === 'network') banner('error', ['networkBody']);
       else banner('error', ['errorBody']);

@@ -56,6 +56,7 @@ test('wrong codes count down then lock with retry_after_seconds', () => withEdge
 test('contract errors arrive as their codes', () => withEdge(async (api) => {
   assert.equal((await api.pickup('22222222', '2222')).code, 'expired');
   assert.equal((await api.pickup('33333333', '3333')).code, 'already_picked_up');
+  assert.equal((await api.pickup('55555555', '5555')).code, 'not_ready');
   assert.equal((await api.pickup('44444444', '4444')).code, 'hardware');
   assert.equal((await api.pickup('123', '1')).code, 'bad_request');
   const c = await api.pickup('11111111', '1111', false);

@@ -10,6 +10,7 @@
  *   12345678 / 1234  two doors open; the session completes after a few polls
  *   11111111 / 1111  compromised (42 min out of temperature) unless accept_compromised
  *   22222222 / 2222  expired          33333333 / 3333  already picked up
+ *   55555555 / 5555  not loaded yet
  *   44444444 / 4444  hardware fault   anything else    wrong code (5 → locked 300 s)
  * Driver credentials: DRIVER-OK signs in, DRIVER-OLD is expired, anything else is refused.
  *
@@ -89,6 +90,7 @@ function createFakeEdge(opts) {
         return open([door(30, 'open', false)], true);
       case '22222222/2222': return fail(res, 410, 'expired');
       case '33333333/3333': return fail(res, 409, 'already_picked_up');
+      case '55555555/5555': return fail(res, 409, 'not_ready');
       case '44444444/4444': return fail(res, 503, 'hardware');
       default:
         s.failures++;
