@@ -347,7 +347,7 @@ func (l *Locker) moveBroken(tx Tx, r *Reservation, comp Compartment, now time.Ti
 		reason = "jammed"
 	}
 	keep := comp
-	to, _, ok, err := l.reassign(tx, r, comp, reasonOr(reason, "faulty"), protocol.CredSystem, now)
+	to, ok, err := l.reassign(tx, r, comp, reasonOr(reason, "faulty"), protocol.CredSystem, now)
 	if err != nil || !ok {
 		return 0, ok, err
 	}

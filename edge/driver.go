@@ -140,16 +140,8 @@ func (l *Locker) DriverOpen(ctx context.Context, driver, order string, c int) (D
 		}
 		if comp.State == StateLoading {
 			// Opened again (the driver closed it on nothing, or pressed twice): reuse.
-			ss, err := tx.Sessions()
-			if err != nil {
+			if err := endLoadingSessions(tx, c); err != nil {
 				return err
-			}
-			for _, old := range ss {
-				if old.Kind == SessionLoading && contains(old.Compartments, c) {
-					if err := tx.DeleteSession(old.ID); err != nil {
-						return err
-					}
-				}
 			}
 		}
 		s = Session{ID: newToken(), Kind: SessionLoading, Order: r.Order, Compartments: []int{c},
@@ -226,7 +218,7 @@ func (l *Locker) DriverProblem(ctx context.Context, driver, order string, c int,
 			outcome = e
 			return err
 		}
-		to, gen, ok, err := l.reassign(tx, &r, comp, reason, protocol.CredDriver, now)
+		to, ok, err := l.reassign(tx, &r, comp, reason, protocol.CredDriver, now)
 		if err != nil {
 			return err
 		}
@@ -235,21 +227,12 @@ func (l *Locker) DriverProblem(ctx context.Context, driver, order string, c int,
 				"没有其他可用的柜格，请将订单带回。")
 			return nil
 		}
-		_ = gen
 		if err := tx.PutReservation(r); err != nil {
 			return err
 		}
 		// A loading session on the old door ends with it.
-		ss, err := tx.Sessions()
-		if err != nil {
+		if err := endLoadingSessions(tx, c); err != nil {
 			return err
-		}
-		for _, old := range ss {
-			if old.Kind == SessionLoading && contains(old.Compartments, c) {
-				if err := tx.DeleteSession(old.ID); err != nil {
-					return err
-				}
-			}
 		}
 		s = Session{ID: newToken(), Kind: SessionLoading, Order: r.Order, Compartments: []int{to},
 			Credential: protocol.CredDriver, Actor: driver, Started: now}
@@ -269,12 +252,12 @@ func (l *Locker) DriverProblem(ctx context.Context, driver, order string, c int,
 // reassign moves r's slot in comp to the best free compartment, marks comp jammed or out
 // of service, and enqueues reassigned. The new slot's generation is the compartment's
 // last generation plus one: the cloud learns it from the event.
-func (l *Locker) reassign(tx Tx, r *Reservation, comp Compartment, reason string, cred protocol.CredentialKind, now time.Time) (to int, gen uint64, ok bool, err error) {
+func (l *Locker) reassign(tx Tx, r *Reservation, comp Compartment, reason string, cred protocol.CredentialKind, now time.Time) (to int, ok bool, err error) {
 	slot, _ := r.Slot(comp.Number)
 	from := l.layout.specs[comp.Number]
 	all, err := tx.Compartments()
 	if err != nil {
-		return 0, 0, false, err
+		return 0, false, err
 	}
 	l.mu.Lock()
 	var cands []CompartmentSpec
@@ -296,7 +279,7 @@ func (l *Locker) reassign(tx Tx, r *Reservation, comp Compartment, reason string
 	}
 	l.mu.Unlock()
 	if len(cands) == 0 {
-		return 0, 0, false, nil
+		return 0, false, nil
 	}
 	slices.SortFunc(cands, func(a, b CompartmentSpec) int {
 		return cmp.Or(cmp.Compare(a.Size.Rank(), b.Size.Rank()), cmp.Compare(a.Number, b.Number))
@@ -304,12 +287,12 @@ func (l *Locker) reassign(tx Tx, r *Reservation, comp Compartment, reason string
 	best := cands[0]
 	nc, _, err := tx.Compartment(best.Number)
 	if err != nil {
-		return 0, 0, false, err
+		return 0, false, err
 	}
-	gen = nc.Generation + 1
+	gen := nc.Generation + 1
 	nc.State, nc.Order, nc.Generation, nc.Since, nc.Reason = StateReserved, r.Order, gen, now, ""
 	if err := tx.PutCompartment(nc); err != nil {
-		return 0, 0, false, err
+		return 0, false, err
 	}
 	old := comp
 	old.Order, old.Since, old.Reason = "", now, reason
@@ -318,7 +301,7 @@ func (l *Locker) reassign(tx Tx, r *Reservation, comp Compartment, reason string
 		old.State = StateJammed
 	}
 	if err := tx.PutCompartment(old); err != nil {
-		return 0, 0, false, err
+		return 0, false, err
 	}
 	// Remember where the cloud's compartment went, so a desired state sent before the
 	// cloud learnt of the move maps onto the new one.
@@ -338,10 +321,10 @@ func (l *Locker) reassign(tx Tx, r *Reservation, comp Compartment, reason string
 	}
 	if err := enqueue(tx, now, protocol.Event{Kind: protocol.EventReassigned, Credential: cred, Order: r.Order,
 		Compartment: comp.Number, To: best.Number, Generation: gen, Reason: reason}); err != nil {
-		return 0, 0, false, err
+		return 0, false, err
 	}
 	l.log.Info("order reassigned", "order", r.Order, "compartment", comp.Number, "to", best.Number, "reason", reason)
-	return best.Number, gen, true, nil
+	return best.Number, true, nil
 }
 
 // DriverReturn opens the doors of an expired (or cancelled) order so the driver can take
@@ -384,4 +367,20 @@ func (l *Locker) DriverReturn(ctx context.Context, driver, order string) ([]Door
 	}
 	res, err := l.pulseSession(ctx, s, r, false)
 	return res.Doors, err
+}
+
+// endLoadingSessions ends the loading sessions that hold compartment c.
+func endLoadingSessions(tx Tx, c int) error {
+	ss, err := tx.Sessions()
+	if err != nil {
+		return err
+	}
+	for _, s := range ss {
+		if s.Kind == SessionLoading && contains(s.Compartments, c) {
+			if err := tx.DeleteSession(s.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
