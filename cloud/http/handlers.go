@@ -18,7 +18,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	k, plain, err := s.svc.CreateKey(r.Context(), principal(r), in)
+	k, plain, err := s.keys.CreateKey(r.Context(), principal(r), in)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -27,7 +27,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
-	keys, err := s.svc.ListKeys(r.Context(), principal(r))
+	keys, err := s.keys.ListKeys(r.Context(), principal(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -40,7 +40,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
-	if err := s.svc.RevokeKey(r.Context(), principal(r), chi.URLParam(r, "key")); err != nil {
+	if err := s.keys.RevokeKey(r.Context(), principal(r), chi.URLParam(r, "key")); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -62,7 +62,7 @@ func (s *Server) createSite(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	st, err := s.svc.CreateSite(r.Context(), principal(r), cloud.SiteInput(in))
+	st, err := s.siteAdm.CreateSite(r.Context(), principal(r), cloud.SiteInput(in))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -80,7 +80,7 @@ func (s *Server) updateSite(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	st, err := s.svc.UpdateSite(r.Context(), principal(r), chi.URLParam(r, "site"),
+	st, err := s.siteAdm.UpdateSite(r.Context(), principal(r), chi.URLParam(r, "site"),
 		cloud.SiteInput{Name: in.Name, Address: in.Address, Location: in.Location})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -90,7 +90,7 @@ func (s *Server) updateSite(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listSites(w http.ResponseWriter, r *http.Request) {
-	sites, err := s.svc.ListSites(r.Context(), principal(r))
+	sites, err := s.sites.ListSites(r.Context(), principal(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -102,7 +102,7 @@ func (s *Server) listSites(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getSite(w http.ResponseWriter, r *http.Request) {
-	d, err := s.svc.GetSite(r.Context(), principal(r), chi.URLParam(r, "site"))
+	d, err := s.sites.GetSite(r.Context(), principal(r), chi.URLParam(r, "site"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -111,7 +111,7 @@ func (s *Server) getSite(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) provision(w http.ResponseWriter, r *http.Request) {
-	p, err := s.svc.Provision(r.Context(), principal(r), chi.URLParam(r, "site"))
+	p, err := s.siteAdm.Provision(r.Context(), principal(r), chi.URLParam(r, "site"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -124,7 +124,7 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
-	m, err := s.svc.Manifest(r.Context(), principal(r), chi.URLParam(r, "site"))
+	m, err := s.drivers.Manifest(r.Context(), principal(r), chi.URLParam(r, "site"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -146,7 +146,7 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) loadingCredential(w http.ResponseWriter, r *http.Request) {
-	c, err := s.svc.IssueLoadingCredential(r.Context(), principal(r), chi.URLParam(r, "site"))
+	c, err := s.drivers.IssueLoadingCredential(r.Context(), principal(r), chi.URLParam(r, "site"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -170,7 +170,7 @@ func (s *Server) openCompartment(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	rec, err := s.svc.OpenCompartment(r.Context(), principal(r), chi.URLParam(r, "site"), n, in.Reason)
+	rec, err := s.commands.OpenCompartment(r.Context(), principal(r), chi.URLParam(r, "site"), n, in.Reason)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -190,7 +190,7 @@ func (s *Server) setService(in bool) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		rec, err := s.svc.SetInService(r.Context(), principal(r), chi.URLParam(r, "site"), n, in, body.Reason)
+		rec, err := s.commands.SetInService(r.Context(), principal(r), chi.URLParam(r, "site"), n, in, body.Reason)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -200,7 +200,7 @@ func (s *Server) setService(in bool) http.HandlerFunc {
 }
 
 func (s *Server) resolveAlarm(w http.ResponseWriter, r *http.Request) {
-	if err := s.svc.ResolveAlarm(r.Context(), principal(r), chi.URLParam(r, "site"), chi.URLParam(r, "alarm")); err != nil {
+	if err := s.alarms.ResolveAlarm(r.Context(), principal(r), chi.URLParam(r, "site"), chi.URLParam(r, "alarm")); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -208,7 +208,7 @@ func (s *Server) resolveAlarm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) {
-	rec, err := s.svc.GetCommand(r.Context(), principal(r), chi.URLParam(r, "command"))
+	rec, err := s.commands.GetCommand(r.Context(), principal(r), chi.URLParam(r, "command"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -248,7 +248,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	entries, err := s.svc.Audit(r.Context(), principal(r), f)
+	entries, err := s.audits.Audit(r.Context(), principal(r), f)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -266,7 +266,7 @@ func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	ws, err := s.svc.SetWebhook(r.Context(), principal(r), chi.URLParam(r, "platform"), in.URL)
+	ws, err := s.webhooks.SetWebhook(r.Context(), principal(r), chi.URLParam(r, "platform"), in.URL)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -288,7 +288,7 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	rc, err := s.svc.CreateOrder(r.Context(), principal(r), r.Header.Get("Idempotency-Key"), req)
+	rc, err := s.orders.CreateOrder(r.Context(), principal(r), r.Header.Get("Idempotency-Key"), req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -312,7 +312,7 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	orders, err := s.svc.ListOrders(r.Context(), principal(r), cloud.OrderFilter{Site: q.Get("site"),
+	orders, err := s.orders.ListOrders(r.Context(), principal(r), cloud.OrderFilter{Site: q.Get("site"),
 		State: cloud.OrderState(q.Get("state")), Limit: limit, After: q.Get("after")})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -326,7 +326,7 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
-	o, err := s.svc.GetOrder(r.Context(), principal(r), chi.URLParam(r, "order"))
+	o, err := s.orders.GetOrder(r.Context(), principal(r), chi.URLParam(r, "order"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -340,7 +340,7 @@ func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	o, err := s.svc.CancelOrder(r.Context(), principal(r), chi.URLParam(r, "order"), in.Reason)
+	o, err := s.changes.CancelOrder(r.Context(), principal(r), chi.URLParam(r, "order"), in.Reason)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -360,7 +360,7 @@ func (s *Server) extendOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, cloud.Invalid("seconds", "want between 60 and 604800 seconds"))
 		return
 	}
-	o, err := s.svc.ExtendOrder(r.Context(), principal(r), chi.URLParam(r, "order"), time.Duration(in.Seconds)*time.Second)
+	o, err := s.changes.ExtendOrder(r.Context(), principal(r), chi.URLParam(r, "order"), time.Duration(in.Seconds)*time.Second)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -369,7 +369,7 @@ func (s *Server) extendOrder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) reissueCode(w http.ResponseWriter, r *http.Request) {
-	rc, err := s.svc.ReissueCode(r.Context(), principal(r), chi.URLParam(r, "order"))
+	rc, err := s.changes.ReissueCode(r.Context(), principal(r), chi.URLParam(r, "order"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -392,7 +392,7 @@ func (s *Server) openForLoading(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, cloud.Invalid("compartment", "required"))
 		return
 	}
-	rec, err := s.svc.OpenForLoading(r.Context(), principal(r), chi.URLParam(r, "order"), in.Compartment)
+	rec, err := s.drivers.OpenForLoading(r.Context(), principal(r), chi.URLParam(r, "order"), in.Compartment)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -14,14 +14,14 @@ import (
 // counters. Site is a label (a fleet has a bounded number of sites, like hosts); order
 // ids and codes never are.
 type fleetCollector struct {
-	svc *cloud.Service
+	svc FleetSource
 
 	up, lastSeen, comps, temp, alarms, desired   *prometheus.Desc
 	unlockFail, lockouts, created, refused, sent *prometheus.Desc
 	pending, events                              *prometheus.Desc
 }
 
-func newFleetCollector(svc *cloud.Service) *fleetCollector {
+func newFleetCollector(svc FleetSource) *fleetCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}

@@ -24,7 +24,8 @@ var OpenAPI []byte
 
 // Options configure New.
 type Options struct {
-	Service *cloud.Service
+	// Service is the domain; *cloud.Service satisfies it. Required.
+	Service Service
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Registry gets the API and fleet metrics; Gatherer serves /metrics. Nil Registry:
@@ -42,7 +43,20 @@ type Options struct {
 
 // Server is the REST API: an http.Handler.
 type Server struct {
-	svc     *cloud.Service
+	// One field per group of handlers, each the narrow interface those handlers call
+	// (service.go); all are the same Options.Service.
+	auth     Authenticator
+	keys     Keys
+	sites    Sites
+	siteAdm  SiteAdmin
+	commands Commands
+	drivers  Drivers
+	alarms   Alarms
+	audits   AuditTrail
+	webhooks Webhooks
+	orders   Orders
+	changes  OrderChanges
+
 	log     *slog.Logger
 	health  func(ctx context.Context) error
 	mqttURL string
@@ -53,7 +67,10 @@ type Server struct {
 
 // New builds the API's router.
 func New(opt Options) *Server {
-	s := &Server{svc: opt.Service, log: opt.Logger, health: opt.Health, mqttURL: opt.MQTTURL, maxBody: opt.MaxBody}
+	svc := opt.Service
+	s := &Server{auth: svc, keys: svc, sites: svc, siteAdm: svc, commands: svc, drivers: svc, alarms: svc,
+		audits: svc, webhooks: svc, orders: svc, changes: svc,
+		log: opt.Logger, health: opt.Health, mqttURL: opt.MQTTURL, maxBody: opt.MaxBody}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -66,7 +83,7 @@ func New(opt Options) *Server {
 			Help:    "API latency by route pattern (never ids), method and status class.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"method", "route", "code"})
-		opt.Registry.MustRegister(s.latency, newFleetCollector(opt.Service))
+		opt.Registry.MustRegister(s.latency, newFleetCollector(svc))
 	}
 	r := chi.NewRouter()
 	r.Use(s.observe)
@@ -193,7 +210,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.writeError(w, r, &cloud.Error{Code: cloud.EUnauthorized, Message: "an API key is required: Authorization: Bearer <key>"})
 			return
 		}
-		p, err := s.svc.Authenticate(r.Context(), strings.TrimSpace(key))
+		p, err := s.auth.Authenticate(r.Context(), strings.TrimSpace(key))
 		if err != nil {
 			s.writeError(w, r, err)
 			return
