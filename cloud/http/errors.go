@@ -11,7 +11,9 @@ import (
 	"github.com/larder-lockers/larder/cloud"
 )
 
-// statuses is the one table from domain error codes to HTTP statuses.
+// statuses is the one table from domain error codes to HTTP statuses: the /v1 API and
+// the pages (cloud/web, through StatusOf) answer from it. TestEveryCodeHasAStatus fails
+// when a code of package cloud is missing here.
 var statuses = map[cloud.Code]int{
 	cloud.EInvalid:       http.StatusBadRequest,
 	cloud.ENotFound:      http.StatusNotFound,
@@ -27,7 +29,7 @@ var statuses = map[cloud.Code]int{
 	cloud.EAlreadyIssued: http.StatusConflict,
 }
 
-// StatusOf is the HTTP status of a domain error code.
+// StatusOf is the HTTP status of a domain error code; a code the table lacks is a 500.
 func StatusOf(c cloud.Code) int {
 	if s, ok := statuses[c]; ok {
 		return s

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/larder-lockers/larder/cloud"
+	lhttp "github.com/larder-lockers/larder/cloud/http"
 	"github.com/larder-lockers/larder/cloud/notify"
 )
 
@@ -287,29 +288,12 @@ func principal(r *http.Request) cloud.Principal {
 	return p
 }
 
-// statuses maps the domain codes these endpoints can meet to HTTP statuses, as the /v1
-// API's table does.
-var statuses = map[cloud.Code]int{
-	cloud.EInvalid:       http.StatusBadRequest,
-	cloud.ENotFound:      http.StatusNotFound,
-	cloud.EConflict:      http.StatusConflict,
-	cloud.ENoCapacity:    http.StatusConflict,
-	cloud.EUnauthorized:  http.StatusUnauthorized,
-	cloud.EForbidden:     http.StatusForbidden,
-	cloud.EFoodSafety:    http.StatusUnprocessableEntity,
-	cloud.EUnavailable:   http.StatusServiceUnavailable,
-	cloud.ETooLarge:      http.StatusRequestEntityTooLarge,
-	cloud.EAlreadyIssued: http.StatusConflict,
-}
-
 // domainError writes a domain error in the API's error shape; internal errors are logged
 // here, once, and their cause is not shown.
 func (h *Handler) domainError(w http.ResponseWriter, r *http.Request, err error) {
 	e := cloud.AsError(err)
-	status, ok := statuses[e.Code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	// The /v1 API's table: the pages and the API answer a code with the same status.
+	status := lhttp.StatusOf(e.Code)
 	msg := e.Message
 	if status >= 500 {
 		h.log.Error("web request failed", "method", r.Method, "path", routeOf(r), "err", err)

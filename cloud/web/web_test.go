@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/larder-lockers/larder/cloud"
+	lhttp "github.com/larder-lockers/larder/cloud/http"
 	"github.com/larder-lockers/larder/cloud/notify"
 	"github.com/larder-lockers/larder/cloud/web"
 	"github.com/larder-lockers/larder/protocol"
@@ -636,6 +637,43 @@ func TestProblem(t *testing.T) {
 		t.Errorf("internal error: %d %s, want 500 without the cause", w.Code, w.Body)
 	}
 	f.noSecretsLogged(f.driverKey, f.platKey)
+}
+
+// TestDomainErrorStatuses: the pages answer each domain code with the /v1 API's status
+// (one table, cloud/http), including the codes a copied table once lacked.
+func TestDomainErrorStatuses(t *testing.T) {
+	f := newFixture(t)
+	re := &reassigner{}
+	h := f.handler(web.Options{Reassigner: re})
+	drv := map[string]string{"Authorization": "Bearer " + f.driverKey, "Content-Type": "application/json"}
+	for _, c := range []struct {
+		code cloud.Code
+		want int
+	}{
+		{cloud.EIdempotency, http.StatusUnprocessableEntity},
+		{cloud.EInternal, http.StatusInternalServerError},
+		{cloud.EInvalid, http.StatusBadRequest},
+		{cloud.ENotFound, http.StatusNotFound},
+		{cloud.EConflict, http.StatusConflict},
+		{cloud.ENoCapacity, http.StatusConflict},
+		{cloud.EForbidden, http.StatusForbidden},
+		{cloud.EFoodSafety, http.StatusUnprocessableEntity},
+		{cloud.EUnavailable, http.StatusServiceUnavailable},
+		{cloud.ETooLarge, http.StatusRequestEntityTooLarge},
+		{cloud.EAlreadyIssued, http.StatusConflict},
+	} {
+		re.err = &cloud.Error{Code: c.code, Message: "cause: disk on fire"}
+		w := do(h, "POST", "/driver/api/orders/ord_x/problem", "10.5.0.1", drv, `{"compartment":3,"reason":"jammed"}`)
+		if w.Code != c.want || errCode(t, w) != string(c.code) {
+			t.Errorf("%s: %d %s, want %d %s", c.code, w.Code, w.Body, c.want, c.code)
+		}
+		if api := lhttp.StatusOf(c.code); w.Code != api {
+			t.Errorf("%s: the page answers %d, the /v1 API %d", c.code, w.Code, api)
+		}
+		if c.code == cloud.EInternal && strings.Contains(w.Body.String(), "fire") {
+			t.Errorf("internal error shows its message: %s", w.Body)
+		}
+	}
 }
 
 func TestPagesAndAssets(t *testing.T) {
