@@ -2,17 +2,31 @@ package http
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/larder-lockers/larder/cloud"
+	"github.com/larder-lockers/larder/protocol"
 )
 
+// alarmKinds are the kinds of alarm the domain opens: six edge events it raises as they
+// come, and reassigned, which it raises when the edge reports an order moved into a
+// compartment the cloud knows to be occupied by another. larder_alarms_open reports every
+// one of them for every site, 0 when none is open, so that a dashboard or an alert rule
+// tells a healthy site (0) from a series that is missing. The domain exports no such
+// list; TestAlarmKindsComplete fails when an edge event opens an alarm of a kind that is
+// not here.
+var alarmKinds = []protocol.EventKind{
+	protocol.EventTempExcursion, protocol.EventDoorLeftOpen, protocol.EventLockJammed, protocol.EventUncommandedOpen,
+	protocol.EventBoardOffline, protocol.EventHelpRequested, protocol.EventReassigned,
+}
+
 // fleetCollector exposes fleet health at scrape time from the domain: per-site presence,
-// compartments by zone and state, zone temperatures, open alarms, and the service's
-// counters. Site is a label (a fleet has a bounded number of sites, like hosts); order
-// ids and codes never are.
+// compartments by zone and state, zone temperatures, open alarms by kind (zeros
+// included), and the service's counters. Site is a label (a fleet has a bounded number
+// of sites, like hosts); order ids and codes never are.
 type fleetCollector struct {
 	svc FleetSource
 
@@ -30,7 +44,7 @@ func newFleetCollector(svc FleetSource) *fleetCollector {
 		lastSeen:   d("larder_site_last_seen_timestamp_seconds", "When the cloud last heard from the site's edge.", "site"),
 		comps:      d("larder_compartments", "Compartments by site, zone and state.", "site", "zone", "state"),
 		temp:       d("larder_zone_temperature_celsius", "Last reported air temperature of a zone.", "site", "zone"),
-		alarms:     d("larder_alarms_open", "Open alarms by site and kind.", "site", "kind"),
+		alarms:     d("larder_alarms_open", "Open alarms by site and kind; 0 for a kind with none open.", "site", "kind"),
 		desired:    d("larder_site_desired_version", "Version of the site's desired state (compare with the edge's larder_desired_version).", "site"),
 		unlockFail: d("larder_unlock_failures_total", "Door openings that failed (jammed locks, failed or timed-out open commands)."),
 		lockouts:   d("larder_code_lockouts_total", "Keypad lockouts after repeated wrong codes."),
@@ -73,8 +87,15 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 					ch <- prometheus.MustNewConstMetric(c.temp, prometheus.GaugeValue, *z.Celsius, s.ID, string(z.Zone))
 				}
 			}
+			for _, kind := range alarmKinds {
+				ch <- prometheus.MustNewConstMetric(c.alarms, prometheus.GaugeValue, float64(s.AlarmKinds[kind]), s.ID, string(kind))
+			}
+			// A kind missing from alarmKinds is still reported while it is open, rather
+			// than hidden; TestAlarmKindsComplete keeps the list whole.
 			for kind, n := range s.AlarmKinds {
-				ch <- prometheus.MustNewConstMetric(c.alarms, prometheus.GaugeValue, float64(n), s.ID, string(kind))
+				if !slices.Contains(alarmKinds, kind) {
+					ch <- prometheus.MustNewConstMetric(c.alarms, prometheus.GaugeValue, float64(n), s.ID, string(kind))
+				}
 			}
 		}
 	}
