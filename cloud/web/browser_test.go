@@ -15,7 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/larder-lockers/larder/cloud"
-	cloudhttp "github.com/larder-lockers/larder/cloud/http"
+	lhttp "github.com/larder-lockers/larder/cloud/http"
 	"github.com/larder-lockers/larder/cloud/web"
 	"github.com/larder-lockers/larder/internal/browsertest"
 	"github.com/larder-lockers/larder/protocol"
@@ -81,7 +81,7 @@ func TestBrowser(t *testing.T) {
 
 	h := f.handler(web.Options{PollEvery: 100 * time.Millisecond})
 	mux := http.NewServeMux()
-	mux.Handle("/", cloudhttp.New(cloudhttp.Options{Service: f.svc, Logger: f.log}))
+	mux.Handle("/", lhttp.New(lhttp.Options{Service: f.svc, Logger: f.log}))
 	h.Mount(mux)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()

@@ -18,6 +18,10 @@
 //	POST   /r/api/orders/{order}/extend   extend within ResidentPolicy (X-Pickup-Code header)
 //	GET    /assets/...                    style.css, common.js, qr.js, ops.js, driver.js, resident.js
 //
+// The endpoints answer errors in the /v1 API's shape, {"error": {"code", "message",
+// "field"}}, and a domain code with the API's status: both read one table,
+// cloud/http's StatusOf.
+//
 // Everything else the pages show comes from the /v1 API, called by the page with the key
 // the user signed in with (kept in sessionStorage: gone when the tab closes, never in a
 // URL) in an Authorization header.

@@ -34,7 +34,7 @@ type DeadLetter struct {
 
 func (h *Handler) getBacklog(w http.ResponseWriter, r *http.Request) {
 	if h.backlog == nil {
-		writeError(w, http.StatusNotFound, string(cloud.ENotFound), "this cloud has no notification outbox")
+		codeError(w, cloud.ENotFound, "this cloud has no notification outbox")
 		return
 	}
 	limit := 50
@@ -72,7 +72,7 @@ func (h *Handler) getBacklog(w http.ResponseWriter, r *http.Request) {
 // (ids contain slashes, so they travel in the body).
 func (h *Handler) requeue(w http.ResponseWriter, r *http.Request) {
 	if h.backlog == nil {
-		writeError(w, http.StatusNotFound, string(cloud.ENotFound), "this cloud has no notification outbox")
+		codeError(w, cloud.ENotFound, "this cloud has no notification outbox")
 		return
 	}
 	var in struct {

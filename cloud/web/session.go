@@ -34,7 +34,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !hasRole(p, []cloud.Role{cloud.RoleOps, cloud.RoleAdmin}) {
-		writeError(w, http.StatusForbidden, string(cloud.EForbidden), "the dashboard needs an ops or admin key")
+		codeError(w, cloud.EForbidden, "the dashboard needs an ops or admin key")
 		return
 	}
 	key := strings.TrimSpace(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))

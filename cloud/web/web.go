@@ -184,7 +184,7 @@ func New(svc Service, opt Options) *Handler {
 	files := http.FileServerFS(sub)
 	m.Handle("GET /assets/", http.StripPrefix("/assets/", noDirs(files)))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such page")
+		codeError(w, cloud.ENotFound, "no such page")
 	})
 	h.mux = m
 	return h
@@ -233,7 +233,7 @@ func (h *Handler) page(name string) http.HandlerFunc {
 func noDirs(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
-			writeError(w, http.StatusNotFound, "not_found", "no such asset")
+			codeError(w, cloud.ENotFound, "no such asset")
 			return
 		}
 		w.Header().Set("Cache-Control", "no-cache")
@@ -252,7 +252,7 @@ func (h *Handler) bearer(next http.HandlerFunc, roles ...cloud.Role) http.Handle
 			return
 		}
 		if !hasRole(p, roles) {
-			writeError(w, http.StatusForbidden, string(cloud.EForbidden), "the "+string(p.Role)+" role may not do this")
+			codeError(w, cloud.EForbidden, "the "+string(p.Role)+" role may not do this")
 			return
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
@@ -263,7 +263,7 @@ func (h *Handler) authHeader(w http.ResponseWriter, r *http.Request) (cloud.Prin
 	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || strings.TrimSpace(key) == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="larder"`)
-		writeError(w, http.StatusUnauthorized, string(cloud.EUnauthorized), "an API key is required: Authorization: Bearer <key>")
+		codeError(w, cloud.EUnauthorized, "an API key is required: Authorization: Bearer <key>")
 		return cloud.Principal{}, false
 	}
 	p, err := h.svc.Authenticate(r.Context(), strings.TrimSpace(key))
@@ -325,6 +325,13 @@ type errorJSON struct {
 	Field   string `json:"field,omitempty"`
 }
 
+// codeError writes a domain code the handler decided on itself, with the table's status.
+func codeError(w http.ResponseWriter, c cloud.Code, msg string) {
+	writeError(w, lhttp.StatusOf(c), string(c), msg)
+}
+
+// writeError writes an error with the status given: for the pages' own codes
+// (wrong_code, locked, not_implemented, and why an extension is not offered).
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, errorBody{Error: errorJSON{Code: code, Message: msg}})
 }
