@@ -17,18 +17,18 @@ import (
 
 var binDir string
 
-// TestMain builds the simulator and the edge once for the launcher tests.
+// TestMain builds the simulator, the edge and the cloud once for the launcher tests.
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "larder-demo-bin-")
 	if err != nil {
 		panic(err)
 	}
 	binDir = dir
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/larder-sim", "../cmd/larder-edge")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/larder-sim", "../cmd/larder-edge", "../cmd/larder-cloud")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		os.RemoveAll(dir)
-		os.Stderr.WriteString("demo tests: building larder-sim and larder-edge failed: " + err.Error() + "\n")
+		os.Stderr.WriteString("demo tests: building larder-sim, larder-edge and larder-cloud failed: " + err.Error() + "\n")
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -200,7 +200,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 
 	if !st.Seeded {
-		say("seeding demo orders (three are loaded by a simulated driver at the kiosk: ~15 s)")
+		// No duration is promised: the driver's loads wait on the simulated doors and
+		// sensors, and how long that takes depends on the machine.
+		say("seeding demo orders (three are loaded by a simulated driver at the kiosk)")
 		people := &People{Kiosk: edge.Kiosk, Sim: sim.Control}
 		if err := seed(ctx, cloud, &st, people); err != nil {
 			return err
@@ -376,7 +378,10 @@ func banner(ctx context.Context, w io.Writer, cfg Config, cloud *Cloud, edge *Ed
 	line("  Ops dashboard   %s/ops/        (sign in with the ops key)%s", cloud.URL, served(ctx, cloud.URL+"/ops/"))
 	line("  Driver page     %s/driver/     (driver key)%s", cloud.URL, served(ctx, cloud.URL+"/driver/"))
 	line("  Kiosk           %s/            (resident pickup; driver login with the credential below)", edge.Kiosk.URL)
-	line("  REST API        %s/v1/         (OpenAPI: %s/v1/openapi.json)", cloud.URL, cloud.URL)
+	// /v1/ itself is no resource (it answers 404): the OpenAPI document is the API's
+	// front page.
+	line("  REST API        %s/v1/openapi.json   (the OpenAPI document; calls take Authorization: Bearer KEY)%s",
+		cloud.URL, served(ctx, cloud.URL+"/v1/openapi.json"))
 	line("  Metrics         %s/metrics (cloud)   %s/metrics (edge)", cloud.URL, edge.Kiosk.URL)
 	line("  Simulator       %s/v1/state   (control API: open/close/put/take, faults)", sim.Control.URL)
 	line("  MQTT broker     %s (embedded)", cloud.BrokerURL)

@@ -21,12 +21,13 @@ type ZoneLimits struct {
 	Budget time.Duration `json:"budget"`
 }
 
-// DefaultZoneLimits follow DOMAIN.md: alarm a chilled zone above 7 °C for 10 min, count
-// chilled time above 8 °C against a 30 min budget and frozen time above −15 °C against
-// 15 min. The frozen alarm (−15 °C for 10 min: "brief rises to −15 °C are tolerated"),
-// the cool zone (produce hurt by cold, kept near 10–13 °C: alarm above 16 °C for 30 min)
-// and ambient (alarm above 32 °C for 60 min, the danger zone's hot end) are choices made
-// here; budgets for cool and ambient come from the reservation only.
+// DefaultZoneLimits are the limits docs/food-safety.md explains: alarm a chilled zone
+// above 7 °C for 10 min (a margin over the 5 °C target), count chilled time above 8 °C
+// (the UK legal maximum) against a 30 min budget and frozen time above −15 °C (the
+// warmest brief rise tolerated in distribution) against 15 min. The frozen alarm (−15 °C
+// for 10 min), the cool zone (produce hurt by cold, kept near 10–13 °C: alarm above
+// 16 °C for 30 min) and ambient (alarm above 32 °C for 60 min, the danger zone's hot end)
+// are choices made here; budgets for cool and ambient come from the reservation only.
 var DefaultZoneLimits = map[protocol.Zone]ZoneLimits{
 	protocol.ZoneFrozen:  {AlarmAboveC: -15, AlarmAfter: 10 * time.Minute, LimitC: -15, Budget: 15 * time.Minute},
 	protocol.ZoneChilled: {AlarmAboveC: 7, AlarmAfter: 10 * time.Minute, LimitC: 8, Budget: 30 * time.Minute},

@@ -8,8 +8,9 @@
 //     close and the infrared sees them empty.
 //   - Keypad lockout: MaxFailures wrong codes lock the keypad for LockoutBase, doubling
 //     with each lockout; MaxOrderFailures wrong second factors for one order's right code
-//     invalidate that code (code_lockout, reason order_invalidated) so the cloud reissues.
-//     Both counters are persisted: a reboot does not reset them.
+//     invalidate that code (code_lockout, reason order_invalidated); the cloud drops it
+//     and tells the resident, and a new one is drawn by reissue. Both counters are
+//     persisted: a reboot does not reset them. docs/codes.md has the arithmetic.
 //   - Driver mode: a loading credential synced from the cloud opens a 15-minute kiosk
 //     session; the driver opens each assigned compartment, loads and closes; loaded is
 //     recorded when the infrared sees the item. A jammed, faulty or full compartment is

@@ -34,8 +34,10 @@ type Config struct {
 	Log     *slog.Logger // nil: discard
 	Metrics *Metrics     // nil: unregistered collectors
 
-	// MaxFailures wrong codes lock the keypad (5) for LockoutBase (5 min), doubling with
-	// each lockout until a successful pickup or LockoutReset (24 h) without one.
+	// MaxFailures wrong codes in a row lock the keypad (5) for LockoutBase (5 min),
+	// doubling with each lockout up to 24 h; a successful pickup clears the count of
+	// wrong codes but not the doubling, which starts again from LockoutBase once
+	// LockoutReset (24 h) has passed since the last lockout began (docs/codes.md).
 	MaxFailures  int
 	LockoutBase  time.Duration
 	LockoutReset time.Duration

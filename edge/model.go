@@ -21,7 +21,8 @@ type CompartmentSpec struct {
 }
 
 // AccessibleMaxHeightCM: an order flagged accessible only goes into compartments whose
-// floor is below this height (DOMAIN.md: Amazon offers 15–48 in, Luxer One below 48 in).
+// floor is below this height, about the 48 in (122 cm) that commercial lockers use for
+// their accessible doors (Amazon offers 15–48 in from the ground, Luxer One below 48 in).
 const AccessibleMaxHeightCM = 120
 
 // State is where a compartment is in its life.

@@ -145,7 +145,8 @@ func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromi
 			failures++
 			r.WrongAttempts++
 			if r.WrongAttempts >= l.cfg.MaxOrderFailures && r.State != OrderPicking {
-				// The code may have leaked: kill it and let the cloud reissue.
+				// The code may have leaked: kill it; the cloud drops it and a new one
+				// is drawn by reissue.
 				r.State = OrderInvalidated
 				lockouts++
 				if err := enqueue(tx, now, protocol.Event{Kind: protocol.EventCodeLockout, Credential: protocol.CredPickup,

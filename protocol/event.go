@@ -34,7 +34,9 @@ func EventKinds() []EventKind {
 // CredentialKind says what kind of credential made something happen, never the secret.
 type CredentialKind string
 
-// Credential kinds.
+// Credential kinds, part of the wire contract. ops_local is reserved for an operator's
+// credential typed at the kiosk; the edge has no such login yet, so no edge sends it,
+// and receivers accept it.
 const (
 	CredNone      CredentialKind = "none"        // nothing acted (sensors, timers)
 	CredPickup    CredentialKind = "pickup_code" // a resident's code and second factor

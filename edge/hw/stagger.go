@@ -7,7 +7,9 @@ import (
 )
 
 // DefaultStaggerGap spaces latch pulses so that simultaneous openings do not
-// sum their 0.2–0.4 A inrush on one power supply (HARDWARE.md: ~100 ms).
+// sum their 0.2–0.4 A inrush at 12 V on one power supply: relays switch in
+// under 10 ms and latches need about 50 ms, so 100 ms apart the pulses barely
+// overlap (docs/lock-boards.md, Timings).
 const DefaultStaggerGap = 100 * time.Millisecond
 
 // Stagger hands out pulse start times at least Gap apart. Every driver

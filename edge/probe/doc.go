@@ -14,5 +14,5 @@
 // A probe that fails yields a Reading with Err set (wrapping hw.ErrProbe):
 // a zone without a valid temperature is a fact the food-safety logic must
 // see, not a gap. Probes measure air, not food: the alarm margin and duration
-// belong to the consumer (see DOMAIN.md).
+// belong to the consumer (edge.DefaultZoneLimits, docs/food-safety.md).
 package probe

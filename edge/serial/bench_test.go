@@ -22,7 +22,7 @@ import (
 // round-robin over the 16 locks, each door shut again before its next
 // unlock.
 //
-// Baseline, computed from HARDWARE.md's line facts: the wire floor is the
+// Baseline, computed from the line's facts (docs/lock-boards.md): the wire floor is the
 // unlock command and its acknowledgement (5 + 5 bytes) plus the status
 // command and reply (5 + 9 bytes), 24 bytes at 10 bits each, plus the
 // simulator's board turnaround once per exchange. Target: p99 ≤ 2 × that.

@@ -26,7 +26,9 @@ var (
 	bccInvert = board.Codec{Profile: board.BCC8A, Polarity: board.PolarityInverted}
 )
 
-// commandExamples are the frames of HARDWARE.md plus the other commands.
+// commandExamples are the frames published for these boards (status and
+// unlock of kerong board 0, open and query of bcc8a board 1) plus the other
+// commands.
 var commandExamples = []struct {
 	name  string
 	codec board.Codec

@@ -13,10 +13,12 @@
 //   - bcc8a: `HEAD BOARD LOCK FUNC BCC`, up to 24 locks per board, no
 //     occupancy sensing, per-installation feedback polarity. See BCC8A.
 //
-// HARDWARE.md leaves some replies unspecified (what a board answers to an
-// unlock, the layout of a bcc8a "query all" reply, the unsolicited 0x82
-// frame). The choices made here are written down once, in the doc comment of
-// the profile constants, and both the edge and the simulator follow them.
+// The public drivers of these boards never read some replies (what a board
+// answers to an unlock, the layout of a bcc8a "query all" reply, the
+// unsolicited 0x82 frame). The choices made here are written down once, in
+// the doc comment of the profile constants, and both the edge and the
+// simulator follow them. docs/lock-boards.md describes every frame byte by
+// byte for vendors; its examples are checked against this codec (doc_test.go).
 //
 // # Numbering
 //

@@ -42,8 +42,8 @@ const (
 	//   - query all locks: `80 BOARD 00 33 BCC`, e.g. `80 01 00 33 B2`
 	//
 	// Replies (the feedback byte 0x11 means "feedback active", 0x00
-	// "inactive"; with PolarityNormal active means closed, as HARDWARE.md
-	// describes, and PolarityInverted swaps the two):
+	// "inactive"; with PolarityNormal active means closed, the usual wiring,
+	// and PolarityInverted swaps the two):
 	//   - query one: `80 BOARD LOCK STATE BCC`, STATE 0x11 or 0x00.
 	//   - open (choice made here): `8A BOARD LOCK STATE BCC`, sent after the
 	//     board has driven the pulse, with the lock's feedback at that

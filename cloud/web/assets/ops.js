@@ -11,8 +11,10 @@
   const KEY = 'larder.ops.key';
   const $ = (id) => document.getElementById(id);
 
-  // Zone limits from DOMAIN.md: target and alarm thresholds in °C (upper bounds, and a
-  // lower bound for the cool zone that protects chill-sensitive produce).
+  // What the dashboard marks, in °C: each zone's target (upper bounds, and a lower bound
+  // for the cool zone that protects chill-sensitive produce; docs/food-safety.md), and a
+  // reading above `alarm` is marked as an alarm at once, before the edge's own duration
+  // has passed (a zone the edge reports in excursion is marked whatever its reading).
   const ZONES = {
     frozen: { max: -18, alarm: -15, label: 'target ≤ −18 °C' },
     chilled: { max: 5, alarm: 7, label: 'target ≤ 5 °C' },
