@@ -18,7 +18,7 @@
   const ZONES = {
     frozen: { max: -18, alarm: -15, label: 'target ≤ −18 °C' },
     chilled: { max: 5, alarm: 7, label: 'target ≤ 5 °C' },
-    cool: { min: 7, max: 13, alarm: 15, label: 'target 7–13 °C' },
+    cool: { min: 7, max: 13, alarm: 16, label: 'target 7–13 °C' },
     ambient: { label: 'no target' },
   };
   const STATES = [
