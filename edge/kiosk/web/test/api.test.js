@@ -1,14 +1,16 @@
-'use strict';
-// The page's API client (createApi in app.js) against a fake edge over real loopback HTTP:
+// The page's API client (api.js) against a fake edge over real loopback HTTP:
 // each contract error arrives as the code the page switches on, and a dead or silent edge
 // reads as "network" instead of hanging or throwing.
-const test = require('node:test');
-const assert = require('node:assert/strict');
-const http = require('node:http');
-const path = require('node:path');
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import test from 'node:test';
 
-const K = require(path.resolve(__dirname, '..', 'app.js'));
-const { createFakeEdge } = require('./fake-edge.js');
+import { createApi } from '../api.js';
+import { doorSentence } from '../i18n.js';
+import { groupManifest } from '../screens/driver.js';
+import { createFakeEdge } from './fake-edge.js';
+
+const K = { createApi, doorSentence, groupManifest };
 
 async function withEdge(fn) {
   const edge = createFakeEdge();
