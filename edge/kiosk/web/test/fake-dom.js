@@ -155,9 +155,11 @@ class Element extends Node {
   blur() {
     if (this.ownerDocument.activeElement === this) this.ownerDocument.activeElement = this.ownerDocument.body;
   }
-  // click is a pointer's click: the click event, then, for a submit button in a form,
-  // the form's submit event (unless a listener prevented it).
+  // click is a pointer's click: a button or field takes the focus, the click event
+  // runs, then, for a submit button in a form, the form's submit event (unless a
+  // listener prevented it).
   click() {
+    if (this.tagName === 'BUTTON' || this.tagName === 'INPUT') this.focus();
     const ev = new FakeEvent('click');
     dispatch(this, ev);
     const isSubmit = this.tagName === 'BUTTON' && (this.getAttribute('type') || 'submit') === 'submit';

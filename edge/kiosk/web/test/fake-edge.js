@@ -45,6 +45,7 @@ export function createFakeEdge(opts) {
     tokens: new Set(),
     orders: null,
     requests: [],
+    down: false,
     now: o.now || (() => Date.now())
   };
   s.orders = [
@@ -234,7 +235,9 @@ export function createFakeEdge(opts) {
 
   // fetch answers like the global fetch, in-process: the request goes through the same
   // routes as over HTTP, without a socket, so tests on a fake clock stay deterministic.
+  // state.down makes it fail the way fetch does when nothing listens.
   async function inProcessFetch(url, init) {
+    if (s.down) throw new TypeError('fetch failed');
     const o2 = init || {};
     const u = new URL(url, 'http://fake.invalid');
     const headers = {};
