@@ -50,8 +50,9 @@ test('signed in: the manifest, grouped as the driver works', async () => {
   const heads = p.$('#manifest').querySelectorAll('h2').map((h) => h.textContent);
   assert.deepEqual(heads, ['待装货（2）', '过期待取回（1）', '已装货（1）']);
   assert.match(p.text('#manifest'), /订单 ord_9QX2LM冷冻 · 无障碍：低位柜门/);
-  assert.ok(button(p, 'open:ord_7F3K2A:12'), 'an open button per door to load');
-  assert.ok(button(p, 'return:ord_OLD001'), 'a return button per expired order');
+  assert.equal(button(p, 'open:ord_7F3K2A:12').textContent, '打开12号门', 'an open button per door to load');
+  assert.equal(button(p, 'problem:ord_7F3K2A:12').textContent, '12号门有问题');
+  assert.equal(button(p, 'return:ord_OLD001').textContent, '取回这份订单', 'a return button per expired order');
 });
 
 test('load: the door opens, the banner names it, the order moves to loaded', async () => {
@@ -135,4 +136,14 @@ test('idle: the driver is signed out after the driver idle time, with a warning 
   assert.equal(p.screen(), 'driver-login');
   assert.equal(p.banner(), '长时间没有操作，已退出配送员模式。');
   assert.equal(p.requests('/api/driver/logout').length, 1);
+});
+
+test('a manifest refresh that changes the list keeps the driver\'s place', async () => {
+  const p = await signIn();
+  button(p, 'open:ord_9QX2LM:3').focus();
+  p.edge.state.orders[0].state = 'loaded'; // someone else loaded ord_7F3K2A
+  await p.advance(TIMING.manifestPollMs);
+  assert.deepEqual(p.$('#manifest').querySelectorAll('h2').map((h) => h.textContent), ['待装货（1）', '过期待取回（1）', '已装货（2）']);
+  assert.equal(p.doc.activeElement.dataset.focus, 'open:ord_9QX2LM:3');
+  assert.ok(p.$('#manifest').contains(p.doc.activeElement), 'the focus is on the new button, not a removed one');
 });
