@@ -64,9 +64,12 @@ export function createKiosk({ document: doc, window: win, api, clock }) {
     thanksUntil: 0,
     busy: false,
     busyKey: 'working',
-    idleDeadline: 0
+    idleDeadline: 0 // when the idle clock sends this screen home (0: no idle clock)
   };
 
+  // k is what every screen module is handed: the state, the injected document, API
+  // client and clock, the named timers on that clock, text in the current language, and
+  // the shell's operations (go through the machine, banner, home, idle).
   const k = {
     state, doc, api, clock, timers, $, $$,
     later: timers.later,
@@ -78,8 +81,7 @@ export function createKiosk({ document: doc, window: win, api, clock }) {
     ensureAudio: sound.ensure,
     chime: sound.chime,
     section: () => sectionOf(state.screen),
-    go, render, renderStatic, banner, clearBanner, bannerText, home, setLang,
-    resetIdle, loadInfo, scheduleInfo, start
+    go, render, banner, clearBanner, bannerText, home, setLang, resetIdle, loadInfo, start
   };
 
   // --- screens --------------------------------------------------------------------------
