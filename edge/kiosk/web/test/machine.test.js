@@ -11,6 +11,9 @@ import { SCREENS, START, TRANSITIONS, sectionOf, transition } from '../machine.j
 
 const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const html = fs.readFileSync(path.join(WEB, 'index.html'), 'utf8');
+const js = fs.readdirSync(WEB, { recursive: true })
+  .filter((name) => name.endsWith('.js') && !name.split(path.sep).includes('test'))
+  .map((name) => fs.readFileSync(path.join(WEB, name), 'utf8')).join('\n');
 
 test('every state has a row, a section in index.html and known rules', () => {
   const sections = new Set([...html.matchAll(/<section[^>]*data-screen="([\w-]+)"/g)].map((m) => m[1]));
@@ -97,4 +100,22 @@ test('both keypad steps share the keypad section', () => {
   assert.equal(sectionOf('phone'), 'keypad');
   assert.equal(sectionOf('driver-problem'), 'driver-problem');
   assert.equal(sectionOf('nope'), '');
+});
+
+test('the events the page sends are the table\'s, and the table has no event nobody sends', () => {
+  const sent = new Set();
+  const patterns = [
+    /\bgo\('(\w+)'/g, // k.go('event')
+    /\bgo\(\w+ \? '(\w+)' : '(\w+)'\)/g, // k.go(flag ? 'a' : 'b')
+    /showMessage\(k, '(\w+)'/g,
+    /showLogin\(k, '(\w+)'/g,
+    /\bevent: '(\w+)'/g // k.home({event: 'retry'})
+  ];
+  for (const re of patterns) {
+    for (const m of js.matchAll(re)) for (const e of m.slice(1)) if (e) sent.add(e);
+  }
+  sent.add('home'); // k.home() sends it when no event is given
+  const known = new Set(Object.values(TRANSITIONS).flatMap((row) => Object.keys(row)));
+  for (const e of sent) assert.ok(known.has(e), `the page sends ${e}, which no row takes`);
+  for (const e of known) assert.ok(sent.has(e), `no module sends ${e}`);
 });
