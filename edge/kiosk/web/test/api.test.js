@@ -78,7 +78,9 @@ test('help is accepted with its context', () => withEdge(async (api, edge) => {
 test('driver: sign in, manifest, open, problem, return, logout', () => withEdge(async (api, edge) => {
   assert.equal((await api.driverLogin('nope')).code, 'bad_credential');
   assert.equal((await api.driverLogin('DRIVER-OLD')).code, 'expired');
-  assert.equal((await api.manifest('forged')).status, 401);
+  const forged = await api.manifest('forged');
+  assert.equal(forged.status, 401);
+  assert.equal(forged.code, 'bad_credential', 'as the edge says it (docs/kiosk-api.md)');
   const login = await api.driverLogin('DRIVER-OK');
   assert.equal(login.ok, true);
   const tok = login.body.token;
@@ -95,6 +97,7 @@ test('driver: sign in, manifest, open, problem, return, logout', () => withEdge(
   const moved = await api.driverProblem(tok, 'ord_9QX2LM', 3, 'jammed');
   assert.equal(moved.code, 'no_compartment', 'frozen zone is full in the fake');
 
+  assert.equal((await api.driverReturn(tok, 'ord_7F3K2A')).code, 'conflict', 'not waiting to be returned');
   const ret = await api.driverReturn(tok, 'ord_OLD001');
   assert.equal(ret.body.doors[0].state, 'open');
   assert.equal(K.groupManifest((await api.manifest(tok)).body).expired.length, 0);

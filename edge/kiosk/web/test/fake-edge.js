@@ -181,7 +181,7 @@ export function createFakeEdge(opts) {
       return fail(res, 401, 'bad_credential');
     }
     if (p.startsWith('/api/driver/')) {
-      if (!authed(req)) return fail(res, 401, 'unauthorized');
+      if (!authed(req)) return fail(res, 401, 'bad_credential');
       if (req.method === 'GET' && p === '/api/driver/manifest') {
         settle();
         return send(res, 200, { orders: s.orders });
@@ -203,7 +203,7 @@ export function createFakeEdge(opts) {
       }
       if (req.method === 'POST' && p === '/api/driver/return') {
         const ord = findOrder(body.order);
-        if (!ord || ord.state !== 'expired') return fail(res, 409, 'not_expired');
+        if (!ord || ord.state !== 'expired') return fail(res, 409, 'conflict');
         for (const d of ord.doors) d.state = 'open';
         return send(res, 200, { doors: ord.doors });
       }
