@@ -20,6 +20,9 @@ export function classify(status, body) {
 // createApi is the client of the kiosk JSON API (docs/kiosk-api.md). Every call
 // resolves, never rejects: {ok, status, body, code}; code is 'network' when the edge did
 // not answer at all (it is local, so that means the daemon is down or stuck).
+// Options: base (URL prefix), fetch (the browser's by default; tests pass the fake
+// edge's), timeoutMs. Request timeouts run on the real clock, not the page's injected
+// one: they bound real I/O.
 export function createApi(opts) {
   const o = opts || {};
   const base = o.base || '';
