@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -297,7 +299,7 @@ func TestHelpHealthMetricsPage(t *testing.T) {
 	for _, c := range []struct {
 		path, want string
 		status     int
-	}{{"/healthz", "ok", 200}, {"/metrics", "larder_x", 200}, {"/", "<", 200}, {"/app.js", "LarderKiosk", 200},
+	}{{"/healthz", "ok", 200}, {"/metrics", "larder_x", 200}, {"/", "<", 200}, {"/app.js", "createKiosk", 200},
 		{"/test/api.test.js", "", 404}, {"/api/nope", "not_found", 404}} {
 		rec := httptest.NewRecorder()
 		f.h.ServeHTTP(rec, httptest.NewRequest("GET", c.path, nil))
@@ -310,6 +312,60 @@ func TestHelpHealthMetricsPage(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "store closed") {
 		t.Fatalf("unhealthy: %d %q", rec.Code, rec.Body)
+	}
+}
+
+// importRE finds the module specifiers of static imports and re-exports
+// (`import x from './a.js'`, `import './b.js'`, `export { y } from './c.js'`).
+var importRE = regexp.MustCompile(`(?m)^(?:import\s+(?:[^'";]*?\sfrom\s*)?|export\s+(?:\*|\{[^}]*\})\s*from\s*)['"]([^'"]+)['"]`)
+
+// TestPageModules walks the page's ES modules from index.html's module script through
+// every import: each must be served, under the kiosk's CSP, with a JavaScript content
+// type (browsers refuse a module served as anything else), and every import must be
+// relative, so the page loads nothing from outside the locker.
+func TestPageModules(t *testing.T) {
+	f := newFixture(t)
+	get := func(path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		f.h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		return rec
+	}
+	page := get("/").Body.String()
+	m := regexp.MustCompile(`<script type="module" src="([^"]+)">`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("index.html has no module script: %.300s", page)
+	}
+	queue, seen := []string{"/" + m[1]}, map[string]bool{}
+	for len(queue) > 0 && len(seen) < 100 {
+		p := queue[0]
+		queue = queue[1:]
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		rec := get(p)
+		ct := rec.Header().Get("Content-Type")
+		if rec.Code != 200 || !(strings.HasPrefix(ct, "text/javascript") || strings.HasPrefix(ct, "application/javascript")) {
+			t.Errorf("%s: %d %q, want 200 and a JavaScript content type", p, rec.Code, ct)
+			continue
+		}
+		if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
+			t.Errorf("%s: Content-Security-Policy %q", p, csp)
+		}
+		for _, im := range importRE.FindAllStringSubmatch(rec.Body.String(), -1) {
+			spec := im[1]
+			if !strings.HasPrefix(spec, "./") && !strings.HasPrefix(spec, "../") {
+				t.Errorf("%s imports %q: only relative imports of the page's own files", p, spec)
+				continue
+			}
+			queue = append(queue, path.Join(path.Dir(p), spec))
+		}
+	}
+	// The walk must have found the modules, or it proves nothing.
+	for _, want := range []string{"/app.js", "/kiosk.js", "/machine.js", "/api.js", "/i18n.js", "/screens/pickup.js", "/screens/driver.js"} {
+		if !seen[want] {
+			t.Errorf("the import walk never reached %s (found %v)", want, seen)
+		}
 	}
 }
 

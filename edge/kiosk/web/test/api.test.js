@@ -1,14 +1,16 @@
-'use strict';
-// The page's API client (createApi in app.js) against a fake edge over real loopback HTTP:
+// The page's API client (api.js) against a fake edge over real loopback HTTP:
 // each contract error arrives as the code the page switches on, and a dead or silent edge
 // reads as "network" instead of hanging or throwing.
-const test = require('node:test');
-const assert = require('node:assert/strict');
-const http = require('node:http');
-const path = require('node:path');
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import test from 'node:test';
 
-const K = require(path.resolve(__dirname, '..', 'app.js'));
-const { createFakeEdge } = require('./fake-edge.js');
+import { createApi } from '../api.js';
+import { doorSentence } from '../i18n.js';
+import { groupManifest } from '../screens/driver.js';
+import { createFakeEdge } from './fake-edge.js';
+
+const K = { createApi, doorSentence, groupManifest };
 
 async function withEdge(fn) {
   const edge = createFakeEdge();
@@ -76,7 +78,9 @@ test('help is accepted with its context', () => withEdge(async (api, edge) => {
 test('driver: sign in, manifest, open, problem, return, logout', () => withEdge(async (api, edge) => {
   assert.equal((await api.driverLogin('nope')).code, 'bad_credential');
   assert.equal((await api.driverLogin('DRIVER-OLD')).code, 'expired');
-  assert.equal((await api.manifest('forged')).status, 401);
+  const forged = await api.manifest('forged');
+  assert.equal(forged.status, 401);
+  assert.equal(forged.code, 'bad_credential', 'as the edge says it (docs/kiosk-api.md)');
   const login = await api.driverLogin('DRIVER-OK');
   assert.equal(login.ok, true);
   const tok = login.body.token;
@@ -93,6 +97,7 @@ test('driver: sign in, manifest, open, problem, return, logout', () => withEdge(
   const moved = await api.driverProblem(tok, 'ord_9QX2LM', 3, 'jammed');
   assert.equal(moved.code, 'no_compartment', 'frozen zone is full in the fake');
 
+  assert.equal((await api.driverReturn(tok, 'ord_7F3K2A')).code, 'conflict', 'not waiting to be returned');
   const ret = await api.driverReturn(tok, 'ord_OLD001');
   assert.equal(ret.body.doors[0].state, 'open');
   assert.equal(K.groupManifest((await api.manifest(tok)).body).expired.length, 0);

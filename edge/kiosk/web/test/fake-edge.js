@@ -1,7 +1,7 @@
-'use strict';
 /*
- * A small in-process stand-in for the edge's kiosk API (kiosk-contract.md), used by
- * api.test.js to exercise app.js's client over real HTTP, and by hand to click through the
+ * A small in-process stand-in for the edge's kiosk API (docs/kiosk-api.md), used by
+ * api.test.js to exercise the page's client (api.js) over real HTTP, by the screen tests
+ * through edge.fetch (the same routes without sockets), and by hand to click through the
  * page without the Go daemon:
  *
  *   node edge/kiosk/web/test/fake-edge.js --serve 8099   # then open 127.0.0.1:8099
@@ -16,9 +16,10 @@
  *
  * node --test runs every file in test/, this one included: loaded that way it only exports.
  */
-const http = require('node:http');
-const fs = require('node:fs');
-const path = require('node:path');
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const WHERE = {
   3: ['door 3, bottom row, right', '3号门，最下排，右边'],
@@ -29,12 +30,12 @@ const WHERE = {
   30: ['door 30, middle row, centre', '30号门，中间排，中间']
 };
 
-function door(number, st, empty) {
+export function door(number, st, empty) {
   const w = WHERE[number] || ['door ' + number, number + '号门'];
   return { number, row: 1, column: 1, where_en: w[0], where_zh: w[1], state: st, empty };
 }
 
-function createFakeEdge(opts) {
+export function createFakeEdge(opts) {
   const o = opts || {};
   const s = {
     failures: 0,
@@ -44,6 +45,7 @@ function createFakeEdge(opts) {
     tokens: new Set(),
     orders: null,
     requests: [],
+    down: false,
     now: o.now || (() => Date.now())
   };
   s.orders = [
@@ -179,7 +181,7 @@ function createFakeEdge(opts) {
       return fail(res, 401, 'bad_credential');
     }
     if (p.startsWith('/api/driver/')) {
-      if (!authed(req)) return fail(res, 401, 'unauthorized');
+      if (!authed(req)) return fail(res, 401, 'bad_credential');
       if (req.method === 'GET' && p === '/api/driver/manifest') {
         settle();
         return send(res, 200, { orders: s.orders });
@@ -201,7 +203,7 @@ function createFakeEdge(opts) {
       }
       if (req.method === 'POST' && p === '/api/driver/return') {
         const ord = findOrder(body.order);
-        if (!ord || ord.state !== 'expired') return fail(res, 409, 'not_expired');
+        if (!ord || ord.state !== 'expired') return fail(res, 409, 'conflict');
         for (const d of ord.doors) d.state = 'open';
         return send(res, 200, { doors: ord.doors });
       }
@@ -231,9 +233,39 @@ function createFakeEdge(opts) {
     route(req, res).catch(() => fail(res, 500, 'internal'));
   });
 
+  // fetch answers like the global fetch, in-process: the request goes through the same
+  // routes as over HTTP, without a socket, so tests on a fake clock stay deterministic.
+  // state.down makes it fail the way fetch does when nothing listens.
+  async function inProcessFetch(url, init) {
+    if (s.down) throw new TypeError('fetch failed');
+    const o2 = init || {};
+    const u = new URL(url, 'http://fake.invalid');
+    const headers = {};
+    for (const [k, v] of Object.entries(o2.headers || {})) headers[k.toLowerCase()] = v;
+    const chunks = o2.body === undefined ? [] : [Buffer.from(o2.body)];
+    const req = {
+      method: o2.method || 'GET',
+      url: u.pathname + u.search,
+      headers,
+      async * [Symbol.asyncIterator]() { yield * chunks; }
+    };
+    return new Promise((resolve) => {
+      let status = 200;
+      const res = {
+        writeHead(st) { status = st; },
+        end(data) {
+          const text = data === undefined ? '' : String(data);
+          resolve({ ok: status >= 200 && status < 300, status, text: async () => text });
+        }
+      };
+      route(req, res).catch(() => fail(res, 500, 'internal'));
+    });
+  }
+
   return {
     state: s,
     server,
+    fetch: inProcessFetch,
     listen(port) {
       return new Promise((resolve) => {
         server.listen(port || 0, '127.0.0.1', () => {
@@ -249,10 +281,8 @@ function createFakeEdge(opts) {
   };
 }
 
-module.exports = { createFakeEdge, door };
-
-if (require.main === module && process.argv.includes('--serve')) {
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv.includes('--serve')) {
   const port = Number(process.argv[process.argv.indexOf('--serve') + 1]) || 8099;
-  const edge = createFakeEdge({ staticDir: path.resolve(__dirname, '..') });
+  const edge = createFakeEdge({ staticDir: path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..') });
   edge.listen(port).then((url) => console.log('fake edge serving the kiosk page on ' + url));
 }

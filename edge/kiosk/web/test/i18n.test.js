@@ -1,17 +1,26 @@
-'use strict';
 // Static checks of the kiosk page: the dictionary is complete in both languages, the page
 // loads nothing from outside (the locker has no internet), the markup and script agree, the
 // palette keeps AAA contrast, and the pure helpers behave. Run: node --test edge/kiosk/web/test/
-const test = require('node:test');
-const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const path = require('node:path');
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import test from 'node:test';
+import { fileURLToPath } from 'node:url';
 
-const WEB = path.resolve(__dirname, '..');
-const K = require(path.join(WEB, 'app.js'));
+import { classify } from '../api.js';
+import * as i18n from '../i18n.js';
+import { emptyEntry, entryComplete, keypadReduce } from '../keypad.js';
+import { SCREENS } from '../machine.js';
+import { groupManifest } from '../screens/driver.js';
+
+const K = { ...i18n, classify, emptyEntry, entryComplete, keypadReduce, groupManifest };
+const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const read = (name) => fs.readFileSync(path.join(WEB, name), 'utf8');
 const html = read('index.html');
-const js = read('app.js');
+// The page's scripts: every .js file served with it (test/ is not).
+const scripts = fs.readdirSync(WEB, { recursive: true })
+  .filter((name) => name.endsWith('.js') && !name.split(path.sep).includes('test')).sort();
+const js = scripts.map(read).join('\n');
 const css = read('style.css');
 
 const placeholders = (s) => [...String(s).matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
@@ -50,7 +59,7 @@ test('every key the page and the script use is in the dictionary', () => {
   for (const m of js.matchAll(/\bL\('([A-Za-z_]+)'/g)) used.add(m[1]);
   for (const m of js.matchAll(/\bkey: '([A-Za-z_]+)'/g)) used.add(m[1]);
   for (const m of js.matchAll(/banner\('\w+', \['([A-Za-z_]+)'/g)) used.add(m[1]);
-  for (const m of js.matchAll(/showMessage\('([A-Za-z_]+)', '([A-Za-z_]+)'/g)) {
+  for (const m of js.matchAll(/showMessage\(k, '\w+', '([A-Za-z_]+)', '([A-Za-z_]+)'/g)) {
     used.add(m[1]);
     used.add(m[2]);
   }
@@ -59,17 +68,18 @@ test('every key the page and the script use is in the dictionary', () => {
   for (const key of used) assert.ok(key in K.STRINGS.zh, `missing key ${key}`);
 });
 
-test('index.html, app.js and style.css reference nothing outside the locker', () => {
-  for (const [name, text] of [['index.html', html], ['app.js', js], ['style.css', css]]) {
+test('index.html, the scripts and style.css reference nothing outside the locker', () => {
+  assert.ok(scripts.includes('app.js') && scripts.includes(path.join('screens', 'pickup.js')), `scripts found: ${scripts}`);
+  for (const [name, text] of [['index.html', html], ...scripts.map((n) => [n, read(n)]), ['style.css', css]]) {
     assert.doesNotMatch(text, /https?:\/\//i, `${name} has an http(s) URL`);
     assert.doesNotMatch(text, /(src|href|action)\s*=\s*["']?\/\//i, `${name} has a protocol-relative URL`);
     assert.doesNotMatch(text, /@import/i, `${name} imports a stylesheet`);
   }
   assert.doesNotMatch(css, /url\(/i, 'style.css loads no fonts or images');
   // Every other file served with the page, too (the SVG namespace is a name, not a fetch).
-  for (const name of fs.readdirSync(WEB)) {
+  for (const name of fs.readdirSync(WEB, { recursive: true })) {
     const full = path.join(WEB, name);
-    if (name === 'test' || !fs.statSync(full).isFile()) continue;
+    if (name.split(path.sep).includes('test') || !fs.statSync(full).isFile()) continue;
     const text = fs.readFileSync(full, 'utf8').replaceAll('xmlns="http://www.w3.org/2000/svg"', '');
     assert.doesNotMatch(text, /https?:\/\//i, `${name} has an http(s) URL`);
   }
@@ -90,8 +100,8 @@ test('every #id the script looks up is in index.html', () => {
   assert.ok(wanted.size > 20);
   for (const id of wanted) assert.ok(ids.has(id), `#${id} is missing from index.html`);
   const screens = [...html.matchAll(/data-screen="([\w-]+)"/g)].map((m) => m[1]);
-  for (const m of js.matchAll(/show\('([\w-]+)'/g)) {
-    assert.ok(screens.includes(m[1]), `screen ${m[1]} is missing from index.html`);
+  for (const { section } of Object.values(SCREENS)) {
+    assert.ok(screens.includes(section), `screen ${section} is missing from index.html`);
   }
 });
 

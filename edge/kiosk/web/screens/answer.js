@@ -1,0 +1,111 @@
+// The edge's answer to a pickup attempt: the busy screen while it opens doors, the
+// compromised choice (out of temperature: take it anyway or leave it), the message screen
+// for answers that end the attempt, and the way back to the keypad after a wrong code.
+// Machine states: busy, compromised, message (machine.js).
+import { emptyEntry } from '../keypad.js';
+import * as doorOpen from './door-open.js';
+import * as locked from './locked.js';
+
+// send posts the attempt (POST /api/pickup) and shows what the edge answered. The first
+// send comes from the phone step; the second, with acceptCompromised, from "Open anyway".
+export async function send(k, attempt, acceptCompromised) {
+  const { state } = k;
+  state.busy = true;
+  state.busyKey = 'working';
+  k.clearBanner();
+  k.go(acceptCompromised ? 'openAnyway' : 'submit');
+  const r = await k.api.pickup(attempt.code, attempt.factor, acceptCompromised);
+  state.busy = false;
+  if (r.ok) {
+    state.pending = null;
+    doorOpen.start(k, r.body);
+    return;
+  }
+  if (r.code === 'compromised' && !acceptCompromised) {
+    state.pending = attempt; // needed to resend with accept_compromised
+    state.minutesOut = Number.isFinite(Number(r.body.minutes_out)) ? Number(r.body.minutes_out) : null;
+    k.clearBanner();
+    k.go('compromised');
+    return;
+  }
+  state.pending = null;
+  refused(k, r);
+}
+
+// refused shows a pickup the edge did not open, by its error code (docs/kiosk-api.md).
+function refused(k, r) {
+  switch (r.code) {
+    case 'wrong_code': {
+      const parts = ['wrongCode'];
+      const left = Number(r.body.attempts_left);
+      if (Number.isFinite(left) && left > 0) parts.push({ key: 'attemptsLeft', params: { n: left } });
+      k.state.entry = emptyEntry();
+      k.home({ keepLang: true, keepBanner: true, event: 'retry' });
+      k.banner('error', parts);
+      k.resetIdle(); // so the message does not greet the next person
+      return;
+    }
+    case 'bad_request':
+      k.state.entry = emptyEntry();
+      k.home({ keepLang: true, event: 'retry' });
+      k.banner('error', ['badRequest']);
+      k.resetIdle();
+      return;
+    case 'locked': {
+      const secs = Number(r.body.retry_after_seconds) || Number(r.body.locked_seconds) || 300;
+      k.state.lockUntil = k.now() + secs * 1000;
+      locked.show(k, { announce: true });
+      return;
+    }
+    case 'expired': return showMessage(k, 'failed', 'expiredTitle', 'expiredBody', 'info');
+    case 'already_picked_up': return showMessage(k, 'failed', 'alreadyTitle', 'alreadyBody', 'info');
+    case 'not_ready': return showMessage(k, 'failed', 'notReadyTitle', 'notReadyBody', 'info');
+    case 'hardware':
+      // If the edge says which doors did open (beyond the contract, but cheap to honour),
+      // show them: the resident may still take what is behind them.
+      if (r.body.session && Array.isArray(r.body.doors) && r.body.doors.length) {
+        doorOpen.start(k, r.body);
+        k.banner('error', ['hardwareBody']);
+        return;
+      }
+      return showMessage(k, 'failed', 'hardwareTitle', 'hardwareBody', 'error');
+    case 'network': return showMessage(k, 'failed', 'networkTitle', 'networkBody', 'error');
+    default: return showMessage(k, 'failed', 'errorTitle', 'errorBody', 'error');
+  }
+}
+
+function showMessage(k, event, titleKey, bodyKey, kind) {
+  k.state.message = { titleKey, bodyKey };
+  k.go(event);
+  k.banner(kind || 'info', [bodyKey]);
+}
+
+export function renderMessage(k) {
+  const m = k.state.message || { titleKey: 'errorTitle', bodyKey: 'errorBody' };
+  k.$('#message-title').textContent = k.L(m.titleKey);
+  k.$('#message-body').textContent = k.L(m.bodyKey);
+}
+
+export function renderBusy(k) {
+  k.$('#busy-text').textContent = k.L(k.state.busyKey);
+}
+
+export function renderCompromised(k) {
+  const { state } = k;
+  k.$('#compromised-body').textContent = state.minutesOut !== null
+    ? k.L('compromisedBody', { minutes: state.minutesOut })
+    : k.L('compromisedBodyPlain');
+}
+
+export function wire(k) {
+  k.$('#leave-it').addEventListener('click', () => {
+    k.state.pending = null;
+    showMessage(k, 'leave', 'leftTitle', 'leftBody', 'ok');
+  });
+  k.$('#open-anyway').addEventListener('click', () => {
+    const attempt = k.state.pending;
+    k.state.pending = null;
+    if (attempt) send(k, attempt, true);
+    else k.home();
+  });
+}

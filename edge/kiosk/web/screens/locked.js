@@ -1,0 +1,37 @@
+// The keypad locked after too many wrong codes: a countdown to state.lockUntil, then a
+// check with the edge before the keypad comes back. Machine state: locked (machine.js).
+import { formatCountdown } from '../i18n.js';
+import { emptyEntry } from '../keypad.js';
+
+// show puts the locked screen up; opts.announce also says it in the banner.
+export function show(k, opts) {
+  const { state } = k;
+  state.entry = emptyEntry();
+  k.go('lock');
+  if (opts && opts.announce) {
+    const minutes = Math.max(1, Math.ceil((state.lockUntil - k.now()) / 60000));
+    k.banner('error', [{ key: 'lockedAnnounce', params: { minutes } }]);
+  }
+  tick(k);
+}
+
+function tick(k) {
+  const { state } = k;
+  const left = (state.lockUntil - k.now()) / 1000;
+  if (state.screen !== 'locked') return;
+  render(k);
+  if (left <= 0) {
+    state.lockUntil = 0;
+    // Ask the edge rather than trust our clock: another attempt may have re-locked it.
+    k.loadInfo().then((stillLocked) => {
+      if (!stillLocked) k.home();
+    });
+    return;
+  }
+  k.later('locked', Math.min(1000, Math.max(50, (left % 1) * 1000 || 1000)), () => tick(k));
+}
+
+export function render(k) {
+  const left = (k.state.lockUntil - k.now()) / 1000;
+  k.$('#locked-countdown').textContent = k.L('lockedCountdown', { time: formatCountdown(left) });
+}

@@ -1,0 +1,103 @@
+// Pickup, step 1: the numeric keypad and the 8-digit code. The keypad (on-screen keys and
+// a physical keyboard) serves both steps; the second step, the last 4 digits of the phone,
+// is screens/phone.js. Machine states: code, then phone (machine.js).
+import { CODE_LEN, FACTOR_LEN, keypadReduce } from '../keypad.js';
+import * as phone from './phone.js';
+
+// render paints the keypad section for whichever step is up.
+export function render(k) {
+  const { $, L } = k;
+  const e = k.state.entry;
+  const isCode = e.step === 'code';
+  const total = isCode ? CODE_LEN : FACTOR_LEN;
+  const value = isCode ? e.code : e.factor;
+  $('#keypad-step').textContent = L('stepOf', { n: isCode ? 1 : 2 });
+  const box = $('#digits');
+  box.textContent = '';
+  box.dataset.len = String(total);
+  const cells = k.el('span', { class: 'cells', 'aria-hidden': 'true' });
+  for (let i = 0; i < total; i++) {
+    if (isCode && i === 4) cells.append(k.el('span', { class: 'cell-gap' }));
+    const filled = i < value.length;
+    const cls = 'cell' + (filled ? ' cell-filled' : '') + (i === value.length ? ' cell-next' : '');
+    cells.append(k.el('span', { class: cls }, filled ? value[i] : ''));
+  }
+  const spoken = value.length
+    ? L('digitsEntered', { count: value.length, total, digits: value.split('').join(' ') })
+    : L('digitsNone', { total });
+  box.append(cells, k.el('span', { class: 'sr-only' }, spoken));
+  const summary = $('#code-summary');
+  const ok = $('#key-ok');
+  if (isCode) {
+    $('#keypad-hint').textContent = L('enterCode');
+    $('#digits-label').textContent = L('codeLabel');
+    summary.hidden = true;
+    summary.textContent = '';
+    ok.textContent = L('next');
+  } else {
+    phone.render(k);
+  }
+  ok.classList.toggle('key-ready', value.length === total);
+}
+
+// press handles one key: a digit, 'delete', 'clear' (Start over) or 'enter' (Next/Open).
+// Keys count only on the keypad and not while a pickup is on its way.
+export function press(k, key) {
+  const { state } = k;
+  if (k.section() !== 'keypad' || state.busy) return;
+  k.ensureAudio();
+  if (key === 'enter') {
+    if (state.entry.step === 'code') submitCode(k);
+    else phone.submit(k);
+    return;
+  }
+  const before = state.entry;
+  state.entry = keypadReduce(state.entry, key);
+  if (before.step !== state.entry.step) k.go('back', { quiet: true });
+  if (key === 'clear' || (key === 'delete' && before.step !== state.entry.step)) k.clearBanner();
+  render(k);
+  k.resetIdle();
+}
+
+// submitCode is Next on step 1: all 8 digits move on to the phone step.
+function submitCode(k) {
+  const e = k.state.entry;
+  if (e.code.length < CODE_LEN) {
+    k.banner('error', [{ key: 'needMoreDigits', params: { total: CODE_LEN } }]);
+    return;
+  }
+  k.clearBanner();
+  k.state.entry = keypadReduce(e, 'next');
+  k.go('codeDone', { quiet: true });
+  render(k);
+  k.resetIdle();
+}
+
+// onKey: a physical keyboard on the keypad screen: digits, Backspace, Enter, Escape.
+// Enter and Space on a focused button keep their normal meaning (press that button).
+export function onKey(k, ev) {
+  if (k.section() !== 'keypad' || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  const target = ev.target;
+  if (target && (target.tagName === 'INPUT' || target.tagName === 'TEXTAREA')) return;
+  const onButton = target && target.tagName === 'BUTTON';
+  let key = null;
+  if (/^[0-9]$/.test(ev.key)) key = ev.key;
+  else if (ev.key === 'Backspace' || ev.key === 'Delete') key = 'delete';
+  else if (ev.key === 'Escape') key = 'clear';
+  else if (ev.key === 'Enter' && !onButton) key = 'enter';
+  if (!key) return;
+  ev.preventDefault();
+  // Typing on a physical keypad means "keypad mode": let go of whatever button a finger
+  // last touched, so that the following Enter submits instead of pressing, say, Help.
+  if (onButton && key !== 'enter') target.blur();
+  press(k, key);
+}
+
+export function wire(k) {
+  k.$('#keypad').addEventListener('click', (ev) => {
+    const b = ev.target.closest('button[data-key]');
+    if (b) press(k, b.dataset.key);
+  });
+  k.$('#start-over').addEventListener('click', () => press(k, 'clear'));
+}
+
