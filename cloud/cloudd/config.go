@@ -66,9 +66,6 @@ type Config struct {
 	// EdgeMQTTURL is the broker URL handed to edges at provisioning (default: the broker
 	// the cloud uses).
 	EdgeMQTTURL string `json:"edge_mqtt_url,omitempty"`
-	// SharedGroup makes the fleet subscriptions MQTT shared subscriptions, for several
-	// cloud replicas on one external broker.
-	SharedGroup string `json:"shared_group,omitempty"`
 	// AdminKey bootstraps an admin API key ("lk_" + at least 32 characters). When empty
 	// and the store has no key yet, one is drawn and written to DataDir/admin.key (0600).
 	AdminKey string `json:"admin_key,omitempty"`
@@ -216,7 +213,6 @@ var envVars = []struct {
 	{"LARDER_CLOUD_MQTT_PASSWORD", func(c *Config, v string) error { c.MQTTPassword = v; return nil }},
 	{"LARDER_CLOUD_MQTT_LISTEN", func(c *Config, v string) error { c.MQTTListen = v; return nil }},
 	{"LARDER_CLOUD_EDGE_MQTT_URL", func(c *Config, v string) error { c.EdgeMQTTURL = v; return nil }},
-	{"LARDER_CLOUD_SHARED_GROUP", func(c *Config, v string) error { c.SharedGroup = v; return nil }},
 	{"LARDER_CLOUD_ADMIN_KEY", func(c *Config, v string) error { c.AdminKey = v; return nil }},
 	{"LARDER_CLOUD_SMS_URL", func(c *Config, v string) error { c.SMSURL = v; return nil }},
 	{"LARDER_CLOUD_SMS_TOKEN", func(c *Config, v string) error { c.SMSToken = v; return nil }},
@@ -255,7 +251,6 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	mqttUser := fs.String("mqtt-user", "", "MQTT username (env LARDER_CLOUD_MQTT_USERNAME; password only by env LARDER_CLOUD_MQTT_PASSWORD or file)")
 	listen := fs.String("mqtt-listen", "", "embedded broker listen address (env LARDER_CLOUD_MQTT_LISTEN; default "+broker.DefaultAddr+")")
 	edgeURL := fs.String("edge-mqtt", "", "broker URL given to edges at provisioning (env LARDER_CLOUD_EDGE_MQTT_URL)")
-	shared := fs.String("shared-group", "", "MQTT shared-subscription group for several replicas (env LARDER_CLOUD_SHARED_GROUP)")
 	level := fs.String("log-level", "", "debug, info, warn or error (env LARDER_CLOUD_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -282,7 +277,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		}
 	}
 	for dst, v := range map[*string]string{&c.DataDir: *data, &c.HTTPAddr: *httpAddr, &c.PublicURL: *publicURL, &c.MQTTURL: *mqttURL,
-		&c.MQTTUsername: *mqttUser, &c.MQTTListen: *listen, &c.EdgeMQTTURL: *edgeURL, &c.SharedGroup: *shared, &c.LogLevel: *level} {
+		&c.MQTTUsername: *mqttUser, &c.MQTTListen: *listen, &c.EdgeMQTTURL: *edgeURL, &c.LogLevel: *level} {
 		if v != "" {
 			*dst = v
 		}

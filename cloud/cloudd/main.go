@@ -102,7 +102,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		m.brokerURL = m.broker.URL()
 	}
 	m.fleet, err = mqtt.New(mqtt.Config{Broker: m.brokerURL, Username: user, Password: pass, Fleet: fleet{m.svc},
-		SharedGroup: m.cfg.SharedGroup, Logger: m.log.With("component", "fleet"), Registry: m.reg})
+		Logger: m.log.With("component", "fleet"), Registry: m.reg})
 	if err != nil {
 		return err
 	}
