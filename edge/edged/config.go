@@ -305,7 +305,7 @@ var source = daemon.Source[Config]{
 			Set: func(c *Config, v string) error { c.BrokerPassword = v; return nil }},
 		{Env: "LARDER_EDGE_BUS", Flag: "bus", Usage: "lock-board line: serial device or tcp://host:port (env LARDER_EDGE_BUS)",
 			Set: func(c *Config, v string) error { c.Bus = v; return nil }},
-		{Env: "LARDER_EDGE_PROFILE", Flag: "profile", Usage: "board profile kerong-cu16 or bcc8a (env LARDER_EDGE_PROFILE)",
+		{Env: "LARDER_EDGE_PROFILE", Flag: "profile", Usage: "board profile kerong-cu16, bcc8a or gpio (env LARDER_EDGE_PROFILE)",
 			Set: func(c *Config, v string) error { c.Profile = v; return nil }},
 		{Env: "LARDER_EDGE_BOARDS", Flag: "boards", Usage: "board addresses, comma-separated (env LARDER_EDGE_BOARDS; default 0)",
 			Set: func(c *Config, v string) (err error) { c.Boards, err = parseInts(v); return err }},

@@ -21,8 +21,9 @@
 //
 // # Life of the process
 //
-// [Exec] runs a daemon whole: configure, [Main.Open], [Main.Run] until the context ends
-// (cmd/larder-* cancel it on SIGINT and SIGTERM with signal.NotifyContext), [Main.Close].
+// [Command] is the daemons' func main: it cancels the context on SIGINT and SIGTERM
+// (signal.NotifyContext) and exits with the status of the daemon's Exec, which calls
+// [Exec]: configure, [Main.Open], [Main.Run] until the context ends, [Main.Close].
 // Each daemon's Close stays its own, because the order is the point of it (the edge
 // switches the relays off before anything else; the cloud drains its API and flushes
 // outbound messages before it disconnects); Exec only guarantees that it is called, and

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 )
 
 // Main is a daemon's Main once built from its configuration.
@@ -68,4 +71,15 @@ func NewLogger(w io.Writer, level, format string) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Command is a daemon's func main: it runs exec with the process's arguments,
+// environment and stderr, under a context that ends on SIGINT or SIGTERM (so that exec
+// closes everything, relays first on the edge, instead of dying mid-write), and exits
+// with exec's status.
+func Command(exec func(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := exec(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	os.Exit(code)
 }
