@@ -14,7 +14,9 @@
 //  2. the environment: each [Setting] with an Env variable that is set and not empty;
 //  3. the flags: each [Setting] with a Flag given a non-empty value.
 //
-// An error names what was wrong: the file's key or line, the variable, or the flag.
+// An error names what was wrong: in the file the unknown or mistyped key, or the line of
+// a syntax error (a bad duration is named by its value: encoding/json does not say
+// which key a custom decoder was reading); otherwise the variable or the flag.
 // Secrets (keys, tokens, passwords) are Settings marked Secret, which have no flag: flags
 // show in ps to every user of the machine, the file and the environment do not. Load
 // never validates; the daemon's Validate does, after Load.
