@@ -2,15 +2,11 @@ package cloudd
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -18,26 +14,12 @@ import (
 	"github.com/larder-lockers/larder/cloud"
 	"github.com/larder-lockers/larder/cloud/bolt"
 	"github.com/larder-lockers/larder/cloud/broker"
+	"github.com/larder-lockers/larder/internal/daemon"
 	"github.com/larder-lockers/larder/protocol"
 )
 
 // Duration is a time.Duration written as "90s" in the JSON configuration file.
-type Duration time.Duration
-
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("want a duration such as \"90s\": %w", err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
+type Duration = daemon.Duration
 
 // Config is larder-cloud's configuration. It comes from DefaultConfig, then an optional
 // JSON file (--config, LARDER_CLOUD_CONFIG), then the environment (LARDER_CLOUD_*), then
@@ -66,9 +48,6 @@ type Config struct {
 	// EdgeMQTTURL is the broker URL handed to edges at provisioning (default: the broker
 	// the cloud uses).
 	EdgeMQTTURL string `json:"edge_mqtt_url,omitempty"`
-	// SharedGroup makes the fleet subscriptions MQTT shared subscriptions, for several
-	// cloud replicas on one external broker.
-	SharedGroup string `json:"shared_group,omitempty"`
 	// AdminKey bootstraps an admin API key ("lk_" + at least 32 characters). When empty
 	// and the store has no key yet, one is drawn and written to DataDir/admin.key (0600).
 	AdminKey string `json:"admin_key,omitempty"`
@@ -81,11 +60,14 @@ type Config struct {
 	NotifyKey string `json:"notify_key,omitempty"`
 	// CommitMode is the store's commit strategy: group (default), single or bolt-batch.
 	CommitMode string `json:"commit_mode"`
-	// SweepEvery is how often expiry, lapses and command timeouts are processed.
+	// SweepEvery is how often the domain's sweep runs: expiry, lapses, reminders and
+	// command timeouts.
 	SweepEvery Duration `json:"sweep_every"`
 	// Hold, when set, is how long every order waits after loading before it expires and
-	// awaits return, whatever its zone; zero keeps DOMAIN.md's defaults (chilled and
-	// frozen 24 h, cool and ambient 12 h). It may not exceed the 24 h food-safety cap.
+	// awaits return, whatever its zone; zero keeps the domain's defaults
+	// (cloud.DefaultPolicy: chilled and frozen 24 h, cool and ambient 12 h; see
+	// docs/food-safety.md). It may not exceed 24 h, the food-safety cap on how long
+	// chilled and frozen food may wait after loading.
 	Hold Duration `json:"hold,omitempty"`
 	// MaxBodyBytes bounds API request bodies.
 	MaxBodyBytes int64 `json:"max_body_bytes"`
@@ -121,10 +103,12 @@ func (c Config) commitMode() (bolt.CommitMode, error) {
 	return 0, fmt.Errorf("commit_mode %q: want group, single or bolt-batch", c.CommitMode)
 }
 
-// maxHold is the food-safety cap on the hold after loading of chilled and frozen food.
+// maxHold is the food-safety cap on the hold after loading of chilled and frozen food
+// (24 h): Hold applies to every zone, so it may not exceed the strictest cap.
 const maxHold = 24 * time.Hour
 
-// policy is the domain's policy: DOMAIN.md's defaults with Hold applied to every zone.
+// policy is the domain's policy: cloud.DefaultPolicy with Hold, when set, applied to
+// every zone.
 func (c Config) policy() cloud.Policy {
 	p := cloud.DefaultPolicy()
 	if c.Hold > 0 {
@@ -203,89 +187,64 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// envVars maps LARDER_CLOUD_* variables to settings.
-var envVars = []struct {
-	name string
-	set  func(*Config, string) error
-}{
-	{"LARDER_CLOUD_DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
-	{"LARDER_CLOUD_HTTP_ADDR", func(c *Config, v string) error { c.HTTPAddr = v; return nil }},
-	{"LARDER_CLOUD_PUBLIC_URL", func(c *Config, v string) error { c.PublicURL = v; return nil }},
-	{"LARDER_CLOUD_MQTT_URL", func(c *Config, v string) error { c.MQTTURL = v; return nil }},
-	{"LARDER_CLOUD_MQTT_USERNAME", func(c *Config, v string) error { c.MQTTUsername = v; return nil }},
-	{"LARDER_CLOUD_MQTT_PASSWORD", func(c *Config, v string) error { c.MQTTPassword = v; return nil }},
-	{"LARDER_CLOUD_MQTT_LISTEN", func(c *Config, v string) error { c.MQTTListen = v; return nil }},
-	{"LARDER_CLOUD_EDGE_MQTT_URL", func(c *Config, v string) error { c.EdgeMQTTURL = v; return nil }},
-	{"LARDER_CLOUD_SHARED_GROUP", func(c *Config, v string) error { c.SharedGroup = v; return nil }},
-	{"LARDER_CLOUD_ADMIN_KEY", func(c *Config, v string) error { c.AdminKey = v; return nil }},
-	{"LARDER_CLOUD_SMS_URL", func(c *Config, v string) error { c.SMSURL = v; return nil }},
-	{"LARDER_CLOUD_SMS_TOKEN", func(c *Config, v string) error { c.SMSToken = v; return nil }},
-	{"LARDER_CLOUD_NOTIFY_KEY", func(c *Config, v string) error { c.NotifyKey = v; return nil }},
-	{"LARDER_CLOUD_COMMIT_MODE", func(c *Config, v string) error { c.CommitMode = v; return nil }},
-	{"LARDER_CLOUD_SWEEP_EVERY", func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
-		c.SweepEvery = Duration(d)
-		return err
-	}},
-	{"LARDER_CLOUD_HOLD", func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
-		c.Hold = Duration(d)
-		return err
-	}},
-	{"LARDER_CLOUD_MAX_BODY_BYTES", func(c *Config, v string) error {
-		n, err := strconv.ParseInt(v, 10, 64)
-		c.MaxBodyBytes = n
-		return err
-	}},
-	{"LARDER_CLOUD_LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
-	{"LARDER_CLOUD_LOG_FORMAT", func(c *Config, v string) error { c.LogFormat = v; return nil }},
+// source is where the configuration comes from: the keys the environment and flags may
+// set (the JSON file sets any key of Config). Secrets have no flag.
+var source = daemon.Source[Config]{
+	Program:   "larder-cloud",
+	ConfigEnv: "LARDER_CLOUD_CONFIG",
+	Settings: []daemon.Setting[Config]{
+		{Env: "LARDER_CLOUD_DATA_DIR", Flag: "data", Usage: "data directory (env LARDER_CLOUD_DATA_DIR; default data)",
+			Set: func(c *Config, v string) error { c.DataDir = v; return nil }},
+		{Env: "LARDER_CLOUD_HTTP_ADDR", Flag: "http", Usage: "API listen address (env LARDER_CLOUD_HTTP_ADDR; default 127.0.0.1:8080)",
+			Set: func(c *Config, v string) error { c.HTTPAddr = v; return nil }},
+		{Env: "LARDER_CLOUD_PUBLIC_URL", Flag: "public-url", Usage: "base URL residents reach the cloud at, for the links in their notices (env LARDER_CLOUD_PUBLIC_URL; default http://<http address>)",
+			Set: func(c *Config, v string) error { c.PublicURL = v; return nil }},
+		{Env: "LARDER_CLOUD_MQTT_URL", Flag: "mqtt", Usage: "external MQTT broker URL, e.g. tcp://127.0.0.1:1883; empty runs the embedded broker (env LARDER_CLOUD_MQTT_URL)",
+			Set: func(c *Config, v string) error { c.MQTTURL = v; return nil }},
+		{Env: "LARDER_CLOUD_MQTT_USERNAME", Flag: "mqtt-user", Usage: "MQTT username (env LARDER_CLOUD_MQTT_USERNAME; password only by env LARDER_CLOUD_MQTT_PASSWORD or file)",
+			Set: func(c *Config, v string) error { c.MQTTUsername = v; return nil }},
+		{Env: "LARDER_CLOUD_MQTT_PASSWORD", Secret: true,
+			Set: func(c *Config, v string) error { c.MQTTPassword = v; return nil }},
+		{Env: "LARDER_CLOUD_MQTT_LISTEN", Flag: "mqtt-listen", Usage: "embedded broker listen address (env LARDER_CLOUD_MQTT_LISTEN; default " + broker.DefaultAddr + ")",
+			Set: func(c *Config, v string) error { c.MQTTListen = v; return nil }},
+		{Env: "LARDER_CLOUD_EDGE_MQTT_URL", Flag: "edge-mqtt", Usage: "broker URL given to edges at provisioning (env LARDER_CLOUD_EDGE_MQTT_URL)",
+			Set: func(c *Config, v string) error { c.EdgeMQTTURL = v; return nil }},
+		{Env: "LARDER_CLOUD_ADMIN_KEY", Secret: true,
+			Set: func(c *Config, v string) error { c.AdminKey = v; return nil }},
+		{Env: "LARDER_CLOUD_SMS_URL",
+			Set: func(c *Config, v string) error { c.SMSURL = v; return nil }},
+		{Env: "LARDER_CLOUD_SMS_TOKEN", Secret: true,
+			Set: func(c *Config, v string) error { c.SMSToken = v; return nil }},
+		{Env: "LARDER_CLOUD_NOTIFY_KEY", Secret: true,
+			Set: func(c *Config, v string) error { c.NotifyKey = v; return nil }},
+		{Env: "LARDER_CLOUD_COMMIT_MODE",
+			Set: func(c *Config, v string) error { c.CommitMode = v; return nil }},
+		{Env: "LARDER_CLOUD_SWEEP_EVERY",
+			Set: func(c *Config, v string) error { return setDuration(&c.SweepEvery, v) }},
+		{Env: "LARDER_CLOUD_HOLD",
+			Set: func(c *Config, v string) error { return setDuration(&c.Hold, v) }},
+		{Env: "LARDER_CLOUD_MAX_BODY_BYTES",
+			Set: func(c *Config, v string) (err error) { c.MaxBodyBytes, err = strconv.ParseInt(v, 10, 64); return err }},
+		{Env: "LARDER_CLOUD_LOG_LEVEL", Flag: "log-level", Usage: "debug, info, warn or error (env LARDER_CLOUD_LOG_LEVEL)",
+			Set: func(c *Config, v string) error { c.LogLevel = v; return nil }},
+		{Env: "LARDER_CLOUD_LOG_FORMAT",
+			Set: func(c *Config, v string) error { c.LogFormat = v; return nil }},
+	},
 }
 
-// Load builds the configuration from the file, the environment (getenv, usually
-// os.Getenv) and the command-line args, and validates it.
+func setDuration(d *Duration, v string) error {
+	t, err := time.ParseDuration(v)
+	*d = Duration(t)
+	return err
+}
+
+// Load builds the configuration from DefaultConfig, the file, the environment (getenv,
+// usually os.Getenv) and the command-line args (see internal/daemon for the order), and
+// validates it.
 func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
-	c := DefaultConfig()
-	fs := flag.NewFlagSet("larder-cloud", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("config", getenv("LARDER_CLOUD_CONFIG"), "JSON configuration file (env LARDER_CLOUD_CONFIG)")
-	data := fs.String("data", "", "data directory (env LARDER_CLOUD_DATA_DIR; default data)")
-	httpAddr := fs.String("http", "", "API listen address (env LARDER_CLOUD_HTTP_ADDR; default 127.0.0.1:8080)")
-	publicURL := fs.String("public-url", "", "base URL residents reach the cloud at, for the links in their notices (env LARDER_CLOUD_PUBLIC_URL; default http://<http address>)")
-	mqttURL := fs.String("mqtt", "", "external MQTT broker URL, e.g. tcp://127.0.0.1:1883; empty runs the embedded broker (env LARDER_CLOUD_MQTT_URL)")
-	mqttUser := fs.String("mqtt-user", "", "MQTT username (env LARDER_CLOUD_MQTT_USERNAME; password only by env LARDER_CLOUD_MQTT_PASSWORD or file)")
-	listen := fs.String("mqtt-listen", "", "embedded broker listen address (env LARDER_CLOUD_MQTT_LISTEN; default "+broker.DefaultAddr+")")
-	edgeURL := fs.String("edge-mqtt", "", "broker URL given to edges at provisioning (env LARDER_CLOUD_EDGE_MQTT_URL)")
-	shared := fs.String("shared-group", "", "MQTT shared-subscription group for several replicas (env LARDER_CLOUD_SHARED_GROUP)")
-	level := fs.String("log-level", "", "debug, info, warn or error (env LARDER_CLOUD_LOG_LEVEL)")
-	if err := fs.Parse(args); err != nil {
-		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("cloudd: unexpected argument %q", fs.Arg(0))
-	}
-	if *file != "" {
-		b, err := os.ReadFile(*file)
-		if err != nil {
-			return Config{}, fmt.Errorf("cloudd: config file: %w", err)
-		}
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&c); err != nil {
-			return Config{}, fmt.Errorf("cloudd: config file %s: %w", filepath.Base(*file), err)
-		}
-	}
-	for _, e := range envVars {
-		if v := getenv(e.name); v != "" {
-			if err := e.set(&c, v); err != nil {
-				return Config{}, fmt.Errorf("%s: %w", e.name, err)
-			}
-		}
-	}
-	for dst, v := range map[*string]string{&c.DataDir: *data, &c.HTTPAddr: *httpAddr, &c.PublicURL: *publicURL, &c.MQTTURL: *mqttURL,
-		&c.MQTTUsername: *mqttUser, &c.MQTTListen: *listen, &c.EdgeMQTTURL: *edgeURL, &c.SharedGroup: *shared, &c.LogLevel: *level} {
-		if v != "" {
-			*dst = v
-		}
+	c, err := source.Load(DefaultConfig(), args, getenv, stderr)
+	if err != nil {
+		return Config{}, fmt.Errorf("cloudd: %w", err)
 	}
 	return c, c.Validate()
 }

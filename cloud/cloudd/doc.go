@@ -2,6 +2,12 @@
 // Validate, [Load] from flags, LARDER_CLOUD_* environment and an optional JSON file),
 // [NewMain], [Main.Open], [Main.Run] and [Main.Close]. cmd/larder-cloud only calls [Exec].
 //
+// Later sources win: DefaultConfig, the JSON file (--config, LARDER_CLOUD_CONFIG), the
+// environment, then flags (internal/daemon reads them in that order). A key the file
+// should not have, a value that does not parse or an argument that is not a flag stops
+// the cloud at once with an error naming it. Secrets (admin key, MQTT password, SMS
+// token, notify key) have no flag: flags show in ps.
+//
 // # Embedded by default
 //
 //	larder-cloud --data DIR --http 127.0.0.1:8080

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +27,7 @@ import (
 	"github.com/larder-lockers/larder/cloud/notify"
 	"github.com/larder-lockers/larder/cloud/web"
 	"github.com/larder-lockers/larder/internal/buildinfo"
+	"github.com/larder-lockers/larder/internal/daemon"
 )
 
 // Main is larder-cloud, whole: store, domain, broker (embedded or external), fleet
@@ -102,7 +102,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		m.brokerURL = m.broker.URL()
 	}
 	m.fleet, err = mqtt.New(mqtt.Config{Broker: m.brokerURL, Username: user, Password: pass, Fleet: fleet{m.svc},
-		SharedGroup: m.cfg.SharedGroup, Logger: m.log.With("component", "fleet"), Registry: m.reg})
+		Logger: m.log.With("component", "fleet"), Registry: m.reg})
 	if err != nil {
 		return err
 	}
@@ -286,38 +286,18 @@ func (m *Main) Close() error {
 	return m.closeErr
 }
 
-// Exec is the whole program: load the configuration, open, run until ctx ends. It
-// returns the exit status.
+// Exec is the whole program (internal/daemon.Exec): load the configuration, open, run
+// until ctx ends, close. It returns the exit status: 2 for a refused configuration
+// (said on stderr), 1 when the cloud fails to open or stops with an error (logged), else
+// 0.
 func Exec(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	cfg, err := Load(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "larder-cloud:", err)
-		return 2
-	}
-	log := newLogger(cfg, stderr)
-	m, err := NewMain(cfg, log)
-	if err == nil {
-		err = m.Open(ctx)
-	}
-	if err == nil {
-		err = m.Run(ctx)
-	}
-	if err != nil {
-		log.Error("larder-cloud stopped", "err", err)
-		return 1
-	}
-	return 0
-}
-
-func newLogger(cfg Config, w io.Writer) *slog.Logger {
-	var lv slog.Level
-	lv.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: lv}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return daemon.Exec(ctx, "larder-cloud", stderr, func() (daemon.Main, func(error), error) {
+		cfg, err := Load(args, getenv, stderr)
+		if err != nil {
+			return nil, nil, err
+		}
+		log := daemon.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+		m, err := NewMain(cfg, log)
+		return m, func(err error) { log.Error("larder-cloud stopped", "err", err) }, err
+	})
 }

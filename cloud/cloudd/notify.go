@@ -15,20 +15,6 @@ import (
 	"github.com/larder-lockers/larder/cloud/notify"
 )
 
-// endpoints resolves platforms' webhooks from the domain (notify.Endpoints).
-type endpoints struct{ svc *cloud.Service }
-
-func (e endpoints) Endpoint(ctx context.Context, platform string) (notify.Endpoint, error) {
-	url, secret, err := e.svc.Webhook(ctx, platform)
-	if cloud.ErrorCode(err) == cloud.ENotFound {
-		return notify.Endpoint{}, fmt.Errorf("%w: platform %q has no webhook", notify.ErrPermanent, platform)
-	}
-	if err != nil {
-		return notify.Endpoint{}, err
-	}
-	return notify.Endpoint{URL: url, Secret: secret}, nil
-}
-
 // queueKey returns the 32-byte key that seals the notification outbox (pending notices
 // hold pickup codes and phone numbers): from the configuration, or drawn once into
 // DataDir/notify.key (0600). A key beside the database protects copies of the database
@@ -68,7 +54,9 @@ func (m *Main) openNotify(publicURL string) (cloud.Notifier, error) {
 		return nil, err
 	}
 	m.queue = q
-	senders := map[notify.Channel]notify.Sender{notify.ChannelWebhook: &notify.Webhook{Endpoints: endpoints{m.svc}}}
+	// ServiceEndpoints answers notify.ErrNoEndpoint for a platform that set no webhook, so
+	// the worker cancels its webhook notices: nothing to deliver, nothing for ops to fix.
+	senders := map[notify.Channel]notify.Sender{notify.ChannelWebhook: &notify.Webhook{Endpoints: notify.ServiceEndpoints{Service: m.svc}}}
 	if m.cfg.SMSURL != "" {
 		senders[notify.ChannelSMS] = &notify.SMS{URL: m.cfg.SMSURL, Token: m.cfg.SMSToken}
 	}

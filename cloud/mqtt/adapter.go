@@ -70,9 +70,9 @@ func New(cfg Config) (*Adapter, error) {
 		SetClientID(cfg.ClientID).
 		SetUsername(cfg.Username).
 		SetPassword(cfg.Password).
-		// Clean sessions: a shared-subscription member must not have messages queued
-		// for it while it is away (PITFALLS), and a single cloud resynchronises from
-		// births, retained status and the edges' resends anyway.
+		// Clean sessions: nothing is lost when the broker keeps nothing for the cloud
+		// while it is away, since the cloud resynchronises from births, retained status
+		// and the edges' resends of everything after the last ack.
 		SetCleanSession(true).
 		// The handler only enqueues (never blocks), so paho may call it in order on its
 		// router goroutine; that keeps a site's messages in arrival order.
@@ -192,8 +192,8 @@ func (a *Adapter) Close() error {
 	return nil
 }
 
-// subscriptions are the filters the cloud consumes. Status is never shared: every
-// replica needs every site's presence.
+// subscriptions are the filters the cloud consumes: every edge-to-cloud channel, of
+// every site or of [Config.Sites].
 func (a *Adapter) subscriptions() map[string]byte {
 	subs := map[string]byte{}
 	for _, c := range protocol.Channels() {
@@ -208,9 +208,6 @@ func (a *Adapter) subscriptions() map[string]byte {
 			}
 		}
 		for _, f := range filters {
-			if a.cfg.SharedGroup != "" && c != protocol.ChanStatus {
-				f = "$share/" + a.cfg.SharedGroup + "/" + f
-			}
 			subs[f] = c.QoS()
 		}
 	}
@@ -238,7 +235,7 @@ func (a *Adapter) onConnect(c paho.Client) {
 	}
 	a.m.connected.Set(1)
 	a.readyOnce.Do(func() { close(a.ready) })
-	a.log.Info("mqtt: connected and subscribed", "broker", a.cfg.Broker, "shared_group", a.cfg.SharedGroup)
+	a.log.Info("mqtt: connected and subscribed", "broker", a.cfg.Broker)
 }
 
 // onMessage runs on paho's router goroutine: parse the topic and hand the message to

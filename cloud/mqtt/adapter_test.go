@@ -345,52 +345,6 @@ func TestPublishDesiredDelta(t *testing.T) {
 	}
 }
 
-// TestSharedSubscriptionReplicas: two replicas in one shared group split a site's
-// events; with a common domain and an edge that resends after the last ack (as the
-// real one does), every event is ingested exactly once and the final ack arrives.
-func TestSharedSubscriptionReplicas(t *testing.T) {
-	for _, mk := range targets(t) {
-		tg := mk(t)
-		t.Run(tg.name, func(t *testing.T) {
-			f := newMemFleet()
-			site := uniqueSite("shared")
-			group := func(c *cloudmqtt.Config) { c.SharedGroup = "larder-test-" + site }
-			startAdapter(t, tg, f, []string{site}, group)
-			startAdapter(t, tg, f, []string{site}, group)
-			e := newEdge(t, tg, site)
-			const n = 40
-			var acked uint64
-			deadline := time.Now().Add(10 * time.Second)
-			for acked < n && time.Now().Before(deadline) {
-				for seq := acked + 1; seq <= n; seq++ {
-					e.event(seq)
-				}
-				timeout := time.After(300 * time.Millisecond)
-			drain:
-				for {
-					select {
-					case s := <-e.acks:
-						acked = max(acked, s)
-						if acked == n {
-							break drain
-						}
-					case <-timeout:
-						break drain
-					}
-				}
-			}
-			if acked != n {
-				t.Fatalf("acked %d of %d", acked, n)
-			}
-			seqs := f.eventSeqs(site)
-			slices.Sort(seqs)
-			if len(seqs) != n || seqs[0] != 1 || seqs[n-1] != n {
-				t.Fatalf("ingested %v, want 1..%d once each", seqs, n)
-			}
-		})
-	}
-}
-
 // TestCentralOutage: when the cloud loses the broker, every online site's outage is
 // measured from that moment once the cloud hears its retained status again.
 func TestCentralOutage(t *testing.T) {

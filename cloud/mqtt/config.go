@@ -21,15 +21,12 @@ type Config struct {
 	// Username and Password log the cloud in (the embedded broker's service account).
 	Username string
 	Password string
-	// ClientID must be unique per cloud replica (default "larder-cloud-<random>").
+	// ClientID must be unique on the broker: a second connection with the same id
+	// disconnects the first (default "larder-cloud-<random>").
 	ClientID string
-	// SharedGroup, when set, subscribes through MQTT shared subscriptions
-	// ($share/<group>/...) so several cloud replicas split the edge traffic. Leave empty
-	// for a single cloud process. Status is never shared: every replica tracks presence.
-	SharedGroup string
 	// Sites, when non-empty, confines the adapter to these sites: it subscribes to
-	// their topics only instead of every site's. For a replica serving one partition of
-	// the fleet, and for tests that share a broker with other processes.
+	// their topics only instead of every site's. For tests that share a broker with
+	// other processes; larder-cloud always consumes every site.
 	Sites []string
 
 	// Fleet is the domain. Required.

@@ -6,11 +6,12 @@
 //
 // The adapter subscribes (in paho's OnConnect, since subscriptions vanish with clean
 // sessions on reconnect) to every site's status, birth, events, telemetry, command acks
-// and desired requests; with [Config.SharedGroup] the non-status subscriptions are MQTT
-// shared subscriptions so several replicas split the load. paho's callback only hands
-// the raw message to one of [Config.Workers] workers chosen by a hash of the site, so a
-// site's messages are handled in order while sites run in parallel, and the paho client
-// is never blocked by domain work (OrderMatters false).
+// and desired requests. It is the only consumer of those messages: one cloud process
+// applies a site's events. paho's callback only hands the raw message to one of
+// [Config.Workers] workers chosen by a hash of the site, so a site's messages are
+// handled in order while sites run in parallel, and the paho client is never blocked by
+// domain work. Because the callback never blocks, paho calls it in arrival order on its
+// router goroutine (OrderMatters true).
 //
 // # Events and acknowledgement
 //

@@ -10,10 +10,9 @@ import (
 // The interfaces below are what the adapter needs from the cloud's domain. The domain
 // (package cloud, over its store) implements them; cloud/cloudd wires an implementation
 // into [Config]. Every method is called from the adapter's per-site workers: calls for
-// one site are serialised (never concurrent, in arrival order) within one cloud process,
-// calls for different sites run in parallel. With shared subscriptions (several cloud
-// replicas), calls for one site may run concurrently in different processes, so the
-// domain's own transactions must be the unit of consistency.
+// one site are serialised (never concurrent, in arrival order), calls for different sites
+// run in parallel. The adapter assumes it is the only consumer of its sites' events: one
+// cloud process applies a site's events, never several splitting them.
 //
 // A returned error means "not done": the adapter logs it, does not acknowledge the
 // message and relies on the edge's redelivery (events) or on the next message (status,
@@ -84,8 +83,7 @@ type Events interface {
 	SiteEvent(ctx context.Context, site string, m protocol.Message) error
 	// EventHighWater is the site's event high water: every event of the site with a
 	// sequence up to it has been stored. 0 for a site never heard of. The adapter reads
-	// it once per site and caches it (in shared-subscription mode it reads it before
-	// every event, since other replicas advance it too).
+	// it once per site, and again after each birth (which may reset it), and caches it.
 	EventHighWater(ctx context.Context, site string) (uint64, error)
 }
 

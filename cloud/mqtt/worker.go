@@ -232,11 +232,10 @@ func (w *worker) event(t task, s *siteState, m protocol.Message) {
 		a.log.Warn("mqtt: event without sequence", "site", t.site)
 		return
 	}
-	if !s.hwKnown || a.cfg.SharedGroup != "" {
-		// Unknown, or (shared subscriptions) possibly moved by another replica: advanced
-		// by its events, or reset by a birth it handled. A stale cached value would
-		// acknowledge a restarted outbox's new events as duplicates, so a shared
-		// consumer reads it every time.
+	if !s.hwKnown {
+		// Unknown: first event of the site since start, or after a birth that may have
+		// reset it (a stale value would acknowledge a restarted outbox's new events as
+		// duplicates). Afterwards this worker is the only one that advances it.
 		ctx, cancel := a.call()
 		hw, err := a.cfg.Fleet.EventHighWater(ctx, t.site)
 		cancel()

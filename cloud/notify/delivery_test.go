@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/larder-lockers/larder/cloud"
 	"github.com/larder-lockers/larder/cloud/notify"
 )
 
@@ -70,12 +71,12 @@ func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); ret
 func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 type rig struct {
-	q     *notify.MemQueue
-	w     *notify.Worker
-	clk   *clock
-	recv  *receiver
-	reg   *prometheus.Registry
-	sched *notify.Scheduler
+	q    *notify.MemQueue
+	w    *notify.Worker
+	clk  *clock
+	recv *receiver
+	reg  *prometheus.Registry
+	nt   *notify.Notifier
 }
 
 func newRig(t *testing.T, script []int, opts ...func(*notify.WorkerConfig)) *rig {
@@ -99,7 +100,16 @@ func newRig(t *testing.T, script []int, opts ...func(*notify.WorkerConfig)) *rig
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rig{q: q, w: w, clk: clk, recv: recv, reg: reg, sched: &notify.Scheduler{Outbox: q, Now: clk.Now}}
+	return &rig{q: q, w: w, clk: clk, recv: recv, reg: reg, nt: &notify.Notifier{Outbox: q}}
+}
+
+// notice hands the domain's notice typ about n.Order to the Notifier, as the domain
+// does, at the rig's time. Its id is order/kind, so its notifications are
+// "o-42/expired/webhook" and "o-42/expired/sms".
+func (r *rig) notice(t *testing.T, typ string, n cloud.Notification) {
+	t.Helper()
+	n.Type, n.ID, n.Time = typ, n.Order+"/"+strings.TrimPrefix(typ, "order."), r.clk.Now()
+	must(t, r.nt.Notify(context.Background(), n))
 }
 
 func (r *rig) round(t *testing.T) int {
@@ -132,22 +142,19 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[str
 	return sum
 }
 
-// order has no phone: these tests are about webhooks (see sms_test.go for SMS).
-var order = notify.Order{ID: "o-42", Site: "courtyard-3", Platform: "plat",
-	Compartments: []int{7}, SiteName: "3号楼", LoadedAt: t0, ExpiresAt: t0.Add(24 * time.Hour),
-	Code: "482913", CodeToPlatform: true}
+// order has no recipient: these tests are about webhooks (see sms_test.go for SMS).
+var order = cloud.Notification{Order: "o-42", Site: "courtyard-3", Platform: "plat",
+	Compartments: []int{7}, SiteName: "3号楼", LoadedAt: t0, ExpiresAt: t0.Add(24 * time.Hour)}
 
 func TestWebhookDeliveredAsSignedCloudEvent(t *testing.T) {
 	r := newRig(t, nil)
 	ctx := context.Background()
-	if err := r.sched.Assigned(ctx, order); err != nil {
-		t.Fatal(err)
-	}
+	r.notice(t, cloud.NoteCreated, order)
 	if got := r.round(t); got != 1 {
 		t.Fatalf("round took %d", got)
 	}
 	ev := r.recv.events[0]
-	if ev.SpecVersion != "1.0" || ev.ID != "o-42/assigned/webhook" || ev.Type != "com.larder.order.assigned" ||
+	if ev.SpecVersion != "1.0" || ev.ID != "o-42/created/webhook" || ev.Type != "com.larder.order.created" ||
 		ev.Source != "urn:larder:cloud" || ev.Subject != "o-42" || !ev.Time.Equal(t0) || ev.DataContentType != "application/json" {
 		t.Fatalf("event %+v", ev)
 	}
@@ -169,7 +176,7 @@ func TestWebhookRetriesWithBackoffThenDeadLetters(t *testing.T) {
 	// 500, 503, 429 then 502: the fourth failure reaches MaxAttempts (4).
 	r := newRig(t, []int{500, 503, 429, 502})
 	ctx := context.Background()
-	r.sched.Expired(ctx, order)
+	r.notice(t, cloud.NoteExpired, order)
 	id := "o-42/expired/webhook"
 	// Backoff 10 s doubling, capped at 25 s, with Rand 0.5: 7.5 s, 15 s, 18.75 s.
 	for i, wait := range []time.Duration{7500 * time.Millisecond, 15 * time.Second, 18750 * time.Millisecond} {
@@ -212,7 +219,7 @@ func TestWebhookRetriesWithBackoffThenDeadLetters(t *testing.T) {
 func TestBackoffJitterBounds(t *testing.T) {
 	for _, rnd := range []float64{0, 0.999999} {
 		r := newRig(t, []int{500}, func(c *notify.WorkerConfig) { c.Rand = func() float64 { return rnd } })
-		r.sched.Expired(context.Background(), order)
+		r.notice(t, cloud.NoteExpired, order)
 		r.round(t)
 		n, _ := r.q.Get(context.Background(), "o-42/expired/webhook")
 		d := n.NextTry.Sub(r.clk.Now())
@@ -225,10 +232,10 @@ func TestBackoffJitterBounds(t *testing.T) {
 func TestPermanentFailuresDeadLetterAtOnce(t *testing.T) {
 	r := newRig(t, []int{400})
 	ctx := context.Background()
-	r.sched.Expired(ctx, order)
+	r.notice(t, cloud.NoteExpired, order)
 	o2 := order
-	o2.ID, o2.Platform = "o-43", "unknown-platform"
-	r.sched.Expired(ctx, o2)
+	o2.Order, o2.Platform = "o-43", "unknown-platform"
+	r.notice(t, cloud.NoteExpired, o2)
 	r.round(t)
 	if n, _ := r.q.Get(ctx, "o-42/expired/webhook"); n.State != notify.StateDead || n.Attempts != 1 || n.LastError != "notify: permanent failure: HTTP 400" {
 		t.Fatalf("after a 400: %+v", n)
@@ -290,7 +297,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	r := newRig(t, []int{503, 429})
 	r.recv.retryAfter = "20"
 	ctx := context.Background()
-	r.sched.Expired(ctx, order)
+	r.notice(t, cloud.NoteExpired, order)
 	id := "o-42/expired/webhook"
 	r.round(t)
 	// The backoff alone would be 7.5 s; the receiver asked for 20 s.
@@ -311,8 +318,8 @@ func TestRunDeliversUntilCancelled(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- r.w.Run(ctx) }()
 	o := order
-	o.ID = "o-run"
-	r.sched.Assigned(ctx, o)
+	o.Order = "o-run"
+	r.notice(t, cloud.NoteCreated, o)
 	deadline := time.Now().Add(5 * time.Second)
 	for r.recv.count() == 0 {
 		if time.Now().After(deadline) {

@@ -1,6 +1,6 @@
 // Package notify tells grocery platforms and residents what happens to their orders:
-// assigned, loaded (with the pickup code when the platform wants it), reminders at 50 %
-// and 90 % of the pickup window, expired, compromised, picked up.
+// created, loaded (with the pickup code when the platform wants it), reminders,
+// expired, compromised, picked up and the rest of the domain's notices ([Kind]).
 //
 // # Outbox
 //
@@ -15,24 +15,24 @@
 // when the queue has a key: a pending arrival notice holds the resident's code and
 // phone number.
 //
-// Each notification has an idempotency key ([Key], or the domain's notice id plus the
-// channel); enqueueing an existing key is a no-op, which makes reminders exactly-once
-// although they are scheduled ahead of time by [Scheduler.Loaded], and a retried
-// transaction harmless. A [Worker] takes due notifications (polling, and woken by
-// [Worker.Wake] after each commit that enqueued), hands each to the [Sender] of its
-// channel and settles it: delivered, retried with exponential backoff and jitter, or
-// dead-lettered after [WorkerConfig.MaxAttempts] (ops list and requeue dead letters).
-// Delivery is at-least-once (a crash between a send and its settling sends again):
+// Each notification has an idempotency key, the domain's notice id plus the channel;
+// enqueueing an existing key is a no-op, which makes a retried transaction harmless. A
+// [Worker] takes due notifications (polling, and woken by [Worker.Wake] after each
+// commit that enqueued), hands each to the [Sender] of its channel and settles it:
+// delivered; retried with exponential backoff and jitter; dead-lettered after
+// [WorkerConfig.MaxAttempts] or a permanent failure (ops list and requeue dead
+// letters); or cancelled when there is nothing to deliver to (a platform that set no
+// webhook, [ErrNoEndpoint]: nothing for ops to fix, so no dead letter). Delivery is at-least-once (a crash between a send and its settling sends again):
 // receivers deduplicate by the CloudEvent id (= the key).
 //
 // # Who decides when
 //
-// cloud/cloudd wires [Notifier] as the domain's Notifier port: the domain decides when
-// to notify (including its own reminders, counted on the order by its sweep) and
-// Notifier turns each notice into a webhook and, for residents of orders whose code
-// the cloud delivers, an SMS. [Scheduler] is the alternative for a domain that does not
-// schedule reminders itself: it enqueues the 50 % and 90 % reminders ahead of time and
-// the [Worker] asks a [Guard] before sending them.
+// The domain decides when to notify, reminders included: its sweep sends them at 50 %
+// and 90 % of the time from loading to expiry, deciding in the transaction that counts
+// them on the order, so an order already picked up is never reminded and an extended
+// deadline moves its reminders. cloud/cloudd wires [Notifier] as the domain's Notifier
+// port; it turns each notice into a webhook and, for residents of orders whose code the
+// cloud delivers, an SMS, each due at once. This package schedules nothing itself.
 //
 // # Webhooks
 //
@@ -52,8 +52,8 @@
 //
 // [SMS] sends the resident a bilingual (Chinese and English) text through a generic HTTP
 // gateway (POST JSON {"to","text"}). Phone numbers and codes are never logged; only the
-// "loaded" and "code_issued" notices carry the code, so reminders waiting in the outbox
-// for hours hold no secret.
+// "loaded" and "code_issued" notices carry the code, and a notification drops its data
+// once delivered, dead-lettered or cancelled.
 //
 // # Resident link
 //

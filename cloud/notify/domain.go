@@ -5,23 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/larder-lockers/larder/cloud"
-)
-
-// Kinds the domain emits besides the ones above ([cloud.Notification] types without
-// their "order." prefix).
-const (
-	KindCreated         Kind = "created"
-	KindCodeIssued      Kind = "code_issued"
-	KindReminder        Kind = "reminder" // the domain's own reminder (it counts them)
-	KindReturned        Kind = "returned"
-	KindCancelled       Kind = "cancelled"
-	KindReassigned      Kind = "reassigned"
-	KindCodeInvalidated Kind = "code_invalidated"
-	KindExtended        Kind = "extended"
 )
 
 // Notifier implements the domain's port (cloud.Notifier and cloud.TxNotifier) over the
@@ -61,6 +49,32 @@ var residentKinds = map[Kind]bool{
 // in the fragment, which browsers never send to a server, so it stays out of access logs.
 func ResidentLink(base, order, code string) string {
 	return strings.TrimRight(base, "/") + "/r/" + order + "#c=" + code
+}
+
+// EventData is the CloudEvent data of an order notice.
+type EventData struct {
+	Order string `json:"order"`
+	// ExternalID is the platform's own id of the order.
+	ExternalID   string    `json:"external_id,omitempty"`
+	Site         string    `json:"site"`
+	State        string    `json:"state,omitempty"`
+	Compartments []int     `json:"compartments,omitempty"`
+	LoadedAt     time.Time `json:"loaded_at,omitzero"`
+	ExpiresAt    time.Time `json:"expires_at,omitzero"`
+	Reason       string    `json:"reason,omitempty"`
+	// Code (and QR, the code as a QR payload) are present only in the notices that
+	// carry a code ("loaded", "code_issued") and only for platforms that asked for it.
+	Code string `json:"code,omitempty"`
+	QR   string `json:"qr,omitempty"`
+	// ResidentURL is the resident page's link with the code in its fragment
+	// ([ResidentLink]): present exactly when Code is and the cloud knows its public URL.
+	ResidentURL string `json:"resident_url,omitempty"`
+}
+
+// smsData is what an SMS notification carries for the text template.
+type smsData struct {
+	EventData
+	SiteName string `json:"site_name,omitempty"`
 }
 
 // messages turns a domain notice into the outbox's notifications, one per channel.

@@ -11,19 +11,25 @@ import (
 	bbolt "go.etcd.io/bbolt"
 )
 
-// Kind is what a notification tells. Kinds are part of the CloudEvents type
+// Kind is what a notification tells: the domain's notice type without its "order."
+// prefix ([cloud.NoteLoaded] is "order.loaded"). Kinds are part of the CloudEvents type
 // ("com.larder.order." + kind) that platforms subscribe to: an append-only list.
 type Kind string
 
 // Notification kinds.
 const (
-	KindAssigned    Kind = "assigned"    // compartments reserved for an order
-	KindLoaded      Kind = "loaded"      // the driver loaded the order; pickup can start
-	KindReminder50  Kind = "reminder_50" // half of the pickup window has passed
-	KindReminder90  Kind = "reminder_90" // 90 % of the pickup window has passed
-	KindExpired     Kind = "expired"     // the window ended; the order awaits return
-	KindCompromised Kind = "compromised" // time out of temperature exceeded its budget
-	KindPickedUp    Kind = "picked_up"   // the resident took the order
+	KindCreated         Kind = "created"          // the order has compartments reserved
+	KindCodeIssued      Kind = "code_issued"      // a new pickup code replaced the old one
+	KindLoaded          Kind = "loaded"           // the driver loaded the order; pickup can start
+	KindReminder        Kind = "reminder"         // the domain's reminder (it counts them on the order)
+	KindPickedUp        Kind = "picked_up"        // the resident took the order
+	KindExpired         Kind = "expired"          // the window ended; the order awaits return
+	KindReturned        Kind = "returned"         // the driver took the expired order back
+	KindCancelled       Kind = "cancelled"        // the booking was cancelled
+	KindCompromised     Kind = "compromised"      // time out of temperature exceeded its budget
+	KindReassigned      Kind = "reassigned"       // the order moved to other compartments
+	KindCodeInvalidated Kind = "code_invalidated" // the code was disabled (e.g. too many wrong tries)
+	KindExtended        Kind = "extended"         // the pickup deadline moved later
 )
 
 // Channel says how a notification travels.
@@ -43,16 +49,17 @@ const (
 	StatePending   State = "pending"
 	StateDelivered State = "delivered"
 	StateDead      State = "dead"
-	// StateCancelled: a reminder the [Guard] found obsolete (the order was picked up).
+	// StateCancelled: nothing to deliver, e.g. a webhook for a platform that set none
+	// ([ErrNoEndpoint]).
 	StateCancelled State = "cancelled"
 )
 
 // Notification is one message in the outbox.
 type Notification struct {
-	// ID is the idempotency key, unique per order, kind and channel, e.g.
-	// "o-123/reminder_50/webhook" (see [Key]). Enqueueing an existing ID is a no-op,
-	// which is what makes reminders exactly-once. It is also the CloudEvent id, so
-	// receivers can deduplicate retries.
+	// ID is the idempotency key: the domain's notice id plus the channel, e.g.
+	// "evt_123/webhook" (see [Notifier]). Enqueueing an existing ID is a no-op, so a
+	// retried transaction notifies once. It is also the CloudEvent id, so receivers
+	// can deduplicate retries.
 	ID      string  `json:"id"`
 	Kind    Kind    `json:"kind"`
 	Channel Channel `json:"channel"`
@@ -69,7 +76,7 @@ type Notification struct {
 	// Lang is the SMS language preference ("zh", "en", "" = both).
 	Lang string `json:"lang,omitempty"`
 	// Created is when the notification was enqueued; Due is when it should first be
-	// sent (reminders are enqueued ahead of time with a future Due).
+	// sent (zero: at Created; [Notifier] leaves it zero, the domain decides when).
 	Created time.Time `json:"created"`
 	Due     time.Time `json:"due"`
 
@@ -87,9 +94,6 @@ func (n Notification) LogValue() slog.Value {
 		slog.String("channel", string(n.Channel)), slog.String("order", n.Order), slog.Int("attempts", n.Attempts))
 }
 
-// Key builds a notification id from its order, kind and channel.
-func Key(order string, k Kind, c Channel) string { return order + "/" + string(k) + "/" + string(c) }
-
 // Queue is the durable outbox. Implementations: [MemQueue] (tests, single process) and
 // [BoltQueue]. All methods are safe for concurrent use.
 type Queue interface {
@@ -102,7 +106,7 @@ type Queue interface {
 type Outbox interface {
 	// Enqueue adds n as pending with NextTry = n.Due (zero Due: n.Created; zero Created:
 	// now). It returns false without changing anything when n.ID already exists in any
-	// state: enqueueing is idempotent, so a reminder is scheduled exactly once.
+	// state: enqueueing is idempotent, so a notice enqueued twice is sent once.
 	Enqueue(ctx context.Context, n Notification) (bool, error)
 }
 
@@ -122,8 +126,8 @@ type Deliveries interface {
 	// oldest NextTry first.
 	Due(ctx context.Context, now time.Time, limit int) ([]Notification, error)
 	// Settle records the outcome of one attempt of notification id: r.State is
-	// StateDelivered, StatePending (retry at r.NextTry; Attempts grows by one unless
-	// r.NotAttempt), StateDead or StateCancelled. Notifications leaving the pending
+	// StateDelivered, StatePending (retry at r.NextTry), StateDead or StateCancelled;
+	// Attempts grows by one. Notifications leaving the pending
 	// state drop their Data (it may hold a pickup code). Settling an unknown or no
 	// longer pending id is a no-op.
 	Settle(ctx context.Context, id string, r Result) error
@@ -135,9 +139,6 @@ type Result struct {
 	At      time.Time
 	NextTry time.Time // for StatePending
 	Error   string    // for retries and dead letters; never contains secrets
-	// NotAttempt marks a reschedule that was not a delivery attempt (a reminder the
-	// Guard postponed): Attempts stays as it is.
-	NotAttempt bool
 }
 
 // Backlog is what ops see.
@@ -194,9 +195,7 @@ func (n *Notification) prepare(now time.Time) {
 
 // settle applies r to a pending notification.
 func (n *Notification) settle(r Result) {
-	if !r.NotAttempt {
-		n.Attempts++
-	}
+	n.Attempts++
 	n.LastError = r.Error
 	switch r.State {
 	case StatePending:

@@ -105,7 +105,7 @@ func Text(n Notification, loc *time.Location) (string, error) {
 	case KindCancelled:
 		zh = fmt.Sprintf("【Larder】您的订单 %s 的柜门预约已取消，请联系商家。", d.Order)
 		en = fmt.Sprintf("[Larder] The locker booking for your order %s was cancelled. Please contact the shop.", d.Order)
-	case KindReminder, KindReminder50, KindReminder90:
+	case KindReminder:
 		zh = fmt.Sprintf("【Larder】提醒：您的订单 %s 仍在%s的%s号柜门，请于 %s 前取件。", d.Order, where, doors, until)
 		en = fmt.Sprintf("[Larder] Reminder: your order %s is waiting in door %s at %s. Please collect by %s.", d.Order, doors, where, until)
 	case KindExpired:

@@ -21,8 +21,6 @@ type WorkerConfig struct {
 	// Senders by channel. A notification for a channel without a sender is retried
 	// (the configuration may be fixed) until dead-lettered.
 	Senders map[Channel]Sender
-	// Guard is asked before reminders go out (nil: always send).
-	Guard Guard
 
 	// MaxAttempts before dead-lettering (default 10: with the default backoff about
 	// 4 hours of retries).
@@ -71,7 +69,7 @@ func (w *Worker) Wake() {
 
 // NewWorker checks cfg and registers the metrics larder_webhook_backlog,
 // larder_webhook_dead_letters and larder_webhook_deliveries_total{channel,result}
-// (result: delivered, retry, dead, cancelled, postponed). The names say "webhook"
+// (result: delivered, retry, dead, cancelled). The names say "webhook"
 // for all channels: they are the notification outbox's, SMS included.
 func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.Queue == nil {
@@ -110,15 +108,15 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	w := &Worker{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "larder_webhook_deliveries_total",
-			Help: "Notification delivery attempts and decisions by channel and result (delivered, retry, dead, cancelled, postponed).",
+			Help: "Notification delivery attempts and decisions by channel and result (delivered, retry, dead, cancelled).",
 		}, []string{"channel", "result"}),
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "larder_webhook_backlog",
-			Help: "Notifications waiting in the outbox (pending, including reminders scheduled ahead).",
+			Help: "Notifications pending in the outbox: not yet delivered, dead-lettered or cancelled (retries included).",
 		}),
 		dead: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "larder_webhook_dead_letters",
-			Help: "Notifications dead-lettered after too many failed attempts, awaiting ops.",
+			Help: "Notifications dead-lettered (a permanent failure, or too many failed attempts), awaiting ops.",
 		}),
 	}
 	if cfg.Registry != nil {
@@ -191,20 +189,6 @@ func (w *Worker) gauges(ctx context.Context) {
 
 // deliver attempts n once and settles it; the error is the queue's, not the send's.
 func (w *Worker) deliver(ctx context.Context, n Notification) error {
-	if n.Kind == KindReminder50 || n.Kind == KindReminder90 {
-		if w.cfg.Guard != nil {
-			send, later, err := w.cfg.Guard.Reminder(ctx, n)
-			switch {
-			case err != nil:
-				w.log.Warn("notify: reminder check failed", "notification", n, "err", err)
-				return w.settle(ctx, n, Result{State: StatePending, NextTry: w.cfg.Now().Add(w.cfg.Backoff), NotAttempt: true, Error: "guard: " + err.Error()}, "postponed")
-			case !send && later.IsZero():
-				return w.settle(ctx, n, Result{State: StateCancelled, At: w.cfg.Now(), NotAttempt: true}, "cancelled")
-			case !send:
-				return w.settle(ctx, n, Result{State: StatePending, NextTry: later, NotAttempt: true}, "postponed")
-			}
-		}
-	}
 	s, ok := w.cfg.Senders[n.Channel]
 	var err error
 	if !ok {

@@ -2,27 +2,25 @@ package edged
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/larder-lockers/larder/edge"
+	"github.com/larder-lockers/larder/internal/daemon"
 	"github.com/larder-lockers/larder/protocol"
 	"github.com/larder-lockers/larder/protocol/board"
 )
 
 // Config is larder-edge's configuration. Sources, later ones winning: DefaultConfig, the
 // JSON file named by -config (or LARDER_EDGE_CONFIG), LARDER_EDGE_* environment
-// variables, then flags. Secrets (site key, broker password) are best given by file or
-// environment, never by flag (flags show in ps).
+// variables, then flags. Secrets (site key, broker password) come from the file or the
+// environment only: they have no flag, since flags show in ps.
 type Config struct {
 	// Site is the site id (protocol.ValidSite).
 	Site string `json:"site"`
@@ -85,19 +83,7 @@ type ZoneLimits struct {
 }
 
 // Duration is a time.Duration written as "500ms" in JSON.
-type Duration time.Duration
-
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := time.ParseDuration(s)
-	*d = Duration(v)
-	return err
-}
+type Duration = daemon.Duration
 
 // ProfileGPIO names a bank wired straight to GPIO pins (edge/gpio).
 const ProfileGPIO = "gpio"
@@ -295,25 +281,41 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// env lists the environment variables and the settings they override.
-var env = []struct {
-	name string
-	set  func(*Config, string) error
-}{
-	{"LARDER_EDGE_SITE", func(c *Config, v string) error { c.Site = v; return nil }},
-	{"LARDER_EDGE_SITE_KEY", func(c *Config, v string) error { c.SiteKey = v; return nil }},
-	{"LARDER_EDGE_SITE_KEY_FILE", func(c *Config, v string) error { c.SiteKeyFile = v; return nil }},
-	{"LARDER_EDGE_DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
-	{"LARDER_EDGE_KIOSK_ADDR", func(c *Config, v string) error { c.KioskAddr = v; return nil }},
-	{"LARDER_EDGE_BROKER", func(c *Config, v string) error { c.Broker = v; return nil }},
-	{"LARDER_EDGE_BROKER_USERNAME", func(c *Config, v string) error { c.BrokerUsername = v; return nil }},
-	{"LARDER_EDGE_BROKER_PASSWORD", func(c *Config, v string) error { c.BrokerPassword = v; return nil }},
-	{"LARDER_EDGE_BUS", func(c *Config, v string) error { c.Bus = v; return nil }},
-	{"LARDER_EDGE_PROFILE", func(c *Config, v string) error { c.Profile = v; return nil }},
-	{"LARDER_EDGE_BOARDS", func(c *Config, v string) (err error) { c.Boards, err = parseInts(v); return err }},
-	{"LARDER_EDGE_ZONES", func(c *Config, v string) error { c.Zones = v; return nil }},
-	{"LARDER_EDGE_THERMOMETER", func(c *Config, v string) error { c.Thermometer = v; return nil }},
-	{"LARDER_EDGE_LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
+// source is where the configuration comes from: the keys the environment and flags may
+// set (the JSON file sets any key of Config). Secrets have no flag.
+var source = daemon.Source[Config]{
+	Program:   "larder-edge",
+	ConfigEnv: "LARDER_EDGE_CONFIG",
+	Settings: []daemon.Setting[Config]{
+		{Env: "LARDER_EDGE_SITE", Flag: "site", Usage: "site id (env LARDER_EDGE_SITE)",
+			Set: func(c *Config, v string) error { c.Site = v; return nil }},
+		{Env: "LARDER_EDGE_SITE_KEY", Secret: true,
+			Set: func(c *Config, v string) error { c.SiteKey = v; return nil }},
+		{Env: "LARDER_EDGE_SITE_KEY_FILE", Flag: "site-key-file", Usage: "file holding the hex site key (env LARDER_EDGE_SITE_KEY_FILE or LARDER_EDGE_SITE_KEY)",
+			Set: func(c *Config, v string) error { c.SiteKeyFile = v; return nil }},
+		{Env: "LARDER_EDGE_DATA_DIR", Flag: "data", Usage: "data directory (env LARDER_EDGE_DATA_DIR; default data)",
+			Set: func(c *Config, v string) error { c.DataDir = v; return nil }},
+		{Env: "LARDER_EDGE_KIOSK_ADDR", Flag: "kiosk", Usage: "kiosk, /healthz and /metrics address (env LARDER_EDGE_KIOSK_ADDR; default 127.0.0.1:8081)",
+			Set: func(c *Config, v string) error { c.KioskAddr = v; return nil }},
+		{Env: "LARDER_EDGE_BROKER", Flag: "broker", Usage: "MQTT broker URL, e.g. tcp://127.0.0.1:1883; empty runs offline (env LARDER_EDGE_BROKER)",
+			Set: func(c *Config, v string) error { c.Broker = v; return nil }},
+		{Env: "LARDER_EDGE_BROKER_USERNAME", Flag: "broker-user", Usage: "MQTT username (env LARDER_EDGE_BROKER_USERNAME; password only by env LARDER_EDGE_BROKER_PASSWORD or file)",
+			Set: func(c *Config, v string) error { c.BrokerUsername = v; return nil }},
+		{Env: "LARDER_EDGE_BROKER_PASSWORD", Secret: true,
+			Set: func(c *Config, v string) error { c.BrokerPassword = v; return nil }},
+		{Env: "LARDER_EDGE_BUS", Flag: "bus", Usage: "lock-board line: serial device or tcp://host:port (env LARDER_EDGE_BUS)",
+			Set: func(c *Config, v string) error { c.Bus = v; return nil }},
+		{Env: "LARDER_EDGE_PROFILE", Flag: "profile", Usage: "board profile kerong-cu16, bcc8a or gpio (env LARDER_EDGE_PROFILE)",
+			Set: func(c *Config, v string) error { c.Profile = v; return nil }},
+		{Env: "LARDER_EDGE_BOARDS", Flag: "boards", Usage: "board addresses, comma-separated (env LARDER_EDGE_BOARDS; default 0)",
+			Set: func(c *Config, v string) (err error) { c.Boards, err = parseInts(v); return err }},
+		{Env: "LARDER_EDGE_ZONES", Flag: "zones", Usage: `default compartments' zones, e.g. "chilled:1-8,frozen:9-16" (env LARDER_EDGE_ZONES)`,
+			Set: func(c *Config, v string) error { c.Zones = v; return nil }},
+		{Env: "LARDER_EDGE_THERMOMETER", Flag: "thermometer", Usage: "zone temperatures: sim:http://127.0.0.1:7480 (env LARDER_EDGE_THERMOMETER)",
+			Set: func(c *Config, v string) error { c.Thermometer = v; return nil }},
+		{Env: "LARDER_EDGE_LOG_LEVEL", Flag: "log-level", Usage: "debug, info, warn or error (env LARDER_EDGE_LOG_LEVEL)",
+			Set: func(c *Config, v string) error { c.LogLevel = v; return nil }},
+	},
 }
 
 func parseInts(s string) ([]int, error) {
@@ -324,74 +326,20 @@ func parseInts(s string) ([]int, error) {
 		}
 		n, err := strconv.Atoi(f)
 		if err != nil {
-			return nil, fmt.Errorf("edged: %q is not a number", f)
+			return nil, fmt.Errorf("%q is not a number", f)
 		}
 		out = append(out, n)
 	}
 	return out, nil
 }
 
-// Load builds the configuration from the file, the environment (getenv, usually
-// os.Getenv) and the command-line args, and validates it.
+// Load builds the configuration from DefaultConfig, the file, the environment (getenv,
+// usually os.Getenv) and the command-line args (see internal/daemon for the order), and
+// validates it.
 func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
-	c := DefaultConfig()
-	fs := flag.NewFlagSet("larder-edge", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("config", getenv("LARDER_EDGE_CONFIG"), "JSON configuration file (env LARDER_EDGE_CONFIG)")
-	site := fs.String("site", "", "site id (env LARDER_EDGE_SITE)")
-	keyFile := fs.String("site-key-file", "", "file holding the hex site key (env LARDER_EDGE_SITE_KEY_FILE or LARDER_EDGE_SITE_KEY)")
-	data := fs.String("data", "", "data directory (env LARDER_EDGE_DATA_DIR; default data)")
-	kiosk := fs.String("kiosk", "", "kiosk, /healthz and /metrics address (env LARDER_EDGE_KIOSK_ADDR; default 127.0.0.1:8081)")
-	broker := fs.String("broker", "", "MQTT broker URL, e.g. tcp://127.0.0.1:1883; empty runs offline (env LARDER_EDGE_BROKER)")
-	user := fs.String("broker-user", "", "MQTT username (env LARDER_EDGE_BROKER_USERNAME; password only by env LARDER_EDGE_BROKER_PASSWORD or file)")
-	bus := fs.String("bus", "", "lock-board line: serial device or tcp://host:port (env LARDER_EDGE_BUS)")
-	profile := fs.String("profile", "", "board profile kerong-cu16 or bcc8a (env LARDER_EDGE_PROFILE)")
-	boards := fs.String("boards", "", "board addresses, comma-separated (env LARDER_EDGE_BOARDS; default 0)")
-	zones := fs.String("zones", "", `default compartments' zones, e.g. "chilled:1-8,frozen:9-16" (env LARDER_EDGE_ZONES)`)
-	therm := fs.String("thermometer", "", "zone temperatures: sim:http://127.0.0.1:7480 (env LARDER_EDGE_THERMOMETER)")
-	level := fs.String("log-level", "", "debug, info, warn or error (env LARDER_EDGE_LOG_LEVEL)")
-	if err := fs.Parse(args); err != nil {
-		return Config{}, err
-	}
-	if *file != "" {
-		b, err := os.ReadFile(*file)
-		if err != nil {
-			return Config{}, fmt.Errorf("edged: config file: %w", err)
-		}
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&c); err != nil {
-			return Config{}, fmt.Errorf("edged: config file %s: %w", filepath.Base(*file), err)
-		}
-	}
-	for _, e := range env {
-		if v := getenv(e.name); v != "" {
-			if err := e.set(&c, v); err != nil {
-				return Config{}, fmt.Errorf("%s: %w", e.name, err)
-			}
-		}
-	}
-	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
-		}
-	}
-	set(&c.Site, *site)
-	set(&c.SiteKeyFile, *keyFile)
-	set(&c.DataDir, *data)
-	set(&c.KioskAddr, *kiosk)
-	set(&c.Broker, *broker)
-	set(&c.BrokerUsername, *user)
-	set(&c.Bus, *bus)
-	set(&c.Profile, *profile)
-	set(&c.Zones, *zones)
-	set(&c.Thermometer, *therm)
-	set(&c.LogLevel, *level)
-	if *boards != "" {
-		var err error
-		if c.Boards, err = parseInts(*boards); err != nil {
-			return Config{}, err
-		}
+	c, err := source.Load(DefaultConfig(), args, getenv, stderr)
+	if err != nil {
+		return Config{}, fmt.Errorf("edged: %w", err)
 	}
 	return c, c.Validate()
 }

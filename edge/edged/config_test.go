@@ -1,6 +1,7 @@
 package edged_test
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,5 +100,50 @@ func TestGPIOConfig(t *testing.T) {
 	c.Probes[protocol.ZoneFrozen] = "not-hex"
 	if err := c.Validate(); err == nil {
 		t.Fatal("bad probe address accepted")
+	}
+}
+
+// TestLoadRefuses: a misspelt key, a bad variable, a stray argument or a secret given
+// as a flag stops the daemon with an error naming it.
+func TestLoadRefuses(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "edge.json")
+	os.WriteFile(file, []byte(`{"site":"yard-1","site_key":"`+hexKey+`","bus":"tcp://127.0.0.1:1","kiosk_adr":"127.0.0.1:9000"}`), 0o600)
+	good := filepath.Join(dir, "good.json")
+	os.WriteFile(good, []byte(`{"site":"yard-1","site_key":"`+hexKey+`","bus":"tcp://127.0.0.1:1"}`), 0o600)
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"unknown key", []string{"-config", file}, nil, `unknown key "kiosk_adr"`},
+		{"bad variable", []string{"-config", good}, map[string]string{"LARDER_EDGE_BOARDS": "0,one"}, `LARDER_EDGE_BOARDS: "one" is not a number`},
+		{"bad flag", []string{"-config", good, "-boards", "x"}, nil, `flag -boards: "x" is not a number`},
+		{"stray argument", []string{"-config", good, "yard-2"}, nil, `unexpected argument "yard-2"`},
+		{"site key as a flag", []string{"-config", good, "-site-key", hexKey}, nil, "-site-key"},
+	} {
+		_, err := edged.Load(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := edged.Load([]string{"-config", good}, func(string) string { return "" }, io.Discard); err != nil {
+		t.Errorf("good file: %v", err)
+	}
+}
+
+// TestExampleConfigLoads: the example shipped in deploy/ has only keys the daemon knows
+// and values it accepts (the site key file is the test's own).
+func TestExampleConfigLoads(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "site.key")
+	os.WriteFile(keyFile, []byte(hexKey+"\n"), 0o600)
+	env := map[string]string{"LARDER_EDGE_SITE_KEY_FILE": keyFile}
+	cfg, err := edged.Load([]string{"-config", "../../deploy/edge.example.json"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if specs, _ := cfg.Specs(); len(specs) == 0 {
+		t.Error("no compartments")
 	}
 }

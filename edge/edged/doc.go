@@ -7,7 +7,9 @@
 // # Configuration
 //
 // Later sources win: DefaultConfig, the JSON file (-config, LARDER_EDGE_CONFIG), the
-// environment, then flags.
+// environment, then flags (internal/daemon reads them in that order). A key the file
+// should not have, a value that does not parse or an argument that is not a flag stops
+// the daemon at once with an error naming it. Secrets have no flag.
 //
 //	setting          flag             environment                   default
 //	site             -site            LARDER_EDGE_SITE              (required)

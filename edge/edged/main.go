@@ -3,7 +3,6 @@ package edged
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +24,7 @@ import (
 	"github.com/larder-lockers/larder/edge/mqtt"
 	"github.com/larder-lockers/larder/edge/serial"
 	"github.com/larder-lockers/larder/internal/buildinfo"
+	"github.com/larder-lockers/larder/internal/daemon"
 	"github.com/larder-lockers/larder/protocol/board"
 )
 
@@ -61,9 +61,7 @@ func NewMain(cfg Config, log *slog.Logger) (*Main, error) {
 		return nil, err
 	}
 	if log == nil {
-		var lvl slog.Level
-		_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
-		log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+		log = daemon.NewLogger(os.Stderr, cfg.LogLevel, "json")
 	}
 	specs, _ := cfg.Specs()
 	return &Main{cfg: cfg, log: log.With("site", cfg.Site), reg: prometheus.NewRegistry(),
@@ -285,29 +283,17 @@ func (m *Main) Close() error {
 	return m.closeErr
 }
 
-// Exec is the whole program: load the configuration, open, run until a signal, close.
+// Exec is the whole program (internal/daemon.Exec): load the configuration, open, run
+// until ctx ends, close. It returns the exit status: 2 for a refused configuration, 1
+// when the daemon fails to open, stops with an error or fails to close (the relays
+// included), else 0.
 func Exec(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	cfg, err := Load(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "larder-edge:", err)
-		return 2
-	}
-	m, err := NewMain(cfg, nil)
-	if err != nil {
-		fmt.Fprintln(stderr, "larder-edge:", err)
-		return 2
-	}
-	if err := m.Open(ctx); err != nil {
-		fmt.Fprintln(stderr, "larder-edge:", err)
-		return 1
-	}
-	defer m.Close()
-	if err := m.Run(ctx); err != nil {
-		fmt.Fprintln(stderr, "larder-edge:", err)
-		return 1
-	}
-	return 0
+	return daemon.Exec(ctx, "larder-edge", stderr, func() (daemon.Main, func(error), error) {
+		cfg, err := Load(args, getenv, stderr)
+		if err != nil {
+			return nil, nil, err
+		}
+		m, err := NewMain(cfg, daemon.NewLogger(stderr, cfg.LogLevel, "json"))
+		return m, nil, err
+	})
 }
