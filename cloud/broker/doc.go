@@ -16,7 +16,7 @@
 //
 // # Sizing
 //
-// The defaults in [DefaultConfig] are deliberate (see PITFALLS.md): bounded in-flight
+// The defaults in [DefaultConfig] are deliberate (mochi drops, not queues, beyond them): bounded in-flight
 // windows and per-client write queues, QoS at most 1, and a session expiry so offline
 // persistent sessions do not hold queued messages forever. The broker keeps sessions
 // and retained messages in memory only: after a restart, edges republish their retained

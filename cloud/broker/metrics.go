@@ -9,7 +9,7 @@ import (
 )
 
 // registerMetrics exports mochi's own counters. Drops matter most: mochi drops a QoS 1
-// message for a subscriber whose in-flight window or write queue is full (PITFALLS).
+// message for a subscriber whose in-flight window or write queue is full.
 func registerMetrics(reg prometheus.Registerer, srv *mochi.Server) error {
 	info := srv.Info
 	load := func(p *int64) func() float64 { return func() float64 { return float64(atomic.LoadInt64(p)) } }

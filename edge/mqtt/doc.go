@@ -26,8 +26,8 @@
 // # Reconnecting
 //
 // paho's AutoReconnect is off and this package runs its own loop: each attempt gets a
-// fresh paho client (nothing stale in paho's store, which PITFALLS says not to trust
-// anyway: our durability is the core's outbox), and attempt n waits a uniformly random
+// fresh paho client (nothing stale in paho's store, which is not to be trusted with
+// durability anyway: ours is the core's outbox), and attempt n waits a uniformly random
 // delay in [0, min(BackoffMax, BackoffMin·2ⁿ)] ("full jitter"). paho's own retry
 // (ConnectRetry, SetMaxReconnectInterval) doubles without jitter, so after a regional
 // outage 100,000 edges would retry in lockstep and knock the broker over again at every
