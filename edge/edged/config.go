@@ -214,6 +214,12 @@ func (c Config) Validate() error {
 	if c.DataDir == "" || c.KioskAddr == "" {
 		return errors.New("edged: data_dir and kiosk_addr are required")
 	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		// A typo would otherwise log at info without a word.
+		return fmt.Errorf("edged: log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
 	if c.Profile == ProfileGPIO {
 		if len(c.Relays) == 0 {
 			return errors.New("edged: profile gpio needs relays (compartment → pin name)")

@@ -49,6 +49,7 @@ func TestValidate(t *testing.T) {
 	}
 	for name, c := range map[string]func(*edged.Config){
 		"bad site":      func(c *edged.Config) { c.Site = "Bad/Site" },
+		"log level":     func(c *edged.Config) { c.LogLevel = "verbose" },
 		"short key":     func(c *edged.Config) { c.SiteKey = "abcd" },
 		"no bus":        func(c *edged.Config) { c.Bus = "" },
 		"bad profile":   func(c *edged.Config) { c.Profile = "acme" },
