@@ -28,6 +28,7 @@ command -v npm >/dev/null || need+=(npm)
 command -v promtool >/dev/null || need+=(prometheus)
 if [ $browser = 1 ]; then
   [ -x "${LARDER_CHROMIUM:-/usr/bin/chromium}" ] || need+=(chromium)
+  command -v fc-list >/dev/null || need+=(fontconfig)
   fc-list 2>/dev/null | grep -qi 'wenquanyi\|noto sans cjk' || need+=(fonts-wqy-microhei)
 fi
 if [ ${#need[@]} -gt 0 ]; then
