@@ -7,7 +7,7 @@ BINS     := larder-cloud larder-edge larder-sim larder-demo
 FUZZTIME ?= 30s
 BENCHTIME ?= 1x
 
-.PHONY: help build test run bench lint fuzz cross clean
+.PHONY: help build test setup run bench lint fuzz cross clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -16,14 +16,14 @@ build: ## build the three binaries into bin/ (static, trimmed, version stamped)
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINS))
 
-test: tools/browser/node_modules ## run every test (needs Mosquitto on 127.0.0.1:1883 and Chromium; .ci/run sets both up)
+# `make test` is the one command that proves everything, and what CI (.ci/run) runs:
+# set-up, every lint check, the Go tests, the page tests.
+test: setup lint ## set up, lint, then run every test (Go and the kiosk's page tests)
 	$(GO) test -count=1 -timeout 15m ./...
 	node --test edge/kiosk/web/test/
 
-# npm projects pinned by their lock files; installed from the npm registry, never at run time.
-tools/%/node_modules: tools/%/package-lock.json
-	cd tools/$* && npm ci --no-audit --no-fund --silent
-	@touch $@
+setup: ## install and start what the tests need when missing (tools/setup.sh; fast when all is there)
+	@./tools/setup.sh
 
 run: build ## the demo: simulator, cloud and edge on this machine
 	./bin/larder-demo
@@ -34,7 +34,7 @@ bench: ## benchmarks; each prints its figure next to a baseline measured in the 
 	LARDER_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestBench' -bench . -skip 'Order$$' -benchtime $(BENCHTIME) ./...
 	$(GO) test -count=1 -run '^$$' -bench 'Order$$' -benchtime 2000x ./cloud/...
 
-lint: tools/asyncapi/node_modules tools/openapi/node_modules ## gofmt, vet, staticcheck, imports, AsyncAPI, OpenAPI, Prometheus rules and exposition
+lint: setup ## gofmt, vet, staticcheck, imports, AsyncAPI, OpenAPI, Prometheus rules with their tests, exposition
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
@@ -42,6 +42,8 @@ lint: tools/asyncapi/node_modules tools/openapi/node_modules ## gofmt, vet, stat
 	cd tools/asyncapi && node validate.mjs ../../protocol/asyncapi.yaml
 	cd tools/openapi && node validate.mjs ../../cloud/http/openapi.json
 	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts.test.yml
+	./tools/rulecheck.sh
 	./tools/checkmetrics.sh
 
 fuzz: ## run every fuzz test for FUZZTIME each (default 30s)
