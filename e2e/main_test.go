@@ -57,7 +57,7 @@ func run(m *testing.M) int {
 	}
 	c, err := net.DialTimeout("tcp", sharedBroker, 2*time.Second)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: these tests need Mosquitto on %s (as `make test` does; .ci/run starts it): %v\n", sharedBroker, err)
+		fmt.Fprintf(os.Stderr, "e2e: these tests need Mosquitto on %s (`make setup` starts it; `make test` runs that first): %v\n", sharedBroker, err)
 		return 1
 	}
 	c.Close()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Import-direction check (DESIGN.md): protocol imports only the standard library; edge and
+# Import-direction check (the layering README.md describes): protocol imports only the standard library; edge and
 # cloud never import each other; firmware-sim imports only protocol/board of this module.
 # Test files are excluded: `go list -deps` without -test follows production imports only.
 set -euo pipefail
