@@ -134,3 +134,12 @@ func randomToken(n int) string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// dropCode removes o's code from the live codes of its site (if it is still o's).
+func dropCode(tx Tx, o *Order) error {
+	k := o.Site + "/" + o.CodeDigest
+	if string(tx.Get(bCodes, k)) == o.ID {
+		return tx.Delete(bCodes, k)
+	}
+	return nil
+}

@@ -397,20 +397,3 @@ func Haversine(a, b Location) float64 {
 	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(a.Lat*rad)*math.Cos(b.Lat*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
 	return 2 * r * math.Asin(math.Min(1, math.Sqrt(h)))
 }
-
-func siteAlarms(tx Tx, site string) ([]Alarm, error) {
-	var out []Alarm
-	var derr error
-	err := tx.Scan(bAlarms, site+"/", func(_ string, v []byte) bool {
-		var a Alarm
-		if derr = json.Unmarshal(v, &a); derr != nil {
-			return false
-		}
-		out = append(out, a)
-		return true
-	})
-	if err == nil {
-		err = derr
-	}
-	return out, err
-}
