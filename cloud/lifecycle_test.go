@@ -157,15 +157,23 @@ var lcCases = []lcCase{
 	}, want: everyLive()},
 	{on: "code_lockout", with: edgeFact(protocol.EventCodeLockout), want: everyLive()},
 	{on: "cancel", with: func(e *env, o cloud.Order) cloud.Particulars { return cloud.Particulars{By: e.plat, Reason: "test"} },
-		api: func(e *env, o cloud.Order) error { _, err := e.svc.CancelOrder(e.ctx, e.plat, o.ID, "test"); return err },
+		api: func(e *env, o cloud.Order) error {
+			_, err := e.svc.CancelOrder(e.ctx, e.plat, o.ID, "test")
+			return err
+		},
 		want: map[string]string{"assigned": "cancelled"}},
 	{on: "lapse", with: noParticulars, want: map[string]string{"assigned": "cancelled"}},
 	{on: "expire", with: noParticulars, want: map[string]string{"assigned, partly loaded": "expired", "loaded": "expired"}},
 	{on: "reminder", with: noParticulars, want: map[string]string{"loaded": "loaded"}},
 	{on: "extend", with: func(e *env, o cloud.Order) cloud.Particulars { return cloud.Particulars{By: e.plat, Extend: time.Hour} },
-		api: func(e *env, o cloud.Order) error { _, err := e.svc.ExtendOrder(e.ctx, e.plat, o.ID, time.Hour); return err },
+		api: func(e *env, o cloud.Order) error {
+			_, err := e.svc.ExtendOrder(e.ctx, e.plat, o.ID, time.Hour)
+			return err
+		},
 		want: map[string]string{"assigned": "assigned", "assigned, partly loaded": "assigned", "loaded": "loaded"}},
-	{on: "outage", with: func(e *env, o cloud.Order) cloud.Particulars { return cloud.Particulars{By: cloud.System, Extend: time.Hour} },
+	{on: "outage", with: func(e *env, o cloud.Order) cloud.Particulars {
+		return cloud.Particulars{By: cloud.System, Extend: time.Hour}
+	},
 		want: map[string]string{"assigned": "assigned", "assigned, partly loaded": "assigned", "loaded": "loaded", "expired": ignored,
 			"compromised": ignored, "compromised, never loaded": ignored, "picked_up": ignored, "returned": ignored, "cancelled": ignored}},
 	{on: "reissue", with: func(e *env, o cloud.Order) cloud.Particulars { return cloud.Particulars{By: e.ops} },
