@@ -32,9 +32,10 @@ const CodeDigits = 8
 
 const codeSpace = 100_000_000 // 10^CodeDigits
 
-// QRPayload is what a code's QR image encodes: "larder:v1:{site}:{code}". The kiosk's
-// scanner parses it into the site (checked against its own) and the code; the second
-// factor is still typed.
+// QRPayload is the QR payload of a code: "larder:v1:{site}:{code}". It travels with the
+// plain code, to the resident (in the notice) or to the platform (in the API response).
+// Nothing in Larder reads it back yet: the kiosk has no scanner, and residents type the
+// code and the second factor.
 func QRPayload(site, code string) string { return "larder:v1:" + site + ":" + code }
 
 // newCode draws a uniform random code.

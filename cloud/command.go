@@ -10,7 +10,7 @@ import (
 
 // Commands are jobs: the cloud records one as QUEUED, publishes it after the commit, and
 // the edge's CommandAcks move it to SUCCEEDED / FAILED / TIMED_OUT / REJECTED. A command
-// the edge never answers is TIMED_OUT by Sweep after its expiry.
+// the edge never answers is TIMED_OUT by the sweep a minute after its expiry (sweep.go).
 
 func (s *Service) command(tx Tx, site string, c protocol.Command) (CommandRecord, error) {
 	now := s.now().UTC()

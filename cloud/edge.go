@@ -9,7 +9,9 @@ import (
 )
 
 // Facts from edges. The fleet adapter (cloud/mqtt) decodes messages and calls these; each
-// is idempotent, so MQTT's redeliveries change nothing.
+// is idempotent, so MQTT's redeliveries change nothing. An edge event goes, in one step
+// of the routes table below, to the lifecycle happening it causes for its order
+// (lifecycle.go), to an alarm raised or closed (alarms.go), or only to the audit log.
 
 // ApplyBirth records an edge's inventory: compartments are created or updated (size,
 // zone, height, wiring), keeping their business state; compartments missing from the
@@ -194,7 +196,7 @@ func (s *Service) ApplyTelemetry(ctx context.Context, site string, at time.Time,
 	}
 	return internal("apply telemetry", s.store.Update(ctx, func(tx Tx) error {
 		for _, z := range closeZones {
-			if err := tx.Delete(bAlarms, alarmKey(site, protocol.EventTempExcursion, string(z))); err != nil {
+			if err := closeAlarms(tx, site, string(z), protocol.EventTempExcursion); err != nil {
 				return err
 			}
 		}

@@ -573,7 +573,7 @@ func handOverCode(c *step) error {
 		c.toCaller = true
 		return nil
 	}
-	return c.s.codeNote(c.tx, c.o, c.code)
+	return c.s.codeNote(c.tx, c.st, c.o, c.code)
 }
 
 func dropOrderCode(c *step) error { return dropCode(c.tx, c.o) }
@@ -682,7 +682,7 @@ func moveSlot(c *step) error {
 }
 
 func noticeMoved(c *step) error {
-	return c.s.note(c.tx, NoteReassigned, c.o, func(n *Notification) { n.Compartments = []int{c.target.Number}; n.Reason = c.ev.Reason })
+	return c.s.note(c.tx, c.st, NoteReassigned, c.o, func(n *Notification) { n.Compartments = []int{c.target.Number}; n.Reason = c.ev.Reason })
 }
 
 // raiseTargetConflict: the edge says it put the order into a compartment the cloud knows
@@ -815,14 +815,14 @@ func publishCancel(c *step) error {
 // notice sends the notification typ about the order, with the step's reason.
 func notice(typ string) effect {
 	return func(c *step) error {
-		return c.s.note(c.tx, typ, c.o, func(n *Notification) { n.Reason = c.reason })
+		return c.s.note(c.tx, c.st, typ, c.o, func(n *Notification) { n.Reason = c.reason })
 	}
 }
 
 // noticeWithCode is notice carrying the code drawn in this step, if any.
 func noticeWithCode(typ string) effect {
 	return func(c *step) error {
-		return c.s.note(c.tx, typ, c.o, func(n *Notification) {
+		return c.s.note(c.tx, c.st, typ, c.o, func(n *Notification) {
 			n.Reason = c.reason
 			if c.code != "" {
 				n.Code, n.QR = c.code, QRPayload(c.o.Site, c.code)

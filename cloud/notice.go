@@ -86,8 +86,9 @@ const (
 // note makes the notification typ about o, in tx: a [TxNotifier] writes it into its
 // durable outbox in this very transaction (an error then fails the transaction: a change
 // must not commit without its notice); any other Notifier gets it after the commit.
-// Ids sort by time (sortableID), so that an outbox keyed by them grows at its end.
-func (s *Service) note(tx Tx, typ string, o *Order, mod func(*Notification)) error {
+// Ids sort by time (sortableID), so that an outbox keyed by them grows at its end. st is
+// o's site as the caller loaded it (for its name), so that a notice reads no record.
+func (s *Service) note(tx Tx, st *Site, typ string, o *Order, mod func(*Notification)) error {
 	now := s.now()
 	n := Notification{Type: typ, ID: sortableID("evt_", now), Time: now.UTC(), Site: o.Site, Order: o.ID,
 		Platform: o.Platform, ExternalID: o.ExternalID, State: o.State, LoadedAt: o.LoadedAt, ExpiresAt: o.ExpiresAt,
@@ -100,10 +101,7 @@ func (s *Service) note(tx Tx, typ string, o *Order, mod func(*Notification)) err
 		// and the locker bank's name, for the text.
 		r := o.Recipient
 		n.Recipient = &r
-		var st Site
-		if ok, _ := getJSON(tx, bSites, o.Site, &st); ok {
-			n.SiteName = st.Name
-		}
+		n.SiteName = st.Name
 	}
 	if mod != nil {
 		mod(&n)
@@ -119,9 +117,9 @@ func (s *Service) note(tx Tx, typ string, o *Order, mod func(*Notification)) err
 }
 
 // codeNote makes the code notification to the resident.
-func (s *Service) codeNote(tx Tx, o *Order, code string) error {
+func (s *Service) codeNote(tx Tx, st *Site, o *Order, code string) error {
 	r := o.Recipient
-	return s.note(tx, NoteCodeIssued, o, func(n *Notification) {
+	return s.note(tx, st, NoteCodeIssued, o, func(n *Notification) {
 		n.Recipient = &r
 		n.Code = code
 		n.QR = QRPayload(o.Site, code)

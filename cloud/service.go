@@ -25,8 +25,8 @@ type CommandPublisher interface {
 // Policy holds the timing rules of the business. The zero value is replaced by
 // DefaultPolicy's fields.
 type Policy struct {
-	// Hold is how long an order waits after loading, per zone (DOMAIN.md: chilled and
-	// frozen 24 h, ambient 12 h).
+	// Hold is how long an order waits after loading, per zone: chilled and frozen 24 h,
+	// cool and ambient 12 h by default (docs/food-safety.md says why).
 	Hold map[protocol.Zone]time.Duration
 	// MaxHold is the food-safety cap on the hold after loading, extensions included.
 	MaxHold map[protocol.Zone]time.Duration
@@ -47,7 +47,8 @@ type Policy struct {
 	NearbyMax int
 }
 
-// DefaultPolicy returns the defaults from DOMAIN.md.
+// DefaultPolicy returns the business's default timing rules: the holds, cap and budgets
+// of docs/food-safety.md, and the operational limits below.
 func DefaultPolicy() Policy {
 	h := time.Hour
 	return Policy{
