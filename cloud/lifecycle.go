@@ -3,6 +3,7 @@ package cloud
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/larder-lockers/larder/cloud/assign"
@@ -25,8 +26,9 @@ import (
 // function that changes an order's state: the REST operations (orders.go), the edge's
 // facts (edge.go) and the sweep (sweep.go) only pick the happening.
 //
-// A happening from a state the table does not list is refused with EConflict and changes
-// nothing: that is how the API says "not in this state". The edge reports facts, which
+// A happening no row applies to (the order's state is not listed, or the guards of the
+// rows that list it do not hold) is refused with EConflict and changes nothing: that is
+// how the API says "not in this state". The edge reports facts, which
 // the cloud cannot refuse, so every happening an edge reports lists every state, the
 // ones it does not apply to as ignored rows.
 
@@ -216,7 +218,8 @@ type (
 )
 
 // apply runs happening c.on on order o of site st inside tx: it finds the row of the
-// table for o's state, moves o to the next state, runs the row's effects and saves o.
+// table for o's state, moves o to the next state, runs the row's effects and saves o
+// (an ignore row runs its effects only; no row is EConflict).
 // Desired deltas bump st.DesiredVersion: the caller saves st once, after its last
 // change, so that a transaction writes the site record once.
 func (s *Service) apply(tx Tx, st *Site, o *Order, c *step) error {
@@ -264,7 +267,7 @@ func (c *step) match() (*rule, error) {
 	rules := rulesOf[c.on]
 	for i := range rules {
 		r := &rules[i]
-		if !hasState(r.from, c.o.State) {
+		if !slices.Contains(r.from, c.o.State) {
 			continue
 		}
 		if r.when != nil {
@@ -279,15 +282,6 @@ func (c *step) match() (*rule, error) {
 		return r, nil
 	}
 	return nil, nil
-}
-
-func hasState(states []OrderState, s OrderState) bool {
-	for _, x := range states {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Guards.

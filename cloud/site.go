@@ -66,15 +66,6 @@ func (in SiteInput) apply(s *Site) {
 	}
 }
 
-func require(p Principal, roles ...Role) error {
-	for _, r := range roles {
-		if p.Role == r {
-			return nil
-		}
-	}
-	return Errorf(EForbidden, "the %s role may not do this", p.Role)
-}
-
 // CreateSite registers a site (admin) and draws its 32-byte site key.
 func (s *Service) CreateSite(ctx context.Context, p Principal, in SiteInput) (Site, error) {
 	if err := require(p, RoleAdmin); err != nil {
