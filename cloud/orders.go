@@ -13,9 +13,10 @@ import (
 	"github.com/larder-lockers/larder/protocol"
 )
 
-// Orders: the REST operations on orders. Each validates its input here, loads the order
-// and its site once, and hands the change to the lifecycle table (lifecycle.go), which
-// checks the state, runs the effects and saves the order.
+// Orders: the REST operations on orders, their validation, and the order records with
+// their indexes. An operation that changes an order validates its input here, loads the
+// order and its site once, and hands the change to the lifecycle table (lifecycle.go),
+// which checks the state, runs the effects and saves the order.
 
 // OrderRequest is what a platform sends to create an order.
 type OrderRequest struct {
@@ -197,8 +198,10 @@ func (s *Service) CreateOrder(ctx context.Context, p Principal, idemKey string, 
 	return rc, nil
 }
 
-// change applies happening c to order id (loaded as p may see it, or as the system when
-// owned is false) and its site in one transaction, and returns the order as saved.
+// change applies happening c to order id and its site in one transaction, and returns
+// the order as saved. With owned, the order is loaded as p may see it (loadOwned);
+// without, any order is (drivers handle every order of a site). The store may run the
+// function more than once, so each run starts from a fresh copy of c.
 func (s *Service) change(ctx context.Context, p Principal, id string, owned bool, c *step) (Order, error) {
 	var out Order
 	err := s.store.Update(ctx, func(tx Tx) error {
