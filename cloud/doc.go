@@ -37,23 +37,28 @@
 //	driver.go       drivers: loading credentials, the manifest, OpenForLoading
 //	desired.go      the desired state of a site: deltas and snapshots
 //	notice.go       notifications to residents and platforms
-//	code.go         pickup codes; compartment.go compartments and the free index;
-//	site.go         sites; auth.go API keys; audit.go the audit log; platform.go
-//	                webhooks; store.go the Store and its buckets; service.go the Service,
-//	                its policy and its outbound queue
+//	code.go         pickup codes and the live-code index
+//	compartment.go  compartments, the free index, binding and releasing
+//	site.go         sites, provisioning, the fleet views, the nearest-site search
+//	auth.go         API keys and roles
+//	audit.go        the audit log
+//	platform.go     platforms' webhooks
+//	store.go        the Store, its transactions and buckets
+//	service.go      the Service, its policy, its outbound queue and Run
+//	model.go        the domain's types; errors.go its error codes; live.go the
+//	                in-memory view of each edge
 //
 // # Order lifecycle
 //
-//	(new) ──create──▶ assigned ──loaded (last slot)──▶ loaded ──picked_up──▶ picked_up
-//	                   │  │  │                           │ │
-//	                   │  │  │                           │ └──expire (Sweep)──▶ expired ──expired_removed──▶ returned
-//	                   │  │  └──expire, once partly loaded (Sweep)──────────────▶ expired
-//	                   │  └──cancel / lapse (never loaded) / displaced with no room──▶ cancelled
-//	                   └──compromised (edge; also from loaded and expired)──▶ compromised ──▶ picked_up | returned
+// An order is assigned when admitted, loaded when the edge reports its last compartment
+// loaded, and ends picked up, returned (taken back by a driver, normally once expired) or
+// cancelled (by its platform or ops, for want of loading in time, or displaced with no
+// compartment free); the edge can also declare it compromised (out of temperature). The
+// diagram and the full statement, ignored facts and refusals included, are the
+// transition table in lifecycle.go.
 //
 // Live states (assigned, loaded, expired, compromised) hold compartments and a code; a
-// live order that is picked up or returned ends there, whatever its state. The table in
-// lifecycle.go is the full statement, ignored facts and refusals included. Expiry:
+// live order that is picked up or returned ends there, whatever its state. Expiry:
 // chilled and frozen orders wait 24 h after loading, cool and ambient 12 h (the holds of
 // docs/food-safety.md; [DefaultPolicy]). Extensions never take chilled or frozen food
 // beyond 24 h after loading (the food-safety cap, EFoodSafety); after an edge outage, its
