@@ -34,8 +34,8 @@ const codeSpace = 100_000_000 // 10^CodeDigits
 
 // QRPayload is the QR payload of a code: "larder:v1:{site}:{code}". It travels with the
 // plain code, to the resident (in the notice) or to the platform (in the API response).
-// Nothing in Larder reads it back yet: the kiosk has no scanner, and residents type the
-// code and the second factor.
+// Nothing in Larder parses it yet: the kiosk's pickup screen takes the code typed, with
+// the second factor (a scanner at the driver sign-in only types driver credentials).
 func QRPayload(site, code string) string { return "larder:v1:" + site + ":" + code }
 
 // newCode draws a uniform random code.
