@@ -142,3 +142,13 @@ func validSubject(s string) bool {
 	}
 	return true
 }
+
+// require checks that p has one of roles.
+func require(p Principal, roles ...Role) error {
+	for _, r := range roles {
+		if p.Role == r {
+			return nil
+		}
+	}
+	return Errorf(EForbidden, "the %s role may not do this", p.Role)
+}

@@ -32,9 +32,10 @@ const CodeDigits = 8
 
 const codeSpace = 100_000_000 // 10^CodeDigits
 
-// QRPayload is what a code's QR image encodes: "larder:v1:{site}:{code}". The kiosk's
-// scanner parses it into the site (checked against its own) and the code; the second
-// factor is still typed.
+// QRPayload is the QR payload of a code: "larder:v1:{site}:{code}". It travels with the
+// plain code, to the resident (in the notice) or to the platform (in the API response).
+// Nothing in Larder parses it yet: the kiosk's pickup screen takes the code typed, with
+// the second factor (a scanner at the driver sign-in only types driver credentials).
 func QRPayload(site, code string) string { return "larder:v1:" + site + ":" + code }
 
 // newCode draws a uniform random code.
@@ -133,4 +134,13 @@ func randomToken(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// dropCode removes o's code from the live codes of its site (if it is still o's).
+func dropCode(tx Tx, o *Order) error {
+	k := o.Site + "/" + o.CodeDigest
+	if string(tx.Get(bCodes, k)) == o.ID {
+		return tx.Delete(bCodes, k)
+	}
+	return nil
 }

@@ -106,3 +106,40 @@ func sizeOfRank(r int) protocol.Size {
 	}
 	return ""
 }
+
+// bindCompartment reserves free compartment n of site for order, bumping its generation
+// (the fencing token the edge checks, so that an old code never opens it again).
+func bindCompartment(tx Tx, site string, n int, order string) (Compartment, error) {
+	c, ok, err := getComp(tx, site, n)
+	if err != nil {
+		return Compartment{}, err
+	}
+	if !ok || !c.free() {
+		// The free index said otherwise: a broken invariant, never hand it out.
+		return Compartment{}, Errorf(EInternal, "free index of site %s lists compartment %d, which is not free", site, n)
+	}
+	old := c
+	c.Generation++
+	c.Order = order
+	c.Occupied = false
+	return c, putComp(tx, c, &old)
+}
+
+// releaseCompartments frees the compartments o still holds.
+func releaseCompartments(tx Tx, o *Order) error {
+	for _, sl := range o.Slots {
+		c, ok, err := getComp(tx, o.Site, sl.Compartment)
+		if err != nil {
+			return err
+		}
+		if !ok || c.Order != o.ID {
+			continue
+		}
+		old := c
+		c.Order, c.Occupied = "", false
+		if err := putComp(tx, c, &old); err != nil {
+			return err
+		}
+	}
+	return nil
+}

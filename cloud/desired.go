@@ -3,7 +3,6 @@ package cloud
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"time"
 
 	"github.com/larder-lockers/larder/protocol"
@@ -94,32 +93,4 @@ func (s *Service) DesiredSnapshot(ctx context.Context, site string) (protocol.De
 		})
 	}
 	return d, err
-}
-
-// siteOrders returns the orders of a site (only the live ones if live).
-func siteOrders(tx Tx, site string, live bool) ([]Order, error) {
-	idx := bBySite
-	if live {
-		idx = bLive
-	}
-	var ids []string
-	err := tx.Scan(idx, site+"/", func(k string, _ []byte) bool {
-		ids = append(ids, strings.TrimPrefix(k, site+"/"))
-		return true
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Order, 0, len(ids))
-	for _, id := range ids {
-		var o Order
-		ok, err := getJSON(tx, bOrders, id, &o)
-		if err != nil {
-			return nil, err
-		}
-		if ok && (!live || o.State.Live()) {
-			out = append(out, o)
-		}
-	}
-	return out, nil
 }

@@ -9,8 +9,8 @@
 // [Service] implements every operation over a [Store]: ordered key-value buckets with
 // atomic, durable transactions ([Store.Update], [Store.View]). The domain encodes its
 // records as JSON and keeps its own indexes (free compartments by zone and size, live
-// codes by digest, live orders by site, deadlines by time), so a store only moves bytes;
-// cloud/bolt is the default and a PostgreSQL table can follow.
+// codes by digest, live orders by site, deadlines by time), so a store only moves bytes.
+// cloud/bolt (bbolt) is the only Store there is.
 //
 // Invariants (checked by the randomised simulation in sim_test.go):
 //   - a compartment holds at most one live reservation (Compartment.Order), and the free
@@ -21,18 +21,48 @@
 //     stored (see code.go);
 //   - edge events apply strictly in sequence per site, exactly once.
 //
+// # Where things are
+//
+// Each behaviour is found by its noun:
+//
+//	lifecycle.go    the order lifecycle: the transition table (happening × state → next
+//	                state and effects), Service.apply, the guards and effects, deadlines
+//	orders.go       the REST operations on orders and their validation; order records
+//	edge.go         facts from edges: birth, presence, telemetry, and ApplyEdgeEvent with
+//	                its dispatch table (event kind → happening, alarm or audit entry)
+//	alarms.go       alarms: raise, close, ResolveAlarm, their keys
+//	sweep.go        what time decides: lapses, expiry, reminders, command time-outs,
+//	                credential revocation
+//	command.go      commands to edges (jobs) and their acknowledgements
+//	driver.go       drivers: loading credentials, the manifest, OpenForLoading
+//	desired.go      the desired state of a site: deltas and snapshots
+//	notice.go       notifications to residents and platforms
+//	code.go         pickup codes and the live-code index
+//	compartment.go  compartments, the free index, binding and releasing
+//	site.go         sites, provisioning, the fleet views, the nearest-site search
+//	auth.go         API keys and roles
+//	audit.go        the audit log
+//	platform.go     platforms' webhooks
+//	store.go        the Store, its transactions and buckets
+//	service.go      the Service, its policy, its outbound queue and Run
+//	model.go        the domain's types; errors.go its error codes; live.go the
+//	                in-memory view of each edge
+//
 // # Order lifecycle
 //
-//	assigned ──loaded (all slots)──▶ loaded ──picked_up──▶ picked_up
-//	   │                               │  └──expiry (Sweep)──▶ expired ──expired_removed──▶ returned
-//	   ├──cancel / not loaded in time──▶ cancelled
-//	   └──order_compromised (edge) ──▶ compromised ──▶ picked_up | returned
+// An order is assigned when admitted, loaded when the edge reports its last compartment
+// loaded, and ends picked up, returned (taken back by a driver, normally once expired) or
+// cancelled (by its platform or ops, for want of loading in time, or displaced with no
+// compartment free); the edge can also declare it compromised (out of temperature). The
+// diagram and the full statement, ignored facts and refusals included, are the
+// transition table in lifecycle.go.
 //
-// Live states (assigned, loaded, expired, compromised) hold compartments and a code.
-// Expiry: chilled and frozen orders wait 24 h after loading, cool and ambient 12 h
-// (DOMAIN.md). Extensions never take chilled or frozen food beyond 24 h after loading
-// (the food-safety cap, EFoodSafety); after an edge outage, its orders' deadlines are
-// extended by the outage's length, within the same cap.
+// Live states (assigned, loaded, expired, compromised) hold compartments and a code; a
+// live order that is picked up or returned ends there, whatever its state. Expiry:
+// chilled and frozen orders wait 24 h after loading, cool and ambient 12 h (the holds of
+// docs/food-safety.md; [DefaultPolicy]). Extensions never take chilled or frozen food
+// beyond 24 h after loading (the food-safety cap, EFoodSafety); after an edge outage, its
+// orders' deadlines are extended by the outage's length, within the same cap.
 //
 // # Capacity and assignment
 //

@@ -2,14 +2,16 @@ package cloud
 
 import (
 	"context"
-	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/larder-lockers/larder/protocol"
 )
 
 // Facts from edges. The fleet adapter (cloud/mqtt) decodes messages and calls these; each
-// is idempotent, so MQTT's redeliveries change nothing.
+// is idempotent, so MQTT's redeliveries change nothing. An edge event goes, in one step
+// of the routes table below, to the lifecycle happening it causes for its order
+// (lifecycle.go), to an alarm raised or closed (alarms.go), or only to the audit log.
 
 // ApplyBirth records an edge's inventory: compartments are created or updated (size,
 // zone, height, wiring), keeping their business state; compartments missing from the
@@ -64,7 +66,7 @@ func (s *Service) ApplyBirth(ctx context.Context, site string, at time.Time, b p
 		}
 		st.Software = b.Software
 		st.EdgeDesiredVersion = b.DesiredVersion
-		s.markOnline(st, at)
+		markOnline(st, at)
 		if b.OutboxHighWater < st.EventSeq {
 			// The edge's outbox restarted (a wiped or replaced edge computer): accept its
 			// new sequence from the start rather than dropping its events as duplicates.
@@ -79,13 +81,15 @@ func (s *Service) ApplyBirth(ctx context.Context, site string, at time.Time, b p
 // markOnline flips a site online (caller saves st) after a birth. It does not settle an
 // outage: the edge's status message, which every connect publishes too, does that
 // (ApplyPresence), so that a birth and a status of one reconnect extend deadlines once.
-func (s *Service) markOnline(st *Site, at time.Time) {
+func markOnline(st *Site, at time.Time) {
 	if at.After(st.LastSeen) {
 		st.LastSeen = at.UTC()
 	}
 	st.Online = true
 }
 
+// extendForOutage applies the outage to every live order of st; the reservations that
+// moved go to the edge in one delta.
 func (s *Service) extendForOutage(tx Tx, st *Site, outage time.Duration) error {
 	orders, err := siteOrders(tx, st.ID, true)
 	if err != nil {
@@ -93,26 +97,7 @@ func (s *Service) extendForOutage(tx Tx, st *Site, outage time.Duration) error {
 	}
 	var ups []protocol.Reservation
 	for i := range orders {
-		o := &orders[i]
-		if o.State != StateLoaded && o.State != StateAssigned {
-			continue
-		}
-		_, max := s.hold(o)
-		next := o.ExpiresAt.Add(outage)
-		if limit := holdBase(o).Add(max); next.After(limit) {
-			next = limit
-		}
-		if !next.After(o.ExpiresAt) {
-			continue
-		}
-		old := *o
-		o.Extended += next.Sub(o.ExpiresAt)
-		o.ExpiresAt = next
-		if err := s.putOrder(tx, o, &old); err != nil {
-			return err
-		}
-		ups = append(ups, s.reservation(o))
-		if err := s.note(tx, NoteExtended, o, func(n *Notification) { n.ExpiresAt = next; n.Reason = "edge_outage" }); err != nil {
+		if err := s.apply(tx, st, &orders[i], &step{on: onOutage, by: System, extend: outage, batch: &ups}); err != nil {
 			return err
 		}
 	}
@@ -211,20 +196,13 @@ func (s *Service) ApplyTelemetry(ctx context.Context, site string, at time.Time,
 	}
 	return internal("apply telemetry", s.store.Update(ctx, func(tx Tx) error {
 		for _, z := range closeZones {
-			if err := tx.Delete(bAlarms, alarmKey(site, protocol.EventTempExcursion, string(z))); err != nil {
+			if err := closeAlarms(tx, site, string(z), protocol.EventTempExcursion); err != nil {
 				return err
 			}
 		}
 		return nil
 	}))
 }
-
-// alarmKey is site/ID, and an alarm's ID is kind:what (what: compartment, board, zone).
-func alarmKey(site string, kind protocol.EventKind, what string) string {
-	return site + "/" + alarmID(kind, what)
-}
-
-func alarmID(kind protocol.EventKind, what string) string { return string(kind) + ":" + what }
 
 // ErrEventGap is the code of an event that arrived ahead of a missing one.
 const ErrEventGap = EConflict
@@ -245,6 +223,7 @@ func (s *Service) ApplyEdgeEvent(ctx context.Context, site string, m protocol.Me
 		return 0, Invalid("seq", "events are sequenced")
 	}
 	s.live.touch(site, m.Time)
+	r := routeOf(ev.Kind)
 	var raised bool
 	err = s.store.Update(ctx, func(tx Tx) error {
 		raised = false
@@ -261,7 +240,7 @@ func (s *Service) ApplyEdgeEvent(ctx context.Context, site string, m protocol.Me
 		}
 		st.EventSeq = m.Seq
 		ack = m.Seq
-		raised, err = s.applyEvent(tx, st, m.Time, ev)
+		raised, err = s.applyEvent(tx, st, m.Time, ev, r)
 		if err != nil {
 			return err
 		}
@@ -274,381 +253,107 @@ func (s *Service) ApplyEdgeEvent(ctx context.Context, site string, m protocol.Me
 	if raised {
 		s.stats.AlarmsRaised.Add(1)
 	}
-	if ev.Kind == protocol.EventCodeLockout {
-		s.stats.CodeLockouts.Add(1)
-	}
-	if ev.Kind == protocol.EventLockJammed {
-		s.stats.UnlockFailures.Add(1)
+	if r.counter != nil {
+		r.counter(&s.stats).Add(1)
 	}
 	return ack, nil
 }
 
-// applyEvent is the state machine driven by edge facts. st is saved by the caller.
-func (s *Service) applyEvent(tx Tx, st *Site, at time.Time, ev protocol.Event) (alarm bool, err error) {
+// route is what one kind of edge event does, in one step: an audit entry, a lifecycle
+// happening for the event's order, an alarm raised, or alarms closed; and a counter.
+type route struct {
+	// audit is the action recorded in the audit log. For an event about an order it is
+	// recorded once the order is known (an unknown one is recorded as
+	// "<kind>:unknown_order" instead), unless orderOptional.
+	audit string
+	// on is the lifecycle happening applied to the event's order (lifecycle.go).
+	on happening
+	// orderOptional: the event may name no order (a lockout on codes that matched none):
+	// the audit entry is written first, whatever the order.
+	orderOptional bool
+	// raise opens or refreshes the alarm the event stands for (alarms.go).
+	raise bool
+	// closes are the kinds of alarm the fact closes, about the event's compartment or
+	// board.
+	closes []protocol.EventKind
+	// counter is the Stats counter the event adds to.
+	counter func(*Stats) *atomic.Uint64
+}
+
+// routes is the dispatch table of edge events.
+var routes = map[protocol.EventKind]route{
+	protocol.EventDoorOpened:       {audit: "door_opened"},
+	protocol.EventDoorClosed:       {closes: []protocol.EventKind{protocol.EventDoorLeftOpen, protocol.EventUncommandedOpen}},
+	protocol.EventLoaded:           {on: onLoaded},
+	protocol.EventPickedUp:         {audit: "picked_up", on: onPickedUp},
+	protocol.EventExpiredRemoved:   {audit: "expired_removed", on: onReturned},
+	protocol.EventOrderCompromised: {audit: "order_compromised", on: onCompromised},
+	protocol.EventReassigned:       {audit: "reassigned", on: onReassigned},
+	protocol.EventCodeLockout: {audit: "code_lockout", on: onCodeLockout, orderOptional: true,
+		counter: func(st *Stats) *atomic.Uint64 { return &st.CodeLockouts }},
+	protocol.EventBoardOnline:     {closes: []protocol.EventKind{protocol.EventBoardOffline}},
+	protocol.EventUncommandedOpen: {audit: "uncommanded_open", raise: true},
+	protocol.EventDoorLeftOpen:    {raise: true},
+	protocol.EventLockJammed: {raise: true,
+		counter: func(st *Stats) *atomic.Uint64 { return &st.UnlockFailures }},
+	protocol.EventBoardOffline:  {raise: true},
+	protocol.EventTempExcursion: {raise: true},
+	protocol.EventHelpRequested: {raise: true},
+}
+
+// routeOf returns the route of kind; a kind the cloud does not act on is only recorded
+// in the audit log.
+func routeOf(kind protocol.EventKind) route {
+	if r, ok := routes[kind]; ok {
+		return r
+	}
+	return route{audit: string(kind)}
+}
+
+// applyEvent does what route r says for ev, at site st (saved by the caller). It reports
+// whether a new alarm was opened.
+func (s *Service) applyEvent(tx Tx, st *Site, at time.Time, ev protocol.Event, r route) (raised bool, err error) {
 	at = at.UTC()
-	auditEv := func(action string) {
+	record := func(action string) {
 		audit(tx, s.now(), AuditEntry{Time: at, Site: st.ID, Actor: "edge", Action: action, Compartment: ev.Compartment,
 			Order: ev.Order, Reason: ev.Reason, Credential: ev.Credential})
 	}
-	order := func() (*Order, error) {
-		o, err := loadOrder(tx, ev.Order)
-		if ErrorCode(err) == ENotFound || (err == nil && o.Site != st.ID) {
-			auditEv(string(ev.Kind) + ":unknown_order")
-			s.log.Warn("edge event for unknown order", "site", st.ID, "order", ev.Order, "kind", ev.Kind)
-			return nil, nil
+	if r.on == "" {
+		if r.audit != "" {
+			record(r.audit)
 		}
-		return o, err
+		for _, kind := range r.closes {
+			if kind == protocol.EventBoardOffline && ev.Board == nil {
+				continue
+			}
+			if err := closeAlarms(tx, st.ID, alarmWhat(kind, ev), kind); err != nil {
+				return false, err
+			}
+		}
+		if r.raise {
+			return s.raise(tx, st.ID, at, ev)
+		}
+		return false, nil
 	}
-	switch ev.Kind {
-	case protocol.EventDoorOpened:
-		auditEv("door_opened")
-	case protocol.EventDoorClosed:
-		return false, s.closeAlarms(tx, st.ID, fmt.Sprint(ev.Compartment), protocol.EventDoorLeftOpen, protocol.EventUncommandedOpen)
-	case protocol.EventLoaded:
-		o, err := order()
-		if o == nil || err != nil {
-			return false, err
-		}
-		return false, s.loaded(tx, st, o, ev.Compartment, at)
-	case protocol.EventPickedUp:
-		o, err := order()
-		if o == nil || err != nil {
-			return false, err
-		}
-		auditEv("picked_up")
-		if !o.State.Live() {
-			return false, nil
-		}
-		return false, s.finish(tx, st, o, StatePickedUp, "", NotePickedUp)
-	case protocol.EventExpiredRemoved:
-		o, err := order()
-		if o == nil || err != nil {
-			return false, err
-		}
-		auditEv("expired_removed")
-		if !o.State.Live() {
-			return false, nil
-		}
-		return false, s.finish(tx, st, o, StateReturned, "expired_removed", NoteReturned)
-	case protocol.EventOrderCompromised:
-		o, err := order()
-		if o == nil || err != nil {
-			return false, err
-		}
-		auditEv("order_compromised")
-		if o.State != StateLoaded && o.State != StateExpired && o.State != StateAssigned {
-			return false, nil
-		}
-		old := *o
-		o.State, o.OutOfTempS = StateCompromised, ev.Seconds
-		if err := s.putOrder(tx, o, &old); err != nil {
-			return false, err
-		}
-		return false, s.note(tx, NoteCompromised, o, func(n *Notification) { n.Reason = fmt.Sprintf("out of temperature for %.0f s", ev.Seconds) })
-	case protocol.EventReassigned:
-		o, err := order()
-		if o == nil || err != nil {
-			return false, err
-		}
-		auditEv("reassigned")
-		return false, s.reassigned(tx, st, o, ev)
-	case protocol.EventCodeLockout:
-		auditEv("code_lockout")
+	if r.orderOptional {
+		record(r.audit)
 		if ev.Order == "" {
 			return false, nil
 		}
-		o, err := order()
-		if o == nil || err != nil {
-			return false, err
-		}
-		if !o.State.Live() || o.CodeInvalid {
-			return false, nil
-		}
-		old := *o
-		o.CodeInvalid = true
-		if err := dropCode(tx, o); err != nil {
-			return false, err
-		}
-		if err := s.putOrder(tx, o, &old); err != nil {
-			return false, err
-		}
-		return false, s.note(tx, NoteCodeInvalidated, o, func(n *Notification) { n.Reason = "code_lockout" })
-	case protocol.EventBoardOnline:
-		if ev.Board != nil {
-			return false, tx.Delete(bAlarms, alarmKey(st.ID, protocol.EventBoardOffline, fmt.Sprint(*ev.Board)))
-		}
-	case protocol.EventUncommandedOpen, protocol.EventDoorLeftOpen, protocol.EventLockJammed,
-		protocol.EventBoardOffline, protocol.EventTempExcursion, protocol.EventHelpRequested:
-		if ev.Kind == protocol.EventUncommandedOpen {
-			auditEv("uncommanded_open")
-		}
-		return s.raise(tx, st.ID, at, ev)
-	default:
-		auditEv(string(ev.Kind))
 	}
-	return false, nil
-}
-
-// raise opens (or refreshes) an alarm; it reports whether a new one was opened.
-func (s *Service) raise(tx Tx, site string, at time.Time, ev protocol.Event) (bool, error) {
-	what := ""
-	a := Alarm{Site: site, Kind: ev.Kind, Since: at, Updated: at, Count: 1, Reason: ev.Reason}
-	switch ev.Kind {
-	case protocol.EventBoardOffline:
-		what = fmt.Sprint(*ev.Board)
-		b := *ev.Board
-		a.Board = &b
-	case protocol.EventTempExcursion:
-		what = string(ev.Zone)
-		a.Zone = ev.Zone
-		if ev.Celsius != nil {
-			a.Reason = fmt.Sprintf("%.1f °C for %.0f s", *ev.Celsius, ev.Seconds)
-		}
-		s.live.mu.Lock()
-		s.live.get(site).excursion[ev.Zone] = true
-		s.live.mu.Unlock()
-	case protocol.EventHelpRequested:
-		what = "kiosk"
-	default:
-		what = fmt.Sprint(ev.Compartment)
-		a.Compartment = ev.Compartment
+	o, err := loadOrder(tx, ev.Order)
+	if ErrorCode(err) == ENotFound || (err == nil && o.Site != st.ID) {
+		record(string(ev.Kind) + ":unknown_order")
+		s.log.Warn("edge event for unknown order", "site", st.ID, "order", ev.Order, "kind", ev.Kind)
+		return false, nil
 	}
-	k := alarmKey(site, ev.Kind, what)
-	a.ID = alarmID(ev.Kind, what)
-	var prev Alarm
-	ok, err := getJSON(tx, bAlarms, k, &prev)
 	if err != nil {
 		return false, err
 	}
-	if ok {
-		prev.Updated, prev.Count = at, prev.Count+1
-		if a.Reason != "" {
-			prev.Reason = a.Reason
-		}
-		return false, putJSON(tx, bAlarms, k, prev)
+	if !r.orderOptional && r.audit != "" {
+		record(r.audit)
 	}
-	return true, putJSON(tx, bAlarms, k, a)
-}
-
-func (s *Service) closeAlarms(tx Tx, site, what string, kinds ...protocol.EventKind) error {
-	for _, k := range kinds {
-		if err := tx.Delete(bAlarms, alarmKey(site, k, what)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// ResolveAlarm closes an open alarm by id (ops, admin), e.g. a help request answered.
-func (s *Service) ResolveAlarm(ctx context.Context, p Principal, site, id string) error {
-	if err := require(p, RoleOps, RoleAdmin); err != nil {
-		return err
-	}
-	return internal("resolve alarm", s.store.Update(ctx, func(tx Tx) error {
-		k := site + "/" + id
-		if tx.Get(bAlarms, k) == nil {
-			return &Error{Code: ENotFound, Message: "no open alarm " + id + " at site " + site}
-		}
-		audit(tx, s.now(), AuditEntry{Site: site, Actor: p.Subject, Role: p.Role, Action: "alarm_resolved:" + id})
-		return tx.Delete(bAlarms, k)
-	}))
-}
-
-// loaded marks one compartment of o loaded; when all are, the order is loaded and its
-// hold starts.
-func (s *Service) loaded(tx Tx, st *Site, o *Order, compartment int, at time.Time) error {
-	if o.State != StateAssigned {
-		return nil
-	}
-	old := *o
-	o.Slots = append([]Slot(nil), o.Slots...)
-	found := false
-	for i := range o.Slots {
-		if o.Slots[i].Compartment == compartment {
-			o.Slots[i].Loaded, found = true, true
-		}
-	}
-	if !found {
-		s.log.Warn("loaded event for a compartment the order does not hold", "site", st.ID, "order", o.ID, "compartment", compartment)
-		return nil
-	}
-	if c, ok, err := getComp(tx, st.ID, compartment); err != nil {
-		return err
-	} else if ok && c.Order == o.ID && !c.Occupied {
-		oc := c
-		c.Occupied = true
-		if err := putComp(tx, c, &oc); err != nil {
-			return err
-		}
-	}
-	for _, sl := range o.Slots {
-		if !sl.Loaded {
-			return s.putOrder(tx, o, &old)
-		}
-	}
-	var code string
-	if o.Delivery == DeliverByNotifier && !o.CodeInvalid {
-		// The resident's code is drawn now and travels only in the arrival notice.
-		if err := dropCode(tx, o); err != nil {
-			return err
-		}
-		c, digest, err := issueCode(tx, st, o.ID)
-		if err != nil {
-			return err
-		}
-		code, o.CodeDigest = c, digest
-		o.CodeIssues++
-	}
-	h, _ := s.hold(o)
-	o.State, o.LoadedAt = StateLoaded, at
-	o.ExpiresAt = at.Add(h + o.Extended)
-	if _, max := s.hold(o); o.ExpiresAt.After(at.Add(max)) {
-		o.ExpiresAt = at.Add(max)
-	}
-	if err := s.update(tx, st, o, &old); err != nil {
-		return err
-	}
-	var doors []int
-	for _, sl := range o.Slots {
-		doors = append(doors, sl.Compartment)
-	}
-	r := o.Recipient
-	return s.note(tx, NoteLoaded, o, func(n *Notification) {
-		n.Recipient, n.Compartments, n.ExpiresAt = &r, doors, o.ExpiresAt
-		if code != "" {
-			n.Code, n.QR = code, QRPayload(o.Site, code)
-		}
-	})
-}
-
-// reassigned follows the edge moving an order from one compartment to another (a driver
-// found it jammed, faulty or full). The edge is the authority for where the food is: the
-// order takes the new compartment with a new generation; an unloaded order that the cloud
-// had put there moves elsewhere or, if nothing is free, is cancelled. A jammed or faulty
-// compartment goes out of service.
-func (s *Service) reassigned(tx Tx, st *Site, o *Order, ev protocol.Event) error {
-	if !o.State.Live() {
-		return nil
-	}
-	idx := -1
-	for i, sl := range o.Slots {
-		if sl.Compartment == ev.Compartment {
-			idx = i
-		}
-		if sl.Compartment == ev.To {
-			return nil // already applied
-		}
-	}
-	if idx < 0 {
-		return nil
-	}
-	to, ok, err := getComp(tx, st.ID, ev.To)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		s.log.Warn("reassigned to an unknown compartment", "site", st.ID, "order", o.ID, "compartment", ev.To)
-		return nil
-	}
-	conflict := to.Occupied
-	if to.Order != "" && to.Order != o.ID && !conflict {
-		other, err := loadOrder(tx, to.Order)
-		if err != nil {
-			return err
-		}
-		// A partly loaded order cannot be re-planned as a whole.
-		conflict = anyLoaded(other)
-	}
-	if to.Order != "" && to.Order != o.ID && conflict {
-		// The edge says it put the order into a compartment the cloud knows to be full:
-		// the facts disagree. Keep the cloud's record (one live reservation per
-		// compartment) and raise an alarm for ops to look at the locker.
-		s.log.Warn("reassigned into an occupied compartment", "site", st.ID, "order", o.ID, "compartment", ev.To)
-		_, err := s.raise(tx, st.ID, s.now(), protocol.Event{Kind: protocol.EventReassigned, Compartment: ev.To, Reason: "conflict: occupied by " + to.Order})
-		return err
-	}
-	if to.Order != "" && to.Order != o.ID {
-		if err := s.displace(tx, st, to.Order, ev.To); err != nil {
-			return err
-		}
-		if to, _, err = getComp(tx, st.ID, ev.To); err != nil {
-			return err
-		}
-	}
-	old := *o
-	o.Slots = append([]Slot(nil), o.Slots...)
-	from, _, err := getComp(tx, st.ID, ev.Compartment)
-	if err != nil {
-		return err
-	}
-	if from.Order == o.ID {
-		of := from
-		from.Order, from.Occupied = "", false
-		if ev.Reason == "jammed" || ev.Reason == "faulty" {
-			from.InService, from.OOSReason = false, "reassigned: "+ev.Reason
-		}
-		if err := putComp(tx, from, &of); err != nil {
-			return err
-		}
-	}
-	ot := to
-	to.Generation++
-	to.Order = o.ID
-	to.Occupied = o.Slots[idx].Loaded
-	if err := putComp(tx, to, &ot); err != nil {
-		return err
-	}
-	sl := o.Slots[idx]
-	o.Slots[idx] = Slot{Compartment: to.Number, Generation: to.Generation, Size: to.Size, Zone: to.Zone, Parcels: sl.Parcels, Loaded: sl.Loaded}
-	if err := s.update(tx, st, o, &old); err != nil {
-		return err
-	}
-	return s.note(tx, NoteReassigned, o, func(n *Notification) { n.Compartments = []int{to.Number}; n.Reason = ev.Reason })
-}
-
-// displace moves the unloaded order id out of compartment n, which the edge has just
-// filled with another order.
-func (s *Service) displace(tx Tx, st *Site, id string, n int) error {
-	other, err := loadOrder(tx, id)
-	if err != nil {
-		return err
-	}
-	if anyLoaded(other) {
-		return Errorf(EInternal, "compartment %d of site %s holds loaded order %s but is not marked occupied", n, st.ID, id)
-	}
-	old := *other
-	if err := s.release(tx, other); err != nil {
-		return err
-	}
-	// Hold n (the caller gives it to the order the edge put there) so that the planner
-	// cannot pick it again for the displaced order.
-	c, _, err := getComp(tx, st.ID, n)
-	if err != nil {
-		return err
-	}
-	oc := c
-	c.Order = "(displacing)"
-	if err := putComp(tx, c, &oc); err != nil {
-		return err
-	}
-	if err := s.assignSlots(tx, st, other, nil); err != nil {
-		if ErrorCode(err) != ENoCapacity {
-			return err
-		}
-		*other = old
-		other.Slots = old.Slots
-		return s.finish(tx, st, other, StateCancelled, "displaced: no compartment free", NoteCancelled)
-	}
-	// release dropped its code index; put it back (unless the code was invalidated).
-	if !other.CodeInvalid {
-		if err := tx.Put(bCodes, st.ID+"/"+other.CodeDigest, []byte(other.ID)); err != nil {
-			return err
-		}
-	}
-	if err := s.update(tx, st, other, &old); err != nil {
-		return err
-	}
-	return s.note(tx, NoteReassigned, other, func(nt *Notification) { nt.Reason = "displaced" })
+	return false, s.apply(tx, st, o, &step{on: r.on, at: at, by: System, ev: ev})
 }
 
 // EventHighWater is the sequence of the last event of site applied (0 for an unknown

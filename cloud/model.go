@@ -130,10 +130,11 @@ func (c Compartment) State() CompState {
 
 func (c Compartment) free() bool { return c.Present && c.InService && c.Order == "" }
 
-// OrderState is where an order is in its life:
+// OrderState is where an order is in its life (the transitions are the table in
+// lifecycle.go):
 //
-//	assigned → loaded → picked_up | expired → returned
-//	assigned → cancelled;  loaded | expired → compromised → picked_up | returned
+//	assigned → loaded → picked_up;  loaded | assigned (partly loaded) → expired → returned
+//	assigned → cancelled;  assigned | loaded | expired → compromised → picked_up | returned
 type OrderState string
 
 // Order states.

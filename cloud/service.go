@@ -22,84 +22,11 @@ type CommandPublisher interface {
 	PublishCommand(ctx context.Context, site string, c protocol.Command) error
 }
 
-// Notifier takes notifications for residents (SMS) and platforms (webhooks). Notify must
-// not block for long: implementations queue and deliver with retries.
-//
-// A Notifier that also implements [TxNotifier] takes every notification inside the
-// transaction of the change it reports, and Notify is then not called; any other
-// Notifier gets its notifications after the commit, from memory, and loses them in a
-// crash (tests, tools).
-type Notifier interface {
-	Notify(ctx context.Context, n Notification) error
-}
-
-// TxNotifier is a Notifier that writes notifications into a durable outbox in the
-// domain's own transaction: a notice commits with the state change it reports, or not
-// at all, so that a process killed at any moment neither loses the notice of a change
-// it acknowledged (the arrival notice holds the resident's only copy of the code) nor
-// sends one for a change that never committed. NotifyTx may run more than once for one
-// change (the store may retry a transaction) but never commits twice; it must be quick
-// (it runs in the store's single writer) and must not keep tx past its return.
-type TxNotifier interface {
-	Notifier
-	NotifyTx(tx Tx, n Notification) error
-}
-
-// Notification is a fact about an order for the outside world. Code and QR are set only
-// on the arrival notice (order.loaded) and on reissued codes (order.code_issued) of
-// orders whose code the cloud delivers; they are the only place a plain pickup code
-// exists after it was drawn, and LogValue redacts them.
-type Notification struct {
-	// Type is the CloudEvents type suffix, e.g. "order.loaded".
-	Type       string     `json:"type"`
-	ID         string     `json:"id"`
-	Time       time.Time  `json:"time"`
-	Site       string     `json:"site"`
-	Order      string     `json:"order"`
-	Platform   string     `json:"platform"`
-	ExternalID string     `json:"external_id"`
-	State      OrderState `json:"state"`
-	// Recipient is set on notifications meant for the resident (SMS).
-	Recipient *Recipient `json:"recipient,omitempty"`
-	Code      string     `json:"code,omitempty"`
-	QR        string     `json:"qr,omitempty"`
-	// Compartments are the door numbers, for the arrival notice.
-	Compartments []int     `json:"compartments,omitempty"`
-	LoadedAt     time.Time `json:"loaded_at,omitzero"`
-	ExpiresAt    time.Time `json:"expires_at,omitzero"`
-	// SiteName is the human name of the locker bank, for the resident's message.
-	SiteName string `json:"site_name,omitempty"`
-	// CodeToPlatform is true when the platform delivers codes itself.
-	CodeToPlatform bool   `json:"code_to_platform,omitempty"`
-	Reason         string `json:"reason,omitempty"`
-}
-
-// LogValue keeps the code and the recipient out of logs.
-func (n Notification) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("type", n.Type), slog.String("order", n.Order), slog.String("site", n.Site))
-}
-
-// Notification types.
-const (
-	NoteCreated         = "order.created"
-	NoteCodeIssued      = "order.code_issued"
-	NoteLoaded          = "order.loaded"
-	NoteReminder        = "order.reminder"
-	NotePickedUp        = "order.picked_up"
-	NoteExpired         = "order.expired"
-	NoteReturned        = "order.returned"
-	NoteCancelled       = "order.cancelled"
-	NoteCompromised     = "order.compromised"
-	NoteReassigned      = "order.reassigned"
-	NoteCodeInvalidated = "order.code_invalidated"
-	NoteExtended        = "order.extended"
-)
-
 // Policy holds the timing rules of the business. The zero value is replaced by
 // DefaultPolicy's fields.
 type Policy struct {
-	// Hold is how long an order waits after loading, per zone (DOMAIN.md: chilled and
-	// frozen 24 h, ambient 12 h).
+	// Hold is how long an order waits after loading, per zone: chilled and frozen 24 h,
+	// cool and ambient 12 h by default (docs/food-safety.md says why).
 	Hold map[protocol.Zone]time.Duration
 	// MaxHold is the food-safety cap on the hold after loading, extensions included.
 	MaxHold map[protocol.Zone]time.Duration
@@ -120,7 +47,8 @@ type Policy struct {
 	NearbyMax int
 }
 
-// DefaultPolicy returns the defaults from DOMAIN.md.
+// DefaultPolicy returns the business's default timing rules: the holds, cap and budgets
+// of docs/food-safety.md, and the operational limits below.
 func DefaultPolicy() Policy {
 	h := time.Hour
 	return Policy{

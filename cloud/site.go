@@ -66,15 +66,6 @@ func (in SiteInput) apply(s *Site) {
 	}
 }
 
-func require(p Principal, roles ...Role) error {
-	for _, r := range roles {
-		if p.Role == r {
-			return nil
-		}
-	}
-	return Errorf(EForbidden, "the %s role may not do this", p.Role)
-}
-
 // CreateSite registers a site (admin) and draws its 32-byte site key.
 func (s *Service) CreateSite(ctx context.Context, p Principal, in SiteInput) (Site, error) {
 	if err := require(p, RoleAdmin); err != nil {
@@ -396,21 +387,4 @@ func Haversine(a, b Location) float64 {
 	dLon := (b.Lon - a.Lon) * rad
 	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(a.Lat*rad)*math.Cos(b.Lat*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
 	return 2 * r * math.Asin(math.Min(1, math.Sqrt(h)))
-}
-
-func siteAlarms(tx Tx, site string) ([]Alarm, error) {
-	var out []Alarm
-	var derr error
-	err := tx.Scan(bAlarms, site+"/", func(_ string, v []byte) bool {
-		var a Alarm
-		if derr = json.Unmarshal(v, &a); derr != nil {
-			return false
-		}
-		out = append(out, a)
-		return true
-	})
-	if err == nil {
-		err = derr
-	}
-	return out, err
 }

@@ -8,9 +8,9 @@ import (
 
 // Store is the cloud's storage: a transactional, ordered key-value store of named
 // buckets. The domain encodes its own records (JSON) and keeps its own indexes, so a
-// Store has to provide only atomic transactions over bytes; bbolt (cloud/bolt) is the
-// default and a PostgreSQL table (bucket, key, value) can follow without touching the
-// domain.
+// Store has to provide only atomic transactions over bytes. cloud/bolt (bbolt) is the
+// only implementation; another (say, a SQL table of bucket, key, value) would not need
+// to touch the domain, but none exists yet.
 type Store interface {
 	// Update runs fn in a read-write transaction and commits durably before returning nil.
 	// If fn returns an error, none of its writes happen and Update returns that error.
