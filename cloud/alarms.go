@@ -14,6 +14,21 @@ import (
 // closed, board online, zone back in range, compartment back in service) or ops resolve
 // it. Which event raises or closes which alarm is the edge's dispatch table (edge.go).
 
+// AlarmKinds lists every kind of alarm the cloud opens, in protocol order: the edge
+// events its dispatch table raises, and reassigned, which it raises itself when an edge
+// reports an order moved into a compartment the cloud knows to be occupied. Metrics
+// report each kind for every site, 0 when none is open, so that a healthy site (0) is
+// told from a missing series.
+func AlarmKinds() []protocol.EventKind {
+	var out []protocol.EventKind
+	for _, k := range protocol.EventKinds() {
+		if routes[k].raise || k == protocol.EventReassigned {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // alarmKey is site/ID, and an alarm's ID is kind:what (what: compartment, board, zone).
 func alarmKey(site string, kind protocol.EventKind, what string) string {
 	return site + "/" + alarmID(kind, what)

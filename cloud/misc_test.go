@@ -3,6 +3,7 @@ package cloud_test
 import (
 	"bytes"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +129,18 @@ func TestLoadingCredentialAndCommands(t *testing.T) {
 	}
 	if n, _ := e.svc.PendingCommands(e.ctx, ""); len(n) != 0 {
 		t.Errorf("still pending: %d", len(n))
+	}
+}
+
+// TestAlarmKinds pins the kinds the metrics report for every site: a kind added to the
+// edge's dispatch table as raising an alarm shows up here, and so must be chosen.
+func TestAlarmKinds(t *testing.T) {
+	got := cloud.AlarmKinds()
+	want := []protocol.EventKind{protocol.EventUncommandedOpen, protocol.EventDoorLeftOpen, protocol.EventLockJammed,
+		protocol.EventBoardOffline, protocol.EventTempExcursion, protocol.EventHelpRequested, protocol.EventReassigned}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("AlarmKinds() = %v, want %v", got, want)
 	}
 }
