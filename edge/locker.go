@@ -53,6 +53,9 @@ type Config struct {
 	StaggerGap time.Duration
 	// DriverSession is the lifetime of a kiosk driver token (15 min).
 	DriverSession time.Duration
+	// HelpInterval is the least time between two help_requested alerts from the kiosk
+	// (60 s); presses in between are answered "already notified" (Help).
+	HelpInterval time.Duration
 
 	// Notify is called (without blocking) after events are written to the outbox, to wake
 	// the sync; nil is fine.
@@ -62,7 +65,8 @@ type Config struct {
 // Locker runs the flows of one locker bank: pickups, driver loading and returns, the
 // hardware events, alarms, the cold chain, desired state and commands. Safe for
 // concurrent use: durable state lives in the Store (whose transactions serialise
-// writers); mu guards the in-memory view of the hardware and the kiosk's driver tokens.
+// writers); mu guards the in-memory view of the hardware, the kiosk's driver tokens and its
+// help rate limit.
 type Locker struct {
 	cfg    Config
 	clock  Clock
@@ -89,6 +93,7 @@ type Locker struct {
 	zones       map[protocol.Zone]*zoneState
 	opsOpen     map[int]protocol.CredentialKind // compartments opened by a command, until seen open
 	finished    map[string]finishedSession      // recently completed sessions, for the kiosk
+	helpAt      time.Time                       // when the kiosk last raised help_requested (zero: never)
 }
 
 type driverToken struct {
@@ -126,6 +131,7 @@ func New(cfg Config) (*Locker, error) {
 	def(&cfg.SessionTimeout, 5*time.Minute)
 	def(&cfg.InboxTTL, 7*24*time.Hour)
 	def(&cfg.DriverSession, 15*time.Minute)
+	def(&cfg.HelpInterval, time.Minute)
 	if cfg.StaggerGap == 0 {
 		cfg.StaggerGap = hw.DefaultStaggerGap
 	}

@@ -18,8 +18,18 @@ type PickupResult struct {
 	Compromised bool   `json:"compromised"`
 }
 
-func digits(s string, minLen, maxLen int) bool {
-	if len(s) < minLen || len(s) > maxLen {
+// The shape of what a resident types. The cloud draws every pickup code with
+// cloud.CodeDigits digits (the edge does not import the cloud; a test keeps the two
+// equal), so a code of any other length cannot belong to an order: it is a typing or
+// client error, answered bad_request and counted nowhere, not a guess.
+const (
+	CodeDigits   = 8 // a pickup code
+	FactorDigits = 4 // the second factor: the last digits of the phone number
+)
+
+// digits reports whether s is exactly n decimal digits.
+func digits(s string, n int) bool {
+	if len(s) != n {
 		return false
 	}
 	for _, r := range s {
@@ -28,6 +38,20 @@ func digits(s string, minLen, maxLen int) bool {
 		}
 	}
 	return true
+}
+
+// badShape is nil when code and factor have the shape of a pickup attempt, else the
+// bad_request to answer, naming the field (code before factor) in "field".
+func badShape(code, factor string) *Error {
+	switch {
+	case !digits(code, CodeDigits):
+		return errorf(CodeBadRequest, "pickup", "A pickup code has 8 digits. Please enter your code again.",
+			"取件码为8位数字，请重新输入。").with("field", "code")
+	case !digits(factor, FactorDigits):
+		return errorf(CodeBadRequest, "pickup", "Please enter the last 4 digits of your phone number.",
+			"请输入手机号后4位。").with("field", "factor")
+	}
+	return nil
 }
 
 // lockoutFor is the duration of the level-th lockout: base, doubling, capped at a day.
@@ -79,11 +103,13 @@ func (l *Locker) fail(tx Tx, lo *Lockout, now time.Time) (*Error, error) {
 // order, staggered. The pickup is recorded in progress (session, audit entries) before
 // any relay is pulsed; picked_up is recorded when the doors close and the infrared sees
 // the compartments empty. Codes are looked up by keyed digest and the factor compared in
-// constant time; neither is ever logged.
+// constant time; neither is ever logged. A code that is not CodeDigits digits or a factor
+// that is not FactorDigits digits is bad_request (with "field") and counts as no guess.
 func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromised bool) (PickupResult, error) {
-	if !digits(code, 4, 16) || !digits(factor, 4, 4) {
-		return PickupResult{}, errorf(CodeBadRequest, "pickup", "Please enter your pickup code and the last 4 digits of your phone number.",
-			"请输入取件码和手机号后4位。")
+	// Checked before the store is touched: a malformed attempt counts toward neither the
+	// keypad's lockout nor the order's wrong second factors.
+	if e := badShape(code, factor); e != nil {
+		return PickupResult{}, e
 	}
 	now := l.clock.Now()
 	key := l.cfg.SiteKey
@@ -359,18 +385,37 @@ func (l *Locker) Info() (site string, lockedSeconds int) {
 	return l.cfg.Site, int(math.Ceil(l.LockedFor().Seconds()))
 }
 
-// Help raises a help_requested alert for ops.
-func (l *Locker) Help(ctx context.Context, where string) error {
+// Help raises a help_requested alert for ops, at most one per HelpInterval for the
+// kiosk: a press within HelpInterval of the last alert raises nothing and reports
+// raised false (staff already know; the cloud keeps one open help alarm per kiosk
+// anyway), so neither a worried resident pressing again nor a prankster can flood ops.
+// The interval lives in memory only: a restart allows one alert at once.
+func (l *Locker) Help(ctx context.Context, where string) (raised bool, err error) {
 	now := l.clock.Now()
 	if len(where) > 32 {
 		where = where[:32]
 	}
-	err := l.cfg.Store.Update(func(tx Tx) error {
+	// Claim the slot before writing, so two presses at once raise one alert; give it
+	// back if the write fails, so the next press tries again.
+	l.mu.Lock()
+	last := l.helpAt
+	if !last.IsZero() && now.Sub(last) < l.cfg.HelpInterval {
+		l.mu.Unlock()
+		return false, nil
+	}
+	l.helpAt = now
+	l.mu.Unlock()
+	err = l.cfg.Store.Update(func(tx Tx) error {
 		return enqueue(tx, now, protocol.Event{Kind: protocol.EventHelpRequested, Credential: protocol.CredNone, Reason: where})
 	})
 	if err != nil {
-		return internal("help", err)
+		l.mu.Lock()
+		if l.helpAt.Equal(now) {
+			l.helpAt = last
+		}
+		l.mu.Unlock()
+		return false, internal("help", err)
 	}
 	l.notify()
-	return nil
+	return true, nil
 }

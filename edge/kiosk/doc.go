@@ -7,8 +7,9 @@
 // Handlers are plain net/http on a chi router; they speak to the domain through two
 // small interfaces (Resident, Driver) that *edge.Locker implements. Domain errors carry
 // a code; one table (statusOf) maps codes to HTTP statuses, and internal errors are
-// logged once, here. Request bodies are limited to MaxBody bytes and decoded strictly
-// as to types; codes, factors and credentials are never logged.
+// logged once, here. A request body over MaxBody bytes answers 413 too_large, the one
+// error code the kiosk defines itself (the domain knows nothing of bodies); bodies are
+// decoded strictly as to types; codes, factors and credentials are never logged.
 //
 // Driver requests carry the kiosk token from /api/driver/login as
 // "Authorization: Bearer <token>".

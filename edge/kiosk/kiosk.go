@@ -1,6 +1,7 @@
 package kiosk
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
@@ -27,7 +28,9 @@ type Resident interface {
 	Info() (site string, lockedSeconds int)
 	Pickup(ctx context.Context, code, factor string, acceptCompromised bool) (edge.PickupResult, error)
 	SessionStatus(id string) ([]edge.Door, bool, error)
-	Help(ctx context.Context, where string) error
+	// Help raises a help alert; raised is false when one was raised moments ago and
+	// staff already know.
+	Help(ctx context.Context, where string) (raised bool, err error)
 }
 
 // Driver is what driver mode needs from the domain.
@@ -124,9 +127,14 @@ func noStore(next http.Handler) http.Handler {
 	})
 }
 
+// codeTooLarge is the kiosk's own error code, for a body over MaxBody: only the HTTP
+// boundary knows that requests have a size, so the domain has no such code.
+const codeTooLarge edge.Code = "too_large"
+
 // statusOf is the one table from domain error codes to HTTP statuses.
 var statusOf = map[edge.Code]int{
 	edge.CodeBadRequest:      http.StatusBadRequest,
+	codeTooLarge:             http.StatusRequestEntityTooLarge,
 	edge.CodeWrongCode:       http.StatusUnauthorized,
 	edge.CodeBadCredential:   http.StatusUnauthorized,
 	edge.CodeLocked:          http.StatusLocked,
@@ -169,12 +177,23 @@ func writeErr(w http.ResponseWriter, log *slog.Logger, err error) {
 	writeJSON(w, status, body)
 }
 
-var errBadBody = &edge.Error{Code: edge.CodeBadRequest, Op: "kiosk", Message: "The request was not understood.", MessageZH: "无法识别该请求。"}
+var (
+	errBadBody  = &edge.Error{Code: edge.CodeBadRequest, Op: "kiosk", Message: "The request was not understood.", MessageZH: "无法识别该请求。"}
+	errTooLarge = &edge.Error{Code: codeTooLarge, Op: "kiosk", Message: "The request is too large.", MessageZH: "请求内容过长。"}
+)
 
-// decode reads a size-limited JSON body into v. An empty body decodes as {}.
+// decode reads a JSON body of at most MaxBody bytes into v. An empty body decodes as {}.
+// The whole body is read before decoding, so a body over the limit is too_large even
+// when it starts with a complete JSON value.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
-	dec := json.NewDecoder(r.Body)
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return errTooLarge
+		}
+		return errBadBody
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
 		return errBadBody
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/larder-lockers/larder/edge"
+	"github.com/larder-lockers/larder/edge/bolt"
 	"github.com/larder-lockers/larder/edge/bolt/boltest"
 	"github.com/larder-lockers/larder/edge/hw"
 	"github.com/larder-lockers/larder/edge/kiosk"
@@ -26,6 +27,7 @@ var t0 = time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
 
 type fixture struct {
 	t     testing.TB
+	store *bolt.Store
 	l     *edge.Locker
 	latch *edge.FakeLatch
 	clock *edge.FakeClock
@@ -39,8 +41,8 @@ func newFixture(t testing.TB) *fixture {
 		specs = append(specs, edge.CompartmentSpec{Number: n, Size: protocol.SizeM, Zone: protocol.ZoneChilled,
 			HeightCM: 20 + 50*((n-1)%2), Row: 1 + (n-1)%2, Column: 1 + (n-1)/2, Lock: n})
 	}
-	f := &fixture{t: t, latch: &edge.FakeLatch{}, clock: edge.NewFakeClock(t0)}
-	l, err := edge.New(edge.Config{Site: "courtyard-1", SiteKey: key, Compartments: specs, Store: boltest.Open(t),
+	f := &fixture{t: t, store: boltest.Open(t), latch: &edge.FakeLatch{}, clock: edge.NewFakeClock(t0)}
+	l, err := edge.New(edge.Config{Site: "courtyard-1", SiteKey: key, Compartments: specs, Store: f.store,
 		Latch: f.latch, Clock: f.clock, StaggerGap: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +70,26 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// helps counts the help_requested events in the outbox.
+func (f *fixture) helps() int {
+	f.t.Helper()
+	es, err := f.store.Pending(0, 1<<20)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	n := 0
+	for _, e := range es {
+		m, err := protocol.Decode(e.Payload)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if ev, ok := m.Body.(protocol.Event); ok && ev.Kind == protocol.EventHelpRequested {
+			n++
+		}
+	}
+	return n
 }
 
 func (f *fixture) hw(kind hw.EventKind, c int, occ hw.Occupancy) {
@@ -162,7 +184,11 @@ func TestPickupErrors(t *testing.T) {
 		{"letters", `{"code":"1234567a","factor":"4321"}`, 400, "bad_request"},
 		{"wrong type", `{"code":12345678,"factor":"4321"}`, 400, "bad_request"},
 		{"two values", `{"code":"12345678","factor":"4321"}{}`, 400, "bad_request"},
-		{"too big", `{"code":"` + strings.Repeat("1", 5000) + `","factor":"4321"}`, 400, "bad_request"},
+		{"too big", `{"code":"` + strings.Repeat("1", 5000) + `","factor":"4321"}`, 413, "too_large"},
+		{"too big after a complete value", `{"code":"12345678","factor":"4321"}` + strings.Repeat(" ", kiosk.MaxBody), 413, "too_large"},
+		{"7 digits", `{"code":"1234567","factor":"4321"}`, 400, "bad_request"},
+		{"16 digits", `{"code":"1234567812345678","factor":"4321"}`, 400, "bad_request"},
+		{"5 phone digits", `{"code":"12345678","factor":"43210"}`, 400, "bad_request"},
 		{"wrong code", `{"code":"99999999","factor":"4321"}`, 401, "wrong_code"},
 	}
 	for _, c := range cases {
@@ -217,6 +243,63 @@ func TestPickupErrors(t *testing.T) {
 	st, body = f.do("POST", "/api/pickup", `{"code":"12345678","factor":"4321"}`, "")
 	if st != 410 || body["error"] != "expired" {
 		t.Fatalf("expired %d %v", st, body)
+	}
+}
+
+// TestMalformedPickupIsNotAGuess: codes of the wrong length and phone endings of the wrong
+// length answer 400 bad_request naming the field, and however many arrive, the keypad
+// neither locks nor loses attempts, and the order's code keeps working.
+func TestMalformedPickupIsNotAGuess(t *testing.T) {
+	f := newFixture(t)
+	f.loadAll()
+	for range 6 { // more than MaxFailures (5)
+		for _, c := range []struct{ body, field string }{
+			{`{"code":"1234567","factor":"4321"}`, "code"},
+			{`{"code":"1234567812345678","factor":"4321"}`, "code"},
+			{`{"factor":"4321"}`, "code"},
+			{`{"code":"12345678","factor":"432"}`, "factor"},
+			{`{"code":"12345678","factor":"43210"}`, "factor"},
+		} {
+			st, body := f.do("POST", "/api/pickup", c.body, "")
+			if st != 400 || body["error"] != "bad_request" || body["field"] != c.field {
+				t.Fatalf("%s: %d %v, want 400 bad_request on %s", c.body, st, body, c.field)
+			}
+		}
+	}
+	if _, body := f.do("GET", "/api/info", "", ""); body["locked_seconds"] != 0.0 {
+		t.Fatalf("info after malformed attempts %v", body)
+	}
+	if st, body := f.do("POST", "/api/pickup", `{"code":"99999999","factor":"4321"}`, ""); st != 401 || body["attempts_left"] != 4.0 {
+		t.Fatalf("first real guess %d %v", st, body)
+	}
+	if st, body := f.do("POST", "/api/pickup", `{"code":"12345678","factor":"4321"}`, ""); st != 200 {
+		t.Fatalf("right code %d %v", st, body)
+	}
+}
+
+// TestHelpRateLimitOverHTTP: the first press raises help_requested; presses within a
+// minute answer 202 with already_notified and raise nothing; after the minute, one more.
+func TestHelpRateLimitOverHTTP(t *testing.T) {
+	f := newFixture(t)
+	help := func(wantAlready bool) {
+		t.Helper()
+		st, body := f.do("POST", "/api/help", `{"context":"pickup"}`, "")
+		if st != 202 || body["already_notified"] != wantAlready || body["message"] == "" || body["message_zh"] == "" {
+			t.Fatalf("help at +%v: %d %v, want already_notified %v", f.clock.Now().Sub(t0), st, body, wantAlready)
+		}
+	}
+	help(false)
+	help(true)
+	f.clock.Advance(59 * time.Second)
+	help(true)
+	if n := f.helps(); n != 1 {
+		t.Fatalf("%d help_requested events within the minute, want 1", n)
+	}
+	f.clock.Advance(time.Second)
+	help(false)
+	help(true)
+	if n := f.helps(); n != 2 {
+		t.Fatalf("%d help_requested events, want 2", n)
 	}
 }
 
@@ -293,7 +376,7 @@ func TestReturnOverHTTP(t *testing.T) {
 
 func TestHelpHealthMetricsPage(t *testing.T) {
 	f := newFixture(t)
-	if st, body := f.do("POST", "/api/help", `{"context":"pickup"}`, ""); st != 202 || body["message"] == "" {
+	if st, body := f.do("POST", "/api/help", `{"context":"pickup"}`, ""); st != 202 || body["message"] == "" || body["already_notified"] != false {
 		t.Fatalf("help %d %v", st, body)
 	}
 	for _, c := range []struct {

@@ -72,7 +72,39 @@ test('contract errors arrive as their codes', () => withEdge(async (api) => {
 test('help is accepted with its context', () => withEdge(async (api, edge) => {
   const r = await api.help('pickup');
   assert.equal(r.status, 202);
+  assert.equal(r.body.already_notified, false);
   assert.deepEqual(edge.state.helps, ['pickup']);
+}));
+
+test('help again within the minute is accepted as already notified, raising nothing', () => withEdge(async (api, edge) => {
+  await api.help('pickup');
+  const again = await api.help('driver');
+  assert.equal(again.ok, true);
+  assert.equal(again.status, 202);
+  assert.equal(again.body.already_notified, true);
+  assert.equal(edge.state.alerts, 1);
+}));
+
+test('a code or phone ending of the wrong length is bad_request naming the field, not a guess', () => withEdge(async (api) => {
+  for (let i = 0; i < 6; i++) {
+    const seven = await api.pickup('1234567', '1234');
+    assert.equal(seven.status, 400);
+    assert.equal(seven.code, 'bad_request');
+    assert.equal(seven.body.field, 'code');
+    const sixteen = await api.pickup('1234567812345678', '1234');
+    assert.equal(sixteen.body.field, 'code');
+    const phone = await api.pickup('12345678', '12345');
+    assert.equal(phone.body.field, 'factor');
+  }
+  const guess = await api.pickup('00000000', '0000');
+  assert.equal(guess.code, 'wrong_code');
+  assert.equal(guess.body.attempts_left, 4, 'the malformed attempts counted nothing');
+}));
+
+test('a body over 4 KiB is 413 too_large', () => withEdge(async (api) => {
+  const r = await api.driverLogin('1'.repeat(5000));
+  assert.equal(r.status, 413);
+  assert.equal(r.code, 'too_large');
 }));
 
 test('driver: sign in, manifest, open, problem, return, logout', () => withEdge(async (api, edge) => {

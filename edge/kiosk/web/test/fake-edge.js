@@ -12,6 +12,9 @@
  *   22222222 / 2222  expired          33333333 / 3333  already picked up
  *   55555555 / 5555  not loaded yet
  *   44444444 / 4444  hardware fault   anything else    wrong code (5 → locked 300 s)
+ * A code that is not 8 digits or phone digits that are not 4 are bad_request (with field)
+ * and count nothing; a body over 4 KiB is 413 too_large; Help raises one alert a minute
+ * and answers already_notified in between, as the edge does.
  * Driver credentials: DRIVER-OK signs in, DRIVER-OLD is expired, anything else is refused.
  *
  * node --test runs every file in test/, this one included: loaded that way it only exports.
@@ -20,6 +23,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+const MAX_BODY = 4096; // kiosk.MaxBody
+const HELP_INTERVAL_MS = 60000; // edge.Config.HelpInterval
 
 const WHERE = {
   3: ['door 3, bottom row, right', '3号门，最下排，右边'],
@@ -41,7 +47,9 @@ export function createFakeEdge(opts) {
     failures: 0,
     lockedUntil: 0,
     sessions: new Map(),
-    helps: [],
+    helps: [], // the context of every help request
+    alerts: 0, // help requests that raised an alert for staff
+    helpAt: null,
     tokens: new Set(),
     orders: null,
     requests: [],
@@ -72,7 +80,8 @@ export function createFakeEdge(opts) {
   function pickup(req, res, body) {
     const code = String(body.code || '');
     const factor = String(body.factor || '');
-    if (!/^[0-9]{8}$/.test(code) || !/^[0-9]{4}$/.test(factor)) return fail(res, 400, 'bad_request');
+    if (!/^[0-9]{8}$/.test(code)) return fail(res, 400, 'bad_request', { field: 'code' });
+    if (!/^[0-9]{4}$/.test(factor)) return fail(res, 400, 'bad_request', { field: 'factor' });
     const now = s.now();
     if (s.lockedUntil > now) {
       return fail(res, 423, 'locked', { retry_after_seconds: Math.ceil((s.lockedUntil - now) / 1000) });
@@ -148,7 +157,9 @@ export function createFakeEdge(opts) {
     if (req.method === 'POST') {
       const chunks = [];
       for await (const c of req) chunks.push(c);
-      const text = Buffer.concat(chunks).toString('utf8');
+      const raw = Buffer.concat(chunks);
+      if (raw.length > MAX_BODY) return fail(res, 413, 'too_large');
+      const text = raw.toString('utf8');
       if (text) {
         try {
           body = JSON.parse(text);
@@ -169,7 +180,13 @@ export function createFakeEdge(opts) {
     }
     if (req.method === 'POST' && p === '/api/help') {
       s.helps.push(body.context);
-      return send(res, 202, { message: 'help requested' });
+      const now = s.now();
+      const already = s.helpAt !== null && now - s.helpAt < HELP_INTERVAL_MS;
+      if (!already) {
+        s.helpAt = now;
+        s.alerts++;
+      }
+      return send(res, 202, { already_notified: already, message: 'help requested', message_zh: 'help requested' });
     }
     if (req.method === 'POST' && p === '/api/driver/login') {
       if (body.credential === 'DRIVER-OK') {

@@ -26,6 +26,17 @@ test('Help pressed again soon repeats the answer without calling staff again', a
   assert.equal(p.edge.state.helps.length, 2);
 });
 
+test('Help when the edge already told staff still says staff have been told', async () => {
+  const p = await openPage();
+  await p.click('#help-btn');
+  await p.advance(TIMING.helpRepeatMs); // the page asks again; the edge's minute is not over
+  await p.click('#help-btn');
+  assert.equal(p.edge.state.helps.length, 2);
+  assert.equal(p.edge.state.alerts, 1, 'one alert for staff');
+  assert.equal(p.banner(), '已通知工作人员，请在柜子旁稍候。');
+  assert.equal(p.$('#announcer').className, 'banner banner-ok banner-on');
+});
+
 test('Help says where: pickup screens, driver mode, driver sign-in', async () => {
   const p = await openPage();
   await p.pickup('12345678', '1234');

@@ -53,6 +53,27 @@ test('a wrong code: back to the keypad with the message and the tries left, digi
   assert.match(p.banner(), /还可以再试 3 次/, 'the count goes down');
 });
 
+test('bad_request from the edge: back to the keypad asking for 8 and 4 digits, no tries counted', async () => {
+  // The page sends 8 and 4 digits; make the edge receive a 7-digit code, as it would from
+  // a client that lost a digit, to see what the page does with the edge's answer.
+  const p = await openPage({
+    edge: (e) => {
+      const f = e.fetch;
+      e.fetch = (url, init) => f(url, Object.assign({}, init, {
+        body: init && init.body ? init.body.replace('"code":"12345678"', '"code":"1234567"') : undefined
+      }));
+    }
+  });
+  await p.click('#lang-toggle');
+  await p.pickup('12345678', '1234');
+  assert.equal(p.k.state.screen, 'code');
+  assert.equal(p.banner(), 'Please enter the 8-digit code and the last 4 digits of your phone.');
+  assert.doesNotMatch(p.banner(), /tries|not right/);
+  assert.equal(p.doc.documentElement.lang, 'en', 'the language is kept');
+  assert.deepEqual(p.k.state.entry, { step: 'code', code: '', factor: '' });
+  assert.equal(p.edge.state.failures, 0);
+});
+
 test('a wrong code keeps the language the resident chose', async () => {
   const p = await openPage();
   await p.click('#lang-toggle');
