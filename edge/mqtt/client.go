@@ -62,7 +62,7 @@ func New(cfg Config, ports Ports, log *slog.Logger, reg prometheus.Registerer) (
 	if err := ports.validate(); err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(reg)
+	m, err := newMetrics(reg, ports.Reporter)
 	if err != nil {
 		return nil, fmt.Errorf("mqtt: metrics: %w", err)
 	}
@@ -234,7 +234,6 @@ func (c *Client) session(ctx context.Context, cli paho.Client, lost <-chan struc
 	c.cli = nil
 	c.mu.Unlock()
 	c.m.connected.Set(0)
-	c.m.unacked.Set(0)
 	if failed != nil {
 		// The link looks dead although paho has not noticed yet: drop it and start over.
 		c.log.Warn("mqtt: dropping connection", "err", failed)

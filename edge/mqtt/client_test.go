@@ -126,6 +126,47 @@ func TestOutboxDrainsAfterOutage(t *testing.T) {
 	})
 }
 
+// TestUnackedGaugeShowsBacklog: larder_mqtt_outbox_unacked is the outbox's backlog,
+// connected or not: N events queued while the broker is unreachable read N (not the 0
+// of "nothing on the wire"), still N once published but not acknowledged, and 0 once
+// the cloud has acknowledged them.
+func TestUnackedGaugeShowsBacklog(t *testing.T) {
+	m := mqtttest.StartMochi(t)
+	site := newSite(t, m.URL())
+	proxy := mqtttest.NewProxy(t, m.Addr)
+	proxy.Cut()
+	store := mqtttest.NewStore()
+	e := startEdge(t, testConfig(site, proxy.URL()), store)
+	if got := metric(t, e.reg, "larder_mqtt_outbox_unacked"); got != 0 {
+		t.Errorf("larder_mqtt_outbox_unacked with an empty outbox = %v, want 0", got)
+	}
+	const n = 25
+	for i := range n {
+		store.Append(doorEvent(i))
+	}
+	waitFor(t, wait, "a failed connection attempt", func() bool { return metric(t, e.reg, "larder_mqtt_connect_attempts_total") >= 1 })
+	if e.Connected() {
+		t.Fatal("connected through a cut proxy")
+	}
+	if got := metric(t, e.reg, "larder_mqtt_outbox_unacked"); got != n {
+		t.Errorf("larder_mqtt_outbox_unacked offline with %d queued = %v, want %d", n, got, n)
+	}
+
+	cloud := mqtttest.NewCloud(t, m.URL(), site)
+	defer cloud.Close()
+	cloud.SetNoAck(true)
+	proxy.Resume(t)
+	cloud.Wait(t, wait, "every event, unacknowledged", func(s mqtttest.Snapshot) bool { return len(s.Processed) == n })
+	if got := metric(t, e.reg, "larder_mqtt_outbox_unacked"); got != n {
+		t.Errorf("larder_mqtt_outbox_unacked published, not acknowledged = %v, want %d", got, n)
+	}
+	cloud.SetNoAck(false)
+	waitFor(t, wait, "gauge 0 after the acks", func() bool { return metric(t, e.reg, "larder_mqtt_outbox_unacked") == 0 })
+	if a, _ := store.Acked(); a != n {
+		t.Fatalf("acked %d, want %d", a, n)
+	}
+}
+
 // TestBrokerRestartMidDrain restarts mochi (losing every session) while the outbox
 // drains, and appends more while the broker is down.
 func TestBrokerRestartMidDrain(t *testing.T) {

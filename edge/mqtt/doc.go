@@ -88,8 +88,11 @@
 // larder_broker_connected (gauge, 1 while connected), larder_mqtt_connect_attempts_total,
 // larder_mqtt_rejected_total{channel}, larder_mqtt_dropped_total{channel},
 // larder_mqtt_outbox_published_total, larder_mqtt_outbox_resent_total,
-// larder_mqtt_desired_total{outcome}, larder_mqtt_outbox_unacked (gauge),
-// larder_mqtt_command_acks_dropped_total.
+// larder_mqtt_desired_total{outcome}, larder_mqtt_command_acks_dropped_total, and
+// larder_mqtt_outbox_unacked, the gauge of the backlog: the events in the core's outbox
+// that the cloud has not acknowledged, taken from Reporter.Telemetry's OutboxDepth at
+// every scrape, so it reads the same whether the broker is connected or not (offline
+// is when it grows). It is not the count of events on the wire, which is 0 offline.
 //
 // # Caveats
 //

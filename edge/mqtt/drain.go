@@ -91,7 +91,6 @@ func (c *Client) drain(ctx context.Context, cli paho.Client) error {
 				c.m.published.Inc()
 			}
 		}
-		c.m.unacked.Set(float64(sent - acked))
 
 		select {
 		case <-ctx.Done():

@@ -1,6 +1,8 @@
 package mqtt
 
 import (
+	"math"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/larder-lockers/larder/protocol"
@@ -14,12 +16,13 @@ type metrics struct {
 	published       prometheus.Counter
 	resent          prometheus.Counter
 	desired         *prometheus.CounterVec
-	unacked         prometheus.Gauge
+	unacked         prometheus.GaugeFunc
 	ackQueueDropped prometheus.Counter
 }
 
 // newMetrics registers the package's metrics with reg; nil reg registers nowhere.
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// larder_mqtt_outbox_unacked is read from r at every gather.
+func newMetrics(reg prometheus.Registerer, r Reporter) (*metrics, error) {
 	m := &metrics{
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "larder_broker_connected",
@@ -49,10 +52,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "larder_mqtt_desired_total",
 			Help: "Desired-state messages by outcome (applied, duplicate, gap, error).",
 		}, []string{"outcome"}),
-		unacked: prometheus.NewGauge(prometheus.GaugeOpts{
+		// The backlog is the durable outbox's, read when scraped, not what the drainer
+		// has put on the wire: while the broker is away nothing is on the wire and
+		// everything waits, which is exactly when the backlog matters.
+		unacked: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "larder_mqtt_outbox_unacked",
-			Help: "Outbox events on the wire that the cloud has not acknowledged yet.",
-		}),
+			Help: "Events in the edge's outbox that the cloud has not acknowledged yet, connected or not (NaN: the store did not answer).",
+		}, func() float64 { return backlog(r) }),
 		ackQueueDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "larder_mqtt_command_acks_dropped_total",
 			Help: "Command acknowledgements dropped because the offline queue was full.",
@@ -75,4 +81,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// backlog is the number of outbox events the cloud has not acknowledged, as the core
+// reports it in Telemetry.OutboxDepth (the same figure the cloud shows ops); NaN when
+// the core cannot tell, since 0 would claim an empty outbox.
+func backlog(r Reporter) float64 {
+	t, err := r.Telemetry()
+	if err != nil {
+		return math.NaN()
+	}
+	return float64(t.OutboxDepth)
 }

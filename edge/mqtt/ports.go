@@ -119,6 +119,9 @@ type Reporter interface {
 	// the cloud reconcile after any outage.
 	Birth() (protocol.Birth, error)
 	// Telemetry is published every Config.TelemetryInterval while connected (QoS 0).
+	// It is also read whenever the metrics are gathered, connected or not: its
+	// OutboxDepth is larder_mqtt_outbox_unacked. So it must be cheap and safe to call
+	// from any goroutine.
 	Telemetry() (protocol.Telemetry, error)
 }
 
