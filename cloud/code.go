@@ -28,7 +28,7 @@ import (
 // probability 5·10⁻⁷; with the second factor and the edge's lockout that is out of reach.
 
 // CodeDigits is the length of a pickup code.
-const CodeDigits = 8
+const CodeDigits = protocol.CodeDigits
 
 const codeSpace = 100_000_000 // 10^CodeDigits
 

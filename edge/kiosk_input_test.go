@@ -6,19 +6,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/larder-lockers/larder/cloud"
 	"github.com/larder-lockers/larder/edge"
 	"github.com/larder-lockers/larder/protocol"
 )
-
-// TestCodeDigitsMatchCloud: the edge refuses any code that is not edge.CodeDigits long
-// without counting it, so it must be the length the cloud draws; were they to differ,
-// every real code would be refused.
-func TestCodeDigitsMatchCloud(t *testing.T) {
-	if edge.CodeDigits != cloud.CodeDigits {
-		t.Fatalf("edge.CodeDigits %d, cloud.CodeDigits %d", edge.CodeDigits, cloud.CodeDigits)
-	}
-}
 
 // TestMalformedAttemptsCountNothing: a code or phone ending of the wrong length is a bad
 // request naming its field, never a guess: however many arrive, the keypad does not lock,

@@ -18,13 +18,13 @@ type PickupResult struct {
 	Compromised bool   `json:"compromised"`
 }
 
-// The shape of what a resident types. The cloud draws every pickup code with
-// cloud.CodeDigits digits (the edge does not import the cloud; a test keeps the two
-// equal), so a code of any other length cannot belong to an order: it is a typing or
-// client error, answered bad_request and counted nowhere, not a guess.
+// The shape of what a resident types, from the wire contract: the cloud draws every
+// pickup code with protocol.CodeDigits digits, so a code of any other length cannot
+// belong to an order: it is a typing or client error, answered bad_request and counted
+// nowhere, not a guess.
 const (
-	CodeDigits   = 8 // a pickup code
-	FactorDigits = 4 // the second factor: the last digits of the phone number
+	CodeDigits   = protocol.CodeDigits   // a pickup code
+	FactorDigits = protocol.FactorDigits // the second factor: the last digits of the phone number
 )
 
 // digits reports whether s is exactly n decimal digits.

@@ -14,6 +14,15 @@ import (
 // issues a secret; the edge computes them over what a person types and compares with
 // [DigestEqual].
 
+// The shape of the secrets a resident types: a pickup code of CodeDigits decimal digits
+// and a second factor of FactorDigits (the last digits of the recipient's phone number).
+// The cloud draws codes of exactly this length and the edge answers anything else as a
+// bad request, never as a guess.
+const (
+	CodeDigits   = 8
+	FactorDigits = 4
+)
+
 // CodeDigest is the digest of a pickup code. Codes are unique among the live codes of a
 // site, so the digest is also the edge's lookup key.
 func CodeDigest(siteKey []byte, code string) string {
