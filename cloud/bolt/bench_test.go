@@ -399,7 +399,7 @@ func BenchmarkCreateOrder(b *testing.B) {
 	f := newFleet(b, 24)
 	for _, size := range []struct{ sites, stored int }{{1000, 1000}, {10_000, 1000}, {10_000, 100_000}} {
 		f.grow(b, size.sites, size.stored)
-		b.Run(fmt.Sprintf("sites=%d/stored=%d", size.sites, size.stored), func(b *testing.B) {
+		b.Run(fmt.Sprintf("sites=%d/stored=%d", len(f.sites), f.stored), func(b *testing.B) {
 			e := f.open(b, false)
 			defer f.done(b, e)
 			b.SetParallelism(16)
