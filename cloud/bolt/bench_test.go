@@ -109,7 +109,7 @@ func (e *benchEnv) paced(tb testing.TB, rate int, d time.Duration) (p50, p99, ma
 
 // fleet is a benchmark database of many sites and many stored orders. It is filled
 // quickly, through the domain with fsync off (bolt.Options.NoSync) and many concurrent
-// callers so that group commit packs hundreds of orders into each transaction, and then
+// callers so that group commit packs up to 256 orders into a transaction, and then
 // measured as cloudd runs it: reopened durable, with the notify outbox in the same file.
 type fleet struct {
 	path   string
