@@ -145,3 +145,33 @@ func eventsOf(t *testing.T, reg *prometheus.Registry, outcome string) float64 {
 	}
 	return 0
 }
+
+// An event too far past the high water is refused, not held: it is not acknowledged,
+// and the edge's resend after the gap closes is applied like any other.
+func TestEventBeyondGapHoldRefusedThenResent(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	site := uniqueSite("hold")
+	reg := prometheus.NewRegistry()
+	startAdapter(t, tg, f, []string{site}, func(c *cloudmqtt.Config) { c.GapHold = 2; c.Registry = reg })
+	e := newEdge(t, tg, site)
+	e.event(1)
+	e.waitAck(1)
+	e.event(3) // held: 2 past the high water
+	e.event(5) // 4 past it: refused
+	e.noAckAbove(1)
+	e.event(2)
+	e.event(4)
+	if got := e.waitAck(4); got != 4 {
+		t.Fatalf("ack %d once 2 arrived, want 4 (3 held, 5 refused)", got)
+	}
+	e.noAckAbove(4)
+	e.event(5) // the edge resends what stays unacknowledged
+	e.waitAck(5)
+	if got, want := f.eventSeqs(site), []uint64{1, 2, 3, 4, 5}; !slices.Equal(got, want) {
+		t.Fatalf("ingested %v, want %v", got, want)
+	}
+	if n := eventsOf(t, reg, "refused"); n != 1 {
+		t.Errorf("events refused: %v, want 1", n)
+	}
+}
