@@ -325,7 +325,10 @@ func (w *worker) stage(t task) {
 		m = next
 	}
 	if w.nstaged >= a.cfg.BatchMax {
+		// A long queue: commit and acknowledge what is staged now, so the edges may send
+		// on while the rest is applied.
 		w.commit()
+		w.flushAcks()
 	}
 }
 
