@@ -85,7 +85,7 @@ func benchSites(prefix string, n int) []string {
 	return out
 }
 
-func measureRaw(b *testing.B, tg target, edges int) float64 {
+func measureRaw(b *testing.B, tg target, edges int) (float64, error) {
 	sites := benchSites("raw", edges)
 	per := benchEvents / edges
 	sub := benchClient(b, tg.url, "bench-sub-"+sites[0], tg.user, tg.pass)
@@ -129,9 +129,9 @@ func measureRaw(b *testing.B, tg target, edges int) float64 {
 	select {
 	case <-done:
 	case <-time.After(60 * time.Second):
-		b.Fatalf("raw: %d of %d arrived (the broker dropped QoS 1 messages)", got.Load(), per*edges)
+		return 0, fmt.Errorf("raw: %d of %d arrived (the broker dropped QoS 1 messages)", got.Load(), per*edges)
 	}
-	return float64(per*edges) / time.Since(start).Seconds()
+	return float64(per*edges) / time.Since(start).Seconds(), nil
 }
 
 // benchDomain is larder-cloud's domain on a fresh bbolt file (fsync on), with sites
@@ -252,7 +252,15 @@ func BenchmarkIngest(b *testing.B) {
 				var resent int
 				var commits, events uint64
 				for range b.N * benchRounds {
-					raw := measureRaw(b, tg, edges)
+					raw, err := measureRaw(b, tg, edges)
+					if err != nil && !bk.assert {
+						// Mosquitto's default max_queued_messages (1000) drops QoS 1
+						// messages for a subscriber that falls behind.
+						b.Skipf("%s: %v", tg.name, err)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
 					in := measureIngest(b, tg, edges)
 					raws, ingests, ratios = append(raws, raw), append(ingests, in.rate), append(ratios, in.rate/raw)
 					resent += in.resent
