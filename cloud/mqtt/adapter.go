@@ -270,8 +270,9 @@ func (a *Adapter) onMessage(_ paho.Client, msg paho.Message) {
 	}
 	a.m.received.WithLabelValues(ch.String()).Inc()
 	if !a.dispatch(task{site: site, ch: ch, payload: msg.Payload(), at: a.now(), gen: a.connGen.Load()}) && a.ctx.Err() == nil {
-		// Only events are refused, and only from a site beyond its window: they are not
-		// acknowledged, so the edge sends them again (see the package doc).
+		// Only events are refused (a site past SiteQueue, or the worker past its memory
+		// guard QueueLen): they are not acknowledged, so the edge sends them again (see
+		// the package doc).
 		a.m.events.WithLabelValues("refused").Inc()
 		a.warn.Warn("mqtt: worker queue full, event refused until acknowledged", "site", site)
 	}
