@@ -215,33 +215,20 @@ const ErrEventGap = EConflict
 // Events about unknown orders are recorded in the audit log and acknowledged: the edge
 // reports facts and the cloud cannot refuse them.
 func (s *Service) ApplyEdgeEvent(ctx context.Context, site string, m protocol.Message) (ack uint64, err error) {
-	ev, ok := m.Body.(protocol.Event)
-	if !ok {
-		return 0, Invalid("type", "want an event, got %s", m.Type)
-	}
-	if m.Seq == 0 {
-		return 0, Invalid("seq", "events are sequenced")
+	if err := checkEvent(m); err != nil {
+		return 0, err
 	}
 	s.live.touch(site, m.Time)
-	r := routeOf(ev.Kind)
-	var raised bool
+	var tally eventTally
 	err = s.store.Update(ctx, func(tx Tx) error {
-		raised = false
+		tally = eventTally{}
 		st, err := loadSite(tx, site)
 		if err != nil {
 			return err
 		}
+		applied, err := s.applySeq(tx, st, m, &tally)
 		ack = st.EventSeq
-		if m.Seq <= st.EventSeq {
-			return nil
-		}
-		if m.Seq != st.EventSeq+1 {
-			return Errorf(ErrEventGap, "event %d of site %s arrived before %d", m.Seq, site, st.EventSeq+1)
-		}
-		st.EventSeq = m.Seq
-		ack = m.Seq
-		raised, err = s.applyEvent(tx, st, m.Time, ev, r)
-		if err != nil {
+		if err != nil || !applied {
 			return err
 		}
 		return putSite(tx, st)
@@ -249,14 +236,172 @@ func (s *Service) ApplyEdgeEvent(ctx context.Context, site string, m protocol.Me
 	if err != nil {
 		return ack, internal("apply event", err)
 	}
-	s.stats.EventsApplied.Add(1)
+	s.count(tally)
+	return ack, nil
+}
+
+// EdgeEvents is a run of one site's events, in sequence order, for ApplyEdgeEvents.
+type EdgeEvents struct {
+	Site   string
+	Events []protocol.Message
+}
+
+// EdgeAck is what ApplyEdgeEvents did with one run.
+type EdgeAck struct {
+	Site string
+	// Ack is the sequence to acknowledge to the edge: the site's event high water after
+	// the commit (or as it stands, if nothing of the run committed).
+	Ack uint64
+	// Applied counts the run's events that took effect (not duplicates).
+	Applied int
+	// Err is the first event of the run that was refused: one ahead of a missing one
+	// (ErrEventGap), an invalid one, an unknown site, or a store failure. As with
+	// ApplyEdgeEvent, a refused event changes nothing and the run goes on after it.
+	Err error
+}
+
+// ApplyEdgeEvents applies runs of events of many sites in one durable transaction: the
+// effect is that of ApplyEdgeEvent called for every event of every run in order (a
+// duplicate is skipped, an event after a gap is refused), but a whole batch costs one
+// commit instead of one per event. Runs of different sites are independent; a site must not appear twice.
+// If the shared transaction fails (an event's effect failed after writing, which
+// ApplyEdgeEvent would have rolled back alone), every event is applied again on its
+// own, so that one bad event holds back only the events of its own site after it.
+// It returns one EdgeAck per run, in the order of runs.
+func (s *Service) ApplyEdgeEvents(ctx context.Context, runs []EdgeEvents) []EdgeAck {
+	out := make([]EdgeAck, len(runs))
+	for i, r := range runs {
+		out[i].Site = r.Site
+		for _, m := range r.Events {
+			s.live.touch(r.Site, m.Time)
+		}
+	}
+	var tally eventTally
+	err := s.store.Update(ctx, func(tx Tx) error {
+		// The store may run this more than once: start afresh every time.
+		tally = eventTally{}
+		for i, r := range runs {
+			out[i] = EdgeAck{Site: r.Site}
+			if err := s.applyRun(tx, r, &out[i], &tally); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		s.count(tally)
+		return out
+	}
+	if ctx.Err() != nil {
+		for i := range out {
+			out[i] = EdgeAck{Site: runs[i].Site, Err: internal("apply events", err)}
+		}
+		return out
+	}
+	s.log.Warn("edge events: shared transaction failed, applying one by one", "runs", len(runs), "err", err)
+	for i, r := range runs {
+		out[i] = EdgeAck{Site: r.Site}
+		for _, m := range r.Events {
+			before := out[i].Ack
+			ack, err := s.ApplyEdgeEvent(ctx, r.Site, m)
+			out[i].Ack = max(ack, before)
+			if err != nil && out[i].Err == nil {
+				out[i].Err = err
+			}
+			if err == nil && ack > before {
+				out[i].Applied++
+			}
+		}
+	}
+	return out
+}
+
+// applyRun applies one site's run within tx and fills res. It returns an error only
+// when the transaction can no longer commit (an effect failed, perhaps after writing);
+// an unknown site, a gap or an invalid event writes nothing and is reported in res.Err.
+func (s *Service) applyRun(tx Tx, r EdgeEvents, res *EdgeAck, tally *eventTally) error {
+	st, err := loadSite(tx, r.Site)
+	if err != nil {
+		if ErrorCode(err) == EInternal {
+			return err
+		}
+		res.Err = err
+		return nil
+	}
+	res.Ack = st.EventSeq
+	for _, m := range r.Events {
+		err := checkEvent(m)
+		applied := false
+		if err == nil {
+			applied, err = s.applySeq(tx, st, m, tally)
+		}
+		if err != nil && ErrorCode(err) != ErrEventGap && ErrorCode(err) != EInvalid {
+			return err
+		}
+		if err != nil && res.Err == nil {
+			res.Err = err
+		}
+		if applied {
+			res.Applied++
+		}
+	}
+	if res.Applied == 0 {
+		return nil
+	}
+	res.Ack = st.EventSeq
+	return putSite(tx, st)
+}
+
+// checkEvent rejects what is not a sequenced event.
+func checkEvent(m protocol.Message) error {
+	if _, ok := m.Body.(protocol.Event); !ok {
+		return Invalid("type", "want an event, got %s", m.Type)
+	}
+	if m.Seq == 0 {
+		return Invalid("seq", "events are sequenced")
+	}
+	return nil
+}
+
+// applySeq applies m to site st (saved by the caller) if it is the next in sequence: a
+// duplicate changes nothing (false, nil), an event ahead of a missing one is an
+// ErrEventGap error, written nothing.
+func (s *Service) applySeq(tx Tx, st *Site, m protocol.Message, tally *eventTally) (applied bool, err error) {
+	if m.Seq <= st.EventSeq {
+		return false, nil
+	}
+	if m.Seq != st.EventSeq+1 {
+		return false, Errorf(ErrEventGap, "event %d of site %s arrived before %d", m.Seq, st.ID, st.EventSeq+1)
+	}
+	ev := m.Body.(protocol.Event)
+	r := routeOf(ev.Kind)
+	raised, err := s.applyEvent(tx, st, m.Time, ev, r)
+	if err != nil {
+		return false, err
+	}
+	st.EventSeq = m.Seq
+	tally.applied++
 	if raised {
-		s.stats.AlarmsRaised.Add(1)
+		tally.raised++
 	}
 	if r.counter != nil {
-		r.counter(&s.stats).Add(1)
+		tally.counters = append(tally.counters, r.counter)
 	}
-	return ack, nil
+	return true, nil
+}
+
+// eventTally is what a transaction's events add to Stats, counted only once it commits.
+type eventTally struct {
+	applied, raised uint64
+	counters        []func(*Stats) *atomic.Uint64
+}
+
+func (s *Service) count(t eventTally) {
+	s.stats.EventsApplied.Add(t.applied)
+	s.stats.AlarmsRaised.Add(t.raised)
+	for _, c := range t.counters {
+		c(&s.stats).Add(1)
+	}
 }
 
 // route is what one kind of edge event does, in one step: an audit entry, a lifecycle

@@ -25,9 +25,19 @@ func (f fleet) SiteBirth(ctx context.Context, site string, b protocol.Birth) err
 	return err
 }
 
-func (f fleet) SiteEvent(ctx context.Context, site string, m protocol.Message) error {
-	_, err := f.svc.ApplyEdgeEvent(ctx, site, m)
-	return err
+// SiteEvents applies every run in one shared transaction: one commit for the batch of a
+// fleet worker, which the store's group commit shares with the other workers' too.
+func (f fleet) SiteEvents(ctx context.Context, runs []mqtt.EventRun) []mqtt.EventResult {
+	in := make([]cloud.EdgeEvents, len(runs))
+	for i, r := range runs {
+		in[i] = cloud.EdgeEvents{Site: r.Site, Events: r.Events}
+	}
+	res := f.svc.ApplyEdgeEvents(ctx, in)
+	out := make([]mqtt.EventResult, len(res))
+	for i, r := range res {
+		out[i] = mqtt.EventResult{Ack: r.Ack, Err: r.Err}
+	}
+	return out
 }
 
 func (f fleet) EventHighWater(ctx context.Context, site string) (uint64, error) {
@@ -65,3 +75,7 @@ func (e edgeLogins) CheckEdge(ctx context.Context, site, password string) (bool,
 	_, ok := e.svc.AuthenticateEdge(ctx, site, password)
 	return ok, nil
 }
+
+// NewFleet is the domain as the fleet adapter consumes it, for tools and benchmarks that
+// run the adapter over a Service outside Main.
+func NewFleet(svc *cloud.Service) mqtt.Fleet { return fleet{svc} }

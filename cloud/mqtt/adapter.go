@@ -29,6 +29,7 @@ type Adapter struct {
 	log     *slog.Logger
 	now     func() time.Time
 	m       *metrics
+	warn    *warnings
 	client  paho.Client
 	workers []*worker
 	jobs    *jobs
@@ -59,10 +60,11 @@ func New(cfg Config) (*Adapter, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &Adapter{cfg: cfg, log: cfg.Logger, now: cfg.Now, m: m, ctx: ctx, cancel: cancel, ready: make(chan struct{})}
+	a := &Adapter{cfg: cfg, log: cfg.Logger, now: cfg.Now, m: m, ctx: ctx, cancel: cancel, ready: make(chan struct{}),
+		warn: newWarnings(cfg.Logger, cfg.Now, cfg.WarnEvery)}
 	a.jobs = newJobs(a)
 	for range cfg.Workers {
-		a.workers = append(a.workers, &worker{a: a, q: newQueue(cfg.QueueLen), sites: map[string]*siteState{}})
+		a.workers = append(a.workers, &worker{a: a, q: newQueue(cfg.QueueLen, cfg.SiteQueue), sites: map[string]*siteState{}})
 	}
 
 	opts := paho.NewClientOptions().
@@ -75,7 +77,8 @@ func New(cfg Config) (*Adapter, error) {
 		// and the edges' resends of everything after the last ack.
 		SetCleanSession(true).
 		// The handler only enqueues (never blocks), so paho may call it in order on its
-		// router goroutine; that keeps a site's messages in arrival order.
+		// router goroutine; that keeps a site's messages in arrival order. Flow control
+		// is the edges' windows, not the handler (see the package doc).
 		SetOrderMatters(true).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
@@ -106,7 +109,16 @@ func (c *Config) fill() {
 		c.Workers = 8
 	}
 	if c.QueueLen == 0 {
-		c.QueueLen = 16384
+		c.QueueLen = 1 << 16
+	}
+	if c.SiteQueue == 0 {
+		c.SiteQueue = 2 * maxEdgeWindow
+	}
+	if c.BatchMax == 0 {
+		c.BatchMax = 2048
+	}
+	if c.WarnEvery == 0 {
+		c.WarnEvery = time.Minute
 	}
 	if c.CallTimeout == 0 {
 		c.CallTimeout = 10 * time.Second
@@ -121,7 +133,7 @@ func (c *Config) fill() {
 		c.CommandGrace = 30 * time.Second
 	}
 	if c.GapHold == 0 {
-		c.GapHold = 256
+		c.GapHold = maxEdgeWindow
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -148,6 +160,11 @@ func (a *Adapter) Start(ctx context.Context) (err error) {
 			w.run()
 		}()
 	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.warn.run(a.ctx.Done())
+	}()
 	pending, err := a.cfg.Fleet.PendingCommands(ctx, "")
 	if err != nil {
 		return fmt.Errorf("mqtt: pending commands: %w", err)
@@ -176,8 +193,9 @@ func (a *Adapter) Start(ctx context.Context) (err error) {
 	}
 }
 
-// Close disconnects, stops the workers (dropping queued messages, which the edges
-// resend) and the command timers. It is idempotent.
+// Close disconnects, stops the workers (forgetting queued messages: their events are
+// unacknowledged, so the edges resend them to the next process) and the command
+// timers. It is idempotent.
 func (a *Adapter) Close() error {
 	a.closeOnce.Do(func() {
 		a.client.Disconnect(250)
@@ -238,6 +256,10 @@ func (a *Adapter) onConnect(c paho.Client) {
 	a.log.Info("mqtt: connected and subscribed", "broker", a.cfg.Broker)
 }
 
+// maxEdgeWindow is the largest outbox window an edge may use (edge/mqtt's OutboxWindow
+// is 1..1000): the most events of a site past the cloud's last ack.
+const maxEdgeWindow = 1000
+
 // onMessage runs on paho's router goroutine: parse the topic and hand the message to
 // the site's worker without blocking.
 func (a *Adapter) onMessage(_ paho.Client, msg paho.Message) {
@@ -247,9 +269,12 @@ func (a *Adapter) onMessage(_ paho.Client, msg paho.Message) {
 		return
 	}
 	a.m.received.WithLabelValues(ch.String()).Inc()
-	if !a.dispatch(task{site: site, ch: ch, payload: msg.Payload(), at: a.now(), gen: a.connGen.Load()}) {
-		a.m.dropped.Inc()
-		a.log.Warn("mqtt: worker queue full, message dropped", "site", site, "channel", ch.String())
+	if !a.dispatch(task{site: site, ch: ch, payload: msg.Payload(), at: a.now(), gen: a.connGen.Load()}) && a.ctx.Err() == nil {
+		// Only events are refused (a site past SiteQueue, or the worker past its memory
+		// guard QueueLen): they are not acknowledged, so the edge sends them again (see
+		// the package doc).
+		a.m.events.WithLabelValues("refused").Inc()
+		a.warn.Warn("mqtt: worker queue full, event refused until acknowledged", "site", site)
 	}
 }
 

@@ -35,11 +35,20 @@ type Config struct {
 	// Workers is the number of per-site workers (default 8). A site always maps to the
 	// same worker, so its messages are processed in arrival order.
 	Workers int
-	// QueueLen bounds each worker's queue (default 16384). The paho callback never
-	// blocks (a blocked router would also hold up the PUBACKs the workers wait for), so
-	// a message arriving at a full queue is dropped and counted; the edges resend
-	// unacknowledged events, and their bounded windows keep queues short in practice.
-	QueueLen int
+	// SiteQueue bounds the events of one site waiting in its worker's queue (default
+	// 2000: twice the largest window an edge may use, room for a whole window and its
+	// resend after a reconnect), and QueueLen those of all the worker's sites (default
+	// 65536, about 16 MB: a guard on memory, not a flow control; 32 sites per worker
+	// each with a full 2000). The paho callback never blocks (a blocked router would
+	// also hold up the PUBACKs and PINGRESPs the client waits for), so an event beyond a
+	// bound is refused: not acknowledged, which makes the edge send it again. An edge
+	// that keeps its window does not meet SiteQueue, since the worker takes its whole
+	// queue at once and acknowledges only what it committed. Other messages are few per
+	// site and always queued.
+	QueueLen  int
+	SiteQueue int
+	// BatchMax bounds the events committed in one transaction (default 2048).
+	BatchMax int
 	// CallTimeout bounds each call into Fleet (default 10 s).
 	CallTimeout time.Duration
 	// PublishTimeout bounds waiting for the broker's PUBACK (default 10 s).
@@ -49,9 +58,13 @@ type Config struct {
 	// CommandGrace is added to a command's expiry before the cloud declares it
 	// TIMED_OUT, covering the edge's own processing and clock skew (default 30 s).
 	CommandGrace time.Duration
-	// GapHold bounds how many out-of-order events per site are held while waiting for
-	// a missing sequence (default 256); more are dropped (the edge resends them).
+	// GapHold bounds how far past the high water an event may be held while waiting for
+	// a missing sequence (default 1000, the largest window an edge may use); one further
+	// ahead is refused, unacknowledged, and the edge sends it again.
 	GapHold int
+	// WarnEvery is how often a repeated warning (refused events, gaps, undecodable
+	// messages, domain errors) is logged, with the count since (default 1 min).
+	WarnEvery time.Duration
 
 	// Logger (nil: discard). Registry for metrics (nil: none).
 	Logger   *slog.Logger
@@ -79,8 +92,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("mqtt: invalid site id %q", s)
 		}
 	}
-	if c.Workers < 0 || c.QueueLen < 0 || c.GapHold < 0 {
-		return errors.New("mqtt: negative Workers, QueueLen or GapHold")
+	if c.Workers < 0 || c.QueueLen < 0 || c.SiteQueue < 0 || c.BatchMax < 0 || c.GapHold < 0 || c.WarnEvery < 0 {
+		return errors.New("mqtt: negative Workers, QueueLen, SiteQueue, BatchMax, GapHold or WarnEvery")
 	}
 	return nil
 }

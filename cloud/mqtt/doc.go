@@ -13,15 +13,47 @@
 // domain work. Because the callback never blocks, paho calls it in arrival order on its
 // router goroutine (OrderMatters true).
 //
-// # Events and acknowledgement
+// # Flow control: nothing accepted is lost
 //
-// Events carry a per-site sequence. The adapter calls [Events.SiteEvent] in sequence
-// order and then publishes a cumulative [protocol.EventAck] of the highest contiguous
-// sequence. A duplicate (sequence at or below the high water) is acknowledged again
-// without touching the domain; an event after a gap is held (bounded) until the gap
-// fills, and the edge resends everything after the last ack anyway. A birth whose
-// outbox high water is below the cloud's means the edge's outbox started over; the
-// domain resets its high water (see [Births]).
+// The callback must not block: paho's router goroutine also carries the PUBACKs and
+// PINGRESPs the client waits for, so a blocked callback stalls the cloud's own acks and
+// finally the connection. The flow control is the edges' instead: an edge puts at most
+// its outbox window (1..1000 events) on the wire beyond the cloud's last
+// [protocol.EventAck], and the cloud acknowledges an event only after its effect
+// committed. So a site can have only a window of events queued at the cloud, and a
+// cloud that is slow to commit simply holds the acks back: the edges wait.
+//
+// The worker queues are bounded all the same, per site ([Config.SiteQueue], twice the
+// largest window) and per worker ([Config.QueueLen], a guard on memory). An edge that
+// keeps its window never meets the per-site bound, since a worker takes its whole
+// queue at once. An event beyond a bound is refused, not dropped: it is not accepted,
+// not acknowledged, counted as larder_fleet_events_total{outcome="refused"}, and the
+// edge, seeing no ack for it, sends it again. Every event the cloud accepts is applied.
+// Messages other than events (status, birth, telemetry, command acks, desired
+// requests) are few per site and always queued.
+//
+// # Events, shared commits and acknowledgement
+//
+// Events carry a per-site sequence. A worker stages each site's events in sequence order
+// and hands all it has staged, of all its sites, to [Events.SiteEvents] in one call:
+// one durable transaction for the lot (up to [Config.BatchMax] events), which the
+// store's group commit also shares with the other workers' calls. Only after that call
+// returns does the worker publish one cumulative [protocol.EventAck] per site, of the
+// high water that committed. A message other than an event commits the staged events
+// first, so a site's messages take effect in arrival order.
+//
+// A duplicate (sequence at or below what is committed or staged) is acknowledged again
+// without touching the domain; an event after a gap is held (up to [Config.GapHold]
+// past the high water, the largest window) until the gap fills, and the edge resends
+// everything after the last ack anyway. Events the domain did not apply go back to the
+// held ones. A birth whose outbox high water is below the cloud's means the edge's
+// outbox started over; the domain resets its high water (see [Births]).
+//
+// # Warnings
+//
+// Warnings that come once per message (refused or held events, undecodable messages,
+// domain errors, acks not sent) are logged at most once per [Config.WarnEvery] per
+// kind, with the count of the repeats: a fleet in trouble writes a few lines a minute.
 //
 // # Presence and outages
 //

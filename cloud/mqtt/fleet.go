@@ -69,22 +69,40 @@ type Births interface {
 }
 
 // Events makes edge events durable. The adapter acknowledges an event to the edge (a
-// cumulative [protocol.EventAck]) only after SiteEvent has returned nil for it and for
-// every event before it.
+// cumulative [protocol.EventAck]) only after SiteEvents has committed it and every event
+// before it.
 type Events interface {
-	// SiteEvent stores m (whose Body is a [protocol.Event]) and applies its effects
-	// (order loaded, picked up, compromised, ...) in one durable transaction, and
-	// returns only after that transaction committed. It must be idempotent by m.ID: a
-	// message id already stored is a successful no-op. In the same transaction it sets
-	// the site's event high water to max(high water, m.Seq).
+	// SiteEvents stores the events of runs (their Bodies are [protocol.Event]s) and
+	// applies their effects (order loaded, picked up, compromised, ...) in one durable
+	// transaction, or as few as it can, and returns only after they committed. Each run
+	// is one site's (a site appears once) and holds consecutive sequences following the
+	// site's high water, as far as the adapter knows. In the same transaction it sets
+	// each site's event high water to its last applied event. It must be idempotent: an
+	// event at or below the high water is a no-op.
 	//
-	// The adapter calls SiteEvent for one site in sequence order, with no gaps (an
-	// event after a gap waits until the gap is filled by the edge's resend).
-	SiteEvent(ctx context.Context, site string, m protocol.Message) error
+	// It returns one result per run, in order: the site's high water afterwards, and
+	// the first error of the run. Events after a failed one must not be applied (they
+	// would leave a gap).
+	SiteEvents(ctx context.Context, runs []EventRun) []EventResult
 	// EventHighWater is the site's event high water: every event of the site with a
 	// sequence up to it has been stored. 0 for a site never heard of. The adapter reads
-	// it once per site, and again after each birth (which may reset it), and caches it.
+	// it once per site, and again after each birth (which may reset it) or a failed
+	// run, and caches it.
 	EventHighWater(ctx context.Context, site string) (uint64, error)
+}
+
+// EventRun is one site's events for [Events.SiteEvents], in sequence order.
+type EventRun struct {
+	Site   string
+	Events []protocol.Message
+}
+
+// EventResult is what [Events.SiteEvents] did with one run.
+type EventResult struct {
+	// Ack is the site's event high water after the call: what the adapter acknowledges.
+	Ack uint64
+	// Err, when set, is why the run's events after Ack were not applied.
+	Err error
 }
 
 // Telemetry records an edge's periodic health reports.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +37,12 @@ type memFleet struct {
 	calls     map[string][]protocol.CommandState // every CommandProgress, ignored ones too
 	pending   []cloudmqtt.PendingCommand
 	failEvent func(protocol.Message) error
+	batches   []int // runs per SiteEvents call
+	// redundant counts events handed to SiteEvents at or below the high water: the
+	// adapter should never need the domain's deduplication.
+	redundant int
+	// commitDelay is what every SiteEvents call costs (a transaction's fsyncs).
+	commitDelay time.Duration
 }
 
 func newMemFleet() *memFleet {
@@ -71,21 +78,39 @@ func (f *memFleet) SiteBirth(_ context.Context, site string, b protocol.Birth) e
 	return nil
 }
 
-func (f *memFleet) SiteEvent(_ context.Context, site string, m protocol.Message) error {
+// SiteEvents applies each run until its first failure (failEvent), as one
+// transaction would: the events before it count, the ones after it do not.
+func (f *memFleet) SiteEvents(_ context.Context, runs []cloudmqtt.EventRun) []cloudmqtt.EventResult {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.failEvent != nil {
-		if err := f.failEvent(m); err != nil {
-			return err
+	time.Sleep(f.commitDelay)
+	f.batches = append(f.batches, len(runs))
+	out := make([]cloudmqtt.EventResult, len(runs))
+	for i, r := range runs {
+		for _, m := range r.Events {
+			if f.failEvent != nil {
+				if err := f.failEvent(m); err != nil {
+					out[i].Err = err
+					break
+				}
+			}
+			if m.Seq != f.hw[r.Site]+1 && m.Seq > f.hw[r.Site] {
+				out[i].Err = fmt.Errorf("event %d of %s after %d: a gap", m.Seq, r.Site, f.hw[r.Site])
+				break
+			}
+			if m.Seq <= f.hw[r.Site] {
+				f.redundant++
+			}
+			if !f.ids[m.ID] {
+				f.ids[m.ID] = true
+				f.events[r.Site] = append(f.events[r.Site], m)
+			}
+			f.hw[r.Site] = max(f.hw[r.Site], m.Seq)
 		}
+		out[i].Ack = f.hw[r.Site]
 	}
-	if !f.ids[m.ID] {
-		f.ids[m.ID] = true
-		f.events[site] = append(f.events[site], m)
-	}
-	f.hw[site] = max(f.hw[site], m.Seq)
 	f.touch()
-	return nil
+	return out
 }
 
 func (f *memFleet) EventHighWater(_ context.Context, site string) (uint64, error) {
@@ -192,10 +217,17 @@ func (tg target) edgeLogin(site string) (user, pass string) {
 	return site, pw
 }
 
-func embedded(t testing.TB) target {
+func embedded(t testing.TB) target { return embeddedWith(t, nil) }
+
+// embeddedWith starts the embedded broker with its default configuration changed by
+// change (if not nil).
+func embeddedWith(t testing.TB, change func(*broker.Config)) target {
 	t.Helper()
 	creds := broker.StaticCredentials{}
 	cfg := broker.DefaultConfig()
+	if change != nil {
+		change(&cfg)
+	}
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Credentials = creds
 	cfg.ServiceUser, cfg.ServicePassword = svcUser, svcPass
@@ -393,4 +425,110 @@ func (e *testEdge) waitMsg(ch protocol.Channel, n int) []protocol.Message {
 func birth(hw uint64) protocol.Birth {
 	return protocol.Birth{Software: "test", OutboxHighWater: hw,
 		Compartments: []protocol.Compartment{{Number: 1, Size: protocol.SizeM, Zone: protocol.ZoneChilled}}}
+}
+
+// ackTracker follows one site's cumulative EventAcks as an edge does.
+type ackTracker struct {
+	acked atomic.Uint64
+	done  chan struct{} // closed when the ack reaches last
+	last  uint64
+	once  sync.Once
+	// check, if set, vets every ack (its error is kept, first one wins).
+	check func(seq uint64) error
+	mu    sync.Mutex
+	err   error
+}
+
+func newAckTracker(last uint64, check func(uint64) error) *ackTracker {
+	return &ackTracker{done: make(chan struct{}), last: last, check: check}
+}
+
+func (a *ackTracker) handle(_ paho.Client, msg paho.Message) {
+	m, err := protocol.DecodeOn(protocol.ChanEventAck, msg.Payload())
+	if err != nil {
+		a.fail(err)
+		return
+	}
+	seq := m.Body.(protocol.EventAck).Seq
+	if a.check != nil {
+		if err := a.check(seq); err != nil {
+			a.fail(err)
+		}
+	}
+	for {
+		old := a.acked.Load()
+		if seq <= old || a.acked.CompareAndSwap(old, seq) {
+			break
+		}
+	}
+	if seq >= a.last {
+		a.once.Do(func() { close(a.done) })
+	}
+}
+
+func (a *ackTracker) fail(err error) {
+	a.mu.Lock()
+	if a.err == nil {
+		a.err = err
+	}
+	a.mu.Unlock()
+}
+
+// drainInFlight bounds the publishes of drainLikeAnEdge awaiting their PUBACK, as the
+// brokers want (cloud/broker's doc; an unbounded publisher overruns mochi's queues).
+const drainInFlight = 100
+
+// drainLikeAnEdge publishes payloads (sequences 1..n) as edge/mqtt's drainer does: in
+// order, at most window beyond the cloud's last EventAck, and everything after the last
+// ack again when acks stop advancing for ackTimeout. It returns how many events it
+// resent; it gives up after deadline.
+func drainLikeAnEdge(c paho.Client, topic string, payloads [][]byte, acks *ackTracker, window uint64,
+	ackTimeout, deadline time.Duration) (resent int, err error) {
+	n := uint64(len(payloads))
+	var toks []paho.Token
+	next := uint64(1)
+	lastAck, lastProgress := uint64(0), time.Now()
+	end := time.Now().Add(deadline)
+	for acks.acked.Load() < n {
+		if time.Now().After(end) {
+			return resent, fmt.Errorf("acked %d of %d after %s", acks.acked.Load(), n, deadline)
+		}
+		if a := acks.acked.Load(); a != lastAck {
+			lastAck, lastProgress = a, time.Now()
+			next = max(next, a+1)
+		}
+		if next <= n && next <= lastAck+window {
+			if len(toks) >= drainInFlight {
+				if !toks[0].WaitTimeout(10 * time.Second) {
+					return resent, errors.New("no PUBACK within 10 s")
+				}
+				toks = toks[1:]
+			}
+			toks = append(toks, c.Publish(topic, 1, false, payloads[next-1]))
+			next++
+			continue
+		}
+		if time.Since(lastProgress) > ackTimeout {
+			resent += int(next - (lastAck + 1))
+			next, lastProgress = lastAck+1, time.Now()
+			continue
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	return resent, nil
+}
+
+// eventPayloads encodes n events of site (sequences 1..n, ids "<site>-<seq>").
+func eventPayloads(site string, n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		seq := uint64(i + 1)
+		p, err := protocol.Encode(protocol.Header{ID: fmt.Sprintf("%s-%d", site, seq), Seq: seq, Time: time.Now()},
+			protocol.Event{Kind: protocol.EventDoorClosed, Credential: protocol.CredPickup, Compartment: 1})
+		if err != nil {
+			panic(err)
+		}
+		out[i] = p
+	}
+	return out
 }

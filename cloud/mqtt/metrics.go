@@ -10,7 +10,6 @@ type metrics struct {
 	connected   prometheus.Gauge
 	received    *prometheus.CounterVec
 	rejected    *prometheus.CounterVec
-	dropped     prometheus.Counter
 	events      *prometheus.CounterVec
 	sitesOnline prometheus.Gauge
 	commands    *prometheus.CounterVec
@@ -32,13 +31,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "larder_fleet_messages_rejected_total",
 			Help: "Messages from edges that failed to decode or validate, by channel.",
 		}, []string{"channel"}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "larder_fleet_messages_dropped_total",
-			Help: "Messages dropped because a worker queue was full (edges resend events).",
-		}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "larder_fleet_events_total",
-			Help: "Edge events by outcome: ingested, duplicate, held (after a gap), dropped (gap hold full), failed.",
+			Help: "Edge events by outcome: ingested, duplicate, held (after a gap), refused (beyond the edge's window: not acknowledged, so resent), failed.",
 		}, []string{"outcome"}),
 		sitesOnline: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "larder_fleet_sites_online",
@@ -56,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.connected, m.received, m.rejected, m.dropped, m.events,
+	for _, c := range []prometheus.Collector{m.connected, m.received, m.rejected, m.events,
 		m.sitesOnline, m.commands, m.fleetErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("mqtt: register metrics: %w", err)

@@ -18,28 +18,42 @@ type task struct {
 	timeoutCmd string
 }
 
-// queue is a worker's inbox. push never blocks, so paho's router goroutine (which
-// also delivers PUBACKs to waiting publishers) is never held up by domain work; the
-// length is capped, and the edges' own bounded windows keep it far below the cap in
-// practice.
+// queue is a worker's inbox. push never blocks, so paho's router goroutine (which also
+// delivers the PUBACKs and PINGRESPs the client waits for) is never held up by domain
+// work. Events are bounded twice, per site and in total; see the package doc for why
+// a bound is reached only by an edge that sends beyond its window, and what happens
+// then. Other messages (status, birth, telemetry, command acks, desired requests,
+// command timeouts) are few per site and always queued: refusing them would lose them.
 type queue struct {
-	mu     sync.Mutex
-	items  []task // guarded by mu
-	max    int
-	closed bool // guarded by mu
-	wake   chan struct{}
+	mu       sync.Mutex
+	items    []task // guarded by mu
+	events   int    // events in items; guarded by mu
+	perSite  map[string]int
+	maxTotal int  // events in the queue
+	maxSite  int  // events of one site in the queue
+	closed   bool // guarded by mu
+	wake     chan struct{}
 }
 
-func newQueue(max int) *queue { return &queue{max: max, wake: make(chan struct{}, 1)} }
+func newQueue(maxTotal, maxSite int) *queue {
+	return &queue{maxTotal: maxTotal, maxSite: maxSite, perSite: map[string]int{}, wake: make(chan struct{}, 1)}
+}
 
-// push appends t; false when the queue is full or closed.
+// push appends t. It returns false, queuing nothing, when the queue is closed, or when
+// t is an event and the queue already holds maxSite events of its site or maxTotal
+// events in all.
 func (q *queue) push(t task) bool {
+	ev := t.timeoutCmd == "" && t.ch == protocol.ChanEvents
 	q.mu.Lock()
-	if q.closed || len(q.items) >= q.max {
+	if q.closed || ev && (q.events >= q.maxTotal || q.perSite[t.site] >= q.maxSite) {
 		q.mu.Unlock()
 		return false
 	}
 	q.items = append(q.items, t)
+	if ev {
+		q.events++
+		q.perSite[t.site]++
+	}
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -49,14 +63,16 @@ func (q *queue) push(t task) bool {
 }
 
 // take waits for tasks and returns all of them (reusing buf), or nil once the queue
-// is closed and empty. Taking everything at once lets the worker batch its event
-// acknowledgements under load.
+// is closed and empty. Taking everything at once lets the worker commit a batch of
+// events in one transaction and acknowledge them together.
 func (q *queue) take(buf []task) []task {
 	for {
 		q.mu.Lock()
 		if len(q.items) > 0 {
 			out := q.items
 			q.items = buf[:0]
+			q.events = 0
+			clear(q.perSite)
 			q.mu.Unlock()
 			return out
 		}

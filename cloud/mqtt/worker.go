@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"errors"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -8,20 +9,38 @@ import (
 	"github.com/larder-lockers/larder/protocol"
 )
 
-// worker handles the messages of the sites that hash to it, one at a time. Everything
-// it keeps per site is touched only by its own goroutine, so it needs no lock.
+// worker handles the messages of the sites that hash to it. Everything it keeps per
+// site is touched only by its own goroutine, so it needs no lock. Events are staged
+// per site in sequence order and committed together ([worker.commit]); every other
+// message commits the staged events first, so a site's messages take effect in
+// arrival order.
 type worker struct {
 	a     *Adapter
 	q     *queue
 	sites map[string]*siteState // owned by the worker goroutine
+
+	staged  []string // sites with staged events, in the order they were staged
+	nstaged int      // events staged, all sites
+	acks    []string // sites owed an EventAck after the current batch
+	// inflight are acks published but not yet confirmed by the broker: checked later
+	// rather than waited for, so the next batch does not wait on a round trip.
+	inflight []pendingAck
+}
+
+type pendingAck struct {
+	site string
+	seq  uint64
+	tok  paho.Token
 }
 
 // siteState is what the adapter remembers of one site between messages.
 type siteState struct {
-	// hw is the event high water as far as this process knows; hwKnown false means
-	// "read it from the domain before the next event".
+	// hw is the committed event high water as far as this process knows; hwKnown
+	// false means "read it from the domain before the next event".
 	hw      uint64
 	hwKnown bool
+	// run are the events after hw staged for the next commit, consecutive.
+	run []protocol.Message
 	// held are events received after a gap, by sequence, waiting for the gap to fill.
 	held map[uint64]protocol.Message
 	// ackDue: an EventAck should go out at the end of the current batch.
@@ -39,6 +58,9 @@ type siteState struct {
 	offlineSince time.Time // last sign of life before the edge went offline
 }
 
+// next is the sequence the site's next staged event must have.
+func (s *siteState) next() uint64 { return s.hw + uint64(len(s.run)) + 1 }
+
 func (w *worker) site(id string) *siteState {
 	s, ok := w.sites[id]
 	if !ok {
@@ -50,44 +72,40 @@ func (w *worker) site(id string) *siteState {
 
 func (w *worker) run() {
 	var buf []task
-	var acks []string
 	for {
 		batch := w.q.take(buf)
 		if batch == nil {
 			return
 		}
 		for i, t := range batch {
-			w.handle(t)
-			batch[i] = task{} // release the payload
-			if s := w.sites[t.site]; s != nil && s.ackDue && !containsSite(acks, t.site) {
-				acks = append(acks, t.site)
+			if t.timeoutCmd == "" && t.ch == protocol.ChanEvents {
+				w.stage(t)
+			} else {
+				w.commit()
+				w.handle(t)
 			}
+			batch[i] = task{} // release the payload
 		}
-		w.flushAcks(acks)
-		acks = acks[:0]
+		w.commit()
+		w.flushAcks()
 		buf = batch
 	}
 }
 
-func containsSite(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+func (w *worker) ackLater(site string, s *siteState) {
+	if !s.ackDue {
+		s.ackDue = true
+		w.acks = append(w.acks, site)
 	}
-	return false
 }
 
-// flushAcks publishes one cumulative EventAck per site that needs one, then waits for
-// the PUBACKs together: under load one ack covers many events.
-func (w *worker) flushAcks(sites []string) {
+// flushAcks publishes one cumulative EventAck per site that needs one. It does not wait
+// for the PUBACKs (a PUBACK proves nothing to the edge, which resends whatever stays
+// unacknowledged): it checks them on later rounds, and waits only when too many are
+// outstanding.
+func (w *worker) flushAcks() {
 	a := w.a
-	type pending struct {
-		site string
-		tok  paho.Token
-	}
-	var toks []pending
-	for _, id := range sites {
+	for _, id := range w.acks {
 		s := w.sites[id]
 		s.ackDue = false
 		if s.hw == 0 {
@@ -95,18 +113,34 @@ func (w *worker) flushAcks(sites []string) {
 		}
 		tok, err := a.publishAsync(id, protocol.ChanEventAck, protocol.Header{}, protocol.EventAck{Seq: s.hw})
 		if err != nil {
-			a.log.Warn("mqtt: event ack not sent", "site", id, "seq", s.hw, "err", err)
+			a.warn.Warn("mqtt: event ack not sent", "site", id, "seq", s.hw, "err", err)
 			continue
 		}
-		toks = append(toks, pending{id, tok})
+		w.inflight = append(w.inflight, pendingAck{id, s.hw, tok})
 	}
-	for _, p := range toks {
+	w.acks = w.acks[:0]
+	keep := w.inflight[:0]
+	for i, p := range w.inflight {
+		wait := len(w.inflight)-i > maxInflightAcks
+		if !wait {
+			select {
+			case <-p.tok.Done():
+			default:
+				keep = append(keep, p)
+				continue
+			}
+		}
 		if err := a.wait(a.ctx, p.tok); err != nil {
-			// The edge resends unacknowledged events; the next one is acked again.
-			a.log.Warn("mqtt: event ack not confirmed", "site", p.site, "err", err)
+			// The edge resends unacknowledged events; they are acked again.
+			a.warn.Warn("mqtt: event ack not confirmed", "site", p.site, "seq", p.seq, "err", err)
 		}
 	}
+	clear(w.inflight[len(keep):])
+	w.inflight = keep
 }
+
+// maxInflightAcks bounds the acks a worker has published without a PUBACK yet.
+const maxInflightAcks = 1024
 
 func (w *worker) handle(t task) {
 	a := w.a
@@ -117,7 +151,7 @@ func (w *worker) handle(t task) {
 	m, err := protocol.DecodeOn(t.ch, t.payload)
 	if err != nil {
 		a.m.rejected.WithLabelValues(t.ch.String()).Inc()
-		a.log.Warn("mqtt: invalid message from edge", "site", t.site, "channel", t.ch.String(), "err", err)
+		a.warn.Warn("mqtt: invalid message from edge", "site", t.site, "channel", t.ch.String(), "err", err)
 		return
 	}
 	s := w.site(t.site)
@@ -131,13 +165,11 @@ func (w *worker) handle(t task) {
 		return // an offline status is the broker's, not a sign of life
 	case protocol.ChanBirth:
 		w.birth(t, s, m.Body.(protocol.Birth))
-	case protocol.ChanEvents:
-		w.event(t, s, m)
 	case protocol.ChanTelemetry:
 		ctx, cancel := a.call()
 		err = a.cfg.Fleet.SiteTelemetry(ctx, t.site, m.Body.(protocol.Telemetry), t.at)
 		cancel()
-		w.domainErr(t, err)
+		w.domainErr(t.site, t.ch, err)
 	case protocol.ChanCommandAck:
 		a.jobs.progress(t.site, m.Body.(protocol.CommandAck), t.at)
 	case protocol.ChanDesiredGet:
@@ -146,12 +178,12 @@ func (w *worker) handle(t task) {
 	s.lastSeen = t.at
 }
 
-func (w *worker) domainErr(t task, err error) {
+func (w *worker) domainErr(site string, ch protocol.Channel, err error) {
 	if err == nil {
 		return
 	}
-	w.a.m.fleetErrors.WithLabelValues(t.ch.String()).Inc()
-	w.a.log.Error("mqtt: domain refused message", "site", t.site, "channel", t.ch.String(), "err", err)
+	w.a.m.fleetErrors.WithLabelValues(ch.String()).Inc()
+	w.a.warn.Error("mqtt: domain refused message", "site", site, "channel", ch.String(), "err", err)
 }
 
 func (w *worker) status(t task, s *siteState, st protocol.Status) {
@@ -183,7 +215,7 @@ func (w *worker) status(t task, s *siteState, st protocol.Status) {
 	s.onlineKnown, s.online = true, st.Online
 	ctx, cancel := a.call()
 	defer cancel()
-	w.domainErr(t, a.cfg.Fleet.SiteStatus(ctx, t.site, ch))
+	w.domainErr(t.site, t.ch, a.cfg.Fleet.SiteStatus(ctx, t.site, ch))
 	if ch.Outage > 0 {
 		a.log.Info("mqtt: site back online", "site", t.site, "outage_seconds", ch.Outage.Seconds())
 	}
@@ -195,7 +227,7 @@ func (w *worker) birth(t task, s *siteState, b protocol.Birth) {
 	err := a.cfg.Fleet.SiteBirth(ctx, t.site, b)
 	cancel()
 	if err != nil {
-		w.domainErr(t, err)
+		w.domainErr(t.site, t.ch, err)
 		return
 	}
 	if s.hwKnown && b.OutboxHighWater < s.hw {
@@ -224,69 +256,138 @@ func (w *worker) publishSnapshot(site string) {
 	}
 }
 
-// event applies one edge event in sequence order; see the package doc.
-func (w *worker) event(t task, s *siteState, m protocol.Message) {
+// stage decodes an event and stages it for the next commit if it is the site's next in
+// sequence (with the held events that follow it); see the package doc.
+func (w *worker) stage(t task) {
 	a := w.a
+	m, err := protocol.DecodeOn(t.ch, t.payload)
+	if err != nil {
+		a.m.rejected.WithLabelValues(t.ch.String()).Inc()
+		a.warn.Warn("mqtt: invalid message from edge", "site", t.site, "channel", t.ch.String(), "err", err)
+		return
+	}
+	s := w.site(t.site)
+	s.lastSeen = t.at
 	if m.Seq == 0 {
 		a.m.rejected.WithLabelValues(t.ch.String()).Inc()
-		a.log.Warn("mqtt: event without sequence", "site", t.site)
+		a.warn.Warn("mqtt: event without sequence", "site", t.site)
 		return
 	}
 	if !s.hwKnown {
 		// Unknown: first event of the site since start, or after a birth that may have
 		// reset it (a stale value would acknowledge a restarted outbox's new events as
-		// duplicates). Afterwards this worker is the only one that advances it.
+		// duplicates). Afterwards this worker is the only one that advances it. Nothing
+		// of the site is staged then: a birth commits the staged events first.
 		ctx, cancel := a.call()
 		hw, err := a.cfg.Fleet.EventHighWater(ctx, t.site)
 		cancel()
 		if err != nil {
-			w.domainErr(t, err)
+			w.domainErr(t.site, t.ch, err)
 			return
 		}
 		s.hw, s.hwKnown = hw, true
 	}
-	switch {
-	case m.Seq <= s.hw:
+	switch next := s.next(); {
+	case m.Seq < next:
 		a.m.events.WithLabelValues("duplicate").Inc()
-		s.ackDue = true // the edge may have missed the ack
+		w.ackLater(t.site, s) // the edge may have missed the ack
 		return
-	case m.Seq > s.hw+1:
+	case m.Seq > next:
 		if s.held == nil {
 			s.held = map[uint64]protocol.Message{}
 		}
-		if _, dup := s.held[m.Seq]; !dup && len(s.held) >= a.cfg.GapHold {
-			a.m.events.WithLabelValues("dropped").Inc()
+		if _, dup := s.held[m.Seq]; dup {
+			a.m.events.WithLabelValues("duplicate").Inc()
+		} else if m.Seq-s.hw > uint64(a.cfg.GapHold) {
+			// Beyond any window an edge may use: not accepted, not acknowledged; the
+			// edge sends it again once the events before it are acknowledged.
+			a.m.events.WithLabelValues("refused").Inc()
+			a.warn.Warn("mqtt: event beyond the gap hold refused", "site", t.site, "seq", m.Seq, "high_water", s.hw)
 		} else {
 			s.held[m.Seq] = m
 			a.m.events.WithLabelValues("held").Inc()
+			a.warn.Warn("mqtt: event after a gap held", "site", t.site, "seq", m.Seq, "missing", next)
 		}
-		s.ackDue = true // tells the edge where to resume
+		w.ackLater(t.site, s) // tells the edge where to resume
 		return
 	}
+	if len(s.run) == 0 {
+		w.staged = append(w.staged, t.site)
+	}
 	for {
-		ctx, cancel := a.call()
-		err := a.cfg.Fleet.SiteEvent(ctx, t.site, m)
-		cancel()
-		if err != nil {
-			a.m.events.WithLabelValues("failed").Inc()
-			w.domainErr(t, err)
-			s.ackDue = true
-			return
-		}
-		a.m.events.WithLabelValues("ingested").Inc()
-		s.hw = m.Seq
-		s.ackDue = true
-		next, ok := s.held[s.hw+1]
+		s.run = append(s.run, m)
+		w.nstaged++
+		next, ok := s.held[s.next()]
 		if !ok {
 			break
 		}
-		delete(s.held, s.hw+1)
+		delete(s.held, next.Seq)
 		m = next
 	}
-	// Anything still held at or below the high water is a duplicate now.
-	for seq := range s.held {
-		if seq <= s.hw {
-			delete(s.held, seq)
-		}
+	if w.nstaged >= a.cfg.BatchMax {
+		// A long queue: commit and acknowledge what is staged now, so the edges may send
+		// on while the rest is applied.
+		w.commit()
+		w.flushAcks()
 	}
 }
+
+// commit makes every staged event durable in one call into the domain (one shared
+// transaction), then records the new high waters; the acks go out after the batch.
+// Events of a site that the domain did not apply go back to the held events, to be
+// applied when the edge resends the first of them.
+func (w *worker) commit() {
+	if len(w.staged) == 0 {
+		return
+	}
+	a := w.a
+	runs := make([]EventRun, len(w.staged))
+	for i, id := range w.staged {
+		runs[i] = EventRun{Site: id, Events: w.sites[id].run}
+	}
+	ctx, cancel := a.call()
+	res := a.cfg.Fleet.SiteEvents(ctx, runs)
+	cancel()
+	for i, id := range w.staged {
+		s := w.sites[id]
+		var r EventResult
+		if i < len(res) {
+			r = res[i]
+		} else {
+			r = EventResult{Ack: s.hw, Err: errMissingResult}
+		}
+		applied := 0
+		for _, m := range s.run {
+			if m.Seq <= r.Ack {
+				applied++
+				continue
+			}
+			if s.held == nil {
+				s.held = map[uint64]protocol.Message{}
+			}
+			s.held[m.Seq] = m
+		}
+		a.m.events.WithLabelValues("ingested").Add(float64(applied))
+		if r.Err != nil {
+			a.m.events.WithLabelValues("failed").Add(float64(len(s.run) - applied))
+			w.domainErr(id, protocol.ChanEvents, r.Err)
+		}
+		s.hw = max(s.hw, r.Ack)
+		if r.Err != nil {
+			s.hwKnown = false // read the domain's own before the next event
+		}
+		clear(s.run)
+		s.run = s.run[:0]
+		// Anything still held at or below the high water is a duplicate now.
+		for seq := range s.held {
+			if seq <= s.hw {
+				delete(s.held, seq)
+			}
+		}
+		w.ackLater(id, s)
+	}
+	w.staged = w.staged[:0]
+	w.nstaged = 0
+}
+
+var errMissingResult = errors.New("the domain returned no result for the run")
