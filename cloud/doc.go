@@ -28,8 +28,9 @@
 //	lifecycle.go    the order lifecycle: the transition table (happening × state → next
 //	                state and effects), Service.apply, the guards and effects, deadlines
 //	orders.go       the REST operations on orders and their validation; order records
-//	edge.go         facts from edges: birth, presence, telemetry, and ApplyEdgeEvent with
-//	                its dispatch table (event kind → happening, alarm or audit entry)
+//	edge.go         facts from edges: birth, presence, telemetry, and ApplyEdgeEvents (a
+//	                batch in one transaction) / ApplyEdgeEvent with the dispatch table
+//	                (event kind → happening, alarm or audit entry)
 //	alarms.go       alarms: raise, close, ResolveAlarm, their keys
 //	sweep.go        what time decides: lapses, expiry, reminders, command time-outs,
 //	                credential revocation
