@@ -148,10 +148,8 @@ func (w *worker) handle(t task) {
 		a.jobs.expire(t.site, t.timeoutCmd)
 		return
 	}
-	m, err := protocol.DecodeOn(t.ch, t.payload)
-	if err != nil {
-		a.m.rejected.WithLabelValues(t.ch.String()).Inc()
-		a.warn.Warn("mqtt: invalid message from edge", "site", t.site, "channel", t.ch.String(), "err", err)
+	m, ok := w.decode(t)
+	if !ok {
 		return
 	}
 	s := w.site(t.site)
@@ -167,7 +165,7 @@ func (w *worker) handle(t task) {
 		w.birth(t, s, m.Body.(protocol.Birth))
 	case protocol.ChanTelemetry:
 		ctx, cancel := a.call()
-		err = a.cfg.Fleet.SiteTelemetry(ctx, t.site, m.Body.(protocol.Telemetry), t.at)
+		err := a.cfg.Fleet.SiteTelemetry(ctx, t.site, m.Body.(protocol.Telemetry), t.at)
 		cancel()
 		w.domainErr(t.site, t.ch, err)
 	case protocol.ChanCommandAck:
@@ -256,14 +254,24 @@ func (w *worker) publishSnapshot(site string) {
 	}
 }
 
+// decode decodes t's payload; an undecodable one is counted and warned about, and
+// reported not ok.
+func (w *worker) decode(t task) (protocol.Message, bool) {
+	m, err := protocol.DecodeOn(t.ch, t.payload)
+	if err != nil {
+		w.a.m.rejected.WithLabelValues(t.ch.String()).Inc()
+		w.a.warn.Warn("mqtt: invalid message from edge", "site", t.site, "channel", t.ch.String(), "err", err)
+		return protocol.Message{}, false
+	}
+	return m, true
+}
+
 // stage decodes an event and stages it for the next commit if it is the site's next in
 // sequence (with the held events that follow it); see the package doc.
 func (w *worker) stage(t task) {
 	a := w.a
-	m, err := protocol.DecodeOn(t.ch, t.payload)
-	if err != nil {
-		a.m.rejected.WithLabelValues(t.ch.String()).Inc()
-		a.warn.Warn("mqtt: invalid message from edge", "site", t.site, "channel", t.ch.String(), "err", err)
+	m, ok := w.decode(t)
+	if !ok {
 		return
 	}
 	s := w.site(t.site)
