@@ -264,9 +264,8 @@ func (m *Main) Run(ctx context.Context) error {
 }
 
 // Close stops in reverse order of Open: the metrics listener, the API (draining requests
-// for up to 5 s), the
-// domain loop (after delivering what is queued), the fleet adapter, the broker and the
-// store. It is idempotent.
+// for up to 5 s), the domain loop (after delivering what is queued), the fleet adapter,
+// the broker and the store. It is idempotent.
 func (m *Main) Close() error {
 	m.closeOnce.Do(func() {
 		var errs []error
