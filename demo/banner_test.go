@@ -13,8 +13,9 @@ import (
 )
 
 // TestBannerCloudLinksAnswer prints the banner against a real larder-cloud and follows
-// every cloud link in it that a person could open as printed: none may answer 404 (the
-// REST line once pointed at /v1/, which is no resource).
+// every cloud link in it that a person could open as printed, on the API's address and
+// on the metrics address: none may answer 404 (the REST line once pointed at /v1/, which
+// is no resource; the metrics line at the API's address, which no longer serves them).
 func TestBannerCloudLinksAnswer(t *testing.T) {
 	ctx := context.Background()
 	l := &demo.Launcher{BinDir: binDir, LogDir: t.TempDir(), StopTimeout: 5 * time.Second}
@@ -24,7 +25,7 @@ func TestBannerCloudLinksAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The kiosk and the simulator are not started: only the cloud's links are followed.
-	edge := &demo.Edge{Kiosk: &demo.KioskClient{URL: "http://127.0.0.1:1"}}
+	edge := &demo.Edge{Kiosk: &demo.KioskClient{URL: "http://127.0.0.1:1"}, MetricsURL: "http://127.0.0.1:1"}
 	sim := &demo.Sim{Control: &demo.SimClient{URL: "http://127.0.0.1:1"}}
 	var out bytes.Buffer
 	demo.Banner(ctx, &out, demo.Config{Dir: t.TempDir(), Site: "banner-test"}, cloud, edge, sim,
@@ -33,7 +34,7 @@ func TestBannerCloudLinksAnswer(t *testing.T) {
 	if !strings.Contains(banner, "REST API") {
 		t.Fatalf("no REST API line in the banner:\n%s", banner)
 	}
-	links := regexp.MustCompile(regexp.QuoteMeta(cloud.URL)+`/[^\s()]*`).FindAllString(banner, -1)
+	links := regexp.MustCompile(`(`+regexp.QuoteMeta(cloud.URL)+`|`+regexp.QuoteMeta(cloud.MetricsURL)+`)/[^\s()]*`).FindAllString(banner, -1)
 	followed := 0
 	for _, u := range links {
 		if strings.ContainsAny(u, "{}") {

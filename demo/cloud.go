@@ -12,8 +12,10 @@ import (
 type CloudOptions struct {
 	Name    string // log prefix; empty means "cloud"
 	DataDir string // bbolt and the notification outbox
-	// HTTP is the API/pages/metrics address; empty picks a free port.
+	// HTTP is the API/pages/healthz address; empty picks a free port.
 	HTTP string
+	// Metrics is the /metrics address (larder-cloud's -metrics); empty picks a free port.
+	Metrics string
 	// Broker is an external MQTT broker URL (Mosquitto); empty runs the embedded broker
 	// on MQTTListen.
 	Broker string
@@ -41,6 +43,8 @@ type Cloud struct {
 	*Proc
 	Opts CloudOptions
 	URL  string // http://HOST:PORT
+	// MetricsURL is the /metrics listener's base URL (not the API's: it answers 404 there).
+	MetricsURL string
 	// BrokerURL is the MQTT broker the edges use: the embedded one or Opts.Broker.
 	BrokerURL string
 }
@@ -64,7 +68,12 @@ func (l *Launcher) StartCloud(ctx context.Context, o CloudOptions) (*Cloud, erro
 			return nil, err
 		}
 	}
-	check := []string{o.HTTP}
+	if o.Metrics == "" {
+		if o.Metrics, err = FreeAddr(); err != nil {
+			return nil, err
+		}
+	}
+	check := []string{o.HTTP, o.Metrics}
 	if o.Broker == "" {
 		check = append(check, o.MQTTListen)
 	}
@@ -84,7 +93,7 @@ func (l *Launcher) StartCloud(ctx context.Context, o CloudOptions) (*Cloud, erro
 	if err != nil {
 		return nil, err
 	}
-	c := &Cloud{Proc: p, Opts: o, URL: "http://" + o.HTTP, BrokerURL: o.Broker}
+	c := &Cloud{Proc: p, Opts: o, URL: "http://" + o.HTTP, MetricsURL: "http://" + o.Metrics, BrokerURL: o.Broker}
 	if o.Broker == "" {
 		c.BrokerURL = "tcp://" + o.MQTTListen
 	}

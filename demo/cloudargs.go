@@ -3,7 +3,7 @@ package demo
 // cloudArgs turns CloudOptions into larder-cloud's command line and environment.
 // Secrets go by environment, never by flag (flags show in ps).
 func cloudArgs(o CloudOptions) (args, env []string) {
-	args = []string{"-data", o.DataDir, "-http", o.HTTP, "-log-level", o.LogLevel}
+	args = []string{"-data", o.DataDir, "-http", o.HTTP, "-metrics", o.Metrics, "-log-level", o.LogLevel}
 	if o.Broker != "" {
 		args = append(args, "-mqtt", o.Broker)
 	} else {

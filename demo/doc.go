@@ -35,10 +35,11 @@
 // puts them back (force the door, put, shut) before the edge starts, so the edge sees
 // no door move. A demo killed with SIGKILL loses at most the last 5 s of changes.
 //
-// Ports (BasePort 7400): 7400 cloud HTTP (API, ops and driver pages, /metrics), 7401 the
-// embedded MQTT broker, 7402 the kiosk (and the edge's /metrics), 7403 the simulator's
-// control API, 7404 the demo's Inbox: the SMS gateway and the demo platform's webhook
-// endpoint, whose messages (pickup codes included, as on a resident's phone) are shown
-// on the console and in DIR/logs/inbox.log. They avoid the usual services (MQTT 1883, PostgreSQL 5432, Redis 6379,
+// Ports (BasePort 7400): 7400 cloud HTTP (API, ops and driver pages), 7401 the embedded
+// MQTT broker, 7402 the kiosk, 7403 the simulator's control API, 7404 the demo's Inbox:
+// the SMS gateway and the demo platform's webhook endpoint, whose messages (pickup codes
+// included, as on a resident's phone) are shown on the console and in
+// DIR/logs/inbox.log; 7405 the cloud's /metrics and 7406 the edge's, each on an address
+// of its own as in production (the API and the kiosk answer 404 for /metrics). They avoid the usual services (MQTT 1883, PostgreSQL 5432, Redis 6379,
 // NATS 4222, RabbitMQ 5672, MariaDB 3306). Nothing is fetched from the network.
 package demo

@@ -16,8 +16,11 @@ type EdgeOptions struct {
 	Site    string
 	SiteKey string // hex
 	DataDir string
-	// Kiosk is the kiosk/healthz/metrics address; empty picks a free port.
+	// Kiosk is the kiosk/healthz address; empty picks a free port.
 	Kiosk string
+	// Metrics is the /metrics address (larder-edge's metrics_addr); empty picks a free
+	// port.
+	Metrics string
 	// Broker is the MQTT URL; empty runs offline.
 	Broker, BrokerUser, BrokerPassword string
 	Bus                                string // the sim's pty or tcp:// address
@@ -38,6 +41,8 @@ type Edge struct {
 	*Proc
 	Opts  EdgeOptions
 	Kiosk *KioskClient
+	// MetricsURL is the /metrics listener's base URL (the kiosk answers 404 for it).
+	MetricsURL string
 }
 
 type edgeFile struct {
@@ -45,6 +50,7 @@ type edgeFile struct {
 	SiteKey        string         `json:"site_key"`
 	DataDir        string         `json:"data_dir"`
 	KioskAddr      string         `json:"kiosk_addr"`
+	MetricsAddr    string         `json:"metrics_addr"`
 	Broker         string         `json:"broker,omitempty"`
 	BrokerUsername string         `json:"broker_username,omitempty"`
 	BrokerPassword string         `json:"broker_password,omitempty"`
@@ -73,14 +79,16 @@ func (l *Launcher) StartEdge(ctx context.Context, o EdgeOptions) (*Edge, error) 
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
 	}
-	if o.Kiosk == "" {
-		a, err := FreeAddr()
-		if err != nil {
+	for _, a := range []*string{&o.Kiosk, &o.Metrics} {
+		if *a == "" {
+			free, err := FreeAddr()
+			if err != nil {
+				return nil, err
+			}
+			*a = free
+		} else if err := CheckFree(*a); err != nil {
 			return nil, err
 		}
-		o.Kiosk = a
-	} else if err := CheckFree(o.Kiosk); err != nil {
-		return nil, err
 	}
 	abs, err := filepath.Abs(o.DataDir)
 	if err != nil {
@@ -89,7 +97,7 @@ func (l *Launcher) StartEdge(ctx context.Context, o EdgeOptions) (*Edge, error) 
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("demo: edge data dir: %w", err)
 	}
-	f := edgeFile{Site: o.Site, SiteKey: o.SiteKey, DataDir: abs, KioskAddr: o.Kiosk, Broker: o.Broker,
+	f := edgeFile{Site: o.Site, SiteKey: o.SiteKey, DataDir: abs, KioskAddr: o.Kiosk, MetricsAddr: o.Metrics, Broker: o.Broker,
 		BrokerUsername: o.BrokerUser, BrokerPassword: o.BrokerPassword, Bus: o.Bus, Profile: o.Profile,
 		Boards: o.Boards, Zones: o.Zones, LogLevel: o.LogLevel, Limits: o.Limits}
 	if o.Thermometer != "" {
@@ -110,7 +118,7 @@ func (l *Launcher) StartEdge(ctx context.Context, o EdgeOptions) (*Edge, error) 
 	if err != nil {
 		return nil, err
 	}
-	e := &Edge{Proc: p, Opts: o, Kiosk: &KioskClient{URL: "http://" + o.Kiosk}}
+	e := &Edge{Proc: p, Opts: o, Kiosk: &KioskClient{URL: "http://" + o.Kiosk}, MetricsURL: "http://" + o.Metrics}
 	if err := p.WaitHealthy(ctx, e.Kiosk.URL+"/healthz", 30*time.Second); err != nil {
 		p.Stop()
 		return nil, err

@@ -22,7 +22,8 @@ type Config struct {
 	BinDir string
 	// Host and BasePort: the cloud's HTTP on BasePort, its embedded MQTT broker on +1,
 	// the kiosk on +2, the simulator's control API on +3, the demo's inbox (SMS gateway
-	// and platform webhook endpoint) on +4. Default 127.0.0.1 and 7400
+	// and platform webhook endpoint) on +4, the cloud's /metrics on +5 and the edge's on
+	// +6. Default 127.0.0.1 and 7400
 	// (clear of Mosquitto 1883, PostgreSQL 5432, Redis 6379, NATS 4222, RabbitMQ 5672,
 	// MariaDB 3306).
 	Host     string
@@ -77,8 +78,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	say := func(format string, args ...any) { fmt.Fprintf(out, "larder-demo: "+format+"\n", args...) }
 
 	httpAddr, mqttAddr, kioskAddr, ctlAddr, inboxAddr := cfg.addr(0), cfg.addr(1), cfg.addr(2), cfg.addr(3), cfg.addr(4)
-	if err := CheckFree(httpAddr, mqttAddr, kioskAddr, ctlAddr, inboxAddr); err != nil {
-		return fmt.Errorf("%w\nlarder-demo: choose other ports with -port BASE (it uses BASE..BASE+4)", err)
+	cloudMetrics, edgeMetrics := cfg.addr(5), cfg.addr(6)
+	if err := CheckFree(httpAddr, mqttAddr, kioskAddr, ctlAddr, inboxAddr, cloudMetrics, edgeMetrics); err != nil {
+		return fmt.Errorf("%w\nlarder-demo: choose other ports with -port BASE (it uses BASE..BASE+6)", err)
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -149,7 +151,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if st.Keys["admin"] == "" {
 		st.Keys["admin"] = newAdminKey()
 	}
-	cloud, err := l.StartCloud(ctx, CloudOptions{DataDir: filepath.Join(cfg.Dir, "cloud"), HTTP: httpAddr,
+	cloud, err := l.StartCloud(ctx, CloudOptions{DataDir: filepath.Join(cfg.Dir, "cloud"), HTTP: httpAddr, Metrics: cloudMetrics,
 		MQTTListen: mqttAddr, AdminKey: st.Keys["admin"], SMSURL: inbox.SMSURL()})
 	if err != nil {
 		return err
@@ -183,7 +185,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	p := st.Provisioning
 	broker := cloud.BrokerURL
 	edge, err := l.StartEdge(ctx, EdgeOptions{Site: cfg.Site, SiteKey: p.SiteKey, DataDir: filepath.Join(cfg.Dir, "edge"),
-		Kiosk: kioskAddr, Broker: broker, BrokerUser: p.MQTTUsername, BrokerPassword: p.MQTTPassword, Bus: sim.Bus,
+		Kiosk: kioskAddr, Metrics: edgeMetrics, Broker: broker, BrokerUser: p.MQTTUsername, BrokerPassword: p.MQTTPassword, Bus: sim.Bus,
 		Boards: []int{0, 1}, Zones: demoZones, Thermometer: sim.Control.URL})
 	if err != nil {
 		return err
@@ -382,7 +384,8 @@ func banner(ctx context.Context, w io.Writer, cfg Config, cloud *Cloud, edge *Ed
 	// front page.
 	line("  REST API        %s/v1/openapi.json   (the OpenAPI document; calls take Authorization: Bearer KEY)%s",
 		cloud.URL, served(ctx, cloud.URL+"/v1/openapi.json"))
-	line("  Metrics         %s/metrics (cloud)   %s/metrics (edge)", cloud.URL, edge.Kiosk.URL)
+	// Metrics have addresses of their own: the API and the kiosk answer 404 for them.
+	line("  Metrics         %s/metrics (cloud)   %s/metrics (edge)", cloud.MetricsURL, edge.MetricsURL)
 	line("  Simulator       %s/v1/state   (control API: open/close/put/take, faults)", sim.Control.URL)
 	line("  MQTT broker     %s (embedded)", cloud.BrokerURL)
 	line("  Inbox           SMS to residents and the platform's webhooks are shown here and in %s", filepath.Join(cfg.Dir, "logs", "inbox.log"))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -19,20 +20,23 @@ import (
 	"github.com/larder-lockers/larder/demo"
 )
 
-// freeBlock finds five consecutive free loopback ports for larder-demo -port.
+// freeBlock finds demoPorts consecutive free loopback ports for larder-demo -port.
+// demoPorts is how many ports the demo uses from its base: BASE..BASE+6.
+const demoPorts = 7
+
 func freeBlock(t *testing.T) int {
 	t.Helper()
 	for range 50 {
 		base := 20000 + rand.IntN(20000)
 		var addrs []string
-		for i := range 5 {
+		for i := range demoPorts {
 			addrs = append(addrs, "127.0.0.1:"+strconv.Itoa(base+i))
 		}
 		if demo.CheckFree(addrs...) == nil {
 			return base
 		}
 	}
-	t.Fatal("no block of five free ports")
+	t.Fatalf("no block of %d free ports", demoPorts)
 	return 0
 }
 
@@ -130,6 +134,25 @@ func TestDemoRunsAndResumes(t *testing.T) {
 			t.Errorf("banner lacks %q", want)
 		}
 	}
+	// Metrics on their own addresses (BASE+5 cloud, BASE+6 edge), as the banner prints
+	// them; the API and the kiosk answer 404 for /metrics.
+	port := func(i int) string { return "http://127.0.0.1:" + strconv.Itoa(base+i) }
+	for url, want := range map[string]int{port(5) + "/metrics": 200, port(6) + "/metrics": 200,
+		port(0) + "/metrics": 404, port(2) + "/metrics": 404} {
+		if want == 200 && !strings.Contains(out, url) {
+			t.Errorf("banner lacks %s", url)
+		}
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Errorf("GET %s: %v", url, err)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || want == 200 && !strings.Contains(string(body), "larder_") {
+			t.Errorf("GET %s: %d, want %d", url, resp.StatusCode, want)
+		}
+	}
 	// The resident of the order the cloud notifies itself gets the code by SMS.
 	d.waitFor(t, "SMS to ****2468", 30*time.Second)
 	if sms := regexp.MustCompile(`SMS to \*\*\*\*2468: .*\b(\d{8})\b`).FindStringSubmatch(d.output()); sms == nil {
@@ -140,7 +163,7 @@ func TestDemoRunsAndResumes(t *testing.T) {
 		t.Fatalf("no pickup code printed:\n%s", out)
 	}
 	d.interrupt(t)
-	for i := range 5 {
+	for i := range demoPorts {
 		if err := demo.CheckFree("127.0.0.1:" + strconv.Itoa(base+i)); err != nil {
 			t.Fatalf("a port is still taken after the demo stopped: %v", err)
 		}

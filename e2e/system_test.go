@@ -244,7 +244,7 @@ func (s *system) waitEdgeDesired(timeout time.Duration) {
 		if err != nil {
 			return err
 		}
-		have, err := edgeDesiredVersion(s.ctx, s.edge.Kiosk.URL+"/metrics")
+		have, err := edgeDesiredVersion(s.ctx, s.edge.MetricsURL+"/metrics")
 		if err == nil && have < st.DesiredVersion {
 			err = fmt.Errorf("edge at desired version %d, cloud at %d", have, st.DesiredVersion)
 		}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lints the Prometheus exposition of larder-cloud and larder-edge with `promtool check
 # metrics`: starts the demo (all three binaries) in a temporary directory on free ports,
-# scrapes both /metrics endpoints, stops the demo.
+# scrapes both /metrics endpoints (the demo's BASE+5 and BASE+6: each daemon's
+# metrics_addr), checks that the API and the kiosk do not serve /metrics, stops the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s build >/dev/null
@@ -10,13 +11,19 @@ port=$(python3 -c 'import random; print(random.randrange(20000, 60000, 10))')
 ./bin/larder-demo --data "$dir" --port "$port" >"$dir/demo.out" 2>&1 &
 pid=$!
 trap 'kill -INT $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
-cloud="http://127.0.0.1:$port/metrics" edge="http://127.0.0.1:$((port + 2))/metrics"
+cloud="http://127.0.0.1:$((port + 5))/metrics" edge="http://127.0.0.1:$((port + 6))/metrics"
 for _ in $(seq 1 120); do
   if curl -fs "$cloud" >/dev/null 2>&1 && curl -fs "$edge" >/dev/null 2>&1; then break; fi
   kill -0 $pid 2>/dev/null || { cat "$dir/demo.out"; echo "checkmetrics: demo exited"; exit 1; }
   sleep 0.5
 done
 status=0
+# The exposition is fleet data: the public addresses (the API on BASE, the kiosk on
+# BASE+2) must answer 404 for it.
+for u in "http://127.0.0.1:$port/metrics" "http://127.0.0.1:$((port + 2))/metrics"; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$u")
+  [ "$code" = 404 ] || { echo "checkmetrics: $u answers $code, want 404 (metrics belong on metrics_addr)"; status=1; }
+done
 for u in "$cloud" "$edge"; do
   out=$(curl -fs "$u" | promtool check metrics 2>&1) || { echo "checkmetrics: $u"; echo "$out"; status=1; continue; }
   [ -z "$out" ] || { echo "checkmetrics: $u"; echo "$out"; status=1; continue; }

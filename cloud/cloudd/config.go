@@ -28,8 +28,14 @@ type Duration = daemon.Duration
 type Config struct {
 	// DataDir holds the bbolt file (cloud.db) and, on first start, admin.key.
 	DataDir string `json:"data_dir"`
-	// HTTPAddr is the API's listen address (also /healthz and /metrics).
+	// HTTPAddr is the API's listen address, also the web pages' and /healthz (where load
+	// balancers probe); it does not serve /metrics.
 	HTTPAddr string `json:"http_addr"`
+	// MetricsAddr serves /metrics alone, for Prometheus: the exposition is fleet data
+	// (sites, alarms, queue depths), so it has an address of its own, loopback by
+	// default. Empty (in the file; "off" from the environment or a flag, which cannot
+	// carry an empty value) serves no metrics.
+	MetricsAddr string `json:"metrics_addr"`
 	// PublicURL is the base URL residents and platforms reach the cloud at, behind any
 	// proxy (e.g. https://lockers.example.org): the resident page's link in the code
 	// notices is PublicURL/r/{order}#c={code}. Empty: http://HTTPAddr (its real port;
@@ -76,11 +82,20 @@ type Config struct {
 	LogFormat string `json:"log_format"`
 }
 
+// DefaultMetricsAddr is where /metrics is served unless configured: loopback, so only
+// a Prometheus (or agent) on the same machine scrapes it. Port 8490 sits outside the
+// exporters' range 9100-9999 (all allocated, so any port there is some exporter's on a
+// monitored host), away from the usual 8080/8081 (the API and the kiosk), 9090-9093
+// (Prometheus, Alertmanager) and the demo's 7400-7406; the edge's default is the next
+// port, so both daemons run on one machine unchanged.
+const DefaultMetricsAddr = "127.0.0.1:8490"
+
 // DefaultConfig is the embedded, single-machine setup.
 func DefaultConfig() Config {
 	return Config{
 		DataDir:      "data",
 		HTTPAddr:     "127.0.0.1:8080",
+		MetricsAddr:  DefaultMetricsAddr,
 		MQTTListen:   broker.DefaultAddr,
 		MQTTUsername: "cloud:larder",
 		CommitMode:   "group",
@@ -129,6 +144,11 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		return fmt.Errorf("cloudd: http_addr %q: %w", c.HTTPAddr, err)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("cloudd: metrics_addr %q: %w", c.MetricsAddr, err)
+		}
 	}
 	if c.Embedded() {
 		if _, _, err := net.SplitHostPort(c.MQTTListen); err != nil {
@@ -197,6 +217,8 @@ var source = daemon.Source[Config]{
 			Set: func(c *Config, v string) error { c.DataDir = v; return nil }},
 		{Env: "LARDER_CLOUD_HTTP_ADDR", Flag: "http", Usage: "API listen address (env LARDER_CLOUD_HTTP_ADDR; default 127.0.0.1:8080)",
 			Set: func(c *Config, v string) error { c.HTTPAddr = v; return nil }},
+		{Env: "LARDER_CLOUD_METRICS_ADDR", Flag: "metrics", Usage: "/metrics listen address, for Prometheus; off serves none (env LARDER_CLOUD_METRICS_ADDR; default " + DefaultMetricsAddr + ")",
+			Set: func(c *Config, v string) error { c.MetricsAddr = daemon.MetricsAddr(v); return nil }},
 		{Env: "LARDER_CLOUD_PUBLIC_URL", Flag: "public-url", Usage: "base URL residents reach the cloud at, for the links in their notices (env LARDER_CLOUD_PUBLIC_URL; default http://<http address>)",
 			Set: func(c *Config, v string) error { c.PublicURL = v; return nil }},
 		{Env: "LARDER_CLOUD_MQTT_URL", Flag: "mqtt", Usage: "external MQTT broker URL, e.g. tcp://127.0.0.1:1883; empty runs the embedded broker (env LARDER_CLOUD_MQTT_URL)",

@@ -44,3 +44,38 @@ func TestSecretsAreNoFlags(t *testing.T) {
 		t.Errorf("secrets from the environment: %+v %v", c, err)
 	}
 }
+
+// TestMetricsAddr: metrics_addr defaults to loopback, comes from the file, the
+// environment and the flag (later sources winning), "off" from the environment or a
+// flag turns metrics off like an empty value in the file, and a malformed address is
+// refused.
+func TestMetricsAddr(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "cloud.json")
+	os.WriteFile(file, []byte(`{"metrics_addr":"127.0.0.1:9501"}`), 0o600)
+	off := filepath.Join(t.TempDir(), "off.json")
+	os.WriteFile(off, []byte(`{"metrics_addr":""}`), 0o600)
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  string
+		want string
+	}{
+		{"default", nil, "", cloudd.DefaultMetricsAddr},
+		{"file", []string{"-config", file}, "", "127.0.0.1:9501"},
+		{"env over file", []string{"-config", file}, "127.0.0.1:9502", "127.0.0.1:9502"},
+		{"flag over env", []string{"-config", file, "-metrics", "127.0.0.1:9503"}, "127.0.0.1:9502", "127.0.0.1:9503"},
+		{"off in the file", []string{"-config", off}, "", ""},
+		{"off by env", nil, "off", ""},
+		{"off by flag", []string{"-metrics", "off"}, "127.0.0.1:9502", ""},
+	} {
+		c, err := cloudd.Load(tc.args, func(k string) string {
+			return map[string]string{"LARDER_CLOUD_METRICS_ADDR": tc.env}[k]
+		}, io.Discard)
+		if err != nil || c.MetricsAddr != tc.want {
+			t.Errorf("%s: metrics_addr %q, %v; want %q", tc.name, c.MetricsAddr, err, tc.want)
+		}
+	}
+	if _, err := cloudd.Load([]string{"-metrics", "9400"}, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "metrics_addr") {
+		t.Errorf("-metrics 9400: %v, want an error naming metrics_addr", err)
+	}
+}

@@ -34,11 +34,20 @@
 // The same listener serves cloud/web's pages next to the API: the ops dashboard at /ops/,
 // the driver's phone page at /driver/ and the resident's order page at /r/{order}.
 //
+// # Metrics
+//
+// GET /metrics is served on --metrics (metrics_addr, LARDER_CLOUD_METRICS_ADDR; default
+// 127.0.0.1:8490) alone; the API's listener answers 404 for it, because it may face the
+// internet and the exposition is fleet data (sites, alarms, queue depths). Loopback suits
+// a Prometheus on the same machine; to scrape from elsewhere, give an address on the
+// monitoring network. Empty in the file, or off from the environment or a flag, serves
+// no metrics. /healthz stays on the API's listener, where load balancers probe.
+//
 // # Order of things
 //
 // Open: store → registry → domain → admin key → broker → fleet adapter → listener →
-// notification outbox → API and pages (the listener comes before the outbox so that the
-// default public URL has the real port).
+// notification outbox → API and pages → metrics listener (the listener comes before the
+// outbox so that the default public URL has the real port).
 // Close: the reverse, idempotent; queued outbound messages are flushed before the fleet
 // adapter disconnects.
 //

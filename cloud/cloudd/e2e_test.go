@@ -34,6 +34,7 @@ func startCloud(t *testing.T, tune func(*cloudd.Config)) *cloudd.Main {
 	cfg := cloudd.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.MetricsAddr = "127.0.0.1:0"
 	cfg.MQTTListen = "127.0.0.1:0"
 	cfg.AdminKey = adminKey
 	if tune != nil {
@@ -298,7 +299,7 @@ func TestEndToEnd(t *testing.T) {
 	if site["online"] != true || site["software"] != "e2e" {
 		t.Errorf("site detail %v", site)
 	}
-	res, err := http.Get(m.HTTPURL() + "/metrics")
+	res, err := http.Get(m.MetricsURL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +310,8 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-	for path, want := range map[string]int{"/healthz": 200, "/ops/": 200, "/driver/": 200, "/v1/openapi.json": 200, "/nope": 404} {
+	for path, want := range map[string]int{"/healthz": 200, "/ops/": 200, "/driver/": 200, "/v1/openapi.json": 200, "/nope": 404,
+		"/metrics": 404} { // fleet data: only on the metrics address
 		res, err := http.Get(m.HTTPURL() + path)
 		if err != nil || res.StatusCode != want {
 			t.Errorf("GET %s: %v %v, want %d", path, res.StatusCode, err, want)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/larder-lockers/larder/cloud"
 	"github.com/larder-lockers/larder/cloud/bolt"
@@ -46,6 +47,7 @@ type Main struct {
 	pages   *web.Handler
 	ln      net.Listener
 	httpSrv *http.Server
+	metrics *daemon.MetricsServer // nil when metrics_addr is empty
 
 	brokerURL string
 	cancel    context.CancelFunc // stops the service loop
@@ -124,7 +126,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if edgeURL == "" {
 		edgeURL = m.brokerURL
 	}
-	api := lhttp.New(lhttp.Options{Service: m.svc, Logger: m.log.With("component", "http"), Registry: m.reg, Gatherer: m.reg,
+	api := lhttp.New(lhttp.Options{Service: m.svc, Logger: m.log.With("component", "http"), Registry: m.reg,
 		Health: m.health, MQTTURL: edgeURL, MaxBody: m.cfg.MaxBodyBytes})
 	// The web pages (ops dashboard, driver and resident pages) share the listener: the
 	// API at "/", the pages under their own prefixes.
@@ -134,7 +136,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.pages.Mount(mux)
 	m.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10}
-	m.log.Info("larder-cloud open", "version", buildinfo.String(), "http", m.HTTPURL(), "public_url", m.PublicURL(), "mqtt", m.brokerURL,
+	// Metrics on their own address: the API's listener may face the internet, the
+	// exposition is fleet data.
+	if m.metrics, err = daemon.ListenMetrics(m.cfg.MetricsAddr, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})); err != nil {
+		return fmt.Errorf("cloudd: %w", err)
+	}
+	m.log.Info("larder-cloud open", "version", buildinfo.String(), "http", m.HTTPURL(), "metrics", m.MetricsURL(), "public_url", m.PublicURL(), "mqtt", m.brokerURL,
 		"embedded_broker", m.cfg.Embedded(), "data", m.cfg.DataDir, "commit_mode", mode.String())
 	return nil
 }
@@ -177,6 +184,10 @@ func (m *Main) HTTPURL() string {
 	}
 	return "http://" + m.ln.Addr().String()
 }
+
+// MetricsURL is the base URL of the /metrics listener (the real port when MetricsAddr
+// asked for port 0); "" when metrics are off.
+func (m *Main) MetricsURL() string { return m.metrics.URL() }
 
 // PublicURL is the base URL residents reach the cloud at (the resident page's links):
 // the configured public_url, else derived from the listener's real address, with an
@@ -234,10 +245,17 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		close(errc)
 	}()
+	metricsErr := make(chan error, 1)
+	go func() {
+		if err := m.metrics.Serve(); err != nil {
+			metricsErr <- err
+		}
+	}()
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
+	case err = <-metricsErr:
 	}
 	if cerr := m.Close(); err == nil {
 		err = cerr
@@ -245,12 +263,15 @@ func (m *Main) Run(ctx context.Context) error {
 	return err
 }
 
-// Close stops in reverse order of Open: the API (draining requests for up to 5 s), the
-// domain loop (after delivering what is queued), the fleet adapter, the broker and the
-// store. It is idempotent.
+// Close stops in reverse order of Open: the metrics listener, the API (draining requests
+// for up to 5 s), the domain loop (after delivering what is queued), the fleet adapter,
+// the broker and the store. It is idempotent.
 func (m *Main) Close() error {
 	m.closeOnce.Do(func() {
 		var errs []error
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, m.metrics.Shutdown(ctx))
+		cancel()
 		if m.pages != nil {
 			m.pages.Close() // ends the event streams, which Shutdown would wait for
 		}

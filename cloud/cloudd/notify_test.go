@@ -62,13 +62,13 @@ func TestPlatformWithoutWebhookIsNotDeadLettered(t *testing.T) {
 	}
 	// The order's "created" notice goes to the webhook channel and is settled at once.
 	settled := func() float64 {
-		return metric(t, m.HTTPURL(), "larder_webhook_deliveries_total", `channel="webhook"`)
+		return metric(t, m.MetricsURL(), "larder_webhook_deliveries_total", `channel="webhook"`)
 	}
 	waitFor(t, "the created notice settled", func() bool { return settled() >= 1 })
-	if got := metric(t, m.HTTPURL(), "larder_webhook_deliveries_total", `result="cancelled"`); got != settled() {
+	if got := metric(t, m.MetricsURL(), "larder_webhook_deliveries_total", `result="cancelled"`); got != settled() {
 		t.Errorf("webhook results: %v cancelled of %v; want every one cancelled", got, settled())
 	}
-	if got := metric(t, m.HTTPURL(), "larder_webhook_dead_letters", ""); got != 0 {
+	if got := metric(t, m.MetricsURL(), "larder_webhook_dead_letters", ""); got != 0 {
 		t.Errorf("larder_webhook_dead_letters %v, want 0", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/larder-lockers/larder/cloud"
 	"github.com/larder-lockers/larder/cloud/bolt"
@@ -25,7 +26,8 @@ type fixture struct {
 	t      *testing.T
 	svc    *cloud.Service
 	srv    *httptest.Server
-	keys   map[string]string // role name → plain key
+	reg    *prometheus.Registry // what the API registered, scraped by metrics()
+	keys   map[string]string    // role name → plain key
 	now    time.Time
 	health error
 	seq    uint64
@@ -39,8 +41,8 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f := &fixture{t: t, keys: map[string]string{}, now: time.Now().UTC().Truncate(time.Second)}
 	f.svc = cloud.New(cloud.Options{Store: db, Now: func() time.Time { return f.now }})
-	reg := prometheus.NewRegistry()
-	api := lhttp.New(lhttp.Options{Service: f.svc, Registry: reg, Gatherer: reg, MQTTURL: "tcp://127.0.0.1:1883", MaxBody: 4096,
+	f.reg = prometheus.NewRegistry()
+	api := lhttp.New(lhttp.Options{Service: f.svc, Registry: f.reg, MQTTURL: "tcp://127.0.0.1:1883", MaxBody: 4096,
 		Health: func(context.Context) error { return f.health }})
 	f.srv = httptest.NewServer(api)
 	t.Cleanup(func() {
@@ -64,6 +66,18 @@ func newFixture(t *testing.T) *fixture {
 		f.keys[name] = plain
 	}
 	return f
+}
+
+// metrics scrapes the registry the API registered into, as cloudd serves it on its
+// metrics address (the API itself answers 404 for /metrics).
+func (f *fixture) metrics() resp {
+	f.t.Helper()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(f.reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 {
+		f.t.Fatalf("scrape: %d %s", rec.Code, rec.Body)
+	}
+	return resp{status: rec.Code, header: rec.Header(), raw: rec.Body.String()}
 }
 
 type resp struct {
@@ -171,7 +185,9 @@ func TestHealthMetricsAndDocs(t *testing.T) {
 		t.Fatalf("unhealthy healthz %d %q", r.status, r.raw)
 	}
 	f.do("GET", "/v1/sites", "ops", nil)
-	m := f.do("GET", "/metrics", "", nil)
+	// Fleet data is not the API's to serve: cloudd serves it on metrics_addr.
+	f.want(f.do("GET", "/metrics", "", nil), 404, "not_found")
+	m := f.metrics()
 	for _, want := range []string{`larder_site_up{site="y1"} 1`, `larder_compartments{site="y1",state="free",zone="chilled"} 2`, `larder_site_desired_version{site="y1"}`,
 		`larder_http_request_duration_seconds_count{code="2xx",method="GET",route="/v1/sites"}`, "larder_unlock_failures_total", "larder_code_lockouts_total"} {
 		if !strings.Contains(m.raw, want) {

@@ -14,7 +14,7 @@ import (
 // alarmsOpen scrapes /metrics and returns larder_alarms_open of site by kind.
 func (f *fixture) alarmsOpen(site string) map[string]string {
 	f.t.Helper()
-	m := f.do("GET", "/metrics", "", nil)
+	m := f.metrics()
 	re := regexp.MustCompile(`(?m)^larder_alarms_open\{kind="([a-z_]+)",site="` + regexp.QuoteMeta(site) + `"\} (\S+)$`)
 	got := map[string]string{}
 	for _, sm := range re.FindAllStringSubmatch(m.raw, -1) {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/larder-lockers/larder/cloud"
 )
@@ -28,10 +27,10 @@ type Options struct {
 	Service Service
 	// Logger; nil discards.
 	Logger *slog.Logger
-	// Registry gets the API and fleet metrics; Gatherer serves /metrics. Nil Registry:
-	// no metrics; nil Gatherer: /metrics is 404.
+	// Registry gets the API and fleet metrics; nil: no metrics. The API does not serve
+	// them (GET /metrics is 404 here): the exposition is fleet data, so the daemon serves
+	// its registry on a listen address of its own (cloudd's metrics_addr).
 	Registry prometheus.Registerer
-	Gatherer prometheus.Gatherer
 	// Health reports whether the service is ready (store open, broker connected); nil
 	// means always healthy.
 	Health func(ctx context.Context) error
@@ -94,9 +93,6 @@ func New(opt Options) *Server {
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorJSON{Code: "method_not_allowed", Message: "method not allowed on this route"}})
 	})
 	r.Get("/healthz", s.healthz)
-	if opt.Gatherer != nil {
-		r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(opt.Gatherer, promhttp.HandlerOpts{}))
-	}
 	r.Get("/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(OpenAPI)

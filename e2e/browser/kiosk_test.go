@@ -71,6 +71,7 @@ func newCourtyard(t *testing.T) *courtyard {
 
 	cfg := edged.DefaultConfig()
 	cfg.Site, cfg.SiteKey, cfg.DataDir, cfg.KioskAddr = site, hex.EncodeToString(siteKey), t.TempDir(), "127.0.0.1:0"
+	cfg.MetricsAddr = "" // not scraped here; the default port may be taken
 	cfg.Broker, cfg.Bus, cfg.Boards, cfg.Zones = c.broker.URL(), "tcp://"+sm.SerialAddr(), []int{0, 1}, zones
 	cfg.Thermometer = "sim:" + sm.ControlURL()
 	cfg.PollInterval, cfg.TempInterval = edged.Duration(100*time.Millisecond), edged.Duration(time.Second)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -30,8 +31,14 @@ type Config struct {
 	SiteKeyFile string `json:"site_key_file,omitempty"`
 	// DataDir holds the bbolt database (edge.db).
 	DataDir string `json:"data_dir"`
-	// KioskAddr serves the kiosk page, its API, /healthz and /metrics.
+	// KioskAddr serves the kiosk page, its API and /healthz; not /metrics.
 	KioskAddr string `json:"kiosk_addr"`
+	// MetricsAddr serves /metrics alone, for Prometheus: the kiosk's address is reachable
+	// from the courtyard's screen and network, the exposition is fleet data (sites,
+	// compartments, outbox depth), so it has an address of its own, loopback by default.
+	// Empty (in the file; "off" from the environment or a flag, which cannot carry an
+	// empty value) serves no metrics.
+	MetricsAddr string `json:"metrics_addr"`
 
 	// Broker is the MQTT broker URL (tcp://, ssl://, ws://, wss://); empty runs offline.
 	Broker         string `json:"broker,omitempty"`
@@ -88,11 +95,20 @@ type Duration = daemon.Duration
 // ProfileGPIO names a bank wired straight to GPIO pins (edge/gpio).
 const ProfileGPIO = "gpio"
 
-// DefaultConfig is one kerong-cu16 board, data in ./data, kiosk on 127.0.0.1:8081.
+// DefaultMetricsAddr is where /metrics is served unless configured: loopback, so only
+// a Prometheus (or agent) on the edge's machine scrapes it. Port 8491 is the one after
+// the cloud's 8490 (both daemons run on one machine unchanged), outside the exporters'
+// range 9100-9999 (all allocated) and away from the usual 8080/8081 (the API and the
+// kiosk), 9090-9093 (Prometheus, Alertmanager) and the demo's 7400-7406.
+const DefaultMetricsAddr = "127.0.0.1:8491"
+
+// DefaultConfig is one kerong-cu16 board, data in ./data, kiosk on 127.0.0.1:8081,
+// metrics on DefaultMetricsAddr.
 func DefaultConfig() Config {
 	return Config{
 		DataDir:      "data",
 		KioskAddr:    "127.0.0.1:8081",
+		MetricsAddr:  DefaultMetricsAddr,
 		Profile:      string(board.KerongCU16),
 		Boards:       []int{0},
 		PollInterval: Duration(500 * time.Millisecond),
@@ -214,6 +230,11 @@ func (c Config) Validate() error {
 	if c.DataDir == "" || c.KioskAddr == "" {
 		return errors.New("edged: data_dir and kiosk_addr are required")
 	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("edged: metrics_addr %q: %w", c.MetricsAddr, err)
+		}
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -301,8 +322,10 @@ var source = daemon.Source[Config]{
 			Set: func(c *Config, v string) error { c.SiteKeyFile = v; return nil }},
 		{Env: "LARDER_EDGE_DATA_DIR", Flag: "data", Usage: "data directory (env LARDER_EDGE_DATA_DIR; default data)",
 			Set: func(c *Config, v string) error { c.DataDir = v; return nil }},
-		{Env: "LARDER_EDGE_KIOSK_ADDR", Flag: "kiosk", Usage: "kiosk, /healthz and /metrics address (env LARDER_EDGE_KIOSK_ADDR; default 127.0.0.1:8081)",
+		{Env: "LARDER_EDGE_KIOSK_ADDR", Flag: "kiosk", Usage: "kiosk and /healthz address (env LARDER_EDGE_KIOSK_ADDR; default 127.0.0.1:8081)",
 			Set: func(c *Config, v string) error { c.KioskAddr = v; return nil }},
+		{Env: "LARDER_EDGE_METRICS_ADDR", Flag: "metrics", Usage: "/metrics listen address, for Prometheus; off serves none (env LARDER_EDGE_METRICS_ADDR; default " + DefaultMetricsAddr + ")",
+			Set: func(c *Config, v string) error { c.MetricsAddr = daemon.MetricsAddr(v); return nil }},
 		{Env: "LARDER_EDGE_BROKER", Flag: "broker", Usage: "MQTT broker URL, e.g. tcp://127.0.0.1:1883; empty runs offline (env LARDER_EDGE_BROKER)",
 			Set: func(c *Config, v string) error { c.Broker = v; return nil }},
 		{Env: "LARDER_EDGE_BROKER_USERNAME", Flag: "broker-user", Usage: "MQTT username (env LARDER_EDGE_BROKER_USERNAME; password only by env LARDER_EDGE_BROKER_PASSWORD or file)",

@@ -148,3 +148,41 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Error("no compartments")
 	}
 }
+
+// TestMetricsAddr: metrics_addr defaults to loopback, comes from the file, the
+// environment and the flag (later sources winning), "off" from the environment or a
+// flag turns metrics off like an empty value in the file, and a malformed address is
+// refused.
+func TestMetricsAddr(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "edge.json")
+	os.WriteFile(file, []byte(`{"site":"s1","site_key":"`+hexKey+`","bus":"tcp://127.0.0.1:1","metrics_addr":"127.0.0.1:9501"}`), 0o600)
+	off := filepath.Join(dir, "off.json")
+	os.WriteFile(off, []byte(`{"site":"s1","site_key":"`+hexKey+`","bus":"tcp://127.0.0.1:1","metrics_addr":""}`), 0o600)
+	base := filepath.Join(dir, "base.json")
+	os.WriteFile(base, []byte(`{"site":"s1","site_key":"`+hexKey+`","bus":"tcp://127.0.0.1:1"}`), 0o600)
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  string
+		want string
+	}{
+		{"default", []string{"-config", base}, "", edged.DefaultMetricsAddr},
+		{"file", []string{"-config", file}, "", "127.0.0.1:9501"},
+		{"env over file", []string{"-config", file}, "127.0.0.1:9502", "127.0.0.1:9502"},
+		{"flag over env", []string{"-config", file, "-metrics", "127.0.0.1:9503"}, "127.0.0.1:9502", "127.0.0.1:9503"},
+		{"off in the file", []string{"-config", off}, "", ""},
+		{"off by env", []string{"-config", file}, "off", ""},
+		{"off by flag", []string{"-config", file, "-metrics", "off"}, "127.0.0.1:9502", ""},
+	} {
+		c, err := edged.Load(tc.args, func(k string) string {
+			return map[string]string{"LARDER_EDGE_METRICS_ADDR": tc.env}[k]
+		}, io.Discard)
+		if err != nil || c.MetricsAddr != tc.want {
+			t.Errorf("%s: metrics_addr %q, %v; want %q", tc.name, c.MetricsAddr, err, tc.want)
+		}
+	}
+	if _, err := edged.Load([]string{"-config", base, "-metrics", "9401"}, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "metrics_addr") {
+		t.Errorf("-metrics 9401: %v, want an error naming metrics_addr", err)
+	}
+}

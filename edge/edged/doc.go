@@ -17,6 +17,7 @@
 //	site_key_file    -site-key-file   LARDER_EDGE_SITE_KEY_FILE
 //	data_dir         -data            LARDER_EDGE_DATA_DIR          data
 //	kiosk_addr       -kiosk           LARDER_EDGE_KIOSK_ADDR        127.0.0.1:8081
+//	metrics_addr     -metrics         LARDER_EDGE_METRICS_ADDR      127.0.0.1:8491 (empty or off: none)
 //	broker           -broker          LARDER_EDGE_BROKER            (none: offline)
 //	broker_username  -broker-user     LARDER_EDGE_BROKER_USERNAME
 //	broker_password  -                LARDER_EDGE_BROKER_PASSWORD
@@ -43,4 +44,13 @@
 // same data directory fails at once with a clear error. Close halts the hardware first,
 // then closes the kiosk and the store. GET /healthz answers 503 while the store is
 // unavailable or no lock board answers.
+//
+// # Metrics
+//
+// GET /metrics is served on metrics_addr alone, not on the kiosk's address (which
+// answers 404 for it): the kiosk faces the courtyard's screen and network, the exposition
+// is fleet data (compartments, outbox depth, board health). The default is loopback, for
+// a Prometheus or agent on the edge's machine; to scrape from elsewhere, give an address
+// on the management network. Empty in the file, or off from the environment or a flag,
+// serves no metrics. /healthz stays on the kiosk's address, where a watchdog probes it.
 package edged

@@ -80,6 +80,7 @@ func newRig(t *testing.T, broker string, tune func(*edged.Config)) *rig {
 
 	cfg := edged.DefaultConfig()
 	cfg.Site, cfg.SiteKey, cfg.DataDir, cfg.KioskAddr = r.site, hex.EncodeToString(key), t.TempDir(), "127.0.0.1:0"
+	cfg.MetricsAddr = "127.0.0.1:0"
 	cfg.Broker, cfg.Bus, cfg.Boards, cfg.Zones = broker, "tcp://"+sm.SerialAddr(), []int{0}, zones
 	cfg.Thermometer = "sim:" + sm.ControlURL()
 	cfg.PollInterval, cfg.TempInterval = edged.Duration(100*time.Millisecond), edged.Duration(200*time.Millisecond)
@@ -315,8 +316,11 @@ func TestE2ELoadThenPickup(t *testing.T) {
 			if len(s.Births) == 0 {
 				t.Fatal("no birth")
 			}
-			// Metrics and health on the kiosk address.
-			resp, err := http.Get(r.kiosk + "/metrics")
+			// Health on the kiosk address; metrics (fleet data) only on their own.
+			if st, _ := r.call("GET", "/metrics", "", ""); st != 404 {
+				t.Errorf("kiosk /metrics %d, want 404", st)
+			}
+			resp, err := http.Get(r.m.MetricsURL() + "/metrics")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -544,7 +548,7 @@ func TestE2EKillDuringPickup(t *testing.T) {
 func (r *rig) spawn() *exec.Cmd {
 	r.t.Helper()
 	c := r.cfg
-	args := []string{"-site", c.Site, "-data", c.DataDir, "-kiosk", c.KioskAddr, "-broker", c.Broker, "-bus", c.Bus,
+	args := []string{"-site", c.Site, "-data", c.DataDir, "-kiosk", c.KioskAddr, "-metrics", c.MetricsAddr, "-broker", c.Broker, "-bus", c.Bus,
 		"-profile", c.Profile, "-boards", "0", "-zones", c.Zones, "-log-level", "error"}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "LARDER_E2E_CHILD=1", "LARDER_E2E_ARGS="+strings.Join(args, "\x1f"),

@@ -49,6 +49,7 @@ type Main struct {
 	sync     *mqtt.Client
 	ln       net.Listener
 	srv      *http.Server
+	metrics  *daemon.MetricsServer // nil when metrics_addr is empty
 	events   chan hw.Event
 
 	closeOnce sync.Once
@@ -144,10 +145,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("edged: kiosk listen: %w", err)
 	}
+	// No Metrics for the kiosk: the exposition is fleet data, served on its own address.
 	m.srv = &http.Server{Handler: kiosk.New(kiosk.Config{Resident: m.locker, Driver: m.locker, Health: m.health,
-		Metrics: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}), Log: m.log.With("component", "kiosk")}),
+		Log: m.log.With("component", "kiosk")}),
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 60 * time.Second}
-	m.log.Info("larder-edge open", "kiosk", m.ln.Addr().String(), "bus", m.cfg.Bus, "compartments", len(m.specs), "software", buildinfo.String())
+	if m.metrics, err = daemon.ListenMetrics(m.cfg.MetricsAddr, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})); err != nil {
+		return fmt.Errorf("edged: %w", err)
+	}
+	m.log.Info("larder-edge open", "kiosk", m.ln.Addr().String(), "metrics", m.MetricsURL(), "bus", m.cfg.Bus, "compartments", len(m.specs), "software", buildinfo.String())
 	return nil
 }
 
@@ -173,6 +178,10 @@ func (m *Main) health() error {
 
 // KioskURL is the kiosk's base URL (after Open).
 func (m *Main) KioskURL() string { return "http://" + m.ln.Addr().String() }
+
+// MetricsURL is the base URL of the /metrics listener (after Open; the real port when
+// MetricsAddr asked for port 0); "" when metrics are off.
+func (m *Main) MetricsURL() string { return m.metrics.URL() }
 
 // Locker is the core, for tests.
 func (m *Main) Locker() *edge.Locker { return m.locker }
@@ -244,6 +253,11 @@ func (m *Main) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("edged: kiosk: %w", err)
 		}
 	})
+	goRun(func() {
+		if err := m.metrics.Serve(); err != nil {
+			errc <- fmt.Errorf("edged: %w", err)
+		}
+	})
 	var err error
 	select {
 	case <-ctx.Done():
@@ -251,6 +265,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	_ = m.srv.Shutdown(sctx)
+	_ = m.metrics.Shutdown(sctx)
 	scancel()
 	cancel()
 	wg.Wait()
@@ -275,6 +290,9 @@ func (m *Main) Close() error {
 		} else if m.ln != nil {
 			errs = append(errs, m.ln.Close())
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		errs = append(errs, m.metrics.Shutdown(ctx))
+		cancel()
 		if m.store != nil {
 			errs = append(errs, m.store.Close())
 		}

@@ -30,4 +30,12 @@
 // switches the relays off before anything else; the cloud drains its API and flushes
 // outbound messages before it disconnects); Exec only guarantees that it is called, and
 // each Close is idempotent.
+//
+// # Metrics
+//
+// [MetricsServer] is the listener both daemons serve /metrics on, apart from their
+// public address (the cloud's API, the edge's kiosk), which answers 404 for it: the
+// exposition is fleet data. An empty address turns it off; "off" says so from the
+// environment or a flag ([MetricsAddr]), which cannot carry an empty value. The
+// daemons pass it their promhttp handler, so this package still needs no Prometheus.
 package daemon

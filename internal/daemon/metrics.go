@@ -1,0 +1,78 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+)
+
+// MetricsServer serves /metrics on a listen address of its own, apart from the public
+// one (the cloud's API, the edge's kiosk): the exposition names sites, compartments and
+// queue depths, which is fleet data for whoever can reach it, so it belongs on an
+// address that only the scraper reaches (by default loopback). It serves nothing else:
+// every other path is 404.
+type MetricsServer struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+// ListenMetrics binds addr and prepares to serve h (usually promhttp.HandlerFor the
+// daemon's registry) at /metrics. An empty addr turns metrics off: it returns nil and
+// no error, and the nil server's methods do nothing.
+func ListenMetrics(addr string, h http.Handler) (*MetricsServer, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	return &MetricsServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 8 << 10}}, nil
+}
+
+// URL is the base URL of the listener ("http://127.0.0.1:8490", the real port when addr
+// asked for port 0); "" when metrics are off.
+func (s *MetricsServer) URL() string {
+	if s == nil {
+		return ""
+	}
+	return "http://" + s.ln.Addr().String()
+}
+
+// Serve serves until Shutdown or Close, then returns nil; nil at once when metrics are
+// off.
+func (s *MetricsServer) Serve() error {
+	if s == nil {
+		return nil
+	}
+	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops the listener and waits for scrapes in flight until ctx ends. It also
+// closes a listener that was never served. Nil when metrics are off.
+func (s *MetricsServer) Shutdown(ctx context.Context) error {
+	if s == nil {
+		return nil
+	}
+	err := s.srv.Shutdown(ctx)
+	s.ln.Close() // Shutdown closes only listeners Serve was given
+	return err
+}
+
+// MetricsAddr reads a metrics address given by the environment or a flag: "off" is the
+// empty address (metrics off), which neither source can carry (Load skips empty values).
+func MetricsAddr(v string) string {
+	if v == "off" {
+		return ""
+	}
+	return v
+}
