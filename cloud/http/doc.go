@@ -3,7 +3,7 @@
 //
 //	{"error": {"code": "no_capacity", "message": "...", "field": "parcels", "nearby_sites": [...]}}
 //
-// with one table from domain codes to statuses (errors.go), plus /healthz, /metrics and
+// with one table from domain codes to statuses (errors.go), plus /healthz and
 // the OpenAPI 3.1 document at /v1/openapi.json (openapi.json, embedded). A test walks the
 // router with chi.Walk and fails when the document and the routes disagree; `make lint`
 // validates the document with an OpenAPI validator from npm (tools/openapi).

@@ -19,7 +19,7 @@ func main() {
 	var cfg demo.Config
 	flag.StringVar(&cfg.Dir, "data", "data", "state directory (cloud/, edge/, logs/, demo.json); delete it to start afresh")
 	flag.StringVar(&cfg.BinDir, "bin", "bin", "directory of the built larder-cloud, larder-edge and larder-sim")
-	flag.IntVar(&cfg.BasePort, "port", 7400, "first of five loopback ports: cloud HTTP, MQTT broker, kiosk, simulator control, demo inbox (SMS and webhooks)")
+	flag.IntVar(&cfg.BasePort, "port", 7400, "first of seven loopback ports: cloud HTTP, MQTT broker, kiosk, simulator control, demo inbox (SMS and webhooks), cloud metrics, edge metrics")
 	flag.StringVar(&cfg.Site, "site", "courtyard-1", "site id of the simulated courtyard")
 	flag.BoolVar(&cfg.Follow, "follow", false, "stream the children's logs here, prefixed by name (always in DATA/logs)")
 	flag.Parse()
