@@ -337,3 +337,41 @@ func TestGuessingTakesYears(t *testing.T) {
 		})
 	}
 }
+
+// TestThrottleJudgesAttemptAtItsTurn: an attempt that waited for the store while another
+// held it is judged by the clock when its turn comes, not when it arrived: a wait that
+// ended meanwhile does not refuse it.
+func TestThrottleJudgesAttemptAtItsTurn(t *testing.T) {
+	h := newHarness(t)
+	h.reserve(alice)
+	h.load(alice)
+	for i := 1; i <= 11; i++ {
+		guess(h, i)
+		h.clock.Advance(time.Minute)
+	}
+	guess(h, 12) // waits 60 s
+	h.clock.Advance(30 * time.Second)
+	held, release := make(chan struct{}), make(chan struct{})
+	go h.store.Update(func(edge.Tx) error { // someone else's transaction
+		close(held)
+		<-release
+		return nil
+	})
+	<-held
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.l.Pickup(h.ctx, alice.code, alice.factor, false)
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // let the pickup read the clock and queue for the store
+	h.clock.Advance(40 * time.Second)  // the wait is over by the pickup's turn
+	close(release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("pickup whose turn came after the wait: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("pickup did not return")
+	}
+}
