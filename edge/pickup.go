@@ -148,7 +148,6 @@ func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromi
 	if e := badShape(code, factor); e != nil {
 		return PickupResult{}, e
 	}
-	now := l.clock.Now()
 	key := l.cfg.SiteKey
 	codeDigest := protocol.CodeDigest(key, code)
 	var (
@@ -161,9 +160,9 @@ func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromi
 	)
 	err := l.cfg.Store.Update(func(tx Tx) error {
 		outcome, resumed, failures, lockouts = nil, false, 0, 0
-		// Read the clock again once the transaction is ours: another attempt may have
+		// Read the clock once the transaction is ours: another attempt may have
 		// held the store meanwhile, and the throttle must judge this one at its turn.
-		now = l.clock.Now()
+		now := l.clock.Now()
 		th, err := tx.Throttle()
 		if err != nil {
 			return err
