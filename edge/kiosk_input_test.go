@@ -11,7 +11,7 @@ import (
 )
 
 // TestMalformedAttemptsCountNothing: a code or phone ending of the wrong length is a bad
-// request naming its field, never a guess: however many arrive, the keypad does not lock,
+// request naming its field, never a guess: however many arrive, the keypad does not wait,
 // the order's count of wrong second factors stays 0, and the next real guess still has
 // every attempt left.
 func TestMalformedAttemptsCountNothing(t *testing.T) {
@@ -30,7 +30,7 @@ func TestMalformedAttemptsCountNothing(t *testing.T) {
 		{"right code, 5 phone digits", alice.code, "43210", "factor"},
 		{"right code, no phone digits", alice.code, "", "factor"},
 	}
-	for round := range 3 { // 24 attempts: past MaxFailures (5) and MaxOrderFailures (10)
+	for round := range 3 { // 24 attempts: past FreeFailures (4), FailureBudget (20) and MaxOrderFailures (10)
 		for _, c := range cases {
 			_, err := h.l.Pickup(h.ctx, c.code, c.factor, false)
 			e, _ := err.(*edge.Error)
@@ -40,7 +40,7 @@ func TestMalformedAttemptsCountNothing(t *testing.T) {
 		}
 	}
 	if _, secs := h.l.Info(); secs != 0 {
-		t.Fatalf("keypad locked for %d s by malformed attempts", secs)
+		t.Fatalf("keypad waits %d s after malformed attempts", secs)
 	}
 	if r := h.reservation(alice.id); r.WrongAttempts != 0 || r.State != edge.OrderLoaded {
 		t.Fatalf("order after malformed attempts: %d wrong, %s", r.WrongAttempts, r.State)

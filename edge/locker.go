@@ -34,13 +34,20 @@ type Config struct {
 	Log     *slog.Logger // nil: discard
 	Metrics *Metrics     // nil: unregistered collectors
 
-	// MaxFailures wrong codes in a row lock the keypad (5) for LockoutBase (5 min),
-	// doubling with each lockout up to 24 h; a successful pickup clears the count of
-	// wrong codes but not the doubling, which starts again from LockoutBase once
-	// LockoutReset (24 h) has passed since the last lockout began (docs/codes.md).
-	MaxFailures  int
-	LockoutBase  time.Duration
-	LockoutReset time.Duration
+	// The keypad throttle (Pickup; docs/codes.md has the arithmetic). The first
+	// FreeFailures wrong codes (4) are answered at once; each further one makes the keypad
+	// wait before it checks another code: DelayBase (1 s), doubling, at most DelayMax
+	// (60 s), the longest any resident waits. The count of wrong codes starts over once
+	// the keypad has had no wrong code for DelayQuiet (10 min); a successful pickup does
+	// not reset it, since it says nothing about whether the guesser has gone.
+	FreeFailures int
+	DelayBase    time.Duration
+	DelayMax     time.Duration
+	DelayQuiet   time.Duration
+	// FailureBudget wrong codes within BudgetWindow (20 per hour) send code_lockout
+	// (reason wrong_code_budget) so that ops look; spending it locks nobody out.
+	FailureBudget int
+	BudgetWindow  time.Duration
 	// MaxOrderFailures wrong second factors invalidate the order's code (10).
 	MaxOrderFailures int
 	// DoorLeftOpen raises door_left_open once per opening (60 s).
@@ -119,14 +126,19 @@ func New(cfg Config) (*Locker, error) {
 			*d = v
 		}
 	}
-	if cfg.MaxFailures <= 0 {
-		cfg.MaxFailures = 5
+	if cfg.FreeFailures <= 0 {
+		cfg.FreeFailures = 4
+	}
+	if cfg.FailureBudget <= 0 {
+		cfg.FailureBudget = 20
 	}
 	if cfg.MaxOrderFailures <= 0 {
 		cfg.MaxOrderFailures = 10
 	}
-	def(&cfg.LockoutBase, 5*time.Minute)
-	def(&cfg.LockoutReset, 24*time.Hour)
+	def(&cfg.DelayBase, time.Second)
+	def(&cfg.DelayMax, time.Minute)
+	def(&cfg.DelayQuiet, 10*time.Minute)
+	def(&cfg.BudgetWindow, time.Hour)
 	def(&cfg.DoorLeftOpen, 60*time.Second)
 	def(&cfg.SessionTimeout, 5*time.Minute)
 	def(&cfg.InboxTTL, 7*24*time.Hour)

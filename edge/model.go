@@ -186,12 +186,21 @@ type AuditEntry struct {
 	Actor       string                  `json:"actor,omitempty"`
 }
 
-// Lockout is the keypad's persisted brute-force state: a reboot must not reset it.
-type Lockout struct {
+// Throttle is the keypad's persisted brake on guessing (Locker.Pickup, docs/codes.md).
+// It is stored so that a reboot resets neither the wait nor the count; it is one per
+// kiosk because the kiosk cannot tell people apart.
+type Throttle struct {
+	// Failures counts wrong codes since the keypad was last quiet for DelayQuiet; it sets
+	// the next wait (Config.FreeFailures, DelayBase, DelayMax).
 	Failures    int       `json:"failures"`
-	Level       int       `json:"level"` // lockouts so far; the duration doubles with each
-	LockedUntil time.Time `json:"locked_until,omitempty"`
-	LastLockout time.Time `json:"last_lockout,omitempty"`
+	LastFailure time.Time `json:"last_failure,omitempty"`
+	// WaitUntil is when the keypad checks a code again; attempts before it are refused
+	// unchecked and change nothing.
+	WaitUntil time.Time `json:"wait_until,omitempty"`
+	// BudgetFrom starts the current window of wrong codes (Config.BudgetWindow) and
+	// BudgetUsed counts them; the one that spends the budget alerts ops.
+	BudgetFrom time.Time `json:"budget_from,omitempty"`
+	BudgetUsed int       `json:"budget_used"`
 }
 
 // Credential is a driver's loading credential synced from the cloud (digest only).

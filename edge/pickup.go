@@ -54,49 +54,80 @@ func badShape(code, factor string) *Error {
 	return nil
 }
 
-// lockoutFor is the duration of the level-th lockout: base, doubling, capped at a day.
-func (l *Locker) lockoutFor(level int) time.Duration {
-	d := l.cfg.LockoutBase
-	for i := 1; i < level && d < 24*time.Hour; i++ {
+// delayAfter is how long the keypad waits after the n-th wrong code in a row: nothing for
+// the first FreeFailures (a resident's typos), then DelayBase doubling up to DelayMax.
+func (l *Locker) delayAfter(n int) time.Duration {
+	if n <= l.cfg.FreeFailures {
+		return 0
+	}
+	d := l.cfg.DelayBase
+	for i := l.cfg.FreeFailures + 1; i < n && d < l.cfg.DelayMax; i++ {
 		d *= 2
 	}
-	return min(d, 24*time.Hour)
+	return min(d, l.cfg.DelayMax)
 }
 
-// LockedFor is how long the keypad stays locked (0: not locked).
-func (l *Locker) LockedFor() time.Duration {
-	var lo Lockout
+// ThrottledFor is how long the keypad waits before it checks another code (0: it checks
+// the next one at once).
+func (l *Locker) ThrottledFor() time.Duration {
+	var th Throttle
 	_ = l.cfg.Store.View(func(tx Tx) error {
 		var err error
-		lo, err = tx.Lockout()
+		th, err = tx.Throttle()
 		return err
 	})
-	return max(0, lo.LockedUntil.Sub(l.clock.Now()))
+	return l.waitLeft(th, l.clock.Now())
 }
+
+// waitLeft is the wait th imposes at now. It never exceeds DelayMax, so that a clock set
+// back after a wrong code cannot stretch the wait past the promise to residents (Pickup
+// then stores the shorter wait).
+func (l *Locker) waitLeft(th Throttle, now time.Time) time.Duration {
+	return min(max(0, th.WaitUntil.Sub(now)), l.cfg.DelayMax)
+}
+
+// secondsUp is d in whole seconds, rounded up, as the kiosk shows it.
+func secondsUp(d time.Duration) int { return int(math.Ceil(d.Seconds())) }
 
 func lockedErr(d time.Duration) *Error {
-	secs := int(math.Ceil(d.Seconds()))
-	return errorf(CodeLocked, "pickup", "Too many wrong codes. The keypad is locked; please try again later.",
-		"错误次数过多，键盘已锁定，请稍后再试。").with("retry_after_seconds", secs)
+	return errorf(CodeLocked, "pickup", "Too many wrong codes. Please wait a moment and try again.",
+		"错误次数过多，请稍候再试。").with("retry_after_seconds", secondsUp(d))
 }
 
-// fail counts one wrong code in lo and returns the error to show; it enqueues
-// code_lockout when the keypad locks.
-func (l *Locker) fail(tx Tx, lo *Lockout, now time.Time) (*Error, error) {
-	lo.Failures++
-	if lo.Failures >= l.cfg.MaxFailures {
-		lo.Level++
-		d := l.lockoutFor(lo.Level)
-		lo.Failures, lo.LockedUntil, lo.LastLockout = 0, now.Add(d), now
-		if err := enqueue(tx, now, protocol.Event{Kind: protocol.EventCodeLockout, Credential: protocol.CredPickup,
-			Seconds: d.Seconds(), Reason: "keypad_locked"}); err != nil {
-			return nil, err
-		}
-		return lockedErr(d), tx.PutLockout(*lo)
+// fail counts one wrong code in th and returns the answer: wrong_code with the tries left
+// before the keypad starts to wait, or with the wait itself. It enqueues code_lockout
+// (reason wrong_code_budget) with the wrong code that spends the window's budget, once
+// per window; the budget only alerts, it never refuses anyone.
+func (l *Locker) fail(tx Tx, th *Throttle, now time.Time) (e *Error, budgetSpent bool, err error) {
+	// A time in the future means the clock was set back: start over rather than wait
+	// for the clock to catch up.
+	if now.Sub(th.LastFailure) >= l.cfg.DelayQuiet || now.Before(th.LastFailure) {
+		th.Failures = 0
 	}
-	e := errorf(CodeWrongCode, "pickup", "That code or phone number is not right. Please check and try again.",
-		"取件码或手机尾号不正确，请核对后重试。").with("attempts_left", l.cfg.MaxFailures-lo.Failures)
-	return e, tx.PutLockout(*lo)
+	if now.Sub(th.BudgetFrom) >= l.cfg.BudgetWindow || now.Before(th.BudgetFrom) {
+		th.BudgetFrom, th.BudgetUsed = now, 0
+	}
+	th.Failures++
+	th.BudgetUsed++
+	th.LastFailure = now
+	wait := l.delayAfter(th.Failures)
+	th.WaitUntil = now.Add(wait)
+	if th.BudgetUsed == l.cfg.FailureBudget {
+		budgetSpent = true
+		// No Seconds: nothing is locked.
+		if err := enqueue(tx, now, protocol.Event{Kind: protocol.EventCodeLockout, Credential: protocol.CredPickup,
+			Reason: "wrong_code_budget"}); err != nil {
+			return nil, false, err
+		}
+	}
+	e = errorf(CodeWrongCode, "pickup", "That code or phone number is not right. Please check and try again.",
+		"取件码或手机尾号不正确，请核对后重试。")
+	if wait > 0 {
+		e = e.with("retry_after_seconds", secondsUp(wait))
+	} else {
+		e = e.with("attempts_left", l.cfg.FreeFailures-th.Failures+1)
+	}
+	return e, budgetSpent, tx.PutThrottle(*th)
 }
 
 // Pickup checks a resident's code and second factor and opens every compartment of the
@@ -105,13 +136,18 @@ func (l *Locker) fail(tx Tx, lo *Lockout, now time.Time) (*Error, error) {
 // the compartments empty. Codes are looked up by keyed digest and the factor compared in
 // constant time; neither is ever logged. A code that is not CodeDigits digits or a factor
 // that is not FactorDigits digits is bad_request (with "field") and counts as no guess.
+//
+// Wrong codes and wrong factors feed the keypad's Throttle: after the first FreeFailures
+// the keypad waits (DelayBase doubling to DelayMax) before it checks another code, and an
+// attempt during the wait is answered locked with the seconds left, unchecked. A
+// resident therefore never waits more than DelayMax, whatever anyone typed before, and a
+// guesser is held to about one guess per DelayMax (docs/codes.md).
 func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromised bool) (PickupResult, error) {
 	// Checked before the store is touched: a malformed attempt counts toward neither the
-	// keypad's lockout nor the order's wrong second factors.
+	// keypad's throttle nor the order's wrong second factors.
 	if e := badShape(code, factor); e != nil {
 		return PickupResult{}, e
 	}
-	now := l.clock.Now()
 	key := l.cfg.SiteKey
 	codeDigest := protocol.CodeDigest(key, code)
 	var (
@@ -124,16 +160,24 @@ func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromi
 	)
 	err := l.cfg.Store.Update(func(tx Tx) error {
 		outcome, resumed, failures, lockouts = nil, false, 0, 0
-		lo, err := tx.Lockout()
+		// Read the clock once the transaction is ours: another attempt may have
+		// held the store meanwhile, and the throttle must judge this one at its turn.
+		now := l.clock.Now()
+		th, err := tx.Throttle()
 		if err != nil {
 			return err
 		}
-		if now.Before(lo.LockedUntil) {
-			outcome = lockedErr(lo.LockedUntil.Sub(now))
+		// While the keypad waits, nothing is checked and nothing counted: a guess then
+		// costs the guesser nothing but also learns nothing, and cannot lengthen the
+		// wait for the resident behind them.
+		if wait := l.waitLeft(th, now); wait > 0 {
+			outcome = lockedErr(wait)
+			if th.WaitUntil.Sub(now) > wait {
+				// The clock was set back: keep the promise of at most DelayMax.
+				th.WaitUntil = now.Add(wait)
+				return tx.PutThrottle(th)
+			}
 			return nil
-		}
-		if lo.Level > 0 && now.Sub(lo.LastLockout) >= l.cfg.LockoutReset {
-			lo.Level = 0
 		}
 		orderID, found, err := tx.OrderByCode(codeDigest)
 		if err != nil {
@@ -160,9 +204,9 @@ func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromi
 				}
 			}
 			failures++
-			before := lo.Level
-			outcome, err = l.fail(tx, &lo, now)
-			if lo.Level > before {
+			var spent bool
+			outcome, spent, err = l.fail(tx, &th, now)
+			if spent {
 				lockouts++
 			}
 			return err
@@ -183,9 +227,9 @@ func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromi
 			if err := tx.PutReservation(r); err != nil {
 				return err
 			}
-			before := lo.Level
-			outcome, err = l.fail(tx, &lo, now)
-			if lo.Level > before {
+			var spent bool
+			outcome, spent, err = l.fail(tx, &th, now)
+			if spent {
 				lockouts++
 			}
 			return err
@@ -221,10 +265,6 @@ func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromi
 				"该订单超出安全温度时间过长。您可以放弃取件以获得退款或重新配送，或选择仍然打开。").
 				with("minutes_out", int(math.Round(r.OutSeconds/60)))
 			return nil
-		}
-		lo.Failures = 0
-		if err := tx.PutLockout(lo); err != nil {
-			return err
 		}
 		sess = Session{ID: newToken(), Kind: SessionPickup, Order: r.Order, Credential: protocol.CredPickup, Started: now}
 		for _, s := range r.Slots {
@@ -380,9 +420,10 @@ func orderRef(order string) string {
 	return order[len(order)-4:]
 }
 
-// Info is the kiosk's idle state.
+// Info is the kiosk's idle state: the site and how long the keypad waits before it checks
+// another code, in whole seconds.
 func (l *Locker) Info() (site string, lockedSeconds int) {
-	return l.cfg.Site, int(math.Ceil(l.LockedFor().Seconds()))
+	return l.cfg.Site, secondsUp(l.ThrottledFor())
 }
 
 // Help raises a help_requested alert for ops, at most one per HelpInterval for the

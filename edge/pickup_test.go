@@ -90,46 +90,6 @@ func TestLoadThenPickup(t *testing.T) {
 	}
 }
 
-func TestWrongCodesLockTheKeypad(t *testing.T) {
-	h := newHarness(t)
-	h.reserve(alice)
-	h.load(alice)
-	for i := 1; i <= 4; i++ {
-		_, err := h.l.Pickup(h.ctx, "99999999", "0000", false)
-		e, ok := err.(*edge.Error)
-		if !ok || e.Code != edge.CodeWrongCode || e.Extra["attempts_left"] != 5-i {
-			t.Fatalf("attempt %d: %v %+v", i, err, e)
-		}
-	}
-	_, err := h.l.Pickup(h.ctx, "99999999", "0000", false)
-	if e, _ := err.(*edge.Error); e == nil || e.Code != edge.CodeLocked || e.Extra["retry_after_seconds"] != 300 {
-		t.Fatalf("5th wrong code: %v", err)
-	}
-	// Locked: even the right code is refused, and a reboot does not help.
-	h.restart(nil)
-	if _, err := h.l.Pickup(h.ctx, alice.code, alice.factor, false); code(err) != edge.CodeLocked {
-		t.Fatalf("after restart: %v", err)
-	}
-	if _, secs := h.l.Info(); secs != 300 {
-		t.Fatalf("locked_seconds %d", secs)
-	}
-	h.clock.Advance(5 * time.Minute)
-	for range 5 {
-		h.l.Pickup(h.ctx, "99999999", "0000", false)
-	}
-	// The second lockout doubles.
-	if _, secs := h.l.Info(); secs != 600 {
-		t.Fatalf("second lockout %d s, want 600", secs)
-	}
-	if n := h.count(protocol.EventCodeLockout); n != 2 {
-		t.Fatalf("%d code_lockout events", n)
-	}
-	h.clock.Advance(10 * time.Minute)
-	if _, err := h.l.Pickup(h.ctx, alice.code, alice.factor, false); err != nil {
-		t.Fatalf("right code after lockout: %v", err)
-	}
-}
-
 func TestWrongFactorInvalidatesOrder(t *testing.T) {
 	h := newHarness(t)
 	alice := alice
@@ -137,7 +97,7 @@ func TestWrongFactorInvalidatesOrder(t *testing.T) {
 	h.reserve(alice)
 	h.load(alice)
 	for i := range 10 {
-		h.clock.Advance(6 * time.Hour) // outlive every keypad lockout
+		h.clock.Advance(6 * time.Hour) // outlive the keypad's wait
 		if _, err := h.l.Pickup(h.ctx, alice.code, "0000", false); code(err) != edge.CodeWrongCode && code(err) != edge.CodeLocked {
 			t.Fatalf("attempt %d: %v", i, err)
 		}

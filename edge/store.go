@@ -52,8 +52,10 @@ type Tx interface {
 	// Audit appends one door opening to the audit log (Seq is assigned).
 	Audit(AuditEntry) error
 
-	Lockout() (Lockout, error)
-	PutLockout(Lockout) error
+	// Throttle is the keypad's guessing brake (zero when none was stored); PutThrottle
+	// stores it.
+	Throttle() (Throttle, error)
+	PutThrottle(Throttle) error
 
 	// ZoneReadings returns the last warm-or-transition reading of each zone (see
 	// Temperatures); PutZoneReading stores one.

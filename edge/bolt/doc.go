@@ -1,7 +1,7 @@
 // Package bolt is the edge's durable store on go.etcd.io/bbolt: compartments,
 // reservations and their code-digest index, pickup/loading sessions, loading credentials,
 // the ordered outbox of encoded events, the inbox of applied message ids, the applied
-// desired-state version, command records, the keypad lockout and the append-only audit
+// desired-state version, command records, the keypad throttle and the append-only audit
 // log of door openings. It implements edge.Store, and the outbox side the MQTT sync
 // consumes (Pending, Ack, Acked).
 //
@@ -20,7 +20,7 @@
 //	inbox         message id    → uint64 expiry (unix ns)
 //	commands      command id    → edge.CommandRecord
 //	audit         uint64 seq    → edge.AuditEntry (never updated or deleted)
-//	meta          desired_version, outbox_next, outbox_acked, lockout, zone:{zone}
+//	meta          desired_version, outbox_next, outbox_acked, throttle, zone:{zone}
 //
 // # Invariants
 //

@@ -40,7 +40,10 @@ var (
 	kDesiredVersion = []byte("desired_version")
 	kOutboxNext     = []byte("outbox_next")
 	kOutboxAcked    = []byte("outbox_acked")
-	kLockout        = []byte("lockout")
+	// The keypad throttle. A database from before the throttle may still hold the old
+	// keypad lockout under "lockout"; nothing reads it, so an old long lock ends with
+	// the upgrade.
+	kThrottle = []byte("throttle")
 )
 
 // Sentinel errors.
@@ -362,12 +365,12 @@ func (t *txn) Audit(a edge.AuditEntry) error {
 	return put(b, u64(seq), a)
 }
 
-func (t *txn) Lockout() (edge.Lockout, error) {
-	l, _, err := get[edge.Lockout](t.b(bMeta), kLockout)
-	return l, err
+func (t *txn) Throttle() (edge.Throttle, error) {
+	th, _, err := get[edge.Throttle](t.b(bMeta), kThrottle)
+	return th, err
 }
 
-func (t *txn) PutLockout(l edge.Lockout) error { return put(t.b(bMeta), kLockout, l) }
+func (t *txn) PutThrottle(th edge.Throttle) error { return put(t.b(bMeta), kThrottle, th) }
 
 var zonePrefix = []byte("zone:")
 

@@ -25,7 +25,7 @@ const MaxBody = 4 << 10
 
 // Resident is what the resident's pages need from the domain.
 type Resident interface {
-	Info() (site string, lockedSeconds int)
+	Info() (site string, lockedSeconds int) // lockedSeconds: the keypad's wait, 0 for none
 	Pickup(ctx context.Context, code, factor string, acceptCompromised bool) (edge.PickupResult, error)
 	SessionStatus(id string) ([]edge.Door, bool, error)
 	// Help raises a help alert; raised is false when one was raised moments ago and

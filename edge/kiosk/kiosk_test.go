@@ -203,19 +203,27 @@ func TestPickupErrors(t *testing.T) {
 	}
 	f.do("POST", "/api/pickup", `{"code":"99999999","factor":"4321"}`, "")
 	f.do("POST", "/api/pickup", `{"code":"99999999","factor":"4321"}`, "")
+	// The 5th wrong code in a row makes the keypad wait 1 s, the 6th 2 s.
 	st, body := f.do("POST", "/api/pickup", `{"code":"99999999","factor":"4321"}`, "")
-	if st != 423 || body["error"] != "locked" || body["retry_after_seconds"] != 300.0 {
+	if st != 401 || body["error"] != "wrong_code" || body["retry_after_seconds"] != 1.0 || body["attempts_left"] != nil {
 		t.Fatalf("5th wrong code %d %v", st, body)
 	}
+	f.clock.Advance(time.Second)
+	if st, body = f.do("POST", "/api/pickup", `{"code":"99999999","factor":"4321"}`, ""); st != 401 || body["retry_after_seconds"] != 2.0 {
+		t.Fatalf("6th wrong code %d %v", st, body)
+	}
 	st, body = f.do("POST", "/api/pickup", `{"code":"12345678","factor":"4321"}`, "")
-	if st != 423 || body["error"] != "locked" || body["retry_after_seconds"] != 300.0 {
+	if st != 423 || body["error"] != "locked" || body["retry_after_seconds"] != 2.0 {
 		t.Fatalf("locked %d %v", st, body)
 	}
 	_, body = f.do("GET", "/api/info", "", "")
-	if body["locked_seconds"] != 300.0 || body["site"] != "courtyard-1" {
+	if body["locked_seconds"] != 2.0 || body["site"] != "courtyard-1" {
 		t.Fatalf("info %v", body)
 	}
-	f.clock.Advance(5 * time.Minute)
+	f.clock.Advance(2 * time.Second)
+	if _, body = f.do("GET", "/api/info", "", ""); body["locked_seconds"] != 0.0 {
+		t.Fatalf("info after the wait %v", body)
+	}
 
 	// Hardware: every door jams.
 	f.latch.SetJammed(2, true)
@@ -248,11 +256,11 @@ func TestPickupErrors(t *testing.T) {
 
 // TestMalformedPickupIsNotAGuess: codes of the wrong length and phone endings of the wrong
 // length answer 400 bad_request naming the field, and however many arrive, the keypad
-// neither locks nor loses attempts, and the order's code keeps working.
+// neither waits nor loses attempts, and the order's code keeps working.
 func TestMalformedPickupIsNotAGuess(t *testing.T) {
 	f := newFixture(t)
 	f.loadAll()
-	for range 6 { // more than MaxFailures (5)
+	for range 6 { // 30 attempts: more than FreeFailures (4) and FailureBudget (20)
 		for _, c := range []struct{ body, field string }{
 			{`{"code":"1234567","factor":"4321"}`, "code"},
 			{`{"code":"1234567812345678","factor":"4321"}`, "code"},

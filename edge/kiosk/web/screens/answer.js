@@ -36,6 +36,14 @@ export async function send(k, attempt, acceptCompromised) {
 function refused(k, r) {
   switch (r.code) {
     case 'wrong_code': {
+      // Past the first few wrong codes the edge waits before it checks another one
+      // (retry_after_seconds): show the wait rather than a keypad that would be refused.
+      const wait = Number(r.body.retry_after_seconds);
+      if (Number.isFinite(wait) && wait > 0) {
+        k.state.lockUntil = k.now() + wait * 1000;
+        locked.show(k, { announce: true, wrongCode: true });
+        return;
+      }
       const parts = ['wrongCode'];
       const left = Number(r.body.attempts_left);
       if (Number.isFinite(left) && left > 0) parts.push({ key: 'attemptsLeft', params: { n: left } });
@@ -52,7 +60,7 @@ function refused(k, r) {
       k.resetIdle();
       return;
     case 'locked': {
-      const secs = Number(r.body.retry_after_seconds) || Number(r.body.locked_seconds) || 300;
+      const secs = Number(r.body.retry_after_seconds) || Number(r.body.locked_seconds) || 60; // 60: the edge's longest wait
       k.state.lockUntil = k.now() + secs * 1000;
       locked.show(k, { announce: true });
       return;

@@ -1,16 +1,20 @@
-// The keypad locked after too many wrong codes: a countdown to state.lockUntil, then a
-// check with the edge before the keypad comes back. Machine state: locked (machine.js).
+// The keypad waits after too many wrong codes (a minute at most, docs/kiosk-api.md): a
+// countdown to state.lockUntil, then a check with the edge before the keypad comes back.
+// Machine state: locked (machine.js).
 import { formatCountdown } from '../i18n.js';
 import { emptyEntry } from '../keypad.js';
 
-// show puts the locked screen up; opts.announce also says it in the banner.
+// show puts the locked screen up; opts.announce also says it in the banner, after the
+// wrong-code message when opts.wrongCode (the attempt that started the wait).
 export function show(k, opts) {
   const { state } = k;
   state.entry = emptyEntry();
   k.go('lock');
   if (opts && opts.announce) {
-    const minutes = Math.max(1, Math.ceil((state.lockUntil - k.now()) / 60000));
-    k.banner('error', [{ key: 'lockedAnnounce', params: { minutes } }]);
+    const seconds = Math.max(1, Math.ceil((state.lockUntil - k.now()) / 1000));
+    const parts = opts.wrongCode ? ['wrongCode'] : [];
+    parts.push({ key: 'lockedAnnounce', params: { seconds } });
+    k.banner('error', parts);
   }
   tick(k);
 }

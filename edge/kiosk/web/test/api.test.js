@@ -39,20 +39,23 @@ test('pickup opens doors and the session ends done', () => withEdge(async (api, 
   assert.equal(gone.status, 404);
 }));
 
-test('wrong codes count down then lock with retry_after_seconds', () => withEdge(async (api) => {
+test('wrong codes count down, then each makes the edge wait, and locked carries the wait', () => withEdge(async (api) => {
   for (let left = 4; left >= 1; left--) {
     const r = await api.pickup('00000000', '0000', false);
     assert.equal(r.code, 'wrong_code');
     assert.equal(r.status, 401);
     assert.equal(r.body.attempts_left, left);
   }
-  const locked = await api.pickup('00000000', '0000', false);
-  assert.equal(locked.code, 'locked');
-  assert.equal(locked.body.retry_after_seconds, 300);
+  const fifth = await api.pickup('00000000', '0000', false);
+  assert.equal(fifth.code, 'wrong_code');
+  assert.equal(fifth.body.retry_after_seconds, 1);
+  assert.equal(fifth.body.attempts_left, undefined);
   const again = await api.pickup('12345678', '1234', false);
   assert.equal(again.code, 'locked', 'even the right code waits');
+  assert.equal(again.status, 423);
+  assert.equal(again.body.retry_after_seconds, 1);
   const info = await api.info();
-  assert.ok(info.body.locked_seconds > 0);
+  assert.equal(info.body.locked_seconds, 1);
 }));
 
 test('contract errors arrive as their codes', () => withEdge(async (api) => {

@@ -11,7 +11,7 @@
  *   11111111 / 1111  compromised (42 min out of temperature) unless accept_compromised
  *   22222222 / 2222  expired          33333333 / 3333  already picked up
  *   55555555 / 5555  not loaded yet
- *   44444444 / 4444  hardware fault   anything else    wrong code (5 → locked 300 s)
+ *   44444444 / 4444  hardware fault   anything else    wrong code (after 4, waits 1 s, 2 s … 60 s)
  * A code that is not 8 digits or phone digits that are not 4 are bad_request (with field)
  * and count nothing; a body over 4 KiB is 413 too_large; Help raises one alert a minute
  * and answers already_notified in between, as the edge does.
@@ -26,6 +26,15 @@ import { fileURLToPath } from 'node:url';
 
 const MAX_BODY = 4096; // kiosk.MaxBody
 const HELP_INTERVAL_MS = 60000; // edge.Config.HelpInterval
+// The keypad throttle, as edge.Config's defaults: FreeFailures, DelayMax, DelayQuiet.
+const FREE_FAILURES = 4;
+const DELAY_MAX_S = 60;
+const DELAY_QUIET_MS = 600000;
+
+// delayAfter is the wait in seconds after the n-th wrong code in a row (edge delayAfter).
+export function delayAfter(n) {
+  return n <= FREE_FAILURES ? 0 : Math.min(2 ** (n - FREE_FAILURES - 1), DELAY_MAX_S);
+}
 
 const WHERE = {
   3: ['door 3, bottom row, right', '3号门，最下排，右边'],
@@ -45,6 +54,7 @@ export function createFakeEdge(opts) {
   const o = opts || {};
   const s = {
     failures: 0,
+    lastFailure: -Infinity,
     lockedUntil: 0,
     sessions: new Map(),
     helps: [], // the context of every help request
@@ -94,7 +104,6 @@ export function createFakeEdge(opts) {
     };
     switch (key) {
       case '12345678/1234':
-        s.failures = 0;
         return open([door(12, 'open', false), door(15, 'open', false)], false);
       case '11111111/1111':
         if (!body.accept_compromised) return fail(res, 409, 'compromised', { minutes_out: 42 });
@@ -103,14 +112,15 @@ export function createFakeEdge(opts) {
       case '33333333/3333': return fail(res, 409, 'already_picked_up');
       case '55555555/5555': return fail(res, 409, 'not_ready');
       case '44444444/4444': return fail(res, 503, 'hardware');
-      default:
+      default: {
+        if (now - s.lastFailure >= DELAY_QUIET_MS) s.failures = 0;
         s.failures++;
-        if (s.failures >= 5) {
-          s.failures = 0;
-          s.lockedUntil = now + 300000;
-          return fail(res, 423, 'locked', { retry_after_seconds: 300 });
-        }
-        return fail(res, 401, 'wrong_code', { attempts_left: 5 - s.failures });
+        s.lastFailure = now;
+        const wait = delayAfter(s.failures);
+        s.lockedUntil = now + wait * 1000;
+        if (wait > 0) return fail(res, 401, 'wrong_code', { retry_after_seconds: wait });
+        return fail(res, 401, 'wrong_code', { attempts_left: FREE_FAILURES + 1 - s.failures });
+      }
     }
   }
 
