@@ -15,7 +15,8 @@ import (
 // it. Which event raises or closes which alarm is the edge's dispatch table (edge.go).
 
 // AlarmKinds lists every kind of alarm the cloud opens, in protocol order: the edge
-// events its dispatch table raises, and reassigned, which it raises itself when an edge
+// events its dispatch table raises (code_lockout only when it names no order: the
+// keypad's wrong-code budget spent), and reassigned, which it raises itself when an edge
 // reports an order moved into a compartment the cloud knows to be occupied. Metrics
 // report each kind for every site, 0 when none is open, so that a healthy site (0) is
 // told from a missing series.
@@ -37,14 +38,14 @@ func alarmKey(site string, kind protocol.EventKind, what string) string {
 func alarmID(kind protocol.EventKind, what string) string { return string(kind) + ":" + what }
 
 // alarmWhat is what an alarm of kind is about, taken from ev: its board, zone, the
-// kiosk (help requests) or else its compartment.
+// kiosk (help requests, a spent wrong-code budget) or else its compartment.
 func alarmWhat(kind protocol.EventKind, ev protocol.Event) string {
 	switch kind {
 	case protocol.EventBoardOffline:
 		return fmt.Sprint(*ev.Board)
 	case protocol.EventTempExcursion:
 		return string(ev.Zone)
-	case protocol.EventHelpRequested:
+	case protocol.EventHelpRequested, protocol.EventCodeLockout:
 		return "kiosk"
 	}
 	return fmt.Sprint(ev.Compartment)
@@ -68,7 +69,7 @@ func (s *Service) raise(tx Tx, site string, at time.Time, ev protocol.Event) (bo
 		s.live.mu.Lock()
 		s.live.get(site).excursion[ev.Zone] = true
 		s.live.mu.Unlock()
-	case protocol.EventHelpRequested:
+	case protocol.EventHelpRequested, protocol.EventCodeLockout:
 	default:
 		a.Compartment = ev.Compartment
 	}

@@ -416,7 +416,8 @@ type route struct {
 	// orderOptional: the event may name no order (a lockout on codes that matched none):
 	// the audit entry is written first, whatever the order.
 	orderOptional bool
-	// raise opens or refreshes the alarm the event stands for (alarms.go).
+	// raise opens or refreshes the alarm the event stands for (alarms.go); with
+	// orderOptional, only for an event that names no order.
 	raise bool
 	// closes are the kinds of alarm the fact closes, about the event's compartment or
 	// board.
@@ -434,7 +435,9 @@ var routes = map[protocol.EventKind]route{
 	protocol.EventExpiredRemoved:   {audit: "expired_removed", on: onReturned},
 	protocol.EventOrderCompromised: {audit: "order_compromised", on: onCompromised},
 	protocol.EventReassigned:       {audit: "reassigned", on: onReassigned},
-	protocol.EventCodeLockout: {audit: "code_lockout", on: onCodeLockout, orderOptional: true,
+	// A lockout naming an order invalidates its code; one naming none is the keypad's
+	// wrong-code budget spent: someone is guessing, and ops get an alarm.
+	protocol.EventCodeLockout: {audit: "code_lockout", on: onCodeLockout, orderOptional: true, raise: true,
 		counter: func(st *Stats) *atomic.Uint64 { return &st.CodeLockouts }},
 	protocol.EventBoardOnline:     {closes: []protocol.EventKind{protocol.EventBoardOffline}},
 	protocol.EventUncommandedOpen: {audit: "uncommanded_open", raise: true},
@@ -483,6 +486,9 @@ func (s *Service) applyEvent(tx Tx, st *Site, at time.Time, ev protocol.Event, r
 	if r.orderOptional {
 		record(r.audit)
 		if ev.Order == "" {
+			if r.raise {
+				return s.raise(tx, st.ID, at, ev)
+			}
 			return false, nil
 		}
 	}

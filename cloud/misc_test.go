@@ -137,7 +137,7 @@ func TestLoadingCredentialAndCommands(t *testing.T) {
 func TestAlarmKinds(t *testing.T) {
 	got := cloud.AlarmKinds()
 	want := []protocol.EventKind{protocol.EventUncommandedOpen, protocol.EventDoorLeftOpen, protocol.EventLockJammed,
-		protocol.EventBoardOffline, protocol.EventTempExcursion, protocol.EventHelpRequested, protocol.EventReassigned}
+		protocol.EventBoardOffline, protocol.EventTempExcursion, protocol.EventHelpRequested, protocol.EventReassigned, protocol.EventCodeLockout}
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {

@@ -531,3 +531,33 @@ func TestReassignSlot(t *testing.T) {
 	_, err = e.svc.ReassignSlot(e.ctx, e.drv, id, o.Slots[0].Compartment, "dirty")
 	wantCode(t, err, cloud.ENoCapacity)
 }
+
+// TestWrongCodeBudgetAlarms: a code_lockout that names no order is the keypad's
+// wrong-code budget spent: it opens one code_lockout alarm for the kiosk (refreshed, not
+// duplicated, by the next), which ops resolve; one that names an order invalidates that
+// order's code and opens no alarm.
+func TestWrongCodeBudgetAlarms(t *testing.T) {
+	e := newEnv(t)
+	e.site("yard-1", nil, bank(2, []protocol.Zone{protocol.ZoneChilled}, []protocol.Size{protocol.SizeM}))
+	rc, err := e.svc.CreateOrder(e.ctx, e.plat, "k1", e.orderReq("yard-1", "e1", chilledS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mustEvent("yard-1", protocol.Event{Kind: protocol.EventCodeLockout, Credential: protocol.CredNone, Order: rc.Order.ID})
+	if d, _ := e.svc.GetSite(e.ctx, e.ops, "yard-1"); len(d.Alarms) != 0 {
+		t.Fatalf("an order's lockout opened alarms %+v", d.Alarms)
+	}
+	for range 2 {
+		e.mustEvent("yard-1", protocol.Event{Kind: protocol.EventCodeLockout, Credential: protocol.CredNone, Reason: "wrong_code_budget"})
+	}
+	d, _ := e.svc.GetSite(e.ctx, e.ops, "yard-1")
+	if len(d.Alarms) != 1 || d.Alarms[0].ID != "code_lockout:kiosk" || d.Alarms[0].Count != 2 || d.Alarms[0].Reason != "wrong_code_budget" {
+		t.Fatalf("alarms = %+v", d.Alarms)
+	}
+	if err := e.svc.ResolveAlarm(e.ctx, e.ops, "yard-1", "code_lockout:kiosk"); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := e.svc.GetSite(e.ctx, e.ops, "yard-1"); len(d.Alarms) != 0 {
+		t.Errorf("alarm not resolved: %+v", d.Alarms)
+	}
+}
