@@ -46,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "larder_code_failures_total", Help: "Wrong pickup codes or second factors entered at the kiosk.",
 		}),
 		CodeLockouts: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "larder_code_lockouts_total", Help: "Keypad lockouts and orders invalidated after too many wrong codes.",
+			Name: "larder_code_lockouts_total", Help: "Wrong-code budgets spent at the keypad and orders invalidated after too many wrong phone endings.",
 		}),
 		BoardOnline: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "larder_board_online", Help: "1 while a lock board answers, 0 while it is offline.",

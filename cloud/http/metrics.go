@@ -38,7 +38,7 @@ func newFleetCollector(svc FleetSource) *fleetCollector {
 		alarms:     d("larder_alarms_open", "Open alarms by site and kind; 0 for a kind with none open.", "site", "kind"),
 		desired:    d("larder_site_desired_version", "Version of the site's desired state (compare with the edge's larder_desired_version).", "site"),
 		unlockFail: d("larder_unlock_failures_total", "Door openings that failed (jammed locks, failed or timed-out open commands)."),
-		lockouts:   d("larder_code_lockouts_total", "Keypad lockouts after repeated wrong codes."),
+		lockouts:   d("larder_code_lockouts_total", "code_lockout events applied: wrong-code budgets spent at keypads and orders invalidated after too many wrong phone endings."),
 		created:    d("larder_orders_created_total", "Orders admitted."),
 		refused:    d("larder_orders_refused_total", "Orders refused because the site was full."),
 		sent:       d("larder_outbound_errors_total", "Failed deliveries of desired state, commands or notifications to their adapters."),
