@@ -6,11 +6,14 @@
 //     looked up by keyed digest and compared in constant time, single use. Every
 //     compartment of the order opens, staggered; picked_up is recorded when the doors
 //     close and the infrared sees them empty.
-//   - Keypad lockout: MaxFailures wrong codes lock the keypad for LockoutBase, doubling
-//     with each lockout; MaxOrderFailures wrong second factors for one order's right code
-//     invalidate that code (code_lockout, reason order_invalidated); the cloud drops it
-//     and tells the resident, and a new one is drawn by reissue. Both counters are
-//     persisted: a reboot does not reset them. docs/codes.md has the arithmetic.
+//   - Keypad throttle: after FreeFailures wrong codes in a row the keypad waits DelayBase
+//     before checking another, doubling to DelayMax (60 s), starting over after a quiet
+//     period; FailureBudget wrong codes per BudgetWindow send code_lockout (reason
+//     wrong_code_budget) for ops, locking no one out. MaxOrderFailures wrong second
+//     factors for one order's right code invalidate that code (code_lockout, reason
+//     order_invalidated); the cloud drops it and tells the resident, and a new one is
+//     drawn by reissue. Both are persisted: a reboot resets neither. docs/codes.md has
+//     the arithmetic.
 //   - Driver mode: a loading credential synced from the cloud opens a 15-minute kiosk
 //     session; the driver opens each assigned compartment, loads and closes; loaded is
 //     recorded when the infrared sees the item. A jammed, faulty or full compartment is

@@ -1,8 +1,9 @@
 // Package kiosk serves the locker bank's touchscreen: the embedded page (web/) and its
 // JSON API for residents (pickup, session status, help) and drivers (login, manifest,
-// open, problem, return, logout), plus GET /healthz and GET /metrics, on the kiosk
-// address. docs/kiosk-api.md in the repository describes every endpoint, body and error
-// code, the lockout, and what the page does with each answer.
+// open, problem, return, logout), plus GET /healthz, on the kiosk address (metrics are
+// served elsewhere: larder-edge's metrics_addr). docs/kiosk-api.md in the repository
+// describes every endpoint, body and error code, the keypad throttle, and what the page
+// does with each answer.
 //
 // Handlers are plain net/http on a chi router; they speak to the domain through two
 // small interfaces (Resident, Driver) that *edge.Locker implements. Domain errors carry

@@ -50,9 +50,7 @@ type Config struct {
 	Driver   Driver
 	// Health reports nil while the edge can serve people; its error text is the 503 body.
 	Health func() error
-	// Metrics serves /metrics (promhttp); nil serves 404.
-	Metrics http.Handler
-	Log     *slog.Logger
+	Log    *slog.Logger
 }
 
 type server struct {
@@ -69,9 +67,6 @@ func New(cfg Config) http.Handler {
 	r := chi.NewRouter()
 	r.Use(headers)
 	r.Get("/healthz", s.healthz)
-	if cfg.Metrics != nil {
-		r.Method(http.MethodGet, "/metrics", cfg.Metrics)
-	}
 	r.Route("/api", func(r chi.Router) {
 		r.Use(noStore)
 		r.Get("/info", s.info)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"path"
@@ -55,8 +54,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	f.l = l
-	f.h = kiosk.New(kiosk.Config{Resident: l, Driver: l, Health: func() error { return nil },
-		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "larder_x 1\n") })})
+	f.h = kiosk.New(kiosk.Config{Resident: l, Driver: l, Health: func() error { return nil }})
 	// One order in compartments 1 and 3, loaded, and a driver credential.
 	_, err = l.ApplyDesired(context.Background(), "m1", protocol.Desired{Version: 1, Full: true,
 		Reservations: []protocol.Reservation{{Order: "ord_0001", Slots: []protocol.Slot{{Compartment: 1, Generation: 1}, {Compartment: 3, Generation: 1}},
@@ -382,7 +380,9 @@ func TestReturnOverHTTP(t *testing.T) {
 	}
 }
 
-func TestHelpHealthMetricsPage(t *testing.T) {
+// TestHelpHealthPage: help, health and the page; /metrics is not on the kiosk address
+// (larder-edge serves it on its own metrics_addr).
+func TestHelpHealthPage(t *testing.T) {
 	f := newFixture(t)
 	if st, body := f.do("POST", "/api/help", `{"context":"pickup"}`, ""); st != 202 || body["message"] == "" || body["already_notified"] != false {
 		t.Fatalf("help %d %v", st, body)
@@ -390,7 +390,7 @@ func TestHelpHealthMetricsPage(t *testing.T) {
 	for _, c := range []struct {
 		path, want string
 		status     int
-	}{{"/healthz", "ok", 200}, {"/metrics", "larder_x", 200}, {"/", "<", 200}, {"/app.js", "createKiosk", 200},
+	}{{"/healthz", "ok", 200}, {"/metrics", "", 404}, {"/", "<", 200}, {"/app.js", "createKiosk", 200},
 		{"/test/api.test.js", "", 404}, {"/api/nope", "not_found", 404}} {
 		rec := httptest.NewRecorder()
 		f.h.ServeHTTP(rec, httptest.NewRequest("GET", c.path, nil))
