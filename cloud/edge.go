@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"encoding/json"
 	"sync/atomic"
 	"time"
 
@@ -161,7 +162,7 @@ func (s *Service) ApplyPresence(ctx context.Context, site string, p Presence) er
 		if p.Software != "" {
 			rec.Software = p.Software
 		}
-		if outage > time.Minute {
+		if outage > minOutage {
 			if err := s.extendForOutage(tx, rec, outage); err != nil {
 				return err
 			}
@@ -169,6 +170,111 @@ func (s *Service) ApplyPresence(ctx context.Context, site string, p Presence) er
 		return putSite(tx, rec)
 	}))
 }
+
+// minOutage is the shortest absence that moves deadlines: a reconnect within a minute
+// (a broker or cloud restart, a flaky uplink) is not worth a new deadline and a notice
+// to every resident of the site.
+const minOutage = time.Minute
+
+// aliveKey (bucket bMeta) holds the cloud's heartbeat: the last moment this cloud was
+// known to be running. Service.Run rewrites it every aliveEvery and Service.Stop on a
+// clean shutdown; Resume reads it on the next start.
+const aliveKey = "alive"
+
+// aliveEvery is how often Run rewrites the heartbeat. A crash is counted from the last
+// heartbeat, so its outage reads up to this much longer than it was; one small write
+// every 15 s is cheap.
+const aliveEvery = 15 * time.Second
+
+type aliveRecord struct {
+	At time.Time `json:"at"`
+}
+
+// Resume accounts for the time this cloud was not running, on start, before the fleet
+// adapter connects. While the cloud is down nobody can store an edge's Last Will (with
+// the embedded broker, the broker dies with the cloud), so the cloud uses its own
+// evidence: its last heartbeat. If that is older than minOutage, every online site is
+// marked offline since the heartbeat (a site already offline keeps its earlier time);
+// each edge's first status after the restart then extends its deadlines through
+// ApplyPresence, as after the edge's own outage. It returns the gap found (zero on a
+// first start, when there is no heartbeat yet), then starts the heartbeat.
+//
+// The edge also counts how long it could not reach the cloud; that evidence is not yet
+// used here.
+func (s *Service) Resume(ctx context.Context) (time.Duration, error) {
+	now := s.now()
+	var gap time.Duration
+	err := s.store.Update(ctx, func(tx Tx) error {
+		gap = 0
+		var last aliveRecord
+		ok, err := getJSON(tx, bMeta, aliveKey, &last)
+		if err != nil {
+			return err
+		}
+		if ok {
+			gap = now.Sub(last.At)
+		}
+		if gap > minOutage {
+			if err := markAllOffline(tx, last.At); err != nil {
+				return err
+			}
+		}
+		return putJSON(tx, bMeta, aliveKey, aliveRecord{At: now.UTC()})
+	})
+	if err != nil {
+		return 0, internal("resume", err)
+	}
+	s.resumed.Store(true)
+	return gap, nil
+}
+
+// markAllOffline marks every online site offline since at.
+func markAllOffline(tx Tx, at time.Time) error {
+	var sites []Site
+	var derr error
+	tx.Scan(bSites, "", func(_ string, v []byte) bool {
+		var st Site
+		if derr = json.Unmarshal(v, &st); derr != nil {
+			return false
+		}
+		if st.Online {
+			sites = append(sites, st)
+		}
+		return true
+	})
+	if derr != nil {
+		return internal("decode site", derr)
+	}
+	for i := range sites {
+		sites[i].Online = false
+		if sites[i].OfflineSince.IsZero() {
+			// Not online since an outage of its own that no status has settled yet
+			// (a birth came first): that earlier start stands.
+			sites[i].OfflineSince = at.UTC()
+		}
+		if err := putSite(tx, &sites[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// heartbeat records that the cloud is running now. Before Resume it writes nothing: the
+// stored heartbeat is then the evidence of the last outage, not yet accounted for (a
+// start that fails halfway must not erase it).
+func (s *Service) heartbeat(ctx context.Context) error {
+	if !s.resumed.Load() {
+		return nil
+	}
+	return internal("heartbeat", s.store.Update(ctx, func(tx Tx) error {
+		return putJSON(tx, bMeta, aliveKey, aliveRecord{At: s.now().UTC()})
+	}))
+}
+
+// Stop records the cloud's last heartbeat on a clean shutdown: the time until the next
+// start is an outage like a crash's (see Resume). Call it after Run has returned and the
+// fleet adapter has closed.
+func (s *Service) Stop(ctx context.Context) error { return s.heartbeat(ctx) }
 
 // ApplyTelemetry records an edge's periodic health in memory; it touches the store only
 // to close a temperature alarm of a zone back in range.

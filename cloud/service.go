@@ -98,6 +98,8 @@ type Service struct {
 	live   liveState
 	stats  Stats
 	sendTO time.Duration
+	// resumed is set by Resume; until then heartbeat writes nothing.
+	resumed atomic.Bool
 }
 
 type ports struct {
@@ -219,8 +221,8 @@ func (s *Service) queue(it outItem) {
 	}
 }
 
-// Run delivers outbound messages until ctx ends, and runs Sweep every sweepEvery (zero:
-// one minute).
+// Run delivers outbound messages until ctx ends, runs Sweep every sweepEvery (zero:
+// one minute) and, once Resume has run, rewrites the heartbeat every 15 s.
 func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
 	if sweepEvery <= 0 {
 		sweepEvery = time.Minute
@@ -240,6 +242,8 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
 	defer func() { <-done }()
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
+	beat := time.NewTicker(aliveEvery)
+	defer beat.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -249,6 +253,10 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
 		case <-t.C:
 			if _, err := s.Sweep(ctx); err != nil {
 				s.log.Error("sweep", "err", err)
+			}
+		case <-beat.C:
+			if err := s.heartbeat(ctx); err != nil {
+				s.log.Error("heartbeat", "err", err)
 			}
 		}
 	}

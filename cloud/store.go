@@ -60,7 +60,7 @@ const (
 	bSeen      = "seen"      // site/message id → "" (edge messages already applied)
 	bAlarms    = "alarms"    // site/kind/compartment → Alarm (open alarms)
 	bCreds     = "creds"     // site/credential id → LoadingCredential record
-	bMeta      = "meta"      // misc singletons
+	bMeta      = "meta"      // misc singletons ("alive": the cloud's heartbeat, edge.go)
 	bPlatforms = "platforms" // platform id → Platform (webhook)
 )
 

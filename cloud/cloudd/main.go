@@ -67,7 +67,8 @@ func NewMain(cfg Config, log *slog.Logger) (*Main, error) {
 	return &Main{cfg: cfg, log: log}, nil
 }
 
-// Open opens the store, bootstraps the admin key, starts the broker (embedded mode),
+// Open opens the store, bootstraps the admin key, counts the time the cloud was down as
+// an outage of every site (cloud.Service.Resume), starts the broker (embedded mode),
 // connects the fleet adapter and listens for the API. On error everything opened so far
 // is closed.
 func (m *Main) Open(ctx context.Context) (err error) {
@@ -86,6 +87,15 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.svc = cloud.New(cloud.Options{Store: m.db, Policy: m.cfg.policy(), Logger: m.log.With("component", "cloud")})
 	if err := m.bootstrapKey(ctx); err != nil {
 		return err
+	}
+	// Before the fleet adapter hears any edge: the time this cloud was down is an
+	// outage of every site, which their first status after the restart settles.
+	gap, err := m.svc.Resume(ctx)
+	if err != nil {
+		return err
+	}
+	if gap > 0 {
+		m.log.Info("cloud was down", "seconds", gap.Seconds())
 	}
 
 	m.brokerURL = m.cfg.MQTTURL
@@ -265,7 +275,8 @@ func (m *Main) Run(ctx context.Context) error {
 
 // Close stops in reverse order of Open: the metrics listener, the API (draining requests
 // for up to 5 s), the domain loop (after delivering what is queued), the fleet adapter,
-// the broker and the store. It is idempotent.
+// the domain (its last heartbeat, see cloud.Service.Resume), the broker and the store.
+// It is idempotent.
 func (m *Main) Close() error {
 	m.closeOnce.Do(func() {
 		var errs []error
@@ -295,6 +306,12 @@ func (m *Main) Close() error {
 		}
 		if m.fleet != nil {
 			errs = append(errs, m.fleet.Close())
+		}
+		if m.svc != nil {
+			// The last heartbeat: the time until the next start counts as an outage.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, m.svc.Stop(ctx))
+			cancel()
 		}
 		if m.broker != nil {
 			errs = append(errs, m.broker.Close())
