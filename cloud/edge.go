@@ -199,8 +199,8 @@ type aliveRecord struct {
 // ApplyPresence, as after the edge's own outage. It returns the gap found (zero on a
 // first start, when there is no heartbeat yet), then starts the heartbeat.
 //
-// The edge also counts how long it could not reach the cloud; that evidence is not yet
-// used here.
+// The edge's side of the evidence, how long it could not reach the cloud, is not used
+// yet: the edge does not report it.
 func (s *Service) Resume(ctx context.Context) (time.Duration, error) {
 	now := s.now()
 	var gap time.Duration

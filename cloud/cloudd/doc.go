@@ -45,11 +45,15 @@
 //
 // # Order of things
 //
-// Open: store → registry → domain → admin key → broker → fleet adapter → listener →
-// notification outbox → API and pages → metrics listener (the listener comes before the
-// outbox so that the default public URL has the real port).
+// Open: store → registry → domain → admin key → downtime → broker → fleet adapter →
+// listener → notification outbox → API and pages → metrics listener (the listener comes
+// before the outbox so that the default public URL has the real port). Downtime is
+// cloud.Service.Resume: if the cloud's last heartbeat (written every 15 s and on Close) is
+// over a minute old, every online site reads offline since then, and its edge's first
+// status after the restart extends its pickup deadlines by the outage; it comes before
+// the broker so that no edge is heard first.
 // Close: the reverse, idempotent; queued outbound messages are flushed before the fleet
-// adapter disconnects.
+// adapter disconnects, and the last heartbeat is written after it.
 //
 // # Notifications
 //
