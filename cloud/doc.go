@@ -62,8 +62,10 @@
 // live order that is picked up or returned ends there, whatever its state. Expiry:
 // chilled and frozen orders wait 24 h after loading, cool and ambient 12 h (the holds of
 // docs/food-safety.md; [DefaultPolicy]). Extensions never take chilled or frozen food
-// beyond 24 h after loading (the food-safety cap, EFoodSafety); after an edge outage, its
-// orders' deadlines are extended by the outage's length, within the same cap.
+// beyond 24 h after loading (the food-safety cap, EFoodSafety); after an outage of more
+// than a minute (the edge's, the broker's, or the cloud's own downtime, measured from its
+// last heartbeat: Resume), a site's orders' deadlines are extended by the outage's
+// length, within the same cap.
 //
 // # Capacity and assignment
 //
