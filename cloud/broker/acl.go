@@ -11,10 +11,10 @@ import (
 	"github.com/larder-lockers/larder/protocol"
 )
 
-// EdgeClientID is the MQTT client id an edge of site must use (the edge's default).
-// Binding the id to the site stops one edge from taking over another's session, or the
-// cloud's, by connecting with its client id.
-func EdgeClientID(site string) string { return "larder-edge-" + site }
+// EdgeClientID is the MQTT client id an edge of site must use (the edge's default),
+// [protocol.EdgeClientID]. Binding the id to the site stops one edge from taking over
+// another's session, or the cloud's, by connecting with its client id.
+func EdgeClientID(site string) string { return protocol.EdgeClientID(site) }
 
 // MayPublish reports whether the edge of site may publish on topic: only its own
 // site's edge→cloud channels.
