@@ -117,14 +117,18 @@ func (s *Service) UpdateSite(ctx context.Context, p Principal, id string, in Sit
 	return out, internal("update site", err)
 }
 
-// Provisioning is what an edge needs to join: the site key (hex) and its MQTT login.
-// It is handed out once; the cloud keeps only the key (for digests) and the password's
-// digest.
+// Provisioning is what an edge needs to join: the site key and its MQTT login. It is
+// handed out once; the cloud keeps only the key (for digests) and the password's digest.
 type Provisioning struct {
-	Site         string `json:"site"`
+	Site string `json:"site"`
+	// SiteKey is the site key as 64 lower-case hex characters; digests are keyed with
+	// the 32 bytes they decode to, never with the characters.
 	SiteKey      string `json:"site_key"`
 	MQTTUsername string `json:"mqtt_username"`
 	MQTTPassword string `json:"mqtt_password"`
+	// MQTTClientID is the only client id the broker accepts with this login
+	// (protocol.EdgeClientID).
+	MQTTClientID string `json:"mqtt_client_id"`
 }
 
 // Provision hands out a site's key and a fresh MQTT password (admin), once. A site that
@@ -146,7 +150,8 @@ func (s *Service) Provision(ctx context.Context, p Principal, id string) (Provis
 		pw := randomToken(24)
 		st.Provisioned = true
 		st.MQTTDigest = sha256Hex(pw)
-		out = Provisioning{Site: id, SiteKey: hex.EncodeToString(st.Key), MQTTUsername: id, MQTTPassword: pw}
+		out = Provisioning{Site: id, SiteKey: hex.EncodeToString(st.Key), MQTTUsername: id, MQTTPassword: pw,
+			MQTTClientID: protocol.EdgeClientID(id)}
 		audit(tx, s.now(), AuditEntry{Site: id, Actor: p.Subject, Role: p.Role, Action: "site_provisioned"})
 		return putSite(tx, st)
 	})

@@ -330,9 +330,26 @@ func asyncAPIProblems(path string) []string {
 		protocol.CredentialDigest(exampleSiteKey, exampleCredential),
 		protocol.CredentialDigest(exampleSiteKey, exampleCode),
 		"larder/v1/code", "larder/v1/second-factor", "larder/v1/credential",
+		// The known answers with a key in the provisioned format, and their file.
+		vectorSiteKey, filepath.ToSlash(filepath.Join("protocol", digestVectorsPath)),
+		"used as the 32 bytes they decode to",
 	} {
 		if !strings.Contains(description, s) {
 			errorf("asyncapi.yaml's info.description does not mention %q (digest construction and known answers)", s)
+		}
+	}
+	vectors := computeDigestVectors()
+	for _, c := range vectors.Cases {
+		if !strings.Contains(description, c.Digest) {
+			errorf("asyncapi.yaml's info.description does not give the known answer %s of %s", c.Digest, c.Kind)
+		}
+	}
+	// The client-id rule, where a vendor reads first: the description and the servers'
+	// security scheme.
+	clientID := protocol.EdgeClientID("{site}")
+	for _, p := range []string{"info.description", "components.securitySchemes.edgeLogin.description"} {
+		if !strings.Contains(doc.one(errorf, p), clientID) {
+			errorf("asyncapi.yaml's %s does not state the client id rule %q", p, clientID)
 		}
 	}
 	slices.Sort(problems)
@@ -369,6 +386,10 @@ func TestAsyncAPIDriftIsCaught(t *testing.T) {
 		{"direction flipped", "  receiveEventAck:\n    action: receive", "  receiveEventAck:\n    action: send", "action"},
 		{"example edited", `"body":{"seq":1222}`, `"body":{"seq":1221}`, "event_ack"},
 		{"known answer lost", "ccabf753a9828e278ac160ee891641d7e4829a1a6c5008d62ae507bef82735c3", "0000", "ccabf753"},
+		{"provisioned-key answer lost", "39ec1b24bd6fad1b3a216189a69846702ea3126038da13248a386ecda1effe8d", "0000", "39ec1b24"},
+		{"key encoding unsaid", "used as the 32 bytes they decode to", "used as it is", "decode to"},
+		{"client id rule lost", "client id must be\n    `larder-edge-{site}`", "client id may be\n    anything", "client id rule"},
+		{"client id rule lost from the security scheme", "client id\n        `mqtt_client_id`, which is always `larder-edge-{site}`", "client id\n        `mqtt_client_id`", "securitySchemes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !strings.Contains(string(data), tc.old) {

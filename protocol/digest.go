@@ -8,11 +8,14 @@ import (
 )
 
 // Keyed digests of the secrets people type at a locker. The key is the site key, a random
-// secret of at least 32 bytes provisioned to the edge at installation and known to the
-// cloud; a digest is lower-case hex of HMAC-SHA256 over a domain-separated message, so a
-// digest of one kind can never be replayed as another. The cloud computes them when it
-// issues a secret; the edge computes them over what a person types and compares with
-// [DigestEqual].
+// secret known to the cloud and provisioned to the edge at installation. It is provisioned
+// as 64 lower-case hex characters (the cloud draws 32 random bytes) and used as the 32
+// bytes they decode to, never as the characters: every function here takes the decoded
+// bytes (the edge accepts a key of at least 32 bytes). A digest is lower-case hex of
+// HMAC-SHA256 over a domain-separated message, so a digest of one kind can never be
+// replayed as another. The cloud computes them when it issues a secret; the edge computes
+// them over what a person types and compares with [DigestEqual]. Known answers with a key
+// in the provisioned format are in testdata/digests/known-answers.json.
 
 // The shape of the secrets a resident types: a pickup code of CodeDigits decimal digits
 // and a second factor of FactorDigits (the last digits of the recipient's phone number).

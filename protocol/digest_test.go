@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"encoding/hex"
 	"regexp"
 	"testing"
 
@@ -10,9 +11,22 @@ import (
 // TestDigestKnownAnswers pins the digests of the example secrets: they are published in
 // asyncapi.yaml for implementers to check their HMAC construction against, and any change
 // would invalidate every code a cloud has issued. (Computed independently as
-// HMAC-SHA256(key, domain || 0x00 || message).)
+// HMAC-SHA256(key, domain || 0x00 || message).) The vectors' key is in the provisioned
+// format and is used hex-decoded; the golden examples' key is 40 raw ASCII bytes.
 func TestDigestKnownAnswers(t *testing.T) {
+	vkey, err := hex.DecodeString(vectorSiteKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct{ name, got, want string }{
+		{"vector code", protocol.CodeDigest(vkey, vectorCode),
+			"39ec1b24bd6fad1b3a216189a69846702ea3126038da13248a386ecda1effe8d"},
+		{"vector second factor", protocol.SecondFactorDigest(vkey, vectorOrder, vectorFactor),
+			"aa2c9d979d07cc14ae21a6238093c1def8c0482b302337b55cda6178bfa91d6c"},
+		{"vector credential", protocol.CredentialDigest(vkey, vectorCredential),
+			"10d8a2010bc8061441bb0ff85c1bd1b487e16151d8ddcf4804285132a8797f3e"},
+		{"vector code keyed with the hex text (the mistake)", protocol.CodeDigest([]byte(vectorSiteKey), vectorCode),
+			"8e154d7d910e16ac5a86b70cf782893f83b162e19bc43f347431bbe622ab938c"},
 		{"code", protocol.CodeDigest(exampleSiteKey, exampleCode),
 			"ccabf753a9828e278ac160ee891641d7e4829a1a6c5008d62ae507bef82735c3"},
 		{"second factor", protocol.SecondFactorDigest(exampleSiteKey, exampleOrder, exampleSecondFactor),

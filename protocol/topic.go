@@ -108,6 +108,12 @@ func Topic(site string, c Channel) string {
 	return Root + "/" + site + "/" + info.suffix
 }
 
+// EdgeClientID is the MQTT client id the edge of site must connect with: "larder-edge-"
+// followed by the site id. Brokers bind the id to the login (username = site id), so an
+// edge can never take over another edge's session, or the cloud's; any other id is
+// refused.
+func EdgeClientID(site string) string { return "larder-edge-" + site }
+
 // SiteFilter is the filter matching every topic of one site: what an edge's credentials
 // are confined to, and what an edge needs to see of its own site.
 func SiteFilter(site string) string {

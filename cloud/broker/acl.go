@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -10,10 +11,10 @@ import (
 	"github.com/larder-lockers/larder/protocol"
 )
 
-// EdgeClientID is the MQTT client id an edge of site must use (the edge's default).
-// Binding the id to the site stops one edge from taking over another's session, or the
-// cloud's, by connecting with its client id.
-func EdgeClientID(site string) string { return "larder-edge-" + site }
+// EdgeClientID is the MQTT client id an edge of site must use (the edge's default),
+// [protocol.EdgeClientID]. Binding the id to the site stops one edge from taking over
+// another's session, or the cloud's, by connecting with its client id.
+func EdgeClientID(site string) string { return protocol.EdgeClientID(site) }
 
 // MayPublish reports whether the edge of site may publish on topic: only its own
 // site's edge→cloud channels.
@@ -42,16 +43,38 @@ type authHook struct {
 	serviceUser     string
 	servicePassword string
 	log             *slog.Logger
+	// srv sends the CONNACK that refuses a wrong client id (see OnConnect).
+	srv *mochi.Server
 }
 
 func (h *authHook) ID() string { return "larder-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+	return b == mochi.OnConnect || b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+
+// OnConnect refuses an edge login (a username that is a site id) whose client id is not
+// [EdgeClientID] with its own reason, "identifier rejected" (CONNACK 2 on MQTT 3.1.1,
+// 0x85 on MQTT 5), rather than the "not authorized" every other refusal gets: an
+// installer with a misconfigured client id is otherwise told the password is wrong. The
+// rule is public (asyncapi.yaml), so the distinct answer gives nothing away; it is
+// decided before the password is looked at. mochi sends no CONNACK when this hook fails,
+// so it sends its own.
+func (h *authHook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
+	user := string(pk.Connect.Username)
+	if user == h.serviceUser || !protocol.ValidSite(user) || cl.ID == EdgeClientID(user) {
+		return nil // decided by OnConnectAuthenticate
+	}
+	h.log.Info("broker: login refused: client id does not match site", "site", user, "client", cl.ID, "want", EdgeClientID(user))
+	if err := h.srv.SendConnack(cl, packets.ErrClientIdentifierNotValid, false, nil); err != nil {
+		return fmt.Errorf("broker: refuse client id %q: %w", cl.ID, err)
+	}
+	return packets.ErrClientIdentifierNotValid
 }
 
 // OnConnectAuthenticate admits the service account, and an edge whose username is a
-// site id, whose password checks out, whose client id is [EdgeClientID] and whose Last
+// site id, whose password checks out, whose client id is [EdgeClientID] (a wrong one
+// never gets here: see OnConnect) and whose Last
 // Will (if any) is on a topic it may publish to: mochi does not run the ACL over wills,
 // so without this an edge could have the broker publish "offline" for another site.
 func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
@@ -68,8 +91,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 		h.log.Info("broker: login refused: username is not a site id", "remote", cl.Net.Remote)
 		return false
 	}
-	if cl.ID != EdgeClientID(user) {
-		h.log.Info("broker: login refused: client id does not match site", "site", user, "client", cl.ID)
+	if cl.ID != EdgeClientID(user) { // OnConnect has refused it already; kept so this hook alone is safe
 		return false
 	}
 	if pk.Connect.WillFlag && !MayPublish(user, pk.Connect.WillTopic) {

@@ -163,7 +163,7 @@ func Start(cfg Config) (*Broker, error) {
 		}
 	}
 	h := &authHook{creds: cfg.Credentials, serviceUser: cfg.ServiceUser,
-		servicePassword: cfg.ServicePassword, log: cfg.Logger}
+		servicePassword: cfg.ServicePassword, log: cfg.Logger, srv: srv}
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("broker: add auth hook: %w", err)
 	}

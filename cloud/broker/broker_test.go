@@ -1,13 +1,21 @@
 package broker_test
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	pahopackets "github.com/eclipse/paho.mqtt.golang/packets"
+	mochipackets "github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/larder-lockers/larder/cloud/broker"
@@ -358,4 +366,96 @@ func TestMetrics(t *testing.T) {
 	if got["larder_broker_clients_connected"] != 1 || got["larder_broker_messages_received_total"] != 3 {
 		t.Fatalf("metrics %v", got)
 	}
+}
+
+// TestWrongClientIDIsIdentifierRejected: an edge with the right password but a client id
+// other than larder-edge-{site} is told "identifier rejected", not "not authorized", so
+// an installer can tell a misconfigured client id from a wrong password.
+func TestWrongClientIDIsIdentifierRejected(t *testing.T) {
+	b := startBroker(t)
+	for _, tc := range []struct {
+		name, id, pass string
+		want           error
+	}{
+		{"client id of another site", broker.EdgeClientID("site-b"), passwords["site-a"], pahopackets.ErrorRefusedIDRejected},
+		{"client id of the cloud", "larder-cloud-1", passwords["site-a"], pahopackets.ErrorRefusedIDRejected},
+		{"site id as client id", "site-a", passwords["site-a"], pahopackets.ErrorRefusedIDRejected},
+		{"wrong client id and password", "site-a", "nope", pahopackets.ErrorRefusedIDRejected},
+		{"right client id, wrong password", broker.EdgeClientID("site-a"), "nope", pahopackets.ErrorRefusedNotAuthorised},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := connect(t, b, tc.id, "site-a", tc.pass)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("connect err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestWrongClientIDIsIdentifierRejectedV5 is the same refusal for an MQTT 5 client,
+// spoken by hand (paho.mqtt.golang speaks 3.1.1 only): reason 0x85.
+func TestWrongClientIDIsIdentifierRejectedV5(t *testing.T) {
+	b := startBroker(t)
+	for _, tc := range []struct {
+		name, id, pass string
+		want           byte
+	}{
+		{"wrong client id", "site-a", passwords["site-a"], mochipackets.ErrClientIdentifierNotValid.Code},
+		{"right client id, wrong password", broker.EdgeClientID("site-a"), "nope", mochipackets.ErrBadUsernameOrPassword.Code},
+		{"edge", broker.EdgeClientID("site-a"), passwords["site-a"], mochipackets.CodeSuccess.Code},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := connackV5(t, b.Addr(), tc.id, "site-a", tc.pass); got != tc.want {
+				t.Errorf("CONNACK reason = %#x, want %#x", got, tc.want)
+			}
+		})
+	}
+}
+
+// connackV5 sends an MQTT 5 CONNECT and returns the CONNACK's reason code.
+func connackV5(t *testing.T, addr, id, user, pass string) byte {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	pk := mochipackets.Packet{
+		FixedHeader:     mochipackets.FixedHeader{Type: mochipackets.Connect},
+		ProtocolVersion: 5,
+		Connect: mochipackets.ConnectParams{
+			ProtocolName: []byte("MQTT"), ClientIdentifier: id, Clean: true, Keepalive: 30,
+			UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte(pass),
+		},
+	}
+	var buf bytes.Buffer
+	if err := pk.ConnectEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	var fh mochipackets.FixedHeader
+	first, err := r.ReadByte()
+	if err != nil {
+		t.Fatalf("read CONNACK: %v", err)
+	}
+	if err := fh.Decode(first); err != nil || fh.Type != mochipackets.Connack {
+		t.Fatalf("first packet is type %d (err %v), want CONNACK", fh.Type, err)
+	}
+	n, err := binary.ReadUvarint(r) // MQTT's variable byte integer is the same encoding
+	if err != nil {
+		t.Fatalf("read CONNACK length: %v", err)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		t.Fatalf("read CONNACK: %v", err)
+	}
+	ack := mochipackets.Packet{FixedHeader: fh, ProtocolVersion: 5}
+	if err := ack.ConnackDecode(body); err != nil {
+		t.Fatalf("decode CONNACK: %v", err)
+	}
+	return ack.ReasonCode
 }

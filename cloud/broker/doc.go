@@ -7,7 +7,10 @@
 //
 // Every edge logs in with its site id as username, a machine-generated password that
 // [Credentials] checks against a stored [PasswordDigest], and the client id
-// [EdgeClientID](site). An edge may publish only on its own site's edge→cloud channels
+// [EdgeClientID](site). A login with a site id as username and any other client id is
+// refused with "identifier rejected" (CONNACK 2 on MQTT 3.1.1, reason 0x85 on MQTT 5)
+// before its password is checked; every other refusal is "not authorized" (CONNACK 5,
+// 0x86 on MQTT 5). An edge may publish only on its own site's edge→cloud channels
 // ([MayPublish]), register a Last Will only there, and subscribe only to its own site's
 // cloud→edge channels or its [protocol.SiteFilter] ([MaySubscribe]); an unauthorised
 // QoS 1 publish disconnects an MQTT 3.1.1 client (that is mochi's behaviour, and the
