@@ -46,10 +46,11 @@ export function render(k) {
   ok.classList.toggle('key-ready', value.length === total);
 }
 
-// SCAN_GAP_MS: a scanner types a character every few milliseconds; a person needs far
-// longer. A longer pause ends the scan, so a stray letter pressed by hand does not swallow
-// the digits typed after it.
-export const SCAN_GAP_MS = 100;
+// SCAN_GAP_MS: a scanner types a character every few milliseconds (tens on a slow
+// setting); the margin is for a busy page. A longer pause ends the scan, so a stray letter
+// pressed by hand does not swallow the digits typed after it. Taps on the on-screen keys
+// are clicks, not keys, and never go through the scan.
+export const SCAN_GAP_MS = 250;
 // SCAN_MAX bounds the buffer: a payload is at most 10 + 64 + 1 + 8 characters.
 const SCAN_MAX = 128;
 const PAYLOAD = new RegExp('^larder:v1:([a-z0-9_-]{1,64}):([0-9]{' + CODE_LEN + '})$');
