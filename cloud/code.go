@@ -34,8 +34,9 @@ const codeSpace = 100_000_000 // 10^CodeDigits
 
 // QRPayload is the QR payload of a code: "larder:v1:{site}:{code}". It travels with the
 // plain code, to the resident (in the notice) or to the platform (in the API response).
-// Nothing in Larder parses it yet: the kiosk's pickup screen takes the code typed, with
-// the second factor (a scanner at the driver sign-in only types driver credentials).
+// The kiosk page reads it from a scanner that types it (edge/kiosk/web/screens/pickup.js
+// parseQR, which must accept this shape): it checks the site, fills in the code and still
+// asks for the second factor; the edge checks a scanned code like a typed one.
 func QRPayload(site, code string) string { return "larder:v1:" + site + ":" + code }
 
 // newCode draws a uniform random code.

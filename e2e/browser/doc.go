@@ -13,6 +13,12 @@
 // axe-core runs in the same browser on every screen the test checks and fails it on
 // serious or critical violations.
 //
+// TestKioskQRScan starts the same bank, has the driver load the order, and then plays the
+// kiosk's QR scanner: Chromium's own key input types a payload and Enter, as a keyboard
+// wedge does. Another bank's payload must be refused on the page; this bank's must fill
+// the code, and with the phone digits typed the door opens and the edge records the
+// pickup.
+//
 // Caveats:
 //   - It needs Chromium (/usr/bin/chromium, or LARDER_CHROMIUM) and the pinned axe-core
 //     (npm ci --prefix tools/browser). Missing either fails the test with the install

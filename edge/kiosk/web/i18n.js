@@ -28,6 +28,10 @@ export const STRINGS = {
     confirm: '开门',
     startOver: '重新开始',
     needMoreDigits: '请输入全部 {total} 位数字。',
+    qrRead: '已读取二维码。请输入手机号码后 4 位。',
+    qrOtherSite: '这个取件码属于另一个取菜柜，不能在这里取件。',
+    qrUnreadable: '无法识别这个二维码，请输入短信里的取件码。',
+    qrNoSite: '现在无法核对二维码，请输入短信里的取件码。',
 
     workingTitle: '请稍候',
     working: '正在开门，请稍候…',
@@ -161,6 +165,10 @@ export const STRINGS = {
     confirm: 'Open',
     startOver: 'Start over',
     needMoreDigits: 'Please enter all {total} digits.',
+    qrRead: 'QR code read. Now enter the last 4 digits of your phone number.',
+    qrOtherSite: 'This code is for another locker bank. It cannot be used here.',
+    qrUnreadable: 'That QR code could not be read. Please type the code from your text message.',
+    qrNoSite: 'The QR code cannot be checked right now. Please type the code from your text message.',
 
     workingTitle: 'Please wait',
     working: 'Opening the doors, please wait…',

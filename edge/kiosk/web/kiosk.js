@@ -47,6 +47,7 @@ export function createKiosk({ document: doc, window: win, api, clock }) {
     screen: START, // a state of machine.js
     site: '',
     entry: emptyEntry(),
+    scan: null, // {text, at}: a QR scanner's keys so far (screens/pickup.js)
     pending: null, // {code, factor} kept only while the compromised choice is on screen
     minutesOut: null,
     lockUntil: 0,
@@ -138,6 +139,7 @@ export function createKiosk({ document: doc, window: win, api, clock }) {
   function home(opts) {
     timers.cancelAll();
     state.entry = emptyEntry();
+    state.scan = null;
     state.pending = null;
     state.session = null;
     state.announced = {};

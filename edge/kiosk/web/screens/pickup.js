@@ -1,6 +1,12 @@
 // Pickup, step 1: the numeric keypad and the 8-digit code. The keypad (on-screen keys and
 // a physical keyboard) serves both steps; the second step, the last 4 digits of the phone,
 // is screens/phone.js. Machine states: code, then phone (machine.js).
+//
+// A QR scanner on the kiosk is a keyboard wedge: it types the resident's QR payload,
+// larder:v1:{site}:{code}, fast, then Enter. On either keypad step a non-digit key starts
+// a scan (the keypad would drop it anyway), and the keys that follow, each within
+// SCAN_GAP_MS of the last, are the payload, not keypad digits; Enter reads it (readQR).
+// The page only fills the code: the edge checks it with the phone digits like a typed one.
 import { CODE_LEN, FACTOR_LEN, keypadReduce } from '../keypad.js';
 import * as phone from './phone.js';
 
@@ -40,6 +46,67 @@ export function render(k) {
   ok.classList.toggle('key-ready', value.length === total);
 }
 
+// SCAN_GAP_MS: a scanner types a character every few milliseconds (tens on a slow
+// setting); the margin is for a busy page. A longer pause ends the scan, so a stray letter
+// pressed by hand does not swallow the digits typed after it. Taps on the on-screen keys
+// are clicks, not keys, and never go through the scan.
+export const SCAN_GAP_MS = 250;
+// SCAN_MAX bounds the buffer: a payload is at most 10 + 64 + 1 + 8 characters.
+const SCAN_MAX = 128;
+const PAYLOAD = new RegExp('^larder:v1:([a-z0-9_-]{1,64}):([0-9]{' + CODE_LEN + '})$');
+
+// parseQR returns the site and code of a QR payload (cloud.QRPayload), or null.
+export function parseQR(text) {
+  const m = PAYLOAD.exec(text);
+  return m ? { site: m[1], code: m[2] } : null;
+}
+
+// scanKey feeds one key to the scanner buffer (state.scan: {text}); true when it took the
+// key. Digits with no scan under way, and keys without a character, are the keypad's. Each
+// key re-arms the 'scan' timer; when it fires the scan is over and forgotten (it may hold
+// a code).
+function scanKey(k, ev) {
+  const { state } = k;
+  const scan = state.scan;
+  if (ev.key === 'Enter' && scan) {
+    state.scan = null;
+    k.cancel('scan');
+    ev.preventDefault();
+    readQR(k, scan.text);
+    return true;
+  }
+  if (ev.key.length !== 1) return false;
+  if (!scan) {
+    // Space is left alone: on a focused button it presses it; no payload has one.
+    if (/^[0-9 ]$/.test(ev.key)) return false;
+    state.scan = { text: '' };
+  }
+  ev.preventDefault();
+  if (state.scan.text.length < SCAN_MAX) state.scan.text += ev.key;
+  k.later('scan', SCAN_GAP_MS, () => { state.scan = null; });
+  return true;
+}
+
+// readQR takes a scanned payload. Only a payload for this bank fills the code and moves
+// to the phone step; anything else says why and changes nothing, and none of it reaches
+// the edge, so it counts toward no throttle.
+function readQR(k, text) {
+  const { state } = k;
+  if (state.busy) return;
+  k.ensureAudio();
+  const qr = parseQR(text);
+  if (!qr) k.banner('error', ['qrUnreadable']);
+  else if (!state.site) k.banner('error', ['qrNoSite']); // /api/info not answered yet
+  else if (qr.site !== state.site) k.banner('error', ['qrOtherSite']);
+  else {
+    state.entry = { step: 'factor', code: qr.code, factor: '' };
+    if (state.screen === 'code') k.go('codeDone', { quiet: true });
+    k.banner('ok', ['qrRead']);
+  }
+  render(k);
+  k.resetIdle();
+}
+
 // press handles one key: a digit, 'delete', 'clear' (Start over) or 'enter' (Next/Open).
 // Keys count only on the keypad and not while a pickup is on its way.
 export function press(k, key) {
@@ -73,12 +140,14 @@ function submitCode(k) {
   k.resetIdle();
 }
 
-// onKey: a physical keyboard on the keypad screen: digits, Backspace, Enter, Escape.
-// Enter and Space on a focused button keep their normal meaning (press that button).
+// onKey: a physical keyboard on the keypad screen: digits, Backspace, Enter, Escape, and
+// a QR scanner's payload (scanKey). Enter and Space on a focused button keep their normal
+// meaning (press that button), except the Enter that ends a scan.
 export function onKey(k, ev) {
   if (k.section() !== 'keypad' || ev.ctrlKey || ev.metaKey || ev.altKey) return;
   const target = ev.target;
   if (target && (target.tagName === 'INPUT' || target.tagName === 'TEXTAREA')) return;
+  if (scanKey(k, ev)) return;
   const onButton = target && target.tagName === 'BUTTON';
   let key = null;
   if (/^[0-9]$/.test(ev.key)) key = ev.key;
