@@ -132,7 +132,7 @@ func (c Config) clientID() string {
 	if c.ClientID != "" {
 		return c.ClientID
 	}
-	return "larder-edge-" + c.Site
+	return protocol.EdgeClientID(c.Site)
 }
 
 // LogValue keeps the password out of logs.
