@@ -2,7 +2,6 @@ package cloud
 
 import (
 	"context"
-	"encoding/json"
 	"sync/atomic"
 	"time"
 
@@ -230,22 +229,14 @@ func (s *Service) Resume(ctx context.Context) (time.Duration, error) {
 
 // markAllOffline marks every online site offline since at.
 func markAllOffline(tx Tx, at time.Time) error {
-	var sites []Site
-	var derr error
-	tx.Scan(bSites, "", func(_ string, v []byte) bool {
-		var st Site
-		if derr = json.Unmarshal(v, &st); derr != nil {
-			return false
-		}
-		if st.Online {
-			sites = append(sites, st)
-		}
-		return true
-	})
-	if derr != nil {
-		return internal("decode site", derr)
+	sites, err := allSites(tx)
+	if err != nil {
+		return internal("decode site", err)
 	}
 	for i := range sites {
+		if !sites[i].Online {
+			continue
+		}
 		sites[i].Online = false
 		if sites[i].OfflineSince.IsZero() {
 			// Not online since an outage of its own that no status has settled yet

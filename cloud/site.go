@@ -263,6 +263,21 @@ func (s *Service) summary(tx Tx, st *Site) (SiteSummary, []Compartment, []Alarm,
 	return sum, comps, alarms, nil
 }
 
+// allSites reads every site record, in id order.
+func allSites(tx Tx) ([]Site, error) {
+	var sites []Site
+	var derr error
+	tx.Scan(bSites, "", func(_ string, v []byte) bool {
+		var st Site
+		if derr = json.Unmarshal(v, &st); derr != nil {
+			return false
+		}
+		sites = append(sites, st)
+		return true
+	})
+	return sites, derr
+}
+
 // ListSites is the fleet list (ops, admin).
 func (s *Service) ListSites(ctx context.Context, p Principal) ([]SiteSummary, error) {
 	if err := require(p, RoleOps, RoleAdmin); err != nil {
@@ -270,18 +285,9 @@ func (s *Service) ListSites(ctx context.Context, p Principal) ([]SiteSummary, er
 	}
 	var out []SiteSummary
 	err := s.store.View(ctx, func(tx Tx) error {
-		var sites []Site
-		var derr error
-		tx.Scan(bSites, "", func(_ string, v []byte) bool {
-			var st Site
-			if derr = json.Unmarshal(v, &st); derr != nil {
-				return false
-			}
-			sites = append(sites, st)
-			return true
-		})
-		if derr != nil {
-			return derr
+		sites, err := allSites(tx)
+		if err != nil {
+			return err
 		}
 		for i := range sites {
 			sum, _, _, err := s.summary(tx, &sites[i])
