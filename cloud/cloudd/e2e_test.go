@@ -151,6 +151,22 @@ func (e *edge) event(ev protocol.Event) {
 	e.publish(protocol.ChanEvents, e.seq, ev)
 }
 
+// createOrder creates the order ext (one small parcel of zone, a window of the next two
+// hours, ext as its idempotency key) at yard-1 over the REST API and returns its id and
+// compartment.
+func createOrder(t *testing.T, platform client, ext, zone string) (id string, compartment int) {
+	t.Helper()
+	now := time.Now().UTC()
+	st, rc := platform.do("POST", "/v1/orders", map[string]any{"external_id": ext, "site": "yard-1",
+		"recipient": map[string]any{"phone": "+8613800138000"}, "parcels": []map[string]any{{"size": "S", "zone": zone}},
+		"window": map[string]any{"start": now.Format(time.RFC3339), "end": now.Add(2 * time.Hour).Format(time.RFC3339)}}, "Idempotency-Key", ext)
+	if st != 201 {
+		t.Fatalf("create order: %d %v", st, rc)
+	}
+	order := rc["order"].(map[string]any)
+	return order["id"].(string), int(order["slots"].([]any)[0].(map[string]any)["compartment"].(float64))
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -228,16 +244,7 @@ func TestEndToEnd(t *testing.T) {
 	e.publish(protocol.ChanBirth, 0, protocol.Birth{Software: "e2e", Compartments: comps})
 	waitFor(t, "desired snapshot", func() bool { e.mu.Lock(); defer e.mu.Unlock(); return len(e.desired) > 0 && e.desired[0].Full })
 
-	now := time.Now().UTC()
-	st, rc := platform.do("POST", "/v1/orders", map[string]any{"external_id": "A-1", "site": "yard-1",
-		"recipient": map[string]any{"phone": "+8613800138000"}, "parcels": []map[string]any{{"size": "S", "zone": "chilled"}},
-		"window": map[string]any{"start": now.Format(time.RFC3339), "end": now.Add(2 * time.Hour).Format(time.RFC3339)}}, "Idempotency-Key", "a1")
-	if st != 201 {
-		t.Fatalf("create order: %d %v", st, rc)
-	}
-	order := rc["order"].(map[string]any)
-	id := order["id"].(string)
-	comp := int(order["slots"].([]any)[0].(map[string]any)["compartment"].(float64))
+	id, comp := createOrder(t, platform, "A-1", "chilled")
 	waitFor(t, "reservation delta", func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
@@ -321,17 +328,10 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	// The driver's problem report (web page endpoint) moves an unloaded order's door.
-	st, rc2 := platform.do("POST", "/v1/orders", map[string]any{"external_id": "A-2", "site": "yard-1",
-		"recipient": map[string]any{"phone": "+8613800138000"}, "parcels": []map[string]any{{"size": "S", "zone": "chilled"}},
-		"window": map[string]any{"start": now.Format(time.RFC3339), "end": now.Add(2 * time.Hour).Format(time.RFC3339)}}, "Idempotency-Key", "a2")
-	if st != 201 {
-		t.Fatalf("second order: %d", st)
-	}
-	o2 := rc2["order"].(map[string]any)
-	c2 := int(o2["slots"].([]any)[0].(map[string]any)["compartment"].(float64))
+	id2, c2 := createOrder(t, platform, "A-2", "chilled")
 	_, k = admin.do("POST", "/v1/keys", map[string]any{"role": "driver", "subject": "dave"})
 	driver := client{t, m.HTTPURL(), k["key"].(string)}
-	st, moved := driver.do("POST", "/driver/api/orders/"+o2["id"].(string)+"/problem", map[string]any{"compartment": c2, "reason": "jammed"})
+	st, moved := driver.do("POST", "/driver/api/orders/"+id2+"/problem", map[string]any{"compartment": c2, "reason": "jammed"})
 	if st != 200 {
 		t.Fatalf("problem report: %d %v", st, moved)
 	}

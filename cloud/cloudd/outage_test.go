@@ -98,16 +98,7 @@ func TestCloudRestartExtendsDeadlines(t *testing.T) {
 	comps := []protocol.Compartment{{Number: 1, Size: protocol.SizeM, Zone: protocol.ZoneAmbient, Lock: 1}}
 	e.publish(protocol.ChanBirth, 0, protocol.Birth{Software: "e2e", Compartments: comps})
 	waitFor(t, "desired snapshot", func() bool { e.mu.Lock(); defer e.mu.Unlock(); return len(e.desired) > 0 })
-	now := time.Now().UTC()
-	st, rc := platform.do("POST", "/v1/orders", map[string]any{"external_id": "A-1", "site": "yard-1",
-		"recipient": map[string]any{"phone": "+8613800138000"}, "parcels": []map[string]any{{"size": "S", "zone": "ambient"}},
-		"window": map[string]any{"start": now.Format(time.RFC3339), "end": now.Add(2 * time.Hour).Format(time.RFC3339)}}, "Idempotency-Key", "a1")
-	if st != 201 {
-		t.Fatalf("create order: %d %v", st, rc)
-	}
-	order := rc["order"].(map[string]any)
-	id := order["id"].(string)
-	comp := int(order["slots"].([]any)[0].(map[string]any)["compartment"].(float64))
+	id, comp := createOrder(t, platform, "A-1", "ambient")
 	e.event(protocol.Event{Kind: protocol.EventLoaded, Credential: protocol.CredDriver, Order: id, Compartment: comp})
 	waitFor(t, "ack of the loading", func() bool { e.mu.Lock(); defer e.mu.Unlock(); return len(e.acks) > 0 })
 	expiry := func(c client) time.Time {
