@@ -36,7 +36,10 @@ const codeSpace = 100_000_000 // 10^CodeDigits
 // plain code, to the resident (in the notice) or to the platform (in the API response).
 // The kiosk page reads it from a scanner that types it (edge/kiosk/web/screens/pickup.js
 // parseQR, which must accept this shape): it checks the site, fills in the code and still
-// asks for the second factor; the edge checks a scanned code like a typed one.
+// asks for the second factor; the edge checks a scanned code like a typed one. The
+// resident page shows a device-bound form instead, this payload followed by
+// ":{expires}:{tag}" (protocol.QRTag; web.ResidentQR), which opens without the second
+// factor.
 func QRPayload(site, code string) string { return "larder:v1:" + site + ":" + code }
 
 // newCode draws a uniform random code.

@@ -101,6 +101,8 @@ type Locker struct {
 	opsOpen     map[int]protocol.CredentialKind // compartments opened by a command, until seen open
 	finished    map[string]finishedSession      // recently completed sessions, for the kiosk
 	helpAt      time.Time                       // when the kiosk last raised help_requested (zero: never)
+	qrLoggedAt  time.Time                       // when a refused QR payload was last logged (qrRefused)
+	qrRefusals  int                             // refused QR payloads since then
 }
 
 type driverToken struct {

@@ -173,6 +173,9 @@ type Session struct {
 	Started      time.Time               `json:"started"`
 	// Jammed lists doors that did not open.
 	Jammed []int `json:"jammed,omitempty"`
+	// QR marks a pickup opened by a device-bound QR code (Locker.PickupQR): its audit
+	// entries say pickup_qr and its door_opened and picked_up events carry reason "qr".
+	QR bool `json:"qr,omitempty"`
 }
 
 // AuditEntry is one door opening in the append-only audit log.

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/larder-lockers/larder/edge/hw"
@@ -190,9 +191,9 @@ func (l *Locker) complete(s Session, ok bool) error {
 			if err := tx.PutReservation(r); err != nil {
 				return err
 			}
-			ev := protocol.Event{Kind: kind, Credential: s.Credential, Order: r.Order}
+			ev := protocol.Event{Kind: kind, Credential: s.Credential, Order: r.Order, Reason: s.eventReason()}
 			if len(s.Jammed) > 0 {
-				ev.Reason = "partial: some doors did not open"
+				ev.Reason = strings.TrimPrefix(ev.Reason+"; partial: some doors did not open", "; ")
 			}
 			return enqueue(tx, now, ev)
 		case SessionLoading:

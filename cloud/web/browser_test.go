@@ -284,6 +284,37 @@ func TestBrowser(t *testing.T) {
 	if lang != "zh-CN" {
 		t.Errorf("resident page lang = %q, want zh-CN by default", lang)
 	}
+	// The device-bound QR code reads back (zbar, an independent decoder) as the tagged
+	// payload: this site, this code, an expiry QRTagLifetime ahead and the tag the site
+	// key makes, which the kiosk opens without the phone digits.
+	p.Run(chromedp.WaitVisible(chromedp.CSS(`#qr svg.qr`)))
+	zbar, err := exec.LookPath("zbarimg")
+	if err != nil {
+		t.Fatal("zbarimg is not installed (Debian's zbar-tools): run make setup")
+	}
+	residentQR := func() string {
+		ctx, cancel := context.WithTimeout(p.Ctx, step)
+		defer cancel()
+		png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(`#qr svg.qr`)))
+		if err != nil {
+			t.Fatalf("resident QR screenshot: %v", err)
+		}
+		path := filepath.Join(t.TempDir(), "resident-qr.png")
+		os.WriteFile(path, png, 0o644)
+		out, err := exec.Command(zbar, "-q", "--raw", path).Output()
+		if err != nil {
+			t.Errorf("zbarimg could not read the resident QR code: %v", err)
+		}
+		return strings.TrimSpace(string(out))
+	}()
+	key, err := f.svc.SiteKey(f.ctx, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := f.clock.Now().Add(protocol.QRTagLifetime)
+	if want := fmt.Sprintf("larder:v1:%s:%s:%d:%s", site, code, exp.Unix(), protocol.QRTag(key, site, code, exp)); residentQR != want {
+		t.Errorf("the resident QR code reads %q, want %q", residentQR, want)
+	}
 	fitsPhone(p, "resident")
 	p.Screenshot("resident-zh")
 	p.Accessible("resident zh")

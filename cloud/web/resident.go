@@ -46,6 +46,18 @@ type ResidentOrder struct {
 	ExpiresAt time.Time        `json:"expires_at"`
 	LoadedAt  time.Time        `json:"loaded_at,omitzero"`
 	Extend    ExtendOffer      `json:"extend"`
+	// QR is there while the order waits in the locker with a valid code: what the page
+	// needs for its device-bound QR code. Each answer carries a fresh one.
+	QR *ResidentQR `json:"qr,omitempty"`
+}
+
+// ResidentQR completes the QR payload of the resident page: the page shows
+// "larder:v1:{site}:{code}:{expires}:{tag}" (cloud.QRPayload, then expires and tag), for
+// which the kiosk opens the order without the phone digits until it expires. The code is
+// the page's own; the answer does not repeat it.
+type ResidentQR struct {
+	Expires int64  `json:"expires"` // Unix seconds, as in the payload
+	Tag     string `json:"tag"`     // protocol.QRTag over site, code and Expires
 }
 
 // ResidentSite names the locker bank.
@@ -112,8 +124,9 @@ func validCode(c string) bool {
 	return true
 }
 
-// checkCode returns the order if the request's code opens it; otherwise it has answered.
-func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) (cloud.Order, bool) {
+// checkCode returns the order and its site's key if the request's code opens it;
+// otherwise it has answered.
+func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) (cloud.Order, []byte, bool) {
 	id := r.PathValue("order")
 	rp := h.opt.Resident
 	orderKey, ipKey := "", "ip/"+h.clientIP(r)
@@ -128,25 +141,29 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) (cloud.Order
 		inc(h.met.locked)
 		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 		writeError(w, http.StatusTooManyRequests, "locked", "too many wrong codes: try again later")
-		return cloud.Order{}, false
+		return cloud.Order{}, nil, false
 	}
 	code := r.Header.Get(CodeHeader)
-	var o cloud.Order
+	var (
+		o   cloud.Order
+		key []byte
+	)
 	ok := false
 	if orderKey != "" && validCode(code) {
 		var err error
 		o, err = h.svc.GetOrder(r.Context(), residentPrincipal, id)
 		switch {
 		case err == nil:
-			key, kerr := h.svc.SiteKey(r.Context(), o.Site)
+			var kerr error
+			key, kerr = h.svc.SiteKey(r.Context(), o.Site)
 			if kerr != nil {
 				h.domainError(w, r, kerr)
-				return cloud.Order{}, false
+				return cloud.Order{}, nil, false
 			}
 			ok = protocol.DigestEqual(protocol.CodeDigest(key, code), o.CodeDigest)
 		case cloud.ErrorCode(err) != cloud.ENotFound:
 			h.domainError(w, r, err)
-			return cloud.Order{}, false
+			return cloud.Order{}, nil, false
 		}
 	}
 	if !ok {
@@ -157,17 +174,17 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) (cloud.Order
 		}
 		h.log.Info("resident page: wrong code", "path", routeOf(r))
 		writeError(w, http.StatusForbidden, "wrong_code", "this link or code is not valid")
-		return cloud.Order{}, false
+		return cloud.Order{}, nil, false
 	}
-	return o, true
+	return o, key, true
 }
 
 func (h *Handler) residentOrder(w http.ResponseWriter, r *http.Request) {
-	o, ok := h.checkCode(w, r)
+	o, key, ok := h.checkCode(w, r)
 	if !ok {
 		return
 	}
-	v, err := h.residentView(r, o)
+	v, err := h.residentView(r, o, key)
 	if err != nil {
 		h.domainError(w, r, err)
 		return
@@ -176,7 +193,7 @@ func (h *Handler) residentOrder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) residentExtend(w http.ResponseWriter, r *http.Request) {
-	o, ok := h.checkCode(w, r)
+	o, key, ok := h.checkCode(w, r)
 	if !ok {
 		return
 	}
@@ -196,7 +213,7 @@ func (h *Handler) residentExtend(w http.ResponseWriter, r *http.Request) {
 	}
 	inc(h.met.extensions)
 	h.log.Info("resident extended order", "order", o.ID, "site", o.Site, "seconds", off.Seconds)
-	v, err := h.residentView(r, o)
+	v, err := h.residentView(r, o, key)
 	if err != nil {
 		h.domainError(w, r, err)
 		return
@@ -204,7 +221,8 @@ func (h *Handler) residentExtend(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-func (h *Handler) residentView(r *http.Request, o cloud.Order) (ResidentOrder, error) {
+// residentView is what the page shows of o; key is its site's key, for the QR code.
+func (h *Handler) residentView(r *http.Request, o cloud.Order, key []byte) (ResidentOrder, error) {
 	d, err := h.svc.GetSite(r.Context(), residentPrincipal, o.Site)
 	if err != nil {
 		return ResidentOrder{}, err
@@ -219,6 +237,11 @@ func (h *Handler) residentView(r *http.Request, o cloud.Order) (ResidentOrder, e
 	for _, sl := range o.Slots {
 		v.Doors = append(v.Doors, Door{Number: sl.Compartment, Zone: sl.Zone, Size: sl.Size,
 			HeightCM: heights[sl.Compartment], Row: row(heights[sl.Compartment]), Loaded: sl.Loaded})
+	}
+	if v.CodeValid && o.State == cloud.StateLoaded {
+		// The request's code is the order's (checkCode), so it is the one to tag.
+		exp := h.now().Add(protocol.QRTagLifetime)
+		v.QR = &ResidentQR{Expires: exp.Unix(), Tag: protocol.QRTag(key, o.Site, r.Header.Get(CodeHeader), exp)}
 	}
 	return v, nil
 }

@@ -2,7 +2,8 @@
  * Larder resident page, opened from the pickup notification: /r/{order}#c={code}.
  * The code is in the fragment, which the browser never sends to the server; this script
  * moves it to sessionStorage, removes it from the address bar and sends it in the
- * X-Pickup-Code header. Shows the order's status, the code, the doors and where they are,
+ * X-Pickup-Code header. Shows the order's status, the code and, while the order waits in the
+ * locker, a QR code the kiosk opens without the phone digits, the doors and where they are,
  * the deadline, and an "extend" button when the rules allow it. Chinese by default, English
  * one tap away; large type and high contrast for older residents.
  */
@@ -30,6 +31,8 @@
       wrongCode: '链接或取件码不对。请打开短信里的链接，或输入 8 位取件码。',
       locked: '错误次数太多，请 {min} 分钟后再试。', network: '网络不通，请稍后再试。', error: '出错了，请稍后再试。',
       noOrder: '链接不完整。请打开短信里的链接。',
+      qrLabel: '取件二维码', qrHelp: '或者把这个二维码对准柜机的扫码口，不用输入手机号。{time} 前有效，打开本页会自动更新。',
+      qrOld: '二维码已过期。请在有网络时重新打开本页，或在柜机上输入取件码。',
     },
     en: {
       brand: 'Fresh food locker', title: 'Your order', loading: 'Loading…', langToggle: '中文',
@@ -50,6 +53,8 @@
       wrongCode: 'This link or code is not right. Open the link in the text message, or type the 8-digit code.',
       locked: 'Too many wrong tries. Please try again in {min} minutes.', network: 'No network: please try again shortly.',
       error: 'Something went wrong: please try again later.', noOrder: 'This link is incomplete. Open the link in the text message.',
+      qrLabel: 'Pickup QR code', qrHelp: 'Or hold this QR code to the locker\'s scanner: no phone digits needed. Valid until {time}; it renews while this page is open.',
+      qrOld: 'The QR code has expired. Open this page again with a network connection, or type the code at the locker.',
     },
   }, 'larder.lang', 'zh');
   const t = L.t;
@@ -106,6 +111,7 @@
     status(t('st_' + v.state), bad ? 'bad' : v.state === 'loaded' ? 'ok' : 'info');
     $('state').textContent = '';
     $('code').textContent = v.code_valid ? code.replace(/(\d{4})(?=\d)/, '$1 ') : '—';
+    renderQR(v, code);
     if (!v.code_valid && v.state !== 'picked_up' && v.state !== 'returned' && v.state !== 'cancelled') {
       $('state').textContent = t('codeInvalid');
     }
@@ -123,6 +129,24 @@
     } else {
       $('extend-info').textContent = x.reason ? t('ex_' + x.reason) : '';
     }
+  }
+
+  // renderQR shows the device-bound QR code, larder:v1:{site}:{code}:{expires}:{tag}
+  // (the answer's qr: the code is ours, the tag the cloud's): the kiosk's scanner reads it
+  // and the locker opens without the phone digits until it expires. Each load renews it.
+  function renderQR(v, code) {
+    const box = $('qr');
+    box.hidden = !v.qr;
+    if (!v.qr) return;
+    const expires = new Date(v.qr.expires * 1000);
+    if (expires <= Date.now()) {
+      show($('qr-code'));
+      $('qr-help').textContent = t('qrOld');
+      return;
+    }
+    const payload = 'larder:v1:' + v.site.id + ':' + code + ':' + v.qr.expires + ':' + v.qr.tag;
+    show($('qr-code'), globalThis.LarderQR.svg(payload, t('qrLabel')));
+    $('qr-help').textContent = t('qrHelp', { time: fmtTime(expires, L.lang) });
   }
 
   $('extend').addEventListener('click', async () => {
@@ -158,9 +182,16 @@
 
   // While the order can still change (on its way, waiting in the locker), look again every
   // minute when the page is in view, so that "on its way" turns into the door number.
+  // The reload also renews the QR code; one that expired meanwhile (no network) says so.
+  const live = () => view && (view.state === 'assigned' || view.state === 'loaded');
   setInterval(() => {
-    if (view && (view.state === 'assigned' || view.state === 'loaded') && document.visibilityState === 'visible') load();
+    if (live() && document.visibilityState === 'visible') load();
+    if (view && view.qr && view.qr.expires * 1000 <= Date.now()) render();
   }, 60000);
+  // A phone taken out of the pocket at the locker shows a fresh QR code at once.
+  document.addEventListener('visibilitychange', () => {
+    if (live() && document.visibilityState === 'visible') load();
+  });
 
   applyLang();
   load();

@@ -32,6 +32,10 @@ export const STRINGS = {
     qrOtherSite: '这个取件码属于另一个取菜柜，不能在这里取件。',
     qrUnreadable: '无法识别这个二维码，请输入短信里的取件码。',
     qrNoSite: '现在无法核对二维码，请输入短信里的取件码。',
+    qrExpired: '这个二维码已过期。请重新打开订单页面，或输入取件码。',
+    qrInvalid: '这个二维码在这里无效，请输入短信里的取件码。',
+    qrNoOrder: '这里没有这个二维码的订单。请输入取件码，或按求助键。',
+    qrLockedPlain: '请等倒计时结束再输入取件码，或扫描订单页面上的二维码（不用输入手机号）。',
 
     workingTitle: '请稍候',
     working: '正在开门，请稍候…',
@@ -169,6 +173,10 @@ export const STRINGS = {
     qrOtherSite: 'This code is for another locker bank. It cannot be used here.',
     qrUnreadable: 'That QR code could not be read. Please type the code from your text message.',
     qrNoSite: 'The QR code cannot be checked right now. Please type the code from your text message.',
+    qrExpired: 'This QR code has expired. Open your order page again, or type your code.',
+    qrInvalid: 'This QR code does not work here. Please type the code from your text message.',
+    qrNoOrder: 'No order for this QR code is waiting here. Please type your code, or press Help.',
+    qrLockedPlain: 'Please type your code when the countdown ends, or scan the QR code on your order page (no phone digits needed).',
 
     workingTitle: 'Please wait',
     working: 'Opening the doors, please wait…',
