@@ -5,7 +5,10 @@
 //   - Pickup: a resident's code and second factor (last 4 digits of the phone number),
 //     looked up by keyed digest and compared in constant time, single use. Every
 //     compartment of the order opens, staggered; picked_up is recorded when the doors
-//     close and the infrared sees them empty.
+//     close and the infrared sees them empty. PickupQR takes instead the device-bound QR
+//     payload of the resident page, whose tag (protocol.QRTag) it verifies offline with the
+//     site key: it opens without the second factor and is honoured while the keypad
+//     waits; a payload that does not verify is refused unlooked-at and counts nothing.
 //   - Keypad throttle: after FreeFailures wrong codes in a row the keypad waits DelayBase
 //     before checking another, doubling to DelayMax (60 s), starting over after a quiet
 //     period; FailureBudget wrong codes per BudgetWindow send code_lockout (reason
