@@ -324,7 +324,7 @@ func (l *Locker) pickup(ctx context.Context, code, factor string, byQR, acceptCo
 // (other_site, bad_tag, expired): the code in it is not looked up, and nothing counts
 // toward the throttle or the order's limit, because a tag cannot be guessed and so
 // teaches nothing about codes. Every refusal is counted in
-// larder_qr_refused_total{reason} and logged at most once a minute (logQRRefused), so a
+// larder_qr_refused_total{reason} and logged at most once a minute (qrRefused), so a
 // scanner loop or a forging program shows.
 func (l *Locker) PickupQR(ctx context.Context, payload string, acceptCompromised bool) (PickupResult, error) {
 	code, reason := l.verifyQR(payload, l.clock.Now())
@@ -352,15 +352,15 @@ func (l *Locker) PickupQR(ctx context.Context, payload string, acceptCompromised
 func (l *Locker) verifyQR(payload string, now time.Time) (code, reason string) {
 	f := strings.Split(payload, ":")
 	if len(f) != 6 || f[0] != "larder" || f[1] != "v1" || !protocol.ValidSite(f[2]) || !digits(f[3], CodeDigits) ||
-		len(f[4]) > 19 || !digits(f[4], len(f[4])) || !hexLower(f[5], 2*protocol.QRTagBytes) {
+		!hexLower(f[5], 2*protocol.QRTagBytes) {
 		return "", "malformed"
 	}
 	site, code := f[2], f[3]
-	unix, err := strconv.ParseInt(f[4], 10, 64)
+	unix, err := strconv.ParseUint(f[4], 10, 63) // decimal digits only, no sign
 	if err != nil {
 		return "", "malformed"
 	}
-	expires := time.Unix(unix, 0)
+	expires := time.Unix(int64(unix), 0)
 	switch {
 	case site != l.cfg.Site:
 		return "", "other_site"

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +36,26 @@ type fixture struct {
 	latch   *edge.FakeLatch
 	clock   *edge.FakeClock
 	metrics *edge.Metrics
+	logs    *syncBuffer
 	h       http.Handler
+}
+
+// syncBuffer collects the Locker's log lines from any goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -44,9 +65,10 @@ func newFixture(t testing.TB) *fixture {
 		specs = append(specs, edge.CompartmentSpec{Number: n, Size: protocol.SizeM, Zone: protocol.ZoneChilled,
 			HeightCM: 20 + 50*((n-1)%2), Row: 1 + (n-1)%2, Column: 1 + (n-1)/2, Lock: n})
 	}
-	f := &fixture{t: t, store: boltest.Open(t), latch: &edge.FakeLatch{}, clock: edge.NewFakeClock(t0), metrics: edge.NewMetrics(nil)}
+	f := &fixture{t: t, store: boltest.Open(t), latch: &edge.FakeLatch{}, clock: edge.NewFakeClock(t0), metrics: edge.NewMetrics(nil),
+		logs: &syncBuffer{}}
 	l, err := edge.New(edge.Config{Site: "courtyard-1", SiteKey: key, Compartments: specs, Store: f.store,
-		Latch: f.latch, Clock: f.clock, StaggerGap: -1, Metrics: f.metrics})
+		Latch: f.latch, Clock: f.clock, StaggerGap: -1, Metrics: f.metrics, Log: slog.New(slog.NewTextHandler(f.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -604,6 +626,19 @@ func TestPickupQRRefused(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(f.metrics.QRRefused.WithLabelValues("bad_tag")); got != 2 {
 		t.Errorf(`larder_qr_refused_total{reason="bad_tag"} = %v, want 2`, got)
+	}
+	// A loop of refusals costs one log line a minute, which counts the ones in between;
+	// no payload or tag is ever logged.
+	if n := strings.Count(f.logs.String(), "qr refused"); n != 1 {
+		t.Errorf("%v refusals in one instant logged %d lines, want 1:\n%s", refused, n, f.logs)
+	}
+	f.clock.Advance(time.Minute)
+	f.do("POST", "/api/pickup", `{"qr":"`+forged+`"}`, "")
+	if n := strings.Count(f.logs.String(), "qr refused"); n != 2 || !strings.Contains(f.logs.String(), fmt.Sprintf("refusals=%d", int(refused))) {
+		t.Errorf("a minute later: %d lines, want 2, the second counting %v refusals:\n%s", n, refused, f.logs)
+	}
+	if logs := f.logs.String(); strings.Contains(logs, good[len(good)-20:]) || strings.Contains(logs, "12345678") {
+		t.Errorf("a tag or code is in the logs:\n%s", logs)
 	}
 	// None of it was a guess: the keypad has all its tries, and the order opens.
 	if testutil.ToFloat64(f.metrics.CodeFailures) != 0 {
