@@ -342,9 +342,9 @@ func (c *courtyard) load(p *browsertest.Page) {
 	waitFor(p, "the keypad after sign-out", `document.body.dataset.screen === 'keypad'`)
 }
 
-// TestKioskQRScan: a resident holds the QR code from the resident page to the kiosk's
-// scanner, which types the payload as fast key events and Enter (Chromium's real key
-// input, as a keyboard wedge is). A payload for another bank is refused on the page; this
+// TestKioskQRScan: a resident holds a plain QR code (the payload platforms get with the
+// code) to the kiosk's scanner, which types the payload as fast key events and Enter
+// (Chromium's real key input, as a keyboard wedge is). A payload for another bank is refused on the page; this
 // bank's payload fills the code, the resident types the phone digits, and the real edge
 // opens the door.
 func TestKioskQRScan(t *testing.T) {
