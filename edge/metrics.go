@@ -59,6 +59,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "larder_desired_version", Help: "Version of the desired state (reservations, credentials) the edge has applied.",
 		}),
 	}
+	// Every reason is exported from the start, at 0, so that a rate over it has a series.
+	for _, reason := range []string{"malformed", "other_site", "bad_tag", "expired"} {
+		m.QRRefused.WithLabelValues(reason)
+	}
 	if reg != nil {
 		reg.MustRegister(m.UnlockTotal, m.UnlockDuration, m.DoorsOpen, m.Compartments, m.ZoneTemp,
 			m.CodeFailures, m.CodeLockouts, m.QRRefused, m.BoardOnline, m.DesiredVersion)
