@@ -3,7 +3,8 @@
  * The code is in the fragment, which the browser never sends to the server; this script
  * moves it to sessionStorage, removes it from the address bar and sends it in the
  * X-Pickup-Code header. Shows the order's status, the code, the doors and where they are,
- * the deadline, and an "extend" button when the rules allow it. Chinese by default, English
+ * the deadline, and an "extend" button when the rules allow it; once the order was picked up
+ * or returned, its cold-chain record in the server's words. Chinese by default, English
  * one tap away; large type and high contrast for older residents.
  */
 (function () {
@@ -15,7 +16,7 @@
     zh: {
       brand: '生鲜取菜柜', title: '您的订单', loading: '正在加载…', langToggle: 'English',
       codeTitle: '取件码', codeHelp: '在柜机上输入取件码，再输入您手机号码的最后 4 位。',
-      doorsTitle: '柜门', expiryTitle: '取件期限', codeLabel: '短信里的 8 位取件码', show: '查看订单',
+      doorsTitle: '柜门', expiryTitle: '取件期限', coldTitle: '冷链记录', codeLabel: '短信里的 8 位取件码', show: '查看订单',
       st_assigned: '正在配送，送到后会再通知您。', st_loaded: '已送到，可以取菜了。',
       st_picked_up: '已取走，谢谢！', st_expired: '已过期，工作人员会来取回。请联系商家。',
       st_returned: '已退回商家。', st_cancelled: '订单已取消。',
@@ -34,7 +35,7 @@
     en: {
       brand: 'Fresh food locker', title: 'Your order', loading: 'Loading…', langToggle: '中文',
       codeTitle: 'Pickup code', codeHelp: 'At the locker screen type this code, then the last 4 digits of your phone number.',
-      doorsTitle: 'Doors', expiryTitle: 'Pick up by', codeLabel: 'The 8-digit code from the text message', show: 'Show my order',
+      doorsTitle: 'Doors', expiryTitle: 'Pick up by', coldTitle: 'Cold chain', codeLabel: 'The 8-digit code from the text message', show: 'Show my order',
       st_assigned: 'On its way. We will tell you when it is in the locker.', st_loaded: 'In the locker: ready to pick up.',
       st_picked_up: 'Picked up. Thank you!', st_expired: 'Expired: staff will take it back. Please contact the shop.',
       st_returned: 'Returned to the shop.', st_cancelled: 'This order was cancelled.',
@@ -114,6 +115,8 @@
       el('span', { class: 'door-n' }, t('door', { n: d.number })), el('br'),
       t('zone_' + d.zone), d.row ? ' · ' + t('row_' + d.row, { cm: d.height_cm }) : '')));
     $('expiry').textContent = t('until', { time: fmtTime(v.expires_at, L.lang) });
+    $('cold').hidden = !v.cold_chain;
+    $('cold-text').textContent = v.cold_chain ? v.cold_chain[L.lang] : '';
     const x = v.extend || {};
     const btn = $('extend');
     btn.hidden = !x.allowed;
