@@ -145,11 +145,11 @@ func (l *Locker) forgetPeak(z protocol.Zone) {
 	}
 }
 
-// ColdChain closes r's cold-chain record at now (its pickup or return) and returns it
+// closeColdChain closes r's cold-chain record at now (its pickup or return) and returns it
 // for the event; nil if nothing was ever loaded. last is r's zone's entry of zoneLasts.
 // The stretch since the last reading (or loading) counts like any other: missing if it
 // is longer than maxGap, else above the limit if that reading was warm.
-func (r *Reservation) ColdChain(last zoneLast, limitC float64, now time.Time) *protocol.ColdChain {
+func (r *Reservation) closeColdChain(last zoneLast, limitC float64, now time.Time) *protocol.ColdChain {
 	if r.LoadedAt.IsZero() {
 		return nil
 	}

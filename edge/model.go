@@ -123,7 +123,7 @@ type Reservation struct {
 	// was above the order's limit; Compromised is set (and reported once) past the budget.
 	// PeakC is the warmest valid reading since loading (nil: none yet); MissingSeconds
 	// the time without a valid reading (see Temperatures). The record is reported with
-	// picked_up or expired_removed (ColdChain).
+	// picked_up or expired_removed (protocol.ColdChain).
 	LoadedAt       time.Time `json:"loaded_at,omitempty"`
 	OutSeconds     float64   `json:"out_seconds,omitempty"`
 	Compromised    bool      `json:"compromised,omitempty"`

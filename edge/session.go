@@ -177,7 +177,7 @@ func (l *Locker) complete(s Session, ok bool) error {
 				return nil
 			}
 			r.State, r.Session, r.Finished = final, "", now
-			cold := r.ColdChain(lasts[r.Zone], l.limits[r.Zone].LimitC, now)
+			cold := r.closeColdChain(lasts[r.Zone], l.limits[r.Zone].LimitC, now)
 			for _, slot := range r.Slots {
 				comp, _, err := tx.Compartment(slot.Compartment)
 				if err != nil {
