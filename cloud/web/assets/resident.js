@@ -27,7 +27,7 @@
       siteAt: '{name}', until: '请在 {time} 前取走。', loadedUntil: '请在 {time} 前取走。',
       extendBtn: '延长 {hours} 小时', extendOk: '已延长到 {time}。', extendUntil: '可以延长到 {time}。',
       ex_not_loaded: '送到后才能延长。', ex_limit: '已经延长过，不能再延长。',
-      ex_food_safety: '为了食品安全，冷藏和冷冻的菜不能再延长。', ex_closed: '',
+      ex_food_safety: '为了食品安全，冷藏和冷冻的菜不能再延长。', ex_closed: '这份订单不能再延长。',
       wrongCode: '链接或取件码不对。请打开短信里的链接，或输入 8 位取件码。',
       locked: '错误次数太多，请 {min} 分钟后再试。', network: '网络不通，请稍后再试。', error: '出错了，请稍后再试。',
       noOrder: '链接不完整。请打开短信里的链接。',
@@ -47,7 +47,7 @@
       siteAt: '{name}', until: 'Please pick it up by {time}.', loadedUntil: 'Please pick it up by {time}.',
       extendBtn: 'Extend by {hours} hours', extendOk: 'Extended until {time}.', extendUntil: 'You can extend it until {time}.',
       ex_not_loaded: 'You can extend once it is in the locker.', ex_limit: 'It was already extended as far as allowed.',
-      ex_food_safety: 'For food safety, chilled and frozen food cannot wait longer.', ex_closed: '',
+      ex_food_safety: 'For food safety, chilled and frozen food cannot wait longer.', ex_closed: 'This order cannot be extended.',
       wrongCode: 'This link or code is not right. Open the link in the text message, or type the 8-digit code.',
       locked: 'Too many wrong tries. Please try again in {min} minutes.', network: 'No network: please try again shortly.',
       error: 'Something went wrong: please try again later.', noOrder: 'This link is incomplete. Open the link in the text message.',
@@ -115,6 +115,9 @@
       el('span', { class: 'door-n' }, t('door', { n: d.number })), el('br'),
       t('zone_' + d.zone), d.row ? ' · ' + t('row_' + d.row, { cm: d.height_cm }) : '')));
     $('expiry').textContent = t('until', { time: fmtTime(v.expires_at, L.lang) });
+    // An order that has ended has no deadline left; one picked up or returned has its
+    // cold-chain record instead.
+    $('deadline').hidden = v.state === 'picked_up' || v.state === 'returned' || v.state === 'cancelled';
     $('cold').hidden = !v.cold_chain;
     $('cold-text').textContent = v.cold_chain ? v.cold_chain[L.lang] : '';
     const x = v.extend || {};
