@@ -28,6 +28,7 @@
 //	lifecycle.go    the order lifecycle: the transition table (happening × state → next
 //	                state and effects), Service.apply, the guards and effects, deadlines
 //	orders.go       the REST operations on orders and their validation; order records
+//	redeliver.go    the platform's redelivery of an order (and the refund it records)
 //	edge.go         facts from edges: birth, presence, telemetry, and ApplyEdgeEvents (a
 //	                batch in one transaction) / ApplyEdgeEvent with the dispatch table
 //	                (event kind → happening, alarm or audit entry)
@@ -56,7 +57,11 @@
 // cancelled (by its platform or ops, for want of loading in time, or displaced with no
 // compartment free); the edge can also declare it compromised (out of temperature). The
 // diagram and the full statement, ignored facts and refusals included, are the
-// transition table in lifecycle.go.
+// transition table in lifecycle.go. A picked-up or returned order keeps the edge's
+// cold-chain record ([ColdChain]; unknown from edges of protocol 1.0). The platform may
+// redeliver an order that was compromised, expired or returned: the replacement is a new
+// order, linked both ways (Replaces, ReplacedBy), and the original records the refund the
+// platform says it made.
 //
 // Live states (assigned, loaded, expired, compromised) hold compartments and a code; a
 // live order that is picked up or returned ends there, whatever its state. Expiry:

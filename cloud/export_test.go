@@ -50,6 +50,7 @@ type Particulars struct {
 	Compartment int
 	Reason      string
 	Extend      time.Duration
+	Redeliver   *RedeliverRequest
 }
 
 // Happen applies happening on to order id in one transaction, straight through the
@@ -66,7 +67,7 @@ func (s *Service) Happen(ctx context.Context, id, on string, p Particulars) erro
 		}
 		var batch []protocol.Reservation
 		c := &step{on: happening(on), by: p.By, ev: p.Event, compartment: p.Compartment, reason: p.Reason,
-			extend: p.Extend, batch: &batch}
+			extend: p.Extend, batch: &batch, redeliver: p.Redeliver}
 		if err := s.apply(tx, st, o, c); err != nil {
 			return err
 		}

@@ -19,6 +19,9 @@ import (
 //	                   │  └──cancel / lapse (never loaded) / displaced with no room──▶ cancelled
 //	                   └──compromised (edge; also from loaded and expired)──▶ compromised ──▶ picked_up | returned
 //
+//	compromised, expired, returned, picked_up once compromised ──redeliver──▶ (same state), replaced_by
+//	                                                                  └──▶ the replacement: (new) ──create──▶ assigned
+//
 // Every live state (assigned, loaded, expired, compromised) holds compartments and a
 // code; picked_up, returned and cancelled are final. Each thing that can happen to an
 // order is a happening; the table below says, for each happening, from which states it
@@ -53,6 +56,7 @@ const (
 	onReissue        happening = "reissue"         // a new code is drawn (ReissueCode)
 	onSlotReassigned happening = "slot_reassigned" // a driver reported a slot unusable (ReassignSlot)
 	onDisplaced      happening = "displaced"       // the edge put another order into this one's compartment
+	onRedeliver      happening = "redeliver"       // the platform sends the food again (RedeliverOrder)
 )
 
 // rule is one row of the table: happening on, from one of the states from, when the
@@ -99,11 +103,11 @@ var lifecycle = []rule{
 	{on: onLoaded, from: final, ignore: true},
 
 	{on: onPickedUp, from: live, to: StatePickedUp,
-		do: fx(closeOrder, freeCompartments, dropOrderCode, publishCancel, notice(NotePickedUp))},
+		do: fx(closeOrder, recordColdChain, freeCompartments, dropOrderCode, publishCancel, notice(NotePickedUp))},
 	{on: onPickedUp, from: final, ignore: true},
 
 	{on: onReturned, from: live, to: StateReturned, reason: "expired_removed",
-		do: fx(closeOrder, freeCompartments, dropOrderCode, publishCancel, notice(NoteReturned))},
+		do: fx(closeOrder, recordColdChain, freeCompartments, dropOrderCode, publishCancel, notice(NoteReturned))},
 	{on: onReturned, from: final, ignore: true},
 
 	{on: onCompromised, from: in(StateAssigned, StateLoaded, StateExpired), to: StateCompromised,
@@ -156,6 +160,16 @@ var lifecycle = []rule{
 		do: fx(bindPlanned, restoreCode, publishReservation, notice(NoteReassigned))},
 	{on: onDisplaced, from: in(StateAssigned, StateCompromised), to: StateCancelled, reason: "displaced: no compartment free",
 		do: fx(closeOrder, freeCompartments, dropOrderCode, publishCancel, notice(NoteCancelled))},
+
+	// The platform's decision for food the resident did not get as it should have: it
+	// was compromised (still in the locker, taken back, or taken by the resident despite
+	// the kiosk's warning), or it expired and is (being) taken back. The order keeps its
+	// state (the edge still reports what happens to the food in the locker); the
+	// replacement is a new order, admitted like any other.
+	{on: onRedeliver, from: in(StateCompromised, StateExpired, StateReturned), to: same,
+		do: fx(createReplacement, recordRefund, auditBy("redelivered"))},
+	{on: onRedeliver, from: in(StatePickedUp), when: wasCompromised, to: same,
+		do: fx(createReplacement, recordRefund, auditBy("redelivered"))},
 }
 
 // refusals are the messages of a happening asked for by the API from a state it does not
@@ -165,6 +179,7 @@ var refusals = map[happening]string{
 	onExtend:         "an order in state %s cannot be extended",
 	onReissue:        "an order in state %s has no code to reissue",
 	onSlotReassigned: "an order in state %s is not being loaded",
+	onRedeliver:      "an order in state %s cannot be redelivered: only one that was compromised, expired or returned can",
 }
 
 // rulesOf indexes the table by happening, in table order. It is filled by init: an
@@ -194,6 +209,9 @@ type step struct {
 	extend time.Duration
 	// batch gathers the reservations of an outage's orders into one delta.
 	batch *[]protocol.Reservation
+	// redeliver is the platform's request (redeliver); replacement is the order it made.
+	redeliver   *RedeliverRequest
+	replacement *Order
 
 	// code is a plain code an effect drew; toCaller says it goes back in the API
 	// response (the platform delivers it) rather than in a notice.
@@ -304,6 +322,8 @@ func lastSlot(c *step) (bool, error) {
 }
 
 func codeInvalid(c *step) (bool, error) { return c.o.CodeInvalid, nil }
+
+func wasCompromised(c *step) (bool, error) { return c.o.Compromised, nil }
 
 // capReached: the food-safety cap leaves nothing of the outage to add.
 func capReached(c *step) (bool, error) {
@@ -589,8 +609,25 @@ func restoreCode(c *step) error {
 
 // recordOutOfTemp keeps how long the food was out of temperature, for the notice.
 func recordOutOfTemp(c *step) error {
-	c.o.OutOfTempS = c.ev.Seconds
+	c.o.OutOfTempS, c.o.Compromised = c.ev.Seconds, true
 	c.reason = fmt.Sprintf("out of temperature for %.0f s", c.ev.Seconds)
+	return nil
+}
+
+// recordColdChain keeps the edge's cold-chain record of the order (picked_up,
+// expired_removed): unknown when the edge sent none (protocol 1.0) or one that cannot
+// be true, which is logged and otherwise changes nothing of the event.
+func recordColdChain(c *step) error {
+	cc := ColdChain{}
+	if r := c.ev.ColdChain; r != nil {
+		if err := r.Check(); err != nil {
+			c.s.log.Warn("impossible cold-chain record: recorded as unknown", "site", c.st.ID, "order", c.o.ID, "err", err)
+		} else {
+			rec := *r
+			cc = ColdChain{Known: true, ColdChain: &rec}
+		}
+	}
+	c.o.ColdChain = &cc
 	return nil
 }
 
@@ -783,6 +820,41 @@ func reportedOutOfService(c *step) error {
 	_, err := c.s.command(c.tx, c.st.ID, protocol.Command{Kind: protocol.CmdOutOfService, Compartment: c.compartment,
 		Reason: "driver reported: " + c.reason, Actor: c.by.Subject})
 	return err
+}
+
+// Effects: redelivery.
+
+// createReplacement admits the replacement order (same platform, recipient, site,
+// parcels and code delivery; the platform's window; a new code) through the create row,
+// and links the two orders. An order is redelivered once.
+func createReplacement(c *step) error {
+	o, rq := c.o, c.redeliver
+	if o.ReplacedBy != "" {
+		return &Error{Code: EConflict, Message: fmt.Sprintf("order %s was redelivered already, as %s", o.ID, o.ReplacedBy)}
+	}
+	if id := c.tx.Get(bExtIDs, o.Platform+"/"+rq.ExternalID); id != nil {
+		return &Error{Code: EConflict, Field: "external_id", Message: "external_id is already used by order " + string(id)}
+	}
+	r := &Order{ID: sortableID("ord_", c.s.now()), Platform: o.Platform, ExternalID: rq.ExternalID, Site: o.Site,
+		Recipient: o.Recipient, Accessible: o.Accessible, Parcels: o.Parcels, Window: rq.Window,
+		Delivery: o.Delivery, State: stateNew, Zone: o.Zone, Created: c.s.now().UTC(), Replaces: o.ID}
+	create := &step{on: onCreate, by: c.by}
+	if err := c.s.apply(c.tx, c.st, r, create); err != nil {
+		return err
+	}
+	o.ReplacedBy = r.ID
+	c.replacement, c.code, c.toCaller = r, create.code, create.toCaller
+	c.reason = "replaced by " + r.ID
+	return nil
+}
+
+// recordRefund keeps the refund the platform says it made.
+func recordRefund(c *step) error {
+	if rf := c.redeliver.Refund; rf != nil {
+		r := *rf
+		c.o.Refund = &r
+	}
+	return nil
 }
 
 // Effects: messages.

@@ -48,7 +48,12 @@ func (s *system) loadAndPickUp(o demo.Order, code, phone string) {
 	if len(res.Doors) != 2 {
 		t.Fatalf("pickup opened %+v", res.Doors)
 	}
-	s.waitState(o.ID, "picked_up", 20*time.Second)
+	done := s.waitState(o.ID, "picked_up", 20*time.Second)
+	// The edge measured the frozen zone (the order's coldest) all along, and said so.
+	if cc := done.ColdChain; cc == nil || !cc.Known || cc.LimitC != -15 || cc.PeakC == nil || cc.MissingSeconds != 0 ||
+		cc.From.After(cc.To) || cc.To.Sub(cc.From) > 10*time.Minute {
+		t.Fatalf("cold chain of the picked-up order: %+v", cc)
+	}
 	// The code was single use.
 	if _, err := s.edge.Kiosk.Pickup(s.ctx, code, lastFour(phone)); demo.StatusOf(err) != 401 && demo.StatusOf(err) != 409 {
 		t.Fatalf("code reused: %v", err)

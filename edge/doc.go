@@ -26,7 +26,8 @@
 //   - Alarms: door left open, uncommanded open, jammed lock, board offline/online, zone
 //     temperature excursions (DefaultZoneLimits), and the cold chain: each loaded order
 //     integrates the time its zone's air spent above the zone's limit and is flagged
-//     compromised once past its budget.
+//     compromised once past its budget; its record (time above, peak, time without a
+//     reading) rides on picked_up and expired_removed (protocol.ColdChain).
 //   - Desired state by version (snapshot, delta, gap) and commands as jobs, deduplicated
 //     durably.
 //
@@ -49,8 +50,9 @@
 //
 // Kiosk driver tokens live in memory: a restart logs drivers out. A gap between two zone
 // readings longer than two minutes (a failed probe, the edge down) counts against the
-// cold chain only when the readings on both sides are warm; warm readings are stored, so
-// this holds across restarts. A code is
+// cold chain only when the readings on both sides are warm, and always as time without
+// a reading; warm readings are stored, and a cold one once a minute, so this holds
+// across restarts (a crash adds at most a minute to the time without a reading). A code is
 // looked up by its keyed digest in an index (codes are unique per site); the second
 // factor is compared in constant time. A reassigned slot gets the compartment's last
 // generation plus one, as the cloud computes it when it applies the reassigned event;

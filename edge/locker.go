@@ -217,7 +217,7 @@ func (l *Locker) Start(ctx context.Context, initial *hw.Snapshot) error {
 		}
 		l.mu.Lock()
 		for _, zr := range zrs {
-			l.zones[zr.Zone] = &zoneState{last: zr.At, celsius: zr.Celsius}
+			l.zones[zr.Zone] = &zoneState{last: zr.At, celsius: zr.Celsius, saved: zr.At}
 		}
 		l.mu.Unlock()
 		ids, err := tx.UnfinishedCommands()

@@ -121,10 +121,15 @@ type Reservation struct {
 	Session string `json:"session,omitempty"`
 	// Cold chain: LoadedAt starts the record; OutSeconds integrates the time the zone's air
 	// was above the order's limit; Compromised is set (and reported once) past the budget.
-	LoadedAt    time.Time `json:"loaded_at,omitempty"`
-	OutSeconds  float64   `json:"out_seconds,omitempty"`
-	Compromised bool      `json:"compromised,omitempty"`
-	Finished    time.Time `json:"finished,omitempty"`
+	// PeakC is the warmest valid reading since loading (nil: none yet); MissingSeconds
+	// the time without a valid reading (see Temperatures). The record is reported with
+	// picked_up or expired_removed (protocol.ColdChain).
+	LoadedAt       time.Time `json:"loaded_at,omitempty"`
+	OutSeconds     float64   `json:"out_seconds,omitempty"`
+	Compromised    bool      `json:"compromised,omitempty"`
+	PeakC          *float64  `json:"peak_c,omitempty"`
+	MissingSeconds float64   `json:"missing_seconds,omitempty"`
+	Finished       time.Time `json:"finished,omitempty"`
 }
 
 // Slot returns the slot of compartment c.

@@ -152,7 +152,10 @@ func (l *Locker) allClosed(s Session) bool {
 // picked_up, expired_removed, or loaded (ok false for loading: nothing was loaded).
 func (l *Locker) complete(s Session, ok bool) error {
 	now := l.clock.Now()
+	lasts := l.zoneLasts()
+	var loadedZone protocol.Zone
 	err := l.cfg.Store.Update(func(tx Tx) error {
+		loadedZone = ""
 		cur, found, err := tx.Session(s.ID)
 		if err != nil || !found {
 			return err // already settled
@@ -175,6 +178,7 @@ func (l *Locker) complete(s Session, ok bool) error {
 				return nil
 			}
 			r.State, r.Session, r.Finished = final, "", now
+			cold := r.closeColdChain(lasts[r.Zone], l.limits[r.Zone].LimitC, now)
 			for _, slot := range r.Slots {
 				comp, _, err := tx.Compartment(slot.Compartment)
 				if err != nil {
@@ -191,7 +195,7 @@ func (l *Locker) complete(s Session, ok bool) error {
 			if err := tx.PutReservation(r); err != nil {
 				return err
 			}
-			ev := protocol.Event{Kind: kind, Credential: s.Credential, Order: r.Order, Reason: s.eventReason()}
+			ev := protocol.Event{Kind: kind, Credential: s.Credential, Order: r.Order, Reason: s.eventReason(), ColdChain: cold}
 			if len(s.Jammed) > 0 {
 				ev.Reason = strings.TrimPrefix(ev.Reason+"; partial: some doors did not open", "; ")
 			}
@@ -218,6 +222,8 @@ func (l *Locker) complete(s Session, ok bool) error {
 				slot.Loaded = true
 				if r.LoadedAt.IsZero() {
 					r.LoadedAt = now // the cold-chain record starts with the first item in
+					r.PeakC = loadedPeak(lasts[r.Zone], now)
+					loadedZone = r.Zone
 				}
 				if err := tx.PutCompartment(comp); err != nil {
 					return err
@@ -235,6 +241,9 @@ func (l *Locker) complete(s Session, ok bool) error {
 		return nil
 	})
 	l.forget(s)
+	if err == nil && loadedZone != "" {
+		l.forgetPeak(loadedZone)
+	}
 	if err == nil {
 		l.log.Info("session completed", "session_kind", string(s.Kind), "order", s.Order, "loaded", ok)
 		l.notify()

@@ -184,5 +184,13 @@ func examples() []example {
 	command("command-resync", protocol.Command{Kind: protocol.CmdResync, Actor: "ops-anna"})
 
 	add("event_ack", 190, protocol.EventAck{Seq: 1222})
+
+	// The cold-chain record rides on picked_up and expired_removed (protocol 1.1); the
+	// examples above are those events as 1.0 edges send them.
+	loaded := time.Date(2026, 5, 4, 9, 12, 0, 0, time.UTC)
+	add("event-picked_up-cold_chain", 1223, protocol.Event{Kind: protocol.EventPickedUp, Credential: protocol.CredPickup, Order: exampleOrder,
+		ColdChain: &protocol.ColdChain{From: loaded, To: exampleTime(len(exs)), LimitC: 8, AboveSeconds: 420, PeakC: ptr(9.25), MissingSeconds: 0}})
+	add("event-expired_removed-cold_chain", 1224, protocol.Event{Kind: protocol.EventExpiredRemoved, Credential: protocol.CredDriver, Order: "ord-1039", Compartment: 3,
+		ColdChain: &protocol.ColdChain{From: loaded, To: exampleTime(len(exs)), LimitC: -15, AboveSeconds: 0, PeakC: ptr(-17.5), MissingSeconds: 600}})
 	return exs
 }

@@ -330,6 +330,28 @@ func TestBrowser(t *testing.T) {
 	p.Screenshot("resident-en")
 	p.Accessible("resident en")
 
+	// Picked up: the page tells how cold the food was kept, in the language chosen.
+	peak := 9.5
+	f.finish(loadedOrder, protocol.EventPickedUp, &protocol.ColdChain{From: f.clock.Now().Add(-time.Hour), To: f.clock.Now(), LimitC: 8,
+		AboveSeconds: 7 * 60, PeakC: &peak})
+	p.Run(
+		chromedp.Navigate("about:blank"),
+		chromedp.Navigate(srv.URL+"/r/"+loadedOrder.ID),
+		chromedp.WaitVisible(chromedp.CSS(`#cold`)),
+	)
+	if got := browsertest.Eval[string](p, `document.getElementById('cold-text').textContent`); got != "7 minutes above 8 °C (warmest 9.5 °C)." {
+		t.Errorf("English cold chain %q", got)
+	}
+	p.Run(chromedp.Click(chromedp.CSS(`#lang`)), chromedp.WaitVisible(chromedp.CSS(`#cold`)))
+	if got := browsertest.Eval[string](p, `document.getElementById('cold-text').textContent`); got != "有 7 分钟高于 8 °C（最高 9.5 °C）。" {
+		t.Errorf("Chinese cold chain %q", got)
+	}
+	if browsertest.Eval[bool](p, `!document.getElementById('deadline').hidden`) {
+		t.Error("a picked-up order still shows a pickup deadline")
+	}
+	p.Screenshot("resident-picked-up")
+	p.Accessible("resident picked up")
+
 	// A wrong code: the page asks for the code instead of showing anything.
 	p.Run(
 		chromedp.Navigate("about:blank"), // a new fragment alone would not reload the page

@@ -14,7 +14,7 @@
 //	GET    /driver/                       driver page (phone)
 //	POST   /driver/api/orders/{order}/problem  {"compartment","reason"}: move to another door (Bearer)
 //	GET    /r/{order}                     resident page; the link carries #c=<code>
-//	GET    /r/api/orders/{order}          order for the resident, with its QR tag (X-Pickup-Code header)
+//	GET    /r/api/orders/{order}          order for the resident, with its QR tag while it waits, its cold chain once it ended (X-Pickup-Code header)
 //	POST   /r/api/orders/{order}/extend   extend within ResidentPolicy (X-Pickup-Code header)
 //	GET    /assets/...                    style.css, common.js, qr.js, ops.js, driver.js, resident.js
 //

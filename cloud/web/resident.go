@@ -1,6 +1,8 @@
 package web
 
 import (
+	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -49,6 +51,8 @@ type ResidentOrder struct {
 	// QR is there while the order waits in the locker with a valid code: what the page
 	// needs for its device-bound QR code. Each answer carries a fresh one.
 	QR *ResidentQR `json:"qr,omitempty"`
+	// ColdChain is set once the order was picked up or returned.
+	ColdChain *ResidentColdChain `json:"cold_chain,omitempty"`
 }
 
 // ResidentQR completes the QR payload of the resident page: the page shows
@@ -58,6 +62,74 @@ type ResidentOrder struct {
 type ResidentQR struct {
 	Expires int64  `json:"expires"` // Unix seconds, as in the payload
 	Tag     string `json:"tag"`     // protocol.QRTag over site, code and Expires
+}
+
+// ResidentColdChain is the order's cold chain in the resident's words: whole minutes
+// (rounded up, so that a short rise is never shown as none) and one sentence in each of
+// the page's languages.
+type ResidentColdChain struct {
+	Known          bool     `json:"known"`
+	LimitC         float64  `json:"limit_c,omitempty"`
+	AboveMinutes   int      `json:"above_minutes,omitempty"`
+	PeakC          *float64 `json:"peak_c,omitempty"`
+	MissingMinutes int      `json:"missing_minutes,omitempty"`
+	ZH             string   `json:"zh"`
+	EN             string   `json:"en"`
+}
+
+// residentColdChain words the record of an order of zone z: "kept cold throughout"
+// only when nothing was above the limit and no reading was missing.
+func residentColdChain(cc *cloud.ColdChain, z protocol.Zone) *ResidentColdChain {
+	if cc == nil {
+		return nil
+	}
+	if !cc.Known {
+		return &ResidentColdChain{ZH: "柜子没有报告这份订单的温度记录。", EN: "The locker did not report a temperature record for this order."}
+	}
+	minutes := func(s float64) int { return int(math.Ceil(s / 60)) }
+	v := &ResidentColdChain{Known: true, LimitC: cc.LimitC, AboveMinutes: minutes(cc.AboveSeconds), PeakC: cc.PeakC,
+		MissingMinutes: minutes(cc.MissingSeconds)}
+	limit := celsius(cc.LimitC)
+	switch {
+	case v.AboveMinutes > 0:
+		v.ZH = fmt.Sprintf("有 %d 分钟高于 %s", v.AboveMinutes, limit)
+		v.EN = fmt.Sprintf("%d %s above %s", v.AboveMinutes, plural(v.AboveMinutes, "minute"), limit)
+		if cc.PeakC != nil {
+			v.ZH += fmt.Sprintf("（最高 %s）", celsius(*cc.PeakC))
+			v.EN += fmt.Sprintf(" (warmest %s)", celsius(*cc.PeakC))
+		}
+		v.ZH += "。"
+		v.EN += "."
+	case v.MissingMinutes > 0:
+		v.ZH = fmt.Sprintf("测量时温度从未高于 %s。", limit)
+		v.EN = fmt.Sprintf("Never above %s when measured.", limit)
+	case z == protocol.ZoneFrozen:
+		v.ZH = fmt.Sprintf("全程冷冻，温度从未高于 %s。", limit)
+		v.EN = fmt.Sprintf("Kept frozen throughout: never above %s.", limit)
+	case z == protocol.ZoneChilled:
+		v.ZH = fmt.Sprintf("全程冷藏，温度从未高于 %s。", limit)
+		v.EN = fmt.Sprintf("Kept cold throughout: never above %s.", limit)
+	default:
+		v.ZH = fmt.Sprintf("温度从未高于 %s。", limit)
+		v.EN = fmt.Sprintf("Never above %s.", limit)
+	}
+	if v.MissingMinutes > 0 {
+		v.ZH += fmt.Sprintf("有 %d 分钟没有温度读数。", v.MissingMinutes)
+		v.EN += fmt.Sprintf(" No temperature reading for %d %s.", v.MissingMinutes, plural(v.MissingMinutes, "minute"))
+	}
+	return v
+}
+
+// celsius writes a temperature to a tenth of a degree: "8 °C", "−15 °C", "9.3 °C".
+func celsius(c float64) string {
+	return strings.Replace(strconv.FormatFloat(math.Round(c*10)/10, 'f', -1, 64), "-", "−", 1) + " °C"
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 // ResidentSite names the locker bank.
@@ -233,7 +305,8 @@ func (h *Handler) residentView(r *http.Request, o cloud.Order, key []byte) (Resi
 	}
 	v := ResidentOrder{Order: o.ID, State: o.State, CodeValid: o.State.Live() && !o.CodeInvalid,
 		Site:      ResidentSite{ID: d.ID, Name: d.Name, Address: d.Address},
-		ExpiresAt: o.ExpiresAt, LoadedAt: o.LoadedAt, Extend: h.offer(o), Doors: []Door{}}
+		ExpiresAt: o.ExpiresAt, LoadedAt: o.LoadedAt, Extend: h.offer(o), Doors: []Door{},
+		ColdChain: residentColdChain(o.ColdChain, o.Zone)}
 	for _, sl := range o.Slots {
 		v.Doors = append(v.Doors, Door{Number: sl.Compartment, Zone: sl.Zone, Size: sl.Size,
 			HeightCM: heights[sl.Compartment], Row: row(heights[sl.Compartment]), Loaded: sl.Loaded})

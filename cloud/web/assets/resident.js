@@ -4,7 +4,8 @@
  * moves it to sessionStorage, removes it from the address bar and sends it in the
  * X-Pickup-Code header. Shows the order's status, the code and, while the order waits in the
  * locker, a QR code the kiosk opens without the phone digits, the doors and where they are,
- * the deadline, and an "extend" button when the rules allow it. Chinese by default, English
+ * the deadline, and an "extend" button when the rules allow it; once the order was picked up
+ * or returned, its cold-chain record in the server's words. Chinese by default, English
  * one tap away; large type and high contrast for older residents.
  */
 (function () {
@@ -16,7 +17,7 @@
     zh: {
       brand: '生鲜取菜柜', title: '您的订单', loading: '正在加载…', langToggle: 'English',
       codeTitle: '取件码', codeHelp: '在柜机上输入取件码，再输入您手机号码的最后 4 位。',
-      doorsTitle: '柜门', expiryTitle: '取件期限', codeLabel: '短信里的 8 位取件码', show: '查看订单',
+      doorsTitle: '柜门', expiryTitle: '取件期限', coldTitle: '冷链记录', codeLabel: '短信里的 8 位取件码', show: '查看订单',
       st_assigned: '正在配送，送到后会再通知您。', st_loaded: '已送到，可以取菜了。',
       st_picked_up: '已取走，谢谢！', st_expired: '已过期，工作人员会来取回。请联系商家。',
       st_returned: '已退回商家。', st_cancelled: '订单已取消。',
@@ -27,7 +28,7 @@
       siteAt: '{name}', until: '请在 {time} 前取走。', loadedUntil: '请在 {time} 前取走。',
       extendBtn: '延长 {hours} 小时', extendOk: '已延长到 {time}。', extendUntil: '可以延长到 {time}。',
       ex_not_loaded: '送到后才能延长。', ex_limit: '已经延长过，不能再延长。',
-      ex_food_safety: '为了食品安全，冷藏和冷冻的菜不能再延长。', ex_closed: '',
+      ex_food_safety: '为了食品安全，冷藏和冷冻的菜不能再延长。', ex_closed: '这份订单不能再延长。',
       wrongCode: '链接或取件码不对。请打开短信里的链接，或输入 8 位取件码。',
       locked: '错误次数太多，请 {min} 分钟后再试。', network: '网络不通，请稍后再试。', error: '出错了，请稍后再试。',
       noOrder: '链接不完整。请打开短信里的链接。',
@@ -37,7 +38,7 @@
     en: {
       brand: 'Fresh food locker', title: 'Your order', loading: 'Loading…', langToggle: '中文',
       codeTitle: 'Pickup code', codeHelp: 'At the locker screen type this code, then the last 4 digits of your phone number.',
-      doorsTitle: 'Doors', expiryTitle: 'Pick up by', codeLabel: 'The 8-digit code from the text message', show: 'Show my order',
+      doorsTitle: 'Doors', expiryTitle: 'Pick up by', coldTitle: 'Cold chain', codeLabel: 'The 8-digit code from the text message', show: 'Show my order',
       st_assigned: 'On its way. We will tell you when it is in the locker.', st_loaded: 'In the locker: ready to pick up.',
       st_picked_up: 'Picked up. Thank you!', st_expired: 'Expired: staff will take it back. Please contact the shop.',
       st_returned: 'Returned to the shop.', st_cancelled: 'This order was cancelled.',
@@ -49,7 +50,7 @@
       siteAt: '{name}', until: 'Please pick it up by {time}.', loadedUntil: 'Please pick it up by {time}.',
       extendBtn: 'Extend by {hours} hours', extendOk: 'Extended until {time}.', extendUntil: 'You can extend it until {time}.',
       ex_not_loaded: 'You can extend once it is in the locker.', ex_limit: 'It was already extended as far as allowed.',
-      ex_food_safety: 'For food safety, chilled and frozen food cannot wait longer.', ex_closed: '',
+      ex_food_safety: 'For food safety, chilled and frozen food cannot wait longer.', ex_closed: 'This order cannot be extended.',
       wrongCode: 'This link or code is not right. Open the link in the text message, or type the 8-digit code.',
       locked: 'Too many wrong tries. Please try again in {min} minutes.', network: 'No network: please try again shortly.',
       error: 'Something went wrong: please try again later.', noOrder: 'This link is incomplete. Open the link in the text message.',
@@ -120,6 +121,11 @@
       el('span', { class: 'door-n' }, t('door', { n: d.number })), el('br'),
       t('zone_' + d.zone), d.row ? ' · ' + t('row_' + d.row, { cm: d.height_cm }) : '')));
     $('expiry').textContent = t('until', { time: fmtTime(v.expires_at, L.lang) });
+    // An order that has ended has no deadline left; one picked up or returned has its
+    // cold-chain record instead.
+    $('deadline').hidden = v.state === 'picked_up' || v.state === 'returned' || v.state === 'cancelled';
+    $('cold').hidden = !v.cold_chain;
+    $('cold-text').textContent = v.cold_chain ? v.cold_chain[L.lang] : '';
     const x = v.extend || {};
     const btn = $('extend');
     btn.hidden = !x.allowed;
