@@ -184,5 +184,13 @@ func examples() []example {
 	command("command-resync", protocol.Command{Kind: protocol.CmdResync, Actor: "ops-anna"})
 
 	add("event_ack", 190, protocol.EventAck{Seq: 1222})
+	// Telemetry with the applied desired version (added after protocol 1.0).
+	add("telemetry-desired_version", 0, protocol.Telemetry{
+		UptimeSeconds:  3600,
+		OutboxDepth:    0,
+		Zones:          []protocol.ZoneReading{{Zone: protocol.ZoneChilled, Celsius: ptr(3.5)}},
+		Boards:         []protocol.BoardHealth{{Address: 0, Online: true}},
+		DesiredVersion: 43,
+	})
 	return exs
 }
