@@ -21,9 +21,9 @@ import (
 // A code is CodeDigits random decimal digits from crypto/rand, drawn by rejection
 // sampling so that every code is equally likely. It is unique among the live codes of its
 // site (the codes index maps site/digest → order, and a draw that hits a live digest is
-// drawn again), because the edge looks an order up by the digest of what was typed. Only
-// the keyed digest protocol.CodeDigest(siteKey, code) is stored in the clear of the
-// store; the second factor is the last 4 digits of the recipient's phone number, stored
+// drawn again), because the edge looks an order up by the digest of what was typed. The
+// store keeps the keyed digest protocol.CodeDigest(siteKey, code), and the plain code
+// only sealed, while it waits to be told (below); the second factor is the last 4 digits of the recipient's phone number, stored
 // as protocol.SecondFactorDigest(siteKey, order, last4).
 //
 // The resident's code is drawn when the order is admitted, so that its digest reaches
@@ -36,16 +36,19 @@ import (
 //     it, in the transaction that records the loading, and the sealed copy is erased;
 //   - a reissued code until the edge reports that it applied the desired version that
 //     carries the new digest (its birth or its telemetry, protocol.Telemetry
-//     DesiredVersion), so that the kiosk never refuses a code the resident holds because
-//     its delta is still on the way (and such refusals never count toward the keypad's
-//     throttle). An edge that does not report versions in its telemetry (protocol 1.0)
-//     and stays connected is trusted after CodeWait; an edge out of reach is waited for,
-//     since it could not honour the code anyway. A reissued code of an order not loaded
-//     yet then waits for the loading like the first one.
+//     DesiredVersion), so that the kiosk does not refuse a code the resident holds
+//     because its delta is still on the way (refusals that would count toward the
+//     keypad's throttle). A connected edge is trusted CodeWait after the reissue without
+//     a report (one of protocol 1.0 reports applied versions only when it connects); an
+//     edge out of reach is waited for, since it could not honour the code anyway. A
+//     reissued code of an order not loaded yet then waits for the loading like the
+//     first one. A platform that asks for the reissue of a code it delivers gets it in
+//     the response at once.
 //
 // A sealed code therefore waits at most until the order ends: before loading, the
 // delivery window's end plus LoadGrace (then the order lapses) or the hold time once
-// partly loaded; after loading, only while the edge is out of reach. Every way an
+// partly loaded; after loading, CodeWait while the edge is connected and otherwise as
+// long as it is out of reach. Every way an
 // order's code dies (picked up, returned, cancelled, lapsed, expired, invalidated by a
 // lockout, replaced) erases it. Only a holder of the code key (the cloud's notify key:
 // notify_key or DATA/notify.key) can read it; the store alone, a backup of it, the API
@@ -120,10 +123,10 @@ func (s *Service) tellAppliedCodes(tx Tx, st *Site, applied uint64) error {
 	return nil
 }
 
-// CodesApplied is the edge's report (telemetry) that it applied desired version
+// codesApplied is the edge's report (telemetry) that it applied desired version
 // applied: the held codes of the site's orders that waited for it are told. A site with
 // no code waiting costs one read.
-func (s *Service) CodesApplied(ctx context.Context, site string, applied uint64) error {
+func (s *Service) codesApplied(ctx context.Context, site string, applied uint64) error {
 	var waiting bool
 	err := s.store.View(ctx, func(tx Tx) error {
 		ids, err := codeWaits(tx, site+"/")

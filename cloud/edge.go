@@ -272,7 +272,7 @@ func (s *Service) Stop(ctx context.Context) error { return s.heartbeat(ctx) }
 
 // ApplyTelemetry records an edge's periodic health in memory; it touches the store only
 // to close a temperature alarm of a zone back in range, and to tell the held codes that
-// waited for the desired version the edge reports applied (CodesApplied).
+// waited for the desired version the edge reports applied (codesApplied).
 func (s *Service) ApplyTelemetry(ctx context.Context, site string, at time.Time, t protocol.Telemetry) error {
 	s.live.mu.Lock()
 	ls := s.live.get(site)
@@ -293,7 +293,7 @@ func (s *Service) ApplyTelemetry(ctx context.Context, site string, at time.Time,
 	}
 	s.live.mu.Unlock()
 	if t.DesiredVersion > 0 {
-		if err := s.CodesApplied(ctx, site, t.DesiredVersion); err != nil {
+		if err := s.codesApplied(ctx, site, t.DesiredVersion); err != nil {
 			return err
 		}
 	}

@@ -76,6 +76,10 @@
 // snapshot request is one small message per connect, and the cloud answers only when
 // Have is behind its version, so a quiet edge costs nearly nothing.
 //
+// After applying a desired message the edge publishes its telemetry at once rather than
+// at the next tick: its DesiredVersion tells the cloud the version is in force, and the
+// cloud tells a resident a reissued pickup code only then.
+//
 // # Offline
 //
 // Nothing in the core waits for the link. While disconnected, events keep going into
