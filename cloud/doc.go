@@ -38,7 +38,8 @@
 //	driver.go       drivers: loading credentials, the manifest, OpenForLoading
 //	desired.go      the desired state of a site: deltas and snapshots
 //	notice.go       notifications to residents and platforms
-//	code.go         pickup codes and the live-code index
+//	code.go         pickup codes, the live-code index, and the sealed codes held until
+//	                the resident may be told them
 //	compartment.go  compartments, the free index, binding and releasing
 //	site.go         sites, provisioning, the fleet views, the nearest-site search
 //	auth.go         API keys and roles
