@@ -40,7 +40,7 @@ type Client struct {
 	ackSig  chan struct{}         // cap 1: an EventAck arrived (see ackHigh)
 	snapSig chan struct{}         // cap 1: a desired message was dropped; request a snapshot
 	ackWake chan struct{}         // cap 1: a command ack was queued
-	telWake chan struct{}         // cap 1: desired state was applied; report it in telemetry now
+	telWake chan struct{}         // cap 1: desired applied or outbox caught up; publish telemetry now
 	inbound chan protocol.Message // desired and command messages for the worker
 
 	ackMu   sync.Mutex
@@ -348,7 +348,8 @@ func chanOf(t protocol.Type) protocol.Channel {
 }
 
 // telemetry publishes the core's telemetry every TelemetryInterval (QoS 0), and at once
-// when desired state was applied, so that the cloud hears the applied version promptly.
+// when desired state was applied or the outbox caught up (telWake), so that the cloud
+// hears the applied version and the drained outbox promptly.
 func (c *Client) telemetry(ctx context.Context, cli paho.Client) error {
 	t := time.NewTicker(c.cfg.TelemetryInterval)
 	defer t.Stop()
