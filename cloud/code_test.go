@@ -268,3 +268,40 @@ func TestReissueBeforeLoading(t *testing.T) {
 		t.Fatalf("arrival notices %+v, want the reissued code", n)
 	}
 }
+
+// A held code sealed under another key (the notify key was changed) cannot be told: the
+// order gets a new code, its digest goes to the edge, and the resident is told it once
+// the edge has applied it; the arrival notice goes out without a code.
+func TestHeldCodeUnderAnotherKeyIsReplaced(t *testing.T) {
+	e := newEnv(t)
+	e.site("yard-1", nil, bank(2, []protocol.Zone{protocol.ZoneChilled}, []protocol.Size{protocol.SizeM}))
+	rc, err := e.svc.CreateOrder(e.ctx, e.plat, "k1", e.orderReq("yard-1", "e1", chilledS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc.Flush(e.ctx)
+	e.svc = cloud.New(cloud.Options{Store: e.db, Now: e.clock.Now, Desired: e.rec, Commands: e.rec, Notifier: e.rec,
+		CodeKey: bytes.Repeat([]byte{7}, 32)})
+	e.loadAll("yard-1", rc.Order)
+	e.svc.Flush(e.ctx)
+	if n := e.rec.notesOf(cloud.NoteLoaded); len(n) != 1 || n[0].Code != "" {
+		t.Fatalf("arrival notices %+v, want one without a code", n)
+	}
+	o, _ := e.svc.GetOrder(e.ctx, e.ops, rc.Order.ID)
+	if o.CodeDigest == rc.Order.CodeDigest {
+		t.Fatal("the unreadable code was kept")
+	}
+	ds := e.rec.desired["yard-1"]
+	last := ds[len(ds)-1]
+	if len(last.Reservations) != 1 || last.Reservations[0].CodeDigest != o.CodeDigest {
+		t.Fatalf("the new digest was not sent to the edge: %+v", last)
+	}
+	if err := e.svc.ApplyTelemetry(e.ctx, "yard-1", e.clock.Now(), protocol.Telemetry{DesiredVersion: last.Version}); err != nil {
+		t.Fatal(err)
+	}
+	e.svc.Flush(e.ctx)
+	key, _ := e.svc.SiteKey(e.ctx, "yard-1")
+	if n := e.rec.notesOf(cloud.NoteCodeIssued); len(n) != 1 || protocol.CodeDigest(key, n[0].Code) != o.CodeDigest {
+		t.Fatalf("code notices %+v, want the new code once the edge has it", n)
+	}
+}
