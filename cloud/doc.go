@@ -18,7 +18,7 @@
 //   - every assignment bumps the compartment's generation (the fencing token the edge
 //     checks), so an old code can never open a reused compartment;
 //   - pickup codes are unique among the live codes of a site; only keyed digests are
-//     stored (see code.go);
+//     stored, and a plain code not told yet only sealed (see code.go);
 //   - edge events apply strictly in sequence per site, exactly once.
 //
 // # Where things are
@@ -39,7 +39,8 @@
 //	driver.go       drivers: loading credentials, the manifest, OpenForLoading
 //	desired.go      the desired state of a site: deltas and snapshots
 //	notice.go       notifications to residents and platforms
-//	code.go         pickup codes and the live-code index
+//	code.go         pickup codes, the live-code index, and the sealed codes held until
+//	                the resident may be told them
 //	compartment.go  compartments, the free index, binding and releasing
 //	site.go         sites, provisioning, the fleet views, the nearest-site search
 //	auth.go         API keys and roles
@@ -112,5 +113,9 @@
 // [Service.Provision], with the edge's MQTT password (stored as a SHA-256 digest). API
 // keys and MQTT passwords are high-entropy and stored as SHA-256; pickup codes and
 // driver credentials are low-entropy and stored only as keyed digests (HMAC with the site
-// key). Phone numbers are kept for notifications and never logged ([Recipient.LogValue]).
+// key). The resident's code is drawn at admission, and until the resident may be told it
+// (loading; for a reissued code, the edge's report that it applied the code's delta) it
+// waits on the order sealed with AES-256-GCM under the notify key (Options.CodeKey),
+// which the store does not hold; code.go says how long it may wait. Phone numbers are
+// kept for notifications and never logged ([Recipient.LogValue]).
 package cloud

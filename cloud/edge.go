@@ -66,6 +66,9 @@ func (s *Service) ApplyBirth(ctx context.Context, site string, at time.Time, b p
 		}
 		st.Software = b.Software
 		st.EdgeDesiredVersion = b.DesiredVersion
+		if err := s.tellAppliedCodes(tx, st, b.DesiredVersion); err != nil {
+			return err
+		}
 		markOnline(st, at)
 		if b.OutboxHighWater < st.EventSeq {
 			// The edge's outbox restarted (a wiped or replaced edge computer): accept its
@@ -268,7 +271,8 @@ func (s *Service) heartbeat(ctx context.Context) error {
 func (s *Service) Stop(ctx context.Context) error { return s.heartbeat(ctx) }
 
 // ApplyTelemetry records an edge's periodic health in memory; it touches the store only
-// to close a temperature alarm of a zone back in range.
+// to close a temperature alarm of a zone back in range, and to tell the held codes that
+// waited for the desired version the edge reports applied (codesApplied).
 func (s *Service) ApplyTelemetry(ctx context.Context, site string, at time.Time, t protocol.Telemetry) error {
 	s.live.mu.Lock()
 	ls := s.live.get(site)
@@ -288,6 +292,11 @@ func (s *Service) ApplyTelemetry(ctx context.Context, site string, at time.Time,
 		}
 	}
 	s.live.mu.Unlock()
+	if t.DesiredVersion > 0 {
+		if err := s.codesApplied(ctx, site, t.DesiredVersion); err != nil {
+			return err
+		}
+	}
 	if len(closeZones) == 0 {
 		return nil
 	}

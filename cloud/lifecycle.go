@@ -57,6 +57,7 @@ const (
 	onSlotReassigned happening = "slot_reassigned" // a driver reported a slot unusable (ReassignSlot)
 	onDisplaced      happening = "displaced"       // the edge put another order into this one's compartment
 	onRedeliver      happening = "redeliver"       // the platform sends the food again (RedeliverOrder)
+	onCodeApplied    happening = "code_applied"    // the edge applied the desired version carrying a held code
 )
 
 // rule is one row of the table: happening on, from one of the states from, when the
@@ -97,7 +98,7 @@ var lifecycle = []rule{
 
 	{on: onLoaded, from: in(StateAssigned), when: notHeld, ignore: true, do: fx(warnNotHeld)},
 	{on: onLoaded, from: in(StateAssigned), when: lastSlot, to: StateLoaded,
-		do: fx(markSlotLoaded, markOccupied, drawArrivalCode, holdFromLoading, publishReservation, noticeWithCode(NoteLoaded))},
+		do: fx(markSlotLoaded, markOccupied, tellArrivalCode, holdFromLoading, publishReservation, noticeWithCode(NoteLoaded))},
 	{on: onLoaded, from: in(StateAssigned), to: StateAssigned, do: fx(markSlotLoaded, markOccupied)},
 	{on: onLoaded, from: in(StateLoaded, StateExpired, StateCompromised), ignore: true},
 	{on: onLoaded, from: final, ignore: true},
@@ -132,8 +133,8 @@ var lifecycle = []rule{
 	{on: onLapse, from: in(StateAssigned), when: nothingLoaded, to: StateCancelled, reason: "not_loaded",
 		do: fx(closeOrder, freeCompartments, dropOrderCode, publishCancel, notice(NoteCancelled))},
 
-	{on: onExpire, from: in(StateLoaded), to: StateExpired, do: fx(notice(NoteExpired))},
-	{on: onExpire, from: in(StateAssigned), when: partlyLoaded, to: StateExpired, do: fx(notice(NoteExpired))},
+	{on: onExpire, from: in(StateLoaded), to: StateExpired, do: fx(eraseHeldCode, notice(NoteExpired))},
+	{on: onExpire, from: in(StateAssigned), when: partlyLoaded, to: StateExpired, do: fx(eraseHeldCode, notice(NoteExpired))},
 
 	{on: onReminder, from: in(StateLoaded), to: StateLoaded, do: fx(countReminder, notice(NoteReminder))},
 
@@ -148,6 +149,12 @@ var lifecycle = []rule{
 
 	{on: onReissue, from: in(StateAssigned, StateLoaded, StateCompromised), to: same,
 		do: fx(drawNewCode, publishReservation, auditBy("code_reissued"), handOverCode)},
+
+	// A held code is told once the edge has the digest (code.go): a code not applied yet
+	// waits for a later report.
+	{on: onCodeApplied, from: live, when: codeNotApplied, ignore: true},
+	{on: onCodeApplied, from: live, to: same, do: fx(tellHeldCode)},
+	{on: onCodeApplied, from: final, ignore: true},
 
 	{on: onSlotReassigned, from: in(StateAssigned), to: StateAssigned,
 		do: fx(planReplacement, releaseReported, bindReplacement, publishReservation, reportedOutOfService,
@@ -212,6 +219,8 @@ type step struct {
 	// redeliver is the platform's request (redeliver); replacement is the order it made.
 	redeliver   *RedeliverRequest
 	replacement *Order
+	// applied is the desired version the edge has applied (code_applied).
+	applied uint64
 
 	// code is a plain code an effect drew; toCaller says it goes back in the API
 	// response (the platform delivers it) rather than in a notice.
@@ -324,6 +333,12 @@ func lastSlot(c *step) (bool, error) {
 func codeInvalid(c *step) (bool, error) { return c.o.CodeInvalid, nil }
 
 func wasCompromised(c *step) (bool, error) { return c.o.Compromised, nil }
+
+// codeNotApplied: no held code waits for the edge, or the edge has not applied its
+// version yet.
+func codeNotApplied(c *step) (bool, error) {
+	return c.o.HeldVersion == 0 || c.o.HeldVersion > c.applied, nil
+}
 
 // capReached: the food-safety cap leaves nothing of the outage to add.
 func capReached(c *step) (bool, error) {
@@ -529,11 +544,10 @@ func closeOrder(c *step) error {
 
 // Effects: codes.
 
-// drawFirstCode draws the order's first code. For notifier delivery it is never told to
-// anyone: the resident's code is drawn when the order is loaded and sent with the
-// arrival notice, so a plain code never waits anywhere for hours; this one only keeps the
-// reservation well-formed (the edge needs a digest) and unusable. A platform that
-// delivers codes gets it in the response, once.
+// drawFirstCode draws the order's code at admission: its digest goes to the edge with
+// the reservation, before the order can be loaded. A platform that delivers codes gets
+// it in the response, once; otherwise it is held sealed on the order until the arrival
+// notice tells the resident (code.go).
 func drawFirstCode(c *step) error {
 	code, digest, err := issueCode(c.tx, c.st, c.o.ID)
 	if err != nil {
@@ -542,55 +556,110 @@ func drawFirstCode(c *step) error {
 	c.o.CodeDigest = digest
 	c.o.FactorDigest = protocol.SecondFactorDigest(c.st.Key, c.o.ID, LastFour(c.o.Recipient.Phone))
 	c.o.CodeIssues = 1
-	c.code, c.toCaller = code, c.o.Delivery == DeliverByPlatform
-	return nil
-}
-
-// drawArrivalCode draws the resident's code at loading, for the arrival notice (notifier
-// delivery, unless a lockout invalidated the code: then a reissue brings a new one).
-func drawArrivalCode(c *step) error {
-	if c.o.Delivery != DeliverByNotifier || c.o.CodeInvalid {
+	if c.o.Delivery == DeliverByPlatform {
+		c.code, c.toCaller = code, true
 		return nil
 	}
-	if err := dropCode(c.tx, c.o); err != nil {
+	return c.s.holdCode(c.tx, c.o, code, 0)
+}
+
+// tellArrivalCode unseals the held code for the arrival notice and erases the sealed
+// copy: the edge has had its digest since the reservation reached it (it reported the
+// loading). A reissued code the edge has not applied yet stays held (tellHeldCode tells
+// it), and an invalidated code was erased with the lockout: then the notice has no code.
+func tellArrivalCode(c *step) error {
+	o := c.o
+	if o.HeldCode == nil || o.HeldVersion > c.st.EdgeDesiredVersion {
+		return nil
+	}
+	code, err := c.s.openHeld(o)
+	if err != nil {
+		return redrawHeld(c, err)
+	}
+	c.code = code
+	return eraseHeld(c.tx, o)
+}
+
+// tellHeldCode: the edge applied the version carrying the held code. The resident of a
+// loaded order is told it now (order.code_issued); an order not loaded yet keeps it for
+// the arrival notice.
+func tellHeldCode(c *step) error {
+	o := c.o
+	if o.LoadedAt.IsZero() {
+		o.HeldVersion = 0
+		return c.tx.Delete(bCodeWaits, o.Site+"/"+o.ID)
+	}
+	code, err := c.s.openHeld(o)
+	if err != nil {
+		return redrawHeld(c, err)
+	}
+	if err := eraseHeld(c.tx, o); err != nil {
 		return err
 	}
-	code, digest, err := issueCode(c.tx, c.st, c.o.ID)
+	return c.s.codeNote(c.tx, c.st, o, code)
+}
+
+// redrawHeld replaces a held code that cannot be unsealed (the code key changed since it
+// was sealed) with a new one, sent to the edge and held until the edge applies it.
+func redrawHeld(c *step, why error) error {
+	c.s.log.Warn("held code unreadable, drawing a new one", "site", c.st.ID, "order", c.o.ID, "err", why)
+	code, err := c.drawCode()
 	if err != nil {
 		return err
 	}
-	c.code, c.o.CodeDigest = code, digest
-	c.o.CodeIssues++
+	c.s.publishDelta(c.tx, c.st, protocol.Desired{Reservations: []protocol.Reservation{c.s.reservation(c.o)}})
+	return c.s.holdCode(c.tx, c.o, code, c.st.DesiredVersion)
+}
+
+// drawNewCode replaces the order's code (and any held one); the old one stops working at
+// the edge with the next desired delta.
+func drawNewCode(c *step) error {
+	if err := eraseHeld(c.tx, c.o); err != nil {
+		return err
+	}
+	code, err := c.drawCode()
+	if err != nil {
+		return err
+	}
+	c.code, c.o.CodeInvalid = code, false
 	return nil
 }
 
-// drawNewCode replaces the order's code; the old one stops working at the edge with the
-// next desired delta.
-func drawNewCode(c *step) error {
+// drawCode replaces the order's live code with a new one and returns it.
+func (c *step) drawCode() (string, error) {
 	if err := dropCode(c.tx, c.o); err != nil {
-		return err
+		return "", err
 	}
 	code, digest, err := issueCode(c.tx, c.st, c.o.ID)
 	if err != nil {
-		return err
+		return "", err
 	}
-	c.code = code
-	c.o.CodeDigest, c.o.CodeInvalid = digest, false
+	c.o.CodeDigest = digest
 	c.o.CodeIssues++
-	return nil
+	return code, nil
 }
 
 // handOverCode gives a reissued code to the platform in the response if it delivers
-// codes itself and asked, else to the resident through the notifier.
+// codes itself and asked; else it is held for the resident until the edge has applied
+// the delta just published (tellHeldCode), and, before loading, until the arrival notice.
 func handOverCode(c *step) error {
 	if c.o.Delivery == DeliverByPlatform && c.by.Role == RolePlatform {
 		c.toCaller = true
 		return nil
 	}
-	return c.s.codeNote(c.tx, c.st, c.o, c.code)
+	return c.s.holdCode(c.tx, c.o, c.code, c.st.DesiredVersion)
 }
 
-func dropOrderCode(c *step) error { return dropCode(c.tx, c.o) }
+// dropOrderCode ends the order's code: out of the live codes, and its held copy erased.
+func dropOrderCode(c *step) error {
+	if err := dropCode(c.tx, c.o); err != nil {
+		return err
+	}
+	return eraseHeld(c.tx, c.o)
+}
+
+// eraseHeldCode erases a code nobody will be told now (the order expired).
+func eraseHeldCode(c *step) error { return eraseHeld(c.tx, c.o) }
 
 // invalidateCode records the edge's lockout: the code is dead until a reissue.
 func invalidateCode(c *step) error {

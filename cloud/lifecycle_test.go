@@ -204,6 +204,12 @@ var lcCases = []lcCase{
 		return err
 	}, want: map[string]string{"expired": "expired", "compromised": "compromised", "compromised, never loaded": "compromised",
 		"picked_up, compromised": "picked_up", "returned": "returned"}},
+	// No situation has a code waiting for the edge (only a reissue makes one): every
+	// report of an applied version changes nothing (see TestReissuedCodeWaitsForTheEdge).
+	{on: "code_applied", with: func(e *env, o cloud.Order) cloud.Particulars {
+		return cloud.Particulars{By: cloud.System, Applied: 1 << 40}
+	}, want: map[string]string{"assigned": ignored, "assigned, partly loaded": ignored, "loaded": ignored, "expired": ignored,
+		"compromised": ignored, "compromised, never loaded": ignored, "picked_up": ignored, "picked_up, compromised": ignored, "returned": ignored, "cancelled": ignored}},
 	// Straight through the table: in service, only an order with nothing loaded is
 	// displaced (see TestDisplacedWithoutRoomIsCancelled for the eviction).
 	{on: "displaced", with: noParticulars, want: map[string]string{"assigned": "assigned", "assigned, partly loaded": "assigned",

@@ -244,6 +244,13 @@ type Order struct {
 	// clears it.
 	CodeInvalid bool `json:"code_invalid,omitempty"`
 	CodeIssues  int  `json:"code_issues"`
+	// HeldCode is the plain code the resident has not been told yet, sealed under the
+	// code key and bound to the order and CodeDigest (code.go, holdCode); nil when none
+	// waits. HeldVersion is the desired version the edge must apply before it is told (0:
+	// it waits only for the loading); HeldAt is when it was sealed.
+	HeldCode    []byte    `json:"held_code,omitempty"`
+	HeldVersion uint64    `json:"held_version,omitempty"`
+	HeldAt      time.Time `json:"held_at,omitzero"`
 
 	// ExpiresAt is when the code stops working: before loading, the window's end plus the
 	// hold time; once loaded, the loading time plus the hold time, plus extensions.

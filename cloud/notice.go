@@ -35,8 +35,9 @@ type TxNotifier interface {
 
 // Notification is a fact about an order for the outside world. Code and QR are set only
 // on the arrival notice (order.loaded) and on reissued codes (order.code_issued) of
-// orders whose code the cloud delivers; they are the only place a plain pickup code
-// exists after it was drawn, and LogValue redacts them.
+// orders whose code the cloud delivers; once the notice is made, the code's sealed copy
+// on the order (code.go) is erased in the same transaction, so the notice is the only
+// place the plain code exists. LogValue redacts them.
 type Notification struct {
 	// Type is the CloudEvents type suffix, e.g. "order.loaded".
 	Type       string     `json:"type"`

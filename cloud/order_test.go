@@ -63,8 +63,8 @@ func TestCreateOrderAssignsCodesAndPublishes(t *testing.T) {
 	if len(ds) != 2 || ds[0].Version != 1 || len(ds[0].Reservations) != 1 || ds[0].Reservations[0].Order != o.ID {
 		t.Fatalf("desired = %+v", ds)
 	}
-	if ds[1].Version != 2 || ds[1].Reservations[0].CodeDigest != o.CodeDigest {
-		t.Fatalf("loading did not publish the new code digest: %+v", ds[1])
+	if ds[0].Reservations[0].CodeDigest != o.CodeDigest || ds[1].Version != 2 || ds[1].Reservations[0].CodeDigest != o.CodeDigest {
+		t.Fatalf("the arrival code's digest did not reach the edge with the reservation at admission: %+v", ds)
 	}
 	if err := ds[0].Validate(); err != nil {
 		t.Fatalf("published desired invalid: %v", err)

@@ -192,5 +192,13 @@ func examples() []example {
 		ColdChain: &protocol.ColdChain{From: loaded, To: exampleTime(len(exs)), LimitC: 8, AboveSeconds: 420, PeakC: ptr(9.25), MissingSeconds: 0}})
 	add("event-expired_removed-cold_chain", 1224, protocol.Event{Kind: protocol.EventExpiredRemoved, Credential: protocol.CredDriver, Order: "ord-1039", Compartment: 3,
 		ColdChain: &protocol.ColdChain{From: loaded, To: exampleTime(len(exs)), LimitC: -15, AboveSeconds: 0, PeakC: ptr(-17.5), MissingSeconds: 600}})
+	// Telemetry with the applied desired version (added after protocol 1.0).
+	add("telemetry-desired_version", 0, protocol.Telemetry{
+		UptimeSeconds:  3600,
+		OutboxDepth:    0,
+		Zones:          []protocol.ZoneReading{{Zone: protocol.ZoneChilled, Celsius: ptr(3.5)}},
+		Boards:         []protocol.BoardHealth{{Address: 0, Online: true}},
+		DesiredVersion: 43,
+	})
 	return exs
 }

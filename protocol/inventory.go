@@ -152,6 +152,11 @@ type Telemetry struct {
 	OutboxDepth int           `json:"outbox_depth"`
 	Zones       []ZoneReading `json:"zones"`
 	Boards      []BoardHealth `json:"boards"`
+	// DesiredVersion is the last desired-state version the edge applied, as in [Birth]
+	// (0 or absent: not reported, as by edges of protocol 1.0). An edge publishes
+	// telemetry at once after applying a desired message, so that the cloud learns
+	// promptly that a new pickup code works at the kiosk before telling the resident.
+	DesiredVersion uint64 `json:"desired_version,omitempty"`
 }
 
 // ZoneReading is one zone's air temperature.

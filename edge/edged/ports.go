@@ -115,5 +115,6 @@ func (r reporter) Telemetry() (protocol.Telemetry, error) {
 	for _, a := range slices.Sorted(maps.Keys(snap.Boards)) {
 		t.Boards = append(t.Boards, protocol.BoardHealth{Address: a, Online: snap.Boards[a].Online, Errors: failed})
 	}
-	return t, nil
+	t.DesiredVersion, err = m.locker.DesiredVersion()
+	return t, err
 }

@@ -40,6 +40,7 @@ type Client struct {
 	ackSig  chan struct{}         // cap 1: an EventAck arrived (see ackHigh)
 	snapSig chan struct{}         // cap 1: a desired message was dropped; request a snapshot
 	ackWake chan struct{}         // cap 1: a command ack was queued
+	telWake chan struct{}         // cap 1: desired applied or outbox caught up; publish telemetry now
 	inbound chan protocol.Message // desired and command messages for the worker
 
 	ackMu   sync.Mutex
@@ -78,6 +79,7 @@ func New(cfg Config, ports Ports, log *slog.Logger, reg prometheus.Registerer) (
 		ackSig:  make(chan struct{}, 1),
 		snapSig: make(chan struct{}, 1),
 		ackWake: make(chan struct{}, 1),
+		telWake: make(chan struct{}, 1),
 		inbound: make(chan protocol.Message, cfg.InboundQueue),
 	}, nil
 }
@@ -345,7 +347,9 @@ func chanOf(t protocol.Type) protocol.Channel {
 	panic(fmt.Sprintf("mqtt: no channel carries %q", t))
 }
 
-// telemetry publishes the core's telemetry every TelemetryInterval (QoS 0).
+// telemetry publishes the core's telemetry every TelemetryInterval (QoS 0), and at once
+// when desired state was applied or the outbox caught up (telWake), so that the cloud
+// hears the applied version and the drained outbox promptly.
 func (c *Client) telemetry(ctx context.Context, cli paho.Client) error {
 	t := time.NewTicker(c.cfg.TelemetryInterval)
 	defer t.Stop()
@@ -354,6 +358,7 @@ func (c *Client) telemetry(ctx context.Context, cli paho.Client) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-c.telWake:
 		}
 		tel, err := c.ports.Reporter.Telemetry()
 		if err != nil {

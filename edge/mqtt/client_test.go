@@ -278,6 +278,25 @@ func TestDesired(t *testing.T) {
 	})
 }
 
+// Applying desired state is reported at once in telemetry (its desired version), not
+// at the next tick: the cloud tells a resident a reissued code only once the edge has it.
+func TestTelemetryAfterDesired(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b broker) {
+		site := newSite(t, b.url)
+		cloud := mqtttest.NewCloud(t, b.url, site)
+		defer cloud.Close()
+		cfg := testConfig(site, b.url)
+		cfg.TelemetryInterval = time.Hour
+		startEdge(t, cfg, mqtttest.NewStore())
+		cloud.Wait(t, wait, "connect", func(s mqtttest.Snapshot) bool { return len(s.Gets) == 1 })
+		if n := cloud.Seen().Telemetry; n != 0 {
+			t.Fatalf("telemetry before any tick or desired state: %d", n)
+		}
+		cloud.Publish(t, protocol.Header{}, protocol.Desired{Version: 1, Full: true})
+		cloud.Wait(t, wait, "telemetry after desired state applied", func(s mqtttest.Snapshot) bool { return s.Telemetry == 1 })
+	})
+}
+
 func TestCommands(t *testing.T) {
 	m := mqtttest.StartMochi(t)
 	site := newSite(t, m.URL())

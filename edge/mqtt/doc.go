@@ -76,6 +76,12 @@
 // snapshot request is one small message per connect, and the cloud answers only when
 // Have is behind its version, so a quiet edge costs nearly nothing.
 //
+// After applying a desired message the edge publishes its telemetry at once rather than
+// at the next tick: its DesiredVersion tells the cloud the version is in force, and the
+// cloud tells a resident a reissued pickup code only then. It does the same when the
+// cloud has acknowledged every event sent, so the reported outbox depth does not keep a
+// drained backlog until the next tick.
+//
 // # Offline
 //
 // Nothing in the core waits for the link. While disconnected, events keep going into

@@ -132,6 +132,7 @@ func (w *desiredWorker) apply(ctx context.Context, m protocol.Message, d protoco
 			w.lastSnap = time.Time{}
 		}
 		w.replay(ctx)
+		signal(c.telWake)
 	case Duplicate:
 		c.log.Debug("mqtt: desired duplicate ignored", "version", d.Version, "id", m.ID)
 	case Gap:

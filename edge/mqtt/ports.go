@@ -118,7 +118,9 @@ type Reporter interface {
 	// Birth is published on every connect. Its DesiredVersion and OutboxHighWater let
 	// the cloud reconcile after any outage.
 	Birth() (protocol.Birth, error)
-	// Telemetry is published every Config.TelemetryInterval while connected (QoS 0).
+	// Telemetry is published every Config.TelemetryInterval while connected (QoS 0), and
+	// at once after a desired message was applied (its DesiredVersion tells the cloud)
+	// or the cloud acknowledged every event sent (its OutboxDepth).
 	// It is also read whenever the metrics are gathered, connected or not: its
 	// OutboxDepth is larder_mqtt_outbox_unacked. So it must be cheap and safe to call
 	// from any goroutine.
