@@ -299,6 +299,28 @@ func TestCommands(t *testing.T) {
 	}
 }
 
+// TestInterruptedCommandReportedAtStart: a command a crash left in progress is ended
+// TIMED_OUT at the next start, and that ack is queued for the cloud at once, not only
+// when the cloud asks again; asking again pulses nothing.
+func TestInterruptedCommandReportedAtStart(t *testing.T) {
+	h := newHarness(t)
+	if err := h.store.Update(func(tx edge.Tx) error {
+		return tx.PutCommand(edge.CommandRecord{ID: "cmd-crash", Kind: protocol.CmdOpen, State: protocol.StateInProgress, Received: t0})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.restart(nil)
+	if last := h.lastAck("cmd-crash"); last.State != protocol.StateTimedOut || last.Error != protocol.ErrInternal {
+		t.Fatalf("ack after the restart %+v", last)
+	}
+	h.l.HandleCommand(h.ctx, protocol.Command{ID: "cmd-crash", Kind: protocol.CmdOpen, Compartment: 2, Purpose: protocol.PurposeOps,
+		Reason: "x", ExpiresAt: t0.Add(time.Minute)})
+	h.l.WaitCommands()
+	if n := len(h.latch.Calls()); n != 0 || len(h.acks("cmd-crash")) != 2 {
+		t.Fatalf("%d pulses, acks %v", n, h.ackStates("cmd-crash"))
+	}
+}
+
 func TestDriverCredentials(t *testing.T) {
 	h := newHarness(t)
 	h.reserve(alice)
