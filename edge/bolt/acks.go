@@ -18,10 +18,10 @@ import (
 var bCommandAcks = []byte("command_acks")
 
 // CommandAckRetention bounds how long an ack waits for the broker. The cloud times a
-// command out 30 s after its expiry (2 min after it was sent, by default) and ignores
-// acks after that, and what the door did is in the outbox's events anyway; a day covers
-// skewed clocks and a cloud configured with long commands, and keeps the queue bounded
-// by the commands of one day.
+// command out 30 s after its expiry (which it sets 2 min after sending, by default) and
+// then keeps that final state whatever ack comes later, and what the door did is in the
+// outbox's events anyway; a day covers skewed clocks and a cloud configured with long
+// commands, and bounds the queue by the acks of one day.
 const CommandAckRetention = 24 * time.Hour
 
 // CommandAck is one queued ack as it travels: its queue key and its encoded envelope.
