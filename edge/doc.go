@@ -37,7 +37,11 @@
 // reports it, so a crash keeps both or neither. Doors are recorded as opening (a Session
 // and audit entries) before any relay is pulsed; a restart resumes the sessions in
 // progress from the store and completes them when the sensors agree, so a kill -9 in
-// the middle of a pickup yields exactly one picked_up. edge/bolt implements Store.
+// the middle of a pickup yields exactly one picked_up. A command's state and the ack that
+// reports it are written together too; acks wait in the store until the broker has
+// taken them, so one made offline survives a restart. Drivers' kiosk sessions are
+// stored (as the keyed digest of their token, with their end), so a restart does not
+// sign a driver out in the middle of a stop. edge/bolt implements Store.
 //
 // # Time and hardware
 //
@@ -48,7 +52,7 @@
 //
 // # Caveats
 //
-// Kiosk driver tokens live in memory: a restart logs drivers out. A gap between two zone
+// A gap between two zone
 // readings longer than two minutes (a failed probe, the edge down) counts against the
 // cold chain only when the readings on both sides are warm, and always as time without
 // a reading; warm readings are stored, and a cold one once a minute, so this holds

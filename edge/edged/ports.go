@@ -58,15 +58,29 @@ func (d desiredPort) ApplyDesired(ctx context.Context, m protocol.Message) (mqtt
 
 func (d desiredPort) DesiredVersion() (uint64, error) { return d.l.DesiredVersion() }
 
-type commandsPort struct{ l *edge.Locker }
+type commandsPort struct {
+	l *edge.Locker
+	s *bolt.Store
+}
 
-func (c commandsPort) HandleCommand(ctx context.Context, m protocol.Message, progress func(protocol.CommandAck)) {
+func (c commandsPort) HandleCommand(ctx context.Context, m protocol.Message) {
 	cmd, ok := m.Body.(protocol.Command)
 	if !ok {
 		return
 	}
-	c.l.HandleCommand(ctx, cmd, progress)
+	c.l.HandleCommand(ctx, cmd)
 }
+
+func (c commandsPort) PendingCommandAcks(max int) ([]mqtt.CommandAck, error) {
+	as, err := c.s.PendingCommandAcks(max)
+	out := make([]mqtt.CommandAck, len(as))
+	for i, a := range as {
+		out[i] = mqtt.CommandAck{Key: a.Key, Payload: a.Payload}
+	}
+	return out, err
+}
+
+func (c commandsPort) CommandAckSent(key uint64) error { return c.s.CommandAckSent(key) }
 
 type reporter struct{ m *Main }
 

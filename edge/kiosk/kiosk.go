@@ -40,7 +40,7 @@ type Resident interface {
 type Driver interface {
 	DriverLogin(credential string) (token, driver string, err error)
 	Driver(token string) (string, error)
-	DriverLogout(token string)
+	DriverLogout(token string) error
 	Manifest() ([]edge.ManifestOrder, error)
 	DriverOpen(ctx context.Context, driver, order string, compartment int) (edge.Door, error)
 	DriverProblem(ctx context.Context, driver, order string, compartment int, reason string) (edge.Door, error)

@@ -25,11 +25,8 @@ var errTimeout = errors.New("mqtt: timed out waiting for the broker")
 // stableAfter is how long a connection must last before the backoff starts over.
 const stableAfter = time.Minute
 
-// maxQueuedAcks bounds the command acks kept in memory while offline.
-const maxQueuedAcks = 1024
-
 // Client is the edge's sync with the cloud. Create it with New, run it with Run (once),
-// and call Notify whenever the core has committed a new outbox event.
+// and call Notify whenever the core has committed a new outbox event or command ack.
 type Client struct {
 	cfg   Config
 	ports Ports
@@ -39,16 +36,15 @@ type Client struct {
 	wake    chan struct{}         // cap 1: the outbox has new events (Notify)
 	ackSig  chan struct{}         // cap 1: an EventAck arrived (see ackHigh)
 	snapSig chan struct{}         // cap 1: a desired message was dropped; request a snapshot
-	ackWake chan struct{}         // cap 1: a command ack was queued
+	ackWake chan struct{}         // cap 1: a command ack may have been queued (Notify)
 	telWake chan struct{}         // cap 1: desired applied or outbox caught up; publish telemetry now
 	inbound chan protocol.Message // desired and command messages for the worker
 
 	ackMu   sync.Mutex
 	ackHigh uint64 // highest EventAck.Seq received and not yet taken by the drainer
 
-	mu   sync.Mutex // guards cli and acks
-	cli  paho.Client
-	acks [][]byte // encoded command acks waiting to be published, oldest first
+	mu  sync.Mutex // guards cli
+	cli paho.Client
 
 	running atomic.Bool
 }
@@ -84,9 +80,13 @@ func New(cfg Config, ports Ports, log *slog.Logger, reg prometheus.Registerer) (
 	}, nil
 }
 
-// Notify tells the drainer that the outbox has new events. It never blocks and is safe
-// from any goroutine; calls while a wake-up is pending coalesce.
-func (c *Client) Notify() { signal(c.wake) }
+// Notify tells the sync that the core has committed new outbox events or command acks.
+// It never blocks and is safe from any goroutine; calls while a wake-up is pending
+// coalesce.
+func (c *Client) Notify() {
+	signal(c.wake)
+	signal(c.ackWake)
+}
 
 // Connected reports whether the edge is connected to the broker right now.
 func (c *Client) Connected() bool {
@@ -371,51 +371,50 @@ func (c *Client) telemetry(ctx context.Context, cli paho.Client) error {
 	}
 }
 
-// progress queues a command ack for publishing; it is what HandleCommand gets.
-func (c *Client) progress(a protocol.CommandAck) {
-	payload, err := protocol.Encode(protocol.Header{}, a)
-	if err != nil {
-		c.log.Error("mqtt: invalid command ack from core", "cmd_id", a.CommandID, "err", err)
-		return
-	}
-	c.mu.Lock()
-	if len(c.acks) >= maxQueuedAcks {
-		c.acks = c.acks[1:]
-		c.m.ackQueueDropped.Inc()
-	}
-	c.acks = append(c.acks, payload)
-	c.mu.Unlock()
-	signal(c.ackWake)
-}
+// ackBatch is how many queued command acks sendAcks reads from the core at a time.
+const ackBatch = 32
 
-// publishAcks publishes queued command acks in order while connected.
+// publishAcks publishes the core's queued command acks in order while connected, each
+// removed from the queue once the broker has acknowledged it (PUBACK). A publish that
+// fails leaves it queued for the next try or the next connection; so does a failure to
+// remove it, which at worst sends it twice (the cloud takes duplicate acks: states only
+// move forward).
 func (c *Client) publishAcks(ctx context.Context, cli paho.Client) error {
+	cmds := c.ports.Commands
 	retry := time.NewTicker(time.Second)
 	defer retry.Stop()
 	for {
-		for {
-			c.mu.Lock()
-			if len(c.acks) == 0 {
-				c.mu.Unlock()
-				break
-			}
-			next := c.acks[0]
-			c.mu.Unlock()
-			if err := c.pubRaw(cli, protocol.ChanCommandAck, next); err != nil {
-				c.log.Warn("mqtt: command ack", "err", err)
-				break // keep it queued; retry on the next tick or connection
-			}
-			c.mu.Lock()
-			if len(c.acks) > 0 && &c.acks[0][0] == &next[0] {
-				c.acks = c.acks[1:]
-			}
-			c.mu.Unlock()
-		}
+		c.sendAcks(cli, cmds)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-c.ackWake:
 		case <-retry.C:
+		}
+	}
+}
+
+// sendAcks publishes queued acks until none is left or one fails.
+func (c *Client) sendAcks(cli paho.Client, cmds Commands) {
+	for {
+		batch, err := cmds.PendingCommandAcks(ackBatch)
+		if err != nil {
+			c.log.Error("mqtt: command acks from store", "err", err)
+			return
+		}
+		if len(batch) == 0 {
+			return
+		}
+		for _, a := range batch {
+			if err := c.pubRaw(cli, protocol.ChanCommandAck, a.Payload); err != nil {
+				c.log.Warn("mqtt: command ack", "err", err)
+				return
+			}
+			c.m.commandAcksSent.Inc()
+			if err := cmds.CommandAckSent(a.Key); err != nil {
+				c.log.Error("mqtt: command ack sent, not removed from store", "err", err)
+				return
+			}
 		}
 	}
 }

@@ -4,8 +4,8 @@
 //
 // The edge core owns all state; this package moves it. It consumes four small
 // interfaces (see ports.go): an [Outbox] of encoded events, the versioned [Desired]
-// state, the [Commands] job runner and a [Reporter] for birth and telemetry. mqtttest
-// has in-memory fakes of all four.
+// state, the [Commands] job runner with its queue of acks, and a [Reporter] for birth
+// and telemetry. mqtttest has in-memory fakes of all four.
 //
 // # Connection
 //
@@ -85,16 +85,29 @@
 // # Offline
 //
 // Nothing in the core waits for the link. While disconnected, events keep going into
-// the outbox (Notify just wakes a drainer that is not running), command acks queue in
-// memory (bounded; the newest state of each command is what matters and a redelivered
-// command re-reports it), and telemetry is skipped.
+// the outbox (Notify just wakes a drainer that is not running), command acks keep going
+// into the core's durable queue of acks, and telemetry is skipped.
+//
+// # Command acks
+//
+// The core queues every CommandAck durably, in the transaction that records the state
+// it reports ([Commands]). While connected, this package publishes the queue in order
+// at QoS 1 and removes each ack once the broker has acknowledged its publish (PUBACK):
+// for an ack, unlike an event, the broker taking it is the end, since the protocol has
+// no answer to an ack and the cloud takes late or repeated acks (a command's state only
+// moves forward). An ack whose publish fails or times out stays queued for the next
+// try (every second, and on every connect), so acks made offline, or before a restart,
+// go out when the link returns; one may go out twice if the edge stops between the
+// PUBACK and its removal. A resync command is this package's own and is answered at
+// once, not queued: offline it is not answered, since the next connect resyncs anyway
+// and the cloud sends unanswered commands again after each birth.
 //
 // # Metrics
 //
 // larder_broker_connected (gauge, 1 while connected), larder_mqtt_connect_attempts_total,
 // larder_mqtt_rejected_total{channel}, larder_mqtt_dropped_total{channel},
 // larder_mqtt_outbox_published_total, larder_mqtt_outbox_resent_total,
-// larder_mqtt_desired_total{outcome}, larder_mqtt_command_acks_dropped_total, and
+// larder_mqtt_desired_total{outcome}, larder_mqtt_command_acks_published_total, and
 // larder_mqtt_outbox_unacked, the gauge of the backlog: the events in the core's outbox
 // that the cloud has not acknowledged, taken from Reporter.Telemetry's OutboxDepth at
 // every scrape, so it reads the same whether the broker is connected or not (offline
@@ -102,9 +115,6 @@
 //
 // # Caveats
 //
-//   - Command acks wait in memory while offline: an edge restarted before the link came
-//     back loses them, and the cloud learns the state when it redelivers the command
-//     (the core re-reports the state of a command id it has seen).
 //   - The drain's throughput is bounded by OutboxWindow / (the round trip edge → broker →
 //     cloud → broker → edge), not by the broker's PUBACK: that is the price of never
 //     overrunning the cloud. `go test -run '^$' -bench OutboxDrain ./edge/mqtt` prints

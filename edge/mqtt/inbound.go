@@ -192,28 +192,29 @@ func (w *desiredWorker) snapshot(ctx context.Context, reason string) {
 }
 
 // command hands a command to the core, except resync, which is this package's job.
+// A resync is answered at once and not queued durably: offline it gets no answer,
+// since the next connect is itself a resync and the cloud sends unanswered commands
+// again after each birth.
 func (c *Client) command(ctx context.Context, m protocol.Message, cmd protocol.Command) {
 	if cmd.Kind != protocol.CmdResync {
-		c.ports.Commands.HandleCommand(ctx, m, c.progress)
-		return
-	}
-	if time.Now().After(cmd.ExpiresAt) {
-		c.progress(protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateRejected, Error: protocol.ErrExpired})
+		c.ports.Commands.HandleCommand(ctx, m)
 		return
 	}
 	cli := c.current()
 	if cli == nil {
-		// Every connect publishes a birth and asks for a snapshot: that is a resync.
-		c.progress(protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateSucceeded, Message: "resynced on reconnect"})
 		return
 	}
-	err := c.publishBirth(cli)
-	if err == nil {
+	ack := protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateSucceeded}
+	var err error
+	if time.Now().After(cmd.ExpiresAt) {
+		ack.State, ack.Error = protocol.StateRejected, protocol.ErrExpired
+	} else if err = c.publishBirth(cli); err == nil {
 		err = c.requestSnapshot(cli, "resync")
 	}
 	if err != nil {
-		c.progress(protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateFailed, Error: protocol.ErrInternal, Message: err.Error()})
-		return
+		ack.State, ack.Error, ack.Message = protocol.StateFailed, protocol.ErrInternal, err.Error()
 	}
-	c.progress(protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateSucceeded})
+	if err := c.pub(cli, ack); err != nil {
+		c.log.Warn("mqtt: resync ack", "cmd_id", cmd.ID, "err", err)
+	}
 }

@@ -17,7 +17,7 @@ type metrics struct {
 	resent          prometheus.Counter
 	desired         *prometheus.CounterVec
 	unacked         prometheus.GaugeFunc
-	ackQueueDropped prometheus.Counter
+	commandAcksSent prometheus.Counter
 }
 
 // newMetrics registers the package's metrics with reg; nil reg registers nowhere.
@@ -59,9 +59,9 @@ func newMetrics(reg prometheus.Registerer, r Reporter) (*metrics, error) {
 			Name: "larder_mqtt_outbox_unacked",
 			Help: "Events in the edge's outbox that the cloud has not acknowledged yet, connected or not (NaN: the store did not answer).",
 		}, func() float64 { return backlog(r) }),
-		ackQueueDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "larder_mqtt_command_acks_dropped_total",
-			Help: "Command acknowledgements dropped because the offline queue was full.",
+		commandAcksSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "larder_mqtt_command_acks_published_total",
+			Help: "Command acks published and taken by the broker (PUBACK), resends included.",
 		}),
 	}
 	// Pre-create the label values so dashboards see zeros, not gaps.
@@ -74,7 +74,7 @@ func newMetrics(reg prometheus.Registerer, r Reporter) (*metrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.connected, m.attempts, m.rejected, m.dropped,
-			m.published, m.resent, m.desired, m.unacked, m.ackQueueDropped} {
+			m.published, m.resent, m.desired, m.unacked, m.commandAcksSent} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

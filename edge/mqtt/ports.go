@@ -96,21 +96,35 @@ type Desired interface {
 	DesiredVersion() (uint64, error)
 }
 
-// Commands carries out the cloud's commands (jobs).
+// Commands carries out the cloud's commands (jobs) and keeps the acks that report them.
 type Commands interface {
 	// HandleCommand takes one decoded message whose Body is a protocol.Command. It must
 	// return promptly: record the command durably (QUEUED, deduplicated by Command.ID),
-	// then do the work on the core's own goroutine. Every state change is reported
-	// through progress, which is safe to call from any goroutine, never blocks, and
-	// publishes the CommandAck (queued in memory while offline). A command id seen
-	// before is never carried out again; its latest known state is reported again
-	// through progress, so a cloud that missed an ack learns it. A command past its
-	// ExpiresAt is REJECTED with protocol.ErrExpired.
+	// then do the work on the core's own goroutine. Every state change is queued as a
+	// CommandAck in the core's store, in the transaction that records the state, and
+	// the core then calls [Client.Notify]. A command id seen before is never carried out
+	// again; its latest known state is queued again, so a cloud that missed an ack
+	// learns it. A command past its ExpiresAt is REJECTED with protocol.ErrExpired.
 	//
 	// ctx ends when the sync's Run returns. Commands of kind protocol.CmdResync are
 	// handled by this package (new birth and a desired snapshot request) and never
 	// reach HandleCommand.
-	HandleCommand(ctx context.Context, m protocol.Message, progress func(protocol.CommandAck))
+	HandleCommand(ctx context.Context, m protocol.Message)
+	// PendingCommandAcks returns up to max queued acks, oldest first: those the broker
+	// has not taken yet, whether they were made offline, before a restart, or just now.
+	PendingCommandAcks(max int) ([]CommandAck, error)
+	// CommandAckSent removes a queued ack once the broker has acknowledged its publish
+	// (PUBACK). Idempotent. The core may also drop acks past an age of its choosing.
+	CommandAckSent(key uint64) error
+}
+
+// CommandAck is one queued command ack as it travels on the wire.
+type CommandAck struct {
+	// Key identifies it in the queue, for CommandAckSent.
+	Key uint64
+	// Payload is the encoded envelope (protocol.Encode of a protocol.CommandAck) as the
+	// core stored it; a resend carries the same bytes and message id.
+	Payload []byte
 }
 
 // Reporter describes the edge for the cloud.
