@@ -44,6 +44,9 @@ type Client struct {
 
 	ackMu   sync.Mutex
 	ackHigh uint64 // highest EventAck.Seq received and not yet taken by the drainer
+	// ackRejected are the rejections of the acks received since the drainer last took
+	// them, one per sequence (at most maxAckRejections).
+	ackRejected []protocol.Rejection
 
 	mu   sync.Mutex // guards cli and acks
 	cli  paho.Client

@@ -566,3 +566,41 @@ func TestTLS(t *testing.T) {
 		return len(s.Births) == 1 && len(s.Processed) == 1
 	})
 }
+
+// TestRejectedEventsSetAside: an EventAck naming rejected events has the outbox set
+// them aside (not delete them with the rest), counts them on the alarm metric once, and
+// ignores a rejection the cloud repeats for an event no longer pending.
+func TestRejectedEventsSetAside(t *testing.T) {
+	m := mqtttest.StartMochi(t)
+	site := newSite(t, m.URL())
+	cloud := mqtttest.NewCloud(t, m.URL(), site)
+	defer cloud.Close()
+	cloud.SetNoAck(true)
+	store := mqtttest.NewStore()
+	e := startEdge(t, testConfig(site, m.URL()), store)
+	cloud.Wait(t, wait, "connect", func(s mqtttest.Snapshot) bool { return len(s.Births) == 1 })
+	for i := range 3 {
+		store.Append(doorEvent(i + 1))
+	}
+	cloud.Wait(t, wait, "three events", func(s mqtttest.Snapshot) bool { return len(s.Processed) == 3 })
+	r := protocol.Rejection{Seq: 2, Error: protocol.ErrInvalidEvent, Field: "body.order", Message: "required for picked_up"}
+	cloud.Publish(t, protocol.Header{}, protocol.EventAck{Seq: 3, Rejected: []protocol.Rejection{r}})
+	waitFor(t, wait, "acked 3", func() bool { a, _ := store.Acked(); return a == 3 })
+	if got := store.SetAside(); len(got) != 1 || got[0] != r {
+		t.Fatalf("set aside %+v, want %+v", got, r)
+	}
+	if got := metric(t, e.reg, "larder_mqtt_events_rejected_total"); got != 1 {
+		t.Fatalf("larder_mqtt_events_rejected_total = %v, want 1", got)
+	}
+	// The cloud repeats the rejection with its next ack: nothing more is set aside.
+	store.Append(doorEvent(4))
+	cloud.Wait(t, wait, "fourth event", func(s mqtttest.Snapshot) bool { return len(s.Processed) == 4 })
+	cloud.Publish(t, protocol.Header{}, protocol.EventAck{Seq: 4, Rejected: []protocol.Rejection{r}})
+	waitFor(t, wait, "acked 4", func() bool { a, _ := store.Acked(); return a == 4 })
+	if got := store.SetAside(); len(got) != 1 {
+		t.Fatalf("set aside %+v after the repeat, want the one", got)
+	}
+	if got := metric(t, e.reg, "larder_mqtt_events_rejected_total"); got != 1 {
+		t.Fatalf("larder_mqtt_events_rejected_total = %v after the repeat, want 1", got)
+	}
+}
