@@ -13,7 +13,8 @@ const (
 	// CmdOutOfService and CmdInService take a compartment out of and back into service.
 	CmdOutOfService CommandKind = "set_out_of_service"
 	CmdInService    CommandKind = "set_in_service"
-	// CmdResync asks the edge to publish a new birth and request a desired snapshot.
+	// CmdResync asks the edge to publish a new birth, which the cloud answers with a full
+	// desired snapshot.
 	CmdResync CommandKind = "resync"
 )
 

@@ -185,7 +185,8 @@ func (w *desiredWorker) replay(ctx context.Context) {
 }
 
 // snapshot asks the cloud for a full desired snapshot, unless one was asked for
-// recently and has not arrived yet. Offline it does nothing: every connect asks anyway.
+// recently and has not arrived yet. Offline it does nothing: every connect publishes a
+// birth, which the cloud answers with a snapshot.
 func (w *desiredWorker) snapshot(ctx context.Context, reason string) {
 	if !w.lastSnap.IsZero() && time.Since(w.lastSnap) < snapshotHoldoff {
 		return
@@ -213,15 +214,13 @@ func (c *Client) command(ctx context.Context, m protocol.Message, cmd protocol.C
 	}
 	cli := c.current()
 	if cli == nil {
-		// Every connect publishes a birth and asks for a snapshot: that is a resync.
+		// Every connect publishes a birth, which the cloud answers with a snapshot: that
+		// is a resync.
 		c.progress(protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateSucceeded, Message: "resynced on reconnect"})
 		return
 	}
-	err := c.publishBirth(cli)
-	if err == nil {
-		err = c.requestSnapshot(cli, "resync")
-	}
-	if err != nil {
+	// A birth is the whole resync: the cloud answers it with a full snapshot.
+	if err := c.publishBirth(cli); err != nil {
 		c.progress(protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateFailed, Error: protocol.ErrInternal, Message: err.Error()})
 		return
 	}

@@ -112,7 +112,7 @@ type Commands interface {
 	// ExpiresAt is REJECTED with protocol.ErrExpired.
 	//
 	// ctx ends when the sync's Run returns. Commands of kind protocol.CmdResync are
-	// handled by this package (new birth and a desired snapshot request) and never
+	// handled by this package (a new birth, which the cloud answers with a snapshot) and never
 	// reach HandleCommand.
 	HandleCommand(ctx context.Context, m protocol.Message, progress func(protocol.CommandAck))
 }
