@@ -136,6 +136,7 @@ func examples() []example {
 				CodeDigest:         codeDigest,
 				SecondFactorDigest: factorDigest,
 				ExpiresAt:          expires,
+				MaxExpiresAt:       expires.Add(2 * time.Hour),
 				Zone:               protocol.ZoneChilled,
 				BudgetSeconds:      1800,
 			},
@@ -184,5 +185,7 @@ func examples() []example {
 	command("command-resync", protocol.Command{Kind: protocol.CmdResync, Actor: "ops-anna"})
 
 	add("event_ack", 190, protocol.EventAck{Seq: 1222})
+	// Kinds added after 1.0 come last, so that the examples before them keep their times.
+	event(protocol.Event{Kind: protocol.EventOutage, Credential: protocol.CredNone, Seconds: 5400})
 	return exs
 }
