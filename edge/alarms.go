@@ -228,5 +228,6 @@ func (l *Locker) Tick(ctx context.Context) {
 		l.notify()
 	}
 	l.settleAll(ctx, true)
+	l.aliveTick(now)
 	l.refreshGauges()
 }

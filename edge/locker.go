@@ -101,6 +101,11 @@ type Locker struct {
 	opsOpen     map[int]protocol.CredentialKind // compartments opened by a command, until seen open
 	finished    map[string]finishedSession      // recently completed sessions, for the kiosk
 	helpAt      time.Time                       // when the kiosk last raised help_requested (zero: never)
+
+	// linkMu guards down and aliveAt (link.go); it is never held across a store call.
+	linkMu  sync.Mutex
+	down    time.Time // the stored Link.Down: since when the cloud is out of reach (zero: linked)
+	aliveAt time.Time // when Tick last recorded Link.Alive
 }
 
 type driverToken struct {
@@ -223,6 +228,9 @@ func (l *Locker) Start(ctx context.Context, initial *hw.Snapshot) error {
 			return err
 		}
 		if err := endInterruptedCommands(tx, ids); err != nil {
+			return err
+		}
+		if err := l.resumeLink(tx, now); err != nil {
 			return err
 		}
 		for _, s := range l.cfg.Compartments {

@@ -20,7 +20,7 @@
 //	inbox         message id    → uint64 expiry (unix ns)
 //	commands      command id    → edge.CommandRecord
 //	audit         uint64 seq    → edge.AuditEntry (never updated or deleted)
-//	meta          desired_version, outbox_next, outbox_acked, throttle, zone:{zone}
+//	meta          desired_version, outbox_next, outbox_acked, throttle, link, zone:{zone}
 //
 // # Invariants
 //
