@@ -121,6 +121,20 @@ func (s *Service) settleOutage(tx Tx, st *Site, out Span) error {
 	return s.extendForOutage(tx, st, add, out.To)
 }
 
+// maxReportedOutage bounds the outage an edge may report: longer than any hold's cap,
+// so it changes no deadline, and far from overflowing a Duration (a confused clock).
+const maxReportedOutage = 30 * 24 * time.Hour
+
+// reportedOutage is the span of an edge's outage event: seconds long (at most
+// maxReportedOutage), ending at the event's time.
+func reportedOutage(end time.Time, seconds float64) Span {
+	d := maxReportedOutage
+	if seconds < d.Seconds() {
+		d = time.Duration(seconds * float64(time.Second))
+	}
+	return Span{From: end.Add(-d), To: end}
+}
+
 // uncovered is how much of out none of spans covers.
 func uncovered(out Span, spans []Span) time.Duration {
 	sorted := slices.Clone(spans)
@@ -640,7 +654,7 @@ func (s *Service) applyEvent(tx Tx, st *Site, at time.Time, ev protocol.Event, r
 			return s.raise(tx, st.ID, at, ev)
 		}
 		if r.outage {
-			return false, s.settleOutage(tx, st, Span{From: at.Add(-time.Duration(ev.Seconds * float64(time.Second))), To: at})
+			return false, s.settleOutage(tx, st, reportedOutage(at, ev.Seconds))
 		}
 		return false, nil
 	}

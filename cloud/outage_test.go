@@ -54,6 +54,10 @@ func TestOutageEvidenceUnion(t *testing.T) {
 			e.status(true)
 			e.mustEvent("yard-1", outageEvent(20*time.Minute))
 		}, 20 * time.Minute},
+		{"an absurd report", func(e *env) {
+			// A confused edge clock: the cap holds, and nothing overflows.
+			e.mustEvent("yard-1", protocol.Event{Kind: protocol.EventOutage, Credential: protocol.CredNone, Seconds: 1e12})
+		}, 36 * time.Hour},
 		{"two outages", func(e *env) {
 			e.status(false)
 			e.clock.Add(10 * time.Minute)

@@ -70,6 +70,7 @@ func TestOfflineHonoursPastDeadline(t *testing.T) {
 		{"offline, past the cap", cap, 30 * time.Minute, 2*time.Hour + time.Second, false},
 		{"offline 50 s", cap, time.Hour - 30*time.Second, time.Hour + 20*time.Second, false},
 		{"offline, reservation without a cap", time.Time{}, 30 * time.Minute, 90 * time.Minute, false},
+		{"offline, a cap not after the deadline", expires.Add(-time.Minute), 30 * time.Minute, 90 * time.Minute, false},
 		{"linked", cap, 0, time.Hour + time.Minute, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -41,7 +41,8 @@ type Reservation struct {
 	// unable to reach the cloud for more than MinOutage, it honours the order past
 	// ExpiresAt by the outage's length, never past MaxExpiresAt; the cloud extends by the
 	// same rule when the link returns, and its next ExpiresAt is authoritative again.
-	// Zero (a cloud of protocol 1.0): the edge does not extend the order on its own.
+	// Zero (a cloud of protocol 1.0), or not after ExpiresAt: the edge does not extend the
+	// order on its own.
 	MaxExpiresAt time.Time `json:"max_expires_at,omitzero"`
 	Zone         Zone      `json:"zone"`
 	// BudgetSeconds is the order's time-out-of-temperature budget (0: none, e.g. ambient).
@@ -127,8 +128,6 @@ func (r Reservation) validate(f string) error {
 		return fieldErr(f+".zone", "unknown zone %q", r.Zone)
 	case r.BudgetSeconds < 0:
 		return fieldErr(f+".budget_seconds", "must not be negative")
-	case !r.MaxExpiresAt.IsZero() && r.MaxExpiresAt.Before(r.ExpiresAt):
-		return fieldErr(f+".max_expires_at", "before expires_at")
 	}
 	for j, s := range r.Slots {
 		if s.Compartment < 1 {
