@@ -19,6 +19,9 @@ import (
 //	                   │  └──cancel / lapse (never loaded) / displaced with no room──▶ cancelled
 //	                   └──compromised (edge; also from loaded and expired)──▶ compromised ──▶ picked_up | returned
 //
+// An outage during which a loaded order expired brings it back from expired to loaded
+// when the extended deadline is still ahead (the edge went on honouring it).
+//
 // Every live state (assigned, loaded, expired, compromised) holds compartments and a
 // code; picked_up, returned and cancelled are final. Each thing that can happen to an
 // order is a happening; the table below says, for each happening, from which states it

@@ -103,18 +103,18 @@ type Slot struct {
 // Reservation is an order at this bank: the cloud's reservation plus what the edge learnt
 // (loading, wrong attempts, the cold-chain record). Secrets are digests only.
 type Reservation struct {
-	Order        string     `json:"order"`
-	State        OrderState `json:"state"`
-	Slots        []Slot     `json:"slots"`
-	CodeDigest   string     `json:"code_digest"`
-	FactorDigest string     `json:"factor_digest"`
-	ExpiresAt    time.Time  `json:"expires_at"`
-	// MaxExpiresAt is the latest the edge may honour the order while it cannot reach
-	// the cloud (Deadline); zero from a cloud that does not send it.
-	MaxExpiresAt  time.Time     `json:"max_expires_at,omitzero"`
+	Order         string        `json:"order"`
+	State         OrderState    `json:"state"`
+	Slots         []Slot        `json:"slots"`
+	CodeDigest    string        `json:"code_digest"`
+	FactorDigest  string        `json:"factor_digest"`
+	ExpiresAt     time.Time     `json:"expires_at"`
 	Zone          protocol.Zone `json:"zone"`
 	BudgetSeconds int           `json:"budget_seconds"`
 	Accessible    bool          `json:"accessible,omitempty"`
+	// MaxExpiresAt is the latest the edge may honour the order while it cannot reach
+	// the cloud (Deadline); zero from a cloud that does not send it.
+	MaxExpiresAt time.Time `json:"max_expires_at,omitzero"`
 	// WrongAttempts counts right codes entered with a wrong second factor.
 	WrongAttempts int `json:"wrong_attempts,omitempty"`
 	// Moved maps a compartment the cloud assigned to the one the edge reassigned the order
