@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/larder-lockers/larder/edge"
+	"github.com/larder-lockers/larder/edge/hw"
 	"github.com/larder-lockers/larder/protocol"
 )
 
@@ -60,24 +61,35 @@ func (h *harness) manifestState(id string) string {
 func TestOfflineHonoursPastDeadline(t *testing.T) {
 	expires, cap := t0.Add(time.Hour), t0.Add(2*time.Hour)
 	for _, tc := range []struct {
-		name     string
-		max      time.Time     // the reservation's cap (zero: none)
-		down     time.Duration // when the link went down, after t0 (0: it stays up)
-		at       time.Duration // when the resident comes, after t0
-		wantOpen bool
+		name       string
+		max        time.Time     // the reservation's cap (zero: none)
+		down       time.Duration // when the link went down, after t0 (0: it stays up)
+		at         time.Duration // when the resident comes, after t0
+		compromise bool          // out of temperature past its budget first
+		wantOpen   bool
 	}{
-		{"offline, past the deadline, within the cap", cap, 30 * time.Minute, 90 * time.Minute, true},
-		{"offline, past the cap", cap, 30 * time.Minute, 2*time.Hour + time.Second, false},
-		{"offline 50 s", cap, time.Hour - 30*time.Second, time.Hour + 20*time.Second, false},
-		{"offline, reservation without a cap", time.Time{}, 30 * time.Minute, 90 * time.Minute, false},
-		{"offline, a cap not after the deadline", expires.Add(-time.Minute), 30 * time.Minute, 90 * time.Minute, false},
-		{"linked", cap, 0, time.Hour + time.Minute, false},
+		{"offline, past the deadline, within the cap", cap, 30 * time.Minute, 90 * time.Minute, false, true},
+		{"offline, past the cap", cap, 30 * time.Minute, 2*time.Hour + time.Second, false, false},
+		{"offline 50 s", cap, time.Hour - 30*time.Second, time.Hour + 20*time.Second, false, false},
+		{"offline, reservation without a cap", time.Time{}, 30 * time.Minute, 90 * time.Minute, false, false},
+		{"offline, a cap not after the deadline", expires.Add(-time.Minute), 30 * time.Minute, 90 * time.Minute, false, false},
+		{"offline, compromised", cap, 30 * time.Minute, 90 * time.Minute, true, false},
+		{"linked", cap, 0, time.Hour + time.Minute, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			h.linkUp()
-			o := order{id: "ord-1", code: "48291573", factor: "4711", slots: []int{1}, expires: expires}
+			o := order{id: "ord-1", code: "48291573", factor: "4711", slots: []int{1}, expires: expires, budget: 60}
 			h.reserveCapped(o, tc.max)
+			if tc.compromise {
+				for range 3 {
+					h.l.Temperatures(h.ctx, []hw.Reading{{Zone: "chilled", Celsius: 9}})
+					h.clock.Advance(time.Minute)
+				}
+				if !h.reservation(o.id).Compromised {
+					t.Fatal("not compromised after 2 min above its limit")
+				}
+			}
 			if tc.down > 0 {
 				h.clock.Set(t0.Add(tc.down))
 				h.linkDown()

@@ -153,11 +153,12 @@ func (r *Reservation) AllLoaded() bool {
 // Deadline is when the order's pickup time ends while the edge has been unable to reach
 // the cloud for outage (Link.Outage): ExpiresAt, moved by an outage longer than
 // protocol.MinOutage by its length, never past MaxExpiresAt, the food-safety cap. A
-// reservation without MaxExpiresAt (from a cloud of protocol 1.0) is not moved. The
-// cloud moves ExpiresAt by the same rule when the link returns, and its next desired
-// state makes ExpiresAt the deadline again.
+// reservation without MaxExpiresAt (from a cloud of protocol 1.0) is not moved, nor is a
+// compromised order (the cloud does not extend one either). The cloud moves ExpiresAt by
+// the same rule when the link returns, and its next desired state makes ExpiresAt the
+// deadline again.
 func (r *Reservation) Deadline(outage time.Duration) time.Time {
-	if outage <= protocol.MinOutage || !r.MaxExpiresAt.After(r.ExpiresAt) {
+	if outage <= protocol.MinOutage || !r.MaxExpiresAt.After(r.ExpiresAt) || r.Compromised {
 		return r.ExpiresAt
 	}
 	if next := r.ExpiresAt.Add(outage); next.Before(r.MaxExpiresAt) {
