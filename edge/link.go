@@ -8,9 +8,9 @@ import (
 )
 
 // The link to the cloud. The edge records durably (Link) since when it has been unable
-// to reach the cloud: from the moment the sync lost the broker, from its last sign of
-// life before a crash or a stop (the edge down is the kiosk down too), or from its
-// first start, until the sync is connected again. While that outage is longer than
+// to reach the cloud: from the moment the sync lost the broker, from its own stop or,
+// after a crash, its last sign of life (an edge that is not running does not reach the
+// cloud either), or from its first start, until the sync is connected again. While that outage is longer than
 // protocol.MinOutage, every flow honours a reservation past its ExpiresAt by the
 // outage's length within the order's food-safety cap (Reservation.Deadline). When the
 // link returns, the edge reports the outage in an outage event through the outbox,
