@@ -291,7 +291,7 @@ func (l *Locker) abandon(s Session) error {
 				r.State = OrderLoaded
 			case OrderReturning:
 				r.State = OrderCancelled
-				if r.Expired(now) {
+				if l.expired(&r, now) {
 					r.State = OrderLoaded
 				}
 			}

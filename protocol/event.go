@@ -29,13 +29,15 @@ const (
 	EventOrderCompromised EventKind = "order_compromised"     // order (seconds out of temperature)
 	EventExpiredRemoved   EventKind = "expired_removed"       // order (cold_chain); the order was returned
 	EventHelpRequested    EventKind = "help_requested"        // a person pressed the kiosk's help button
+	EventOutage           EventKind = "outage"                // seconds: the edge could not reach the cloud that long, until the envelope's ts
 )
 
 // EventKinds lists every event kind, oldest first.
 func EventKinds() []EventKind {
 	return []EventKind{EventDoorOpened, EventDoorClosed, EventLoaded, EventPickedUp, EventReassigned,
 		EventUncommandedOpen, EventDoorLeftOpen, EventLockJammed, EventBoardOffline, EventBoardOnline,
-		EventTempExcursion, EventCodeLockout, EventOrderCompromised, EventExpiredRemoved, EventHelpRequested}
+		EventTempExcursion, EventCodeLockout, EventOrderCompromised, EventExpiredRemoved, EventHelpRequested,
+		EventOutage}
 }
 
 // CredentialKind says what kind of credential made something happen, never the secret.
@@ -184,6 +186,8 @@ func (e Event) Validate() error {
 		return need(e.Celsius != nil, "celsius")
 	case EventCodeLockout, EventHelpRequested:
 		return nil
+	case EventOutage:
+		return need(e.Seconds > 0, "seconds")
 	}
 	// An unknown kind from a newer sender is accepted: the list is append-only and
 	// receivers store what they do not understand.

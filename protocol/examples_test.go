@@ -138,6 +138,7 @@ func examples() []example {
 				CodeDigest:         codeDigest,
 				SecondFactorDigest: factorDigest,
 				ExpiresAt:          expires,
+				MaxExpiresAt:       expires.Add(2 * time.Hour),
 				Zone:               protocol.ZoneChilled,
 				BudgetSeconds:      1800,
 			},
@@ -209,5 +210,7 @@ func examples() []example {
 		Boards:         []protocol.BoardHealth{{Address: 0, Online: true}},
 		DesiredVersion: 43,
 	})
+	// Kinds added after 1.0 come last, so that the examples before them keep their times.
+	add("event-outage", 1225, protocol.Event{Kind: protocol.EventOutage, Credential: protocol.CredNone, Seconds: 5400})
 	return exs
 }

@@ -25,7 +25,7 @@
 //	command_acks  uint64 key    → encoded command_ack envelope, until the broker takes it
 //	driver_tokens token digest  → edge.DriverToken (a kiosk session; never the token)
 //	audit         uint64 seq    → edge.AuditEntry (never updated or deleted)
-//	meta          desired_version, outbox_next, outbox_acked, throttle, zone:{zone}
+//	meta          desired_version, outbox_next, outbox_acked, throttle, link, zone:{zone}
 //
 // # Invariants
 //

@@ -127,7 +127,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		mc := mqtt.DefaultConfig()
 		mc.Site, mc.Broker, mc.Username, mc.Password, mc.Software = m.cfg.Site, m.cfg.Broker, m.cfg.BrokerUsername, m.cfg.BrokerPassword, buildinfo.String()
 		m.sync, err = mqtt.New(mc, mqtt.Ports{Outbox: outboxPort{m.store}, Desired: desiredPort{m.locker},
-			Commands: commandsPort{m.locker, m.store}, Reporter: reporter{m}}, m.log.With("component", "mqtt"), m.reg)
+			Commands: commandsPort{m.locker, m.store}, Reporter: reporter{m}, Link: m.locker}, m.log.With("component", "mqtt"), m.reg)
 		if err != nil {
 			return err
 		}

@@ -213,6 +213,7 @@ func (c *Client) session(ctx context.Context, cli paho.Client, lost <-chan struc
 	c.mu.Unlock()
 	c.m.connected.Set(1)
 	c.log.Info("mqtt: connected")
+	c.link(ctx, true)
 
 	sctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 3)
@@ -239,10 +240,29 @@ func (c *Client) session(ctx context.Context, cli paho.Client, lost <-chan struc
 	c.cli = nil
 	c.mu.Unlock()
 	c.m.connected.Set(0)
+	c.link(ctx, false)
 	if failed != nil {
 		// The link looks dead although paho has not noticed yet: drop it and start over.
 		c.log.Warn("mqtt: dropping connection", "err", failed)
 		c.drop(cli)
+	}
+}
+
+// link tells Ports.Link that the connection is up or has ended. A failure is logged:
+// the sync goes on, and the core's outage record is only as precise as its store.
+func (c *Client) link(ctx context.Context, up bool) {
+	if c.ports.Link == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx) // a shutdown ends the link too
+	var err error
+	if up {
+		err = c.ports.Link.LinkUp(ctx)
+	} else {
+		err = c.ports.Link.LinkDown(ctx)
+	}
+	if err != nil {
+		c.log.Error("mqtt: recording the link", "up", up, "err", err)
 	}
 }
 

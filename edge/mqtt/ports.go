@@ -145,12 +145,25 @@ type Reporter interface {
 	Telemetry() (protocol.Telemetry, error)
 }
 
-// Ports bundles what the sync consumes. All four are required.
+// Link hears the connection to the cloud come and go, so that the core knows how long
+// the cloud has been out of reach (edge.Locker.LinkUp, LinkDown).
+type Link interface {
+	// LinkUp is called once a connection has completed its connect sequence (subscribed,
+	// status, birth and snapshot request published), before the outbox drains on it: an
+	// event LinkUp writes to the outbox goes out on this connection.
+	LinkUp(ctx context.Context) error
+	// LinkDown is called when that connection has ended: lost, dropped or shut down.
+	LinkDown(ctx context.Context) error
+}
+
+// Ports bundles what the sync consumes. Outbox, Desired, Commands and Reporter are
+// required; Link is optional (nil: nobody is told).
 type Ports struct {
 	Outbox   Outbox
 	Desired  Desired
 	Commands Commands
 	Reporter Reporter
+	Link     Link
 }
 
 func (p Ports) validate() error {
