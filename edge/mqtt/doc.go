@@ -5,8 +5,9 @@
 // The edge core owns all state; this package moves it. It consumes four small
 // interfaces (see ports.go): an [Outbox] of encoded events, the versioned [Desired]
 // state, the [Commands] job runner with its queue of acks, and a [Reporter] for birth
-// and telemetry; mqtttest has in-memory fakes of all four. An optional fifth, [Link], hears each connection
-// come and go, so that the core knows how long the cloud was out of reach.
+// and telemetry; mqtttest has in-memory fakes of all four. An optional fifth, [Link],
+// hears each connection come and go, so that the core knows how long the cloud was out
+// of reach.
 //
 // # Connection
 //
@@ -14,12 +15,12 @@
 // false, so the broker keeps the subscriptions and queues QoS 1 messages while the edge
 // is away. The Last Will is a retained offline [protocol.Status]. On every connect, in
 // this order: subscribe (desired, commands, events/ack of the own site), publish the
-// retained online Status, publish a Birth, tell [Link] the link is up, then drain the outbox; when the
-// connection ends, [Link] hears it is down. No DesiredGet: the
-// cloud answers every birth with a full desired snapshot (asyncapi.yaml clause
-// connect.snapshot), so asking too would bring the same snapshot twice.
-// A clean shutdown publishes the retained offline Status itself (a DISCONNECT
-// suppresses the Will).
+// retained online Status, publish a Birth, tell [Link] the link is up, then drain the
+// outbox; when the connection ends, [Link] hears it is down. No DesiredGet: the cloud
+// answers every birth with a full desired snapshot (asyncapi.yaml clause
+// connect.snapshot), so asking too would bring the same snapshot twice. A clean
+// shutdown publishes the retained offline Status itself (a DISCONNECT suppresses the
+// Will).
 //
 // We subscribe on every connect, whatever the CONNACK's session-present flag says: a
 // broker restarted without persistence (Mosquitto's default, mochi always) has lost the
