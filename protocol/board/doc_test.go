@@ -150,6 +150,10 @@ func parseDocExample(line string) (docExample, error) {
 			return ex, err
 		}
 	}
+	if p == board.ModbusRTU {
+		ex.cmd, ex.reply, err = parseModbusMeaning(ex.codec, f[1], strings.Join(f[2:], " "))
+		return ex, err
+	}
 	args := map[string]string{}
 	for _, a := range f[3:] {
 		k, v, _ := strings.Cut(a, "=")
