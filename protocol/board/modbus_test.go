@@ -609,3 +609,40 @@ func FuzzModbusStream(f *testing.F) {
 		}
 	})
 }
+
+// TestModbusDocFramesAreData: every modbus-rtu frame that docs/lock-boards.md
+// shows is an entry of testdata/modbus-rtu.json (TestLockBoardsDoc checks
+// the same lines against the codec), so the page and the data cannot drift.
+func TestModbusDocFramesAreData(t *testing.T) {
+	doc, err := os.ReadFile(lockBoardsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := map[string]bool{}
+	for _, ex := range loadModbusExamples(t) {
+		prof := ex.Profile
+		if ex.Polarity != "" {
+			prof += "/" + ex.Polarity
+		}
+		data[strings.Join([]string{prof, ex.Direction, ex.Meaning, ex.Hex}, " ")] = true
+	}
+	examples, err := parseDocExamples(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ex := range examples {
+		if ex.codec.Profile != board.ModbusRTU {
+			continue
+		}
+		n++
+		spec, hexs, _ := strings.Cut(ex.text, "=>")
+		key := strings.Join(append(strings.Fields(spec), strings.TrimSpace(hexs)), " ")
+		if !data[key] {
+			t.Errorf("%s:%d: %q is not an entry of %s", lockBoardsDoc, ex.line, ex.text, modbusFramesFile)
+		}
+	}
+	if n < 15 {
+		t.Errorf("the page shows %d modbus-rtu frames, want every kind", n)
+	}
+}
