@@ -673,6 +673,17 @@ func TestE2EModbusLoadThenPickup(t *testing.T) {
 	if on := relaysOn(); len(on) != 0 {
 		t.Errorf("relays %v on after the pickup", on)
 	}
+	resp, err := http.Get(r.m.MetricsURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range []string{"larder_relay_release_failed_total 0", "larder_board_exceptions_total 0"} {
+		if !bytes.Contains(raw, []byte("\n"+line+"\n")) {
+			t.Errorf("metrics lack %q", line)
+		}
+	}
 	strayOn(16)
 	r.shutdown()
 	if on := relaysOn(); len(on) != 0 {
