@@ -255,11 +255,12 @@ func (w *World) pulse(c *compartment, now time.Time) {
 // Execute is a board receiving cmd on the bus now. It returns the reply the
 // board sends and the extra delay of a slow-replies fault; ok is false when
 // no board answers (no such address, unplugged, unpowered or booting).
+// Modbus-rtu boards answer Modbus requests only (ExecuteModbus).
 func (w *World) Execute(cmd board.Command) (r board.Reply, slow time.Duration, ok bool) {
 	now := w.lockNow()
 	defer w.mu.Unlock()
 	b := w.board(cmd.Board)
-	if !w.responsive(b, now) {
+	if !w.responsive(b, now) || w.cfg.Profile == board.ModbusRTU {
 		return board.Reply{}, 0, false
 	}
 	n := w.cfg.Profile.LocksPerBoard()

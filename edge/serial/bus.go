@@ -395,7 +395,8 @@ func (b *Bus) release(ctx context.Context, compartment int, a hw.Addr, sent time
 		}
 	}
 	err := b.releaseNow(context.WithoutCancel(ctx), a, 1+b.retries)
-	if err != nil && !isException(err) { // a refused coil was never switched on
+	// A refused coil was never switched on; a closed bus was halted first.
+	if err != nil && !isException(err) && !errors.Is(err, hw.ErrClosed) {
 		b.mu.Lock()
 		b.stats.ReleaseFailed++
 		b.mu.Unlock()
@@ -404,7 +405,7 @@ func (b *Bus) release(ctx context.Context, compartment int, a hw.Addr, sent time
 }
 
 // releaseNow sends a's switch-off and keeps a pending unless it was
-// acknowledged (or refused).
+// acknowledged (or refused, or the bus is closed: Close follows a Halt).
 func (b *Bus) releaseNow(ctx context.Context, a hw.Addr, tries int) error {
 	_, err := b.exchange(ctx, board.Command{Op: board.OpRelease, Board: a.Board, Lock: a.Lock},
 		func(r board.Reply) bool {
@@ -412,13 +413,14 @@ func (b *Bus) releaseNow(ctx context.Context, a hw.Addr, tries int) error {
 		}, tries, false)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err != nil && !isException(err) {
+	switch {
+	case err == nil || isException(err):
+		if b.pending[a] {
+			delete(b.pending, a)
+			b.log.Info("relay switched off", "board", a.Board, "lock", a.Lock)
+		}
+	case !errors.Is(err, hw.ErrClosed):
 		b.pending[a] = true
-		return err
-	}
-	if b.pending[a] {
-		delete(b.pending, a)
-		b.log.Info("relay switched off", "board", a.Board, "lock", a.Lock)
 	}
 	return err
 }
