@@ -2,10 +2,8 @@ package board_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,9 +15,9 @@ import (
 
 var modbus = board.Codec{Profile: board.ModbusRTU}
 
-// modbusFramesFile holds the modbus-rtu frame examples, in the format of the
-// other profiles' files: {"name", "profile", "polarity" (optional),
-// "direction", "meaning", "hex"}. The meaning grammar adds to theirs:
+// The modbus-rtu frame examples are testdata/modbus-rtu.json, in the format
+// of the other profiles' files (frameExample), checked both ways by
+// TestFrameExamples. Their meanings have a grammar of their own:
 //
 //	command status|relays|halt board=B
 //	command unlock|release board=B lock=L
@@ -28,28 +26,14 @@ var modbus = board.Codec{Profile: board.ModbusRTU}
 //	reply   unlock|release board=B lock=L
 //	reply   halt board=B
 //	reply   exception board=B op=OP code=N
-const modbusFramesFile = "testdata/modbus-rtu.json"
 
-type modbusExample struct {
-	Name      string `json:"name"`
-	Profile   string `json:"profile"`
-	Polarity  string `json:"polarity,omitempty"`
-	Direction string `json:"direction"`
-	Meaning   string `json:"meaning"`
-	Hex       string `json:"hex"`
-}
-
-func loadModbusExamples(tb testing.TB) []modbusExample {
-	tb.Helper()
-	raw, err := os.ReadFile(modbusFramesFile)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	var out []modbusExample
-	if err := dec.Decode(&out); err != nil {
-		tb.Fatalf("%s: %v", modbusFramesFile, err)
+// modbusExamples are the frame examples of profile modbus-rtu.
+func modbusExamples(tb testing.TB) []frameExample {
+	var out []frameExample
+	for _, ex := range loadFrames(tb) {
+		if ex.codec.Profile == board.ModbusRTU {
+			out = append(out, ex)
+		}
 	}
 	return out
 }
@@ -130,55 +114,30 @@ func parseModbusMeaning(c board.Codec, direction, meaning string) (*board.Comman
 	return cmd, reply, nil
 }
 
-// TestModbusFrameExamples checks every frame of testdata/modbus-rtu.json
-// against the codec both ways, and against plain Modbus (every frame is a
-// well-formed request or response with its CRC).
-func TestModbusFrameExamples(t *testing.T) {
-	exs := loadModbusExamples(t)
-	if len(exs) < 15 {
-		t.Fatalf("%s: %d examples, want every command and reply kind", modbusFramesFile, len(exs))
+// TestModbusFramesArePlainModbus: every modbus-rtu frame example is a
+// well-formed Modbus request or response with its CRC, and the examples
+// cover every command and reply kind.
+func TestModbusFramesArePlainModbus(t *testing.T) {
+	exs := modbusExamples(t)
+	kinds := map[string]bool{}
+	for _, ex := range exs {
+		var err error
+		if ex.cmd != nil {
+			_, err = board.DecodeModbusRequest(ex.frame)
+			kinds["command "+ex.cmd.Op.String()] = true
+		} else {
+			_, err = board.DecodeModbusResponse(ex.frame)
+			kinds["reply "+ex.reply.Kind.String()] = true
+		}
+		if err != nil {
+			t.Errorf("%s: % X is not plain Modbus: %v", ex.text, ex.frame, err)
+		}
 	}
-	for i, ex := range exs {
-		t.Run(fmt.Sprintf("%d %s", i, ex.Name), func(t *testing.T) {
-			if ex.Profile != string(board.ModbusRTU) {
-				t.Fatalf("profile %q", ex.Profile)
-			}
-			c := modbus
-			var err error
-			if c.Polarity, err = board.ParsePolarity(ex.Polarity); err != nil {
-				t.Fatal(err)
-			}
-			frame := hx(t, ex.Hex)
-			cmd, reply, err := parseModbusMeaning(c, ex.Direction, ex.Meaning)
-			if err != nil {
-				t.Fatalf("meaning %q: %v", ex.Meaning, err)
-			}
-			if cmd != nil {
-				if _, err := board.DecodeModbusRequest(frame); err != nil {
-					t.Errorf("not a Modbus request: %v", err)
-				}
-				got, err := c.EncodeCommand(*cmd)
-				if err != nil || !bytes.Equal(got, frame) {
-					t.Errorf("%s encodes % X, %v", ex.Meaning, got, err)
-				}
-				back, err := c.DecodeCommand(frame)
-				if diff := cmp.Diff(*cmd, back); err != nil || diff != "" {
-					t.Errorf("decode: %v (-data +codec):\n%s", err, diff)
-				}
-				return
-			}
-			if _, err := board.DecodeModbusResponse(frame); err != nil {
-				t.Errorf("not a Modbus response: %v", err)
-			}
-			got, err := c.EncodeReply(*reply)
-			if err != nil || !bytes.Equal(got, frame) {
-				t.Errorf("%s encodes % X, %v", ex.Meaning, got, err)
-			}
-			back, err := c.DecodeReply(frame)
-			if diff := cmp.Diff(*reply, back); err != nil || diff != "" {
-				t.Errorf("decode: %v (-data +codec):\n%s", err, diff)
-			}
-		})
+	for _, k := range []string{"command status", "command unlock", "command release", "command relays", "command halt",
+		"reply status", "reply unlock", "reply release", "reply relays", "reply halt", "reply exception"} {
+		if !kinds[k] {
+			t.Errorf("no %s example", k)
+		}
 	}
 }
 
@@ -391,7 +350,7 @@ func TestModbusMap(t *testing.T) {
 			t.Errorf("%+v: decodes to %+v, %v", tc.cmd, back, err)
 		}
 	}
-	closed := locks(8, 2, 8)
+	closed := []bool{false, true, false, false, false, false, false, true} // doors 2 and 8
 	b, err := c.EncodeReply(board.Reply{Kind: board.ReplyStatus, Board: 3, Status: board.Status{Closed: closed}})
 	if err != nil {
 		t.Fatal(err)
@@ -488,10 +447,10 @@ func TestModbusStream(t *testing.T) {
 }
 
 func modbusSeeds(f *testing.F) {
-	for _, ex := range loadModbusExamples(f) {
-		f.Add(uint8(0), hx(f, ex.Hex))
-		f.Add(uint8(1), hx(f, ex.Hex))
-		f.Add(uint8(2), hx(f, ex.Hex))
+	for _, ex := range modbusExamples(f) {
+		f.Add(uint8(0), ex.frame)
+		f.Add(uint8(1), ex.frame)
+		f.Add(uint8(2), ex.frame)
 	}
 	f.Add(uint8(0), hx(f, "11 0F 00 13 00 0A 02 CD 01 BF 0B"))
 }
@@ -542,7 +501,7 @@ func FuzzModbusStream(f *testing.F) {
 	f.Add([]byte{0x01, 0x02, 0xFF}, uint8(3), uint8(0))
 	f.Add(hx(f, "01 0F 00 00 00 10 FF"), uint8(1), uint8(5))
 	f.Add(hx(f, "01 02 02 01 81 78"), uint8(2), uint8(9))
-	exs := loadModbusExamples(f)
+	exs := modbusExamples(f)
 	f.Fuzz(func(t *testing.T, garbage []byte, chunk, pick uint8) {
 		step := int(chunk)%7 + 1
 		rd := board.NewReplyDecoder(modbus)
@@ -581,7 +540,7 @@ func FuzzModbusStream(f *testing.F) {
 			t.Fatalf("request decoder accounts %d of %d bytes", got, len(garbage))
 		}
 		ex := exs[int(pick)%len(exs)]
-		frame := hx(t, ex.Hex)
+		frame := ex.frame
 		var got [][]byte
 		if ex.Direction == "reply" {
 			rd.Gap()
@@ -608,41 +567,4 @@ func FuzzModbusStream(f *testing.F) {
 			t.Fatalf("garbage % X, gap, frame % X yielded % X", garbage, frame, got)
 		}
 	})
-}
-
-// TestModbusDocFramesAreData: every modbus-rtu frame that docs/lock-boards.md
-// shows is an entry of testdata/modbus-rtu.json (TestLockBoardsDoc checks
-// the same lines against the codec), so the page and the data cannot drift.
-func TestModbusDocFramesAreData(t *testing.T) {
-	doc, err := os.ReadFile(lockBoardsDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := map[string]bool{}
-	for _, ex := range loadModbusExamples(t) {
-		prof := ex.Profile
-		if ex.Polarity != "" {
-			prof += "/" + ex.Polarity
-		}
-		data[strings.Join([]string{prof, ex.Direction, ex.Meaning, ex.Hex}, " ")] = true
-	}
-	examples, err := parseDocExamples(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, ex := range examples {
-		if ex.codec.Profile != board.ModbusRTU {
-			continue
-		}
-		n++
-		spec, hexs, _ := strings.Cut(ex.text, "=>")
-		key := strings.Join(append(strings.Fields(spec), strings.TrimSpace(hexs)), " ")
-		if !data[key] {
-			t.Errorf("%s:%d: %q is not an entry of %s", lockBoardsDoc, ex.line, ex.text, modbusFramesFile)
-		}
-	}
-	if n < 15 {
-		t.Errorf("the page shows %d modbus-rtu frames, want every kind", n)
-	}
 }
