@@ -62,7 +62,8 @@ const (
 	ReplyLock
 	// ReplyUnlock answers OpUnlock or OpUnlockAll. On kerong it is a bare
 	// acknowledgement (Lock is 0 after unlock-all, Closed is meaningless);
-	// on bcc8a it carries Lock and Closed.
+	// on bcc8a it carries Lock and Closed; on modbus-rtu Lock (the echo of
+	// the coil write).
 	ReplyUnlock
 	// ReplyEvent is an unsolicited bcc8a 0x82 frame: Lock and Closed.
 	ReplyEvent
@@ -103,7 +104,7 @@ func (k ReplyKind) String() string {
 type Status struct {
 	Board int
 	// Closed[i] reports lock i+1 closed and locked (hook switch or feedback,
-	// after polarity). len(Closed) == LocksPerBoard.
+	// after polarity; modbus-rtu: the door input). len(Closed) == Codec.Locks.
 	Closed []bool
 	// Occupied[i] reports an item inside compartment i+1 (infrared). nil
 	// when the profile has no occupancy sensing.
