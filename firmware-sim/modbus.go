@@ -11,8 +11,10 @@ import (
 // discrete inputs 0–15. It answers like a Modbus slave, whatever the edge's
 // map: Read Coils (0x01), Read Discrete Inputs (0x02), Write Single Coil
 // (0x05) and Write Multiple Coils (0x0F); a request past its 16 coils or
-// inputs gets exception 02 (illegal data address), a quantity outside the
-// specification's range exception 03 (illegal data value). A relay stays on
+// inputs gets exception 02 (illegal data address), a read of 0 or more than
+// 2000 bits exception 03 (illegal data value); a Write Multiple Coils whose
+// byte count does not match its quantity is malformed and not answered. A
+// relay stays on
 // until it is written off: the master times the pulse. An input is on while
 // its door is closed (Polarity normal) or open (inverted).
 
