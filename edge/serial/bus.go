@@ -472,7 +472,9 @@ func (b *Bus) Snapshot(ctx context.Context) (hw.Snapshot, error) {
 	statuses := make(map[int]board.Status, len(b.boards))
 	for _, bd := range b.boards {
 		for _, a := range b.pendingOn(bd) {
-			b.releaseNow(ctx, a, b.triesFor(bd))
+			if err := b.releaseNow(ctx, a, b.triesFor(bd)); err != nil && !isException(err) {
+				break // the board does not answer: one timeout is enough for this poll
+			}
 		}
 		st, err := b.status(ctx, bd, b.triesFor(bd))
 		if ctx.Err() != nil {

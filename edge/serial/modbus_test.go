@@ -268,3 +268,43 @@ func TestBusModbusMap(t *testing.T) {
 		t.Error("17 locks accepted")
 	}
 }
+
+// TestBusModbusPendingOnDeadBoard: switch-offs pending on a board that has
+// gone silent cost one timeout per poll between them, not one each.
+func TestBusModbusPendingOnDeadBoard(t *testing.T) {
+	r := newResponder(t, board.ModbusRTU, 1)
+	b := openBus(t, r.addr(), modbusConfig(1))
+	ctx := context.Background()
+	r.set(func(r *responder) { r.dropReleases = 8 }) // both unlocks' switch-offs, every try
+	for _, c := range []int{1, 2} {
+		if err := b.Unlock(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := b.Stats(); s.ReleaseFailed != 2 {
+		t.Fatalf("ReleaseFailed = %d, want 2", s.ReleaseFailed)
+	}
+	r.set(func(r *responder) { r.silent[1] = true })
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		snap, _ := b.Snapshot(ctx)
+		if !snap.Boards[1].Online {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("board 1 never went offline")
+		}
+	}
+	before := b.Stats().Timeouts
+	b.Snapshot(ctx)
+	if n := b.Stats().Timeouts - before; n != 2 {
+		t.Errorf("a poll of a dead board with 2 pending switch-offs cost %d timeouts, want 2 (one switch-off, the status)", n)
+	}
+	r.set(func(r *responder) { r.silent[1] = false })
+	b.Snapshot(ctx)
+	r.set(func(r *responder) {
+		if r.relays[1][0] || r.relays[1][1] {
+			t.Errorf("relays still on once the board is back: %v", r.relays[1][:2])
+		}
+	})
+}
