@@ -53,9 +53,9 @@ func (z Zone) Valid() bool {
 
 // Board is one lock control board of a site.
 type Board struct {
-	// Address is the board's bus address (kerong-cu16: 0–15; bcc8a: 1–32).
+	// Address is the board's bus address (kerong-cu16: 0–15; bcc8a: 1–32; modbus-rtu: 1–247).
 	Address int `json:"address"`
-	// Profile is the board's serial dialect ("kerong-cu16", "bcc8a") or "gpio".
+	// Profile is the board's serial dialect ("kerong-cu16", "bcc8a", "modbus-rtu") or "gpio".
 	Profile string `json:"profile"`
 	// Locks is how many locks the board drives.
 	Locks int `json:"locks"`

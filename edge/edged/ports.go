@@ -13,6 +13,7 @@ import (
 	"github.com/larder-lockers/larder/edge/mqtt"
 	"github.com/larder-lockers/larder/internal/buildinfo"
 	"github.com/larder-lockers/larder/protocol"
+	"github.com/larder-lockers/larder/protocol/board"
 )
 
 // The adapters below present the core (edge.Locker over bolt.Store) as the ports
@@ -95,7 +96,7 @@ func (r reporter) Birth() (protocol.Birth, error) {
 		b.Boards = []protocol.Board{{Address: 0, Profile: ProfileGPIO, Locks: len(m.cfg.Relays)}}
 	} else {
 		for _, a := range m.cfg.Boards {
-			b.Boards = append(b.Boards, protocol.Board{Address: a, Profile: m.cfg.Profile, Locks: m.profile.LocksPerBoard()})
+			b.Boards = append(b.Boards, protocol.Board{Address: a, Profile: m.cfg.Profile, Locks: board.Codec{Profile: m.profile, Modbus: m.cfg.Modbus.Map()}.Locks()})
 		}
 	}
 	for _, s := range m.specs {
