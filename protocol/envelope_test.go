@@ -304,7 +304,7 @@ func fieldCases() []fieldCase {
 		fc("desired-full", e(del("body.reservations[1].slots")), "body.reservations[1].slots", "required"),
 		fc("desired-full", e(set("body.reservations[1].slots", []any{})), "body.reservations[1].slots", "required"),
 		fc("desired-full", e(del("body.reservations[1].code_digest")), "body.reservations[1].code_digest", "64 hex"),
-		fc("desired-full", e(set("body.reservations[1].code_digest", "482915")), "body.reservations[1].code_digest", "64 hex"),
+		fc("desired-full", e(set("body.reservations[1].code_digest", "48291537")), "body.reservations[1].code_digest", "64 hex"),
 		fc("desired-full", e(set("body.reservations[1].code_digest", strings.Repeat("g", 64))), "body.reservations[1].code_digest", "64 hex"),
 		fc("desired-full", e(del("body.reservations[0].second_factor_digest")), "body.reservations[0].second_factor_digest", "64 hex"),
 		fc("desired-full", e(del("body.reservations[0].expires_at")), "body.reservations[0].expires_at", "required"),

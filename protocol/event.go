@@ -1,5 +1,11 @@
 package protocol
 
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
 // EventKind names a fact the edge reports. The list is append-only.
 type EventKind string
 
@@ -135,9 +141,15 @@ func (e Event) Validate() error {
 }
 
 // EventAck is the cloud's cumulative acknowledgement on [ChanEventAck]: every event of
-// the site up to and including Seq has been durably processed.
+// the site up to and including Seq has been durably processed, or rejected.
 type EventAck struct {
 	Seq uint64 `json:"seq"`
+	// Rejected lists events up to Seq that the cloud could not decode and will never
+	// apply (added in 1.1). Each is acknowledged like any other: the stream goes on
+	// after it. The edge keeps a rejected event aside for inspection instead of
+	// dropping it. An event whose effect merely failed for now is never rejected: it is
+	// left unacknowledged and applied when resent.
+	Rejected []Rejection `json:"rejected,omitempty"`
 }
 
 func (EventAck) MessageType() Type { return TypeEventAck }
@@ -146,5 +158,64 @@ func (a EventAck) Validate() error {
 	if a.Seq == 0 {
 		return fieldErr("seq", "required")
 	}
+	for i, r := range a.Rejected {
+		f := fmt.Sprintf("rejected[%d]", i)
+		switch {
+		case r.Seq == 0:
+			return fieldErr(f+".seq", "required")
+		case r.Seq > a.Seq:
+			return fieldErr(f+".seq", "%d is beyond the acknowledged %d", r.Seq, a.Seq)
+		case r.Error == "":
+			return fieldErr(f+".error", "required")
+		}
+	}
 	return nil
+}
+
+// Rejection says which event the cloud rejected and why.
+type Rejection struct {
+	// Seq is the rejected event's envelope sequence.
+	Seq uint64 `json:"seq"`
+	// Error is [ErrInvalidEvent] for an event that did not decode; receivers treat an
+	// unknown code as that.
+	Error ErrorCode `json:"error"`
+	// Field is the JSON path of the offending field (e.g. "body.order"), when known.
+	Field string `json:"field,omitempty"`
+	// Message is the decoder's explanation, for people.
+	Message string `json:"message,omitempty"`
+}
+
+// RejectEvent is the [Rejection] of payload, an event envelope received on [ChanEvents]
+// that failed to decode with err. It reports false when the envelope does not name a
+// sequence to reject: not a JSON object with a positive integer seq, or of another major
+// version (not this protocol at all).
+func RejectEvent(payload []byte, err error) (Rejection, bool) {
+	var env struct {
+		V   int    `json:"v"`
+		Seq uint64 `json:"seq"`
+	}
+	// Decoded field by field: a malformed body or timestamp must not hide the sequence.
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(payload, &fields) != nil ||
+		json.Unmarshal(fields["v"], &env.V) != nil || env.V != Version ||
+		json.Unmarshal(fields["seq"], &env.Seq) != nil || env.Seq == 0 {
+		return Rejection{}, false
+	}
+	r := Rejection{Seq: env.Seq, Error: ErrInvalidEvent, Message: err.Error()}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		r.Field, r.Message = fe.Field, fe.Reason
+	}
+	return r, true
+}
+
+// RejectedEvent takes the place of an undecodable event inside a receiver: the cloud
+// applies it at its sequence (recording the rejection) so that the events after it
+// go on. It never travels: [Encode] refuses it.
+type RejectedEvent struct{ Rejection }
+
+func (RejectedEvent) MessageType() Type { return TypeEvent }
+
+func (RejectedEvent) Validate() error {
+	return fieldErr("body", "a rejected event stands for one that did not decode; it is never sent")
 }

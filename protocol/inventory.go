@@ -107,6 +107,9 @@ func (s Status) Validate() error { return nil }
 // Birth is what an edge publishes on every connect: who it is and what it has, so the
 // cloud can reconcile after any outage.
 type Birth struct {
+	// Protocol is the protocol revision the edge speaks ([Revision], "1.1"); absent
+	// means 1.0.
+	Protocol     string        `json:"protocol,omitempty"`
 	Software     string        `json:"software"`
 	Boards       []Board       `json:"boards"`
 	Compartments []Compartment `json:"compartments"`
