@@ -50,7 +50,20 @@ type runner struct {
 	failed  map[string]bool
 }
 
-func newRunner(mode Mode, target string, list []Clause, filter *regexp.Regexp) *runner {
+// Selection chooses clauses by id, like go test's -run and -skip.
+type Selection struct {
+	// Run, when set, selects only the clauses whose id it matches.
+	Run *regexp.Regexp
+	// Skip, when set, leaves out the clauses whose id it matches.
+	Skip *regexp.Regexp
+}
+
+func (s Selection) selects(id string) bool {
+	return (s.Run == nil || s.Run.MatchString(id)) && (s.Skip == nil || !s.Skip.MatchString(id))
+}
+
+// newRunner checks the clauses of list that sel selects, and the clauses they need.
+func newRunner(mode Mode, target string, list []Clause, sel Selection) *runner {
 	r := &runner{report: &Report{Mode: mode, Target: target, Started: time.Now().UTC()},
 		clauses: map[string]Clause{}, run: map[string]bool{}, failed: map[string]bool{}}
 	for _, c := range list {
@@ -67,7 +80,7 @@ func newRunner(mode Mode, target string, list []Clause, filter *regexp.Regexp) *
 		}
 	}
 	for _, c := range list {
-		if filter == nil || filter.MatchString(c.ID) {
+		if sel.selects(c.ID) {
 			mark(c.ID)
 		}
 	}

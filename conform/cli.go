@@ -29,6 +29,7 @@ func Exec(ctx context.Context, args []string, getenv func(string) string, stdout
 	timeout := fs.Duration("timeout", 20*time.Second, "bound of every wait for the implementation")
 	wait := fs.Duration("wait", 0, "how long to watch for what must not happen (default 3s edge, 2s cloud)")
 	run := fs.String("run", "", "check only the clauses whose id matches this regular expression (and those they need)")
+	skip := fs.String("skip", "", "do not check the clauses whose id matches this regular expression (unless another needs them)")
 	asJSON := fs.Bool("json", false, "write the report as JSON")
 	list := fs.Bool("list", false, "list the clauses of -mode (or both) and exit")
 	verbose := fs.Bool("v", false, "log the kit's progress to stderr")
@@ -61,11 +62,17 @@ func Exec(ctx context.Context, args []string, getenv func(string) string, stdout
 		}
 		return 0
 	}
-	var filter *regexp.Regexp
-	if *run != "" {
+	var sel Selection
+	for _, f := range []struct {
+		name, expr string
+		re         **regexp.Regexp
+	}{{"run", *run, &sel.Run}, {"skip", *skip, &sel.Skip}} {
+		if f.expr == "" {
+			continue
+		}
 		var err error
-		if filter, err = regexp.Compile(*run); err != nil {
-			fmt.Fprintf(stderr, "larder-conform: -run: %v\n", err)
+		if *f.re, err = regexp.Compile(f.expr); err != nil {
+			fmt.Fprintf(stderr, "larder-conform: -%s: %v\n", f.name, err)
 			return 2
 		}
 	}
@@ -85,7 +92,7 @@ func Exec(ctx context.Context, args []string, getenv func(string) string, stdout
 	switch Mode(*mode) {
 	case ModeEdge:
 		cfg := EdgeConfig{Listen: *listen, Site: *site, Kiosk: strings.TrimRight(*kiosk, "/"), Sim: strings.TrimRight(*sim, "/"),
-			Timeout: *timeout, Wait: *wait, Run: filter, Log: log}
+			Timeout: *timeout, Wait: *wait, Select: sel, Log: log}
 		var key string
 		if key, err = secret(*siteKeyFile, "LARDER_CONFORM_SITE_KEY"); err == nil {
 			if cfg.SiteKey, err = hex.DecodeString(key); err != nil {
@@ -102,7 +109,7 @@ func Exec(ctx context.Context, args []string, getenv func(string) string, stdout
 			rep, err = RunEdge(ctx, cfg)
 		}
 	case ModeCloud:
-		cfg := CloudConfig{API: *cloud, Site: *site, Broker: *broker, Timeout: *timeout, Wait: *wait, Run: filter, Log: log}
+		cfg := CloudConfig{API: *cloud, Site: *site, Broker: *broker, Timeout: *timeout, Wait: *wait, Select: sel, Log: log}
 		if cfg.AdminKey, err = secret(*adminKeyFile, "LARDER_CONFORM_ADMIN_KEY"); err == nil {
 			rep, err = RunCloud(ctx, cfg)
 		}

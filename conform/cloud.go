@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"time"
 
@@ -31,8 +30,8 @@ type CloudConfig struct {
 	// Timeout bounds every wait for the cloud (default 20 s); Wait is how long the kit
 	// watches for something that must not happen (an ack past a gap; default 2 s).
 	Timeout, Wait time.Duration
-	// Run selects the clauses to check (nil: all); the clauses they need run too.
-	Run *regexp.Regexp
+	// Select chooses the clauses to check (zero: all).
+	Select Selection
 	// Log receives the kit's own progress (nil: discard).
 	Log *slog.Logger
 }
@@ -99,7 +98,9 @@ var cloudClauses = []Clause{
 	{ID: "cloud.desired.get", Mode: ModeCloud, Section: "Desired state", Needs: []string{needCBirth},
 		Text: "A desired_get from an edge that is behind is answered with a full snapshot of the current version."},
 	{ID: "cloud.events.reject", Mode: ModeCloud, Section: "Events and their acknowledgement", Needs: []string{needLoaded},
-		Text: "A malformed event (a required field missing) does not stop the stream: the next events are acknowledged past it."},
+		Text: "A malformed event (a required field missing) does not stop the stream: the acks go on past it and name it in rejected (1.1), with its seq and an error code."},
+	{ID: "cloud.envelope.seq", Mode: ModeCloud, Section: "Envelope", Needs: []string{needCLogin},
+		Text: "Only events and desired are sequenced: a desired message's seq is its version, every other message the cloud sends (commands, event acks) carries seq 0 (1.1)."},
 	{ID: "cloud.envelope.valid", Mode: ModeCloud, Section: "Envelope", Needs: []string{needCLogin},
 		Text: "Every message the cloud published to the site is a protocol v1 envelope of the type its channel carries, with every required field."},
 }
@@ -137,7 +138,7 @@ func RunCloud(ctx context.Context, cfg CloudConfig) (Report, error) {
 			c.cli.Disconnect(100)
 		}
 	}()
-	r := newRunner(ModeCloud, cfg.API+" site "+cfg.Site, cloudClauses, cfg.Run)
+	r := newRunner(ModeCloud, cfg.API+" site "+cfg.Site, cloudClauses, cfg.Select)
 	r.check(ctx, needProvision, c.checkProvision)
 	r.check(ctx, needCLogin, c.checkLogin)
 	r.check(ctx, "cloud.connect.refused", c.checkRefused)
@@ -167,6 +168,7 @@ func RunCloud(ctx context.Context, cfg CloudConfig) (Report, error) {
 	r.check(ctx, "cloud.desired.get", c.checkDesiredGet)
 	// Last of the events: a cloud that wedges on a malformed event takes no others.
 	r.check(ctx, "cloud.events.reject", c.checkReject)
+	r.check(ctx, "cloud.envelope.seq", c.checkSeq)
 	r.check(ctx, "cloud.envelope.valid", c.checkEnvelopes)
 	return *r.report, nil
 }
@@ -548,7 +550,14 @@ func (c *cloudRun) checkReject(ctx context.Context) (string, error) {
 	if err := c.waitAck(ctx, mark, next); err != nil {
 		return "", fmt.Errorf("a picked_up without its order (seq %d) stopped the stream: %w", bad, err)
 	}
-	return fmt.Sprintf("acknowledged past malformed %d", bad), nil
+	for _, m := range on(c.box.all()[mark:], protocol.ChanEventAck) {
+		for _, r := range m.Msg.Body.(protocol.EventAck).Rejected {
+			if r.Seq == bad {
+				return fmt.Sprintf("acknowledged past malformed %d, rejected as %s (%s)", bad, r.Error, r.Field), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("acknowledged past malformed %d, but no event_ack names it in rejected", bad)
 }
 
 func (c *cloudRun) checkCommand(ctx context.Context) (string, error) {
@@ -632,6 +641,12 @@ func (c *cloudRun) checkDesiredGet(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("snapshot version %d, older than delta %d already sent", v, c.version)
 	}
 	return "snapshot answered", nil
+}
+
+// checkSeq checks the envelope seq of every message the cloud sent: desired carries its
+// version, the other channels 0.
+func (c *cloudRun) checkSeq(context.Context) (string, error) {
+	return checkSeqs(c.box.all())
 }
 
 func (c *cloudRun) checkEnvelopes(context.Context) (string, error) {

@@ -36,8 +36,8 @@ type EdgeConfig struct {
 	// Timeout bounds every wait for the edge (default 20 s). Wait is how long the kit
 	// watches for something that must not happen (a second pulse; default 3 s).
 	Timeout, Wait time.Duration
-	// Run selects the clauses to check (nil: all); the clauses they need run too.
-	Run *regexp.Regexp
+	// Select chooses the clauses to check (zero: all).
+	Select Selection
 	// Listening, if set, is called once the broker accepts connections.
 	Listening func(brokerURL string)
 	// Log receives the kit's own progress (nil: discard).
@@ -122,6 +122,8 @@ var edgeClauses = []Clause{
 		Text: "Events up to the cloud's cumulative acknowledgement are not sent again."},
 	{ID: "edge.events.sequence", Mode: ModeEdge, Section: "Events and their acknowledgement", Needs: []string{needBirth},
 		Text: "An event's seq is its outbox sequence: each new event (new id) takes the next seq, with no gap and no reuse, and a redelivery keeps the id, the seq and the body."},
+	{ID: "edge.envelope.seq", Mode: ModeEdge, Section: "Envelope", Needs: []string{needLogin},
+		Text: "Only events and desired are sequenced: every message the edge sends on another channel (status, birth, telemetry, command acks, desired_get) carries seq 0 (1.1)."},
 	{ID: "edge.envelope.valid", Mode: ModeEdge, Section: "Envelope", Needs: []string{needLogin},
 		Text: "Every message the edge published is a protocol v1 envelope of the type its channel carries, with every required field."},
 	{ID: "edge.topics.own-channels", Mode: ModeEdge, Section: "Topics", Needs: []string{needLogin},
@@ -143,7 +145,10 @@ type edgeRun struct {
 	acked    uint64           // guarded by mu: the cumulative ack the kit has published
 	seen     map[uint64]bool  // guarded by mu: event sequences received
 	holdAcks bool             // guarded by mu: acknowledge nothing for now
-	seqs     map[protocol.Channel]uint64
+	// quiet stops the kit from answering births and desired_gets with a snapshot, while
+	// a check must see what the edge made of a delta by itself.
+	quiet    bool                 // guarded by mu
+	rejected []protocol.Rejection // guarded by mu: events that did not decode, named in every ack
 
 	comps      []protocol.Compartment // from the first birth, by number
 	orders     []order                // A, B and C of the desired state
@@ -165,8 +170,7 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) (Report, error) {
 		return Report{}, err
 	}
 	e := &edgeRun{cfg: cfg, box: newMailbox(cfg.Site), kiosk: newAPI("kiosk", cfg.Kiosk, ""),
-		sim: simulator{newAPI("sim", cfg.Sim, "")}, log: cfg.Log, seen: map[uint64]bool{},
-		seqs: map[protocol.Channel]uint64{}}
+		sim: simulator{newAPI("sim", cfg.Sim, "")}, log: cfg.Log, seen: map[uint64]bool{}}
 	var err error
 	if e.b, err = startBroker(cfg.Listen, cfg.Site, cfg.Password, e.box, cfg.Log); err != nil {
 		return Report{}, err
@@ -180,7 +184,7 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) (Report, error) {
 	}
 	e.log.Info("conform: broker listening; waiting for the edge", "broker", e.b.URL(), "site", cfg.Site)
 
-	r := newRunner(ModeEdge, cfg.Site+" via "+e.b.URL(), edgeClauses, cfg.Run)
+	r := newRunner(ModeEdge, cfg.Site+" via "+e.b.URL(), edgeClauses, cfg.Select)
 	r.check(ctx, needLogin, e.checkLogin)
 	r.check(ctx, "edge.connect.client-id", e.checkClientID)
 	r.check(ctx, "edge.presence.will", func(context.Context) (string, error) { return e.checkWill(0) })
@@ -221,6 +225,7 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) (Report, error) {
 	r.check(ctx, "edge.events.acked-not-resent", func(ctx context.Context) (string, error) { return e.checkNotResent(ctx, held) })
 	e.releaseAcks()
 	r.check(ctx, "edge.events.sequence", e.checkSequence)
+	r.check(ctx, "edge.envelope.seq", e.checkSeq)
 	r.check(ctx, "edge.envelope.valid", e.checkEnvelopes)
 	r.check(ctx, "edge.topics.own-channels", e.checkTopics)
 	return *r.report, nil
@@ -235,18 +240,19 @@ func (e *edgeRun) serve(ctx context.Context) {
 		next += len(msgs)
 		for _, m := range msgs {
 			if m.Err != nil {
+				// A 1.1 cloud acknowledges an event it cannot decode as rejected, so the
+				// stream goes on (edge.envelope.valid reports it).
+				if rej, ok := protocol.RejectEvent(m.Raw, m.Err); ok && m.Channel == protocol.ChanEvents {
+					e.mu.Lock()
+					e.rejected = append(e.rejected, rej)
+					e.mu.Unlock()
+					e.sawEvent(rej.Seq)
+				}
 				continue
 			}
 			switch body := m.Msg.Body.(type) {
 			case protocol.Event:
-				e.mu.Lock()
-				if len(e.seen) == 0 {
-					// An edge with history starts beyond 1: acknowledge from its first.
-					e.acked = m.Msg.Seq - 1
-				}
-				e.seen[m.Msg.Seq] = true
-				e.mu.Unlock()
-				e.ack()
+				e.sawEvent(m.Msg.Seq)
 			case protocol.DesiredGet:
 				e.answerSnapshot(body.Have)
 			case protocol.Birth:
@@ -254,6 +260,18 @@ func (e *edgeRun) serve(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// sawEvent records event seq and acknowledges.
+func (e *edgeRun) sawEvent(seq uint64) {
+	e.mu.Lock()
+	if len(e.seen) == 0 {
+		// An edge with history starts beyond 1: acknowledge from its first.
+		e.acked = seq - 1
+	}
+	e.seen[seq] = true
+	e.mu.Unlock()
+	e.ack()
 }
 
 // ack publishes the cumulative acknowledgement of the events received without a gap.
@@ -266,9 +284,14 @@ func (e *edgeRun) ack() {
 		e.mu.Unlock()
 		return
 	}
-	seq := e.acked
+	a := protocol.EventAck{Seq: e.acked}
+	for _, r := range e.rejected {
+		if r.Seq <= a.Seq {
+			a.Rejected = append(a.Rejected, r)
+		}
+	}
 	e.mu.Unlock()
-	if err := e.send(protocol.ChanEventAck, protocol.Header{}, protocol.EventAck{Seq: seq}); err != nil {
+	if err := e.send(protocol.ChanEventAck, protocol.Header{}, a); err != nil {
 		e.log.Warn("conform: event ack", "err", err)
 	}
 }
@@ -280,11 +303,17 @@ func (e *edgeRun) releaseAcks() {
 	e.ack()
 }
 
+func (e *edgeRun) setQuiet(q bool) {
+	e.mu.Lock()
+	e.quiet = q
+	e.mu.Unlock()
+}
+
 func (e *edgeRun) answerSnapshot(have uint64) {
 	e.mu.Lock()
-	d := e.state
+	d, quiet := e.state, e.quiet
 	e.mu.Unlock()
-	if d.Version == 0 || have >= d.Version {
+	if quiet || d.Version == 0 || have >= d.Version {
 		return
 	}
 	if err := e.send(protocol.ChanDesired, protocol.Header{}, d); err != nil {
@@ -292,12 +321,12 @@ func (e *edgeRun) answerSnapshot(have uint64) {
 	}
 }
 
-// send encodes body with the kit's next sequence on ch and publishes it.
+// send encodes body and publishes it on ch. Of the cloud's channels only desired is
+// sequenced, by its version; the others carry seq 0.
 func (e *edgeRun) send(ch protocol.Channel, h protocol.Header, body protocol.Body) error {
-	e.mu.Lock()
-	e.seqs[ch]++
-	h.Seq = e.seqs[ch]
-	e.mu.Unlock()
+	if d, ok := body.(protocol.Desired); ok {
+		h.Seq = d.Version
+	}
 	raw, err := protocol.Encode(h, body)
 	if err != nil {
 		return err
@@ -308,11 +337,7 @@ func (e *edgeRun) send(ch protocol.Channel, h protocol.Header, body protocol.Bod
 // command publishes cmd with the envelope id equal to the command id and returns the
 // bytes, for a redelivery.
 func (e *edgeRun) command(cmd protocol.Command) ([]byte, error) {
-	e.mu.Lock()
-	e.seqs[protocol.ChanCommands]++
-	seq := e.seqs[protocol.ChanCommands]
-	e.mu.Unlock()
-	raw, err := protocol.Encode(protocol.Header{ID: cmd.ID, Seq: seq}, cmd)
+	raw, err := protocol.Encode(protocol.Header{ID: cmd.ID}, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -450,18 +475,24 @@ func (e *edgeRun) checkBirth(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%d compartments, desired_version %d, outbox_high_water %d", len(b.Compartments), b.DesiredVersion, b.OutboxHighWater), nil
 }
 
-// resync sends a resync command and returns the birth that answers it.
+// resync sends a resync command and returns the birth that answers it, once the
+// command is SUCCEEDED (by then the edge has also asked for a snapshot).
 func (e *edgeRun) resync(ctx context.Context) (protocol.Birth, error) {
 	mark := e.box.len()
-	if _, err := e.command(protocol.Command{ID: protocol.NewID(), Kind: protocol.CmdResync, ExpiresAt: time.Now().Add(time.Minute)}); err != nil {
+	cmd := protocol.Command{ID: protocol.NewID(), Kind: protocol.CmdResync, ExpiresAt: time.Now().Add(time.Minute).UTC()}
+	if _, err := e.command(cmd); err != nil {
 		return protocol.Birth{}, err
 	}
-	msgs, err := e.box.wait(ctx, e.cfg.Timeout, mark, "birth after a resync command", func(m []received) bool {
+	msgs, err := e.box.wait(ctx, e.cfg.Timeout, mark, "birth and SUCCEEDED after a resync command", func(m []received) bool {
 		_, ok := first(m, protocol.ChanBirth, nil)
-		return ok
+		as := acks(m, cmd.ID)
+		return ok && len(as) > 0 && as[len(as)-1].State.Final()
 	})
 	if err != nil {
 		return protocol.Birth{}, err
+	}
+	if as := acks(msgs, cmd.ID); as[len(as)-1].State != protocol.StateSucceeded {
+		return protocol.Birth{}, fmt.Errorf("resync command ended %s (%s)", as[len(as)-1].State, as[len(as)-1].Error)
 	}
 	b, _ := first(msgs, protocol.ChanBirth, nil)
 	return b.Msg.Body.(protocol.Birth), nil
@@ -556,6 +587,9 @@ func (e *edgeRun) version() uint64 {
 }
 
 func (e *edgeRun) checkDelta(ctx context.Context) (string, error) {
+	// Quiet: the delta must be applied by itself, not healed by a snapshot.
+	e.setQuiet(true)
+	defer e.setQuiet(false)
 	d := protocol.Desired{Version: e.version() + 1, Reservations: []protocol.Reservation{e.reservation(e.orders[1])}}
 	e.change(d)
 	if err := e.send(protocol.ChanDesired, protocol.Header{}, d); err != nil {
@@ -568,11 +602,13 @@ func (e *edgeRun) checkDelta(ctx context.Context) (string, error) {
 }
 
 func (e *edgeRun) checkGap(ctx context.Context) (string, error) {
+	e.setQuiet(true)
+	defer e.setQuiet(false)
 	have := e.version()
 	// Delta have+1 (order C) is "lost"; have+2 arrives.
 	e.change(protocol.Desired{Version: have + 1, Reservations: []protocol.Reservation{e.reservation(e.orders[2])}})
 	late := protocol.Desired{Version: have + 2, Credentials: []protocol.LoadingCredential{e.credential}}
-	e.change(late)
+	snap := e.change(late)
 	mark := e.box.len()
 	if err := e.send(protocol.ChanDesired, protocol.Header{}, late); err != nil {
 		return "", err
@@ -588,7 +624,9 @@ func (e *edgeRun) checkGap(ctx context.Context) (string, error) {
 	if got := g.Msg.Body.(protocol.DesiredGet).Have; got != have {
 		return "", fmt.Errorf("desired_get has %d, want %d (a delta after a gap must not be applied)", got, have)
 	}
-	// serve answered with the snapshot of have+2.
+	if err := e.send(protocol.ChanDesired, protocol.Header{}, snap); err != nil {
+		return "", err
+	}
 	if err := e.expectVersion(ctx, have+2); err != nil {
 		return "", err
 	}
@@ -1069,6 +1107,8 @@ func (e *edgeRun) checkSequence(context.Context) (string, error) {
 	}
 	return fmt.Sprintf("%d events, seq %d to %d", len(seqs), seqs[0], seqs[len(seqs)-1]), f.err()
 }
+
+func (e *edgeRun) checkSeq(context.Context) (string, error) { return checkSeqs(e.box.all()) }
 
 func (e *edgeRun) checkEnvelopes(context.Context) (string, error) {
 	var f failures

@@ -119,3 +119,24 @@ func on(msgs []received, ch protocol.Channel) []received {
 
 // event returns the event body of a message on the events channel.
 func event(m received) protocol.Event { e, _ := m.Msg.Body.(protocol.Event); return e }
+
+// checkSeqs checks the envelope seq of msgs: events carry their outbox sequence (the
+// decoder already requires one), desired its version, every other channel 0.
+func checkSeqs(msgs []received) (string, error) {
+	var f failures
+	bad := map[protocol.Channel]bool{}
+	for _, m := range msgs {
+		if m.Err != nil || bad[m.Channel] {
+			continue
+		}
+		switch d, ok := m.Msg.Body.(protocol.Desired); {
+		case ok && m.Msg.Seq != d.Version:
+			f.add("desired version %d sent with seq %d", d.Version, m.Msg.Seq)
+			bad[m.Channel] = true
+		case !m.Channel.Sequenced() && m.Msg.Seq != 0:
+			f.add("%s sent with seq %d, want 0", m.Channel, m.Msg.Seq)
+			bad[m.Channel] = true
+		}
+	}
+	return "seq as the channels say", f.err()
+}
