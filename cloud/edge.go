@@ -449,9 +449,11 @@ func (s *Service) applyRun(tx Tx, r EdgeEvents, res *EdgeAck, tally *eventTally)
 	return putSite(tx, st)
 }
 
-// checkEvent rejects what is not a sequenced event.
+// checkEvent rejects what is not a sequenced event (or the rejection of one).
 func checkEvent(m protocol.Message) error {
-	if _, ok := m.Body.(protocol.Event); !ok {
+	switch m.Body.(type) {
+	case protocol.Event, protocol.RejectedEvent:
+	default:
 		return Invalid("type", "want an event, got %s", m.Type)
 	}
 	if m.Seq == 0 {
@@ -470,6 +472,11 @@ func (s *Service) applySeq(tx Tx, st *Site, m protocol.Message, tally *eventTall
 	if m.Seq != st.EventSeq+1 {
 		return false, Errorf(ErrEventGap, "event %d of site %s arrived before %d", m.Seq, st.ID, st.EventSeq+1)
 	}
+	if rj, ok := m.Body.(protocol.RejectedEvent); ok {
+		s.rejectEvent(tx, st, m.Time, rj.Rejection)
+		st.EventSeq = m.Seq
+		return true, nil
+	}
 	ev := m.Body.(protocol.Event)
 	r := routeOf(ev.Kind)
 	raised, err := s.applyEvent(tx, st, m.Time, ev, r)
@@ -485,6 +492,18 @@ func (s *Service) applySeq(tx Tx, st *Site, m protocol.Message, tally *eventTall
 		tally.counters = append(tally.counters, r.counter)
 	}
 	return true, nil
+}
+
+// rejectEvent records that the event at r.Seq did not decode and will never apply: the
+// fleet adapter acknowledges it as rejected (protocol.EventAck.Rejected) so that the
+// site's stream goes on, and ops find it in the audit log ("event_rejected"), with the
+// field and reason but not the payload (the edge keeps that). The adapter logs it.
+func (s *Service) rejectEvent(tx Tx, st *Site, at time.Time, r protocol.Rejection) {
+	reason := string(r.Error) + ": " + r.Message
+	if r.Field != "" {
+		reason = string(r.Error) + ": " + r.Field + ": " + r.Message
+	}
+	audit(tx, s.now(), AuditEntry{Time: at.UTC(), Site: st.ID, Actor: "edge", Action: "event_rejected", Reason: reason})
 }
 
 // eventTally is what a transaction's events add to Stats, counted only once it commits.

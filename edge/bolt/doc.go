@@ -17,6 +17,8 @@
 //	sessions      session id    → edge.Session
 //	credentials   credential id → edge.Credential;  cred_digests: digest → id
 //	outbox        uint64 seq    → encoded protocol envelope (Seq = key)
+//	rejected_events uint64 seq  → RejectedEvent: an outbox event the cloud rejected, set
+//	              aside by Ack with the cloud's reason (at most MaxRejected, oldest dropped)
 //	inbox         message id    → uint64 expiry (unix ns)
 //	commands      command id    → edge.CommandRecord
 //	audit         uint64 seq    → edge.AuditEntry (never updated or deleted)
@@ -39,6 +41,8 @@
 //     Seq is its key.
 //  5. The audit log's keys run 1 … N without holes: entries are only appended.
 //  6. Every session names a holding order and compartments of that order.
+//  7. Every rejected event is acknowledged (its seq ≤ acked) and there are at most
+//     MaxRejected.
 //
 // # Durability
 //

@@ -29,12 +29,12 @@ func (o outboxPort) Pending(after uint64, max int) ([]mqtt.Outgoing, error) {
 	return out, err
 }
 
-func (o outboxPort) Ack(seq uint64) error {
-	err := o.s.Ack(seq)
+func (o outboxPort) Ack(seq uint64, rejected []protocol.Rejection) (int, error) {
+	moved, err := o.s.Ack(seq, rejected...)
 	if errors.Is(err, bolt.ErrAckBeyond) {
-		return fmt.Errorf("%w: %v", mqtt.ErrAckBeyondHighWater, err)
+		return 0, fmt.Errorf("%w: %v", mqtt.ErrAckBeyondHighWater, err)
 	}
-	return err
+	return len(moved), err
 }
 
 func (o outboxPort) Acked() (uint64, error) { return o.s.Acked() }
@@ -72,7 +72,7 @@ type reporter struct{ m *Main }
 
 func (r reporter) Birth() (protocol.Birth, error) {
 	m := r.m
-	b := protocol.Birth{Software: buildinfo.String()}
+	b := protocol.Birth{Protocol: protocol.Revision, Software: buildinfo.String()}
 	if m.cfg.Profile == ProfileGPIO {
 		b.Boards = []protocol.Board{{Address: 0, Profile: ProfileGPIO, Locks: len(m.cfg.Relays)}}
 	} else {

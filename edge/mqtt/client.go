@@ -44,6 +44,9 @@ type Client struct {
 
 	ackMu   sync.Mutex
 	ackHigh uint64 // highest EventAck.Seq received and not yet taken by the drainer
+	// ackRejected are the rejections of the acks received since the drainer last took
+	// them, one per sequence (at most maxAckRejections).
+	ackRejected []protocol.Rejection
 
 	mu   sync.Mutex // guards cli and acks
 	cli  paho.Client
@@ -266,10 +269,9 @@ func (c *Client) onConnect(cli paho.Client) error {
 	if err := c.pub(cli, protocol.Status{Online: true, Software: c.cfg.Software}); err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
-	if err := c.publishBirth(cli); err != nil {
-		return err
-	}
-	return c.requestSnapshot(cli, "connect")
+	// No desired_get: the cloud answers every birth with a full snapshot (protocol
+	// clause connect.snapshot), and asking as well got the same snapshot twice.
+	return c.publishBirth(cli)
 }
 
 func (c *Client) publishBirth(cli paho.Client) error {
@@ -318,7 +320,13 @@ func (c *Client) pub(cli paho.Client, body protocol.Body) error {
 	return c.pubRaw(cli, chanOf(body.MessageType()), payload)
 }
 
+// pubRaw publishes payload on ch. It refuses a cloud→edge channel: brokers drop such a
+// publish (or disconnect), and the edge never has a reason to make one (protocol clause
+// access.edge).
 func (c *Client) pubRaw(cli paho.Client, ch protocol.Channel, payload []byte) error {
+	if !ch.FromEdge() {
+		return fmt.Errorf("mqtt: an edge never publishes on %s, a cloud→edge channel", ch)
+	}
 	return c.wait(cli.Publish(protocol.Topic(c.cfg.Site, ch), ch.QoS(), ch.Retained(), payload))
 }
 

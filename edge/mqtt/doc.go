@@ -13,7 +13,9 @@
 // false, so the broker keeps the subscriptions and queues QoS 1 messages while the edge
 // is away. The Last Will is a retained offline [protocol.Status]. On every connect, in
 // this order: subscribe (desired, commands, events/ack of the own site), publish the
-// retained online Status, publish a Birth, publish a DesiredGet, then drain the outbox.
+// retained online Status, publish a Birth, then drain the outbox. No DesiredGet: the
+// cloud answers every birth with a full desired snapshot (asyncapi.yaml clause
+// connect.snapshot), so asking too would bring the same snapshot twice.
 // A clean shutdown publishes the retained offline Status itself (a DISCONNECT
 // suppresses the Will).
 //
@@ -69,12 +71,11 @@
 // to our queue. If the gap is still there after the grace, the edge publishes
 // DesiredGet{Have, Reason: "gap"} and drops what it held.
 //
-// The edge also sends DesiredGet{Reason: "connect"} after every connect. The broker's
-// queue for an offline persistent session is not proof of completeness (Mosquitto drops
-// beyond max_queued_messages silently, a broker restart without persistence forgets the
-// session, and deltas published before the session existed were never queued). A
-// snapshot request is one small message per connect, and the cloud answers only when
-// Have is behind its version, so a quiet edge costs nearly nothing.
+// The broker's queue for an offline persistent session is not proof of completeness
+// (Mosquitto drops beyond max_queued_messages silently, a broker restart without
+// persistence forgets the session, and deltas published before the session existed were
+// never queued): the snapshot the cloud sends after every birth is what resynchronises
+// the edge after a connect, and a resync command publishes a birth again.
 //
 // # Offline
 //

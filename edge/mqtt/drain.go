@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -42,12 +43,14 @@ func (c *Client) drain(ctx context.Context, cli paho.Client) error {
 	defer t.Stop()
 
 	for {
-		if seq := c.takeAck(); seq > acked {
-			if err := ob.Ack(seq); err != nil {
+		if seq, rejected := c.takeAck(); seq > acked {
+			rejected = slices.DeleteFunc(rejected, func(r protocol.Rejection) bool { return r.Seq <= acked || r.Seq > seq })
+			if n, err := ob.Ack(seq, rejected); err != nil {
 				c.m.rejected.WithLabelValues(protocol.ChanEventAck.String()).Inc()
 				lvl := slogLevelFor(err)
 				c.log.Log(ctx, lvl, "mqtt: event ack not recorded", "seq", seq, "acked", acked, "err", err)
 			} else {
+				c.setAside(rejected, n)
 				acked = seq
 				progress = time.Now()
 				// The cloud may acknowledge what a previous connection sent.
@@ -105,6 +108,20 @@ func (c *Client) drain(ctx context.Context, cli paho.Client) error {
 				progress = time.Now()
 			}
 		}
+	}
+}
+
+// setAside reports the events the cloud rejected and the outbox set aside (n of
+// rejected): an error line each and the alarm metric. The event itself is in the
+// store, for inspection.
+func (c *Client) setAside(rejected []protocol.Rejection, n int) {
+	if n == 0 {
+		return
+	}
+	c.m.eventsRejected.Add(float64(n))
+	for _, r := range rejected {
+		c.log.Error("mqtt: the cloud rejected an event; kept aside, not resent", "seq", r.Seq, "error", string(r.Error),
+			"field", r.Field, "reason", r.Message)
 	}
 }
 

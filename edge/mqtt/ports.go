@@ -37,9 +37,13 @@ type Outbox interface {
 	// Ack durably records that the cloud has processed every event with Seq ≤ seq (the
 	// cloud's EventAck is cumulative). It is idempotent: seq ≤ Acked() is a no-op that
 	// returns nil. A seq beyond the last event ever written changes nothing and returns
-	// an error wrapping [ErrAckBeyondHighWater]. The core may delete acknowledged events.
-	// The sync calls Ack only with the Seq of a decoded protocol.EventAck.
-	Ack(seq uint64) error
+	// an error wrapping [ErrAckBeyondHighWater]. The core may delete acknowledged events,
+	// except the ones the cloud rejected: in the same transaction it keeps those it
+	// still holds aside for inspection, and returns how many it set aside (a rejection
+	// of an event no longer held, which the cloud may repeat, is ignored). The sync calls
+	// Ack only with the Seq and Rejected of a decoded protocol.EventAck, rejections
+	// filtered to Acked() < r.Seq ≤ seq.
+	Ack(seq uint64, rejected []protocol.Rejection) (setAside int, err error)
 	// Acked returns the highest acknowledged sequence (0 when none). The drainer starts
 	// from it on start-up and after every reconnect: everything after it is resent.
 	Acked() (uint64, error)
@@ -108,7 +112,7 @@ type Commands interface {
 	// ExpiresAt is REJECTED with protocol.ErrExpired.
 	//
 	// ctx ends when the sync's Run returns. Commands of kind protocol.CmdResync are
-	// handled by this package (new birth and a desired snapshot request) and never
+	// handled by this package (a new birth, which the cloud answers with a snapshot) and never
 	// reach HandleCommand.
 	HandleCommand(ctx context.Context, m protocol.Message, progress func(protocol.CommandAck))
 }

@@ -41,6 +41,7 @@ type Store struct {
 	birth     protocol.Birth
 	failNext  error
 	startedAt time.Time
+	setAside  []protocol.Rejection
 }
 
 // NewStore returns an empty store whose Birth describes one ambient compartment.
@@ -116,25 +117,39 @@ func (s *Store) Pending(after uint64, max int) ([]mqtt.Outgoing, error) {
 	return out, nil
 }
 
-// Ack implements mqtt.Outbox.
-func (s *Store) Ack(seq uint64) error {
+// Ack implements mqtt.Outbox; rejected events are kept (see SetAside).
+func (s *Store) Ack(seq uint64, rejected []protocol.Rejection) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.fault(); err != nil {
-		return err
+		return 0, err
 	}
 	s.ackCalls++
 	if seq > uint64(len(s.events)) {
-		return fmt.Errorf("mqtttest: ack %d of %d: %w", seq, len(s.events), mqtt.ErrAckBeyondHighWater)
+		return 0, fmt.Errorf("mqtttest: ack %d of %d: %w", seq, len(s.events), mqtt.ErrAckBeyondHighWater)
 	}
 	if seq <= s.acked {
-		return nil
+		return 0, nil
+	}
+	n := 0
+	for _, r := range rejected {
+		if r.Seq > s.acked && r.Seq <= seq {
+			s.setAside = append(s.setAside, r)
+			n++
+		}
 	}
 	s.acked = seq
 	if s.OnAck != nil {
 		s.OnAck(seq) // under the lock: calls arrive in order
 	}
-	return nil
+	return n, nil
+}
+
+// SetAside returns the rejections Ack recorded, in order.
+func (s *Store) SetAside() []protocol.Rejection {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]protocol.Rejection(nil), s.setAside...)
 }
 
 // Acked implements mqtt.Outbox.
