@@ -45,9 +45,9 @@ type broker struct {
 	mu  sync.Mutex
 	srv *mochi.Server // guarded by mu
 	// logins and denied are what the hook saw, for the connect and access clauses.
-	logins []login    // guarded by mu
-	denied []string   // guarded by mu: topics the edge published on that are not its own edge→cloud channels
-	subs   [][]string // guarded by mu: the filters of each SUBSCRIBE of the edge
+	logins []login        // guarded by mu
+	denied []string       // guarded by mu: topics the edge published on that are not its own edge→cloud channels
+	subs   []subscription // guarded by mu: every SUBSCRIBE of the edge
 }
 
 func startBroker(addr, site, password string, box *mailbox, log *slog.Logger) (*broker, error) {
@@ -130,10 +130,16 @@ func (b *broker) publish(ch protocol.Channel, payload []byte) error {
 // URL is the broker's address for an edge: tcp://host:port.
 func (b *broker) URL() string { return "tcp://" + b.addr }
 
-func (b *broker) seen() (logins []login, denied []string, subs [][]string) {
+// subscription is one SUBSCRIBE of the edge.
+type subscription struct {
+	At      time.Time
+	Filters []string
+}
+
+func (b *broker) seen() (logins []login, denied []string, subs []subscription) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]login(nil), b.logins...), append([]string(nil), b.denied...), append([][]string(nil), b.subs...)
+	return append([]login(nil), b.logins...), append([]string(nil), b.denied...), append([]subscription(nil), b.subs...)
 }
 
 // hook admits the edge under test (username = site, the password, any client id: the
@@ -182,7 +188,7 @@ func (h *hook) OnSubscribe(cl *mochi.Client, pk packets.Packet) packets.Packet {
 			fs = append(fs, f.Filter)
 		}
 		h.b.mu.Lock()
-		h.b.subs = append(h.b.subs, fs)
+		h.b.subs = append(h.b.subs, subscription{At: time.Now(), Filters: fs})
 		h.b.mu.Unlock()
 	}
 	return pk

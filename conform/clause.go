@@ -22,12 +22,16 @@ const (
 
 // Clause is one checked statement of the specification.
 type Clause struct {
-	// ID is stable: "edge.commands.dedupe". Its middle part names the section.
+	// ID is stable, mode.topic.name: "edge.commands.dedupe".
 	ID   string
 	Mode Mode
 	// Section is the heading of protocol/asyncapi.yaml (or the OpenAPI operation) the
 	// clause comes from.
 	Section string
+	// Spec lists the ids of the specification's own clauses this one checks (the
+	// bracketed ids of asyncapi.yaml, such as "command.dedup"); empty where the
+	// requirement is prose of the section without an id.
+	Spec []string
 	// Text is what the clause requires, in the specification's words.
 	Text string
 	// Needs lists the clauses whose work this one builds on (a reservation must be
@@ -98,7 +102,7 @@ func (r *runner) check(ctx context.Context, id string, f func(ctx context.Contex
 		return
 	}
 	start := time.Now()
-	res := Result{ID: id, Section: c.Section}
+	res := Result{ID: id, Section: c.Section, Spec: c.Spec}
 	var msg string
 	var err error
 	for _, n := range c.Needs {

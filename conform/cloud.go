@@ -75,33 +75,37 @@ var cloudClauses = []Clause{
 		Text: "The broker accepts the provisioned login with client id larder-edge-{site}."},
 	{ID: "cloud.connect.refused", Mode: ModeCloud, Section: "Connecting", Needs: []string{needProvision},
 		Text: "The broker refuses the site's username with a wrong password."},
+	{ID: "cloud.order.before-birth", Mode: ModeCloud, Section: "Desired state", Spec: []string{"order.before-birth"}, Needs: []string{needProvision},
+		Text: "Before the site's first birth an order for it is refused (409): the cloud knows no compartment of it."},
 	{ID: "cloud.presence.online", Mode: ModeCloud, Section: "Presence and birth", Needs: []string{needCLogin},
 		Text: "A retained online status makes the site online (GET /v1/sites/{site})."},
-	{ID: needCBirth, Mode: ModeCloud, Section: "Presence and birth", Needs: []string{needCLogin},
-		Text: "A birth is accepted (the site lists its compartments) and answered with a full desired snapshot, since the edge is behind."},
+	{ID: needCBirth, Mode: ModeCloud, Section: "Presence and birth", Spec: []string{"connect.snapshot"}, Needs: []string{needCLogin},
+		Text: "A birth is accepted (the site lists its compartments) and answered with exactly one full desired snapshot."},
 	{ID: needOrder, Mode: ModeCloud, Section: "Desired state", Needs: []string{needCBirth},
 		Text: "An order placed over REST reaches the edge as a delta of version + 1 with a reservation for the order's compartments and generations."},
 	{ID: "cloud.digest.code", Mode: ModeCloud, Section: "Secrets and digests", Needs: []string{needOrder},
 		Text: "The reservation's code_digest is HMAC-SHA256 over larder/v1/code, 0x00, the pickup code the platform was given, keyed with the site key's 32 bytes."},
 	{ID: "cloud.digest.second-factor", Mode: ModeCloud, Section: "Secrets and digests", Needs: []string{needOrder},
 		Text: "Its second_factor_digest is over larder/v1/second-factor, 0x00, the order id, 0x00, the last 4 digits of the recipient's phone."},
-	{ID: needLoaded, Mode: ModeCloud, Section: "Events and their acknowledgement", Needs: []string{needOrder},
+	{ID: needLoaded, Mode: ModeCloud, Section: "Events and their acknowledgement", Spec: []string{"ack.cumulative"}, Needs: []string{needOrder},
 		Text: "An event is acknowledged by an event_ack whose seq covers it, after its effect: the loaded order reads loaded over REST."},
 	{ID: "cloud.events.duplicate", Mode: ModeCloud, Section: "Delivery, deduplication, sequence", Needs: []string{needLoaded},
 		Text: "An event delivered again (same envelope) is acknowledged again and applied once: one door_opened in the audit log."},
-	{ID: "cloud.events.gap", Mode: ModeCloud, Section: "Events and their acknowledgement", Needs: []string{needLoaded},
+	{ID: "cloud.events.gap", Mode: ModeCloud, Section: "Events and their acknowledgement", Spec: []string{"ack.cumulative"}, Needs: []string{needLoaded},
 		Text: "An event after a gap is not acknowledged until the missing one arrives; then the ack covers both."},
-	{ID: "cloud.commands.round-trip", Mode: ModeCloud, Section: "Commands", Needs: []string{needCBirth},
-		Text: "A remote open over REST reaches the edge as an open command with the REST command's id, compartment, purpose ops and reason; the edge's QUEUED, IN_PROGRESS and SUCCEEDED acks make it SUCCEEDED over REST."},
+	{ID: "cloud.commands.round-trip", Mode: ModeCloud, Section: "Commands", Spec: []string{"command.dedup"}, Needs: []string{needCBirth},
+		Text: "A remote open over REST reaches the edge as an open command with the REST command's id (also its envelope id, 1.1), compartment, purpose ops and reason; the edge's QUEUED, IN_PROGRESS and SUCCEEDED acks make it SUCCEEDED over REST."},
+	{ID: "cloud.commands.republish", Mode: ModeCloud, Section: "Commands", Spec: []string{"command.offline", "connect.snapshot"}, Needs: []string{needCBirth},
+		Text: "A command without a final ack is published again after the edge's next birth, with the same id."},
 	{ID: "cloud.events.picked-up", Mode: ModeCloud, Section: "Events and their acknowledgement", Needs: []string{needLoaded},
 		Text: "A picked_up event makes the order picked_up over REST."},
 	{ID: "cloud.desired.get", Mode: ModeCloud, Section: "Desired state", Needs: []string{needCBirth},
 		Text: "A desired_get from an edge that is behind is answered with a full snapshot of the current version."},
-	{ID: "cloud.events.reject", Mode: ModeCloud, Section: "Events and their acknowledgement", Needs: []string{needLoaded},
+	{ID: "cloud.events.reject", Mode: ModeCloud, Section: "Events and their acknowledgement", Spec: []string{"ack.reject"}, Needs: []string{needLoaded},
 		Text: "A malformed event (a required field missing) does not stop the stream: the acks go on past it and name it in rejected (1.1), with its seq and an error code."},
-	{ID: "cloud.envelope.seq", Mode: ModeCloud, Section: "Envelope", Needs: []string{needCLogin},
+	{ID: "cloud.envelope.seq", Mode: ModeCloud, Section: "Envelope", Spec: []string{"seq.desired", "seq.unsequenced"}, Needs: []string{needCLogin},
 		Text: "Only events and desired are sequenced: a desired message's seq is its version, every other message the cloud sends (commands, event acks) carries seq 0 (1.1)."},
-	{ID: "cloud.envelope.valid", Mode: ModeCloud, Section: "Envelope", Needs: []string{needCLogin},
+	{ID: "cloud.envelope.valid", Mode: ModeCloud, Section: "Envelope", Spec: []string{"version.major"}, Needs: []string{needCLogin},
 		Text: "Every message the cloud published to the site is a protocol v1 envelope of the type its channel carries, with every required field."},
 }
 
@@ -142,6 +146,7 @@ func RunCloud(ctx context.Context, cfg CloudConfig) (Report, error) {
 	r.check(ctx, needProvision, c.checkProvision)
 	r.check(ctx, needCLogin, c.checkLogin)
 	r.check(ctx, "cloud.connect.refused", c.checkRefused)
+	r.check(ctx, "cloud.order.before-birth", c.checkBeforeBirth)
 	r.check(ctx, "cloud.presence.online", c.checkOnline)
 	r.check(ctx, needCBirth, c.checkBirth)
 	r.check(ctx, needOrder, c.checkReservation)
@@ -164,6 +169,7 @@ func RunCloud(ctx context.Context, cfg CloudConfig) (Report, error) {
 	r.check(ctx, "cloud.events.duplicate", c.checkDuplicate)
 	r.check(ctx, "cloud.events.gap", c.checkGap)
 	r.check(ctx, "cloud.commands.round-trip", c.checkCommand)
+	r.check(ctx, "cloud.commands.republish", c.checkRepublish)
 	r.check(ctx, "cloud.events.picked-up", c.checkPickedUp)
 	r.check(ctx, "cloud.desired.get", c.checkDesiredGet)
 	// Last of the events: a cloud that wedges on a malformed event takes no others.
@@ -324,8 +330,7 @@ func (c *cloudRun) checkBirth(ctx context.Context) (string, error) {
 	}
 	c.freeA, c.freeB = 11, 12
 	mark := c.box.len()
-	if _, err := c.publish(protocol.ChanBirth, 0, protocol.Birth{Software: "larder-conform",
-		Boards: []protocol.Board{{Address: 0, Profile: "kerong-cu16", Locks: 12}}, Compartments: c.comps}); err != nil {
+	if _, err := c.publish(protocol.ChanBirth, 0, c.birth()); err != nil {
 		return "", err
 	}
 	msgs, err := c.box.wait(ctx, c.cfg.Timeout, mark, "full desired snapshot after the birth", func(m []received) bool {
@@ -337,6 +342,16 @@ func (c *cloudRun) checkBirth(ctx context.Context) (string, error) {
 	}
 	s, _ := first(msgs, protocol.ChanDesired, func(r received) bool { return r.Msg.Body.(protocol.Desired).Full })
 	c.version = s.Msg.Body.(protocol.Desired).Version
+	time.Sleep(c.cfg.Wait)
+	snaps := 0
+	for _, m := range on(c.box.all()[mark:], protocol.ChanDesired) {
+		if m.Msg.Body.(protocol.Desired).Full {
+			snaps++
+		}
+	}
+	if snaps != 1 {
+		return "", fmt.Errorf("%d full snapshots answered one birth, want exactly one", snaps)
+	}
 	err = poll(ctx, c.cfg.Timeout, func() error {
 		site, err := c.site(ctx)
 		if err != nil {
@@ -350,7 +365,13 @@ func (c *cloudRun) checkBirth(ctx context.Context) (string, error) {
 	return fmt.Sprintf("snapshot version %d", c.version), err
 }
 
-// key creates an API key of role and returns a client using it.
+// birth is the kit's birth: its compartments, and the events it has written.
+func (c *cloudRun) birth() protocol.Birth {
+	return protocol.Birth{Protocol: protocol.Revision, Software: "larder-conform", DesiredVersion: c.version,
+		Boards: []protocol.Board{{Address: 0, Profile: "kerong-cu16", Locks: 12}}, Compartments: c.comps, OutboxHighWater: c.seq}
+}
+
+// newKey creates an API key of role and returns a client using it.
 func (c *cloudRun) newKey(ctx context.Context, role, subject string) (*api, error) {
 	k, err := c.admin.expect(ctx, 201, "POST", "/v1/keys", map[string]string{"role": role, "subject": subject})
 	if err != nil {
@@ -359,19 +380,34 @@ func (c *cloudRun) newKey(ctx context.Context, role, subject string) (*api, erro
 	return newAPI("cloud", c.admin.base, k.str("key")), nil
 }
 
-func (c *cloudRun) checkReservation(ctx context.Context) (string, error) {
-	var err error
-	if c.platform, err = c.newKey(ctx, "platform", "conform-"+protocol.NewID()[:8]); err != nil {
-		return "", err
+// placeOrder places an order of one small chilled parcel whose code the platform
+// receives, and expects status want.
+func (c *cloudRun) placeOrder(ctx context.Context, want int) (answer, error) {
+	if c.platform == nil {
+		var err error
+		if c.platform, err = c.newKey(ctx, "platform", "conform-"+protocol.NewID()[:8]); err != nil {
+			return answer{}, err
+		}
 	}
 	c.phone = "+86138" + digits(8)
 	now := time.Now().UTC()
 	ext := "conform-" + protocol.NewID()[:12]
-	mark := c.box.len()
-	rc, err := c.platform.expect(ctx, 201, "POST", "/v1/orders", map[string]any{"external_id": ext, "site": c.cfg.Site,
+	return c.platform.expect(ctx, want, "POST", "/v1/orders", map[string]any{"external_id": ext, "site": c.cfg.Site,
 		"recipient": map[string]any{"phone": c.phone}, "parcels": []map[string]any{{"size": "S", "zone": "chilled"}},
 		"window":        map[string]any{"start": now.Format(time.RFC3339), "end": now.Add(2 * time.Hour).Format(time.RFC3339)},
 		"code_delivery": "platform"}, "Idempotency-Key", ext)
+}
+
+func (c *cloudRun) checkBeforeBirth(ctx context.Context) (string, error) {
+	if _, err := c.placeOrder(ctx, 409); err != nil {
+		return "", err
+	}
+	return "order refused before the birth", nil
+}
+
+func (c *cloudRun) checkReservation(ctx context.Context) (string, error) {
+	mark := c.box.len()
+	rc, err := c.placeOrder(ctx, 201)
 	if err != nil {
 		return "", err
 	}
@@ -585,6 +621,9 @@ func (c *cloudRun) checkCommand(ctx context.Context) (string, error) {
 	if cmd.Kind != protocol.CmdOpen || cmd.Compartment != n || cmd.Purpose != protocol.PurposeOps || cmd.Reason != "conformance check" {
 		f.add("command %+v, want an ops open of %d with the reason", cmd, n)
 	}
+	if cm.Msg.ID != id {
+		f.add("envelope id %s, want the command id %s", cm.Msg.ID, id)
+	}
 	for _, s := range []protocol.CommandState{protocol.StateQueued, protocol.StateInProgress} {
 		if _, err := c.publish(protocol.ChanCommandAck, 0, protocol.CommandAck{CommandID: id, State: s}); err != nil {
 			return "", err
@@ -610,6 +649,32 @@ func (c *cloudRun) checkCommand(ctx context.Context) (string, error) {
 		f.add("%v", err)
 	}
 	return "command " + id + " SUCCEEDED over REST", f.err()
+}
+
+func (c *cloudRun) checkRepublish(ctx context.Context) (string, error) {
+	n := c.freeB
+	mark := c.box.len()
+	rc, err := c.ops.expect(ctx, 202, "POST", fmt.Sprintf("/v1/sites/%s/compartments/%d/open", c.cfg.Site, n), map[string]string{"reason": "conformance check"})
+	if err != nil {
+		return "", err
+	}
+	id := rc.str("id")
+	isCmd := func(r received) bool { return r.Msg.Body.(protocol.Command).ID == id }
+	if _, err := c.box.wait(ctx, c.cfg.Timeout, mark, "command "+id, func(m []received) bool { _, ok := first(m, protocol.ChanCommands, isCmd); return ok }); err != nil {
+		return "", err
+	}
+	// No ack: the edge "restarts" and is born again.
+	mark = c.box.len()
+	if _, err := c.publish(protocol.ChanBirth, 0, c.birth()); err != nil {
+		return "", err
+	}
+	if _, err := c.box.wait(ctx, c.cfg.Timeout, mark, "command "+id+" again after the birth", func(m []received) bool { _, ok := first(m, protocol.ChanCommands, isCmd); return ok }); err != nil {
+		return "", err
+	}
+	if _, err := c.publish(protocol.ChanCommandAck, 0, protocol.CommandAck{CommandID: id, State: protocol.StateRejected, Error: protocol.ErrBusy}); err != nil {
+		return "", err
+	}
+	return "command " + id + " published again after the birth", nil
 }
 
 func (c *cloudRun) checkPickedUp(ctx context.Context) (string, error) {

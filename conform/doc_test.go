@@ -18,22 +18,31 @@ func TestDocListsEveryClause(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := regexp.MustCompile("(?m)^\\| `((?:edge|cloud)\\.[^`]+)` \\| ([^|]+) \\| (.+) \\|$")
+	row := regexp.MustCompile("(?m)^\\| `((?:edge|cloud)\\.[^`]+)` \\| ([^|]+) \\| ([^|]*) \\| (.+) \\|$")
 	var got []string
 	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {
-		got = append(got, m[1]+" | "+m[2]+" | "+m[3])
+		got = append(got, strings.Join(m[1:], " | "))
 	}
 	var want []string
 	for _, c := range conform.Clauses() {
-		want = append(want, c.ID+" | "+c.Section+" | "+c.Text)
+		want = append(want, strings.Join([]string{c.ID, c.Section, specIDs(c.Spec), c.Text}, " | "))
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("docs/conformance.md clause tables differ from conform.Clauses():\n got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
+// specIDs is how the doc writes a clause's specification ids: [a], [b].
+func specIDs(ids []string) string {
+	var out []string
+	for _, id := range ids {
+		out = append(out, "["+id+"]")
+	}
+	return strings.Join(out, ", ")
+}
+
 // TestClauseSectionsInSpec: every section a clause names is a heading of
-// protocol/asyncapi.yaml.
+// protocol/asyncapi.yaml, and every specification clause id it names is one there.
 func TestClauseSectionsInSpec(t *testing.T) {
 	spec, err := os.ReadFile("../protocol/asyncapi.yaml")
 	if err != nil {
@@ -42,6 +51,11 @@ func TestClauseSectionsInSpec(t *testing.T) {
 	for _, c := range conform.Clauses() {
 		if !bytes.Contains(spec, []byte("## "+c.Section+"\n")) {
 			t.Errorf("%s: section %q is not a heading of asyncapi.yaml", c.ID, c.Section)
+		}
+		for _, id := range c.Spec {
+			if !bytes.Contains(spec, []byte("**["+id+"]**")) {
+				t.Errorf("%s: clause [%s] is not in asyncapi.yaml", c.ID, id)
+			}
 		}
 	}
 }
@@ -56,7 +70,7 @@ func TestExecUsage(t *testing.T) {
 		{[]string{"-h"}, 0, ""},
 		{[]string{"-mode", "fridge"}, 2, ""},
 		{[]string{"-mode", "edge", "-run", "("}, 2, ""},
-		{[]string{"-mode", "edge", "-site", "yard-1"}, 2, ""},    // no key, no password, no kiosk
+		{[]string{"-mode", "edge", "-site", "yard-1"}, 2, ""},     // no key, no password, no kiosk
 		{[]string{"-mode", "cloud", "-cloud", "http://x"}, 2, ""}, // no admin key
 		{[]string{"-mode", "cloud", "extra"}, 2, ""},
 	} {

@@ -82,12 +82,18 @@ var edgeClauses = []Clause{
 		Text: "The edge logs in to the broker with its site id as username and the password it was provisioned with."},
 	{ID: "edge.connect.client-id", Mode: ModeEdge, Section: "Connecting", Needs: []string{needLogin},
 		Text: "Its client id is larder-edge-{site}."},
-	{ID: "edge.presence.will", Mode: ModeEdge, Section: "Presence and birth", Needs: []string{needLogin},
+	{ID: "edge.connect.session", Mode: ModeEdge, Section: "Sessions and the connect sequence", Spec: []string{"session.edge"}, Needs: []string{needLogin},
+		Text: "The edge connects with clean session false."},
+	{ID: "edge.connect.subscribe", Mode: ModeEdge, Section: "Sessions and the connect sequence", Spec: []string{"connect.sequence"}, Needs: []string{needLogin},
+		Text: "It subscribes to desired, commands and events/ack of its own site (or to its site filter) before it publishes its online status."},
+	{ID: "edge.presence.will", Mode: ModeEdge, Section: "Presence and birth", Spec: []string{"connect.sequence"}, Needs: []string{needLogin},
 		Text: "On connect it registers as its Last Will a retained QoS 1 status with online false on its own status topic."},
-	{ID: "edge.presence.online", Mode: ModeEdge, Section: "Presence and birth", Needs: []string{needLogin},
+	{ID: "edge.presence.online", Mode: ModeEdge, Section: "Presence and birth", Spec: []string{"connect.sequence"}, Needs: []string{needLogin},
 		Text: "It then publishes a retained status with online true."},
-	{ID: needBirth, Mode: ModeEdge, Section: "Presence and birth", Needs: []string{needLogin},
+	{ID: needBirth, Mode: ModeEdge, Section: "Presence and birth", Spec: []string{"connect.sequence", "version.revision"}, Needs: []string{needLogin},
 		Text: "And a birth listing its compartments (the kit needs at least 6), after the online status."},
+	{ID: "edge.connect.snapshot", Mode: ModeEdge, Section: "Sessions and the connect sequence", Spec: []string{"connect.snapshot"}, Needs: []string{needBirth},
+		Text: "An edge of revision 1.1 (birth.protocol) sends no desired_get on connect: the cloud answers every birth with a snapshot (1.1)."},
 	{ID: needSnapshot, Mode: ModeEdge, Section: "Desired state", Needs: []string{needBirth},
 		Text: "A full snapshot newer than the edge's state is applied: the birth that answers a resync command reports its version as desired_version."},
 	{ID: "edge.desired.delta", Mode: ModeEdge, Section: "Desired state", Needs: []string{needSnapshot},
@@ -106,27 +112,27 @@ var edgeClauses = []Clause{
 		Text: "An ops open is answered on commands/ack with QUEUED, IN_PROGRESS and SUCCEEDED, in that order, echoing the command id."},
 	{ID: "edge.commands.door-proof", Mode: ModeEdge, Section: "Commands", Needs: []string{needStates},
 		Text: "An open SUCCEEDS only when the door opened: the simulator saw the latch pulsed and the door open, and a door_opened event (credential ops_remote) came; with the latch jammed it ends FAILED (jammed), never SUCCEEDED."},
-	{ID: "edge.commands.dedupe", Mode: ModeEdge, Section: "Commands", Needs: []string{needStates},
-		Text: "A command delivered again (same id) is not carried out again: no second latch pulse."},
-	{ID: "edge.commands.expired", Mode: ModeEdge, Section: "Commands", Needs: []string{needBirth},
+	{ID: "edge.commands.dedupe", Mode: ModeEdge, Section: "Commands", Spec: []string{"command.dedup"}, Needs: []string{needStates},
+		Text: "A command delivered again, in the same envelope or in a new one with the same body.id, is not carried out again: no second latch pulse."},
+	{ID: "edge.commands.expired", Mode: ModeEdge, Section: "Commands", Spec: []string{"command.offline"}, Needs: []string{needBirth},
 		Text: "A command that arrives after its expires_at is REJECTED with expired, and nothing opens."},
 	{ID: "edge.reject.desired", Mode: ModeEdge, Section: "Envelope", Needs: []string{needSnapshot},
 		Text: "Malformed desired messages (not JSON, another protocol version, a required field missing, a digest that is not 64 hex characters) are rejected as a whole: the edge stays connected and its desired version does not move."},
 	{ID: "edge.reject.command", Mode: ModeEdge, Section: "Envelope", Needs: []string{needBirth},
 		Text: "Malformed commands (no expires_at, an unknown kind) are not carried out: nothing opens, the edge stays connected and answers the next command."},
-	{ID: "edge.connect.reconnect", Mode: ModeEdge, Section: "Presence and birth", Needs: []string{needBirth},
+	{ID: "edge.connect.reconnect", Mode: ModeEdge, Section: "Presence and birth", Spec: []string{"session.edge", "connect.sequence"}, Needs: []string{needBirth},
 		Text: "After the broker restarts without keeping sessions, the edge reconnects, registers its Last Will, publishes its online status and a birth, and subscribes again (a command sent after the reconnect is answered)."},
-	{ID: "edge.events.resend", Mode: ModeEdge, Section: "Events and their acknowledgement", Needs: []string{"edge.connect.reconnect"},
+	{ID: "edge.events.resend", Mode: ModeEdge, Section: "Events and their acknowledgement", Spec: []string{"ack.cumulative"}, Needs: []string{"edge.connect.reconnect"},
 		Text: "After a reconnect the edge resends every event after the last acknowledged sequence, in order, with the same envelopes (same id, same seq)."},
-	{ID: "edge.events.acked-not-resent", Mode: ModeEdge, Section: "Events and their acknowledgement", Needs: []string{"edge.connect.reconnect"},
+	{ID: "edge.events.acked-not-resent", Mode: ModeEdge, Section: "Events and their acknowledgement", Spec: []string{"ack.cumulative"}, Needs: []string{"edge.connect.reconnect"},
 		Text: "Events up to the cloud's cumulative acknowledgement are not sent again."},
-	{ID: "edge.events.sequence", Mode: ModeEdge, Section: "Events and their acknowledgement", Needs: []string{needBirth},
+	{ID: "edge.events.sequence", Mode: ModeEdge, Section: "Events and their acknowledgement", Spec: []string{"seq.events"}, Needs: []string{needBirth},
 		Text: "An event's seq is its outbox sequence: each new event (new id) takes the next seq, with no gap and no reuse, and a redelivery keeps the id, the seq and the body."},
-	{ID: "edge.envelope.seq", Mode: ModeEdge, Section: "Envelope", Needs: []string{needLogin},
+	{ID: "edge.envelope.seq", Mode: ModeEdge, Section: "Envelope", Spec: []string{"seq.unsequenced"}, Needs: []string{needLogin},
 		Text: "Only events and desired are sequenced: every message the edge sends on another channel (status, birth, telemetry, command acks, desired_get) carries seq 0 (1.1)."},
-	{ID: "edge.envelope.valid", Mode: ModeEdge, Section: "Envelope", Needs: []string{needLogin},
+	{ID: "edge.envelope.valid", Mode: ModeEdge, Section: "Envelope", Spec: []string{"version.major"}, Needs: []string{needLogin},
 		Text: "Every message the edge published is a protocol v1 envelope of the type its channel carries, with every required field."},
-	{ID: "edge.topics.own-channels", Mode: ModeEdge, Section: "Topics", Needs: []string{needLogin},
+	{ID: "edge.topics.own-channels", Mode: ModeEdge, Section: "Topics", Spec: []string{"access.edge", "access.edge-publishes"}, Needs: []string{needLogin},
 		Text: "The edge publishes only on its own site's edge→cloud channels."},
 }
 
@@ -187,9 +193,12 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) (Report, error) {
 	r := newRunner(ModeEdge, cfg.Site+" via "+e.b.URL(), edgeClauses, cfg.Select)
 	r.check(ctx, needLogin, e.checkLogin)
 	r.check(ctx, "edge.connect.client-id", e.checkClientID)
+	r.check(ctx, "edge.connect.session", e.checkSession)
+	r.check(ctx, "edge.connect.subscribe", e.checkSubscribe)
 	r.check(ctx, "edge.presence.will", func(context.Context) (string, error) { return e.checkWill(0) })
 	r.check(ctx, "edge.presence.online", func(ctx context.Context) (string, error) { return e.checkOnline(ctx, 0) })
 	r.check(ctx, needBirth, e.checkBirth)
+	r.check(ctx, "edge.connect.snapshot", e.checkNoDesiredGet)
 	r.check(ctx, needSnapshot, e.checkSnapshot)
 	r.check(ctx, "edge.desired.delta", e.checkDelta)
 	r.check(ctx, "edge.desired.gap", e.checkGap)
@@ -232,7 +241,7 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) (Report, error) {
 }
 
 // serve is the kit's cloud: it acknowledges events cumulatively (unless told to hold),
-// and answers a desired_get, or a birth behind the kit's version, with a full snapshot.
+// and answers every birth, and a desired_get from an edge behind, with a full snapshot.
 func (e *edgeRun) serve(ctx context.Context) {
 	next := 0
 	for ctx.Err() == nil {
@@ -254,9 +263,9 @@ func (e *edgeRun) serve(ctx context.Context) {
 			case protocol.Event:
 				e.sawEvent(m.Msg.Seq)
 			case protocol.DesiredGet:
-				e.answerSnapshot(body.Have)
+				e.answerSnapshot(body.Have, false)
 			case protocol.Birth:
-				e.answerSnapshot(body.DesiredVersion)
+				e.answerSnapshot(body.DesiredVersion, true)
 			}
 		}
 	}
@@ -309,11 +318,14 @@ func (e *edgeRun) setQuiet(q bool) {
 	e.mu.Unlock()
 }
 
-func (e *edgeRun) answerSnapshot(have uint64) {
+// answerSnapshot publishes the kit's full snapshot to an edge that has version have:
+// always after a birth (as a 1.1 cloud does), after a desired_get only when the edge is
+// behind; never before the kit has a state, nor while quiet.
+func (e *edgeRun) answerSnapshot(have uint64, always bool) {
 	e.mu.Lock()
 	d, quiet := e.state, e.quiet
 	e.mu.Unlock()
-	if quiet || d.Version == 0 || have >= d.Version {
+	if quiet || d.Version == 0 || (!always && have >= d.Version) {
 		return
 	}
 	if err := e.send(protocol.ChanDesired, protocol.Header{}, d); err != nil {
@@ -402,6 +414,59 @@ func (e *edgeRun) checkClientID(context.Context) (string, error) {
 	return l.ClientID, nil
 }
 
+func (e *edgeRun) checkSession(context.Context) (string, error) {
+	if e.logins()[0].Clean {
+		return "", errors.New("connected with clean session true")
+	}
+	return "clean session false", nil
+}
+
+func (e *edgeRun) checkSubscribe(ctx context.Context) (string, error) {
+	msgs, err := e.box.wait(ctx, e.cfg.Timeout, 0, "online status", func(m []received) bool {
+		_, ok := first(m, protocol.ChanStatus, func(r received) bool { return r.Msg.Body.(protocol.Status).Online })
+		return ok
+	})
+	if err != nil {
+		return "", err
+	}
+	online, _ := first(msgs, protocol.ChanStatus, func(r received) bool { return r.Msg.Body.(protocol.Status).Online })
+	_, _, subs := e.b.seen()
+	covered := map[protocol.Channel]bool{}
+	for _, sub := range subs {
+		if sub.At.After(online.At) {
+			continue
+		}
+		for _, f := range sub.Filters {
+			for _, ch := range []protocol.Channel{protocol.ChanDesired, protocol.ChanCommands, protocol.ChanEventAck} {
+				if f == protocol.Topic(e.cfg.Site, ch) || f == protocol.SiteFilter(e.cfg.Site) {
+					covered[ch] = true
+				}
+			}
+		}
+	}
+	var f failures
+	for _, ch := range []protocol.Channel{protocol.ChanDesired, protocol.ChanCommands, protocol.ChanEventAck} {
+		if !covered[ch] {
+			f.add("not subscribed to %s before the online status", protocol.Topic(e.cfg.Site, ch))
+		}
+	}
+	return "desired, commands, events/ack", f.err()
+}
+
+// checkNoDesiredGet: a 1.1 edge leaves the snapshot on connect to the cloud.
+func (e *edgeRun) checkNoDesiredGet(ctx context.Context) (string, error) {
+	b, _ := first(e.box.all(), protocol.ChanBirth, nil)
+	rev := b.Msg.Body.(protocol.Birth).Protocol
+	if rev == "" {
+		return "a 1.0 edge (no birth.protocol): a desired_get on connect is allowed", nil
+	}
+	time.Sleep(e.cfg.Wait)
+	if g, ok := first(e.box.all(), protocol.ChanDesiredGet, nil); ok {
+		return "", fmt.Errorf("revision %s edge sent desired_get (have %d, reason %q) on connect", rev, g.Msg.Body.(protocol.DesiredGet).Have, g.Msg.Body.(protocol.DesiredGet).Reason)
+	}
+	return "revision " + rev + ": no desired_get on connect", nil
+}
+
 // checkWill checks the Last Will of the accepted login n.
 func (e *edgeRun) checkWill(n int) (string, error) {
 	ls := e.logins()
@@ -472,7 +537,13 @@ func (e *edgeRun) checkBirth(ctx context.Context) (string, error) {
 	if len(e.comps) < 6 {
 		return "", fmt.Errorf("birth lists %d compartments; the kit needs 6 to exercise loading, pickup and commands", len(e.comps))
 	}
-	return fmt.Sprintf("%d compartments, desired_version %d, outbox_high_water %d", len(b.Compartments), b.DesiredVersion, b.OutboxHighWater), nil
+	rev := b.Protocol
+	if rev == "" {
+		rev = "1.0"
+	} else if !regexp.MustCompile(`^1\.[0-9]+$`).MatchString(rev) {
+		return "", fmt.Errorf("birth.protocol %q is not a revision of protocol 1 (want 1.N)", rev)
+	}
+	return fmt.Sprintf("revision %s, %d compartments, desired_version %d, outbox_high_water %d", rev, len(b.Compartments), b.DesiredVersion, b.OutboxHighWater), nil
 }
 
 // resync sends a resync command and returns the birth that answers it, once the
@@ -826,8 +897,16 @@ func (e *edgeRun) checkDedupe(ctx context.Context, cmd protocol.Command, raw []b
 		return "", err
 	}
 	mark := e.box.len()
-	if err := e.b.publish(protocol.ChanCommands, raw); err != nil {
+	// The same message again, then the same command in a new envelope (as a 1.0 cloud
+	// republishes it): the edge deduplicates on the command's id.
+	again, err := protocol.Encode(protocol.Header{}, cmd)
+	if err != nil {
 		return "", err
+	}
+	for _, p := range [][]byte{raw, again} {
+		if err := e.b.publish(protocol.ChanCommands, p); err != nil {
+			return "", err
+		}
 	}
 	time.Sleep(e.cfg.Wait)
 	after, err := e.sim.door(ctx, n)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -19,9 +20,11 @@ const (
 
 // Result is the outcome of one clause.
 type Result struct {
-	ID      string  `json:"id"`
-	Section string  `json:"section"`
-	Outcome Outcome `json:"outcome"`
+	ID      string `json:"id"`
+	Section string `json:"section"`
+	// Spec are the specification's clause ids the clause checks.
+	Spec    []string `json:"spec,omitempty"`
+	Outcome Outcome  `json:"outcome"`
 	// Message says what was seen: for a FAIL, what the specification wanted and what
 	// arrived instead; for a PASS, a short note of the evidence.
 	Message string  `json:"message,omitempty"`
@@ -57,11 +60,14 @@ func (r Report) Outcome(id string) (Result, bool) {
 	return Result{}, false
 }
 
-// WriteText writes one line per clause, "PASS id — message" or "FAIL id — message",
-// then a summary line.
+// WriteText writes one line per clause, "PASS id [spec ids] — message" or "FAIL id
+// [spec ids] — message", then a summary line.
 func (r Report) WriteText(w io.Writer) error {
 	for _, res := range r.Results {
 		line := fmt.Sprintf("%s %s", res.Outcome, res.ID)
+		if len(res.Spec) > 0 {
+			line += " [" + strings.Join(res.Spec, ", ") + "]"
+		}
 		if res.Message != "" {
 			line += " — " + res.Message
 		}
