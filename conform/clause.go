@@ -128,15 +128,6 @@ func (r *runner) check(ctx context.Context, id string, f func(ctx context.Contex
 	r.report.Results = append(r.report.Results, res)
 }
 
-// ids returns the ids of list, for the docs test and -list.
-func ids(list []Clause) []string {
-	out := make([]string, len(list))
-	for i, c := range list {
-		out[i] = c.ID
-	}
-	return out
-}
-
 // failures joins several findings of one clause into one error.
 type failures []string
 

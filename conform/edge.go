@@ -615,6 +615,8 @@ func (e *edgeRun) change(d protocol.Desired) protocol.Desired {
 	defer e.mu.Unlock()
 	s := &e.state
 	s.Version, s.Full = d.Version, true
+	// New slices: snapshots handed out earlier share the old ones.
+	s.Reservations, s.Credentials = slices.Clone(s.Reservations), slices.Clone(s.Credentials)
 	for _, r := range d.Reservations {
 		s.Reservations = slices.DeleteFunc(s.Reservations, func(x protocol.Reservation) bool { return x.Order == r.Order })
 		s.Reservations = append(s.Reservations, r)
@@ -963,12 +965,16 @@ func (e *edgeRun) reconnected(n int) error {
 func (e *edgeRun) checkRejectDesired(ctx context.Context) (string, error) {
 	n := len(e.logins())
 	v := e.version()
-	bad := protocol.Desired{Version: v + 50, Full: true, Reservations: []protocol.Reservation{e.reservation(e.orders[1])}}
-	good, _ := protocol.Encode(protocol.Header{Seq: 1}, bad)
-	bodyBad := []byte(fmt.Sprintf(`{"v":1,"id":%q,"seq":1,"ts":"2026-01-01T00:00:00Z","type":"desired","body":{"full":true}}`, protocol.NewID()))
-	digestBad := regexp.MustCompile(`"code_digest":"[0-9a-f]+"`).ReplaceAll(good, []byte(`"code_digest":"not-hex"`))
-	otherV := regexp.MustCompile(`^\{"v":1`).ReplaceAll(good, []byte(`{"v":2`))
-	for _, p := range [][]byte{[]byte("not json"), otherV, bodyBad, digestBad} {
+	// A snapshot far ahead, broken four ways: applying any of them would move the version.
+	ahead := protocol.Desired{Version: v + 50, Full: true, Reservations: []protocol.Reservation{e.reservation(e.orders[1])}}
+	valid, err := protocol.Encode(protocol.Header{Seq: ahead.Version}, ahead)
+	if err != nil {
+		return "", err
+	}
+	noVersion := fmt.Appendf(nil, `{"v":1,"id":%q,"seq":%d,"ts":"2026-01-01T00:00:00Z","type":"desired","body":{"full":true}}`, protocol.NewID(), ahead.Version)
+	badDigest := regexp.MustCompile(`"code_digest":"[0-9a-f]+"`).ReplaceAll(valid, []byte(`"code_digest":"not-hex"`))
+	otherMajor := regexp.MustCompile(`^\{"v":1`).ReplaceAll(valid, []byte(`{"v":2`))
+	for _, p := range [][]byte{[]byte("not json"), otherMajor, noVersion, badDigest} {
 		if err := e.b.publish(protocol.ChanDesired, p); err != nil {
 			return "", err
 		}

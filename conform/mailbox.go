@@ -32,20 +32,18 @@ type mailbox struct {
 	mu   sync.Mutex
 	msgs []received    // guarded by mu
 	wake chan struct{} // guarded by mu: closed and replaced at every add
-	// foreign counts messages on topics that are not one of site's channels.
-	foreign []string // guarded by mu
 }
 
 func newMailbox(site string) *mailbox { return &mailbox{site: site, wake: make(chan struct{})} }
 
-// add records a message received on topic.
+// add records a message received on topic; one on another site's topic or no channel
+// of the protocol is not the kit's business (it subscribes only to its site).
 func (b *mailbox) add(topic string, payload []byte, retained bool, qos byte) {
 	r := received{Topic: topic, Raw: append([]byte(nil), payload...), Retained: retained, QoS: qos, At: time.Now()}
 	site, ch, err := protocol.ParseTopic(topic)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err != nil || site != b.site {
-		b.foreign = append(b.foreign, topic)
 		return
 	}
 	r.Channel = ch
