@@ -461,6 +461,17 @@ func TestAsyncAPIRules(t *testing.T) {
 		}
 	}
 
+	// The operators' page cites clauses by id too.
+	sync, err := os.ReadFile("../docs/sync.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`\[([a-z]+\.[a-z0-9.-]+)\]`).FindAllStringSubmatch(string(sync), -1) {
+		if defined[m[1]] == 0 {
+			t.Errorf("docs/sync.md cites clause [%s], which asyncapi.yaml does not define", m[1])
+		}
+	}
+
 	rows := map[string][]string{}
 	for _, m := range accessRow.FindAllStringSubmatch(desc, -1) {
 		rows[m[1]] = m[2:]

@@ -272,6 +272,10 @@ func fieldCases() []fieldCase {
 		// EventAck.
 		fc("event_ack", e(del("body.seq")), "body.seq", "required"),
 		fc("event_ack", e(set("body.seq", 0)), "body.seq", "required"),
+		fc("event_ack-rejected", e(del("body.rejected[0].error")), "body.rejected[0].error", "required"),
+		fc("event_ack-rejected", e(set("body.rejected[0].seq", 0)), "body.rejected[0].seq", "required"),
+		blind("a rejection beyond the ack's seq", fc("event_ack-rejected", e(set("body.rejected[0].seq", 1225)), "body.rejected[0].seq", "beyond")),
+		fc("command-open-ops", e(set("body.id", strings.Repeat("a", 65))), "body.id", "longer than 64"),
 		// Command.
 		fc("command-resync", e(del("body.id")), "body.id", "required"),
 		fc("command-resync", e(del("body.kind")), "body.kind", "required"),

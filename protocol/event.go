@@ -190,18 +190,17 @@ type Rejection struct {
 // sequence to reject: not a JSON object with a positive integer seq, or of another major
 // version (not this protocol at all).
 func RejectEvent(payload []byte, err error) (Rejection, bool) {
-	var env struct {
-		V   int    `json:"v"`
-		Seq uint64 `json:"seq"`
-	}
-	// Decoded field by field: a malformed body or timestamp must not hide the sequence.
-	var fields map[string]json.RawMessage
-	if json.Unmarshal(payload, &fields) != nil ||
-		json.Unmarshal(fields["v"], &env.V) != nil || env.V != Version ||
-		json.Unmarshal(fields["seq"], &env.Seq) != nil || env.Seq == 0 {
+	// Raw first, then v and seq alone: a malformed body or timestamp must not hide the
+	// sequence. Keys match as Decode matches them (encoding/json: case-insensitively).
+	var raw struct{ V, Seq json.RawMessage }
+	var v int
+	var seq uint64
+	if json.Unmarshal(payload, &raw) != nil ||
+		json.Unmarshal(raw.V, &v) != nil || v != Version ||
+		json.Unmarshal(raw.Seq, &seq) != nil || seq == 0 {
 		return Rejection{}, false
 	}
-	r := Rejection{Seq: env.Seq, Error: ErrInvalidEvent, Message: err.Error()}
+	r := Rejection{Seq: seq, Error: ErrInvalidEvent, Message: err.Error()}
 	var fe *FieldError
 	if errors.As(err, &fe) {
 		r.Field, r.Message = fe.Field, fe.Reason

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -522,5 +523,31 @@ func TestEnvelopeIDsAndSequences(t *testing.T) {
 	}
 	if m, err := protocol.Decode(raw); err != nil || m.Seq != 0 {
 		t.Errorf("event ack envelope seq %d (%v), want 0", m.Seq, err)
+	}
+}
+
+// TestEdge10Accepted: a 1.0 edge, byte for byte: its golden birth (no protocol field) is
+// accepted and answered with a snapshot, and its desired_get on connect with another
+// ([compat.edge-1.0]).
+func TestEdge10Accepted(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	site := uniqueSite("v10")
+	startAdapter(t, tg, f, []string{site})
+	e := newEdge(t, tg, site)
+	birth, err := os.ReadFile("../../protocol/testdata/birth-1.0.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := e.c.Publish(protocol.Topic(site, protocol.ChanBirth), 1, false, birth); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish birth: %v", tok.Error())
+	}
+	e.publish(protocol.ChanDesiredGet, protocol.Header{}, protocol.DesiredGet{Reason: "connect"})
+	e.waitMsg(protocol.ChanDesired, 2)
+	f.mu.Lock()
+	births := f.births[site]
+	f.mu.Unlock()
+	if len(births) != 1 || births[0].Protocol != "" || births[0].Software != "larder-edge 1.0.0" {
+		t.Fatalf("births %+v, want the 1.0 one", births)
 	}
 }

@@ -29,12 +29,16 @@ func (o outboxPort) Pending(after uint64, max int) ([]mqtt.Outgoing, error) {
 	return out, err
 }
 
-func (o outboxPort) Ack(seq uint64, rejected []protocol.Rejection) (int, error) {
+func (o outboxPort) Ack(seq uint64, rejected []protocol.Rejection) ([]mqtt.Outgoing, error) {
 	moved, err := o.s.Ack(seq, rejected...)
 	if errors.Is(err, bolt.ErrAckBeyond) {
-		return 0, fmt.Errorf("%w: %v", mqtt.ErrAckBeyondHighWater, err)
+		return nil, fmt.Errorf("%w: %v", mqtt.ErrAckBeyondHighWater, err)
 	}
-	return len(moved), err
+	out := make([]mqtt.Outgoing, len(moved))
+	for i, re := range moved {
+		out[i] = mqtt.Outgoing{Seq: re.Seq, Payload: re.Payload}
+	}
+	return out, err
 }
 
 func (o outboxPort) Acked() (uint64, error) { return o.s.Acked() }

@@ -53,7 +53,14 @@
 // [Outbox.Ack] is called only with the Seq of a decoded EventAck. After every
 // reconnect, and whenever acknowledgements stall for AckTimeout, the drainer resends
 // everything after the last EventAck with the very same bytes; the cloud deduplicates by
-// message id. Nothing is ever skipped: a send window that cannot advance just waits.
+// sequence. Nothing is ever skipped: a send window that cannot advance just waits.
+//
+// An EventAck may name events the cloud could not decode and rejected
+// ([protocol.EventAck].Rejected): acknowledged all the same, so the stream goes on. The
+// drainer hands those still pending to [Outbox.Ack] with the ack, which sets them aside
+// for inspection instead of deleting them, logs each at error level and counts them in
+// larder_mqtt_events_rejected_total. A rejection the cloud repeats for an event no longer
+// pending is ignored.
 //
 // # Inbound messages
 //
@@ -89,7 +96,9 @@
 // larder_broker_connected (gauge, 1 while connected), larder_mqtt_connect_attempts_total,
 // larder_mqtt_rejected_total{channel}, larder_mqtt_dropped_total{channel},
 // larder_mqtt_outbox_published_total, larder_mqtt_outbox_resent_total,
-// larder_mqtt_desired_total{outcome}, larder_mqtt_command_acks_dropped_total, and
+// larder_mqtt_desired_total{outcome}, larder_mqtt_command_acks_dropped_total,
+// larder_mqtt_events_rejected_total (events the cloud rejected; any increase is an
+// alarm), and
 // larder_mqtt_outbox_unacked, the gauge of the backlog: the events in the core's outbox
 // that the cloud has not acknowledged, taken from Reporter.Telemetry's OutboxDepth at
 // every scrape, so it reads the same whether the broker is connected or not (offline

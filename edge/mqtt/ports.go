@@ -39,11 +39,11 @@ type Outbox interface {
 	// returns nil. A seq beyond the last event ever written changes nothing and returns
 	// an error wrapping [ErrAckBeyondHighWater]. The core may delete acknowledged events,
 	// except the ones the cloud rejected: in the same transaction it keeps those it
-	// still holds aside for inspection, and returns how many it set aside (a rejection
-	// of an event no longer held, which the cloud may repeat, is ignored). The sync calls
-	// Ack only with the Seq and Rejected of a decoded protocol.EventAck, rejections
-	// filtered to Acked() < r.Seq ≤ seq.
-	Ack(seq uint64, rejected []protocol.Rejection) (setAside int, err error)
+	// still holds aside for inspection, and returns them (a rejection of an event no
+	// longer held, which the cloud may repeat, is ignored). The sync calls Ack only with
+	// the Seq and Rejected of a decoded protocol.EventAck, rejections filtered to
+	// Acked() < r.Seq ≤ seq.
+	Ack(seq uint64, rejected []protocol.Rejection) (setAside []Outgoing, err error)
 	// Acked returns the highest acknowledged sequence (0 when none). The drainer starts
 	// from it on start-up and after every reconnect: everything after it is resent.
 	Acked() (uint64, error)

@@ -118,31 +118,31 @@ func (s *Store) Pending(after uint64, max int) ([]mqtt.Outgoing, error) {
 }
 
 // Ack implements mqtt.Outbox; rejected events are kept (see SetAside).
-func (s *Store) Ack(seq uint64, rejected []protocol.Rejection) (int, error) {
+func (s *Store) Ack(seq uint64, rejected []protocol.Rejection) ([]mqtt.Outgoing, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.fault(); err != nil {
-		return 0, err
+		return nil, err
 	}
 	s.ackCalls++
 	if seq > uint64(len(s.events)) {
-		return 0, fmt.Errorf("mqtttest: ack %d of %d: %w", seq, len(s.events), mqtt.ErrAckBeyondHighWater)
+		return nil, fmt.Errorf("mqtttest: ack %d of %d: %w", seq, len(s.events), mqtt.ErrAckBeyondHighWater)
 	}
 	if seq <= s.acked {
-		return 0, nil
+		return nil, nil
 	}
-	n := 0
+	var aside []mqtt.Outgoing
 	for _, r := range rejected {
 		if r.Seq > s.acked && r.Seq <= seq {
 			s.setAside = append(s.setAside, r)
-			n++
+			aside = append(aside, s.events[r.Seq-1])
 		}
 	}
 	s.acked = seq
 	if s.OnAck != nil {
 		s.OnAck(seq) // under the lock: calls arrive in order
 	}
-	return n, nil
+	return aside, nil
 }
 
 // SetAside returns the rejections Ack recorded, in order.
