@@ -457,8 +457,8 @@ func (e *edgeRun) checkSubscribe(ctx context.Context) (string, error) {
 func (e *edgeRun) checkNoDesiredGet(ctx context.Context) (string, error) {
 	b, _ := first(e.box.all(), protocol.ChanBirth, nil)
 	rev := b.Msg.Body.(protocol.Birth).Protocol
-	if rev == "" {
-		return "a 1.0 edge (no birth.protocol): a desired_get on connect is allowed", nil
+	if rev == "" || rev == "1.0" {
+		return "a 1.0 edge: a desired_get on connect is allowed", nil
 	}
 	time.Sleep(e.cfg.Wait)
 	if g, ok := first(e.box.all(), protocol.ChanDesiredGet, nil); ok {
