@@ -211,14 +211,15 @@ func (c *cloudRun) checkProvision(ctx context.Context) (string, error) {
 	return "credentials for " + c.cfg.Site, f.err()
 }
 
-// connect logs in as the site's edge with password, with a retained offline Last Will.
+// connect logs in as the site's edge with password, as an edge does ([session.edge]:
+// clean session false; [connect.sequence]: a retained offline Last Will).
 func (c *cloudRun) connect(password string) (paho.Client, error) {
 	will, err := protocol.Encode(protocol.Header{}, protocol.Status{Online: false, Software: "larder-conform"})
 	if err != nil {
 		return nil, err
 	}
 	o := paho.NewClientOptions().AddBroker(c.broker).SetClientID(protocol.EdgeClientID(c.cfg.Site)).
-		SetUsername(c.cfg.Site).SetPassword(password).SetCleanSession(true).SetOrderMatters(false).
+		SetUsername(c.cfg.Site).SetPassword(password).SetCleanSession(false).SetOrderMatters(false).
 		SetAutoReconnect(false).SetConnectTimeout(c.cfg.Timeout).SetConnectRetry(false).
 		SetBinaryWill(protocol.Topic(c.cfg.Site, protocol.ChanStatus), will, 1, true).
 		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { c.box.add(m.Topic(), m.Payload(), m.Retained(), m.Qos()) })
