@@ -208,6 +208,7 @@ func (c *cloudRun) checkProvision(ctx context.Context) (string, error) {
 	if again, err := c.admin.call(ctx, "POST", "/v1/sites/"+c.cfg.Site+"/provision", nil); err != nil || again.Status != 409 {
 		f.add("a second provisioning answered %d, want 409 (the secrets are handed out once)", again.Status)
 	}
+	c.log.Info("conform: site created and provisioned", "site", c.cfg.Site, "broker", c.broker)
 	return "credentials for " + c.cfg.Site, f.err()
 }
 
@@ -625,15 +626,7 @@ func (c *cloudRun) checkCommand(ctx context.Context) (string, error) {
 	if cm.Msg.ID != id {
 		f.add("envelope id %s, want the command id %s", cm.Msg.ID, id)
 	}
-	for _, s := range []protocol.CommandState{protocol.StateQueued, protocol.StateInProgress} {
-		if _, err := c.publish(protocol.ChanCommandAck, 0, protocol.CommandAck{CommandID: id, State: s}); err != nil {
-			return "", err
-		}
-	}
-	if _, _, err := c.event(protocol.Event{Kind: protocol.EventDoorOpened, Credential: protocol.CredOpsRemote, Compartment: n, Reason: "conformance check"}); err != nil {
-		return "", err
-	}
-	if _, err := c.publish(protocol.ChanCommandAck, 0, protocol.CommandAck{CommandID: id, State: protocol.StateSucceeded}); err != nil {
+	if err := c.carryOut(id, n); err != nil {
 		return "", err
 	}
 	err = poll(ctx, c.cfg.Timeout, func() error {
@@ -650,6 +643,21 @@ func (c *cloudRun) checkCommand(ctx context.Context) (string, error) {
 		f.add("%v", err)
 	}
 	return "command " + id + " SUCCEEDED over REST", f.err()
+}
+
+// carryOut plays the edge opening compartment n for command id: QUEUED, IN_PROGRESS,
+// the door_opened event, SUCCEEDED.
+func (c *cloudRun) carryOut(id string, n int) error {
+	for _, s := range []protocol.CommandState{protocol.StateQueued, protocol.StateInProgress} {
+		if _, err := c.publish(protocol.ChanCommandAck, 0, protocol.CommandAck{CommandID: id, State: s}); err != nil {
+			return err
+		}
+	}
+	if _, _, err := c.event(protocol.Event{Kind: protocol.EventDoorOpened, Credential: protocol.CredOpsRemote, Compartment: n, Reason: "conformance check"}); err != nil {
+		return err
+	}
+	_, err := c.publish(protocol.ChanCommandAck, 0, protocol.CommandAck{CommandID: id, State: protocol.StateSucceeded})
+	return err
 }
 
 func (c *cloudRun) checkRepublish(ctx context.Context) (string, error) {
@@ -672,7 +680,7 @@ func (c *cloudRun) checkRepublish(ctx context.Context) (string, error) {
 	if _, err := c.box.wait(ctx, c.cfg.Timeout, mark, "command "+id+" again after the birth", func(m []received) bool { _, ok := first(m, protocol.ChanCommands, isCmd); return ok }); err != nil {
 		return "", err
 	}
-	if _, err := c.publish(protocol.ChanCommandAck, 0, protocol.CommandAck{CommandID: id, State: protocol.StateRejected, Error: protocol.ErrBusy}); err != nil {
+	if err := c.carryOut(id, n); err != nil {
 		return "", err
 	}
 	return "command " + id + " published again after the birth", nil

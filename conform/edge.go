@@ -237,7 +237,25 @@ func RunEdge(ctx context.Context, cfg EdgeConfig) (Report, error) {
 	r.check(ctx, "edge.envelope.seq", e.checkSeq)
 	r.check(ctx, "edge.envelope.valid", e.checkEnvelopes)
 	r.check(ctx, "edge.topics.own-channels", e.checkTopics)
+	e.clear()
 	return *r.report, nil
+}
+
+// clear leaves the edge without the kit's reservations and credential: an empty
+// snapshot, one version on.
+func (e *edgeRun) clear() {
+	e.mu.Lock()
+	had := e.state.Version
+	e.state = protocol.Desired{Version: had + 1, Full: true}
+	d := e.state
+	e.mu.Unlock()
+	if had == 0 {
+		return
+	}
+	if err := e.send(protocol.ChanDesired, protocol.Header{}, d); err != nil {
+		e.log.Warn("conform: clearing the desired state", "err", err)
+	}
+	time.Sleep(200 * time.Millisecond) // let it leave before the broker stops
 }
 
 // serve is the kit's cloud: it acknowledges events cumulatively (unless told to hold),
