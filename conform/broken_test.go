@@ -26,7 +26,7 @@ import (
 // with its message; every other clause passes.
 func TestEdgeModeBrokenEdge(t *testing.T) {
 	rep := runEdgeMode(t, func(brokerURL string) string {
-		return startProxy(t, strings.TrimPrefix(brokerURL, "tcp://"))
+		return startProxy(t, strings.TrimPrefix(brokerURL, "tcp://"), &brokenEdge{forwarded: map[string]bool{}})
 	}, 20*time.Second)
 	var failed []string
 	for _, r := range rep.Results {
@@ -48,15 +48,22 @@ func TestEdgeModeBrokenEdge(t *testing.T) {
 	}
 }
 
+// tamper is what a proxy does to the publishes it relays.
+type tamper interface {
+	// up changes a publish of the client; false drops it (the proxy acknowledges it).
+	up(pub *packets.PublishPacket) bool
+	// down changes a publish to the client.
+	down(pub *packets.PublishPacket)
+}
+
 // startProxy listens on a loopback port and relays MQTT between each client and the
-// broker at upstream, breaking the contract on the client's behalf; it returns its URL.
-func startProxy(t *testing.T, upstream string) string {
+// broker at upstream through tm; it returns its URL.
+func startProxy(t *testing.T, upstream string, tm tamper) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	p := &breaker{forwarded: map[string]bool{}}
 	go func() {
 		for {
 			down, err := ln.Accept()
@@ -68,20 +75,20 @@ func startProxy(t *testing.T, upstream string) string {
 				down.Close()
 				continue
 			}
-			go p.relay(down, up)
+			go relay(down, up, tm)
 		}
 	}()
 	return "tcp://" + ln.Addr().String()
 }
 
-// breaker is the proxy's tampering.
-type breaker struct {
+// brokenEdge is the tampering that makes Larder's edge a broken one.
+type brokenEdge struct {
 	mu        sync.Mutex
 	forwarded map[string]bool // ids of the events passed on once
 	delivery  int             // commands delivered
 }
 
-func (p *breaker) relay(down, up net.Conn) {
+func relay(down, up net.Conn, tm tamper) {
 	defer down.Close()
 	defer up.Close()
 	var downMu sync.Mutex // the PUBACKs the proxy answers itself share the edge's connection
@@ -99,7 +106,7 @@ func (p *breaker) relay(down, up net.Conn) {
 				return
 			}
 			if pub, ok := cp.(*packets.PublishPacket); ok {
-				p.toEdge(pub)
+				tm.down(pub)
 			}
 			if writeDown(cp) != nil {
 				return
@@ -113,7 +120,7 @@ func (p *breaker) relay(down, up net.Conn) {
 			if err != nil {
 				return
 			}
-			if pub, ok := cp.(*packets.PublishPacket); ok && !p.fromEdge(pub) {
+			if pub, ok := cp.(*packets.PublishPacket); ok && !tm.up(pub) {
 				if pub.Qos == 1 {
 					ack := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
 					ack.MessageID = pub.MessageID
@@ -131,8 +138,9 @@ func (p *breaker) relay(down, up net.Conn) {
 	<-done // either side gone: drop both, as a broker restart does
 }
 
-// fromEdge tampers with a publish of the edge; false drops it.
-func (p *breaker) fromEdge(pub *packets.PublishPacket) bool {
+// up: no resend ever reaches the cloud, events skip seq 2, command acks name the
+// command's real id.
+func (p *brokenEdge) up(pub *packets.PublishPacket) bool {
 	switch {
 	case strings.HasSuffix(pub.TopicName, "/events"):
 		env := envelope(pub.Payload)
@@ -157,8 +165,8 @@ func (p *breaker) fromEdge(pub *packets.PublishPacket) bool {
 	return true
 }
 
-// toEdge tampers with a publish to the edge.
-func (p *breaker) toEdge(pub *packets.PublishPacket) {
+// down: acks translated back past the gap; every delivery of a command a fresh id.
+func (p *brokenEdge) down(pub *packets.PublishPacket) {
 	switch {
 	case strings.HasSuffix(pub.TopicName, "/events/ack"):
 		env := envelope(pub.Payload)
@@ -208,5 +216,56 @@ func rewriteBody(pub *packets.PublishPacket, field string, f func(string) string
 	}
 	body[field], _ = json.Marshal(f(s))
 	env["body"], _ = json.Marshal(body)
+	pub.Payload, _ = json.Marshal(env)
+}
+
+// TestCloudModeBrokenCloud runs cloud mode against Larder's cloud behind a proxy that
+// breaks three rules on the cloud's behalf: event acks lose their rejected list, desired
+// messages carry seq 0 instead of their version, and commands come in envelopes with
+// an id of their own. Exactly the three clauses those break fail.
+func TestCloudModeBrokenCloud(t *testing.T) {
+	m, adminKey := startCloud(t)
+	proxy := startProxy(t, strings.TrimPrefix(m.BrokerURL(), "tcp://"), brokenCloud{})
+	rep := runCloudMode(t, conform.CloudConfig{API: m.HTTPURL(), AdminKey: adminKey, Broker: proxy})
+	var failed []string
+	for _, r := range rep.Results {
+		if r.Outcome == conform.Fail {
+			failed = append(failed, r.ID)
+		}
+	}
+	want := []string{"cloud.commands.round-trip", "cloud.envelope.seq", "cloud.events.reject"}
+	slices.Sort(failed)
+	if !slices.Equal(failed, want) {
+		t.Fatalf("failed %v, want exactly %v", failed, want)
+	}
+	for id, words := range map[string]string{
+		"cloud.commands.round-trip": "want the command id", "cloud.envelope.seq": "sent with seq 0", "cloud.events.reject": "no event_ack names it",
+	} {
+		if r, _ := rep.Outcome(id); !strings.Contains(r.Message, words) {
+			t.Errorf("%s: message %q lacks %q", id, r.Message, words)
+		}
+	}
+}
+
+// brokenCloud is the tampering that makes Larder's cloud a broken one.
+type brokenCloud struct{}
+
+func (brokenCloud) up(*packets.PublishPacket) bool { return true }
+
+func (brokenCloud) down(pub *packets.PublishPacket) {
+	env := envelope(pub.Payload)
+	switch {
+	case strings.HasSuffix(pub.TopicName, "/events/ack"):
+		var body map[string]json.RawMessage
+		json.Unmarshal(env["body"], &body)
+		delete(body, "rejected")
+		env["body"], _ = json.Marshal(body)
+	case strings.HasSuffix(pub.TopicName, "/desired"):
+		env["seq"] = json.RawMessage("0")
+	case strings.HasSuffix(pub.TopicName, "/commands"):
+		env["id"], _ = json.Marshal("envelope-" + fmt.Sprint(time.Now().UnixNano()))
+	default:
+		return
+	}
 	pub.Payload, _ = json.Marshal(env)
 }

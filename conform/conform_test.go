@@ -118,9 +118,10 @@ func cloudClauses() int {
 	return n
 }
 
-// TestCloudModeLarder: every cloud clause passes against Larder's own cloud (the real
-// cloudd.Main with its embedded broker and bbolt store).
-func TestCloudModeLarder(t *testing.T) {
+// startCloud runs Larder's cloud (the real cloudd.Main with its embedded broker and
+// bbolt store) and returns it with its admin key.
+func startCloud(t *testing.T) (*cloudd.Main, string) {
+	t.Helper()
 	const adminKey = "lk_conform000000000000000000000000000000000000"
 	cfg := cloudd.DefaultConfig()
 	cfg.DataDir, cfg.HTTPAddr, cfg.MetricsAddr, cfg.MQTTListen, cfg.AdminKey = t.TempDir(), "127.0.0.1:0", "", "127.0.0.1:0", adminKey
@@ -130,21 +131,34 @@ func TestCloudModeLarder(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	if err := m.Open(ctx); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	t.Cleanup(func() { cancel(); <-done })
+	return m, adminKey
+}
 
-	rep, err := conform.RunCloud(ctx, conform.CloudConfig{API: m.HTTPURL(), AdminKey: adminKey})
+func runCloudMode(t *testing.T, cfg conform.CloudConfig) conform.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := conform.RunCloud(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out strings.Builder
 	rep.WriteText(&out)
 	t.Logf("report:\n%s", out.String())
+	return rep
+}
+
+// TestCloudModeLarder: every cloud clause passes against Larder's own cloud.
+func TestCloudModeLarder(t *testing.T) {
+	m, adminKey := startCloud(t)
+	rep := runCloudMode(t, conform.CloudConfig{API: m.HTTPURL(), AdminKey: adminKey})
 	if n := rep.Failed(); n > 0 {
 		t.Fatalf("%d clauses failed against Larder's cloud", n)
 	}
