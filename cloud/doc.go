@@ -18,7 +18,7 @@
 //   - every assignment bumps the compartment's generation (the fencing token the edge
 //     checks), so an old code can never open a reused compartment;
 //   - pickup codes are unique among the live codes of a site; only keyed digests are
-//     stored (see code.go);
+//     stored, and a plain code not told yet only sealed (see code.go);
 //   - edge events apply strictly in sequence per site, exactly once.
 //
 // # Where things are
@@ -28,6 +28,7 @@
 //	lifecycle.go    the order lifecycle: the transition table (happening × state → next
 //	                state and effects), Service.apply, the guards and effects, deadlines
 //	orders.go       the REST operations on orders and their validation; order records
+//	redeliver.go    the platform's redelivery of an order (and the refund it records)
 //	edge.go         facts from edges: birth, presence, telemetry, and ApplyEdgeEvents (a
 //	                batch in one transaction) / ApplyEdgeEvent with the dispatch table
 //	                (event kind → happening, alarm or audit entry)
@@ -38,7 +39,8 @@
 //	driver.go       drivers: loading credentials, the manifest, OpenForLoading
 //	desired.go      the desired state of a site: deltas and snapshots
 //	notice.go       notifications to residents and platforms
-//	code.go         pickup codes and the live-code index
+//	code.go         pickup codes, the live-code index, and the sealed codes held until
+//	                the resident may be told them
 //	compartment.go  compartments, the free index, binding and releasing
 //	site.go         sites, provisioning, the fleet views, the nearest-site search
 //	auth.go         API keys and roles
@@ -56,7 +58,11 @@
 // cancelled (by its platform or ops, for want of loading in time, or displaced with no
 // compartment free); the edge can also declare it compromised (out of temperature). The
 // diagram and the full statement, ignored facts and refusals included, are the
-// transition table in lifecycle.go.
+// transition table in lifecycle.go. A picked-up or returned order keeps the edge's
+// cold-chain record ([ColdChain]; unknown from edges of protocol 1.0). The platform may
+// redeliver an order that was compromised, expired or returned: the replacement is a new
+// order, linked both ways (Replaces, ReplacedBy), and the original records the refund the
+// platform says it made.
 //
 // Live states (assigned, loaded, expired, compromised) hold compartments and a code; a
 // live order that is picked up or returned ends there, whatever its state. Expiry:
@@ -65,7 +71,10 @@
 // beyond 24 h after loading (the food-safety cap, EFoodSafety); after an outage of more
 // than a minute (the edge's, the broker's, or the cloud's own downtime, measured from its
 // last heartbeat: Resume), a site's orders' deadlines are extended by the outage's
-// length, within the same cap.
+// length, within the same cap. The cloud's evidence and the edge's own report (its
+// outage event) are merged in Site.Outages, so an outage both saw extends once
+// (settleOutage); each reservation tells the edge its cap (max_expires_at), by which the
+// edge extends on its own while it cannot reach the cloud.
 //
 // # Capacity and assignment
 //
@@ -107,5 +116,9 @@
 // [Service.Provision], with the edge's MQTT password (stored as a SHA-256 digest). API
 // keys and MQTT passwords are high-entropy and stored as SHA-256; pickup codes and
 // driver credentials are low-entropy and stored only as keyed digests (HMAC with the site
-// key). Phone numbers are kept for notifications and never logged ([Recipient.LogValue]).
+// key). The resident's code is drawn at admission, and until the resident may be told it
+// (loading; for a reissued code, the edge's report that it applied the code's delta) it
+// waits on the order sealed with AES-256-GCM under the notify key (Options.CodeKey),
+// which the store does not hold; code.go says how long it may wait. Phone numbers are
+// kept for notifications and never logged ([Recipient.LogValue]).
 package cloud

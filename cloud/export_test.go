@@ -50,6 +50,8 @@ type Particulars struct {
 	Compartment int
 	Reason      string
 	Extend      time.Duration
+	Redeliver   *RedeliverRequest
+	Applied     uint64
 }
 
 // Happen applies happening on to order id in one transaction, straight through the
@@ -66,7 +68,7 @@ func (s *Service) Happen(ctx context.Context, id, on string, p Particulars) erro
 		}
 		var batch []protocol.Reservation
 		c := &step{on: happening(on), by: p.By, ev: p.Event, compartment: p.Compartment, reason: p.Reason,
-			extend: p.Extend, batch: &batch}
+			extend: p.Extend, batch: &batch, redeliver: p.Redeliver, applied: p.Applied}
 		if err := s.apply(tx, st, o, c); err != nil {
 			return err
 		}
@@ -75,4 +77,30 @@ func (s *Service) Happen(ctx context.Context, id, on string, p Particulars) erro
 		}
 		return putSite(tx, st)
 	})
+}
+
+// HeldCode unseals the code held on order id ("" when none) and says which desired
+// version it waits for, so that tests can look for it where it must not be.
+func (s *Service) HeldCode(ctx context.Context, id string) (code string, version uint64, err error) {
+	err = s.store.View(ctx, func(tx Tx) error {
+		o, err := loadOrder(tx, id)
+		if err != nil || o.HeldCode == nil {
+			return err
+		}
+		version = o.HeldVersion
+		code, err = s.openHeld(o)
+		return err
+	})
+	return code, version, err
+}
+
+// CodeWaits counts the orders indexed as waiting for the edge to apply their held code.
+func (s *Service) CodeWaits(ctx context.Context) (int, error) {
+	var n int
+	err := s.store.View(ctx, func(tx Tx) error {
+		ids, err := codeWaits(tx, "")
+		n = len(ids)
+		return err
+	})
+	return n, err
 }

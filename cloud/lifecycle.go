@@ -19,6 +19,12 @@ import (
 //	                   │  └──cancel / lapse (never loaded) / displaced with no room──▶ cancelled
 //	                   └──compromised (edge; also from loaded and expired)──▶ compromised ──▶ picked_up | returned
 //
+//	compromised, expired, returned, picked_up once compromised ──redeliver──▶ (same state), replaced_by
+//	                                                                  └──▶ the replacement: (new) ──create──▶ assigned
+//
+// An outage during which a loaded order expired brings it back from expired to loaded
+// when the extended deadline is still ahead (the edge went on honouring it).
+//
 // Every live state (assigned, loaded, expired, compromised) holds compartments and a
 // code; picked_up, returned and cancelled are final. Each thing that can happen to an
 // order is a happening; the table below says, for each happening, from which states it
@@ -53,6 +59,8 @@ const (
 	onReissue        happening = "reissue"         // a new code is drawn (ReissueCode)
 	onSlotReassigned happening = "slot_reassigned" // a driver reported a slot unusable (ReassignSlot)
 	onDisplaced      happening = "displaced"       // the edge put another order into this one's compartment
+	onRedeliver      happening = "redeliver"       // the platform sends the food again (RedeliverOrder)
+	onCodeApplied    happening = "code_applied"    // the edge applied the desired version carrying a held code
 )
 
 // rule is one row of the table: happening on, from one of the states from, when the
@@ -93,17 +101,17 @@ var lifecycle = []rule{
 
 	{on: onLoaded, from: in(StateAssigned), when: notHeld, ignore: true, do: fx(warnNotHeld)},
 	{on: onLoaded, from: in(StateAssigned), when: lastSlot, to: StateLoaded,
-		do: fx(markSlotLoaded, markOccupied, drawArrivalCode, holdFromLoading, publishReservation, noticeWithCode(NoteLoaded))},
+		do: fx(markSlotLoaded, markOccupied, tellArrivalCode, holdFromLoading, publishReservation, noticeWithCode(NoteLoaded))},
 	{on: onLoaded, from: in(StateAssigned), to: StateAssigned, do: fx(markSlotLoaded, markOccupied)},
 	{on: onLoaded, from: in(StateLoaded, StateExpired, StateCompromised), ignore: true},
 	{on: onLoaded, from: final, ignore: true},
 
 	{on: onPickedUp, from: live, to: StatePickedUp,
-		do: fx(closeOrder, freeCompartments, dropOrderCode, publishCancel, notice(NotePickedUp))},
+		do: fx(closeOrder, recordColdChain, freeCompartments, dropOrderCode, publishCancel, notice(NotePickedUp))},
 	{on: onPickedUp, from: final, ignore: true},
 
 	{on: onReturned, from: live, to: StateReturned, reason: "expired_removed",
-		do: fx(closeOrder, freeCompartments, dropOrderCode, publishCancel, notice(NoteReturned))},
+		do: fx(closeOrder, recordColdChain, freeCompartments, dropOrderCode, publishCancel, notice(NoteReturned))},
 	{on: onReturned, from: final, ignore: true},
 
 	{on: onCompromised, from: in(StateAssigned, StateLoaded, StateExpired), to: StateCompromised,
@@ -128,8 +136,8 @@ var lifecycle = []rule{
 	{on: onLapse, from: in(StateAssigned), when: nothingLoaded, to: StateCancelled, reason: "not_loaded",
 		do: fx(closeOrder, freeCompartments, dropOrderCode, publishCancel, notice(NoteCancelled))},
 
-	{on: onExpire, from: in(StateLoaded), to: StateExpired, do: fx(notice(NoteExpired))},
-	{on: onExpire, from: in(StateAssigned), when: partlyLoaded, to: StateExpired, do: fx(notice(NoteExpired))},
+	{on: onExpire, from: in(StateLoaded), to: StateExpired, do: fx(eraseHeldCode, notice(NoteExpired))},
+	{on: onExpire, from: in(StateAssigned), when: partlyLoaded, to: StateExpired, do: fx(eraseHeldCode, notice(NoteExpired))},
 
 	{on: onReminder, from: in(StateLoaded), to: StateLoaded, do: fx(countReminder, notice(NoteReminder))},
 
@@ -139,11 +147,19 @@ var lifecycle = []rule{
 	{on: onOutage, from: in(StateAssigned, StateLoaded), when: capReached, ignore: true},
 	{on: onOutage, from: in(StateAssigned, StateLoaded), to: same, reason: "edge_outage",
 		do: fx(extendByOutage, gatherReservation, notice(NoteExtended))},
+	{on: onOutage, from: in(StateExpired), when: expiredInOutage, to: StateLoaded, reason: "edge_outage",
+		do: fx(extendByOutage, gatherReservation, notice(NoteExtended))},
 	{on: onOutage, from: in(StateExpired, StateCompromised), ignore: true},
 	{on: onOutage, from: final, ignore: true},
 
 	{on: onReissue, from: in(StateAssigned, StateLoaded, StateCompromised), to: same,
 		do: fx(drawNewCode, publishReservation, auditBy("code_reissued"), handOverCode)},
+
+	// A held code is told once the edge has the digest (code.go): a code not applied yet
+	// waits for a later report.
+	{on: onCodeApplied, from: live, when: codeNotApplied, ignore: true},
+	{on: onCodeApplied, from: live, to: same, do: fx(tellHeldCode)},
+	{on: onCodeApplied, from: final, ignore: true},
 
 	{on: onSlotReassigned, from: in(StateAssigned), to: StateAssigned,
 		do: fx(planReplacement, releaseReported, bindReplacement, publishReservation, reportedOutOfService,
@@ -156,6 +172,16 @@ var lifecycle = []rule{
 		do: fx(bindPlanned, restoreCode, publishReservation, notice(NoteReassigned))},
 	{on: onDisplaced, from: in(StateAssigned, StateCompromised), to: StateCancelled, reason: "displaced: no compartment free",
 		do: fx(closeOrder, freeCompartments, dropOrderCode, publishCancel, notice(NoteCancelled))},
+
+	// The platform's decision for food the resident did not get as it should have: it
+	// was compromised (still in the locker, taken back, or taken by the resident despite
+	// the kiosk's warning), or it expired and is (being) taken back. The order keeps its
+	// state (the edge still reports what happens to the food in the locker); the
+	// replacement is a new order, admitted like any other.
+	{on: onRedeliver, from: in(StateCompromised, StateExpired, StateReturned), to: same,
+		do: fx(createReplacement, recordRefund, auditBy("redelivered"))},
+	{on: onRedeliver, from: in(StatePickedUp), when: wasCompromised, to: same,
+		do: fx(createReplacement, recordRefund, auditBy("redelivered"))},
 }
 
 // refusals are the messages of a happening asked for by the API from a state it does not
@@ -165,6 +191,7 @@ var refusals = map[happening]string{
 	onExtend:         "an order in state %s cannot be extended",
 	onReissue:        "an order in state %s has no code to reissue",
 	onSlotReassigned: "an order in state %s is not being loaded",
+	onRedeliver:      "an order in state %s cannot be redelivered: only one that was compromised, expired or returned can",
 }
 
 // rulesOf indexes the table by happening, in table order. It is filled by init: an
@@ -194,6 +221,11 @@ type step struct {
 	extend time.Duration
 	// batch gathers the reservations of an outage's orders into one delta.
 	batch *[]protocol.Reservation
+	// redeliver is the platform's request (redeliver); replacement is the order it made.
+	redeliver   *RedeliverRequest
+	replacement *Order
+	// applied is the desired version the edge has applied (code_applied).
+	applied uint64
 
 	// code is a plain code an effect drew; toCaller says it goes back in the API
 	// response (the platform delivers it) rather than in a notice.
@@ -305,9 +337,28 @@ func lastSlot(c *step) (bool, error) {
 
 func codeInvalid(c *step) (bool, error) { return c.o.CodeInvalid, nil }
 
+func wasCompromised(c *step) (bool, error) { return c.o.Compromised, nil }
+
+// codeNotApplied: no held code waits for the edge, or the edge has not applied its
+// version yet.
+func codeNotApplied(c *step) (bool, error) {
+	return c.o.HeldVersion == 0 || c.o.HeldVersion > c.applied, nil
+}
+
 // capReached: the food-safety cap leaves nothing of the outage to add.
 func capReached(c *step) (bool, error) {
 	return !c.s.pol.outageExpiry(c.o, c.extend).After(c.o.ExpiresAt), nil
+}
+
+// expiredInOutage: a loaded order whose hold ended during the outage (the edge went on
+// honouring it, residents could not be told) and whose extended deadline is still
+// ahead: it is loaded again, as if the sweep had not run meanwhile.
+func expiredInOutage(c *step) (bool, error) {
+	o := c.o
+	if o.LoadedAt.IsZero() || !o.ExpiresAt.After(c.at.Add(-c.extend)) {
+		return false, nil
+	}
+	return c.s.pol.outageExpiry(o, c.extend).After(c.at), nil
 }
 
 // notMovable: the order does not hold the compartment the edge moved from, or already
@@ -484,12 +535,23 @@ func extendByOutage(c *step) error {
 }
 
 func (p Policy) outageExpiry(o *Order, outage time.Duration) time.Time {
-	_, max := p.hold(o)
-	next := o.ExpiresAt.Add(outage)
-	if limit := holdBase(o).Add(max); next.After(limit) {
-		next = limit
+	next, limit := o.ExpiresAt.Add(outage), p.maxExpiry(o)
+	if next.After(limit) {
+		return limit
 	}
 	return next
+}
+
+// maxExpiry is the latest an outage may move o's deadline to: the food-safety cap
+// (MaxHold after loading), or the deadline itself if it is later already. The edge
+// gets it with the reservation (max_expires_at), to extend by the same rule while it
+// cannot reach the cloud.
+func (p Policy) maxExpiry(o *Order) time.Time {
+	_, max := p.hold(o)
+	if limit := holdBase(o).Add(max); limit.After(o.ExpiresAt) {
+		return limit
+	}
+	return o.ExpiresAt
 }
 
 // countReminder counts the reminder due; one reminder, even if the sweep ran late and
@@ -509,11 +571,10 @@ func closeOrder(c *step) error {
 
 // Effects: codes.
 
-// drawFirstCode draws the order's first code. For notifier delivery it is never told to
-// anyone: the resident's code is drawn when the order is loaded and sent with the
-// arrival notice, so a plain code never waits anywhere for hours; this one only keeps the
-// reservation well-formed (the edge needs a digest) and unusable. A platform that
-// delivers codes gets it in the response, once.
+// drawFirstCode draws the order's code at admission: its digest goes to the edge with
+// the reservation, before the order can be loaded. A platform that delivers codes gets
+// it in the response, once; otherwise it is held sealed on the order until the arrival
+// notice tells the resident (code.go).
 func drawFirstCode(c *step) error {
 	code, digest, err := issueCode(c.tx, c.st, c.o.ID)
 	if err != nil {
@@ -522,55 +583,110 @@ func drawFirstCode(c *step) error {
 	c.o.CodeDigest = digest
 	c.o.FactorDigest = protocol.SecondFactorDigest(c.st.Key, c.o.ID, LastFour(c.o.Recipient.Phone))
 	c.o.CodeIssues = 1
-	c.code, c.toCaller = code, c.o.Delivery == DeliverByPlatform
-	return nil
-}
-
-// drawArrivalCode draws the resident's code at loading, for the arrival notice (notifier
-// delivery, unless a lockout invalidated the code: then a reissue brings a new one).
-func drawArrivalCode(c *step) error {
-	if c.o.Delivery != DeliverByNotifier || c.o.CodeInvalid {
+	if c.o.Delivery == DeliverByPlatform {
+		c.code, c.toCaller = code, true
 		return nil
 	}
-	if err := dropCode(c.tx, c.o); err != nil {
+	return c.s.holdCode(c.tx, c.o, code, 0)
+}
+
+// tellArrivalCode unseals the held code for the arrival notice and erases the sealed
+// copy: the edge has had its digest since the reservation reached it (it reported the
+// loading). A reissued code the edge has not applied yet stays held (tellHeldCode tells
+// it), and an invalidated code was erased with the lockout: then the notice has no code.
+func tellArrivalCode(c *step) error {
+	o := c.o
+	if o.HeldCode == nil || o.HeldVersion > c.st.EdgeDesiredVersion {
+		return nil
+	}
+	code, err := c.s.openHeld(o)
+	if err != nil {
+		return redrawHeld(c, err)
+	}
+	c.code = code
+	return eraseHeld(c.tx, o)
+}
+
+// tellHeldCode: the edge applied the version carrying the held code. The resident of a
+// loaded order is told it now (order.code_issued); an order not loaded yet keeps it for
+// the arrival notice.
+func tellHeldCode(c *step) error {
+	o := c.o
+	if o.LoadedAt.IsZero() {
+		o.HeldVersion = 0
+		return c.tx.Delete(bCodeWaits, o.Site+"/"+o.ID)
+	}
+	code, err := c.s.openHeld(o)
+	if err != nil {
+		return redrawHeld(c, err)
+	}
+	if err := eraseHeld(c.tx, o); err != nil {
 		return err
 	}
-	code, digest, err := issueCode(c.tx, c.st, c.o.ID)
+	return c.s.codeNote(c.tx, c.st, o, code)
+}
+
+// redrawHeld replaces a held code that cannot be unsealed (the code key changed since it
+// was sealed) with a new one, sent to the edge and held until the edge applies it.
+func redrawHeld(c *step, why error) error {
+	c.s.log.Warn("held code unreadable, drawing a new one", "site", c.st.ID, "order", c.o.ID, "err", why)
+	code, err := c.drawCode()
 	if err != nil {
 		return err
 	}
-	c.code, c.o.CodeDigest = code, digest
-	c.o.CodeIssues++
+	c.s.publishDelta(c.tx, c.st, protocol.Desired{Reservations: []protocol.Reservation{c.s.reservation(c.o)}})
+	return c.s.holdCode(c.tx, c.o, code, c.st.DesiredVersion)
+}
+
+// drawNewCode replaces the order's code (and any held one); the old one stops working at
+// the edge with the next desired delta.
+func drawNewCode(c *step) error {
+	if err := eraseHeld(c.tx, c.o); err != nil {
+		return err
+	}
+	code, err := c.drawCode()
+	if err != nil {
+		return err
+	}
+	c.code, c.o.CodeInvalid = code, false
 	return nil
 }
 
-// drawNewCode replaces the order's code; the old one stops working at the edge with the
-// next desired delta.
-func drawNewCode(c *step) error {
+// drawCode replaces the order's live code with a new one and returns it.
+func (c *step) drawCode() (string, error) {
 	if err := dropCode(c.tx, c.o); err != nil {
-		return err
+		return "", err
 	}
 	code, digest, err := issueCode(c.tx, c.st, c.o.ID)
 	if err != nil {
-		return err
+		return "", err
 	}
-	c.code = code
-	c.o.CodeDigest, c.o.CodeInvalid = digest, false
+	c.o.CodeDigest = digest
 	c.o.CodeIssues++
-	return nil
+	return code, nil
 }
 
 // handOverCode gives a reissued code to the platform in the response if it delivers
-// codes itself and asked, else to the resident through the notifier.
+// codes itself and asked; else it is held for the resident until the edge has applied
+// the delta just published (tellHeldCode), and, before loading, until the arrival notice.
 func handOverCode(c *step) error {
 	if c.o.Delivery == DeliverByPlatform && c.by.Role == RolePlatform {
 		c.toCaller = true
 		return nil
 	}
-	return c.s.codeNote(c.tx, c.st, c.o, c.code)
+	return c.s.holdCode(c.tx, c.o, c.code, c.st.DesiredVersion)
 }
 
-func dropOrderCode(c *step) error { return dropCode(c.tx, c.o) }
+// dropOrderCode ends the order's code: out of the live codes, and its held copy erased.
+func dropOrderCode(c *step) error {
+	if err := dropCode(c.tx, c.o); err != nil {
+		return err
+	}
+	return eraseHeld(c.tx, c.o)
+}
+
+// eraseHeldCode erases a code nobody will be told now (the order expired).
+func eraseHeldCode(c *step) error { return eraseHeld(c.tx, c.o) }
 
 // invalidateCode records the edge's lockout: the code is dead until a reissue.
 func invalidateCode(c *step) error {
@@ -589,8 +705,25 @@ func restoreCode(c *step) error {
 
 // recordOutOfTemp keeps how long the food was out of temperature, for the notice.
 func recordOutOfTemp(c *step) error {
-	c.o.OutOfTempS = c.ev.Seconds
+	c.o.OutOfTempS, c.o.Compromised = c.ev.Seconds, true
 	c.reason = fmt.Sprintf("out of temperature for %.0f s", c.ev.Seconds)
+	return nil
+}
+
+// recordColdChain keeps the edge's cold-chain record of the order (picked_up,
+// expired_removed): unknown when the edge sent none (protocol 1.0) or one that cannot
+// be true, which is logged and otherwise changes nothing of the event.
+func recordColdChain(c *step) error {
+	cc := ColdChain{}
+	if r := c.ev.ColdChain; r != nil {
+		if err := r.Check(); err != nil {
+			c.s.log.Warn("impossible cold-chain record: recorded as unknown", "site", c.st.ID, "order", c.o.ID, "err", err)
+		} else {
+			rec := *r
+			cc = ColdChain{Known: true, ColdChain: &rec}
+		}
+	}
+	c.o.ColdChain = &cc
 	return nil
 }
 
@@ -783,6 +916,41 @@ func reportedOutOfService(c *step) error {
 	_, err := c.s.command(c.tx, c.st.ID, protocol.Command{Kind: protocol.CmdOutOfService, Compartment: c.compartment,
 		Reason: "driver reported: " + c.reason, Actor: c.by.Subject})
 	return err
+}
+
+// Effects: redelivery.
+
+// createReplacement admits the replacement order (same platform, recipient, site,
+// parcels and code delivery; the platform's window; a new code) through the create row,
+// and links the two orders. An order is redelivered once.
+func createReplacement(c *step) error {
+	o, rq := c.o, c.redeliver
+	if o.ReplacedBy != "" {
+		return &Error{Code: EConflict, Message: fmt.Sprintf("order %s was redelivered already, as %s", o.ID, o.ReplacedBy)}
+	}
+	if id := c.tx.Get(bExtIDs, o.Platform+"/"+rq.ExternalID); id != nil {
+		return &Error{Code: EConflict, Field: "external_id", Message: "external_id is already used by order " + string(id)}
+	}
+	r := &Order{ID: sortableID("ord_", c.s.now()), Platform: o.Platform, ExternalID: rq.ExternalID, Site: o.Site,
+		Recipient: o.Recipient, Accessible: o.Accessible, Parcels: o.Parcels, Window: rq.Window,
+		Delivery: o.Delivery, State: stateNew, Zone: o.Zone, Created: c.s.now().UTC(), Replaces: o.ID}
+	create := &step{on: onCreate, by: c.by}
+	if err := c.s.apply(c.tx, c.st, r, create); err != nil {
+		return err
+	}
+	o.ReplacedBy = r.ID
+	c.replacement, c.code, c.toCaller = r, create.code, create.toCaller
+	c.reason = "replaced by " + r.ID
+	return nil
+}
+
+// recordRefund keeps the refund the platform says it made.
+func recordRefund(c *step) error {
+	if rf := c.redeliver.Refund; rf != nil {
+		r := *rf
+		c.o.Refund = &r
+	}
+	return nil
 }
 
 // Effects: messages.

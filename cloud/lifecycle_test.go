@@ -71,6 +71,9 @@ var situations = []situation{
 	}},
 	{"compromised, never loaded", cloud.StateCompromised, func(e *env) string { return lcEvent(e, lcOrder(e), protocol.EventOrderCompromised) }},
 	{"picked_up", cloud.StatePickedUp, func(e *env) string { return lcEvent(e, lcLoad(e, lcOrder(e), 0, 1), protocol.EventPickedUp) }},
+	{"picked_up, compromised", cloud.StatePickedUp, func(e *env) string {
+		return lcEvent(e, lcEvent(e, lcLoad(e, lcOrder(e), 0, 1), protocol.EventOrderCompromised), protocol.EventPickedUp)
+	}},
 	{"returned", cloud.StateReturned, func(e *env) string { return lcEvent(e, lcExpired(e), protocol.EventExpiredRemoved) }},
 	{"cancelled", cloud.StateCancelled, func(e *env) string {
 		id := lcOrder(e)
@@ -135,22 +138,28 @@ func noParticulars(*env, cloud.Order) cloud.Particulars { return cloud.Particula
 func everyLive() map[string]string {
 	return map[string]string{"assigned": "assigned", "assigned, partly loaded": "assigned", "loaded": "loaded",
 		"expired": "expired", "compromised": "compromised", "compromised, never loaded": "compromised",
-		"picked_up": ignored, "returned": ignored, "cancelled": ignored}
+		"picked_up": ignored, "picked_up, compromised": ignored, "returned": ignored, "cancelled": ignored}
+}
+
+// redelivery is a redeliver request that is valid now.
+func redelivery(e *env) cloud.RedeliverRequest {
+	now := e.clock.Now()
+	return cloud.RedeliverRequest{Window: cloud.Window{Start: now.Add(time.Hour), End: now.Add(3 * time.Hour)}}
 }
 
 var lcCases = []lcCase{
 	{on: "loaded", with: edgeFact(protocol.EventLoaded), want: map[string]string{
 		"assigned": "assigned", "assigned, partly loaded": "loaded", "loaded": ignored, "expired": ignored,
-		"compromised": ignored, "compromised, never loaded": ignored, "picked_up": ignored, "returned": ignored, "cancelled": ignored}},
+		"compromised": ignored, "compromised, never loaded": ignored, "picked_up": ignored, "picked_up, compromised": ignored, "returned": ignored, "cancelled": ignored}},
 	{on: "picked_up", with: edgeFact(protocol.EventPickedUp), want: map[string]string{
 		"assigned": "picked_up", "assigned, partly loaded": "picked_up", "loaded": "picked_up", "expired": "picked_up",
-		"compromised": "picked_up", "compromised, never loaded": "picked_up", "picked_up": ignored, "returned": ignored, "cancelled": ignored}},
+		"compromised": "picked_up", "compromised, never loaded": "picked_up", "picked_up": ignored, "picked_up, compromised": ignored, "returned": ignored, "cancelled": ignored}},
 	{on: "returned", with: edgeFact(protocol.EventExpiredRemoved), want: map[string]string{
 		"assigned": "returned", "assigned, partly loaded": "returned", "loaded": "returned", "expired": "returned",
-		"compromised": "returned", "compromised, never loaded": "returned", "picked_up": ignored, "returned": ignored, "cancelled": ignored}},
+		"compromised": "returned", "compromised, never loaded": "returned", "picked_up": ignored, "picked_up, compromised": ignored, "returned": ignored, "cancelled": ignored}},
 	{on: "compromised", with: edgeFact(protocol.EventOrderCompromised), want: map[string]string{
 		"assigned": "compromised", "assigned, partly loaded": "compromised", "loaded": "compromised", "expired": "compromised",
-		"compromised": ignored, "compromised, never loaded": ignored, "picked_up": ignored, "returned": ignored, "cancelled": ignored}},
+		"compromised": ignored, "compromised, never loaded": ignored, "picked_up": ignored, "picked_up, compromised": ignored, "returned": ignored, "cancelled": ignored}},
 	{on: "reassigned", with: func(e *env, o cloud.Order) cloud.Particulars {
 		return cloud.Particulars{Event: protocol.Event{Kind: protocol.EventReassigned, Order: o.ID, Compartment: o.Slots[0].Compartment,
 			To: freeLike(e, o), Reason: "full"}}
@@ -175,7 +184,7 @@ var lcCases = []lcCase{
 		return cloud.Particulars{By: cloud.System, Extend: time.Hour}
 	},
 		want: map[string]string{"assigned": "assigned", "assigned, partly loaded": "assigned", "loaded": "loaded", "expired": ignored,
-			"compromised": ignored, "compromised, never loaded": ignored, "picked_up": ignored, "returned": ignored, "cancelled": ignored}},
+			"compromised": ignored, "compromised, never loaded": ignored, "picked_up": ignored, "picked_up, compromised": ignored, "returned": ignored, "cancelled": ignored}},
 	{on: "reissue", with: func(e *env, o cloud.Order) cloud.Particulars { return cloud.Particulars{By: e.ops} },
 		api: func(e *env, o cloud.Order) error { _, err := e.svc.ReissueCode(e.ctx, e.ops, o.ID); return err },
 		want: map[string]string{"assigned": "assigned", "assigned, partly loaded": "assigned", "loaded": "loaded",
@@ -186,6 +195,21 @@ var lcCases = []lcCase{
 		_, err := e.svc.ReassignSlot(e.ctx, e.drv, o.ID, firstUnloaded(o), "full")
 		return err
 	}, want: map[string]string{"assigned": "assigned", "assigned, partly loaded": "assigned"}},
+	{on: "redeliver", with: func(e *env, o cloud.Order) cloud.Particulars {
+		r := redelivery(e)
+		r.ExternalID = "redelivery"
+		return cloud.Particulars{By: e.plat, Redeliver: &r}
+	}, api: func(e *env, o cloud.Order) error {
+		_, err := e.svc.RedeliverOrder(e.ctx, e.plat, o.ID, "k-redeliver", redelivery(e))
+		return err
+	}, want: map[string]string{"expired": "expired", "compromised": "compromised", "compromised, never loaded": "compromised",
+		"picked_up, compromised": "picked_up", "returned": "returned"}},
+	// No situation has a code waiting for the edge (only a reissue makes one): every
+	// report of an applied version changes nothing (see TestReissuedCodeWaitsForTheEdge).
+	{on: "code_applied", with: func(e *env, o cloud.Order) cloud.Particulars {
+		return cloud.Particulars{By: cloud.System, Applied: 1 << 40}
+	}, want: map[string]string{"assigned": ignored, "assigned, partly loaded": ignored, "loaded": ignored, "expired": ignored,
+		"compromised": ignored, "compromised, never loaded": ignored, "picked_up": ignored, "picked_up, compromised": ignored, "returned": ignored, "cancelled": ignored}},
 	// Straight through the table: in service, only an order with nothing loaded is
 	// displaced (see TestDisplacedWithoutRoomIsCancelled for the eviction).
 	{on: "displaced", with: noParticulars, want: map[string]string{"assigned": "assigned", "assigned, partly loaded": "assigned",

@@ -66,6 +66,10 @@ type Site struct {
 	Online       bool      `json:"online"`
 	LastSeen     time.Time `json:"last_seen,omitzero"`
 	OfflineSince time.Time `json:"offline_since,omitzero"`
+	// Outages are the latest outages that moved the site's deadlines (at most
+	// keepOutages, oldest first), from the cloud's own evidence or the edge's
+	// (settleOutage): an outage both sides saw moves them once.
+	Outages []Span `json:"outages,omitempty"`
 
 	// DesiredVersion is the version of the site's desired state; every reservation or
 	// credential change bumps it by one. EdgeDesiredVersion is what the edge last
@@ -244,20 +248,58 @@ type Order struct {
 	// clears it.
 	CodeInvalid bool `json:"code_invalid,omitempty"`
 	CodeIssues  int  `json:"code_issues"`
+	// HeldCode is the plain code the resident has not been told yet, sealed under the
+	// code key and bound to the order and CodeDigest (code.go, holdCode); nil when none
+	// waits. HeldVersion is the desired version the edge must apply before it is told (0:
+	// it waits only for the loading); HeldAt is when it was sealed.
+	HeldCode    []byte    `json:"held_code,omitempty"`
+	HeldVersion uint64    `json:"held_version,omitempty"`
+	HeldAt      time.Time `json:"held_at,omitzero"`
 
 	// ExpiresAt is when the code stops working: before loading, the window's end plus the
 	// hold time; once loaded, the loading time plus the hold time, plus extensions.
 	ExpiresAt time.Time `json:"expires_at"`
 	// Extended is the total of extensions granted (platform requests and outages).
-	Extended    time.Duration `json:"extended"`
-	LoadedAt    time.Time     `json:"loaded_at,omitzero"`
-	ClosedAt    time.Time     `json:"closed_at,omitzero"`
-	Reason      string        `json:"reason,omitempty"`
-	OutOfTempS  float64       `json:"out_of_temp_seconds,omitempty"`
-	Created     time.Time     `json:"created"`
-	Updated     time.Time     `json:"updated"`
-	Reminders   int           `json:"reminders,omitempty"`
-	RequestHash string        `json:"request_hash,omitempty"`
+	Extended   time.Duration `json:"extended"`
+	LoadedAt   time.Time     `json:"loaded_at,omitzero"`
+	ClosedAt   time.Time     `json:"closed_at,omitzero"`
+	Reason     string        `json:"reason,omitempty"`
+	OutOfTempS float64       `json:"out_of_temp_seconds,omitempty"`
+	// Compromised is set when the edge declared the order out of temperature past its
+	// budget; it stays set after the order is picked up or returned.
+	Compromised bool `json:"compromised,omitempty"`
+	// ColdChain is the edge's record, set when the order is picked up or returned (nil
+	// before, and for orders that ended otherwise).
+	ColdChain *ColdChain `json:"cold_chain,omitempty"`
+	// Replaces and ReplacedBy link a redelivered order and its replacement
+	// (RedeliverOrder); Refund is what the platform recorded with the redelivery.
+	Replaces    string    `json:"replaces,omitempty"`
+	ReplacedBy  string    `json:"replaced_by,omitempty"`
+	Refund      *Refund   `json:"refund,omitempty"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
+	Reminders   int       `json:"reminders,omitempty"`
+	RequestHash string    `json:"request_hash,omitempty"`
+}
+
+// ColdChain is an order's cold-chain record as its edge measured it, from loading to
+// the pickup or the return (protocol.ColdChain: seconds and degrees Celsius). Known is
+// false, and the record absent, when the edge did not send one (protocol 1.0) or sent
+// one that cannot be true: unknown, never "kept cold". Its JSON is the order's
+// cold_chain in the API and the webhooks: {"known":false}, or known with the record's
+// fields beside it, so that a report can add up seconds across orders.
+type ColdChain struct {
+	Known bool `json:"known"`
+	*protocol.ColdChain
+}
+
+// Refund is a refund the platform made and recorded with a redelivery. Larder moves no
+// money: it keeps what the platform says, for its reports and for ops.
+type Refund struct {
+	AmountCents int64  `json:"amount_cents"`
+	Currency    string `json:"currency"`
+	Reference   string `json:"reference,omitempty"`
+	Note        string `json:"note,omitempty"`
 }
 
 // LogValue keeps the recipient out of logs.

@@ -35,8 +35,9 @@ type TxNotifier interface {
 
 // Notification is a fact about an order for the outside world. Code and QR are set only
 // on the arrival notice (order.loaded) and on reissued codes (order.code_issued) of
-// orders whose code the cloud delivers; they are the only place a plain pickup code
-// exists after it was drawn, and LogValue redacts them.
+// orders whose code the cloud delivers; once the notice is made, the code's sealed copy
+// on the order (code.go) is erased in the same transaction, so the notice is the only
+// place the plain code exists. LogValue redacts them.
 type Notification struct {
 	// Type is the CloudEvents type suffix, e.g. "order.loaded".
 	Type       string     `json:"type"`
@@ -60,6 +61,11 @@ type Notification struct {
 	// CodeToPlatform is true when the platform delivers codes itself.
 	CodeToPlatform bool   `json:"code_to_platform,omitempty"`
 	Reason         string `json:"reason,omitempty"`
+	// ColdChain is the order's cold-chain record, on order.picked_up and order.returned
+	// ({"known":false} when the edge did not report one).
+	ColdChain *ColdChain `json:"cold_chain,omitempty"`
+	// Replaces is the order a redelivery replaces, on the replacement's notices.
+	Replaces string `json:"replaces,omitempty"`
 }
 
 // LogValue keeps the code and the recipient out of logs.
@@ -92,7 +98,7 @@ func (s *Service) note(tx Tx, st *Site, typ string, o *Order, mod func(*Notifica
 	now := s.now()
 	n := Notification{Type: typ, ID: sortableID("evt_", now), Time: now.UTC(), Site: o.Site, Order: o.ID,
 		Platform: o.Platform, ExternalID: o.ExternalID, State: o.State, LoadedAt: o.LoadedAt, ExpiresAt: o.ExpiresAt,
-		CodeToPlatform: o.Delivery == DeliverByPlatform}
+		CodeToPlatform: o.Delivery == DeliverByPlatform, ColdChain: o.ColdChain, Replaces: o.Replaces}
 	for _, sl := range o.Slots {
 		n.Compartments = append(n.Compartments, sl.Compartment)
 	}

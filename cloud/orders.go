@@ -113,8 +113,9 @@ type idemRecord struct {
 
 // CreateOrder admits an order (platform): it checks capacity in the order's window,
 // assigns compartments by the policy (cloud/assign), draws the code, and publishes the
-// reservation. A platform that delivers codes itself gets the code in the receipt, once;
-// otherwise the resident gets it by SMS with the arrival notice when the order is loaded.
+// reservation with the code's digest. A platform that delivers codes itself gets the
+// code in the receipt, once; otherwise the code is held sealed on the order (code.go)
+// and the resident gets it by SMS with the arrival notice when the order is loaded.
 // The same idempotency key with the same request returns the same order (Replayed,
 // without the code, which is handed out once: a platform that lost it reissues); with
 // another request it fails with EIdempotency.
@@ -252,8 +253,10 @@ func (s *Service) ExtendOrder(ctx context.Context, p Principal, id string, d tim
 }
 
 // ReissueCode draws a new code for a live order (platform owner, ops, admin); the old one
-// stops working at the edge with the next desired delta. The code goes to the platform if
-// it delivers codes itself, else to the resident through the notifier.
+// stops working at the edge with the next desired delta. The code goes to the platform in
+// the receipt if it delivers codes itself and asks; else it is held sealed until the edge
+// has applied that delta (code.go) and then goes to the resident through the notifier
+// (before loading, with the arrival notice).
 func (s *Service) ReissueCode(ctx context.Context, p Principal, id string) (OrderReceipt, error) {
 	c := &step{on: onReissue, by: p}
 	o, err := s.change(ctx, p, id, true, c)

@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
@@ -82,6 +83,10 @@ type Options struct {
 	Policy Policy
 	// SendTimeout bounds one delivery to a port; zero means 5 s.
 	SendTimeout time.Duration
+	// CodeKey (32 bytes) seals the plain codes that wait on orders until the resident
+	// may be told them (code.go); cloudd passes the notify key. nil: a key drawn for
+	// this process, so held codes do not survive a restart (tests).
+	CodeKey []byte
 }
 
 // Service is the cloud domain: every operation on sites, orders, codes, commands and
@@ -98,6 +103,7 @@ type Service struct {
 	live   liveState
 	stats  Stats
 	sendTO time.Duration
+	seal   cipher.AEAD // held codes (code.go)
 	// resumed is set by Resume; until then heartbeat writes nothing.
 	resumed atomic.Bool
 }
@@ -119,9 +125,14 @@ type Stats struct {
 	SendErrors     atomic.Uint64 // failed deliveries to the ports
 }
 
-// New returns a Service. Call Run to deliver outbound messages.
+// New returns a Service. Call Run to deliver outbound messages. It panics on a CodeKey
+// that is not 32 bytes (cloudd validates its configuration first).
 func New(opt Options) *Service {
 	s := &Service{store: opt.Store, now: opt.Now, log: opt.Logger, pol: opt.Policy, sendTO: opt.SendTimeout}
+	var err error
+	if s.seal, err = newCodeSeal(opt.CodeKey); err != nil {
+		panic(err)
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}

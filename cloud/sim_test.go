@@ -106,8 +106,13 @@ func TestSimulation(t *testing.T) {
 				e.mustEvent(o.Site, protocol.Event{Kind: protocol.EventReassigned, Credential: protocol.CredDriver, Order: o.ID,
 					Compartment: sl.Compartment, To: to, Reason: []string{"full", "jammed"}[rng.IntN(2)]})
 			}
-		default: // time passes; ops toggle service
+		default: // time passes; ops toggle service; the edge reports the desired version it applied
 			e.clock.Add(time.Duration(rng.IntN(180)) * time.Minute)
+			if d, err := e.svc.GetSite(e.ctx, e.ops, site); err == nil && rng.IntN(2) == 0 {
+				if err := e.svc.ApplyTelemetry(e.ctx, site, e.clock.Now(), protocol.Telemetry{DesiredVersion: d.DesiredVersion}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if _, err := e.svc.Sweep(e.ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -214,6 +219,26 @@ func checkInvariants(t *testing.T, e *env, step int, lastGen map[string]uint64) 
 					return fmt.Errorf("codes index for %s = %q", o.ID, got)
 				}
 			}
+		}
+		waits := 0
+		for _, o := range orders {
+			w := tx.Get("code_waits", o.Site+"/"+o.ID) != nil
+			switch {
+			case !o.State.Live() && (o.HeldCode != nil || w):
+				return fmt.Errorf("%s order %s still holds a code", o.State, o.ID)
+			case o.State == cloud.StateExpired && o.HeldCode != nil:
+				return fmt.Errorf("expired order %s still holds a code", o.ID)
+			case w != (o.HeldVersion > 0) || o.HeldVersion > 0 && o.HeldCode == nil:
+				return fmt.Errorf("order %s waits for v%d with a held code %v, indexed %v", o.ID, o.HeldVersion, o.HeldCode != nil, w)
+			}
+			if w {
+				waits++
+			}
+		}
+		nw := 0
+		tx.Scan("code_waits", "", func(string, []byte) bool { nw++; return true })
+		if nw != waits {
+			return fmt.Errorf("code_waits index has %d entries, %d orders wait", nw, waits)
 		}
 		n := 0
 		tx.Scan("codes", "", func(string, []byte) bool { n++; return true })

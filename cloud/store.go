@@ -64,9 +64,13 @@ const (
 	bPlatforms = "platforms" // platform id → Platform (webhook)
 )
 
+// bCodeWaits indexes the orders whose held code waits for the edge (code.go): site/order
+// id → "".
+const bCodeWaits = "code_waits"
+
 // Buckets lists every bucket, for stores that create them up front.
 func Buckets() []string {
-	return []string{bSites, bComps, bFree, bOrders, bBySite, bLive, bDue, bByPlat, bExtIDs, bIdem, bCodes,
+	return []string{bSites, bComps, bFree, bOrders, bBySite, bLive, bDue, bByPlat, bExtIDs, bIdem, bCodes, bCodeWaits,
 		bKeys, bKeyIDs, bCmds, bAudit, bAlarms, bCreds, bMeta, bPlatforms}
 }
 

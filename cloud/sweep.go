@@ -16,7 +16,8 @@ import (
 
 // Sweep does what time decides: it expires loaded orders past their expiry, lapses
 // orders never loaded by the end of their window plus LoadGrace, sends reminders, times
-// out unanswered commands and revokes expired credentials. It returns how many due
+// out unanswered commands, tells the held codes a connected edge has had CodeWait to
+// apply (code.go) and revokes expired credentials. It returns how many due
 // orders it looked at (each in its own transaction). Run calls it every minute; tests
 // call it with an injected clock.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
@@ -44,6 +45,9 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	}
 	return changed, internal("sweep", s.store.Update(ctx, func(tx Tx) error {
 		if err := timeOutCommands(tx, now); err != nil {
+			return err
+		}
+		if err := s.codeWaitsOver(tx, now); err != nil {
 			return err
 		}
 		return s.revokeCredentials(tx, now)

@@ -138,6 +138,20 @@ type Order struct {
 	LoadedAt   time.Time `json:"loaded_at,omitzero"`
 	ClosedAt   time.Time `json:"closed_at,omitzero"`
 	Reason     string    `json:"reason,omitempty"`
+	// ColdChain is set once the order was picked up or returned.
+	ColdChain *ColdChain `json:"cold_chain,omitempty"`
+}
+
+// ColdChain is an order's cold-chain record as the edge measured it (known false: the
+// edge reported none).
+type ColdChain struct {
+	Known          bool      `json:"known"`
+	From           time.Time `json:"from"`
+	To             time.Time `json:"to"`
+	LimitC         float64   `json:"limit_c"`
+	AboveSeconds   float64   `json:"above_seconds"`
+	PeakC          *float64  `json:"peak_c"`
+	MissingSeconds float64   `json:"missing_seconds"`
 }
 
 // Compartments returns the order's compartment numbers.

@@ -35,7 +35,6 @@ func (s *system) loadAndPickUp(o demo.Order, code, phone string) {
 	s.waitState(o.ID, "loaded", 20*time.Second)
 	if code == "" {
 		code = s.sms.waitCode(t, phone, 20*time.Second)
-		s.waitEdgeDesired(20 * time.Second)
 	}
 	// A wrong second factor does not open anything.
 	if _, err := s.edge.Kiosk.Pickup(s.ctx, code, "0000"); demo.StatusOf(err) != 401 {
@@ -48,7 +47,12 @@ func (s *system) loadAndPickUp(o demo.Order, code, phone string) {
 	if len(res.Doors) != 2 {
 		t.Fatalf("pickup opened %+v", res.Doors)
 	}
-	s.waitState(o.ID, "picked_up", 20*time.Second)
+	done := s.waitState(o.ID, "picked_up", 20*time.Second)
+	// The edge measured the frozen zone (the order's coldest) all along, and said so.
+	if cc := done.ColdChain; cc == nil || !cc.Known || cc.LimitC != -15 || cc.PeakC == nil || cc.MissingSeconds != 0 ||
+		cc.From.After(cc.To) || cc.To.Sub(cc.From) > 10*time.Minute {
+		t.Fatalf("cold chain of the picked-up order: %+v", cc)
+	}
 	// The code was single use.
 	if _, err := s.edge.Kiosk.Pickup(s.ctx, code, lastFour(phone)); demo.StatusOf(err) != 401 && demo.StatusOf(err) != 409 {
 		t.Fatalf("code reused: %v", err)
@@ -69,9 +73,9 @@ func (s *system) loadAndPickUp(o demo.Order, code, phone string) {
 }
 
 // TestNotificationCarriesCode: the cloud sends the code itself. When the driver has
-// loaded the order, the resident's SMS carries the code (drawn at loading), the
-// platform's signed "loaded" webhook does not; the resident types the code at the kiosk,
-// and the platform hears "picked_up".
+// loaded the order, the resident's SMS carries the code (drawn at admission, its digest
+// at the edge since), the platform's signed "loaded" webhook does not; the resident types
+// the code at the kiosk at once, and the platform hears "picked_up".
 func TestNotificationCarriesCode(t *testing.T) {
 	s := newSystem(t, sysOpts{})
 	const phone = "+8613800138001"

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +25,8 @@ type proxy struct {
 	mu    sync.Mutex
 	ln    net.Listener
 	conns []net.Conn
+	// down, when set, drops every byte from the broker to the edge (HoldDown).
+	down atomic.Bool
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -61,10 +64,31 @@ func (p *proxy) serve(ln net.Listener) {
 			p.conns = append(p.conns, c, up)
 			p.mu.Unlock()
 			go func() { io.Copy(up, c); up.Close(); c.Close() }()
-			go func() { io.Copy(c, up); up.Close(); c.Close() }()
+			go func() { p.copyDown(c, up); up.Close(); c.Close() }()
 		}
 	}()
 }
+
+// copyDown relays the broker's bytes to the edge, dropping them while down is set.
+func (p *proxy) copyDown(edge, broker net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := broker.Read(buf)
+		if n > 0 && !p.down.Load() {
+			if _, werr := edge.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// HoldDown makes the link one-way: from now on nothing the broker sends reaches the edge
+// (desired deltas, acknowledgements, even a new connection's CONNACK), while what the
+// edge sends still arrives. Cut ends it; Resume starts afresh with both ways open.
+func (p *proxy) HoldDown() { p.down.Store(true) }
 
 // Cut closes the listener and every relayed connection: the edge can neither stay
 // connected nor reconnect.
@@ -92,6 +116,7 @@ func (p *proxy) Resume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.down.Store(false)
 	p.serve(ln)
 }
 

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,7 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -233,50 +232,6 @@ func (s *system) waitState(order, state string, timeout time.Duration) demo.Orde
 	return o
 }
 
-// waitEdgeDesired waits until the edge has applied the desired state the cloud has for
-// the site (its larder_desired_version gauge against the site's desired_version): a code
-// the cloud drew at loading reaches the resident by SMS and the edge by a desired delta,
-// two independent paths, and a resident typing it before the delta lands is refused.
-func (s *system) waitEdgeDesired(timeout time.Duration) {
-	s.t.Helper()
-	if err := demo.Eventually(s.ctx, timeout, "edge applied the cloud's desired state", func() error {
-		st, err := s.ops.Site(s.ctx, s.site)
-		if err != nil {
-			return err
-		}
-		have, err := edgeDesiredVersion(s.ctx, s.edge.MetricsURL+"/metrics")
-		if err == nil && have < st.DesiredVersion {
-			err = fmt.Errorf("edge at desired version %d, cloud at %d", have, st.DesiredVersion)
-		}
-		return err
-	}); err != nil {
-		s.t.Fatal(err)
-	}
-}
-
-func edgeDesiredVersion(ctx context.Context, metricsURL string) (uint64, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", metricsURL, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, "larder_desired_version "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return uint64(f), err
-		}
-	}
-	return 0, errors.New("edge metrics lack larder_desired_version")
-}
-
 // waitDrained waits until the edge's outbox is empty as the cloud sees it.
 func (s *system) waitDrained(timeout time.Duration) {
 	s.t.Helper()
@@ -396,24 +351,41 @@ var eightDigits = regexp.MustCompile(`\b\d{8}\b`)
 // waitCode waits for a text to phone carrying an 8-digit code and returns the code.
 func (g *smsGateway) waitCode(t *testing.T, phone string, timeout time.Duration) string {
 	t.Helper()
+	return g.waitNewCode(t, phone, nil, timeout)
+}
+
+// waitNewCode waits for a text to phone carrying an 8-digit code other than the known
+// ones and returns the code.
+func (g *smsGateway) waitNewCode(t *testing.T, phone string, known []string, timeout time.Duration) string {
+	t.Helper()
 	var code string
-	err := demo.Eventually(t.Context(), timeout, "an SMS with a code to the resident", func() error {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		for _, m := range g.texts {
-			if m.To == phone {
-				if c := eightDigits.FindString(m.Text); c != "" {
-					code = c
-					return nil
-				}
+	err := demo.Eventually(t.Context(), timeout, "an SMS with a new code to the resident", func() error {
+		codes := g.codes(phone)
+		for _, c := range codes {
+			if !slices.Contains(known, c) {
+				code = c
+				return nil
 			}
 		}
-		return fmt.Errorf("%d texts, none with a code to the resident", len(g.texts))
+		return fmt.Errorf("codes texted so far %d, none new", len(codes))
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return code
+}
+
+// codes are the codes of the texts sent to phone so far, in order.
+func (g *smsGateway) codes(phone string) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []string
+	for _, m := range g.texts {
+		if c := eightDigits.FindString(m.Text); m.To == phone && c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // forgetSite leaves a shared broker as the test found it: it drops the edge's persistent

@@ -10,20 +10,26 @@ import (
 )
 
 // HandleCommand takes one cloud command. It records the command durably (deduplicated by
-// id) and reports QUEUED through progress, then carries it out on its own goroutine,
-// one command at a time, reporting IN_PROGRESS and the final state. A command id seen
-// before is never carried out again: its last known state is reported again. "Opened"
-// means the door's feedback showed it open (hw.Latch's contract), not that a relay fired.
-// progress must not block.
-func (l *Locker) HandleCommand(ctx context.Context, c protocol.Command, progress func(protocol.CommandAck)) {
+// id) and queues QUEUED, then carries it out on its own goroutine, one command at a
+// time, queueing IN_PROGRESS and the final state. A command id seen before is never
+// carried out again: its last known state is queued again. "Opened" means the door's
+// feedback showed it open (hw.Latch's contract), not that a relay fired.
+//
+// Acks are queued in the Store (Tx.QueueCommandAck) in the transaction that records the
+// state they report, and Notify wakes the sync, which publishes them; so an ack made
+// while the link is down, or lost with a restart, is still sent when the link returns.
+func (l *Locker) HandleCommand(ctx context.Context, c protocol.Command) {
 	now := l.clock.Now()
 	var rec CommandRecord
 	var existed bool
 	err := l.cfg.Store.Update(func(tx Tx) error {
 		var err error
 		rec, existed, err = tx.Command(c.ID)
-		if err != nil || existed {
+		if err != nil {
 			return err
+		}
+		if existed {
+			return tx.QueueCommandAck(now, rec.Ack()) // the cloud asks again: tell it again
 		}
 		rec = CommandRecord{ID: c.ID, Kind: c.Kind, State: protocol.StateQueued, Received: now}
 		switch {
@@ -32,13 +38,13 @@ func (l *Locker) HandleCommand(ctx context.Context, c protocol.Command, progress
 		case c.Compartment != 0 && l.layout.specs[c.Compartment].Number == 0:
 			rec.State, rec.Error, rec.Message = protocol.StateRejected, protocol.ErrUnknownCompartment, "no such compartment"
 		}
-		return tx.PutCommand(rec)
+		return putCommand(tx, now, rec)
 	})
 	if err != nil {
 		l.log.Error("recording command failed", "cmd_id", c.ID, "err", err)
 		return // the cloud will redeliver: nothing was promised
 	}
-	progress(rec.Ack())
+	l.notify()
 	if existed || rec.State.Final() {
 		return
 	}
@@ -47,44 +53,55 @@ func (l *Locker) HandleCommand(ctx context.Context, c protocol.Command, progress
 		defer l.cmdWG.Done()
 		l.cmdMu.Lock()
 		defer l.cmdMu.Unlock()
-		l.runCommand(ctx, c, progress)
+		l.runCommand(ctx, c)
 	}()
+}
+
+// putCommand records a command's state and queues the ack that reports it, in one
+// transaction (bolt's invariant 7: the newest queued ack of a command is its state).
+func putCommand(tx Tx, now time.Time, rec CommandRecord) error {
+	if err := tx.PutCommand(rec); err != nil {
+		return err
+	}
+	return tx.QueueCommandAck(now, rec.Ack())
 }
 
 // WaitCommands waits for commands in progress (tests and shutdown).
 func (l *Locker) WaitCommands() { l.cmdWG.Wait() }
 
-func (l *Locker) finishCommand(id string, state protocol.CommandState, code protocol.ErrorCode, msg string, progress func(protocol.CommandAck)) {
-	rec := CommandRecord{}
+func (l *Locker) finishCommand(id string, state protocol.CommandState, code protocol.ErrorCode, msg string) {
 	err := l.cfg.Store.Update(func(tx Tx) error {
-		var err error
-		rec, _, err = tx.Command(id)
+		rec, _, err := tx.Command(id)
 		if err != nil {
 			return err
 		}
 		rec.State, rec.Error, rec.Message = state, code, msg
-		return tx.PutCommand(rec)
+		return putCommand(tx, l.clock.Now(), rec)
 	})
 	if err != nil {
+		// The record keeps its unfinished state: the next start ends it TIMED_OUT and
+		// queues that ack.
 		l.log.Error("recording command state failed", "cmd_id", id, "err", err)
+		return
 	}
-	progress(rec.Ack())
+	l.notify()
 }
 
-func (l *Locker) runCommand(ctx context.Context, c protocol.Command, progress func(protocol.CommandAck)) {
+func (l *Locker) runCommand(ctx context.Context, c protocol.Command) {
 	now := l.clock.Now()
 	var reject protocol.ErrorCode
 	var msg string
 	var sess *Session
+	var rec CommandRecord
 	err := l.cfg.Store.Update(func(tx Tx) error {
 		reject, msg, sess = "", "", nil
-		rec, _, err := tx.Command(c.ID)
+		var err error
+		rec, _, err = tx.Command(c.ID)
 		if err != nil {
 			return err
 		}
 		if rec.State != protocol.StateQueued {
-			reject = "" // already moved on (a restart ended it)
-			return nil
+			return nil // already moved on (a restart ended it, and queued its ack)
 		}
 		comp, _, err := tx.Compartment(c.Compartment)
 		if err != nil {
@@ -138,16 +155,14 @@ func (l *Locker) runCommand(ctx context.Context, c protocol.Command, progress fu
 		} else {
 			rec.State = protocol.StateSucceeded
 		}
-		return tx.PutCommand(rec)
+		return putCommand(tx, now, rec)
 	})
 	if err != nil {
 		l.log.Error("command failed", "cmd_id", c.ID, "err", err)
-		l.finishCommand(c.ID, protocol.StateFailed, protocol.ErrInternal, "store failure", progress)
+		l.finishCommand(c.ID, protocol.StateFailed, protocol.ErrInternal, "store failure")
 		return
 	}
-	var rec CommandRecord
-	_ = l.cfg.Store.View(func(tx Tx) error { rec, _, err = tx.Command(c.ID); return err })
-	progress(rec.Ack())
+	l.notify()
 	if rec.State != protocol.StateInProgress {
 		l.refreshGauges()
 		return
@@ -166,7 +181,7 @@ func (l *Locker) runCommand(ctx context.Context, c protocol.Command, progress fu
 	switch {
 	case err == nil:
 		l.log.Info("command carried out", "cmd_id", c.ID, "compartment", c.Compartment)
-		l.finishCommand(c.ID, protocol.StateSucceeded, "", "", progress)
+		l.finishCommand(c.ID, protocol.StateSucceeded, "", "")
 		return
 	case errors.Is(err, hw.ErrJammed):
 		if sess != nil {
@@ -177,13 +192,13 @@ func (l *Locker) runCommand(ctx context.Context, c protocol.Command, progress fu
 			})
 			l.notify()
 		}
-		l.finishCommand(c.ID, protocol.StateFailed, protocol.ErrJammed, "the door did not open", progress)
+		l.finishCommand(c.ID, protocol.StateFailed, protocol.ErrJammed, "the door did not open")
 	case errors.Is(err, hw.ErrBoardOffline):
-		l.finishCommand(c.ID, protocol.StateFailed, protocol.ErrBoardOffline, "the lock board does not answer", progress)
+		l.finishCommand(c.ID, protocol.StateFailed, protocol.ErrBoardOffline, "the lock board does not answer")
 	case errors.Is(err, context.DeadlineExceeded):
-		l.finishCommand(c.ID, protocol.StateTimedOut, protocol.ErrInternal, "no confirmation in time", progress)
+		l.finishCommand(c.ID, protocol.StateTimedOut, protocol.ErrInternal, "no confirmation in time")
 	default:
-		l.finishCommand(c.ID, protocol.StateFailed, protocol.ErrInternal, err.Error(), progress)
+		l.finishCommand(c.ID, protocol.StateFailed, protocol.ErrInternal, err.Error())
 	}
 	if sess != nil {
 		_ = l.abandon(*sess)
@@ -196,9 +211,10 @@ func (l *Locker) runCommand(ctx context.Context, c protocol.Command, progress fu
 // commandOpenTimeout bounds a remote open: past it the command is TIMED_OUT.
 const commandOpenTimeout = 15 * time.Second
 
-// endInterruptedCommands marks commands that a restart interrupted as TIMED_OUT: their
-// relay may or may not have fired, and a command is never carried out twice.
-func endInterruptedCommands(tx Tx, ids []string) error {
+// endInterruptedCommands marks commands that a restart interrupted as TIMED_OUT and
+// queues that ack: their relay may or may not have fired, and a command is never carried
+// out twice.
+func endInterruptedCommands(tx Tx, now time.Time, ids []string) error {
 	for _, id := range ids {
 		rec, ok, err := tx.Command(id)
 		if err != nil || !ok {
@@ -206,7 +222,7 @@ func endInterruptedCommands(tx Tx, ids []string) error {
 		}
 		if !rec.State.Final() {
 			rec.State, rec.Error, rec.Message = protocol.StateTimedOut, protocol.ErrInternal, "the edge restarted while carrying it out"
-			if err := tx.PutCommand(rec); err != nil {
+			if err := putCommand(tx, now, rec); err != nil {
 				return err
 			}
 		}

@@ -5,7 +5,10 @@
 //   - Pickup: a resident's code and second factor (last 4 digits of the phone number),
 //     looked up by keyed digest and compared in constant time, single use. Every
 //     compartment of the order opens, staggered; picked_up is recorded when the doors
-//     close and the infrared sees them empty.
+//     close and the infrared sees them empty. PickupQR takes instead the device-bound QR
+//     payload of the resident page, whose tag (protocol.QRTag) it verifies offline with the
+//     site key: it opens without the second factor and is honoured while the keypad
+//     waits; a payload that does not verify is refused unlooked-at and counts nothing.
 //   - Keypad throttle: after FreeFailures wrong codes in a row the keypad waits DelayBase
 //     before checking another, doubling to DelayMax (60 s), starting over after a quiet
 //     period; FailureBudget wrong codes per BudgetWindow send code_lockout (reason
@@ -23,9 +26,17 @@
 //   - Alarms: door left open, uncommanded open, jammed lock, board offline/online, zone
 //     temperature excursions (DefaultZoneLimits), and the cold chain: each loaded order
 //     integrates the time its zone's air spent above the zone's limit and is flagged
-//     compromised once past its budget.
+//     compromised once past its budget; its record (time above, peak, time without a
+//     reading) rides on picked_up and expired_removed (protocol.ColdChain).
 //   - Desired state by version (snapshot, delta, gap) and commands as jobs, deduplicated
 //     durably.
+//   - Outages (link.go): the edge records durably since when it cannot reach the cloud
+//     (Link: the sync's LinkDown, its own downtime, a first start). While that is longer
+//     than a minute, every flow honours an order past its ExpiresAt by the outage's
+//     length, never past the cap the cloud sent (MaxExpiresAt; none from a 1.0 cloud):
+//     Locker.expired is the one answer for the kiosk, the manifest and returns. LinkUp
+//     reports the outage to the cloud (an outage event); the cloud's next deadlines are
+//     then the edge's.
 //
 // # Durability
 //
@@ -33,7 +44,11 @@
 // reports it, so a crash keeps both or neither. Doors are recorded as opening (a Session
 // and audit entries) before any relay is pulsed; a restart resumes the sessions in
 // progress from the store and completes them when the sensors agree, so a kill -9 in
-// the middle of a pickup yields exactly one picked_up. edge/bolt implements Store.
+// the middle of a pickup yields exactly one picked_up. A command's state and the ack that
+// reports it are written together too; acks wait in the store until the broker has
+// taken them, so one made offline survives a restart. Drivers' kiosk sessions are
+// stored (as the keyed digest of their token, with their end), so a restart does not
+// sign a driver out in the middle of a stop. edge/bolt implements Store.
 //
 // # Time and hardware
 //
@@ -44,10 +59,11 @@
 //
 // # Caveats
 //
-// Kiosk driver tokens live in memory: a restart logs drivers out. A gap between two zone
+// A gap between two zone
 // readings longer than two minutes (a failed probe, the edge down) counts against the
-// cold chain only when the readings on both sides are warm; warm readings are stored, so
-// this holds across restarts. A code is
+// cold chain only when the readings on both sides are warm, and always as time without
+// a reading; warm readings are stored, and a cold one once a minute, so this holds
+// across restarts (a crash adds at most a minute to the time without a reading). A code is
 // looked up by its keyed digest in an index (codes are unique per site); the second
 // factor is compared in constant time. A reassigned slot gets the compartment's last
 // generation plus one, as the cloud computes it when it applies the reassigned event;

@@ -3,85 +3,162 @@ package edge
 import (
 	"cmp"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"time"
 
 	"github.com/larder-lockers/larder/protocol"
 )
 
+// A driver signs in at the kiosk with a loading credential and gets a kiosk token for
+// the stop. The token is random (newToken), given only to the driver's browser and
+// stored only as its keyed digest (tokenDigest) in a DriverToken, with the session's
+// absolute end: DriverSession after sign-in, or the credential's expiry if sooner. So a
+// restart of the edge leaves drivers signed in, and their sessions end when they would
+// have. A revoked credential ends its sessions at once; so does signing out.
+
+// DriverToken is a driver's kiosk session as the store keeps it.
+type DriverToken struct {
+	Digest     string    `json:"digest"`     // tokenDigest of the token; the token itself is never stored
+	Driver     string    `json:"driver"`     // the driver id
+	Credential string    `json:"credential"` // id of the loading credential signed in with
+	Expires    time.Time `json:"expires"`    // the session ends here, whatever happens meanwhile
+}
+
+// MaxDriverTokens bounds the sessions kept at once. A kiosk is one screen, so a few are
+// live at a time; a sign-in beyond the bound signs out the sessions that end soonest.
+const MaxDriverTokens = 64
+
+// tokenDigest is the keyed digest under which a kiosk token is stored.
+func tokenDigest(siteKey []byte, token string) string {
+	m := hmac.New(sha256.New, siteKey)
+	m.Write([]byte("larder kiosk driver token v1\x00"))
+	m.Write([]byte(token))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
 // DriverLogin checks a driver's loading credential (synced from the cloud as a digest)
-// and returns a kiosk token valid for DriverSession. Tokens live in memory: a restart
-// logs drivers out, which costs them one scan.
+// and returns a kiosk token valid for DriverSession, or until the credential expires if
+// that is sooner. The session is stored (as the token's digest), so it survives a
+// restart of the edge; sessions that have ended are swept here.
 func (l *Locker) DriverLogin(credential string) (token, driver string, err error) {
 	if credential == "" || len(credential) > 256 {
 		return "", "", errorf(CodeBadRequest, "driver login", "Please scan your driver code.", "请扫描配送员码。")
 	}
 	now := l.clock.Now()
 	d := protocol.CredentialDigest(l.cfg.SiteKey, credential)
-	var c Credential
-	var found bool
-	if err := l.cfg.Store.View(func(tx Tx) error {
-		c, found, err = tx.CredentialByDigest(d)
-		return err
-	}); err != nil {
+	var outcome *Error
+	var evicted []DriverToken
+	token = newToken()
+	err = l.cfg.Store.Update(func(tx Tx) error {
+		outcome, evicted = nil, nil
+		c, found, err := tx.CredentialByDigest(d)
+		if err != nil {
+			return err
+		}
+		if !found || !protocol.DigestEqual(c.Digest, d) {
+			outcome = errorf(CodeBadCredential, "driver login", "This driver code is not valid here.", "该配送员码在此无效。")
+			return nil
+		}
+		if !now.Before(c.ExpiresAt) {
+			outcome = errorf(CodeExpired, "driver login", "This driver code has expired. Please get a new one in the driver app.",
+				"该配送员码已过期，请在配送员应用中重新获取。")
+			return nil
+		}
+		if evicted, err = sweepDriverTokens(tx, now); err != nil {
+			return err
+		}
+		exp := now.Add(l.cfg.DriverSession)
+		if c.ExpiresAt.Before(exp) {
+			exp = c.ExpiresAt
+		}
+		driver = c.Driver
+		return tx.PutDriverToken(DriverToken{Digest: tokenDigest(l.cfg.SiteKey, token), Driver: c.Driver, Credential: c.ID, Expires: exp})
+	})
+	if err != nil {
 		return "", "", internal("driver login", err)
 	}
-	if !found || !protocol.DigestEqual(c.Digest, d) {
-		return "", "", errorf(CodeBadCredential, "driver login", "This driver code is not valid here.", "该配送员码在此无效。")
+	if outcome != nil {
+		return "", "", outcome
 	}
-	if !now.Before(c.ExpiresAt) {
-		return "", "", errorf(CodeExpired, "driver login", "This driver code has expired. Please get a new one in the driver app.",
-			"该配送员码已过期，请在配送员应用中重新获取。")
+	for _, e := range evicted {
+		l.log.Warn("driver signed out: too many kiosk sessions", "driver", e.Driver, "max", MaxDriverTokens)
 	}
-	token = newToken()
-	l.mu.Lock()
-	for t, dt := range l.drivers {
-		if now.After(dt.expires) {
-			delete(l.drivers, t)
+	return token, driver, nil
+}
+
+// sweepDriverTokens deletes the sessions that have ended and, when MaxDriverTokens are
+// still live, those that end soonest, so that one more fits. It returns the live
+// sessions it ended.
+func sweepDriverTokens(tx Tx, now time.Time) (evicted []DriverToken, err error) {
+	ts, err := tx.DriverTokens()
+	if err != nil {
+		return nil, err
+	}
+	live := ts[:0]
+	for _, t := range ts {
+		if !now.Before(t.Expires) {
+			if err := tx.DeleteDriverToken(t.Digest); err != nil {
+				return nil, err
+			}
+			continue
 		}
+		live = append(live, t)
 	}
-	exp := now.Add(l.cfg.DriverSession)
-	if c.ExpiresAt.Before(exp) {
-		exp = c.ExpiresAt
+	slices.SortFunc(live, func(a, b DriverToken) int { return a.Expires.Compare(b.Expires) })
+	for len(live) >= MaxDriverTokens {
+		if err := tx.DeleteDriverToken(live[0].Digest); err != nil {
+			return nil, err
+		}
+		evicted, live = append(evicted, live[0]), live[1:]
 	}
-	l.drivers[token] = driverToken{driver: c.Driver, credID: c.ID, expires: exp}
-	l.mu.Unlock()
-	return token, c.Driver, nil
+	return evicted, nil
 }
 
 // DriverLogout ends a kiosk driver session.
-func (l *Locker) DriverLogout(token string) {
-	l.mu.Lock()
-	delete(l.drivers, token)
-	l.mu.Unlock()
+func (l *Locker) DriverLogout(token string) error {
+	if err := l.cfg.Store.Update(func(tx Tx) error { return tx.DeleteDriverToken(tokenDigest(l.cfg.SiteKey, token)) }); err != nil {
+		return internal("driver logout", err)
+	}
+	return nil
 }
 
 // Driver returns the driver id of a kiosk token, or bad_credential.
 func (l *Locker) Driver(token string) (string, error) {
 	now := l.clock.Now()
-	l.mu.Lock()
-	dt, ok := l.drivers[token]
-	l.mu.Unlock()
-	if !ok || !now.Before(dt.expires) {
-		return "", errorf(CodeBadCredential, "driver", "Your driver session has ended. Please scan your code again.",
-			"配送员会话已结束，请重新扫码。")
-	}
-	// A revoked credential ends its sessions at once.
-	var still bool
-	_ = l.cfg.Store.View(func(tx Tx) error {
+	digest := tokenDigest(l.cfg.SiteKey, token)
+	var dt DriverToken
+	var found, still bool
+	err := l.cfg.Store.View(func(tx Tx) error {
+		var err error
+		if dt, found, err = tx.DriverToken(digest); err != nil || !found {
+			return err
+		}
+		// A revoked credential ends its sessions at once.
 		cs, err := tx.Credentials()
 		for _, c := range cs {
-			if c.ID == dt.credID {
+			if c.ID == dt.Credential {
 				still = true
 			}
 		}
 		return err
 	})
+	if err != nil {
+		return "", internal("driver", err)
+	}
+	if !found || !now.Before(dt.Expires) {
+		return "", errorf(CodeBadCredential, "driver", "Your driver session has ended. Please scan your code again.",
+			"配送员会话已结束，请重新扫码。")
+	}
 	if !still {
-		l.DriverLogout(token)
+		if err := l.DriverLogout(token); err != nil {
+			return "", err
+		}
 		return "", errorf(CodeBadCredential, "driver", "Your driver code was revoked.", "您的配送员码已被撤销。")
 	}
-	return dt.driver, nil
+	return dt.Driver, nil
 }
 
 // ManifestOrder is one order of the driver's manifest.
@@ -102,7 +179,7 @@ func (l *Locker) Manifest() ([]ManifestOrder, error) {
 		return tx.Reservations(func(r Reservation) bool {
 			var state string
 			switch {
-			case r.State == OrderCancelled || (r.State == OrderLoaded || r.State == OrderInvalidated) && r.Expired(now):
+			case r.State == OrderCancelled || (r.State == OrderLoaded || r.State == OrderInvalidated) && l.expired(&r, now):
 				state = "expired"
 			case r.State == OrderReserved:
 				state = "reserved"
@@ -344,7 +421,7 @@ func (l *Locker) DriverReturn(ctx context.Context, driver, order string) ([]Door
 			return err
 		}
 		returnable := found && (r.State == OrderCancelled ||
-			(r.State == OrderLoaded || r.State == OrderInvalidated) && r.Expired(now))
+			(r.State == OrderLoaded || r.State == OrderInvalidated) && l.expired(&r, now))
 		if !returnable {
 			outcome = errorf(CodeConflict, "driver return", "This order is not waiting to be returned.", "该订单不需要取回。")
 			return nil

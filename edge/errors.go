@@ -24,6 +24,7 @@ const (
 	CodeNoCompartment   Code = "no_compartment"
 	CodeConflict        Code = "conflict"
 	CodeInternal        Code = "internal"
+	CodeQRRefused       Code = "qr_refused"
 )
 
 // Error is a domain error: a code, the operation, a message for the person in front of

@@ -1,10 +1,11 @@
 package edge_test
 
 import (
-	"github.com/prometheus/client_golang/prometheus/testutil"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/larder-lockers/larder/edge"
 	"github.com/larder-lockers/larder/edge/hw"
@@ -208,77 +209,115 @@ func TestAccessibleOrderStaysLow(t *testing.T) {
 	}
 }
 
-type acks struct {
-	mu  sync.Mutex
-	got []protocol.CommandAck
+// acks are the states of the command acks queued for cmd, oldest first.
+func (h *harness) acks(cmd string) []protocol.CommandAck {
+	h.t.Helper()
+	queued, err := h.store.PendingCommandAcks(1 << 20)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []protocol.CommandAck
+	for _, q := range queued {
+		m, err := protocol.Decode(q.Payload)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if a := m.Body.(protocol.CommandAck); a.CommandID == cmd {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
-func (a *acks) add(x protocol.CommandAck) { a.mu.Lock(); a.got = append(a.got, x); a.mu.Unlock() }
-func (a *acks) states() []protocol.CommandState {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+func (h *harness) ackStates(cmd string) []protocol.CommandState {
 	var s []protocol.CommandState
-	for _, x := range a.got {
-		s = append(s, x.State)
+	for _, a := range h.acks(cmd) {
+		s = append(s, a.State)
 	}
 	return s
 }
 
+func (h *harness) lastAck(cmd string) protocol.CommandAck {
+	h.t.Helper()
+	as := h.acks(cmd)
+	if len(as) == 0 {
+		h.t.Fatalf("no ack queued for %s", cmd)
+	}
+	return as[len(as)-1]
+}
+
 func TestCommands(t *testing.T) {
 	h := newHarness(t)
-	var a acks
 	open := protocol.Command{ID: "cmd-1", Kind: protocol.CmdOpen, Compartment: 6, Purpose: protocol.PurposeOps,
 		Reason: "cleaning", ExpiresAt: t0.Add(time.Minute), Actor: "ops-1"}
-	h.l.HandleCommand(h.ctx, open, a.add)
+	h.l.HandleCommand(h.ctx, open)
 	h.l.WaitCommands()
 	want := []protocol.CommandState{protocol.StateQueued, protocol.StateInProgress, protocol.StateSucceeded}
-	if got := a.states(); len(got) != 3 || got[2] != want[2] {
-		t.Fatalf("acks %v", got)
+	if diff := cmp.Diff(want, h.ackStates("cmd-1")); diff != "" {
+		t.Fatalf("acks (-want +got):\n%s", diff)
 	}
 	// Redelivery: reported again, never pulsed again.
-	h.l.HandleCommand(h.ctx, open, a.add)
+	h.l.HandleCommand(h.ctx, open)
 	h.l.WaitCommands()
 	if n := len(h.latch.Calls()); n != 1 {
 		t.Fatalf("%d pulses", n)
 	}
-	if got := a.states(); got[len(got)-1] != protocol.StateSucceeded {
-		t.Fatalf("redelivery ack %v", got)
+	if diff := cmp.Diff(append(want, protocol.StateSucceeded), h.ackStates("cmd-1")); diff != "" {
+		t.Fatalf("redelivery acks (-want +got):\n%s", diff)
 	}
 	// Expired.
-	var b acks
 	late := open
 	late.ID, late.ExpiresAt = "cmd-2", t0.Add(-time.Second)
-	h.l.HandleCommand(h.ctx, late, b.add)
-	if b.got[0].State != protocol.StateRejected || b.got[0].Error != protocol.ErrExpired {
-		t.Fatalf("expired: %+v", b.got)
+	h.l.HandleCommand(h.ctx, late)
+	if got := h.acks("cmd-2"); len(got) != 1 || got[0].State != protocol.StateRejected || got[0].Error != protocol.ErrExpired {
+		t.Fatalf("expired: %+v", got)
 	}
 	// Out of service and back, and a jammed open.
-	var c acks
-	h.l.HandleCommand(h.ctx, protocol.Command{ID: "cmd-3", Kind: protocol.CmdOutOfService, Compartment: 6, Reason: "broken shelf", ExpiresAt: t0.Add(time.Minute)}, c.add)
+	h.l.HandleCommand(h.ctx, protocol.Command{ID: "cmd-3", Kind: protocol.CmdOutOfService, Compartment: 6, Reason: "broken shelf", ExpiresAt: t0.Add(time.Minute)})
 	h.l.WaitCommands()
 	if h.compartment(6).State != edge.StateOutOfService {
 		t.Fatal("not out of service")
 	}
-	h.l.HandleCommand(h.ctx, protocol.Command{ID: "cmd-4", Kind: protocol.CmdInService, Compartment: 6, ExpiresAt: t0.Add(time.Minute)}, c.add)
+	h.l.HandleCommand(h.ctx, protocol.Command{ID: "cmd-4", Kind: protocol.CmdInService, Compartment: 6, ExpiresAt: t0.Add(time.Minute)})
 	h.l.WaitCommands()
 	if h.compartment(6).State != edge.StateFree {
 		t.Fatal("not back in service")
 	}
 	h.latch.Jam(5)
-	var d acks
-	h.l.HandleCommand(h.ctx, protocol.Command{ID: "cmd-5", Kind: protocol.CmdOpen, Compartment: 5, Purpose: protocol.PurposeOps, Reason: "x", ExpiresAt: t0.Add(time.Minute)}, d.add)
+	h.l.HandleCommand(h.ctx, protocol.Command{ID: "cmd-5", Kind: protocol.CmdOpen, Compartment: 5, Purpose: protocol.PurposeOps, Reason: "x", ExpiresAt: t0.Add(time.Minute)})
 	h.l.WaitCommands()
-	if last := d.got[len(d.got)-1]; last.State != protocol.StateFailed || last.Error != protocol.ErrJammed {
+	if last := h.lastAck("cmd-5"); last.State != protocol.StateFailed || last.Error != protocol.ErrJammed {
 		t.Fatalf("jammed open ack %+v", last)
 	}
 	// Loading open with a stale generation is rejected.
 	h.reserve(alice)
-	var e acks
 	h.l.HandleCommand(h.ctx, protocol.Command{ID: "cmd-6", Kind: protocol.CmdOpen, Compartment: 1, Purpose: protocol.PurposeLoading,
-		Order: alice.id, Generation: 9, ExpiresAt: t0.Add(time.Minute)}, e.add)
+		Order: alice.id, Generation: 9, ExpiresAt: t0.Add(time.Minute)})
 	h.l.WaitCommands()
-	if last := e.got[len(e.got)-1]; last.State != protocol.StateRejected || last.Error != protocol.ErrStaleGeneration {
+	if last := h.lastAck("cmd-6"); last.State != protocol.StateRejected || last.Error != protocol.ErrStaleGeneration {
 		t.Fatalf("stale loading open %+v", last)
+	}
+}
+
+// TestInterruptedCommandReportedAtStart: a command a crash left in progress is ended
+// TIMED_OUT at the next start, and that ack is queued for the cloud at once, not only
+// when the cloud asks again; asking again pulses nothing.
+func TestInterruptedCommandReportedAtStart(t *testing.T) {
+	h := newHarness(t)
+	if err := h.store.Update(func(tx edge.Tx) error {
+		return tx.PutCommand(edge.CommandRecord{ID: "cmd-crash", Kind: protocol.CmdOpen, State: protocol.StateInProgress, Received: t0})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.restart(nil)
+	if last := h.lastAck("cmd-crash"); last.State != protocol.StateTimedOut || last.Error != protocol.ErrInternal {
+		t.Fatalf("ack after the restart %+v", last)
+	}
+	h.l.HandleCommand(h.ctx, protocol.Command{ID: "cmd-crash", Kind: protocol.CmdOpen, Compartment: 2, Purpose: protocol.PurposeOps,
+		Reason: "x", ExpiresAt: t0.Add(time.Minute)})
+	h.l.WaitCommands()
+	if n := len(h.latch.Calls()); n != 0 || len(h.acks("cmd-crash")) != 2 {
+		t.Fatalf("%d pulses, acks %v", n, h.ackStates("cmd-crash"))
 	}
 }
 
@@ -334,9 +373,8 @@ func TestLoadSeenOnlyByInfrared(t *testing.T) {
 
 func TestOpsOpenIsAttributed(t *testing.T) {
 	h := newHarness(t)
-	var a acks
 	h.l.HandleCommand(h.ctx, protocol.Command{ID: "cmd-x", Kind: protocol.CmdOpen, Compartment: 2, Purpose: protocol.PurposeOps,
-		Reason: "inspection", ExpiresAt: t0.Add(time.Minute), Actor: "ops-9"}, a.add)
+		Reason: "inspection", ExpiresAt: t0.Add(time.Minute), Actor: "ops-9"})
 	h.l.WaitCommands()
 	h.hw(hw.EventDoorOpened, 2, 0)
 	var got protocol.CredentialKind

@@ -50,7 +50,7 @@ func (l *Locker) HandleHW(ctx context.Context, ev hw.Event) {
 	switch ev.Kind {
 	case hw.EventDoorOpened:
 		err = l.cfg.Store.Update(func(tx Tx) error {
-			cred := protocol.CredNone
+			cred, why := protocol.CredNone, ""
 			if ops {
 				cred = opsCred
 			}
@@ -60,14 +60,14 @@ func (l *Locker) HandleHW(ctx context.Context, ev hw.Event) {
 			}
 			for _, s := range ss {
 				if slices.Contains(s.Compartments, c) {
-					cred = s.Credential
+					cred, why = s.Credential, s.eventReason()
 				}
 			}
 			comp, _, err := tx.Compartment(c)
 			if err != nil {
 				return err
 			}
-			return enqueue(tx, now, protocol.Event{Kind: protocol.EventDoorOpened, Credential: cred, Compartment: c, Generation: comp.Generation})
+			return enqueue(tx, now, protocol.Event{Kind: protocol.EventDoorOpened, Credential: cred, Compartment: c, Generation: comp.Generation, Reason: why})
 		})
 	case hw.EventDoorClosed:
 		err = l.cfg.Store.Update(func(tx Tx) error {

@@ -58,7 +58,8 @@ type Config struct {
 	InboxTTL time.Duration
 	// StaggerGap spaces the latch pulses of one session (hw.DefaultStaggerGap).
 	StaggerGap time.Duration
-	// DriverSession is the lifetime of a kiosk driver token (15 min).
+	// DriverSession is the lifetime of a kiosk driver session (15 min); it is absolute:
+	// using the session does not extend it.
 	DriverSession time.Duration
 	// HelpInterval is the least time between two help_requested alerts from the kiosk
 	// (60 s); presses in between are answered "already notified" (Help).
@@ -72,8 +73,7 @@ type Config struct {
 // Locker runs the flows of one locker bank: pickups, driver loading and returns, the
 // hardware events, alarms, the cold chain, desired state and commands. Safe for
 // concurrent use: durable state lives in the Store (whose transactions serialise
-// writers); mu guards the in-memory view of the hardware, the kiosk's driver tokens and its
-// help rate limit.
+// writers); mu guards the in-memory view of the hardware and the kiosk's help rate limit.
 type Locker struct {
 	cfg    Config
 	clock  Clock
@@ -96,17 +96,17 @@ type Locker struct {
 	sessionBase map[string]map[int]int      // session → closes (c) and occupancy changes (-c) at its start; absent: resumed
 	openSince   map[int]time.Time           // doors open now, since when
 	leftOpen    map[int]bool                // door_left_open already raised for this opening
-	drivers     map[string]driverToken      // kiosk token → driver
 	zones       map[protocol.Zone]*zoneState
 	opsOpen     map[int]protocol.CredentialKind // compartments opened by a command, until seen open
 	finished    map[string]finishedSession      // recently completed sessions, for the kiosk
 	helpAt      time.Time                       // when the kiosk last raised help_requested (zero: never)
-}
+	qrLoggedAt  time.Time                       // when a refused QR payload was last logged (qrRefused)
+	qrRefusals  int                             // refused QR payloads since then
 
-type driverToken struct {
-	driver  string
-	credID  string
-	expires time.Time
+	// linkMu guards down and aliveAt (link.go); it is never held across a store call.
+	linkMu  sync.Mutex
+	down    time.Time // the stored Link.Down: since when the cloud is out of reach (zero: linked)
+	aliveAt time.Time // when Tick last recorded Link.Alive
 }
 
 // New returns a Locker. Call Start before serving people.
@@ -154,7 +154,7 @@ func New(cfg Config) (*Locker, error) {
 		stagger: hw.Stagger{Gap: cfg.StaggerGap},
 		phys:    map[int]hw.CompartmentState{}, boards: map[int]bool{}, closes: map[int]int{}, occChanges: map[int]int{},
 		sessionBase: map[string]map[int]int{}, openSince: map[int]time.Time{}, leftOpen: map[int]bool{},
-		drivers: map[string]driverToken{}, zones: map[protocol.Zone]*zoneState{}, opsOpen: map[int]protocol.CredentialKind{},
+		zones: map[protocol.Zone]*zoneState{}, opsOpen: map[int]protocol.CredentialKind{},
 	}
 	if l.clock == nil {
 		l.clock = RealClock
@@ -215,14 +215,17 @@ func (l *Locker) Start(ctx context.Context, initial *hw.Snapshot) error {
 		}
 		l.mu.Lock()
 		for _, zr := range zrs {
-			l.zones[zr.Zone] = &zoneState{last: zr.At, celsius: zr.Celsius}
+			l.zones[zr.Zone] = &zoneState{last: zr.At, celsius: zr.Celsius, saved: zr.At}
 		}
 		l.mu.Unlock()
 		ids, err := tx.UnfinishedCommands()
 		if err != nil {
 			return err
 		}
-		if err := endInterruptedCommands(tx, ids); err != nil {
+		if err := endInterruptedCommands(tx, now, ids); err != nil {
+			return err
+		}
+		if err := l.resumeLink(tx, now); err != nil {
 			return err
 		}
 		for _, s := range l.cfg.Compartments {

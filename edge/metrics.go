@@ -16,7 +16,8 @@ type Metrics struct {
 	ZoneTemp       *prometheus.GaugeVec // zone
 	CodeFailures   prometheus.Counter
 	CodeLockouts   prometheus.Counter
-	BoardOnline    *prometheus.GaugeVec // board
+	QRRefused      *prometheus.CounterVec // reason: malformed, other_site, bad_tag, expired
+	BoardOnline    *prometheus.GaugeVec   // board
 	// DesiredVersion is the applied desired-state version: compared with the cloud's
 	// larder_site_desired_version it shows an edge lagging behind its reservations.
 	DesiredVersion prometheus.Gauge
@@ -48,6 +49,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		CodeLockouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "larder_code_lockouts_total", Help: "Wrong-code budgets spent at the keypad and orders invalidated after too many wrong phone endings.",
 		}),
+		QRRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "larder_qr_refused_total", Help: "QR payloads refused at the kiosk without a look at their code, by reason (malformed, other_site, bad_tag, expired).",
+		}, []string{"reason"}),
 		BoardOnline: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "larder_board_online", Help: "1 while a lock board answers, 0 while it is offline.",
 		}, []string{"board"}),
@@ -55,9 +59,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "larder_desired_version", Help: "Version of the desired state (reservations, credentials) the edge has applied.",
 		}),
 	}
+	// Every reason is exported from the start, at 0, so that a rate over it has a series.
+	for _, reason := range []string{"malformed", "other_site", "bad_tag", "expired"} {
+		m.QRRefused.WithLabelValues(reason)
+	}
 	if reg != nil {
 		reg.MustRegister(m.UnlockTotal, m.UnlockDuration, m.DoorsOpen, m.Compartments, m.ZoneTemp,
-			m.CodeFailures, m.CodeLockouts, m.BoardOnline, m.DesiredVersion)
+			m.CodeFailures, m.CodeLockouts, m.QRRefused, m.BoardOnline, m.DesiredVersion)
 	}
 	return m
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/larder-lockers/larder/edge/hw"
@@ -148,6 +150,13 @@ func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromi
 	if e := badShape(code, factor); e != nil {
 		return PickupResult{}, e
 	}
+	return l.pickup(ctx, code, factor, false, acceptCompromised)
+}
+
+// pickup is Pickup after the shape check, and PickupQR after the tag check (byQR): a
+// verified tag stands for the second factor and for the keypad's turn, so byQR skips the
+// throttle's wait and the factor, and nothing it finds counts as a wrong code.
+func (l *Locker) pickup(ctx context.Context, code, factor string, byQR, acceptCompromised bool) (PickupResult, error) {
 	key := l.cfg.SiteKey
 	codeDigest := protocol.CodeDigest(key, code)
 	var (
@@ -170,7 +179,7 @@ func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromi
 		// While the keypad waits, nothing is checked and nothing counted: a guess then
 		// costs the guesser nothing but also learns nothing, and cannot lengthen the
 		// wait for the resident behind them.
-		if wait := l.waitLeft(th, now); wait > 0 {
+		if wait := l.waitLeft(th, now); wait > 0 && !byQR {
 			outcome = lockedErr(wait)
 			if th.WaitUntil.Sub(now) > wait {
 				// The clock was set back: keep the promise of at most DelayMax.
@@ -197,11 +206,18 @@ func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromi
 			} else if ok {
 				if r, ok, err := tx.Reservation(used); err != nil {
 					return err
-				} else if ok && protocol.DigestEqual(protocol.SecondFactorDigest(key, r.Order, factor), r.FactorDigest) {
+				} else if ok && (byQR || protocol.DigestEqual(protocol.SecondFactorDigest(key, r.Order, factor), r.FactorDigest)) {
 					outcome = errorf(CodeAlreadyPickedUp, "pickup", "This order has already been picked up. If it was not you, please press Help.",
 						"该订单已被取走。如果不是您取的，请按求助键。")
 					return nil
 				}
+			}
+			if byQR {
+				// The cloud tagged a code this edge holds no order for (not yet
+				// delivered, or cancelled): not a guess.
+				outcome = errorf(CodeNotFound, "pickup", "No order for this QR code is waiting here. Please type your code, or press Help.",
+					"这里没有这个二维码的订单。请输入取件码，或按求助键。")
+				return nil
 			}
 			failures++
 			var spent bool
@@ -211,7 +227,7 @@ func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromi
 			}
 			return err
 		}
-		if !protocol.DigestEqual(protocol.SecondFactorDigest(key, r.Order, factor), r.FactorDigest) {
+		if !byQR && !protocol.DigestEqual(protocol.SecondFactorDigest(key, r.Order, factor), r.FactorDigest) {
 			failures++
 			r.WrongAttempts++
 			if r.WrongAttempts >= l.cfg.MaxOrderFailures && r.State != OrderPicking {
@@ -234,7 +250,7 @@ func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromi
 			}
 			return err
 		}
-		if r.Expired(now) {
+		if l.expired(&r, now) {
 			outcome = errorf(CodeExpired, "pickup", "Your pickup time has ended; the courier will return the order.",
 				"取件时间已过，配送员会将订单取回。")
 			return nil
@@ -266,7 +282,7 @@ func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromi
 				with("minutes_out", int(math.Round(r.OutSeconds/60)))
 			return nil
 		}
-		sess = Session{ID: newToken(), Kind: SessionPickup, Order: r.Order, Credential: protocol.CredPickup, Started: now}
+		sess = Session{ID: newToken(), Kind: SessionPickup, Order: r.Order, Credential: protocol.CredPickup, QR: byQR, Started: now}
 		for _, s := range r.Slots {
 			sess.Compartments = append(sess.Compartments, s.Compartment)
 		}
@@ -275,7 +291,7 @@ func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromi
 		if err := tx.PutReservation(r); err != nil {
 			return err
 		}
-		return l.openDoors(tx, sess, "pickup", now)
+		return l.openDoors(tx, sess, sess.reason(), now)
 	})
 	l.m.CodeFailures.Add(float64(failures))
 	l.m.CodeLockouts.Add(float64(lockouts))
@@ -292,6 +308,115 @@ func (l *Locker) Pickup(ctx context.Context, code, factor string, acceptCompromi
 		return PickupResult{}, outcome
 	}
 	return l.pulseSession(ctx, sess, order, resumed)
+}
+
+// PickupQR opens the order of a device-bound QR payload,
+// larder:v1:{site}:{code}:{expires}:{tag}, the QR code the resident page shows to whoever
+// holds the order link (docs/codes.md). A tag that protocol.QRTag under the site key
+// confirms stands for the second factor, so the doors open without it, and for the
+// keypad's turn: it is honoured while the keypad waits after wrong codes. Otherwise the
+// order is handled as by Pickup (expired, not loaded, compromised, the same session
+// again), and the audit entries and events say it was a QR code.
+//
+// A payload that is not of that shape is bad_request ("field": "qr"). One for another
+// site, with a tag that does not verify, or outside its validity (expired, or expiring
+// more than twice protocol.QRTagLifetime ahead) is qr_refused with a "reason"
+// (other_site, bad_tag, expired): the code in it is not looked up, and nothing counts
+// toward the throttle or the order's limit, because a tag cannot be guessed and so
+// teaches nothing about codes. Every refusal is counted in
+// larder_qr_refused_total{reason} and logged at most once a minute (qrRefused), so a
+// scanner loop or a forging program shows.
+func (l *Locker) PickupQR(ctx context.Context, payload string, acceptCompromised bool) (PickupResult, error) {
+	code, reason := l.verifyQR(payload, l.clock.Now())
+	switch reason {
+	case "":
+		return l.pickup(ctx, code, "", true, acceptCompromised)
+	case "malformed":
+		l.qrRefused(reason)
+		return PickupResult{}, errorf(CodeBadRequest, "pickup", "That QR code could not be read. Please type the code from your message.",
+			"无法识别这个二维码，请输入短信里的取件码。").with("field", "qr")
+	}
+	l.qrRefused(reason)
+	msg, msgZH := "This QR code does not open anything here. Please type the code from your message.",
+		"这个二维码在这里无效，请输入短信里的取件码。"
+	if reason == "expired" {
+		msg, msgZH = "This QR code has expired. Open your order page again for a new one, or type your code.",
+			"二维码已过期。请重新打开订单页面获取新的二维码，或输入取件码。"
+	}
+	return PickupResult{}, errorf(CodeQRRefused, "pickup", msg, msgZH).with("reason", reason)
+}
+
+// verifyQR returns the code of a device-bound QR payload valid at now, or why not:
+// malformed, other_site, bad_tag or expired. The tag is compared in constant time before
+// its expiry is looked at, so a forged payload is always bad_tag.
+func (l *Locker) verifyQR(payload string, now time.Time) (code, reason string) {
+	f := strings.Split(payload, ":")
+	if len(f) != 6 || f[0] != "larder" || f[1] != "v1" || !protocol.ValidSite(f[2]) || !digits(f[3], CodeDigits) ||
+		!hexLower(f[5], 2*protocol.QRTagBytes) {
+		return "", "malformed"
+	}
+	site, code := f[2], f[3]
+	unix, err := strconv.ParseUint(f[4], 10, 63) // decimal digits only, no sign
+	if err != nil {
+		return "", "malformed"
+	}
+	expires := time.Unix(int64(unix), 0)
+	switch {
+	case site != l.cfg.Site:
+		return "", "other_site"
+	case !protocol.DigestEqual(protocol.QRTag(l.cfg.SiteKey, site, code, expires), f[5]):
+		return "", "bad_tag"
+	case !now.Before(expires) || expires.Sub(now) > 2*protocol.QRTagLifetime:
+		return "", "expired"
+	}
+	return code, ""
+}
+
+// hexLower reports whether s is n lower-case hex digits.
+func hexLower(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// qrRefused counts a refused QR payload and logs refusals at most once a minute, with
+// how many there were since the last line: a loop then costs one line a minute.
+func (l *Locker) qrRefused(reason string) {
+	l.m.QRRefused.WithLabelValues(reason).Inc()
+	now := l.clock.Now()
+	l.mu.Lock()
+	l.qrRefusals++
+	n := l.qrRefusals
+	due := l.qrLoggedAt.IsZero() || now.Sub(l.qrLoggedAt) >= time.Minute || now.Before(l.qrLoggedAt)
+	if due {
+		l.qrLoggedAt, l.qrRefusals = now, 0
+	}
+	l.mu.Unlock()
+	if due {
+		l.log.Info("qr refused", "reason", reason, "refusals", n)
+	}
+}
+
+// reason is the audit reason of a pickup session's door openings; eventReason is the
+// reason its door_opened and picked_up events carry ("qr" for a QR pickup, else none).
+func (s Session) reason() string {
+	if s.QR {
+		return "pickup_qr"
+	}
+	return "pickup"
+}
+
+func (s Session) eventReason() string {
+	if s.QR {
+		return "qr"
+	}
+	return ""
 }
 
 // openDoors records a session's doors as opening (with their audit entries) in tx,

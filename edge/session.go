@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/larder-lockers/larder/edge/hw"
@@ -15,7 +16,7 @@ import (
 // cycle between two reads) arrived after the session started, so that a stale "closed"
 // read before the door popped is never taken for the end. A session resumed after a restart
 // has no such history: it ends when its doors are closed and the infrared says empty
-// (pickup, return) or occupied (loading). Without infrared (bcc8a boards) a close alone
+// (pickup, return) or occupied (loading). Without infrared (bcc8a, modbus-rtu boards) a close alone
 // ends it. A session whose doors are all closed but disagree with the infrared past
 // SessionTimeout is abandoned: the order goes back to where it was.
 
@@ -151,7 +152,10 @@ func (l *Locker) allClosed(s Session) bool {
 // picked_up, expired_removed, or loaded (ok false for loading: nothing was loaded).
 func (l *Locker) complete(s Session, ok bool) error {
 	now := l.clock.Now()
+	lasts := l.zoneLasts()
+	var loadedZone protocol.Zone
 	err := l.cfg.Store.Update(func(tx Tx) error {
+		loadedZone = ""
 		cur, found, err := tx.Session(s.ID)
 		if err != nil || !found {
 			return err // already settled
@@ -174,6 +178,7 @@ func (l *Locker) complete(s Session, ok bool) error {
 				return nil
 			}
 			r.State, r.Session, r.Finished = final, "", now
+			cold := r.closeColdChain(lasts[r.Zone], l.limits[r.Zone].LimitC, now)
 			for _, slot := range r.Slots {
 				comp, _, err := tx.Compartment(slot.Compartment)
 				if err != nil {
@@ -190,9 +195,9 @@ func (l *Locker) complete(s Session, ok bool) error {
 			if err := tx.PutReservation(r); err != nil {
 				return err
 			}
-			ev := protocol.Event{Kind: kind, Credential: s.Credential, Order: r.Order}
+			ev := protocol.Event{Kind: kind, Credential: s.Credential, Order: r.Order, Reason: s.eventReason(), ColdChain: cold}
 			if len(s.Jammed) > 0 {
-				ev.Reason = "partial: some doors did not open"
+				ev.Reason = strings.TrimPrefix(ev.Reason+"; partial: some doors did not open", "; ")
 			}
 			return enqueue(tx, now, ev)
 		case SessionLoading:
@@ -217,6 +222,8 @@ func (l *Locker) complete(s Session, ok bool) error {
 				slot.Loaded = true
 				if r.LoadedAt.IsZero() {
 					r.LoadedAt = now // the cold-chain record starts with the first item in
+					r.PeakC = loadedPeak(lasts[r.Zone], now)
+					loadedZone = r.Zone
 				}
 				if err := tx.PutCompartment(comp); err != nil {
 					return err
@@ -234,6 +241,9 @@ func (l *Locker) complete(s Session, ok bool) error {
 		return nil
 	})
 	l.forget(s)
+	if err == nil && loadedZone != "" {
+		l.forgetPeak(loadedZone)
+	}
 	if err == nil {
 		l.log.Info("session completed", "session_kind", string(s.Kind), "order", s.Order, "loaded", ok)
 		l.notify()
@@ -281,7 +291,7 @@ func (l *Locker) abandon(s Session) error {
 				r.State = OrderLoaded
 			case OrderReturning:
 				r.State = OrderCancelled
-				if r.Expired(now) {
+				if l.expired(&r, now) {
 					r.State = OrderLoaded
 				}
 			}

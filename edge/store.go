@@ -46,6 +46,13 @@ type Tx interface {
 	PutCredential(Credential) error
 	DeleteCredential(id string) error
 
+	// DriverToken looks a signed-in driver's kiosk session up by its token's keyed
+	// digest; DriverTokens lists them all; PutDriverToken stores one under its Digest.
+	DriverToken(digest string) (DriverToken, bool, error)
+	DriverTokens() ([]DriverToken, error)
+	PutDriverToken(DriverToken) error
+	DeleteDriverToken(digest string) error
+
 	// Enqueue appends e to the outbox as an encoded envelope whose Seq is the outbox
 	// sequence and whose time is at; it returns the sequence.
 	Enqueue(at time.Time, e protocol.Event) (uint64, error)
@@ -62,6 +69,11 @@ type Tx interface {
 	ZoneReadings() ([]ZoneReading, error)
 	PutZoneReading(ZoneReading) error
 
+	// Link is the record of the link to the cloud (zero when none was stored); PutLink
+	// stores it.
+	Link() (Link, error)
+	PutLink(Link) error
+
 	DesiredVersion() (uint64, error)
 	SetDesiredVersion(uint64) error
 	// Seen reports whether a message id was applied (and has not expired).
@@ -71,6 +83,9 @@ type Tx interface {
 
 	Command(id string) (CommandRecord, bool, error)
 	PutCommand(CommandRecord) error
+	// QueueCommandAck appends a, encoded as an envelope with time at, to the queue of
+	// command acks the sync publishes; each waits there until the broker has taken it.
+	QueueCommandAck(at time.Time, a protocol.CommandAck) error
 	// UnfinishedCommands lists the ids of commands not in a final state.
 	UnfinishedCommands() ([]string, error)
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
+	"time"
 )
 
 // Keyed digests of the secrets people type at a locker. The key is the site key, a random
@@ -42,6 +44,26 @@ func SecondFactorDigest(siteKey []byte, order, factor string) string {
 func CredentialDigest(siteKey []byte, credential string) string {
 	return digest(siteKey, "larder/v1/credential", credential)
 }
+
+// QRTag is the tag of a device-bound QR payload, larder:v1:{site}:{code}:{expires}:{tag}:
+// the QR code the resident page shows to whoever holds the order link. expires is in Unix
+// seconds, and the tag is the first QRTagBytes bytes of the HMAC (2·QRTagBytes lower-case
+// hex characters) over site, code and expires, under its own domain. The cloud makes it;
+// the edge recomputes it offline and compares with [DigestEqual], and a payload whose tag
+// matches opens the order without its second factor: only the site key makes a tag, and
+// 80 bits cannot be guessed at a kiosk.
+func QRTag(siteKey []byte, site, code string, expires time.Time) string {
+	d := digest(siteKey, "larder/v1/qr-tag", site+"\x00"+code+"\x00"+strconv.FormatInt(expires.Unix(), 10))
+	return d[:2*QRTagBytes]
+}
+
+// QRTagBytes is the length of a QR tag in bytes; QRTagLifetime is how long the cloud
+// makes a tag valid. The edge refuses a tag that expires more than twice that far ahead
+// (a clock that is far off, or a tag not made by the cloud's rule).
+const (
+	QRTagBytes    = 10
+	QRTagLifetime = 30 * time.Minute
+)
 
 // DigestEqual compares two digests in constant time.
 func DigestEqual(a, b string) bool { return hmac.Equal([]byte(a), []byte(b)) }

@@ -351,6 +351,7 @@ var eventRequires = map[protocol.EventKind][]string{
 	protocol.EventOrderCompromised: {"order"},
 	protocol.EventExpiredRemoved:   {"order"},
 	protocol.EventHelpRequested:    {},
+	protocol.EventOutage:           {"seconds"},
 }
 
 // TestEventKindRequirements removes, from each kind's golden, each field that kind does

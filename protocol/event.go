@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // EventKind names a fact the edge reports. The list is append-only.
@@ -16,7 +17,7 @@ const (
 	EventDoorOpened       EventKind = "door_opened"           // compartment, credential
 	EventDoorClosed       EventKind = "door_closed"           // compartment
 	EventLoaded           EventKind = "loaded"                // order, compartment; the infrared saw the item
-	EventPickedUp         EventKind = "picked_up"             // order; doors closed and infrared sees them empty
+	EventPickedUp         EventKind = "picked_up"             // order (cold_chain); doors closed and infrared sees them empty
 	EventReassigned       EventKind = "reassigned"            // order, compartment (required: the old one), to; the same code keeps working
 	EventUncommandedOpen  EventKind = "uncommanded_open"      // compartment; a door opened with no command
 	EventDoorLeftOpen     EventKind = "door_left_open"        // compartment, seconds
@@ -26,15 +27,17 @@ const (
 	EventTempExcursion    EventKind = "temperature_excursion" // zone, celsius (seconds out of range)
 	EventCodeLockout      EventKind = "code_lockout"          // nothing (seconds locked; order when its code was invalidated)
 	EventOrderCompromised EventKind = "order_compromised"     // order (seconds out of temperature)
-	EventExpiredRemoved   EventKind = "expired_removed"       // order
+	EventExpiredRemoved   EventKind = "expired_removed"       // order (cold_chain); the order was returned
 	EventHelpRequested    EventKind = "help_requested"        // a person pressed the kiosk's help button
+	EventOutage           EventKind = "outage"                // seconds: the edge could not reach the cloud that long, until the envelope's ts
 )
 
 // EventKinds lists every event kind, oldest first.
 func EventKinds() []EventKind {
 	return []EventKind{EventDoorOpened, EventDoorClosed, EventLoaded, EventPickedUp, EventReassigned,
 		EventUncommandedOpen, EventDoorLeftOpen, EventLockJammed, EventBoardOffline, EventBoardOnline,
-		EventTempExcursion, EventCodeLockout, EventOrderCompromised, EventExpiredRemoved, EventHelpRequested}
+		EventTempExcursion, EventCodeLockout, EventOrderCompromised, EventExpiredRemoved, EventHelpRequested,
+		EventOutage}
 }
 
 // CredentialKind says what kind of credential made something happen, never the secret.
@@ -82,6 +85,55 @@ type Event struct {
 	Seconds float64 `json:"seconds,omitempty"`
 	// Reason is a short human-readable explanation (e.g. "jammed", "zone faulty").
 	Reason string `json:"reason,omitempty"`
+	// ColdChain is the order's cold-chain record, on picked_up and expired_removed.
+	// Edges of protocol 1.0 do not send it: absent means unknown, never "kept cold".
+	ColdChain *ColdChain `json:"cold_chain,omitempty"`
+}
+
+// ColdChain is what the edge measured of an order's zone while it held the order: from
+// loading (the first item in) to the pickup or the return. Durations are in seconds,
+// temperatures in degrees Celsius, like every other field of the protocol.
+//
+// A receiver checks it with [ColdChain.Check]; a malformed record is treated as unknown
+// and the event it rides on still stands, so that an edge's outbox never stalls on it.
+type ColdChain struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// LimitC is the zone's cold-chain limit the edge counted against (8 °C chilled,
+	// −15 °C frozen by default).
+	LimitC float64 `json:"limit_c"`
+	// AboveSeconds is the time the zone's air was above LimitC.
+	AboveSeconds float64 `json:"above_seconds"`
+	// PeakC is the warmest valid reading; absent when there was none.
+	PeakC *float64 `json:"peak_c,omitempty"`
+	// MissingSeconds is the time without a valid reading: every stretch from From to To
+	// longer than two minutes between two readings, or between From or To and the
+	// nearest reading (a failed probe, the edge down, no probe at all), whole.
+	MissingSeconds float64 `json:"missing_seconds"`
+}
+
+// Check reports the first field of c that cannot be true.
+func (c ColdChain) Check() error {
+	switch {
+	case c.From.IsZero():
+		return fieldErr("cold_chain.from", "required")
+	case c.To.IsZero():
+		return fieldErr("cold_chain.to", "required")
+	case c.To.Before(c.From):
+		return fieldErr("cold_chain.to", "before from")
+	case !(c.AboveSeconds >= 0):
+		return fieldErr("cold_chain.above_seconds", "negative")
+	case !(c.MissingSeconds >= 0):
+		return fieldErr("cold_chain.missing_seconds", "negative")
+	}
+	span := c.To.Sub(c.From).Seconds() + 1 // a second's slack for rounding
+	switch {
+	case c.AboveSeconds > span:
+		return fieldErr("cold_chain.above_seconds", "longer than from..to")
+	case c.MissingSeconds > span:
+		return fieldErr("cold_chain.missing_seconds", "longer than from..to")
+	}
+	return nil
 }
 
 func (Event) MessageType() Type { return TypeEvent }
@@ -134,6 +186,8 @@ func (e Event) Validate() error {
 		return need(e.Celsius != nil, "celsius")
 	case EventCodeLockout, EventHelpRequested:
 		return nil
+	case EventOutage:
+		return need(e.Seconds > 0, "seconds")
 	}
 	// An unknown kind from a newer sender is accepted: the list is append-only and
 	// receivers store what they do not understand.

@@ -138,6 +138,7 @@ func examples() []example {
 				CodeDigest:         codeDigest,
 				SecondFactorDigest: factorDigest,
 				ExpiresAt:          expires,
+				MaxExpiresAt:       expires.Add(2 * time.Hour),
 				Zone:               protocol.ZoneChilled,
 				BudgetSeconds:      1800,
 			},
@@ -194,5 +195,22 @@ func examples() []example {
 	birth10.Protocol, birth10.Software = "", "larder-edge 1.0.0"
 	add("birth-1.0", 0, birth10)
 
+	// The cold-chain record rides on picked_up and expired_removed (protocol 1.1); the
+	// examples above are those events as 1.0 edges send them.
+	loaded := time.Date(2026, 5, 4, 9, 12, 0, 0, time.UTC)
+	add("event-picked_up-cold_chain", 1223, protocol.Event{Kind: protocol.EventPickedUp, Credential: protocol.CredPickup, Order: exampleOrder,
+		ColdChain: &protocol.ColdChain{From: loaded, To: exampleTime(len(exs)), LimitC: 8, AboveSeconds: 420, PeakC: ptr(9.25), MissingSeconds: 0}})
+	add("event-expired_removed-cold_chain", 1224, protocol.Event{Kind: protocol.EventExpiredRemoved, Credential: protocol.CredDriver, Order: "ord-1039", Compartment: 3,
+		ColdChain: &protocol.ColdChain{From: loaded, To: exampleTime(len(exs)), LimitC: -15, AboveSeconds: 0, PeakC: ptr(-17.5), MissingSeconds: 600}})
+	// Telemetry with the applied desired version (added after protocol 1.0).
+	add("telemetry-desired_version", 0, protocol.Telemetry{
+		UptimeSeconds:  3600,
+		OutboxDepth:    0,
+		Zones:          []protocol.ZoneReading{{Zone: protocol.ZoneChilled, Celsius: ptr(3.5)}},
+		Boards:         []protocol.BoardHealth{{Address: 0, Online: true}},
+		DesiredVersion: 43,
+	})
+	// Kinds added after 1.0 come last, so that the examples before them keep their times.
+	add("event-outage", 1225, protocol.Event{Kind: protocol.EventOutage, Credential: protocol.CredNone, Seconds: 5400})
 	return exs
 }

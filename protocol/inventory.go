@@ -53,9 +53,9 @@ func (z Zone) Valid() bool {
 
 // Board is one lock control board of a site.
 type Board struct {
-	// Address is the board's bus address (kerong-cu16: 0–15; bcc8a: 1–32).
+	// Address is the board's bus address (kerong-cu16: 0–15; bcc8a: 1–32; modbus-rtu: 1–247).
 	Address int `json:"address"`
-	// Profile is the board's serial dialect ("kerong-cu16", "bcc8a") or "gpio".
+	// Profile is the board's serial dialect ("kerong-cu16", "bcc8a", "modbus-rtu") or "gpio".
 	Profile string `json:"profile"`
 	// Locks is how many locks the board drives.
 	Locks int `json:"locks"`
@@ -155,6 +155,11 @@ type Telemetry struct {
 	OutboxDepth int           `json:"outbox_depth"`
 	Zones       []ZoneReading `json:"zones"`
 	Boards      []BoardHealth `json:"boards"`
+	// DesiredVersion is the last desired-state version the edge applied, as in [Birth]
+	// (0 or absent: not reported, as by edges of protocol 1.0). An edge publishes
+	// telemetry at once after applying a desired message, so that the cloud learns
+	// promptly that a new pickup code works at the kiosk before telling the resident.
+	DesiredVersion uint64 `json:"desired_version,omitempty"`
 }
 
 // ZoneReading is one zone's air temperature.

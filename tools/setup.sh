@@ -4,7 +4,8 @@
 # own mosquitto too), Chromium and a CJK font (browser tests; the kiosk is Chinese-first,
 # so its screenshots need the glyphs), Node.js with npm (page tests, the AsyncAPI and
 # OpenAPI validators), promtool from Debian's prometheus package (rule checks and rule
-# unit tests, exposition lint), and the npm tool directories pinned by their lock files.
+# unit tests, exposition lint), zbarimg from zbar-tools (reads back the pages' QR codes),
+# and the npm tool directories pinned by their lock files.
 # No test uses PostgreSQL or any other service, so none is started.
 #
 # Idempotent: when everything is present it only looks (well under a second). Installing
@@ -26,6 +27,7 @@ command -v mosquitto >/dev/null || need+=(mosquitto)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v promtool >/dev/null || need+=(prometheus)
+command -v zbarimg >/dev/null || need+=(zbar-tools)
 if [ $browser = 1 ]; then
   [ -x "${LARDER_CHROMIUM:-/usr/bin/chromium}" ] || need+=(chromium)
   command -v fc-list >/dev/null || need+=(fontconfig)

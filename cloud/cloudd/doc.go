@@ -59,7 +59,8 @@
 //
 // The domain's notices go through cloud/notify's durable outbox, a bucket of the same
 // bbolt file sealed with AES-GCM (LARDER_CLOUD_NOTIFY_KEY, or a key drawn once into
-// DIR/notify.key), and a delivery worker: CloudEvents webhooks to each platform's URL
+// DIR/notify.key; the same key seals the pickup codes held on orders until the resident
+// is told them, cloud.Options CodeKey), and a delivery worker: CloudEvents webhooks to each platform's URL
 // (set with PUT /v1/platforms/{platform}/webhook, which returns the signing secret once)
 // and, when LARDER_CLOUD_SMS_URL is set, SMS through that gateway (without one, SMS
 // notices are not queued at all). The domain writes each notice into the outbox in the

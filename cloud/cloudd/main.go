@@ -84,7 +84,13 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.reg = prometheus.NewRegistry()
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStoreCollector(m.db.Stats()))
-	m.svc = cloud.New(cloud.Options{Store: m.db, Policy: m.cfg.policy(), Logger: m.log.With("component", "cloud")})
+	// One key seals what waits in clear of a digest: the outbox's notices and the codes
+	// held on orders until the resident may be told them.
+	key, err := m.queueKey()
+	if err != nil {
+		return err
+	}
+	m.svc = cloud.New(cloud.Options{Store: m.db, Policy: m.cfg.policy(), Logger: m.log.With("component", "cloud"), CodeKey: key})
 	if err := m.bootstrapKey(ctx); err != nil {
 		return err
 	}
@@ -126,7 +132,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.ln, err = net.Listen("tcp", m.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("cloudd: listen %s: %w", m.cfg.HTTPAddr, err)
 	}
-	notifier, err := m.openNotify(m.PublicURL())
+	notifier, err := m.openNotify(m.PublicURL(), key)
 	if err != nil {
 		return err
 	}

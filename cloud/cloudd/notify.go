@@ -16,7 +16,8 @@ import (
 )
 
 // queueKey returns the 32-byte key that seals the notification outbox (pending notices
-// hold pickup codes and phone numbers): from the configuration, or drawn once into
+// hold pickup codes and phone numbers) and the codes held on orders (cloud.Options
+// CodeKey): from the configuration, or drawn once into
 // DataDir/notify.key (0600). A key beside the database protects copies of the database
 // alone (backups); protect the directory as a whole.
 func (m *Main) queueKey() ([]byte, error) {
@@ -43,12 +44,8 @@ func (m *Main) queueKey() ([]byte, error) {
 // Notifier over it and the delivery worker (webhooks always; SMS when a gateway is set).
 // The Notifier is transactional (cloud.TxNotifier): the domain writes each notice into
 // the outbox in the transaction of the change it reports. publicURL is the base of the
-// resident page's link that notices carrying a code include.
-func (m *Main) openNotify(publicURL string) (cloud.Notifier, error) {
-	key, err := m.queueKey()
-	if err != nil {
-		return nil, err
-	}
+// resident page's link that notices carrying a code include; key seals the outbox.
+func (m *Main) openNotify(publicURL string, key []byte) (cloud.Notifier, error) {
 	q, err := notify.NewBoltQueue(m.db.Bolt(), "notify", key)
 	if err != nil {
 		return nil, err

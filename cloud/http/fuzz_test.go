@@ -34,3 +34,23 @@ func FuzzDecodeOrder(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeRedeliver feeds arbitrary bytes to the redeliver decoder: it must never
+// panic, and every failure must be a 4xx domain error.
+func FuzzDecodeRedeliver(f *testing.F) {
+	for _, s := range []string{
+		`{"external_id":"x/redelivery","window":{"start":"2030-01-01T10:00:00Z","end":"2030-01-01T12:00:00Z"},"refund":{"amount_cents":1290,"currency":"CNY","reference":"pay-1","note":"warm"}}`,
+		`{"window":{"start":"2030-01-01T10:00:00Z","end":"2030-01-01T12:00:00Z"},"refund":null}`,
+		`{"refund":{"amount_cents":"12"}}`, `{"refund":{"amount_cents":1e99}}`, `{"refund":{"cents":1}}`, `{"window":{}}`,
+		`[]`, `null`, ``, `{`, `{} {}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, err := decodeRedeliver(data); err != nil {
+			if s := StatusOf(cloud.AsError(err).Code); s < 400 || s > 499 {
+				t.Fatalf("decode error %v maps to %d", err, s)
+			}
+		}
+	})
+}

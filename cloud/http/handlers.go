@@ -380,6 +380,34 @@ func (s *Server) reissueCode(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, presentReceipt(rc))
 }
 
+func (s *Server) redeliverOrder(w http.ResponseWriter, r *http.Request) {
+	raw, err := s.bodyBytes(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req, err := decodeRedeliver(raw)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rc, err := s.changes.RedeliverOrder(r.Context(), principal(r), chi.URLParam(r, "order"), r.Header.Get("Idempotency-Key"), req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/orders/"+rc.Order.ID)
+	status := http.StatusCreated
+	if rc.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+		status = http.StatusOK
+	}
+	if rc.Code != "" {
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	writeJSON(w, status, presentReceipt(rc))
+}
+
 func (s *Server) openForLoading(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Compartment int `json:"compartment"`

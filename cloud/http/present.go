@@ -72,6 +72,30 @@ func decodeOrder(data []byte) (cloud.OrderRequest, error) {
 	return req, nil
 }
 
+// redeliverIn is the body of POST /v1/orders/{order}/redeliver.
+type redeliverIn struct {
+	ExternalID string        `json:"external_id"`
+	Window     windowIn      `json:"window"`
+	Refund     *cloud.Refund `json:"refund"`
+}
+
+// decodeRedeliver decodes and converts a redeliver body; it is fuzzed like decodeOrder.
+func decodeRedeliver(data []byte) (cloud.RedeliverRequest, error) {
+	var in redeliverIn
+	if err := decodeBytes(data, &in); err != nil {
+		return cloud.RedeliverRequest{}, err
+	}
+	start, err := parseTime("window.start", in.Window.Start)
+	if err != nil {
+		return cloud.RedeliverRequest{}, err
+	}
+	end, err := parseTime("window.end", in.Window.End)
+	if err != nil {
+		return cloud.RedeliverRequest{}, err
+	}
+	return cloud.RedeliverRequest{ExternalID: in.ExternalID, Window: cloud.Window{Start: start, End: end}, Refund: in.Refund}, nil
+}
+
 type slotJSON struct {
 	Compartment int           `json:"compartment"`
 	Size        protocol.Size `json:"size"`
@@ -106,8 +130,16 @@ type orderOut struct {
 	LoadedAt     *time.Time       `json:"loaded_at,omitempty"`
 	ClosedAt     *time.Time       `json:"closed_at,omitempty"`
 	Reason       string           `json:"reason,omitempty"`
-	Created      time.Time        `json:"created"`
-	Updated      time.Time        `json:"updated"`
+	// Compromised: the edge declared the food out of temperature past its budget (it
+	// stays true after the order ends).
+	Compromised bool `json:"compromised"`
+	// ColdChain is set once the order was picked up or returned.
+	ColdChain  *cloud.ColdChain `json:"cold_chain,omitempty"`
+	Replaces   string           `json:"replaces,omitempty"`
+	ReplacedBy string           `json:"replaced_by,omitempty"`
+	Refund     *cloud.Refund    `json:"refund,omitempty"`
+	Created    time.Time        `json:"created"`
+	Updated    time.Time        `json:"updated"`
 }
 
 func presentOrder(o cloud.Order) orderOut {
@@ -115,6 +147,7 @@ func presentOrder(o cloud.Order) orderOut {
 		Recipient:  recipientOut{Phone: "****" + cloud.LastFour(o.Recipient.Phone), Name: o.Recipient.Name, Flat: o.Recipient.Flat},
 		Accessible: o.Accessible, Window: o.Window, CodeDelivery: string(o.Delivery),
 		CodeValid: o.State.Live() && !o.CodeInvalid, ExpiresAt: o.ExpiresAt, Reason: o.Reason, Created: o.Created, Updated: o.Updated,
+		Compromised: o.Compromised, ColdChain: o.ColdChain, Replaces: o.Replaces, ReplacedBy: o.ReplacedBy, Refund: o.Refund,
 		Parcels: []parcelJSON{}, Slots: []slotJSON{}}
 	for _, p := range o.Parcels {
 		out.Parcels = append(out.Parcels, parcelJSON(p))

@@ -128,6 +128,7 @@ func New(opt Options) *Server {
 		r.Post("/v1/orders/{order}/cancel", s.cancelOrder)
 		r.Post("/v1/orders/{order}/extend", s.extendOrder)
 		r.Post("/v1/orders/{order}/reissue-code", s.reissueCode)
+		r.Post("/v1/orders/{order}/redeliver", s.redeliverOrder)
 		r.Post("/v1/orders/{order}/open", s.openForLoading)
 	})
 	s.router = r

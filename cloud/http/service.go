@@ -79,6 +79,7 @@ type OrderChanges interface {
 	CancelOrder(ctx context.Context, p cloud.Principal, id, reason string) (cloud.Order, error)
 	ExtendOrder(ctx context.Context, p cloud.Principal, id string, d time.Duration) (cloud.Order, error)
 	ReissueCode(ctx context.Context, p cloud.Principal, id string) (cloud.OrderReceipt, error)
+	RedeliverOrder(ctx context.Context, p cloud.Principal, id, idemKey string, req cloud.RedeliverRequest) (cloud.OrderReceipt, error)
 }
 
 // FleetSource is what the metrics collector reads at each scrape: the sites (as

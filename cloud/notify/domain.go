@@ -69,6 +69,12 @@ type EventData struct {
 	// ResidentURL is the resident page's link with the code in its fragment
 	// ([ResidentLink]): present exactly when Code is and the cloud knows its public URL.
 	ResidentURL string `json:"resident_url,omitempty"`
+	// ColdChain is the order's cold-chain record, in "picked_up" and "returned":
+	// {"known":false}, or known with from, to, limit_c, above_seconds, peak_c and
+	// missing_seconds ([cloud.ColdChain]).
+	ColdChain *cloud.ColdChain `json:"cold_chain,omitempty"`
+	// Replaces is the order a redelivery replaces, in the replacement's notices.
+	Replaces string `json:"replaces,omitempty"`
 }
 
 // smsData is what an SMS notification carries for the text template.
@@ -81,7 +87,8 @@ type smsData struct {
 func (nt *Notifier) messages(n cloud.Notification) []Notification {
 	kind := Kind(strings.TrimPrefix(n.Type, "order."))
 	base := EventData{Order: n.Order, Site: n.Site, ExternalID: n.ExternalID, State: string(n.State),
-		Compartments: n.Compartments, LoadedAt: n.LoadedAt, ExpiresAt: n.ExpiresAt, Reason: n.Reason}
+		Compartments: n.Compartments, LoadedAt: n.LoadedAt, ExpiresAt: n.ExpiresAt, Reason: n.Reason,
+		ColdChain: n.ColdChain, Replaces: n.Replaces}
 	link := ""
 	if n.Code != "" && nt.PublicURL != "" {
 		link = ResidentLink(nt.PublicURL, n.Order, n.Code)

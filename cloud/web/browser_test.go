@@ -284,6 +284,37 @@ func TestBrowser(t *testing.T) {
 	if lang != "zh-CN" {
 		t.Errorf("resident page lang = %q, want zh-CN by default", lang)
 	}
+	// The device-bound QR code reads back (zbar, an independent decoder) as the tagged
+	// payload: this site, this code, an expiry QRTagLifetime ahead and the tag the site
+	// key makes, which the kiosk opens without the phone digits.
+	p.Run(chromedp.WaitVisible(chromedp.CSS(`#qr svg.qr`)))
+	zbar, err := exec.LookPath("zbarimg")
+	if err != nil {
+		t.Fatal("zbarimg is not installed (Debian's zbar-tools): run make setup")
+	}
+	residentQR := func() string {
+		ctx, cancel := context.WithTimeout(p.Ctx, step)
+		defer cancel()
+		png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(`#qr svg.qr`)))
+		if err != nil {
+			t.Fatalf("resident QR screenshot: %v", err)
+		}
+		path := filepath.Join(t.TempDir(), "resident-qr.png")
+		os.WriteFile(path, png, 0o644)
+		out, err := exec.Command(zbar, "-q", "--raw", path).Output()
+		if err != nil {
+			t.Errorf("zbarimg could not read the resident QR code: %v", err)
+		}
+		return strings.TrimSpace(string(out))
+	}()
+	key, err := f.svc.SiteKey(f.ctx, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := f.clock.Now().Add(protocol.QRTagLifetime)
+	if want := fmt.Sprintf("larder:v1:%s:%s:%d:%s", site, code, exp.Unix(), protocol.QRTag(key, site, code, exp)); residentQR != want {
+		t.Errorf("the resident QR code reads %q, want %q", residentQR, want)
+	}
 	fitsPhone(p, "resident")
 	p.Screenshot("resident-zh")
 	p.Accessible("resident zh")
@@ -298,6 +329,28 @@ func TestBrowser(t *testing.T) {
 	}
 	p.Screenshot("resident-en")
 	p.Accessible("resident en")
+
+	// Picked up: the page tells how cold the food was kept, in the language chosen.
+	peak := 9.5
+	f.finish(loadedOrder, protocol.EventPickedUp, &protocol.ColdChain{From: f.clock.Now().Add(-time.Hour), To: f.clock.Now(), LimitC: 8,
+		AboveSeconds: 7 * 60, PeakC: &peak})
+	p.Run(
+		chromedp.Navigate("about:blank"),
+		chromedp.Navigate(srv.URL+"/r/"+loadedOrder.ID),
+		chromedp.WaitVisible(chromedp.CSS(`#cold`)),
+	)
+	if got := browsertest.Eval[string](p, `document.getElementById('cold-text').textContent`); got != "7 minutes above 8 °C (warmest 9.5 °C)." {
+		t.Errorf("English cold chain %q", got)
+	}
+	p.Run(chromedp.Click(chromedp.CSS(`#lang`)), chromedp.WaitVisible(chromedp.CSS(`#cold`)))
+	if got := browsertest.Eval[string](p, `document.getElementById('cold-text').textContent`); got != "有 7 分钟高于 8 °C（最高 9.5 °C）。" {
+		t.Errorf("Chinese cold chain %q", got)
+	}
+	if browsertest.Eval[bool](p, `!document.getElementById('deadline').hidden`) {
+		t.Error("a picked-up order still shows a pickup deadline")
+	}
+	p.Screenshot("resident-picked-up")
+	p.Accessible("resident picked up")
 
 	// A wrong code: the page asks for the code instead of showing anything.
 	p.Run(

@@ -14,7 +14,7 @@
 //	GET    /driver/                       driver page (phone)
 //	POST   /driver/api/orders/{order}/problem  {"compartment","reason"}: move to another door (Bearer)
 //	GET    /r/{order}                     resident page; the link carries #c=<code>
-//	GET    /r/api/orders/{order}          order for the resident (X-Pickup-Code header)
+//	GET    /r/api/orders/{order}          order for the resident, with its QR tag while it waits, its cold chain once it ended (X-Pickup-Code header)
 //	POST   /r/api/orders/{order}/extend   extend within ResidentPolicy (X-Pickup-Code header)
 //	GET    /assets/...                    style.css, common.js, qr.js, ops.js, driver.js, resident.js
 //
@@ -47,7 +47,10 @@
 // POST /ops/session, in an HttpOnly, SameSite=Strict cookie scoped to /ops/stream (see
 // session.go for why the cookie holds the key and not a session id). The resident link
 // carries the pickup code in the URL fragment, which browsers never send; the page sends it
-// in a header and the handler compares digests in constant time (see resident.go). Keys,
+// in a header and the handler compares digests in constant time (see resident.go). While
+// the order waits in the locker the answer also carries the expiry and tag
+// (protocol.QRTag, valid 30 minutes) of the page's device-bound QR code, which the kiosk
+// opens without the phone digits; the answer never repeats the code itself. Keys,
 // codes and cookies are never logged, and responses carrying data are Cache-Control:
 // no-store.
 //
@@ -65,7 +68,8 @@
 // # Tests
 //
 // web_test.go drives the handlers with httptest against a real cloud.Service on a bbolt
-// file. browser_test.go starts Chromium (chromedp) on the real pages and runs axe-core in
+// file. qr_test.go draws QR codes with assets/qr.js in node and reads them back with zbarimg
+// (zbar-tools, installed by make setup). browser_test.go starts Chromium (chromedp) on the real pages and runs axe-core in
 // it; it needs /usr/bin/chromium and `npm ci --prefix tools/browser`, and fails with the
 // install command when they are missing, unless LARDER_SKIP_BROWSER=1.
 package web

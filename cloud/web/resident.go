@@ -1,6 +1,8 @@
 package web
 
 import (
+	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -46,6 +48,88 @@ type ResidentOrder struct {
 	ExpiresAt time.Time        `json:"expires_at"`
 	LoadedAt  time.Time        `json:"loaded_at,omitzero"`
 	Extend    ExtendOffer      `json:"extend"`
+	// QR is there while the order waits in the locker with a valid code: what the page
+	// needs for its device-bound QR code. Each answer carries a fresh one.
+	QR *ResidentQR `json:"qr,omitempty"`
+	// ColdChain is set once the order was picked up or returned.
+	ColdChain *ResidentColdChain `json:"cold_chain,omitempty"`
+}
+
+// ResidentQR completes the QR payload of the resident page: the page shows
+// "larder:v1:{site}:{code}:{expires}:{tag}" (cloud.QRPayload, then expires and tag), for
+// which the kiosk opens the order without the phone digits until it expires. The code is
+// the page's own; the answer does not repeat it.
+type ResidentQR struct {
+	Expires int64  `json:"expires"` // Unix seconds, as in the payload
+	Tag     string `json:"tag"`     // protocol.QRTag over site, code and Expires
+}
+
+// ResidentColdChain is the order's cold chain in the resident's words: whole minutes
+// (rounded up, so that a short rise is never shown as none) and one sentence in each of
+// the page's languages.
+type ResidentColdChain struct {
+	Known          bool     `json:"known"`
+	LimitC         float64  `json:"limit_c,omitempty"`
+	AboveMinutes   int      `json:"above_minutes,omitempty"`
+	PeakC          *float64 `json:"peak_c,omitempty"`
+	MissingMinutes int      `json:"missing_minutes,omitempty"`
+	ZH             string   `json:"zh"`
+	EN             string   `json:"en"`
+}
+
+// residentColdChain words the record of an order of zone z: "kept cold throughout"
+// only when nothing was above the limit and no reading was missing.
+func residentColdChain(cc *cloud.ColdChain, z protocol.Zone) *ResidentColdChain {
+	if cc == nil {
+		return nil
+	}
+	if !cc.Known {
+		return &ResidentColdChain{ZH: "柜子没有报告这份订单的温度记录。", EN: "The locker did not report a temperature record for this order."}
+	}
+	minutes := func(s float64) int { return int(math.Ceil(s / 60)) }
+	v := &ResidentColdChain{Known: true, LimitC: cc.LimitC, AboveMinutes: minutes(cc.AboveSeconds), PeakC: cc.PeakC,
+		MissingMinutes: minutes(cc.MissingSeconds)}
+	limit := celsius(cc.LimitC)
+	switch {
+	case v.AboveMinutes > 0:
+		v.ZH = fmt.Sprintf("有 %d 分钟高于 %s", v.AboveMinutes, limit)
+		v.EN = fmt.Sprintf("%d %s above %s", v.AboveMinutes, plural(v.AboveMinutes, "minute"), limit)
+		if cc.PeakC != nil {
+			v.ZH += fmt.Sprintf("（最高 %s）", celsius(*cc.PeakC))
+			v.EN += fmt.Sprintf(" (warmest %s)", celsius(*cc.PeakC))
+		}
+		v.ZH += "。"
+		v.EN += "."
+	case v.MissingMinutes > 0:
+		v.ZH = fmt.Sprintf("测量时温度从未高于 %s。", limit)
+		v.EN = fmt.Sprintf("Never above %s when measured.", limit)
+	case z == protocol.ZoneFrozen:
+		v.ZH = fmt.Sprintf("全程冷冻，温度从未高于 %s。", limit)
+		v.EN = fmt.Sprintf("Kept frozen throughout: never above %s.", limit)
+	case z == protocol.ZoneChilled:
+		v.ZH = fmt.Sprintf("全程冷藏，温度从未高于 %s。", limit)
+		v.EN = fmt.Sprintf("Kept cold throughout: never above %s.", limit)
+	default:
+		v.ZH = fmt.Sprintf("温度从未高于 %s。", limit)
+		v.EN = fmt.Sprintf("Never above %s.", limit)
+	}
+	if v.MissingMinutes > 0 {
+		v.ZH += fmt.Sprintf("有 %d 分钟没有温度读数。", v.MissingMinutes)
+		v.EN += fmt.Sprintf(" No temperature reading for %d %s.", v.MissingMinutes, plural(v.MissingMinutes, "minute"))
+	}
+	return v
+}
+
+// celsius writes a temperature to a tenth of a degree: "8 °C", "−15 °C", "9.3 °C".
+func celsius(c float64) string {
+	return strings.Replace(strconv.FormatFloat(math.Round(c*10)/10, 'f', -1, 64), "-", "−", 1) + " °C"
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 // ResidentSite names the locker bank.
@@ -112,8 +196,9 @@ func validCode(c string) bool {
 	return true
 }
 
-// checkCode returns the order if the request's code opens it; otherwise it has answered.
-func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) (cloud.Order, bool) {
+// checkCode returns the order and its site's key if the request's code opens it;
+// otherwise it has answered.
+func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) (cloud.Order, []byte, bool) {
 	id := r.PathValue("order")
 	rp := h.opt.Resident
 	orderKey, ipKey := "", "ip/"+h.clientIP(r)
@@ -128,25 +213,29 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) (cloud.Order
 		inc(h.met.locked)
 		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 		writeError(w, http.StatusTooManyRequests, "locked", "too many wrong codes: try again later")
-		return cloud.Order{}, false
+		return cloud.Order{}, nil, false
 	}
 	code := r.Header.Get(CodeHeader)
-	var o cloud.Order
+	var (
+		o   cloud.Order
+		key []byte
+	)
 	ok := false
 	if orderKey != "" && validCode(code) {
 		var err error
 		o, err = h.svc.GetOrder(r.Context(), residentPrincipal, id)
 		switch {
 		case err == nil:
-			key, kerr := h.svc.SiteKey(r.Context(), o.Site)
+			var kerr error
+			key, kerr = h.svc.SiteKey(r.Context(), o.Site)
 			if kerr != nil {
 				h.domainError(w, r, kerr)
-				return cloud.Order{}, false
+				return cloud.Order{}, nil, false
 			}
 			ok = protocol.DigestEqual(protocol.CodeDigest(key, code), o.CodeDigest)
 		case cloud.ErrorCode(err) != cloud.ENotFound:
 			h.domainError(w, r, err)
-			return cloud.Order{}, false
+			return cloud.Order{}, nil, false
 		}
 	}
 	if !ok {
@@ -157,17 +246,17 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) (cloud.Order
 		}
 		h.log.Info("resident page: wrong code", "path", routeOf(r))
 		writeError(w, http.StatusForbidden, "wrong_code", "this link or code is not valid")
-		return cloud.Order{}, false
+		return cloud.Order{}, nil, false
 	}
-	return o, true
+	return o, key, true
 }
 
 func (h *Handler) residentOrder(w http.ResponseWriter, r *http.Request) {
-	o, ok := h.checkCode(w, r)
+	o, key, ok := h.checkCode(w, r)
 	if !ok {
 		return
 	}
-	v, err := h.residentView(r, o)
+	v, err := h.residentView(r, o, key)
 	if err != nil {
 		h.domainError(w, r, err)
 		return
@@ -176,7 +265,7 @@ func (h *Handler) residentOrder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) residentExtend(w http.ResponseWriter, r *http.Request) {
-	o, ok := h.checkCode(w, r)
+	o, key, ok := h.checkCode(w, r)
 	if !ok {
 		return
 	}
@@ -196,7 +285,7 @@ func (h *Handler) residentExtend(w http.ResponseWriter, r *http.Request) {
 	}
 	inc(h.met.extensions)
 	h.log.Info("resident extended order", "order", o.ID, "site", o.Site, "seconds", off.Seconds)
-	v, err := h.residentView(r, o)
+	v, err := h.residentView(r, o, key)
 	if err != nil {
 		h.domainError(w, r, err)
 		return
@@ -204,7 +293,8 @@ func (h *Handler) residentExtend(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-func (h *Handler) residentView(r *http.Request, o cloud.Order) (ResidentOrder, error) {
+// residentView is what the page shows of o; key is its site's key, for the QR code.
+func (h *Handler) residentView(r *http.Request, o cloud.Order, key []byte) (ResidentOrder, error) {
 	d, err := h.svc.GetSite(r.Context(), residentPrincipal, o.Site)
 	if err != nil {
 		return ResidentOrder{}, err
@@ -215,10 +305,16 @@ func (h *Handler) residentView(r *http.Request, o cloud.Order) (ResidentOrder, e
 	}
 	v := ResidentOrder{Order: o.ID, State: o.State, CodeValid: o.State.Live() && !o.CodeInvalid,
 		Site:      ResidentSite{ID: d.ID, Name: d.Name, Address: d.Address},
-		ExpiresAt: o.ExpiresAt, LoadedAt: o.LoadedAt, Extend: h.offer(o), Doors: []Door{}}
+		ExpiresAt: o.ExpiresAt, LoadedAt: o.LoadedAt, Extend: h.offer(o), Doors: []Door{},
+		ColdChain: residentColdChain(o.ColdChain, o.Zone)}
 	for _, sl := range o.Slots {
 		v.Doors = append(v.Doors, Door{Number: sl.Compartment, Zone: sl.Zone, Size: sl.Size,
 			HeightCM: heights[sl.Compartment], Row: row(heights[sl.Compartment]), Loaded: sl.Loaded})
+	}
+	if v.CodeValid && o.State == cloud.StateLoaded {
+		// The request's code is the order's (checkCode), so it is the one to tag.
+		exp := h.now().Add(protocol.QRTagLifetime)
+		v.QR = &ResidentQR{Expires: exp.Unix(), Tag: protocol.QRTag(key, o.Site, r.Header.Get(CodeHeader), exp)}
 	}
 	return v, nil
 }

@@ -104,6 +104,45 @@ func TestResidentRightCode(t *testing.T) {
 	f.noSecretsLogged(code, f.opsKey)
 }
 
+// TestResidentQR: while the order waits in the locker, the resident view carries the
+// expiry and tag of the page's device-bound QR code, valid for protocol.QRTagLifetime
+// and verifiable with the site key; before loading it carries none.
+func TestResidentQR(t *testing.T) {
+	f := newFixture(t)
+	h := f.handler(web.Options{})
+	o, code := f.order("r-qr", cloud.Parcel{Size: protocol.SizeM, Zone: protocol.ZoneChilled})
+	get := func() web.ResidentOrder {
+		w := do(h, "GET", "/r/api/orders/"+o.ID, "10.0.0.9", map[string]string{web.CodeHeader: code}, "")
+		if w.Code != http.StatusOK {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		return decodeTo[web.ResidentOrder](t, w)
+	}
+	if v := get(); v.QR != nil {
+		t.Errorf("before loading the view has a QR %+v, want none (the kiosk could not open it)", v.QR)
+	}
+	o = f.load(o)
+	v := get()
+	if v.QR == nil {
+		t.Fatal("a loaded order's view has no QR")
+	}
+	if want := f.clock.Now().Add(protocol.QRTagLifetime).Unix(); v.QR.Expires != want {
+		t.Errorf("qr.expires = %d, want now + %v = %d", v.QR.Expires, protocol.QRTagLifetime, want)
+	}
+	key, err := f.svc.SiteKey(f.ctx, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := protocol.QRTag(key, site, code, time.Unix(v.QR.Expires, 0)); v.QR.Tag != want {
+		t.Errorf("qr.tag = %q, want protocol.QRTag(site key, %s, code, expires) = %q", v.QR.Tag, site, want)
+	}
+	f.clock.Add(time.Minute)
+	if later := get(); later.QR == nil || later.QR.Expires != v.QR.Expires+60 || later.QR.Tag == v.QR.Tag {
+		t.Errorf("a minute later the QR is %+v, want a fresh one expiring 60 s later than %+v", later.QR, v.QR)
+	}
+	f.noSecretsLogged(code, v.QR.Tag)
+}
+
 func TestResidentWrongCode(t *testing.T) {
 	f := newFixture(t)
 	h := f.handler(web.Options{})

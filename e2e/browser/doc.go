@@ -19,6 +19,12 @@
 // the code, and with the phone digits typed the door opens and the edge records the
 // pickup.
 //
+// TestKioskQRWhileThrottled has a program hammer the kiosk API with wrong codes, so that
+// the keypad keeps waiting and refuses even the right code and phone digits; the
+// resident page's device-bound QR payload, typed as a scanner types it on the locked
+// screen, must still open the door with no phone digits, and the edge must record the
+// pickup as a QR pickup (picked_up with reason qr).
+//
 // Caveats:
 //   - It needs Chromium (/usr/bin/chromium, or LARDER_CHROMIUM) and the pinned axe-core
 //     (npm ci --prefix tools/browser). Missing either fails the test with the install

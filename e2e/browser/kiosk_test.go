@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -340,9 +342,9 @@ func (c *courtyard) load(p *browsertest.Page) {
 	waitFor(p, "the keypad after sign-out", `document.body.dataset.screen === 'keypad'`)
 }
 
-// TestKioskQRScan: a resident holds the QR code from the resident page to the kiosk's
-// scanner, which types the payload as fast key events and Enter (Chromium's real key
-// input, as a keyboard wedge is). A payload for another bank is refused on the page; this
+// TestKioskQRScan: a resident holds a plain QR code (the payload platforms get with the
+// code) to the kiosk's scanner, which types the payload as fast key events and Enter
+// (Chromium's real key input, as a keyboard wedge is). A payload for another bank is refused on the page; this
 // bank's payload fills the code, the resident types the phone digits, and the real edge
 // opens the door.
 func TestKioskQRScan(t *testing.T) {
@@ -389,4 +391,125 @@ func TestKioskQRScan(t *testing.T) {
 		t.Error("the page thanked the resident but the edge recorded no picked_up event")
 	}
 	p.NoProblems("kiosk page, QR scan")
+}
+
+// TestKioskQRWhileThrottled: a program hammers the kiosk API with wrong codes, taking
+// every end of the keypad's wait, so that the keypad never checks a typed code again.
+// The resident holds the device-bound QR code of the resident page to the scanner (the
+// payload typed by Chromium's key input, as a keyboard wedge types it) on the locked
+// screen: the edge verifies its tag offline with the site key and the door opens with
+// no phone digits, and the pickup is recorded as a QR pickup.
+func TestKioskQRWhileThrottled(t *testing.T) {
+	chrome, axe, root := browsertest.Deps(t)
+	artifacts := filepath.Join(root, ".artifacts", "kiosk")
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := newCourtyard(t)
+	c.deliver()
+	c.cloud.Close()
+	c.broker.Stop()
+
+	p := browsertest.New(t, chrome, axe, artifacts, 1280, 800)
+	p.Step = step
+	p.Run(chromedp.Navigate(c.kiosk + "/"))
+	waitFor(p, "the site name", `document.querySelector('#site-name').textContent.includes('`+site+`')`)
+	c.load(p)
+
+	// The guesser: a wrong code every 50 ms until the test ends (at most 3 minutes).
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		client := &http.Client{Timeout: 5 * time.Second}
+		for end := time.Now().Add(3 * time.Minute); time.Now().Before(end); {
+			if resp, err := client.Post(c.kiosk+"/api/pickup", "application/json",
+				strings.NewReader(`{"code":"99999999","factor":"0000"}`)); err == nil {
+				resp.Body.Close()
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	locked := func() int {
+		resp, err := http.Get(c.kiosk + "/api/info")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var info struct {
+			Locked int `json:"locked_seconds"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+			t.Fatal(err)
+		}
+		return info.Locked
+	}
+	for deadline := time.Now().Add(step); locked() < 4; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the keypad never waited 4 s under the guesser (waits %d s)", locked())
+		}
+	}
+	// The right code with the right phone digits is refused unchecked now.
+	resp, err := http.Post(c.kiosk+"/api/pickup", "application/json", strings.NewReader(`{"code":"`+code+`","factor":"`+factor+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusLocked {
+		t.Fatalf("the right code under the guesser answered %d, want 423 locked", resp.StatusCode)
+	}
+
+	p.Run(chromedp.Navigate(c.kiosk + "/"))
+	waitFor(p, "the locked screen", `document.body.dataset.screen === 'locked'`)
+	p.Screenshot("qr-locked-zh")
+	exp := time.Now().Add(protocol.QRTagLifetime)
+	payload := fmt.Sprintf("larder:v1:%s:%s:%d:%s", site, code, exp.Unix(), protocol.QRTag(siteKey, site, code, exp))
+	p.Run(chromedp.KeyEvent(payload + "\r"))
+	waitFor(p, "the doors screen naming door "+fmt.Sprint(door),
+		`document.body.dataset.screen === 'doors' && document.querySelector('#announcer').innerText.includes('`+fmt.Sprintf("%d号门", door)+`已打开')`)
+	p.Screenshot("qr-opened-while-locked-zh")
+	p.Accessible("doors screen after a QR pickup")
+	c.person("take from the door", func() error { return c.world.Take(door, 0) })
+	time.Sleep(300 * time.Millisecond) // the infrared is polled
+	c.person("close the door", func() error { return c.world.Close(door) })
+	waitFor(p, "the thank-you screen", `document.body.dataset.screen === 'thanks'`)
+	var picked []protocol.Event
+	for _, ev := range c.events(protocol.EventPickedUp) {
+		if ev.Order == order {
+			picked = append(picked, ev)
+		}
+	}
+	if len(picked) != 1 || picked[0].Reason != "qr" || picked[0].Credential != protocol.CredPickup {
+		t.Errorf("picked_up events %+v, want one with credential pickup_code and reason qr", picked)
+	}
+	if locked() == 0 {
+		t.Error("the keypad stopped waiting: the guesser was not kept up (the test proves nothing)")
+	}
+	p.NoProblems("kiosk page, QR pickup while throttled")
+}
+
+// events returns the edge's outbox events of kind (the cloud is unreachable: every event
+// stays there).
+func (c *courtyard) events(kind protocol.EventKind) []protocol.Event {
+	c.t.Helper()
+	es, err := c.edge.Store().Pending(0, 10000)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var out []protocol.Event
+	for _, e := range es {
+		m, err := protocol.Decode(e.Payload)
+		if err != nil {
+			continue
+		}
+		if ev, ok := m.Body.(protocol.Event); ok && ev.Kind == kind {
+			out = append(out, ev)
+		}
+	}
+	return out
 }

@@ -163,6 +163,13 @@ func Check(tx *bbolt.Tx) error {
 		bad("audit sequence %d but %d entries", ab.Sequence(), n)
 	}
 
+	if err := checkCommandAcks(tx, bad); err != nil {
+		return err
+	}
+	if err := checkDriverTokens(tx, bad); err != nil {
+		return err
+	}
+
 	ss, err := t.Sessions()
 	if err != nil {
 		return err

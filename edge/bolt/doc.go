@@ -1,9 +1,10 @@
 // Package bolt is the edge's durable store on go.etcd.io/bbolt: compartments,
 // reservations and their code-digest index, pickup/loading sessions, loading credentials,
-// the ordered outbox of encoded events, the inbox of applied message ids, the applied
-// desired-state version, command records, the keypad throttle and the append-only audit
-// log of door openings. It implements edge.Store, and the outbox side the MQTT sync
-// consumes (Pending, Ack, Acked).
+// drivers' kiosk sessions, the ordered outbox of encoded events, the inbox of applied
+// message ids, the applied desired-state version, command records and the queue of their
+// acks, the keypad throttle and the append-only audit log of door openings. It
+// implements edge.Store, and the sides the MQTT sync consumes: the outbox (Pending, Ack,
+// Acked) and the command-ack queue (PendingCommandAcks, CommandAckSent).
 //
 // # Layout
 //
@@ -21,8 +22,10 @@
 //	              aside by Ack with the cloud's reason (at most MaxRejected, oldest dropped)
 //	inbox         message id    → uint64 expiry (unix ns)
 //	commands      command id    → edge.CommandRecord
+//	command_acks  uint64 key    → encoded command_ack envelope, until the broker takes it
+//	driver_tokens token digest  → edge.DriverToken (a kiosk session; never the token)
 //	audit         uint64 seq    → edge.AuditEntry (never updated or deleted)
-//	meta          desired_version, outbox_next, outbox_acked, throttle, zone:{zone}
+//	meta          desired_version, outbox_next, outbox_acked, throttle, link, zone:{zone}
 //
 // # Invariants
 //
@@ -41,7 +44,13 @@
 //     Seq is its key.
 //  5. The audit log's keys run 1 … N without holes: entries are only appended.
 //  6. Every session names a holding order and compartments of that order.
-//  7. Every rejected event is acknowledged (its seq ≤ acked) and there are at most
+//  7. Every queued command ack decodes as a command_ack whose key is at most the queue's
+//     sequence, and names a stored command record; the newest queued ack of a command
+//     carries the record's state (a state and its ack are written together).
+//  8. Every driver token is stored under its own digest, which has a digest's shape
+//     (64 hex characters: a token is never stored as itself), names a driver and a
+//     credential, and has an end; there are at most edge.MaxDriverTokens.
+//  9. Every rejected event is acknowledged (its seq ≤ acked) and there are at most
 //     MaxRejected.
 //
 // # Durability
@@ -54,9 +63,10 @@
 //
 // # Caveats
 //
-// bbolt files never shrink; acknowledged outbox entries are deleted by Ack, and expired
-// inbox ids, old command records and old tombstones by Prune, but the space is only
-// reused. Finished orders stay as tombstones (so a late desired state cannot revive a
+// bbolt files never shrink; acknowledged outbox entries are deleted by Ack, command acks
+// by CommandAckSent, and expired inbox ids, command acks older than CommandAckRetention,
+// ended driver sessions, old command records (not while an ack of theirs is queued) and
+// old tombstones by Prune, but the space is only reused. Finished orders stay as tombstones (so a late desired state cannot revive a
 // used code) until a full desired snapshot no longer names them or TombstoneRetention
 // passes.
 package bolt

@@ -116,9 +116,10 @@ const (
 	TombstoneRetention = 30 * 24 * time.Hour
 )
 
-// Prune deletes inbox ids that expired before now, final command records older than
-// CommandRetention and finished orders older than TombstoneRetention. It returns how
-// many records it deleted. Call it now and then (larder-edge: hourly).
+// Prune deletes inbox ids that expired before now, command acks older than
+// CommandAckRetention, drivers' kiosk sessions that have ended, final command records
+// older than CommandRetention and finished orders older than TombstoneRetention. It
+// returns how many records it deleted. Call it now and then (larder-edge: hourly).
 func (s *Store) Prune(now time.Time) (int, error) {
 	n := 0
 	err := s.db.Update(func(tx *bbolt.Tx) error {
@@ -148,9 +149,16 @@ func (s *Store) Prune(now time.Time) (int, error) {
 		}); err != nil {
 			return err
 		}
+		if err := collect(tx.Bucket(bCommandAcks), expiredCommandAck(now)); err != nil {
+			return err
+		}
+		if err := collect(tx.Bucket(bDriverTokens), expiredDriverToken(now)); err != nil {
+			return err
+		}
+		queued := queuedAckCommands(tx) // a record outlives its queued acks (invariant 7)
 		if err := collect(tx.Bucket(bCommands), func(v []byte) bool {
 			var c edge.CommandRecord
-			return json.Unmarshal(v, &c) == nil && c.State.Final() && now.Sub(c.Received) > CommandRetention
+			return json.Unmarshal(v, &c) == nil && c.State.Final() && now.Sub(c.Received) > CommandRetention && !queued[c.ID]
 		}); err != nil {
 			return err
 		}

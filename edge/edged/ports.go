@@ -13,6 +13,7 @@ import (
 	"github.com/larder-lockers/larder/edge/mqtt"
 	"github.com/larder-lockers/larder/internal/buildinfo"
 	"github.com/larder-lockers/larder/protocol"
+	"github.com/larder-lockers/larder/protocol/board"
 )
 
 // The adapters below present the core (edge.Locker over bolt.Store) as the ports
@@ -62,15 +63,29 @@ func (d desiredPort) ApplyDesired(ctx context.Context, m protocol.Message) (mqtt
 
 func (d desiredPort) DesiredVersion() (uint64, error) { return d.l.DesiredVersion() }
 
-type commandsPort struct{ l *edge.Locker }
+type commandsPort struct {
+	l *edge.Locker
+	s *bolt.Store
+}
 
-func (c commandsPort) HandleCommand(ctx context.Context, m protocol.Message, progress func(protocol.CommandAck)) {
+func (c commandsPort) HandleCommand(ctx context.Context, m protocol.Message) {
 	cmd, ok := m.Body.(protocol.Command)
 	if !ok {
 		return
 	}
-	c.l.HandleCommand(ctx, cmd, progress)
+	c.l.HandleCommand(ctx, cmd)
 }
+
+func (c commandsPort) PendingCommandAcks(max int) ([]mqtt.CommandAck, error) {
+	as, err := c.s.PendingCommandAcks(max)
+	out := make([]mqtt.CommandAck, len(as))
+	for i, a := range as {
+		out[i] = mqtt.CommandAck{Key: a.Key, Payload: a.Payload}
+	}
+	return out, err
+}
+
+func (c commandsPort) CommandAckSent(key uint64) error { return c.s.CommandAckSent(key) }
 
 type reporter struct{ m *Main }
 
@@ -81,7 +96,7 @@ func (r reporter) Birth() (protocol.Birth, error) {
 		b.Boards = []protocol.Board{{Address: 0, Profile: ProfileGPIO, Locks: len(m.cfg.Relays)}}
 	} else {
 		for _, a := range m.cfg.Boards {
-			b.Boards = append(b.Boards, protocol.Board{Address: a, Profile: m.cfg.Profile, Locks: m.profile.LocksPerBoard()})
+			b.Boards = append(b.Boards, protocol.Board{Address: a, Profile: m.cfg.Profile, Locks: board.Codec{Profile: m.profile, Modbus: m.cfg.Modbus.Map()}.Locks()})
 		}
 	}
 	for _, s := range m.specs {
@@ -119,5 +134,6 @@ func (r reporter) Telemetry() (protocol.Telemetry, error) {
 	for _, a := range slices.Sorted(maps.Keys(snap.Boards)) {
 		t.Boards = append(t.Boards, protocol.BoardHealth{Address: a, Online: snap.Boards[a].Online, Errors: failed})
 	}
-	return t, nil
+	t.DesiredVersion, err = m.locker.DesiredVersion()
+	return t, err
 }

@@ -1,5 +1,6 @@
 // Package kiosk serves the locker bank's touchscreen: the embedded page (web/) and its
-// JSON API for residents (pickup, session status, help) and drivers (login, manifest,
+// JSON API for residents (pickup by code and phone digits or by a scanned device-bound QR
+// payload, session status, help) and drivers (login, manifest,
 // open, problem, return, logout), plus GET /healthz, on the kiosk address (metrics are
 // served elsewhere: larder-edge's metrics_addr). docs/kiosk-api.md in the repository
 // describes every endpoint, body and error code, the keypad throttle, and what the page

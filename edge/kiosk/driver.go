@@ -52,7 +52,10 @@ func (s *server) driverLogin(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) driverLogout(w http.ResponseWriter, r *http.Request) {
 	_, tok := driverOf(r)
-	s.cfg.Driver.DriverLogout(tok)
+	if err := s.cfg.Driver.DriverLogout(tok); err != nil {
+		writeErr(w, s.log, err)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -27,6 +27,9 @@ const MaxBody = 4 << 10
 type Resident interface {
 	Info() (site string, lockedSeconds int) // lockedSeconds: the keypad's wait, 0 for none
 	Pickup(ctx context.Context, code, factor string, acceptCompromised bool) (edge.PickupResult, error)
+	// PickupQR opens the order of a scanned device-bound QR payload, without the phone
+	// digits and even while the keypad waits.
+	PickupQR(ctx context.Context, payload string, acceptCompromised bool) (edge.PickupResult, error)
 	SessionStatus(id string) ([]edge.Door, bool, error)
 	// Help raises a help alert; raised is false when one was raised moments ago and
 	// staff already know.
@@ -37,7 +40,7 @@ type Resident interface {
 type Driver interface {
 	DriverLogin(credential string) (token, driver string, err error)
 	Driver(token string) (string, error)
-	DriverLogout(token string)
+	DriverLogout(token string) error
 	Manifest() ([]edge.ManifestOrder, error)
 	DriverOpen(ctx context.Context, driver, order string, compartment int) (edge.Door, error)
 	DriverProblem(ctx context.Context, driver, order string, compartment int, reason string) (edge.Door, error)
@@ -131,6 +134,7 @@ var statusOf = map[edge.Code]int{
 	edge.CodeBadRequest:      http.StatusBadRequest,
 	codeTooLarge:             http.StatusRequestEntityTooLarge,
 	edge.CodeWrongCode:       http.StatusUnauthorized,
+	edge.CodeQRRefused:       http.StatusUnauthorized,
 	edge.CodeBadCredential:   http.StatusUnauthorized,
 	edge.CodeLocked:          http.StatusLocked,
 	edge.CodeExpired:         http.StatusGone,

@@ -5,13 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/larder-lockers/larder/edge"
 	"github.com/larder-lockers/larder/edge/bolt"
@@ -25,12 +30,32 @@ var key = []byte("0123456789abcdef0123456789abcdef")
 var t0 = time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
 
 type fixture struct {
-	t     testing.TB
-	store *bolt.Store
-	l     *edge.Locker
-	latch *edge.FakeLatch
-	clock *edge.FakeClock
-	h     http.Handler
+	t       testing.TB
+	store   *bolt.Store
+	l       *edge.Locker
+	latch   *edge.FakeLatch
+	clock   *edge.FakeClock
+	metrics *edge.Metrics
+	logs    *syncBuffer
+	h       http.Handler
+}
+
+// syncBuffer collects the Locker's log lines from any goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -40,9 +65,10 @@ func newFixture(t testing.TB) *fixture {
 		specs = append(specs, edge.CompartmentSpec{Number: n, Size: protocol.SizeM, Zone: protocol.ZoneChilled,
 			HeightCM: 20 + 50*((n-1)%2), Row: 1 + (n-1)%2, Column: 1 + (n-1)/2, Lock: n})
 	}
-	f := &fixture{t: t, store: boltest.Open(t), latch: &edge.FakeLatch{}, clock: edge.NewFakeClock(t0)}
+	f := &fixture{t: t, store: boltest.Open(t), latch: &edge.FakeLatch{}, clock: edge.NewFakeClock(t0), metrics: edge.NewMetrics(nil),
+		logs: &syncBuffer{}}
 	l, err := edge.New(edge.Config{Site: "courtyard-1", SiteKey: key, Compartments: specs, Store: f.store,
-		Latch: f.latch, Clock: f.clock, StaggerGap: -1})
+		Latch: f.latch, Clock: f.clock, StaggerGap: -1, Metrics: f.metrics, Log: slog.New(slog.NewTextHandler(f.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,10 +486,177 @@ func TestPageModules(t *testing.T) {
 	}
 }
 
+// qrPayload is the device-bound QR payload the resident page shows, tagged with the
+// fixture's site key.
+func qrPayload(site, code string, expires time.Time) string {
+	return fmt.Sprintf("larder:v1:%s:%s:%d:%s", site, code, expires.Unix(), protocol.QRTag(key, site, code, expires))
+}
+
+// events returns the outbox's events of kind.
+func (f *fixture) events(kind protocol.EventKind) []protocol.Event {
+	f.t.Helper()
+	es, err := f.store.Pending(0, 1<<20)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var out []protocol.Event
+	for _, e := range es {
+		m, err := protocol.Decode(e.Payload)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if ev, ok := m.Body.(protocol.Event); ok && ev.Kind == kind {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// TestPickupQRWhileThrottled: with the keypad waiting after wrong codes, so that the
+// right code and phone digits are refused unchecked, a scanned device-bound QR payload
+// opens the order's doors without the phone digits, leaves the throttle as it was, and is
+// audited and reported as a QR pickup.
+func TestPickupQRWhileThrottled(t *testing.T) {
+	f := newFixture(t)
+	f.loadAll()
+	for range 5 {
+		f.do("POST", "/api/pickup", `{"code":"99999999","factor":"4321"}`, "")
+	}
+	if st, body := f.do("POST", "/api/pickup", `{"code":"12345678","factor":"4321"}`, ""); st != 423 || body["error"] != "locked" {
+		t.Fatalf("right code while the keypad waits: %d %v, want 423 locked", st, body)
+	}
+	_, info := f.do("GET", "/api/info", "", "")
+	failures := testutil.ToFloat64(f.metrics.CodeFailures)
+
+	qr := qrPayload("courtyard-1", "12345678", t0.Add(protocol.QRTagLifetime))
+	st, body := f.do("POST", "/api/pickup", `{"qr":"`+qr+`"}`, "")
+	if st != 200 {
+		t.Fatalf("QR pickup while throttled: %d %v, want 200", st, body)
+	}
+	if doors := body["doors"].([]any); len(doors) != 2 || body["order_ref"] != "0001" {
+		t.Fatalf("QR pickup opened %v", body)
+	}
+	if _, after := f.do("GET", "/api/info", "", ""); after["locked_seconds"] != info["locked_seconds"] {
+		t.Errorf("the keypad's wait went from %v to %v s over a QR pickup, want it untouched", info["locked_seconds"], after["locked_seconds"])
+	}
+	if got := testutil.ToFloat64(f.metrics.CodeFailures); got != failures {
+		t.Errorf("larder_code_failures_total %v after a QR pickup, want %v", got, failures)
+	}
+	audit, err := f.store.AuditLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var qrDoors []int
+	for _, a := range audit {
+		if a.Reason == "pickup_qr" && a.Order == "ord_0001" && a.Credential == protocol.CredPickup {
+			qrDoors = append(qrDoors, a.Compartment)
+		}
+	}
+	if len(qrDoors) != 2 {
+		t.Errorf("audit entries of the QR pickup: doors %v, want 1 and 3 with reason pickup_qr (log %+v)", qrDoors, audit)
+	}
+	f.cycle(1, hw.Empty)
+	f.cycle(3, hw.Empty)
+	picked := f.events(protocol.EventPickedUp)
+	if len(picked) != 1 || picked[0].Order != "ord_0001" || picked[0].Reason != "qr" || picked[0].Credential != protocol.CredPickup {
+		t.Errorf("picked_up events %+v, want one for ord_0001 with credential pickup_code and reason qr", picked)
+	}
+	opened := 0
+	for _, ev := range f.events(protocol.EventDoorOpened) {
+		if (ev.Compartment == 1 || ev.Compartment == 3) && ev.Reason == "qr" {
+			opened++
+		}
+	}
+	if opened != 2 {
+		t.Errorf("%d door_opened events with reason qr for doors 1 and 3, want 2", opened)
+	}
+	// The order is taken: its QR code says so, and still counts nothing.
+	if st, body := f.do("POST", "/api/pickup", `{"qr":"`+qr+`"}`, ""); st != 409 || body["error"] != "already_picked_up" {
+		t.Errorf("QR of a picked-up order: %d %v, want 409 already_picked_up", st, body)
+	}
+}
+
+// TestPickupQRRefused: payloads the edge cannot verify are refused without a look at
+// their code, each with its reason, and none of them counts toward the keypad's throttle;
+// each is counted in larder_qr_refused_total. A plain payload is not a QR pickup: it goes
+// with the phone digits as a code.
+func TestPickupQRRefused(t *testing.T) {
+	f := newFixture(t)
+	f.loadAll()
+	now := t0
+	good := qrPayload("courtyard-1", "12345678", now.Add(protocol.QRTagLifetime))
+	forged := good[:len(good)-1] + map[bool]string{true: "0", false: "1"}[good[len(good)-1] != '0']
+	cases := []struct {
+		name, body string
+		status     int
+		code       string
+		reason     string // qr_refused's reason, or bad_request's field
+	}{
+		{"bad tag", `{"qr":"` + forged + `"}`, 401, "qr_refused", "bad_tag"},
+		{"tag of another key", `{"qr":"` + good[:len(good)-20] +
+			protocol.QRTag([]byte("another-site-key-0123456789abcdef"), "courtyard-1", "12345678", now.Add(protocol.QRTagLifetime)) + `"}`, 401, "qr_refused", "bad_tag"},
+		{"other site", `{"qr":"` + qrPayload("riverside-2", "12345678", now.Add(protocol.QRTagLifetime)) + `"}`, 401, "qr_refused", "other_site"},
+		{"expired", `{"qr":"` + qrPayload("courtyard-1", "12345678", now) + `"}`, 401, "qr_refused", "expired"},
+		{"too far ahead", `{"qr":"` + qrPayload("courtyard-1", "12345678", now.Add(2*protocol.QRTagLifetime+time.Second)) + `"}`, 401, "qr_refused", "expired"},
+		{"plain payload", `{"qr":"larder:v1:courtyard-1:12345678"}`, 400, "bad_request", "qr"},
+		{"upper-case tag", `{"qr":"` + good[:len(good)-20] + strings.ToUpper(good[len(good)-20:]) + `"}`, 400, "bad_request", "qr"},
+		{"7-digit code", `{"qr":"larder:v1:courtyard-1:1234567:1798225200:` + strings.Repeat("a", 20) + `"}`, 400, "bad_request", "qr"},
+		{"QR and code", `{"qr":"` + good + `","code":"12345678","factor":"4321"}`, 400, "bad_request", "qr"},
+	}
+	refused := 0.0
+	for _, c := range cases {
+		st, body := f.do("POST", "/api/pickup", c.body, "")
+		got := body["reason"]
+		if c.code == "bad_request" {
+			got = body["field"]
+		}
+		if st != c.status || body["error"] != c.code || got != c.reason || body["message"] == "" || body["message_zh"] == "" {
+			t.Errorf("%s: %d %v, want %d %s (%s)", c.name, st, body, c.status, c.code, c.reason)
+		}
+		if c.name != "QR and code" {
+			refused++
+		}
+	}
+	var total float64
+	for _, r := range []string{"bad_tag", "other_site", "expired", "malformed"} {
+		total += testutil.ToFloat64(f.metrics.QRRefused.WithLabelValues(r))
+	}
+	if total != refused {
+		t.Errorf("larder_qr_refused_total sums to %v, want %v", total, refused)
+	}
+	if got := testutil.ToFloat64(f.metrics.QRRefused.WithLabelValues("bad_tag")); got != 2 {
+		t.Errorf(`larder_qr_refused_total{reason="bad_tag"} = %v, want 2`, got)
+	}
+	// A loop of refusals costs one log line a minute, which counts the ones in between;
+	// no payload or tag is ever logged.
+	if n := strings.Count(f.logs.String(), "qr refused"); n != 1 {
+		t.Errorf("%v refusals in one instant logged %d lines, want 1:\n%s", refused, n, f.logs)
+	}
+	f.clock.Advance(time.Minute)
+	f.do("POST", "/api/pickup", `{"qr":"`+forged+`"}`, "")
+	if n := strings.Count(f.logs.String(), "qr refused"); n != 2 || !strings.Contains(f.logs.String(), fmt.Sprintf("refusals=%d", int(refused))) {
+		t.Errorf("a minute later: %d lines, want 2, the second counting %v refusals:\n%s", n, refused, f.logs)
+	}
+	if logs := f.logs.String(); strings.Contains(logs, good[len(good)-20:]) || strings.Contains(logs, "12345678") {
+		t.Errorf("a tag or code is in the logs:\n%s", logs)
+	}
+	// None of it was a guess: the keypad has all its tries, and the order opens.
+	if testutil.ToFloat64(f.metrics.CodeFailures) != 0 {
+		t.Errorf("refused QR payloads counted as wrong codes")
+	}
+	if _, body := f.do("POST", "/api/pickup", `{"code":"99999999","factor":"4321"}`, ""); body["attempts_left"] != 4.0 {
+		t.Errorf("the first wrong code after refused QR payloads: %v, want attempts_left 4", body)
+	}
+	if st, body := f.do("POST", "/api/pickup", `{"qr":"`+good+`"}`, ""); st != 200 {
+		t.Errorf("the good QR after the refusals: %d %v", st, body)
+	}
+}
+
 // FuzzPickupBody feeds arbitrary bodies to POST /api/pickup: the handler must answer
 // with the contract's JSON and never a 5xx, whatever arrives.
 func FuzzPickupBody(f *testing.F) {
 	for _, s := range []string{`{"code":"12345678","factor":"4321"}`, `{"code":"12345678","factor":"4321","accept_compromised":true}`,
+		`{"qr":"larder:v1:courtyard-1:12345678:1798225200:0123456789abcdef0123"}`, `{"qr":"larder:v1:courtyard-1:12345678"}`,
 		`{}`, ``, `null`, `[]`, `{"code":null}`, `{"code":"1","factor":"2","x":{"y":[1,2]}}`, "\xff\xfe", `{"code":"12345678","factor":"4321"} x`} {
 		f.Add([]byte(s))
 	}

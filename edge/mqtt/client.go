@@ -25,11 +25,8 @@ var errTimeout = errors.New("mqtt: timed out waiting for the broker")
 // stableAfter is how long a connection must last before the backoff starts over.
 const stableAfter = time.Minute
 
-// maxQueuedAcks bounds the command acks kept in memory while offline.
-const maxQueuedAcks = 1024
-
 // Client is the edge's sync with the cloud. Create it with New, run it with Run (once),
-// and call Notify whenever the core has committed a new outbox event.
+// and call Notify whenever the core has committed a new outbox event or command ack.
 type Client struct {
 	cfg   Config
 	ports Ports
@@ -39,7 +36,8 @@ type Client struct {
 	wake    chan struct{}         // cap 1: the outbox has new events (Notify)
 	ackSig  chan struct{}         // cap 1: an EventAck arrived (see ackHigh)
 	snapSig chan struct{}         // cap 1: a desired message was dropped; request a snapshot
-	ackWake chan struct{}         // cap 1: a command ack was queued
+	ackWake chan struct{}         // cap 1: a command ack may have been queued (Notify)
+	telWake chan struct{}         // cap 1: desired applied or outbox caught up; publish telemetry now
 	inbound chan protocol.Message // desired and command messages for the worker
 
 	ackMu   sync.Mutex
@@ -48,9 +46,8 @@ type Client struct {
 	// them, one per sequence (at most maxAckRejections).
 	ackRejected []protocol.Rejection
 
-	mu   sync.Mutex // guards cli and acks
-	cli  paho.Client
-	acks [][]byte // encoded command acks waiting to be published, oldest first
+	mu  sync.Mutex // guards cli
+	cli paho.Client
 
 	running atomic.Bool
 }
@@ -81,13 +78,18 @@ func New(cfg Config, ports Ports, log *slog.Logger, reg prometheus.Registerer) (
 		ackSig:  make(chan struct{}, 1),
 		snapSig: make(chan struct{}, 1),
 		ackWake: make(chan struct{}, 1),
+		telWake: make(chan struct{}, 1),
 		inbound: make(chan protocol.Message, cfg.InboundQueue),
 	}, nil
 }
 
-// Notify tells the drainer that the outbox has new events. It never blocks and is safe
-// from any goroutine; calls while a wake-up is pending coalesce.
-func (c *Client) Notify() { signal(c.wake) }
+// Notify tells the sync that the core has committed new outbox events or command acks.
+// It never blocks and is safe from any goroutine; calls while a wake-up is pending
+// coalesce.
+func (c *Client) Notify() {
+	signal(c.wake)
+	signal(c.ackWake)
+}
 
 // Connected reports whether the edge is connected to the broker right now.
 func (c *Client) Connected() bool {
@@ -211,6 +213,7 @@ func (c *Client) session(ctx context.Context, cli paho.Client, lost <-chan struc
 	c.mu.Unlock()
 	c.m.connected.Set(1)
 	c.log.Info("mqtt: connected")
+	c.link(ctx, true)
 
 	sctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 3)
@@ -237,10 +240,29 @@ func (c *Client) session(ctx context.Context, cli paho.Client, lost <-chan struc
 	c.cli = nil
 	c.mu.Unlock()
 	c.m.connected.Set(0)
+	c.link(ctx, false)
 	if failed != nil {
 		// The link looks dead although paho has not noticed yet: drop it and start over.
 		c.log.Warn("mqtt: dropping connection", "err", failed)
 		c.drop(cli)
+	}
+}
+
+// link tells Ports.Link that the connection is up or has ended. A failure is logged:
+// the sync goes on, and the core's outage record is only as precise as its store.
+func (c *Client) link(ctx context.Context, up bool) {
+	if c.ports.Link == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx) // a shutdown ends the link too
+	var err error
+	if up {
+		err = c.ports.Link.LinkUp(ctx)
+	} else {
+		err = c.ports.Link.LinkDown(ctx)
+	}
+	if err != nil {
+		c.log.Error("mqtt: recording the link", "up", up, "err", err)
 	}
 }
 
@@ -353,7 +375,9 @@ func chanOf(t protocol.Type) protocol.Channel {
 	panic(fmt.Sprintf("mqtt: no channel carries %q", t))
 }
 
-// telemetry publishes the core's telemetry every TelemetryInterval (QoS 0).
+// telemetry publishes the core's telemetry every TelemetryInterval (QoS 0), and at once
+// when desired state was applied or the outbox caught up (telWake), so that the cloud
+// hears the applied version and the drained outbox promptly.
 func (c *Client) telemetry(ctx context.Context, cli paho.Client) error {
 	t := time.NewTicker(c.cfg.TelemetryInterval)
 	defer t.Stop()
@@ -362,6 +386,7 @@ func (c *Client) telemetry(ctx context.Context, cli paho.Client) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-c.telWake:
 		}
 		tel, err := c.ports.Reporter.Telemetry()
 		if err != nil {
@@ -374,51 +399,50 @@ func (c *Client) telemetry(ctx context.Context, cli paho.Client) error {
 	}
 }
 
-// progress queues a command ack for publishing; it is what HandleCommand gets.
-func (c *Client) progress(a protocol.CommandAck) {
-	payload, err := protocol.Encode(protocol.Header{}, a)
-	if err != nil {
-		c.log.Error("mqtt: invalid command ack from core", "cmd_id", a.CommandID, "err", err)
-		return
-	}
-	c.mu.Lock()
-	if len(c.acks) >= maxQueuedAcks {
-		c.acks = c.acks[1:]
-		c.m.ackQueueDropped.Inc()
-	}
-	c.acks = append(c.acks, payload)
-	c.mu.Unlock()
-	signal(c.ackWake)
-}
+// ackBatch is how many queued command acks sendAcks reads from the core at a time.
+const ackBatch = 32
 
-// publishAcks publishes queued command acks in order while connected.
+// publishAcks publishes the core's queued command acks in order while connected, each
+// removed from the queue once the broker has acknowledged it (PUBACK). A publish that
+// fails leaves it queued for the next try or the next connection; so does a failure to
+// remove it, which at worst sends it twice (the cloud takes duplicate acks: states only
+// move forward).
 func (c *Client) publishAcks(ctx context.Context, cli paho.Client) error {
+	cmds := c.ports.Commands
 	retry := time.NewTicker(time.Second)
 	defer retry.Stop()
 	for {
-		for {
-			c.mu.Lock()
-			if len(c.acks) == 0 {
-				c.mu.Unlock()
-				break
-			}
-			next := c.acks[0]
-			c.mu.Unlock()
-			if err := c.pubRaw(cli, protocol.ChanCommandAck, next); err != nil {
-				c.log.Warn("mqtt: command ack", "err", err)
-				break // keep it queued; retry on the next tick or connection
-			}
-			c.mu.Lock()
-			if len(c.acks) > 0 && &c.acks[0][0] == &next[0] {
-				c.acks = c.acks[1:]
-			}
-			c.mu.Unlock()
-		}
+		c.sendAcks(cli, cmds)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-c.ackWake:
 		case <-retry.C:
+		}
+	}
+}
+
+// sendAcks publishes queued acks until none is left or one fails.
+func (c *Client) sendAcks(cli paho.Client, cmds Commands) {
+	for {
+		batch, err := cmds.PendingCommandAcks(ackBatch)
+		if err != nil {
+			c.log.Error("mqtt: command acks from store", "err", err)
+			return
+		}
+		if len(batch) == 0 {
+			return
+		}
+		for _, a := range batch {
+			if err := c.pubRaw(cli, protocol.ChanCommandAck, a.Payload); err != nil {
+				c.log.Warn("mqtt: command ack", "err", err)
+				return
+			}
+			c.m.commandAcksSent.Inc()
+			if err := cmds.CommandAckSent(a.Key); err != nil {
+				c.log.Error("mqtt: command ack sent, not removed from store", "err", err)
+				return
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package mqtt_test
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"net"
@@ -282,6 +283,25 @@ func TestDesired(t *testing.T) {
 	})
 }
 
+// Applying desired state is reported at once in telemetry (its desired version), not
+// at the next tick: the cloud tells a resident a reissued code only once the edge has it.
+func TestTelemetryAfterDesired(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b broker) {
+		site := newSite(t, b.url)
+		cloud := mqtttest.NewCloud(t, b.url, site)
+		defer cloud.Close()
+		cfg := testConfig(site, b.url)
+		cfg.TelemetryInterval = time.Hour
+		startEdge(t, cfg, mqtttest.NewStore())
+		cloud.Wait(t, wait, "connect", func(s mqtttest.Snapshot) bool { return len(s.Births) == 1 })
+		if n := cloud.Seen().Telemetry; n != 0 {
+			t.Fatalf("telemetry before any tick or desired state: %d", n)
+		}
+		cloud.Publish(t, protocol.Header{}, protocol.Desired{Version: 1, Full: true})
+		cloud.Wait(t, wait, "telemetry after desired state applied", func(s mqtttest.Snapshot) bool { return s.Telemetry == 1 })
+	})
+}
+
 func TestCommands(t *testing.T) {
 	m := mqtttest.StartMochi(t)
 	site := newSite(t, m.URL())
@@ -493,6 +513,47 @@ func TestCommandAckWhileOffline(t *testing.T) {
 	s := cloud.Wait(t, wait, "final ack", func(s mqtttest.Snapshot) bool { return len(s.CmdAcks) == 2 })
 	if got, want := s.CmdAcks[1], (protocol.CommandAck{CommandID: "cmd-9", State: protocol.StateFailed, Error: protocol.ErrJammed}); got != want {
 		t.Errorf("final ack = %+v, want %+v", got, want)
+	}
+}
+
+// TestQueuedCommandAcksSentOnConnect: acks the core queued before the sync ever ran (an
+// edge restarted offline) are published on connect, each command's in order, and leave
+// the queue once the broker has taken them.
+func TestQueuedCommandAcksSentOnConnect(t *testing.T) {
+	m := mqtttest.StartMochi(t)
+	site := newSite(t, m.URL())
+	cloud := mqtttest.NewCloud(t, m.URL(), site)
+	defer cloud.Close()
+	store := mqtttest.NewStore()
+	store.OnCommand = func(cmd protocol.Command) protocol.CommandAck {
+		return protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateFailed, Error: protocol.ErrJammed}
+	}
+	for _, id := range []string{"cmd-a", "cmd-b"} {
+		store.HandleCommand(context.Background(), protocol.Message{Body: protocol.Command{ID: id, Kind: protocol.CmdOpen, Compartment: 1,
+			Purpose: protocol.PurposeOps, Reason: "x", ExpiresAt: time.Now().Add(time.Minute)}})
+	}
+	waitFor(t, wait, "acks queued", func() bool { return store.QueuedCommandAcks() == 4 })
+	e := startEdge(t, testConfig(site, m.URL()), store)
+	s := cloud.Wait(t, wait, "queued acks", func(s mqtttest.Snapshot) bool { return len(s.CmdAcks) == 4 })
+	waitFor(t, wait, "queue emptied", func() bool { return store.QueuedCommandAcks() == 0 })
+	var got []string
+	for _, a := range s.CmdAcks {
+		got = append(got, a.CommandID+" "+string(a.State))
+	}
+	// Per command in order; the two commands' acks may interleave.
+	for _, id := range []string{"cmd-a", "cmd-b"} {
+		var states []string
+		for _, g := range got {
+			if strings.HasPrefix(g, id+" ") {
+				states = append(states, strings.TrimPrefix(g, id+" "))
+			}
+		}
+		if diff := cmp.Diff([]string{"QUEUED", "FAILED"}, states); diff != "" {
+			t.Errorf("%s acks (-want +got):\n%s", id, diff)
+		}
+	}
+	if n := metric(t, e.reg, "larder_mqtt_command_acks_published_total"); n != 4 {
+		t.Errorf("larder_mqtt_command_acks_published_total = %v, want 4", n)
 	}
 }
 

@@ -4,8 +4,10 @@
 //
 // The edge core owns all state; this package moves it. It consumes four small
 // interfaces (see ports.go): an [Outbox] of encoded events, the versioned [Desired]
-// state, the [Commands] job runner and a [Reporter] for birth and telemetry. mqtttest
-// has in-memory fakes of all four.
+// state, the [Commands] job runner with its queue of acks, and a [Reporter] for birth
+// and telemetry; mqtttest has in-memory fakes of all four. An optional fifth, [Link],
+// hears each connection come and go, so that the core knows how long the cloud was out
+// of reach.
 //
 // # Connection
 //
@@ -13,11 +15,12 @@
 // false, so the broker keeps the subscriptions and queues QoS 1 messages while the edge
 // is away. The Last Will is a retained offline [protocol.Status]. On every connect, in
 // this order: subscribe (desired, commands, events/ack of the own site), publish the
-// retained online Status, publish a Birth, then drain the outbox. No DesiredGet: the
-// cloud answers every birth with a full desired snapshot (asyncapi.yaml clause
-// connect.snapshot), so asking too would bring the same snapshot twice.
-// A clean shutdown publishes the retained offline Status itself (a DISCONNECT
-// suppresses the Will).
+// retained online Status, publish a Birth, tell [Link] the link is up, then drain the
+// outbox; when the connection ends, [Link] hears it is down. No DesiredGet: the cloud
+// answers every birth with a full desired snapshot (asyncapi.yaml clause
+// connect.snapshot), so asking too would bring the same snapshot twice. A clean
+// shutdown publishes the retained offline Status itself (a DISCONNECT suppresses the
+// Will).
 //
 // We subscribe on every connect, whatever the CONNACK's session-present flag says: a
 // broker restarted without persistence (Mosquitto's default, mochi always) has lost the
@@ -84,19 +87,38 @@
 // never queued): the snapshot the cloud sends after every birth is what resynchronises
 // the edge after a connect, and a resync command publishes a birth again.
 //
+// After applying a desired message the edge publishes its telemetry at once rather than
+// at the next tick: its DesiredVersion tells the cloud the version is in force, and the
+// cloud tells a resident a reissued pickup code only then. It does the same when the
+// cloud has acknowledged every event sent, so the reported outbox depth does not keep a
+// drained backlog until the next tick.
+//
 // # Offline
 //
 // Nothing in the core waits for the link. While disconnected, events keep going into
-// the outbox (Notify just wakes a drainer that is not running), command acks queue in
-// memory (bounded; the newest state of each command is what matters and a redelivered
-// command re-reports it), and telemetry is skipped.
+// the outbox (Notify just wakes a drainer that is not running), command acks keep going
+// into the core's durable queue of acks, and telemetry is skipped.
+//
+// # Command acks
+//
+// The core queues every CommandAck durably, in the transaction that records the state
+// it reports ([Commands]). While connected, this package publishes the queue in order
+// at QoS 1 and removes each ack once the broker has acknowledged its publish (PUBACK):
+// for an ack, unlike an event, the broker taking it is the end, since the protocol has
+// no answer to an ack and the cloud takes late or repeated acks (a command's state only
+// moves forward). An ack whose publish fails or times out stays queued for the next
+// try (every second, and on every connect), so acks made offline, or before a restart,
+// go out when the link returns; one may go out twice if the edge stops between the
+// PUBACK and its removal. A resync command is this package's own and is answered at
+// once, not queued: offline it is not answered, since the next connect resyncs anyway
+// and the cloud sends unanswered commands again after each birth.
 //
 // # Metrics
 //
 // larder_broker_connected (gauge, 1 while connected), larder_mqtt_connect_attempts_total,
 // larder_mqtt_rejected_total{channel}, larder_mqtt_dropped_total{channel},
 // larder_mqtt_outbox_published_total, larder_mqtt_outbox_resent_total,
-// larder_mqtt_desired_total{outcome}, larder_mqtt_command_acks_dropped_total,
+// larder_mqtt_desired_total{outcome}, larder_mqtt_command_acks_published_total,
 // larder_mqtt_events_rejected_total (events the cloud rejected; any increase is an
 // alarm), and
 // larder_mqtt_outbox_unacked, the gauge of the backlog: the events in the core's outbox
@@ -106,9 +128,6 @@
 //
 // # Caveats
 //
-//   - Command acks wait in memory while offline: an edge restarted before the link came
-//     back loses them, and the cloud learns the state when it redelivers the command
-//     (the core re-reports the state of a command id it has seen).
 //   - The drain's throughput is bounded by OutboxWindow / (the round trip edge → broker →
 //     cloud → broker → edge), not by the broker's PUBACK: that is the price of never
 //     overrunning the cloud. `go test -run '^$' -bench OutboxDrain ./edge/mqtt` prints

@@ -55,6 +55,11 @@ func (c *Client) drain(ctx context.Context, cli paho.Client) error {
 				progress = time.Now()
 				// The cloud may acknowledge what a previous connection sent.
 				sent = max(sent, acked)
+				if acked == sent {
+					// Caught up: report the outbox's depth now, not at the next tick, so
+					// the cloud's view of it does not keep a backlog that has drained.
+					signal(c.telWake)
+				}
 			}
 		}
 

@@ -143,6 +143,7 @@ func (w *desiredWorker) apply(ctx context.Context, m protocol.Message, d protoco
 			w.lastSnap = time.Time{}
 		}
 		w.replay(ctx)
+		signal(c.telWake)
 	case Duplicate:
 		c.log.Debug("mqtt: desired duplicate ignored", "version", d.Version, "id", m.ID)
 	case Gap:
@@ -203,26 +204,26 @@ func (w *desiredWorker) snapshot(ctx context.Context, reason string) {
 }
 
 // command hands a command to the core, except resync, which is this package's job.
+// A resync is answered at once and not queued durably: offline it gets no answer,
+// since the next connect is itself a resync and the cloud sends unanswered commands
+// again after each birth.
 func (c *Client) command(ctx context.Context, m protocol.Message, cmd protocol.Command) {
 	if cmd.Kind != protocol.CmdResync {
-		c.ports.Commands.HandleCommand(ctx, m, c.progress)
-		return
-	}
-	if time.Now().After(cmd.ExpiresAt) {
-		c.progress(protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateRejected, Error: protocol.ErrExpired})
+		c.ports.Commands.HandleCommand(ctx, m)
 		return
 	}
 	cli := c.current()
 	if cli == nil {
-		// Every connect publishes a birth, which the cloud answers with a snapshot: that
-		// is a resync.
-		c.progress(protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateSucceeded, Message: "resynced on reconnect"})
 		return
 	}
-	// A birth is the whole resync: the cloud answers it with a full snapshot.
-	if err := c.publishBirth(cli); err != nil {
-		c.progress(protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateFailed, Error: protocol.ErrInternal, Message: err.Error()})
-		return
+	ack := protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateSucceeded}
+	if time.Now().After(cmd.ExpiresAt) {
+		ack.State, ack.Error = protocol.StateRejected, protocol.ErrExpired
+	} else if err := c.publishBirth(cli); err != nil {
+		// A birth is the whole resync: the cloud answers it with a full snapshot.
+		ack.State, ack.Error, ack.Message = protocol.StateFailed, protocol.ErrInternal, err.Error()
 	}
-	c.progress(protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateSucceeded})
+	if err := c.pub(cli, ack); err != nil {
+		c.log.Warn("mqtt: resync ack", "cmd_id", cmd.ID, "err", err)
+	}
 }

@@ -17,7 +17,7 @@ type metrics struct {
 	resent          prometheus.Counter
 	desired         *prometheus.CounterVec
 	unacked         prometheus.GaugeFunc
-	ackQueueDropped prometheus.Counter
+	commandAcksSent prometheus.Counter
 	eventsRejected  prometheus.Counter
 }
 
@@ -60,9 +60,9 @@ func newMetrics(reg prometheus.Registerer, r Reporter) (*metrics, error) {
 			Name: "larder_mqtt_outbox_unacked",
 			Help: "Events in the edge's outbox that the cloud has not acknowledged yet, connected or not (NaN: the store did not answer).",
 		}, func() float64 { return backlog(r) }),
-		ackQueueDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "larder_mqtt_command_acks_dropped_total",
-			Help: "Command acknowledgements dropped because the offline queue was full.",
+		commandAcksSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "larder_mqtt_command_acks_published_total",
+			Help: "Command acks published and taken by the broker (PUBACK), resends included.",
 		}),
 		eventsRejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "larder_mqtt_events_rejected_total",
@@ -79,7 +79,7 @@ func newMetrics(reg prometheus.Registerer, r Reporter) (*metrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.connected, m.attempts, m.rejected, m.dropped,
-			m.published, m.resent, m.desired, m.unacked, m.ackQueueDropped, m.eventsRejected} {
+			m.published, m.resent, m.desired, m.unacked, m.commandAcksSent, m.eventsRejected} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

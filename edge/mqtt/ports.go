@@ -100,21 +100,35 @@ type Desired interface {
 	DesiredVersion() (uint64, error)
 }
 
-// Commands carries out the cloud's commands (jobs).
+// Commands carries out the cloud's commands (jobs) and keeps the acks that report them.
 type Commands interface {
 	// HandleCommand takes one decoded message whose Body is a protocol.Command. It must
 	// return promptly: record the command durably (QUEUED, deduplicated by Command.ID),
-	// then do the work on the core's own goroutine. Every state change is reported
-	// through progress, which is safe to call from any goroutine, never blocks, and
-	// publishes the CommandAck (queued in memory while offline). A command id seen
-	// before is never carried out again; its latest known state is reported again
-	// through progress, so a cloud that missed an ack learns it. A command past its
-	// ExpiresAt is REJECTED with protocol.ErrExpired.
+	// then do the work on the core's own goroutine. Every state change is queued as a
+	// CommandAck in the core's store, in the transaction that records the state, and
+	// the core then calls [Client.Notify]. A command id seen before is never carried out
+	// again; its latest known state is queued again, so a cloud that missed an ack
+	// learns it. A command past its ExpiresAt is REJECTED with protocol.ErrExpired.
 	//
 	// ctx ends when the sync's Run returns. Commands of kind protocol.CmdResync are
 	// handled by this package (a new birth, which the cloud answers with a snapshot) and never
 	// reach HandleCommand.
-	HandleCommand(ctx context.Context, m protocol.Message, progress func(protocol.CommandAck))
+	HandleCommand(ctx context.Context, m protocol.Message)
+	// PendingCommandAcks returns up to max queued acks, oldest first: those the broker
+	// has not taken yet, whether they were made offline, before a restart, or just now.
+	PendingCommandAcks(max int) ([]CommandAck, error)
+	// CommandAckSent removes a queued ack once the broker has acknowledged its publish
+	// (PUBACK). Idempotent. The core may also drop acks past an age of its choosing.
+	CommandAckSent(key uint64) error
+}
+
+// CommandAck is one queued command ack as it travels on the wire.
+type CommandAck struct {
+	// Key identifies it in the queue, for CommandAckSent.
+	Key uint64
+	// Payload is the encoded envelope (protocol.Encode of a protocol.CommandAck) as the
+	// core stored it; a resend carries the same bytes and message id.
+	Payload []byte
 }
 
 // Reporter describes the edge for the cloud.
@@ -122,19 +136,34 @@ type Reporter interface {
 	// Birth is published on every connect. Its DesiredVersion and OutboxHighWater let
 	// the cloud reconcile after any outage.
 	Birth() (protocol.Birth, error)
-	// Telemetry is published every Config.TelemetryInterval while connected (QoS 0).
+	// Telemetry is published every Config.TelemetryInterval while connected (QoS 0), and
+	// at once after a desired message was applied (its DesiredVersion tells the cloud)
+	// or the cloud acknowledged every event sent (its OutboxDepth).
 	// It is also read whenever the metrics are gathered, connected or not: its
 	// OutboxDepth is larder_mqtt_outbox_unacked. So it must be cheap and safe to call
 	// from any goroutine.
 	Telemetry() (protocol.Telemetry, error)
 }
 
-// Ports bundles what the sync consumes. All four are required.
+// Link hears the connection to the cloud come and go, so that the core knows how long
+// the cloud has been out of reach (edge.Locker.LinkUp, LinkDown).
+type Link interface {
+	// LinkUp is called once a connection has completed its connect sequence (subscribed,
+	// status, birth and snapshot request published), before the outbox drains on it: an
+	// event LinkUp writes to the outbox goes out on this connection.
+	LinkUp(ctx context.Context) error
+	// LinkDown is called when that connection has ended: lost, dropped or shut down.
+	LinkDown(ctx context.Context) error
+}
+
+// Ports bundles what the sync consumes. Outbox, Desired, Commands and Reporter are
+// required; Link is optional (nil: nobody is told).
 type Ports struct {
 	Outbox   Outbox
 	Desired  Desired
 	Commands Commands
 	Reporter Reporter
+	Link     Link
 }
 
 func (p Ports) validate() error {

@@ -21,9 +21,9 @@ import (
 //	{"name": "unlock lock 3 of board 1", "profile": "kerong-cu16", "polarity": "inverted",
 //	 "direction": "command", "meaning": "unlock board=1 lock=3", "hex": "02 12 31 03 48"}
 //
-// polarity is optional (bcc8a feedback; absent: normal); direction is command (edge →
-// board) or reply (board → edge); hex is the frame, two hex digits per byte, separated
-// by spaces. meaning is what the frame says, in the grammar of the ```frames blocks of
+// polarity is optional (bcc8a feedback, modbus-rtu door inputs; absent: normal);
+// direction is command (edge → board) or reply (board → edge); hex is the frame, two
+// hex digits per byte, separated by spaces. meaning is what the frame says, in the grammar of the ```frames blocks of
 // docs/lock-boards.md:
 //
 //	command status|query|unlock|unlock_all board=B [lock=L]
@@ -31,9 +31,9 @@ import (
 //	reply   lock|unlock|event board=B lock=L open|closed
 //	reply   unlock board=B all
 //
-// LIST is lock numbers and ranges: 1,9,16 or 1-16. TestFrameExamples checks every entry
-// against the codec both ways; TestLockBoardsDoc checks that every frame the page shows
-// is an entry.
+// modbus-rtu frames have a grammar of their own (parseModbusMeaning). LIST is lock
+// numbers and ranges: 1,9,16 or 1-16. TestFrameExamples checks every entry against the
+// codec both ways; TestLockBoardsDoc checks that every frame the page shows is an entry.
 type frameExample struct {
 	Name      string `json:"name"`
 	Profile   string `json:"profile"`
@@ -149,6 +149,10 @@ func (ex *frameExample) parse() error {
 		if ex.codec.Polarity, err = board.ParsePolarity(ex.Polarity); err != nil {
 			return err
 		}
+	}
+	if p == board.ModbusRTU { // its own grammar: parseModbusMeaning
+		ex.cmd, ex.reply, err = parseModbusMeaning(ex.codec, ex.Direction, ex.Meaning)
+		return err
 	}
 	f := strings.Fields(ex.Meaning)
 	if len(f) == 0 {

@@ -35,11 +35,13 @@ export const TRANSITIONS = {
   },
   code: {
     codeDone: 'phone', // 8 digits and Next
+    qr: 'busy', // a scanned device-bound QR code goes to the edge at once
     driverLink: 'driver-login'
   },
   phone: {
     back: 'code', // Delete on an empty phone step, or Start over
     submit: 'busy', // 4 digits and Open: the pickup goes to the edge
+    qr: 'busy',
     driverLink: 'driver-login' // the driver link shows on both keypad steps
   },
   busy: {
@@ -55,7 +57,9 @@ export const TRANSITIONS = {
     leave: 'message'
   },
   message: {},
-  locked: {},
+  locked: {
+    qr: 'busy' // a device-bound QR code is honoured while the keypad waits
+  },
   doors: {
     done: 'thanks' // every door closed and emptied
   },

@@ -8,6 +8,7 @@ package mqtttest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,10 +16,12 @@ import (
 	"github.com/larder-lockers/larder/protocol"
 )
 
-// Store is an in-memory edge core: outbox, desired state, commands and reporter. Its
-// zero value is not usable; use NewStore. Safe for concurrent use.
+// Store is an in-memory edge core: outbox, desired state, commands with their queue of
+// acks, and reporter. Its zero value is not usable; use NewStore. Safe for concurrent
+// use.
 type Store struct {
-	// Notify, if set, is called after Append commits (wire it to Client.Notify).
+	// Notify, if set, is called after Append commits and after a command ack is queued
+	// (wire it to Client.Notify).
 	Notify func()
 	// OnCommand, if set, decides a new command's fate: it is called once per command id
 	// (on its own goroutine, after QUEUED was reported) and returns the final ack. Nil
@@ -37,7 +40,9 @@ type Store struct {
 	applied   []protocol.Desired
 	cmds      map[string]protocol.CommandAck // latest state by command id
 	cmdOrder  []string
-	handled   int // HandleCommand calls, duplicates included
+	acks      []mqtt.CommandAck // queued, oldest first
+	ackKey    uint64            // key of the last ack queued
+	handled   int               // HandleCommand calls, duplicates included
 	birth     protocol.Birth
 	failNext  error
 	startedAt time.Time
@@ -208,15 +213,15 @@ func (s *Store) Applied() []uint64 {
 }
 
 // HandleCommand implements mqtt.Commands: deduplicated by command id, QUEUED at once,
-// the final state from OnCommand on another goroutine; a duplicate re-reports the
-// latest state.
-func (s *Store) HandleCommand(_ context.Context, m protocol.Message, progress func(protocol.CommandAck)) {
+// the final state from OnCommand on another goroutine; a duplicate queues the latest
+// state again.
+func (s *Store) HandleCommand(_ context.Context, m protocol.Message) {
 	cmd := m.Body.(protocol.Command)
 	s.mu.Lock()
 	s.handled++
 	if last, ok := s.cmds[cmd.ID]; ok {
 		s.mu.Unlock()
-		progress(last)
+		s.queueAck(last)
 		return
 	}
 	queued := protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateQueued}
@@ -227,7 +232,7 @@ func (s *Store) HandleCommand(_ context.Context, m protocol.Message, progress fu
 	s.cmdOrder = append(s.cmdOrder, cmd.ID)
 	on := s.OnCommand
 	s.mu.Unlock()
-	progress(queued)
+	s.queueAck(queued)
 	if queued.State.Final() {
 		return
 	}
@@ -239,8 +244,52 @@ func (s *Store) HandleCommand(_ context.Context, m protocol.Message, progress fu
 		s.mu.Lock()
 		s.cmds[cmd.ID] = final
 		s.mu.Unlock()
-		progress(final)
+		s.queueAck(final)
 	}()
+}
+
+// queueAck queues a for the sync, as the core does in the transaction of a state change.
+func (s *Store) queueAck(a protocol.CommandAck) {
+	payload, err := protocol.Encode(protocol.Header{ID: protocol.NewID()}, a)
+	if err != nil {
+		panic(fmt.Sprintf("mqtttest: queue invalid command ack: %v", err))
+	}
+	s.mu.Lock()
+	s.ackKey++
+	s.acks = append(s.acks, mqtt.CommandAck{Key: s.ackKey, Payload: payload})
+	notify := s.Notify
+	s.mu.Unlock()
+	if notify != nil {
+		notify()
+	}
+}
+
+// PendingCommandAcks implements mqtt.Commands.
+func (s *Store) PendingCommandAcks(max int) ([]mqtt.CommandAck, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.fault(); err != nil {
+		return nil, err
+	}
+	return append([]mqtt.CommandAck(nil), s.acks[:min(max, len(s.acks))]...), nil
+}
+
+// CommandAckSent implements mqtt.Commands.
+func (s *Store) CommandAckSent(key uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.fault(); err != nil {
+		return err
+	}
+	s.acks = slices.DeleteFunc(s.acks, func(a mqtt.CommandAck) bool { return a.Key == key })
+	return nil
+}
+
+// QueuedCommandAcks is how many command acks wait for the broker.
+func (s *Store) QueuedCommandAcks() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.acks)
 }
 
 // Commands returns the distinct command ids carried out, in order, and how many times

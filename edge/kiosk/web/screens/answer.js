@@ -6,15 +6,20 @@ import { emptyEntry } from '../keypad.js';
 import * as doorOpen from './door-open.js';
 import * as locked from './locked.js';
 
-// send posts the attempt (POST /api/pickup) and shows what the edge answered. The first
-// send comes from the phone step; the second, with acceptCompromised, from "Open anyway".
+// send posts the attempt (POST /api/pickup) and shows what the edge answered. attempt is
+// {code, factor} from the phone step, or {qr} from a scanned device-bound QR code
+// (screens/pickup.js); the second send, with acceptCompromised, comes from "Open anyway".
 export async function send(k, attempt, acceptCompromised) {
   const { state } = k;
   state.busy = true;
   state.busyKey = 'working';
   k.clearBanner();
-  k.go(acceptCompromised ? 'openAnyway' : 'submit');
-  const r = await k.api.pickup(attempt.code, attempt.factor, acceptCompromised);
+  const viaQR = Boolean(attempt.qr);
+  if (acceptCompromised) k.go('openAnyway');
+  else k.go(viaQR ? 'qr' : 'submit');
+  const r = viaQR
+    ? await k.api.pickupQR(attempt.qr, acceptCompromised)
+    : await k.api.pickup(attempt.code, attempt.factor, acceptCompromised);
   state.busy = false;
   if (r.ok) {
     state.pending = null;
@@ -56,9 +61,20 @@ function refused(k, r) {
     case 'bad_request':
       k.state.entry = emptyEntry();
       k.home({ keepLang: true, event: 'retry' });
-      k.banner('error', ['badRequest']);
+      k.banner('error', [r.body.field === 'qr' ? 'qrUnreadable' : 'badRequest']);
       k.resetIdle();
       return;
+    case 'qr_refused': {
+      // A QR code the edge could not verify counts nothing: back to the keypad (or to
+      // the wait it interrupted), saying why.
+      const why = { other_site: 'qrOtherSite', expired: 'qrExpired' }[r.body.reason] || 'qrInvalid';
+      k.state.entry = emptyEntry();
+      k.home({ keepLang: true, keepBanner: true, event: 'retry' });
+      k.banner('error', [why]);
+      k.resetIdle();
+      return;
+    }
+    case 'not_found': return showMessage(k, 'failed', 'errorTitle', 'qrNoOrder', 'error');
     case 'locked': {
       const secs = Number(r.body.retry_after_seconds) || Number(r.body.locked_seconds) || 60; // 60: the edge's longest wait
       k.state.lockUntil = k.now() + secs * 1000;

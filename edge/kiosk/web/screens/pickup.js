@@ -2,12 +2,17 @@
 // a physical keyboard) serves both steps; the second step, the last 4 digits of the phone,
 // is screens/phone.js. Machine states: code, then phone (machine.js).
 //
-// A QR scanner on the kiosk is a keyboard wedge: it types the resident's QR payload,
-// larder:v1:{site}:{code}, fast, then Enter. On either keypad step a non-digit key starts
-// a scan (the keypad would drop it anyway), and the keys that follow, each within
+// A QR scanner on the kiosk is a keyboard wedge: it types the resident's QR payload fast,
+// then Enter. On either keypad step, and on the locked screen, a non-digit key starts a
+// scan (the keypad would drop it anyway), and the keys that follow, each within
 // SCAN_GAP_MS of the last, are the payload, not keypad digits; Enter reads it (readQR).
-// The page only fills the code: the edge checks it with the phone digits like a typed one.
-import { CODE_LEN, FACTOR_LEN, keypadReduce } from '../keypad.js';
+// The plain payload, larder:v1:{site}:{code}, only fills the code: the edge checks it with
+// the phone digits like a typed one. The resident page's device-bound payload,
+// larder:v1:{site}:{code}:{expires}:{tag}, goes to the edge as it is (POST /api/pickup
+// {"qr"}), which verifies the tag and opens without the phone digits, even while the
+// keypad waits.
+import { CODE_LEN, FACTOR_LEN, emptyEntry, keypadReduce } from '../keypad.js';
+import * as answer from './answer.js';
 import * as phone from './phone.js';
 
 // render paints the keypad section for whichever step is up.
@@ -51,14 +56,16 @@ export function render(k) {
 // pressed by hand does not swallow the digits typed after it. Taps on the on-screen keys
 // are clicks, not keys, and never go through the scan.
 export const SCAN_GAP_MS = 250;
-// SCAN_MAX bounds the buffer: a payload is at most 10 + 64 + 1 + 8 characters.
+// SCAN_MAX bounds the buffer: a payload is at most 10 + 64 + 1 + 8 + 1 + 10 + 1 + 20
+// characters (115).
 const SCAN_MAX = 128;
-const PAYLOAD = new RegExp('^larder:v1:([a-z0-9_-]{1,64}):([0-9]{' + CODE_LEN + '})$');
+const PAYLOAD = new RegExp('^larder:v1:([a-z0-9_-]{1,64}):([0-9]{' + CODE_LEN + '})(:[0-9]{1,19}:[0-9a-f]{20})?$');
 
-// parseQR returns the site and code of a QR payload (cloud.QRPayload), or null.
+// parseQR returns the site and code of a QR payload (cloud.QRPayload), with tagged true
+// for the device-bound form, or null.
 export function parseQR(text) {
   const m = PAYLOAD.exec(text);
-  return m ? { site: m[1], code: m[2] } : null;
+  return m ? { site: m[1], code: m[2], tagged: m[3] !== undefined } : null;
 }
 
 // scanKey feeds one key to the scanner buffer (state.scan: {text}); true when it took the
@@ -87,9 +94,11 @@ function scanKey(k, ev) {
   return true;
 }
 
-// readQR takes a scanned payload. Only a payload for this bank fills the code and moves
-// to the phone step; anything else says why and changes nothing, and none of it reaches
-// the edge, so it counts toward no throttle.
+// readQR takes a scanned payload. A device-bound payload for this bank goes to the edge
+// (answer.send), from the keypad or the locked screen; a plain one fills the code and
+// moves to the phone step (not while the keypad waits: it would need the phone digits).
+// Anything else says why and changes nothing, and none of it reaches the edge, so it
+// counts toward no throttle.
 function readQR(k, text) {
   const { state } = k;
   if (state.busy) return;
@@ -98,12 +107,17 @@ function readQR(k, text) {
   if (!qr) k.banner('error', ['qrUnreadable']);
   else if (!state.site) k.banner('error', ['qrNoSite']); // /api/info not answered yet
   else if (qr.site !== state.site) k.banner('error', ['qrOtherSite']);
+  else if (qr.tagged) {
+    state.entry = emptyEntry();
+    answer.send(k, { qr: text }, false);
+    return;
+  } else if (state.screen === 'locked') k.banner('error', ['qrLockedPlain']);
   else {
     state.entry = { step: 'factor', code: qr.code, factor: '' };
     if (state.screen === 'code') k.go('codeDone', { quiet: true });
     k.banner('ok', ['qrRead']);
   }
-  render(k);
+  if (k.section() === 'keypad') render(k);
   k.resetIdle();
 }
 
@@ -144,10 +158,12 @@ function submitCode(k) {
 // a QR scanner's payload (scanKey). Enter and Space on a focused button keep their normal
 // meaning (press that button), except the Enter that ends a scan.
 export function onKey(k, ev) {
-  if (k.section() !== 'keypad' || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  const locked = k.state.screen === 'locked';
+  if ((k.section() !== 'keypad' && !locked) || ev.ctrlKey || ev.metaKey || ev.altKey) return;
   const target = ev.target;
   if (target && (target.tagName === 'INPUT' || target.tagName === 'TEXTAREA')) return;
   if (scanKey(k, ev)) return;
+  if (locked) return; // the locked screen takes scans only
   const onButton = target && target.tagName === 'BUTTON';
   let key = null;
   if (/^[0-9]$/.test(ev.key)) key = ev.key;

@@ -12,6 +12,10 @@
  *   22222222 / 2222  expired          33333333 / 3333  already picked up
  *   55555555 / 5555  not loaded yet
  *   44444444 / 4444  hardware fault   anything else    wrong code (after 4, waits 1 s, 2 s … 60 s)
+ * QR payloads ({"qr": ...}): larder:v1:courtyard-1:12345678:{expires}:0123456789abcdef0123
+ * opens doors 12 and 15 until {expires} (Unix seconds), also while the keypad waits; any
+ * other tag is qr_refused bad_tag, another site other_site, a past expiry expired, and
+ * anything else bad_request (field qr); none of them counts as a wrong code.
  * A code that is not 8 digits or phone digits that are not 4 are bad_request (with field)
  * and count nothing; a body over 4 KiB is 413 too_large; Help raises one alert a minute
  * and answers already_notified in between, as the edge does.
@@ -87,7 +91,23 @@ export function createFakeEdge(opts) {
     send(res, status, Object.assign({ error: code, message: code, message_zh: code }, extra || {}));
   }
 
+  // GOOD_TAG is the one tag the fake edge takes (the real one checks protocol.QRTag).
+  const GOOD_TAG = '0123456789abcdef0123';
+  function pickupQR(res, body) {
+    const m = /^larder:v1:([a-z0-9_-]{1,64}):([0-9]{8}):([0-9]{1,19}):([0-9a-f]{20})$/.exec(String(body.qr));
+    if (!m || body.code || body.factor) return fail(res, 400, 'bad_request', { field: 'qr' });
+    if (m[1] !== 'courtyard-1') return fail(res, 401, 'qr_refused', { reason: 'other_site' });
+    if (m[4] !== GOOD_TAG) return fail(res, 401, 'qr_refused', { reason: 'bad_tag' });
+    if (Number(m[3]) * 1000 <= s.now()) return fail(res, 401, 'qr_refused', { reason: 'expired' });
+    if (m[2] !== '12345678') return fail(res, 404, 'not_found');
+    const id = 'sess-' + (s.sessions.size + 1);
+    const doors = [door(12, 'open', false), door(15, 'open', false)];
+    s.sessions.set(id, { polls: 0, doors });
+    send(res, 200, { session: id, order_ref: 'A1B2', doors, compromised: false });
+  }
+
   function pickup(req, res, body) {
+    if (body.qr !== undefined) return pickupQR(res, body);
     const code = String(body.code || '');
     const factor = String(body.factor || '');
     if (!/^[0-9]{8}$/.test(code)) return fail(res, 400, 'bad_request', { field: 'code' });

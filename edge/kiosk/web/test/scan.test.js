@@ -14,11 +14,15 @@ async function scan(p, text) {
   await p.key('Enter');
 }
 
-test('parseQR takes larder:v1:{site}:{8 digits} and nothing else', () => {
-  assert.deepEqual(parseQR('larder:v1:courtyard-1:12345678'), { site: 'courtyard-1', code: '12345678' });
+test('parseQR takes larder:v1:{site}:{8 digits}, optionally :{expires}:{tag}, and nothing else', () => {
+  assert.deepEqual(parseQR('larder:v1:courtyard-1:12345678'), { site: 'courtyard-1', code: '12345678', tagged: false });
+  assert.deepEqual(parseQR('larder:v1:courtyard-1:12345678:1798225200:0123456789abcdef0123'),
+    { site: 'courtyard-1', code: '12345678', tagged: true });
   for (const bad of ['larder:v1:courtyard-1:1234567', 'larder:v1:courtyard-1:123456789',
     'larder:v2:courtyard-1:12345678', 'larder:v1::12345678', 'larder:v1:Courtyard:12345678',
-    'larder:v1:a:b:12345678', 'x larder:v1:courtyard-1:12345678', '12345678']) {
+    'larder:v1:a:b:12345678', 'x larder:v1:courtyard-1:12345678', '12345678',
+    'larder:v1:courtyard-1:12345678:1798225200', 'larder:v1:courtyard-1:12345678:1798225200:0123456789ABCDEF0123',
+    'larder:v1:courtyard-1:12345678:1798225200:0123456789abcdef012', 'larder:v1:courtyard-1:12345678::0123456789abcdef0123']) {
     assert.equal(parseQR(bad), null, bad);
   }
 });
@@ -118,4 +122,69 @@ test('the Enter that ends a scan is the scan\'s, even with a button focused', as
   assert.equal(enter.defaultPrevented, true, 'Help is not pressed');
   assert.equal(p.k.state.screen, 'phone');
   assert.equal(p.k.state.entry.code, '12345678');
+});
+
+// The resident page's device-bound payload: larder:v1:{site}:{code}:{expires}:{tag}. The
+// fake edge takes tag 0123456789abcdef0123 for code 12345678 until expires.
+const TAG = '0123456789abcdef0123';
+const tagged = (p, tag) => `larder:v1:courtyard-1:12345678:${Math.floor(p.clock.now() / 1000) + 1800}:${tag || TAG}`;
+
+test('a device-bound payload goes to the edge as it is and opens, with no phone digits', async () => {
+  const p = await openPage();
+  await p.tap('12');
+  const payload = tagged(p);
+  await scan(p, payload);
+  assert.equal(p.k.state.screen, 'doors');
+  assert.deepEqual(p.requests('/api/pickup').at(-1).body, { qr: payload, accept_compromised: false });
+  assert.equal(p.requests('/api/pickup').length, 1, 'one request, no phone step');
+  assert.deepEqual(p.k.state.entry, { step: 'code', code: '', factor: '' }, 'the typed digits are gone');
+  assert.match(p.banner(), /12号门已打开/);
+});
+
+test('while the keypad waits, the locked screen takes a device-bound payload and opens', async () => {
+  const p = await openPage();
+  for (let i = 0; i < 6; i++) await p.pickup('99999999', '0000');
+  assert.equal(p.k.state.screen, 'locked');
+  const before = p.edge.state.failures;
+  for (const ch of '1234') await p.key(ch); // the keypad stays ignored
+  assert.equal(p.k.state.screen, 'locked');
+  await scan(p, tagged(p));
+  assert.equal(p.k.state.screen, 'doors');
+  assert.equal(p.edge.state.failures, before, 'the QR pickup counted no wrong code');
+  assert.match(p.banner(), /12号门已打开/);
+});
+
+test('on the locked screen a plain payload says to wait or scan the order page\'s code, and sends nothing', async () => {
+  const p = await openPage();
+  for (let i = 0; i < 6; i++) await p.pickup('99999999', '0000');
+  const sent = p.requests('/api/pickup').length;
+  await scan(p, 'larder:v1:courtyard-1:12345678');
+  assert.equal(p.k.state.screen, 'locked');
+  assert.match(p.banner(), /扫描订单页面上的二维码/);
+  assert.equal(p.requests('/api/pickup').length, sent);
+});
+
+test('a device-bound payload the edge refuses says why and counts nothing', async () => {
+  const p = await openPage();
+  await p.click('#lang-toggle');
+  await scan(p, tagged(p, 'ffffffffffffffffffff'));
+  assert.equal(p.k.state.screen, 'code');
+  assert.equal(p.banner(), 'This QR code does not work here. Please type the code from your text message.');
+  await scan(p, `larder:v1:courtyard-1:12345678:${Math.floor(p.clock.now() / 1000) - 1}:${TAG}`);
+  assert.equal(p.k.state.screen, 'code');
+  assert.equal(p.banner(), 'This QR code has expired. Open your order page again, or type your code.');
+  assert.equal(p.edge.state.failures, 0);
+  // Another bank's device-bound payload never leaves the page.
+  const sent = p.requests('/api/pickup').length;
+  await scan(p, `larder:v1:riverside-2:12345678:1798225200:${TAG}`);
+  assert.equal(p.banner(), 'This code is for another locker bank. It cannot be used here.');
+  assert.equal(p.requests('/api/pickup').length, sent);
+});
+
+test('a refused device-bound payload during a wait goes back to the wait', async () => {
+  const p = await openPage();
+  for (let i = 0; i < 6; i++) await p.pickup('99999999', '0000');
+  await scan(p, tagged(p, 'ffffffffffffffffffff'));
+  assert.equal(p.k.state.screen, 'locked');
+  assert.match(p.banner(), /这个二维码在这里无效/);
 });
