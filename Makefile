@@ -3,24 +3,49 @@ SHELL    := bash
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/larder-lockers/larder/internal/buildinfo.Version=$(VERSION)
-BINS     := larder-cloud larder-edge larder-sim larder-demo
+BINS     := larder-cloud larder-edge larder-sim larder-demo larder-conform
 FUZZTIME ?= 30s
 BENCHTIME ?= 1x
 
-.PHONY: help build test setup run bench lint fuzz cross clean
+.PHONY: help build test setup run bench lint fuzz cross clean conform
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-build: ## build the three binaries into bin/ (static, trimmed, version stamped)
+build: ## build the binaries into bin/ (static, trimmed, version stamped)
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINS))
 
 # `make test` is the one command that proves everything, and what CI (.ci/run) runs:
-# set-up, every lint check, the Go tests, the page tests.
-test: setup lint ## set up, lint, then run every test (Go and the kiosk's page tests)
+# set-up, every lint check, the conformance kit against Larder, the Go tests, the page tests.
+test: setup lint conform ## set up, lint, conformance, then run every test (Go and the kiosk's page tests)
 	$(GO) test -count=1 -timeout 15m ./...
 	node --test edge/kiosk/web/test/
+
+# The conformance kit (docs/conformance.md) against Larder's own binaries, on loopback
+# ports 7491-7496 with fresh secrets: edge mode (larder-sim, the kit as broker and cloud,
+# larder-edge), then cloud mode (larder-cloud with its embedded broker, the kit as edge).
+conform: build ## the conformance kit against Larder's own edge and cloud (bin/larder-conform)
+	@set -euo pipefail; d=$$(mktemp -d); st=0; \
+	trap 'kill $$(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$$d"' EXIT; \
+	waitport() { for _ in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$$1) 2>/dev/null && return 0; sleep 0.1; done; echo "conform: port $$1 never opened"; return 1; }; \
+	hex() { od -An -tx1 -N$$1 /dev/urandom | tr -d ' \n'; }; \
+	key=$$(hex 32); pw=$$(hex 24); admin=lk_$$(hex 24); zones=chilled:1-8,frozen:9-12,ambient:13-16; \
+	./bin/larder-sim --listen tcp://127.0.0.1:7491 --control 127.0.0.1:7492 --zones $$zones >"$$d/sim.log" 2>&1 & \
+	waitport 7492; \
+	LARDER_CONFORM_SITE_KEY=$$key LARDER_CONFORM_MQTT_PASSWORD=$$pw ./bin/larder-conform -mode edge -listen 127.0.0.1:7493 \
+	  -site conform-make -kiosk http://127.0.0.1:7494 -sim http://127.0.0.1:7492 -wait 1s & kit=$$!; \
+	waitport 7493; \
+	LARDER_EDGE_SITE_KEY=$$key LARDER_EDGE_BROKER_PASSWORD=$$pw ./bin/larder-edge -site conform-make -data "$$d/edge" \
+	  -kiosk 127.0.0.1:7494 -metrics off -broker tcp://127.0.0.1:7493 -broker-user conform-make \
+	  -bus tcp://127.0.0.1:7491 -zones $$zones -log-level warn >"$$d/edge.log" 2>&1 & edge=$$!; \
+	wait $$kit || { st=1; tail -n 20 "$$d/edge.log"; }; kill $$edge; \
+	LARDER_CLOUD_ADMIN_KEY=$$admin ./bin/larder-cloud -data "$$d/cloud" -http 127.0.0.1:7495 -metrics off \
+	  -mqtt-listen 127.0.0.1:7496 -log-level warn >"$$d/cloud.log" 2>&1 & \
+	waitport 7495; \
+	LARDER_CONFORM_ADMIN_KEY=$$admin ./bin/larder-conform -mode cloud -cloud http://127.0.0.1:7495 -wait 1s \
+	  || { st=1; tail -n 20 "$$d/cloud.log"; }; \
+	exit $$st
 
 setup: ## install and start what the tests need when missing (tools/setup.sh; fast when all is there)
 	@./tools/setup.sh

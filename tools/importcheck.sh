@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Import-direction check (the layering README.md describes): protocol imports only the standard library; edge and
-# cloud never import each other; firmware-sim imports only protocol/board of this module.
+# cloud never import each other; firmware-sim imports only protocol/board of this module; conform (the
+# conformance kit) imports only protocol.
 # Test files are excluded: `go list -deps` without -test follows production imports only.
 set -euo pipefail
 mod=$(go list -m)
@@ -21,6 +22,11 @@ fi
 if [ -n "$(find firmware-sim -name '*.go' 2>/dev/null | head -1)" ]; then
   bad=$(deps ./firmware-sim/... | grep "^$mod/" | grep -v "^$mod/firmware-sim" | grep -v "^$mod/protocol/board$" || true)
   [ -z "$bad" ] || { echo "importcheck: firmware-sim may import only protocol/board of this module, found:"; echo "$bad"; fail=1; }
+fi
+if [ -n "$(find conform -name '*.go' 2>/dev/null | head -1)" ]; then
+  # The conformance kit implements the contract on its own: it may not borrow edge's or cloud's code.
+  bad=$(deps ./conform/... ./cmd/larder-conform | grep "^$mod/" | grep -v "^$mod/protocol$" | grep -v -e "^$mod/conform$" -e "^$mod/cmd/larder-conform$" || true)
+  [ -z "$bad" ] || { echo "importcheck: conform may import only protocol of this module, found:"; echo "$bad"; fail=1; }
 fi
 [ $fail = 0 ] && echo "importcheck: ok"
 exit $fail
