@@ -54,6 +54,7 @@ type siteIn struct {
 	Name     *string         `json:"name"`
 	Address  *string         `json:"address"`
 	Location *cloud.Location `json:"location"`
+	TimeZone *string         `json:"time_zone"`
 }
 
 func (s *Server) createSite(w http.ResponseWriter, r *http.Request) {
@@ -75,13 +76,14 @@ func (s *Server) updateSite(w http.ResponseWriter, r *http.Request) {
 		Name     *string         `json:"name"`
 		Address  *string         `json:"address"`
 		Location *cloud.Location `json:"location"`
+		TimeZone *string         `json:"time_zone"`
 	}
 	if err := s.body(r, &in); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	st, err := s.siteAdm.UpdateSite(r.Context(), principal(r), chi.URLParam(r, "site"),
-		cloud.SiteInput{Name: in.Name, Address: in.Address, Location: in.Location})
+		cloud.SiteInput{Name: in.Name, Address: in.Address, Location: in.Location, TimeZone: in.TimeZone})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
