@@ -20,7 +20,7 @@ build: ## build the three binaries into bin/ (static, trimmed, version stamped)
 # set-up, every lint check, the Go tests, the page tests.
 test: setup lint ## set up, lint, then run every test (Go and the kiosk's page tests)
 	$(GO) test -count=1 -timeout 15m ./...
-	node --test edge/kiosk/web/test/
+	node --test edge/kiosk/web/test/ cloud/web/test/
 
 setup: ## install and start what the tests need when missing (tools/setup.sh; fast when all is there)
 	@./tools/setup.sh

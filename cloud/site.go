@@ -126,7 +126,8 @@ func (s *Service) CreateSite(ctx context.Context, p Principal, in SiteInput) (Si
 	return out, internal("create site", err)
 }
 
-// UpdateSite changes a site's ops metadata (ops, admin).
+// UpdateSite changes a site's ops metadata (ops, admin). A new name or time zone goes
+// to the edge as a desired delta (the kiosk shows them).
 func (s *Service) UpdateSite(ctx context.Context, p Principal, id string, in SiteInput) (Site, error) {
 	if err := require(p, RoleOps, RoleAdmin); err != nil {
 		return Site{}, err
@@ -140,7 +141,12 @@ func (s *Service) UpdateSite(ctx context.Context, p Principal, id string, in Sit
 		if err != nil {
 			return err
 		}
+		before := *s.profile(st)
 		in.apply(st)
+		if *s.profile(st) != before {
+			// The kiosk shows the name and tells times in the zone: the edge hears of it.
+			s.publishDelta(tx, st, protocol.Desired{Site: s.profile(st)})
+		}
 		out = *st
 		return putSite(tx, st)
 	})
@@ -226,6 +232,7 @@ type SiteSummary struct {
 	Name               string                 `json:"name,omitempty"`
 	Address            string                 `json:"address,omitempty"`
 	Location           *Location              `json:"location,omitempty"`
+	TimeZone           string                 `json:"time_zone"` // the site's or the cloud's default
 	Provisioned        bool                   `json:"provisioned"`
 	Online             bool                   `json:"online"`
 	LastSeen           time.Time              `json:"last_seen,omitzero"`
@@ -271,7 +278,7 @@ func (s *Service) summary(tx Tx, st *Site) (SiteSummary, []Compartment, []Alarm,
 		return SiteSummary{}, nil, nil, err
 	}
 	live := s.Live(st.ID)
-	sum := SiteSummary{ID: st.ID, Name: st.Name, Address: st.Address, Location: st.Location,
+	sum := SiteSummary{ID: st.ID, Name: st.Name, Address: st.Address, Location: st.Location, TimeZone: s.siteZone(st),
 		Provisioned: st.Provisioned, Online: st.Online, LastSeen: st.LastSeen, Software: st.Software,
 		DesiredVersion: st.DesiredVersion, EdgeDesiredVersion: st.EdgeDesiredVersion,
 		Zones: live.Zones, Compartments: map[CompState]int{}, OpenAlarms: len(alarms)}

@@ -200,5 +200,9 @@ func examples() []example {
 		Boards:         []protocol.BoardHealth{{Address: 0, Online: true}},
 		DesiredVersion: 43,
 	})
+	// The site as residents know it, for the kiosk (added after protocol 1.0): in every
+	// snapshot, and in the delta that changes it, as here.
+	add("desired-site", 63, protocol.Desired{Version: 44,
+		Site: &protocol.SiteProfile{Name: "3号楼 · Building 3", TimeZone: "Asia/Shanghai"}})
 	return exs
 }

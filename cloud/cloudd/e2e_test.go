@@ -246,6 +246,22 @@ func TestEndToEnd(t *testing.T) {
 	}
 	e.publish(protocol.ChanBirth, 0, protocol.Birth{Software: "e2e", Compartments: comps})
 	waitFor(t, "desired snapshot", func() bool { e.mu.Lock(); defer e.mu.Unlock(); return len(e.desired) > 0 && e.desired[0].Full })
+	// The kiosk learns its site's name and zone: in the snapshot, and in a delta when ops
+	// rename the site.
+	e.mu.Lock()
+	if got, want := e.desired[0].Site, (protocol.SiteProfile{Name: "Yard 1", TimeZone: "Asia/Shanghai"}); got == nil || *got != want {
+		t.Errorf("snapshot's site %+v, want %+v", got, want)
+	}
+	e.mu.Unlock()
+	if st, _ := admin.do("PATCH", "/v1/sites/yard-1", map[string]any{"name": "Yard One"}); st != 200 {
+		t.Fatalf("rename site: %d", st)
+	}
+	waitFor(t, "the rename's delta", func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		d := e.desired[len(e.desired)-1]
+		return !d.Full && d.Site != nil && d.Site.Name == "Yard One" && d.Site.TimeZone == "Asia/Shanghai"
+	})
 
 	id, comp := createOrder(t, platform, "A-1", "chilled")
 	waitFor(t, "reservation delta", func() bool {

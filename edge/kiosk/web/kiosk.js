@@ -125,7 +125,8 @@ export function createKiosk({ document: doc, window: win, api, clock }) {
     const toggle = $('#lang-toggle');
     toggle.textContent = k.L('langToggle');
     toggle.setAttribute('lang', k.L('langToggleLang'));
-    $('#site-name').textContent = state.site ? k.L('site', { site: state.site }) : '';
+    const name = state.siteName || state.site; // the cloud's name for the bank, else its id
+    $('#site-name').textContent = name ? k.L('site', { site: name }) : '';
   }
 
   function setLang(lang) {
@@ -134,11 +135,12 @@ export function createKiosk({ document: doc, window: win, api, clock }) {
   }
 
   // home: back to the start, everything forgotten, Chinese again for the next person.
-  // Options: keepLang, keepBanner, noFocus, and event (the machine event, 'home' unless
-  // the caller has a more telling one).
+  // Options: keepLang, keepBanner, noFocus, event (the machine event, 'home' unless the
+  // caller has a more telling one) and entry (the keypad's digits to keep, for the phone
+  // step after a wrong answer).
   function home(opts) {
     timers.cancelAll();
-    state.entry = emptyEntry();
+    state.entry = (opts && opts.entry) || emptyEntry();
     state.scan = null;
     state.pending = null;
     state.session = null;
@@ -247,6 +249,7 @@ export function createKiosk({ document: doc, window: win, api, clock }) {
     const r = await api.info();
     if (r.ok) {
       state.site = typeof r.body.site === 'string' ? r.body.site : '';
+      state.siteName = typeof r.body.site_name === 'string' ? r.body.site_name : '';
       const lockedFor = Number(r.body.locked_seconds) || 0;
       if (state.bannerKey && state.bannerKey.parts[0] === 'offlineNotice') clearBanner();
       renderStatic();
@@ -277,6 +280,7 @@ export function createKiosk({ document: doc, window: win, api, clock }) {
       resetIdle();
     });
     $('#help-btn').addEventListener('click', () => help.press(k));
+    $('#locked-help').addEventListener('click', () => help.press(k));
     for (const b of $$('[data-action="home"]')) b.addEventListener('click', () => home());
     $('#idle-stay').addEventListener('click', resetIdle);
 
