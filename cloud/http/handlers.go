@@ -142,7 +142,8 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
 			parcels = append(parcels, parcelJSON(p))
 		}
 		out = append(out, map[string]any{"order": e.Order, "external_id": e.ExternalID, "state": e.State, "zone": e.Zone,
-			"accessible": e.Accessible, "parcels": parcels, "slots": slots, "window": e.Window, "expires_at": e.ExpiresAt})
+			"accessible": e.Accessible, "parcels": parcels, "slots": slots, "window": e.Window, "expires_at": e.ExpiresAt,
+			"time_zone": e.TimeZone})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"site": chi.URLParam(r, "site"), "orders": out})
 }
