@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -200,6 +201,11 @@ func TestKioskPickup(t *testing.T) {
 	}
 	waitFor(p, "the keypad", `document.body.dataset.screen === 'keypad' && document.querySelector('#keypad-hint').textContent !== ''`)
 	waitFor(p, "the site name", `document.querySelector('#site-name').textContent.includes('`+siteName+`')`)
+	// The clock at the bank, in the site's zone as the cloud named it, zone named.
+	// (The exact time is checked on a fake clock by the page tests.)
+	if clock := p.Text("#site-time"); !regexp.MustCompile(`^现在 \d\d:\d\d（北京时间）$`).MatchString(clock) {
+		t.Errorf("header clock %q, want 现在 HH:MM（北京时间）", clock)
+	}
 	if lang := browsertest.Eval[string](p, `document.documentElement.lang`); lang != "zh-CN" {
 		t.Errorf("kiosk page lang = %q, want zh-CN by default", lang)
 	}

@@ -6,6 +6,8 @@ export const STRINGS = {
     pageTitle: '生鲜取菜柜',
     brand: '生鲜取菜柜',
     site: '站点 {site}',
+    clockNow: '现在 {time}',
+    zoneBeijing: '北京时间',
     langToggle: 'English',
     langToggleLang: 'en',
     help: '呼叫帮助',
@@ -153,6 +155,8 @@ export const STRINGS = {
     pageTitle: 'Fresh-food locker',
     brand: 'Fresh-food locker',
     site: 'Site {site}',
+    clockNow: 'Now {time}',
+    zoneBeijing: 'Beijing time',
     langToggle: '中文',
     langToggleLang: 'zh-CN',
     help: 'Help',
@@ -328,6 +332,30 @@ export function formatCountdown(seconds, lang) {
   if (m === 0) return t(lang, 'countdownSec', { s });
   if (s === 0) return t(lang, 'countdownMin', { m });
   return t(lang, 'countdownMinSec', { m, s });
+}
+
+// BEIJING are the IANA names of China Standard Time, which people there call 北京时间.
+const BEIJING = ['Asia/Shanghai', 'Asia/Chongqing', 'Asia/Chungking', 'Asia/Harbin', 'PRC'];
+
+// formatClock is the time of day at ms in the site's zone tz, named as the resident's SMS
+// names it (cloud/notify LocalTime): "现在 18:30（北京时间）", "Now 18:30 (UTC+9)", so a
+// deadline in the SMS reads against the clock on the screen. '' for a zone this browser
+// does not know (the header then shows no clock rather than a wrong one).
+export function formatClock(ms, tz, lang) {
+  if (!tz) return '';
+  try {
+    const time = new Intl.DateTimeFormat('en-GB', { timeZone: tz, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
+      .format(new Date(ms));
+    let zone = t(lang, 'zoneBeijing');
+    if (!BEIJING.includes(tz)) {
+      const part = new Intl.DateTimeFormat('en-GB', { timeZone: tz, timeZoneName: 'shortOffset' })
+        .formatToParts(new Date(ms)).find((p) => p.type === 'timeZoneName');
+      zone = part ? part.value.replace(/^GMT(\+0)?/, 'UTC') : tz;
+    }
+    return t(lang, 'clockNow', { time }) + (lang === 'zh' ? '（' + zone + '）' : ' (' + zone + ')');
+  } catch (e) {
+    return '';
+  }
 }
 
 // doorPlace returns where a door is, in words, without the leading "door 12, " that the

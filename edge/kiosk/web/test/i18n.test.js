@@ -153,6 +153,15 @@ test('formatCountdown says minutes and seconds in words, not a clock time', () =
   }
 });
 
+test('formatClock names the zone as the SMS does', () => {
+  const at = Date.UTC(2026, 11, 4, 10, 30);
+  assert.equal(K.formatClock(at, 'Asia/Shanghai', 'zh'), '现在 18:30（北京时间）');
+  assert.equal(K.formatClock(at, 'Asia/Tokyo', 'en'), 'Now 19:30 (UTC+9)');
+  assert.equal(K.formatClock(at, 'UTC', 'en'), 'Now 10:30 (UTC)');
+  assert.equal(K.formatClock(at, 'Mars/Olympus', 'en'), '', 'an unknown zone shows no clock');
+  assert.equal(K.formatClock(at, '', 'en'), '');
+});
+
 test('doorPlace strips the door number the sentence already says', () => {
   const d = { number: 12, where_en: 'door 12, bottom row, left', where_zh: '12号门，最下排，左边' };
   assert.equal(K.doorPlace(d, 'en'), 'bottom row, left');

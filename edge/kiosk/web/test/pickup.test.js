@@ -13,6 +13,21 @@ test('the header shows the site\'s name once the edge knows it, not its id', asy
   assert.equal(p.text('#site-name'), 'Site 3号楼东门');
 });
 
+test('the header tells the time at the bank in the site\'s zone, named, and keeps it current', async () => {
+  const p = await openPage({ edge: (e) => { e.state.siteName = '3号楼东门'; } }); // Asia/Shanghai
+  // The page opens at 2026-11-25 18:00 UTC: 02:00 the next morning in Beijing.
+  assert.equal(p.text('#site-time'), '现在 02:00（北京时间）');
+  await p.advance(60000);
+  assert.equal(p.text('#site-time'), '现在 02:01（北京时间）');
+  await p.click('#lang-toggle');
+  assert.equal(p.text('#site-time'), 'Now 02:01 (Beijing time)');
+});
+
+test('no clock until the edge knows the site\'s zone', async () => {
+  const p = await openPage();
+  assert.equal(p.text('#site-time'), '');
+});
+
 test('the start screen asks for the code in Chinese, with the site name', async () => {
   const p = await openPage();
   assert.equal(p.screen(), 'keypad');
