@@ -20,7 +20,7 @@ build: ## build the binaries into bin/ (static, trimmed, version stamped)
 # set-up, every lint check, the conformance kit against Larder, the Go tests, the page tests.
 test: setup lint conform ## set up, lint, conformance, then run every test (Go and the kiosk's page tests)
 	$(GO) test -count=1 -timeout 15m ./...
-	node --test edge/kiosk/web/test/
+	node --test edge/kiosk/web/test/ cloud/web/test/
 
 # The conformance kit (docs/conformance.md) against Larder's own binaries, on loopback
 # ports 7491-7496 with fresh secrets: edge mode (larder-sim, the kit as broker and cloud,

@@ -46,6 +46,12 @@ func (s *Service) publishDelta(tx Tx, site *Site, d protocol.Desired) {
 	tx.OnCommit(func() { s.queue(outItem{site: id, desired: &d}) })
 }
 
+// profile is st as the kiosk tells residents about it: in every snapshot, and in a
+// delta when ops change it (UpdateSite).
+func (s *Service) profile(st *Site) *protocol.SiteProfile {
+	return &protocol.SiteProfile{Name: st.Name, TimeZone: s.siteZone(st)}
+}
+
 // DesiredSnapshot returns the full desired state of a site: every live reservation and
 // every unexpired loading credential, at the current version. The fleet adapter publishes
 // it when an edge asks (DesiredGet) or is behind at birth.
@@ -56,7 +62,7 @@ func (s *Service) DesiredSnapshot(ctx context.Context, site string) (protocol.De
 		if err != nil {
 			return err
 		}
-		d = protocol.Desired{Version: st.DesiredVersion, Full: true}
+		d = protocol.Desired{Version: st.DesiredVersion, Full: true, Site: s.profile(st)}
 		orders, err := siteOrders(tx, site, true)
 		if err != nil {
 			return err

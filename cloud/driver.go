@@ -57,6 +57,8 @@ type ManifestEntry struct {
 	Slots      []Slot        `json:"slots"`
 	Window     Window        `json:"window"`
 	ExpiresAt  time.Time     `json:"expires_at"`
+	// TimeZone is the IANA name of the site's zone, in which the driver page tells times.
+	TimeZone string `json:"time_zone"`
 }
 
 // Manifest lists what a driver loads (assigned) and takes back (expired, compromised)
@@ -67,7 +69,8 @@ func (s *Service) Manifest(ctx context.Context, p Principal, site string) ([]Man
 	}
 	out := []ManifestEntry{}
 	err := s.store.View(ctx, func(tx Tx) error {
-		if _, err := loadSite(tx, site); err != nil {
+		st, err := loadSite(tx, site)
+		if err != nil {
 			return err
 		}
 		orders, err := siteOrders(tx, site, true)
@@ -79,7 +82,8 @@ func (s *Service) Manifest(ctx context.Context, p Principal, site string) ([]Man
 				continue
 			}
 			out = append(out, ManifestEntry{Order: o.ID, ExternalID: o.ExternalID, State: o.State, Zone: o.Zone,
-				Accessible: o.Accessible, Parcels: o.Parcels, Slots: o.Slots, Window: o.Window, ExpiresAt: o.ExpiresAt})
+				Accessible: o.Accessible, Parcels: o.Parcels, Slots: o.Slots, Window: o.Window, ExpiresAt: o.ExpiresAt,
+				TimeZone: s.siteZone(st)})
 		}
 		return nil
 	})

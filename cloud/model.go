@@ -54,6 +54,10 @@ type Site struct {
 	Name     string    `json:"name,omitempty"`
 	Address  string    `json:"address,omitempty"`
 	Location *Location `json:"location,omitempty"`
+	// TimeZone is the IANA name of the site's zone (e.g. Asia/Shanghai), in which
+	// residents and drivers are told times; empty: the cloud's default
+	// (Options.TimeZone).
+	TimeZone string    `json:"time_zone,omitempty"`
 	Created  time.Time `json:"created"`
 
 	Key         []byte `json:"key"`

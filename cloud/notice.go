@@ -58,6 +58,8 @@ type Notification struct {
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
 	// SiteName is the human name of the locker bank, for the resident's message.
 	SiteName string `json:"site_name,omitempty"`
+	// TimeZone is the IANA name of the site's zone, in which the texts tell times.
+	TimeZone string `json:"time_zone,omitempty"`
 	// CodeToPlatform is true when the platform delivers codes itself.
 	CodeToPlatform bool   `json:"code_to_platform,omitempty"`
 	Reason         string `json:"reason,omitempty"`
@@ -98,7 +100,8 @@ func (s *Service) note(tx Tx, st *Site, typ string, o *Order, mod func(*Notifica
 	now := s.now()
 	n := Notification{Type: typ, ID: sortableID("evt_", now), Time: now.UTC(), Site: o.Site, Order: o.ID,
 		Platform: o.Platform, ExternalID: o.ExternalID, State: o.State, LoadedAt: o.LoadedAt, ExpiresAt: o.ExpiresAt,
-		CodeToPlatform: o.Delivery == DeliverByPlatform, ColdChain: o.ColdChain, Replaces: o.Replaces}
+		CodeToPlatform: o.Delivery == DeliverByPlatform, ColdChain: o.ColdChain, Replaces: o.Replaces,
+		TimeZone: s.siteZone(st)}
 	for _, sl := range o.Slots {
 		n.Compartments = append(n.Compartments, sl.Compartment)
 	}

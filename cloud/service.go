@@ -87,6 +87,9 @@ type Options struct {
 	// may be told them (code.go); cloudd passes the notify key. nil: a key drawn for
 	// this process, so held codes do not survive a restart (tests).
 	CodeKey []byte
+	// TimeZone is the IANA name of the zone of sites that name none ([Site].TimeZone),
+	// checked with [LoadZone]; empty: UTC.
+	TimeZone string
 }
 
 // Service is the cloud domain: every operation on sites, orders, codes, commands and
@@ -104,6 +107,7 @@ type Service struct {
 	stats  Stats
 	sendTO time.Duration
 	seal   cipher.AEAD // held codes (code.go)
+	zone   string      // IANA name of the zone of sites that name none
 	// resumed is set by Resume; until then heartbeat writes nothing.
 	resumed atomic.Bool
 }
@@ -128,7 +132,7 @@ type Stats struct {
 // New returns a Service. Call Run to deliver outbound messages. It panics on a CodeKey
 // that is not 32 bytes (cloudd validates its configuration first).
 func New(opt Options) *Service {
-	s := &Service{store: opt.Store, now: opt.Now, log: opt.Logger, pol: opt.Policy, sendTO: opt.SendTimeout}
+	s := &Service{store: opt.Store, now: opt.Now, log: opt.Logger, pol: opt.Policy, sendTO: opt.SendTimeout, zone: opt.TimeZone}
 	var err error
 	if s.seal, err = newCodeSeal(opt.CodeKey); err != nil {
 		panic(err)
@@ -138,6 +142,12 @@ func New(opt Options) *Service {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.zone == "" {
+		s.zone = "UTC"
+	}
+	if _, err := LoadZone(s.zone); err != nil {
+		panic("cloud: Options.TimeZone: " + err.Error())
 	}
 	if s.sendTO <= 0 {
 		s.sendTO = 5 * time.Second

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math"
 	"sort"
 	"time"
@@ -33,9 +34,16 @@ type SiteInput struct {
 	Name     *string   `json:"name,omitempty"`
 	Address  *string   `json:"address,omitempty"`
 	Location *Location `json:"location,omitempty"`
+	// TimeZone is an IANA zone name; "" returns the site to the cloud's default.
+	TimeZone *string `json:"time_zone,omitempty"`
 }
 
 func (in SiteInput) validate() error {
+	if in.TimeZone != nil && *in.TimeZone != "" {
+		if _, err := LoadZone(*in.TimeZone); err != nil {
+			return Invalid("time_zone", "want an IANA time zone name such as Asia/Shanghai")
+		}
+	}
 	if in.Name != nil && len(*in.Name) > 200 {
 		return Invalid("name", "at most 200 characters")
 	}
@@ -64,6 +72,28 @@ func (in SiteInput) apply(s *Site) {
 		l := *in.Location
 		s.Location = &l
 	}
+	if in.TimeZone != nil {
+		s.TimeZone = *in.TimeZone
+	}
+}
+
+// LoadZone loads the IANA zone name, refusing "" and "Local" (the server's own zone,
+// which differs from machine to machine): a site's times must read the same wherever
+// the cloud runs. The binaries embed the zone database (time/tzdata), so names load on
+// a machine without one.
+func LoadZone(name string) (*time.Location, error) {
+	if name == "" || name == "Local" {
+		return nil, fmt.Errorf("time zone %q: want an IANA name such as Asia/Shanghai", name)
+	}
+	return time.LoadLocation(name)
+}
+
+// siteZone is the IANA name of st's zone: its own, else the cloud's default.
+func (s *Service) siteZone(st *Site) string {
+	if st != nil && st.TimeZone != "" {
+		return st.TimeZone
+	}
+	return s.zone
 }
 
 // CreateSite registers a site (admin) and draws its 32-byte site key.
@@ -96,7 +126,8 @@ func (s *Service) CreateSite(ctx context.Context, p Principal, in SiteInput) (Si
 	return out, internal("create site", err)
 }
 
-// UpdateSite changes a site's ops metadata (ops, admin).
+// UpdateSite changes a site's ops metadata (ops, admin). A new name or time zone goes
+// to the edge as a desired delta (the kiosk shows them).
 func (s *Service) UpdateSite(ctx context.Context, p Principal, id string, in SiteInput) (Site, error) {
 	if err := require(p, RoleOps, RoleAdmin); err != nil {
 		return Site{}, err
@@ -110,7 +141,12 @@ func (s *Service) UpdateSite(ctx context.Context, p Principal, id string, in Sit
 		if err != nil {
 			return err
 		}
+		before := *s.profile(st)
 		in.apply(st)
+		if *s.profile(st) != before {
+			// The kiosk shows the name and tells times in the zone: the edge hears of it.
+			s.publishDelta(tx, st, protocol.Desired{Site: s.profile(st)})
+		}
 		out = *st
 		return putSite(tx, st)
 	})
@@ -196,6 +232,7 @@ type SiteSummary struct {
 	Name               string                 `json:"name,omitempty"`
 	Address            string                 `json:"address,omitempty"`
 	Location           *Location              `json:"location,omitempty"`
+	TimeZone           string                 `json:"time_zone"` // the site's or the cloud's default
 	Provisioned        bool                   `json:"provisioned"`
 	Online             bool                   `json:"online"`
 	LastSeen           time.Time              `json:"last_seen,omitzero"`
@@ -241,7 +278,7 @@ func (s *Service) summary(tx Tx, st *Site) (SiteSummary, []Compartment, []Alarm,
 		return SiteSummary{}, nil, nil, err
 	}
 	live := s.Live(st.ID)
-	sum := SiteSummary{ID: st.ID, Name: st.Name, Address: st.Address, Location: st.Location,
+	sum := SiteSummary{ID: st.ID, Name: st.Name, Address: st.Address, Location: st.Location, TimeZone: s.siteZone(st),
 		Provisioned: st.Provisioned, Online: st.Online, LastSeen: st.LastSeen, Software: st.Software,
 		DesiredVersion: st.DesiredVersion, EdgeDesiredVersion: st.EdgeDesiredVersion,
 		Zones: live.Zones, Compartments: map[CompState]int{}, OpenAlarms: len(alarms)}

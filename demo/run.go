@@ -329,9 +329,9 @@ func seed(ctx context.Context, cloud *Cloud, st *State, people *People) error {
 		return err
 	}
 	for _, o := range toLoad {
-		if c := codes[o.ID]; c != "" {
-			st.Pickups = append(st.Pickups, Pickup{Order: o.ID, Code: c, Factor: phones[o.ID], Doors: o.Compartments()})
-		}
+		// Code is empty for the order whose code the cloud texts: the banner points to the
+		// SMS in the inbox log instead.
+		st.Pickups = append(st.Pickups, Pickup{Order: o.ID, Code: codes[o.ID], Factor: phones[o.ID], Doors: o.Compartments()})
 		if o.State != "assigned" {
 			continue // loaded by an interrupted earlier run
 		}
@@ -407,6 +407,11 @@ func banner(ctx context.Context, w io.Writer, cfg Config, cloud *Cloud, edge *Ed
 			line("  Pickup at the kiosk (code + last 4 digits of the phone):")
 		}
 		shown++
+		if p.Code == "" {
+			// The cloud texted this resident: the code is in the SMS the inbox logged.
+			line("    code in the SMS: grep %s %s  phone %s  → doors %v", p.Order, filepath.Join(cfg.Dir, "logs", "inbox.log"), p.Factor, p.Doors)
+			continue
+		}
 		line("    code %s  phone %s  → doors %v (order %s)", p.Code, p.Factor, p.Doors, p.Order)
 	}
 	if shown == 0 && len(st.Pickups) > 0 {

@@ -36,7 +36,7 @@ type State struct {
 // Pickup is one resident's pickup at the kiosk.
 type Pickup struct {
 	Order  string `json:"order"`
-	Code   string `json:"code"`
+	Code   string `json:"code"`   // empty: the cloud texted it (the inbox log has it)
 	Factor string `json:"factor"` // last four digits of the phone
 	Doors  []int  `json:"doors"`
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -196,5 +197,32 @@ func TestDemoRunsAndResumes(t *testing.T) {
 	if _, err := people.PickUp(t.Context(), again[0][1], again[0][2]); err != nil {
 		t.Fatal(err)
 	}
+	// The order whose code the cloud texted: the banner points to its SMS in the inbox
+	// log, and the code found there opens it.
+	texted := smsPickupLine.FindStringSubmatch(out)
+	if texted == nil {
+		t.Fatalf("the banner does not point to the texted order's code:\n%s", out)
+	}
+	log, err := os.ReadFile(texted[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var smsCode string
+	for _, l := range strings.Split(string(log), "\n") {
+		if strings.Contains(l, texted[1]) && strings.Contains(l, "SMS to") {
+			if m := regexp.MustCompile(`\b(\d{8})\b`).FindStringSubmatch(l); m != nil {
+				smsCode = m[1]
+			}
+		}
+	}
+	if smsCode == "" {
+		t.Fatalf("no SMS with a code for %s in %s", texted[1], texted[2])
+	}
+	if _, err := people.PickUp(t.Context(), smsCode, texted[3]); err != nil {
+		t.Fatalf("pickup with the code from the inbox log: %v", err)
+	}
 	d.interrupt(t)
 }
+
+// smsPickupLine is the banner's line for an order whose code the cloud texted.
+var smsPickupLine = regexp.MustCompile(`code in the SMS: grep (\S+) (\S+)  phone (\d{4})  → doors \[([\d ]+)\]`)

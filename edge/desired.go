@@ -99,6 +99,11 @@ func (l *Locker) ApplyDesired(ctx context.Context, id string, d protocol.Desired
 				refused = append(refused, r.Order+": "+why)
 			}
 		}
+		if d.Site != nil {
+			if err := tx.PutSiteProfile(*d.Site); err != nil {
+				return err
+			}
+		}
 		return l.applyCredentials(tx, d)
 	})
 	if err != nil {

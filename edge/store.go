@@ -76,6 +76,10 @@ type Tx interface {
 
 	DesiredVersion() (uint64, error)
 	SetDesiredVersion(uint64) error
+	// SiteProfile is the site as the cloud last described it (zero before it did);
+	// PutSiteProfile stores it.
+	SiteProfile() (protocol.SiteProfile, error)
+	PutSiteProfile(protocol.SiteProfile) error
 	// Seen reports whether a message id was applied (and has not expired).
 	Seen(id string) (bool, error)
 	// MarkSeen records a message id as applied until the given time.

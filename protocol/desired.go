@@ -23,6 +23,19 @@ type Desired struct {
 	Credentials []LoadingCredential `json:"credentials,omitempty"`
 	// Revoke lists credential ids that stop working (never in a snapshot).
 	Revoke []string `json:"revoke,omitempty"`
+	// Site is what the kiosk tells residents about its locker bank: in every snapshot
+	// and in the delta that changes it. Absent: unchanged (a cloud older than the
+	// field never sends it, and the kiosk names the site by its id).
+	Site *SiteProfile `json:"site,omitempty"`
+}
+
+// SiteProfile is the site as residents know it.
+type SiteProfile struct {
+	// Name is the locker bank's name, shown on the kiosk's header (empty: its id).
+	Name string `json:"name,omitempty"`
+	// TimeZone is the IANA name of the site's zone (e.g. Asia/Shanghai), in which the
+	// kiosk tells times.
+	TimeZone string `json:"time_zone,omitempty"`
 }
 
 // Reservation is an order's claim on one or more compartments.

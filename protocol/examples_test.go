@@ -212,5 +212,9 @@ func examples() []example {
 	})
 	// Kinds added after 1.0 come last, so that the examples before them keep their times.
 	add("event-outage", 1225, protocol.Event{Kind: protocol.EventOutage, Credential: protocol.CredNone, Seconds: 5400})
+	// The site as residents know it, for the kiosk (added after protocol 1.0): in every
+	// snapshot, and in the delta that changes it, as here.
+	add("desired-site", 44, protocol.Desired{Version: 44,
+		Site: &protocol.SiteProfile{Name: "3号楼 · Building 3", TimeZone: "Asia/Shanghai"}})
 	return exs
 }

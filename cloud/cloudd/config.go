@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	// The zone database, embedded (about 450 kB): sites' zones must load on a minimal
+	// machine or container that has no /usr/share/zoneinfo, not fail at start.
+	_ "time/tzdata"
 
 	"github.com/larder-lockers/larder/cloud"
 	"github.com/larder-lockers/larder/cloud/bolt"
@@ -75,6 +78,11 @@ type Config struct {
 	// docs/food-safety.md). It may not exceed 24 h, the food-safety cap on how long
 	// chilled and frozen food may wait after loading.
 	Hold Duration `json:"hold,omitempty"`
+	// DefaultTimeZone is the IANA zone (e.g. Asia/Shanghai) of the sites that name none
+	// of their own (a site's time_zone): residents and drivers are told times in their
+	// site's zone. The binary embeds the zone database (time/tzdata), so a minimal
+	// machine or container without /usr/share/zoneinfo loads the same names.
+	DefaultTimeZone string `json:"default_time_zone"`
 	// MaxBodyBytes bounds API request bodies.
 	MaxBodyBytes int64 `json:"max_body_bytes"`
 	// LogLevel is debug, info, warn or error; LogFormat text or json.
@@ -93,16 +101,17 @@ const DefaultMetricsAddr = "127.0.0.1:8490"
 // DefaultConfig is the embedded, single-machine setup.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:      "data",
-		HTTPAddr:     "127.0.0.1:8080",
-		MetricsAddr:  DefaultMetricsAddr,
-		MQTTListen:   broker.DefaultAddr,
-		MQTTUsername: "cloud:larder",
-		CommitMode:   "group",
-		SweepEvery:   Duration(time.Minute),
-		MaxBodyBytes: 64 << 10,
-		LogLevel:     "info",
-		LogFormat:    "text",
+		DataDir:         "data",
+		HTTPAddr:        "127.0.0.1:8080",
+		MetricsAddr:     DefaultMetricsAddr,
+		MQTTListen:      broker.DefaultAddr,
+		MQTTUsername:    "cloud:larder",
+		CommitMode:      "group",
+		SweepEvery:      Duration(time.Minute),
+		DefaultTimeZone: "UTC",
+		MaxBodyBytes:    64 << 10,
+		LogLevel:        "info",
+		LogFormat:       "text",
 	}
 }
 
@@ -193,6 +202,9 @@ func (c Config) Validate() error {
 	if c.SweepEvery <= 0 {
 		return errors.New("cloudd: sweep_every must be positive")
 	}
+	if _, err := cloud.LoadZone(c.DefaultTimeZone); err != nil {
+		return fmt.Errorf("cloudd: default_time_zone: %w", err)
+	}
 	if c.MaxBodyBytes < 1024 {
 		return errors.New("cloudd: max_body_bytes must be at least 1024")
 	}
@@ -245,6 +257,8 @@ var source = daemon.Source[Config]{
 			Set: func(c *Config, v string) error { return setDuration(&c.SweepEvery, v) }},
 		{Env: "LARDER_CLOUD_HOLD",
 			Set: func(c *Config, v string) error { return setDuration(&c.Hold, v) }},
+		{Env: "LARDER_CLOUD_DEFAULT_TIME_ZONE", Flag: "time-zone", Usage: "IANA time zone of sites that name none, e.g. Asia/Shanghai (env LARDER_CLOUD_DEFAULT_TIME_ZONE; default UTC)",
+			Set: func(c *Config, v string) error { c.DefaultTimeZone = v; return nil }},
 		{Env: "LARDER_CLOUD_MAX_BODY_BYTES",
 			Set: func(c *Config, v string) (err error) { c.MaxBodyBytes, err = strconv.ParseInt(v, 10, 64); return err }},
 		{Env: "LARDER_CLOUD_LOG_LEVEL", Flag: "log-level", Usage: "debug, info, warn or error (env LARDER_CLOUD_LOG_LEVEL)",

@@ -208,8 +208,11 @@ func TestEndToEnd(t *testing.T) {
 		smsMu.Unlock()
 	}))
 	defer smsSrv.Close()
-	m := startCloud(t, func(c *cloudd.Config) { c.SMSURL = smsSrv.URL })
+	m := startCloud(t, func(c *cloudd.Config) { c.SMSURL = smsSrv.URL; c.DefaultTimeZone = "Asia/Shanghai" })
 	admin := client{t, m.HTTPURL(), adminKey}
+	if st, _ := admin.do("POST", "/v1/sites", map[string]any{"id": "bad-zone", "time_zone": "Mars/Olympus"}); st != 400 {
+		t.Errorf("site with an unknown time zone: %d, want 400", st)
+	}
 	if st, _ := admin.do("POST", "/v1/sites", map[string]any{"id": "yard-1", "name": "Yard 1", "location": map[string]float64{"lat": 31.23, "lon": 121.47}}); st != 201 {
 		t.Fatalf("create site: %d", st)
 	}
@@ -243,6 +246,22 @@ func TestEndToEnd(t *testing.T) {
 	}
 	e.publish(protocol.ChanBirth, 0, protocol.Birth{Software: "e2e", Compartments: comps})
 	waitFor(t, "desired snapshot", func() bool { e.mu.Lock(); defer e.mu.Unlock(); return len(e.desired) > 0 && e.desired[0].Full })
+	// The kiosk learns its site's name and zone: in the snapshot, and in a delta when ops
+	// rename the site.
+	e.mu.Lock()
+	if got, want := e.desired[0].Site, (protocol.SiteProfile{Name: "Yard 1", TimeZone: "Asia/Shanghai"}); got == nil || *got != want {
+		t.Errorf("snapshot's site %+v, want %+v", got, want)
+	}
+	e.mu.Unlock()
+	if st, _ := admin.do("PATCH", "/v1/sites/yard-1", map[string]any{"name": "Yard One"}); st != 200 {
+		t.Fatalf("rename site: %d", st)
+	}
+	waitFor(t, "the rename's delta", func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		d := e.desired[len(e.desired)-1]
+		return !d.Full && d.Site != nil && d.Site.Name == "Yard One" && d.Site.TimeZone == "Asia/Shanghai"
+	})
 
 	id, comp := createOrder(t, platform, "A-1", "chilled")
 	waitFor(t, "reservation delta", func() bool {
@@ -300,6 +319,13 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if code := regexp.MustCompile(`\b\d{8}\b`).FindString(texts[0]); !strings.Contains(texts[0], web.ResidentLink(m.PublicURL(), id, code)) {
 		t.Errorf("arrival SMS lacks the resident link %s: %q", web.ResidentLink(m.PublicURL(), id, code), texts[0])
+	}
+	// The deadline is told in the site's zone (the cloud's default, Asia/Shanghai), named.
+	_, ord := platform.do("GET", "/v1/orders/"+id, nil)
+	exp, _ := time.Parse(time.RFC3339, fmt.Sprint(ord["expires_at"]))
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	if want := exp.In(sh).Format("15:04") + "（北京时间）"; !strings.Contains(texts[0], want) {
+		t.Errorf("arrival SMS lacks the local deadline %q: %q", want, texts[0])
 	}
 	smsMu.Unlock()
 	_, site := ops.do("GET", "/v1/sites/yard-1", nil)

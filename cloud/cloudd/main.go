@@ -90,7 +90,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.svc = cloud.New(cloud.Options{Store: m.db, Policy: m.cfg.policy(), Logger: m.log.With("component", "cloud"), CodeKey: key})
+	m.svc = cloud.New(cloud.Options{Store: m.db, Policy: m.cfg.policy(), Logger: m.log.With("component", "cloud"), CodeKey: key,
+		TimeZone: m.cfg.DefaultTimeZone})
 	if err := m.bootstrapKey(ctx); err != nil {
 		return err
 	}

@@ -55,7 +55,8 @@ func (m *Main) openNotify(publicURL string, key []byte) (cloud.Notifier, error) 
 	// the worker cancels its webhook notices: nothing to deliver, nothing for ops to fix.
 	senders := map[notify.Channel]notify.Sender{notify.ChannelWebhook: &notify.Webhook{Endpoints: notify.ServiceEndpoints{Service: m.svc}}}
 	if m.cfg.SMSURL != "" {
-		senders[notify.ChannelSMS] = &notify.SMS{URL: m.cfg.SMSURL, Token: m.cfg.SMSToken}
+		loc, _ := cloud.LoadZone(m.cfg.DefaultTimeZone) // validated
+		senders[notify.ChannelSMS] = &notify.SMS{URL: m.cfg.SMSURL, Token: m.cfg.SMSToken, Location: loc}
 	}
 	m.worker, err = notify.NewWorker(notify.WorkerConfig{Queue: q, Senders: senders, Registry: m.reg,
 		Logger: m.log.With("component", "notify")})

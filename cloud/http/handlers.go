@@ -54,6 +54,7 @@ type siteIn struct {
 	Name     *string         `json:"name"`
 	Address  *string         `json:"address"`
 	Location *cloud.Location `json:"location"`
+	TimeZone *string         `json:"time_zone"`
 }
 
 func (s *Server) createSite(w http.ResponseWriter, r *http.Request) {
@@ -75,13 +76,14 @@ func (s *Server) updateSite(w http.ResponseWriter, r *http.Request) {
 		Name     *string         `json:"name"`
 		Address  *string         `json:"address"`
 		Location *cloud.Location `json:"location"`
+		TimeZone *string         `json:"time_zone"`
 	}
 	if err := s.body(r, &in); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	st, err := s.siteAdm.UpdateSite(r.Context(), principal(r), chi.URLParam(r, "site"),
-		cloud.SiteInput{Name: in.Name, Address: in.Address, Location: in.Location})
+		cloud.SiteInput{Name: in.Name, Address: in.Address, Location: in.Location, TimeZone: in.TimeZone})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -140,7 +142,8 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
 			parcels = append(parcels, parcelJSON(p))
 		}
 		out = append(out, map[string]any{"order": e.Order, "external_id": e.ExternalID, "state": e.State, "zone": e.Zone,
-			"accessible": e.Accessible, "parcels": parcels, "slots": slots, "window": e.Window, "expires_at": e.ExpiresAt})
+			"accessible": e.Accessible, "parcels": parcels, "slots": slots, "window": e.Window, "expires_at": e.ExpiresAt,
+			"time_zone": e.TimeZone})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"site": chi.URLParam(r, "site"), "orders": out})
 }

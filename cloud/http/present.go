@@ -190,12 +190,13 @@ type siteOut struct {
 	Name        string          `json:"name,omitempty"`
 	Address     string          `json:"address,omitempty"`
 	Location    *cloud.Location `json:"location,omitempty"`
+	TimeZone    string          `json:"time_zone,omitempty"`
 	Provisioned bool            `json:"provisioned"`
 	Created     time.Time       `json:"created"`
 }
 
 func presentSite(s cloud.Site) siteOut {
-	return siteOut{ID: s.ID, Name: s.Name, Address: s.Address, Location: s.Location, Provisioned: s.Provisioned, Created: s.Created}
+	return siteOut{ID: s.ID, Name: s.Name, Address: s.Address, Location: s.Location, TimeZone: s.TimeZone, Provisioned: s.Provisioned, Created: s.Created}
 }
 
 type commandOut struct {

@@ -55,6 +55,15 @@
 // "loaded" and "code_issued" notices carry the code, and a notification drops its data
 // once delivered, dead-lettered or cancelled.
 //
+// # Local time
+//
+// Every notice carries its site's time zone (time_zone, an IANA name: the site's own or
+// cloudd's default_time_zone). The SMS tells deadlines in it and names it, so nobody
+// takes it for their phone's time ([LocalTime]): "请于12月4日 18:30（北京时间）前取件",
+// "by 4 Dec 18:30 (Beijing time)"; other zones are named by their UTC offset
+// ("UTC+9"). The webhook data has time_zone and expires_local, the deadline in RFC 3339
+// with the zone's offset, for platforms that tell residents themselves.
+//
 // # Resident link
 //
 // With [Notifier.PublicURL] set (cloudd's public_url), a notice that carries a code also

@@ -61,7 +61,12 @@ type EventData struct {
 	Compartments []int     `json:"compartments,omitempty"`
 	LoadedAt     time.Time `json:"loaded_at,omitzero"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
-	Reason       string    `json:"reason,omitempty"`
+	// TimeZone is the IANA name of the site's zone; ExpiresLocal is ExpiresAt in it, as
+	// RFC 3339 with the zone's offset ("2026-12-04T18:30:00+08:00"), for platforms
+	// that tell the resident the deadline themselves.
+	TimeZone     string `json:"time_zone,omitempty"`
+	ExpiresLocal string `json:"expires_local,omitempty"`
+	Reason       string `json:"reason,omitempty"`
 	// Code (and QR, the code as a QR payload) are present only in the notices that
 	// carry a code ("loaded", "code_issued") and only for platforms that asked for it.
 	Code string `json:"code,omitempty"`
@@ -88,7 +93,10 @@ func (nt *Notifier) messages(n cloud.Notification) []Notification {
 	kind := Kind(strings.TrimPrefix(n.Type, "order."))
 	base := EventData{Order: n.Order, Site: n.Site, ExternalID: n.ExternalID, State: string(n.State),
 		Compartments: n.Compartments, LoadedAt: n.LoadedAt, ExpiresAt: n.ExpiresAt, Reason: n.Reason,
-		ColdChain: n.ColdChain, Replaces: n.Replaces}
+		ColdChain: n.ColdChain, Replaces: n.Replaces, TimeZone: n.TimeZone}
+	if loc, err := time.LoadLocation(n.TimeZone); n.TimeZone != "" && err == nil && !n.ExpiresAt.IsZero() {
+		base.ExpiresLocal = n.ExpiresAt.In(loc).Format(time.RFC3339)
+	}
 	link := ""
 	if n.Code != "" && nt.PublicURL != "" {
 		link = ResidentLink(nt.PublicURL, n.Order, n.Code)

@@ -80,7 +80,7 @@ func TestSMSAndReminder(t *testing.T) {
 	}
 	msg := gw.sent[0]
 	if msg.To != resident.Recipient.Phone || !strings.Contains(msg.Text, "482913") || !strings.Contains(msg.Text, "取件码") ||
-		!strings.Contains(msg.Text, "Pickup code") || !strings.Contains(msg.Text, "door 7") || !strings.Contains(msg.Text, "05-05 09:00") {
+		!strings.Contains(msg.Text, "Pickup code") || !strings.Contains(msg.Text, "door 7") || !strings.Contains(msg.Text, "5月5日 09:00（UTC）") || !strings.Contains(msg.Text, "5 May 09:00 (UTC)") {
 		t.Fatalf("loaded SMS %+v", msg)
 	}
 	if gw.auth[0] != "Bearer gw-token" {
@@ -110,6 +110,59 @@ func TestSMSAndReminder(t *testing.T) {
 	}
 }
 
+// TestSMSLocalTime: a site in Asia/Shanghai is told its deadline in Beijing time, named
+// so, not in the server's UTC; the platform's webhook carries the zone and the local
+// deadline.
+func TestSMSLocalTime(t *testing.T) {
+	r, gw := smsRig(t, nil, nil)
+	loaded := resident
+	loaded.Code = "482913"
+	loaded.TimeZone = "Asia/Shanghai"
+	r.notice(t, cloud.NoteLoaded, loaded) // expires 2026-05-05 09:00 UTC
+	r.round(t)
+	if len(gw.sent) != 1 {
+		t.Fatalf("gateway got %d messages", len(gw.sent))
+	}
+	for _, want := range []string{"请于5月5日 17:00（北京时间）前取件", "Please collect by 5 May 17:00 (Beijing time)."} {
+		if !strings.Contains(gw.sent[0].Text, want) {
+			t.Errorf("SMS %q lacks %q", gw.sent[0].Text, want)
+		}
+	}
+	var data notify.EventData
+	json.Unmarshal(r.recv.events[0].Data, &data)
+	if data.TimeZone != "Asia/Shanghai" || data.ExpiresLocal != "2026-05-05T17:00:00+08:00" {
+		t.Errorf("webhook data: time_zone %q, expires_local %q", data.TimeZone, data.ExpiresLocal)
+	}
+}
+
+func TestLocalTime(t *testing.T) {
+	at := time.Date(2026, 12, 4, 10, 30, 0, 0, time.UTC)
+	load := func(name string) *time.Location {
+		l, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	for _, c := range []struct {
+		loc    *time.Location
+		zh, en string
+	}{
+		{load("Asia/Shanghai"), "12月4日 18:30（北京时间）", "4 Dec 18:30 (Beijing time)"},
+		{load("Asia/Tokyo"), "12月4日 19:30（UTC+9）", "4 Dec 19:30 (UTC+9)"},
+		{load("Asia/Kolkata"), "12月4日 16:00（UTC+5:30）", "4 Dec 16:00 (UTC+5:30)"},
+		{load("America/New_York"), "12月4日 05:30（UTC-5）", "4 Dec 05:30 (UTC-5)"},
+		{nil, "12月4日 10:30（UTC）", "4 Dec 10:30 (UTC)"},
+	} {
+		if got := notify.LocalTime(at, c.loc, "zh"); got != c.zh {
+			t.Errorf("%v zh: got %q, want %q", c.loc, got, c.zh)
+		}
+		if got := notify.LocalTime(at, c.loc, "en"); got != c.en {
+			t.Errorf("%v en: got %q, want %q", c.loc, got, c.en)
+		}
+	}
+}
+
 func TestTextLanguages(t *testing.T) {
 	data, _ := json.Marshal(notify.EventData{Order: "o-1", Site: "s", Compartments: []int{3, 4}, Code: "111222",
 		ExpiresAt: time.Date(2026, 1, 2, 18, 30, 0, 0, time.UTC)})
@@ -119,7 +172,7 @@ func TestTextLanguages(t *testing.T) {
 		want     []string
 		mustLack []string
 	}{
-		{"zh", []string{"取件码 111222", "3, 4号柜门", "01-02 18:30"}, []string{"Pickup"}},
+		{"zh", []string{"取件码 111222", "3, 4号柜门", "1月2日 18:30（UTC）"}, []string{"Pickup"}},
 		{"en", []string{"Pickup code 111222", "door 3, 4"}, []string{"取件码"}},
 		{"", []string{"取件码 111222", "Pickup code 111222"}, nil},
 	} {

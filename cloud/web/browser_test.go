@@ -68,6 +68,11 @@ func TestBrowser(t *testing.T) {
 	loadedOrder, code := f.order("b-1", cloud.Parcel{Size: protocol.SizeM, Zone: protocol.ZoneChilled})
 	loadedOrder = f.load(loadedOrder)
 	reserved, _ := f.order("b-2", cloud.Parcel{Size: protocol.SizeL, Zone: protocol.ZoneAmbient})
+	// The site's zone: the resident page tells its deadline there, named.
+	shanghai := "Asia/Shanghai"
+	if _, err := f.svc.UpdateSite(f.ctx, f.ops, site, cloud.SiteInput{TimeZone: &shanghai}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.svc.SetInService(f.ctx, f.ops, site, 6, false, "door sticks"); err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +196,13 @@ func TestBrowser(t *testing.T) {
 	p.Accessible("ops orders")
 	p.NoProblems("ops pages")
 
+	// An order split across zones: the driver page says which parcel goes behind which door.
+	// (Door 5, frozen, was taken out of service by ops above.)
+	if _, err := f.svc.SetInService(f.ctx, f.ops, site, 5, true, "cleaned"); err != nil {
+		t.Fatal(err)
+	}
+	split, _ := f.order("b-3", cloud.Parcel{Size: protocol.SizeM, Zone: protocol.ZoneChilled}, cloud.Parcel{Size: protocol.SizeS, Zone: protocol.ZoneFrozen})
+
 	// Driver (phone width): sign in, manifest, loading credential.
 	p.Run(
 		chromedp.EmulateViewport(390, 844),
@@ -236,6 +248,19 @@ func TestBrowser(t *testing.T) {
 		}
 	} else {
 		t.Log("zbarimg not installed (apt-get install zbar-tools): the QR code is not read back")
+	}
+	// The split order: each door names its zone and the parcels behind it.
+	splitCard := browsertest.Eval[string](p, `document.querySelector('article[data-order="`+split.ID+`"]').innerText`)
+	if !strings.Contains(splitCard, "这一单分放在 2 个温区（冷藏、冷冻）") {
+		t.Errorf("split order's card %q, want it to say the order is split across two zones", splitCard)
+	}
+	for _, sl := range split.Slots {
+		li := browsertest.Eval[string](p, `document.querySelector('article[data-order="`+split.ID+`"] li[data-door="`+fmt.Sprint(sl.Compartment)+`"]').innerText`)
+		zone := map[protocol.Zone]string{protocol.ZoneFrozen: "冷冻", protocol.ZoneChilled: "冷藏"}[sl.Zone]
+		parcel := fmt.Sprintf("第 %d 件（%s）", sl.Parcels[0]+1, split.Parcels[sl.Parcels[0]].Size)
+		if len(sl.Parcels) != 1 || !strings.Contains(li, zone+" · 放："+parcel) {
+			t.Errorf("door %d of the split order says %q, want %s and %s", sl.Compartment, li, zone, parcel)
+		}
 	}
 	fitsPhone(p, "driver")
 	p.Screenshot("driver")
@@ -283,6 +308,10 @@ func TestBrowser(t *testing.T) {
 	}
 	if lang != "zh-CN" {
 		t.Errorf("resident page lang = %q, want zh-CN by default", lang)
+	}
+	sh, _ := time.LoadLocation(shanghai)
+	if exp, want := p.Text("#expiry"), loadedOrder.ExpiresAt.In(sh).Format("15:04")+"（北京时间）"; !strings.Contains(exp, want) {
+		t.Errorf("resident deadline %q, want the site's local time %q", exp, want)
 	}
 	// The device-bound QR code reads back (zbar, an independent decoder) as the tagged
 	// payload: this site, this code, an expiry QRTagLifetime ahead and the tag the site

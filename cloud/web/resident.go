@@ -137,6 +137,8 @@ type ResidentSite struct {
 	ID      string `json:"id"`
 	Name    string `json:"name,omitempty"`
 	Address string `json:"address,omitempty"`
+	// TimeZone is the IANA name of the site's zone, in which the page tells times.
+	TimeZone string `json:"time_zone"`
 }
 
 // Door is one compartment of the order and where to find it.
@@ -304,7 +306,7 @@ func (h *Handler) residentView(r *http.Request, o cloud.Order, key []byte) (Resi
 		heights[c.Number] = c.HeightCM
 	}
 	v := ResidentOrder{Order: o.ID, State: o.State, CodeValid: o.State.Live() && !o.CodeInvalid,
-		Site:      ResidentSite{ID: d.ID, Name: d.Name, Address: d.Address},
+		Site:      ResidentSite{ID: d.ID, Name: d.Name, Address: d.Address, TimeZone: d.TimeZone},
 		ExpiresAt: o.ExpiresAt, LoadedAt: o.LoadedAt, Extend: h.offer(o), Doors: []Door{},
 		ColdChain: residentColdChain(o.ColdChain, o.Zone)}
 	for _, sl := range o.Slots {

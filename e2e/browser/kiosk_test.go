@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,8 @@ import (
 
 const (
 	site = "courtyard-kiosk"
+	// siteName is the bank's name in the cloud's desired state: the header shows it.
+	siteName = "3号楼东门"
 	// Two kerong-cu16 boards: doors 1-16 on board 0, 17-32 on board 1; each board has
 	// all three zones.
 	zones = "chilled:1-8+17-24,frozen:9-12+25-28,ambient:13-16+29-32"
@@ -100,7 +103,7 @@ func newCourtyard(t *testing.T) *courtyard {
 func (c *courtyard) deliver() {
 	c.t.Helper()
 	now := time.Now()
-	d := protocol.Desired{Version: 1, Full: true,
+	d := protocol.Desired{Version: 1, Full: true, Site: &protocol.SiteProfile{Name: siteName, TimeZone: "Asia/Shanghai"},
 		Reservations: []protocol.Reservation{{Order: order, CodeDigest: protocol.CodeDigest(siteKey, code),
 			SecondFactorDigest: protocol.SecondFactorDigest(siteKey, order, factor), ExpiresAt: now.Add(24 * time.Hour),
 			Zone: protocol.ZoneChilled, Slots: []protocol.Slot{{Compartment: door, Generation: 1, Size: protocol.SizeM}}}},
@@ -197,7 +200,12 @@ func TestKioskPickup(t *testing.T) {
 		t.Errorf("the kiosk page came with Content-Security-Policy %q, want default-src 'self'", csp)
 	}
 	waitFor(p, "the keypad", `document.body.dataset.screen === 'keypad' && document.querySelector('#keypad-hint').textContent !== ''`)
-	waitFor(p, "the site name", `document.querySelector('#site-name').textContent.includes('`+site+`')`)
+	waitFor(p, "the site name", `document.querySelector('#site-name').textContent.includes('`+siteName+`')`)
+	// The clock at the bank, in the site's zone as the cloud named it, zone named.
+	// (The exact time is checked on a fake clock by the page tests.)
+	if clock := p.Text("#site-time"); !regexp.MustCompile(`^现在 \d\d:\d\d（北京时间）$`).MatchString(clock) {
+		t.Errorf("header clock %q, want 现在 HH:MM（北京时间）", clock)
+	}
 	if lang := browsertest.Eval[string](p, `document.documentElement.lang`); lang != "zh-CN" {
 		t.Errorf("kiosk page lang = %q, want zh-CN by default", lang)
 	}
@@ -252,7 +260,8 @@ func TestKioskPickup(t *testing.T) {
 	p.Run(chromedp.Click(chromedp.CSS(`#driver-logout`)))
 	waitFor(p, "the keypad after sign-out", `document.body.dataset.screen === 'keypad'`)
 
-	// A wrong code: the keypad comes back with the message and the tries left.
+	// A wrong code: the phone step comes back, the code kept, with the message and the
+	// tries left.
 	p.Run(key("99999999")...)
 	waitFor(p, "the second step", `document.querySelector('#code-summary').hidden === false`)
 	p.Run(key("0000")...)
@@ -263,6 +272,9 @@ func TestKioskPickup(t *testing.T) {
 	if s := browsertest.Eval[string](p, `document.body.dataset.screen`); s != "keypad" {
 		t.Errorf("after a wrong code the page shows %q, want the keypad", s)
 	}
+	if s := p.Text("#code-summary"); !strings.Contains(s, "9999 9999") {
+		t.Errorf("after a wrong answer the code summary is %q, want the code kept", s)
+	}
 	p.Screenshot("wrong-code-zh")
 	p.Accessible("wrong code")
 	// The same screen in English: the banner follows the language.
@@ -271,15 +283,17 @@ func TestKioskPickup(t *testing.T) {
 	if b, lang := p.Text("#announcer"), browsertest.Eval[string](p, `document.documentElement.lang`); !strings.Contains(b, "4 more tries") || lang != "en" {
 		t.Errorf("English: banner %q lang %q, want 4 more tries and lang en", b, lang)
 	}
-	if hint := p.Text("#keypad-hint"); !strings.Contains(hint, "8-digit pickup code") {
-		t.Errorf("English keypad hint %q", hint)
+	if hint := p.Text("#keypad-hint"); !strings.Contains(hint, "last 4 digits") {
+		t.Errorf("English keypad hint %q, want the phone step's", hint)
 	}
 	p.Screenshot("wrong-code-en")
 	p.Accessible("wrong code, English")
 	p.Run(chromedp.Click(chromedp.CSS(`#lang-toggle`)))
 	waitFor(p, "Chinese again", `document.documentElement.lang === 'zh-CN'`)
 
-	// The right code and factor: the door opens and the page names it.
+	// The right code and factor: Start over, then the door opens and the page names it.
+	p.Run(chromedp.Click(chromedp.CSS(`#start-over`)))
+	waitFor(p, "the first step", `document.querySelector('#code-summary').hidden === true`)
 	p.Run(key(code)...)
 	waitFor(p, "the second step", `document.querySelector('#code-summary').hidden === false`)
 	p.Run(key(factor)...)
@@ -361,7 +375,7 @@ func TestKioskQRScan(t *testing.T) {
 	p := browsertest.New(t, chrome, axe, artifacts, 1280, 800)
 	p.Step = step
 	p.Run(chromedp.Navigate(c.kiosk + "/"))
-	waitFor(p, "the site name", `document.querySelector('#site-name').textContent.includes('`+site+`')`)
+	waitFor(p, "the site name", `document.querySelector('#site-name').textContent.includes('`+siteName+`')`)
 	c.load(p)
 
 	// kb.Enter ("\r") ends the scan as a scanner's suffix does.
@@ -413,7 +427,7 @@ func TestKioskQRWhileThrottled(t *testing.T) {
 	p := browsertest.New(t, chrome, axe, artifacts, 1280, 800)
 	p.Step = step
 	p.Run(chromedp.Navigate(c.kiosk + "/"))
-	waitFor(p, "the site name", `document.querySelector('#site-name').textContent.includes('`+site+`')`)
+	waitFor(p, "the site name", `document.querySelector('#site-name').textContent.includes('`+siteName+`')`)
 	c.load(p)
 
 	// The guesser: a wrong code every 50 ms until the test ends (at most 3 minutes).

@@ -44,6 +44,8 @@ var (
 	// keypad lockout under "lockout"; nothing reads it, so an old long lock ends with
 	// the upgrade.
 	kThrottle = []byte("throttle")
+	// The site's name and time zone, from the cloud's desired state.
+	kSiteProfile = []byte("site_profile")
 )
 
 // Sentinel errors.
@@ -394,6 +396,13 @@ func (t *txn) PutZoneReading(z edge.ZoneReading) error {
 func (t *txn) DesiredVersion() (uint64, error) { return getU64(t.b(bMeta), kDesiredVersion), nil }
 
 func (t *txn) SetDesiredVersion(v uint64) error { return t.b(bMeta).Put(kDesiredVersion, u64(v)) }
+
+func (t *txn) SiteProfile() (protocol.SiteProfile, error) {
+	p, _, err := get[protocol.SiteProfile](t.b(bMeta), kSiteProfile)
+	return p, err
+}
+
+func (t *txn) PutSiteProfile(p protocol.SiteProfile) error { return put(t.b(bMeta), kSiteProfile, p) }
 
 func (t *txn) Seen(id string) (bool, error) { return t.b(bInbox).Get([]byte(id)) != nil, nil }
 

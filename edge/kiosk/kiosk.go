@@ -15,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/larder-lockers/larder/edge"
+	"github.com/larder-lockers/larder/protocol"
 )
 
 //go:embed web
@@ -26,6 +27,8 @@ const MaxBody = 4 << 10
 // Resident is what the resident's pages need from the domain.
 type Resident interface {
 	Info() (site string, lockedSeconds int) // lockedSeconds: the keypad's wait, 0 for none
+	// SiteProfile is the site's name and time zone, as the cloud last described them.
+	SiteProfile() (protocol.SiteProfile, error)
 	Pickup(ctx context.Context, code, factor string, acceptCompromised bool) (edge.PickupResult, error)
 	// PickupQR opens the order of a scanned device-bound QR payload, without the phone
 	// digits and even while the keypad waits.

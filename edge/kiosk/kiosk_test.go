@@ -166,6 +166,33 @@ func (f *fixture) loadAll() {
 	}
 }
 
+// TestInfoNamesTheSite: /api/info carries the site's name and zone once the cloud's
+// desired state has described them (a delta renames), and only the id before.
+func TestInfoNamesTheSite(t *testing.T) {
+	f := newFixture(t)
+	_, body := f.do("GET", "/api/info", "", "")
+	if body["site"] != "courtyard-1" || body["site_name"] != nil || body["time_zone"] != nil {
+		t.Fatalf("info before the cloud named the site: %v", body)
+	}
+	for i, name := range []string{"3号楼", "3号楼东门"} {
+		d := protocol.Desired{Version: uint64(2 + i), Site: &protocol.SiteProfile{Name: name, TimeZone: "Asia/Shanghai"}}
+		if _, err := f.l.ApplyDesired(context.Background(), fmt.Sprint("site-", i), d); err != nil {
+			t.Fatal(err)
+		}
+		_, body = f.do("GET", "/api/info", "", "")
+		if body["site"] != "courtyard-1" || body["site_name"] != name || body["time_zone"] != "Asia/Shanghai" {
+			t.Fatalf("info after desired version %d: %v", d.Version, body)
+		}
+	}
+	// A delta without a site leaves it as it was.
+	if _, err := f.l.ApplyDesired(context.Background(), "site-none", protocol.Desired{Version: 4, Cancel: []string{"ord_0002"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, body = f.do("GET", "/api/info", "", ""); body["site_name"] != "3号楼东门" {
+		t.Fatalf("info after a delta without a site: %v", body)
+	}
+}
+
 func TestPickupOverHTTP(t *testing.T) {
 	f := newFixture(t)
 	f.loadAll()

@@ -37,7 +37,20 @@ func decodePickup(w http.ResponseWriter, r *http.Request) (pickupRequest, error)
 
 func (s *server) info(w http.ResponseWriter, r *http.Request) {
 	site, locked := s.cfg.Resident.Info()
-	writeJSON(w, http.StatusOK, map[string]any{"site": site, "locked_seconds": locked, "languages": []string{"zh", "en"}})
+	body := map[string]any{"site": site, "locked_seconds": locked, "languages": []string{"zh", "en"}}
+	// The name and zone are for show: without them (a store error, logged) the page
+	// names the site by its id and keeps working.
+	if p, err := s.cfg.Resident.SiteProfile(); err != nil {
+		s.log.Error("kiosk info: site profile", "err", err)
+	} else {
+		if p.Name != "" {
+			body["site_name"] = p.Name
+		}
+		if p.TimeZone != "" {
+			body["time_zone"] = p.TimeZone
+		}
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *server) pickup(w http.ResponseWriter, r *http.Request) {

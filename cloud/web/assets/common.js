@@ -79,8 +79,15 @@
         try { localStorage.setItem(storageKey, lang); } catch (e) { /* storage off */ }
         document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
       },
+      // t never shows a key: a missing string (cloud/web/test checks there is none)
+      // falls back to the other language, then to nothing.
       t(key, vars) {
-        let s = (strings[lang] && strings[lang][key]) || strings[fallback][key] || key;
+        let s = (strings[lang] && strings[lang][key]) || strings[fallback][key];
+        if (s === undefined) {
+          const other = Object.keys(strings).find((l) => strings[l][key] !== undefined);
+          if (other === undefined) { console.error('larder: no string ' + key); return ''; }
+          s = strings[other][key];
+        }
         for (const [k, v] of Object.entries(vars || {})) s = s.split('{' + k + '}').join(String(v));
         return s;
       },
@@ -93,12 +100,36 @@
     return self;
   }
 
-  function fmtTime(iso, lang) {
+  // BEIJING are the IANA names of China Standard Time, which people there call 北京时间.
+  const BEIJING = ['Asia/Shanghai', 'Asia/Chongqing', 'Asia/Chungking', 'Asia/Harbin', 'PRC'];
+
+  // fmtTime tells iso as the server's texts do (cloud/notify LocalTime): in the site's
+  // zone tz, naming it — "12月4日 18:30（北京时间）", "4 Dec, 18:30 (UTC+9)" — so that
+  // nobody takes it for their phone's time. Without tz: the browser's zone, unnamed.
+  function fmtTime(iso, lang, tz) {
     if (!iso) return '';
     const d = new Date(iso);
     if (isNaN(d)) return '';
-    return d.toLocaleString(lang === 'zh' ? 'zh-CN' : 'en-GB',
-      { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+    const loc = lang === 'zh' ? 'zh-CN' : 'en-GB';
+    const opts = { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
+    let zone = '';
+    try {
+      if (tz) {
+        opts.timeZone = tz;
+        if (BEIJING.includes(tz)) zone = lang === 'zh' ? '北京时间' : 'Beijing time';
+        else {
+          const part = new Intl.DateTimeFormat('en-GB', { timeZone: tz, timeZoneName: 'shortOffset' })
+            .formatToParts(d).find((p) => p.type === 'timeZoneName');
+          zone = part ? part.value.replace(/^GMT(\+0)?/, 'UTC') : tz;
+        }
+      }
+      const s = d.toLocaleString(loc, opts);
+      if (!zone) return s;
+      return lang === 'zh' ? s + '（' + zone + '）' : s + ' (' + zone + ')';
+    } catch (e) { // a zone this browser does not know: its own zone, unnamed
+      delete opts.timeZone;
+      return d.toLocaleString(loc, opts);
+    }
   }
 
   // ago says how long ago iso was, in English (ops pages).

@@ -28,6 +28,8 @@
       moved: '已换到 {doors} 号门。', useKiosk: '暂时不能在手机上换门，请在柜机上按"问题"。', reasons_jammed: '门锁卡住', reasons_occupied: '里面有东西',
       reasons_dirty: '不干净', reasons_too_small: '放不下', reasons_faulty: '其他故障',
       zones_frozen: '冷冻', zones_chilled: '冷藏', zones_cool: '恒温', zones_ambient: '常温',
+      split: '这一单分放在 {n} 个温区（{zones}）：每件放进下面写着它的那个门。',
+      slotFor: '{zone} · 放：{parcels}', parcelN: '第 {n} 件（{size}）',
     },
     en: {
       brand: 'Larder driver', signInTitle: 'Driver sign-in', keyLabel: 'Driver key', signIn: 'Sign in', signOut: 'Sign out',
@@ -45,6 +47,8 @@
       moved: 'Moved to door {doors}.', useKiosk: 'Moving from the phone is not available yet: press "Problem" on the kiosk.', reasons_jammed: 'Lock jammed', reasons_occupied: 'Something inside',
       reasons_dirty: 'Dirty', reasons_too_small: 'Too small', reasons_faulty: 'Other fault',
       zones_frozen: 'frozen', zones_chilled: 'chilled', zones_cool: 'cool', zones_ambient: 'ambient',
+      split: 'This order is split across {n} zones ({zones}): put each parcel behind the door listed for it.',
+      slotFor: '{zone} · put in: {parcels}', parcelN: 'parcel {n} ({size})',
     },
   }, 'larder.lang', 'zh');
   const t = L.t;
@@ -162,16 +166,28 @@
     }
   }
 
+  // slotParcels says which of the order's parcels go behind door s, and in which zone:
+  // "chilled · put in: parcel 1 (M)".
+  function slotParcels(o, s) {
+    const parcels = (s.parcels || []).map((i) => t('parcelN', { n: i + 1, size: ((o.parcels || [])[i] || s).size }));
+    return t('slotFor', { zone: t('zones_' + (s.zone || o.zone)), parcels: parcels.join(', ') || '—' });
+  }
+
   function orderCard(o) {
     const status = el('p', { class: 'msg', role: 'status' });
+    const zones = [...new Set((o.slots || []).map((s) => s.zone || o.zone))];
     return el('article', { class: 'card', dataset: { order: o.order } },
       el('h3', {}, o.external_id || o.order),
       el('p', { class: 'status-line' }, stateText(o)),
-      el('p', {}, t('zone', { zone: t('zones_' + o.zone) }), ' · ', t('parcels', { n: (o.parcels || []).length })),
-      o.window ? el('p', {}, t('window', { start: fmtTime(o.window.start, L.lang), end: fmtTime(o.window.end, L.lang) })) : null,
-      el('ul', { class: 'doors' }, (o.slots || []).map((s) => el('li', {},
+      zones.length > 1
+        ? el('p', { class: 'split' }, t('parcels', { n: (o.parcels || []).length }), ' · ',
+          t('split', { n: zones.length, zones: zones.map((z) => t('zones_' + z)).join(L.lang === 'zh' ? '、' : ', ') }))
+        : el('p', {}, t('zone', { zone: t('zones_' + o.zone) }), ' · ', t('parcels', { n: (o.parcels || []).length })),
+      o.window ? el('p', {}, t('window', { start: fmtTime(o.window.start, L.lang, o.time_zone), end: fmtTime(o.window.end, L.lang, o.time_zone) })) : null,
+      el('ul', { class: 'doors' }, (o.slots || []).map((s) => el('li', { dataset: { door: String(s.compartment) } },
         el('span', { class: 'door-n' }, t('door', { n: s.compartment })), ' ',
-        el('span', {}, `${t('size', { size: s.size })} · ${s.loaded ? t('loaded') : t('notLoaded')}`),
+        el('span', {}, `${t('size', { size: s.size })} · ${s.loaded ? t('loaded') : t('notLoaded')}`), el('br'),
+        el('span', { class: 'slot-parcels' }, slotParcels(o, s)),
         o.state === 'assigned' && !s.loaded ? [
           el('button', { type: 'button', onclick: () => openDoor(o, s, status) }, t('open', { n: s.compartment })),
           problemForm(o, s, status),

@@ -287,7 +287,7 @@
     return el('ul', {}, alarms.map((a) => el('li', {},
       el('strong', {}, a.kind), a.compartment ? ` door ${a.compartment}` : '', a.zone ? ` zone ${a.zone}` : '',
       a.board !== undefined && a.board !== null ? ` board ${a.board}` : '',
-      ` since ${fmtTime(a.since, 'en')}`, a.count > 1 ? ` (×${a.count})` : '', a.reason ? ` — ${a.reason}` : '', ' ',
+      ` since ${fmtTime(a.since, 'en', d.time_zone)}`, a.count > 1 ? ` (×${a.count})` : '', a.reason ? ` — ${a.reason}` : '', ' ',
       el('button', {
         type: 'button', class: 'secondary',
         onclick: async (ev) => {

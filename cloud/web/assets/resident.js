@@ -120,7 +120,7 @@
     show($('doors'), v.doors.map((d) => el('li', { dataset: { door: String(d.number) } },
       el('span', { class: 'door-n' }, t('door', { n: d.number })), el('br'),
       t('zone_' + d.zone), d.row ? ' · ' + t('row_' + d.row, { cm: d.height_cm }) : '')));
-    $('expiry').textContent = t('until', { time: fmtTime(v.expires_at, L.lang) });
+    $('expiry').textContent = t('until', { time: fmtTime(v.expires_at, L.lang, v.site.time_zone) });
     // An order that has ended has no deadline left; one picked up or returned has its
     // cold-chain record instead.
     $('deadline').hidden = v.state === 'picked_up' || v.state === 'returned' || v.state === 'cancelled';
@@ -131,7 +131,7 @@
     btn.hidden = !x.allowed;
     if (x.allowed) {
       btn.textContent = t('extendBtn', { hours: Math.round(x.seconds / 3600) });
-      $('extend-info').textContent = t('extendUntil', { time: fmtTime(x.until, L.lang) });
+      $('extend-info').textContent = t('extendUntil', { time: fmtTime(x.until, L.lang, v.site.time_zone) });
     } else {
       $('extend-info').textContent = x.reason ? t('ex_' + x.reason) : '';
     }
@@ -152,7 +152,7 @@
     }
     const payload = 'larder:v1:' + v.site.id + ':' + code + ':' + v.qr.expires + ':' + v.qr.tag;
     show($('qr-code'), globalThis.LarderQR.svg(payload, t('qrLabel')));
-    $('qr-help').textContent = t('qrHelp', { time: fmtTime(expires, L.lang) });
+    $('qr-help').textContent = t('qrHelp', { time: fmtTime(expires, L.lang, v.site.time_zone) });
   }
 
   $('extend').addEventListener('click', async () => {
@@ -162,7 +162,7 @@
       view = await api('POST', '/r/api/orders/' + encodeURIComponent(order) + '/extend',
         { headers: { 'X-Pickup-Code': session.get(CODE) } });
       render();
-      status(t('extendOk', { time: fmtTime(view.expires_at, L.lang) }), 'ok');
+      status(t('extendOk', { time: fmtTime(view.expires_at, L.lang, view.site.time_zone) }), 'ok');
     } catch (e) { fail(e); } finally { btn.disabled = false; }
   });
 

@@ -6,6 +6,8 @@ export const STRINGS = {
     pageTitle: '生鲜取菜柜',
     brand: '生鲜取菜柜',
     site: '站点 {site}',
+    clockNow: '现在 {time}',
+    zoneBeijing: '北京时间',
     langToggle: 'English',
     langToggleLang: 'en',
     help: '呼叫帮助',
@@ -46,8 +48,13 @@ export const STRINGS = {
     badRequest: '请输入 8 位取件码和手机号码后 4 位。',
     lockedTitle: '请稍等片刻',
     lockedBody: '输错的次数太多了。为了保护大家的订单，每次输错后键盘都要等一会儿，最多 1 分钟。',
-    lockedCountdown: '请在 {time} 后再试',
+    lockedCountdown: '请在 {time}后再试',
     lockedQR: '有订单页面上的二维码？现在就可以扫码开门。',
+    lockedHelp: '忘了取件码，或者一直打不开？请按下面的按钮，工作人员会来帮您。',
+    countdownMinSec: '{m} 分 {s} 秒',
+    countdownMin: '{m} 分钟',
+    countdownSec: '{s} 秒',
+    retryPhone: '请再输入一次手机号码后 4 位。如果取件码也输错了，请按“重新开始”。',
     lockedAnnounce: '请在 {seconds} 秒后再试。',
     expiredTitle: '取件时间已过',
     expiredBody: '您的取件时间已经结束，配送员会把订单取回。平台会联系您办理退款或重新配送。',
@@ -148,6 +155,8 @@ export const STRINGS = {
     pageTitle: 'Fresh-food locker',
     brand: 'Fresh-food locker',
     site: 'Site {site}',
+    clockNow: 'Now {time}',
+    zoneBeijing: 'Beijing time',
     langToggle: '中文',
     langToggleLang: 'zh-CN',
     help: 'Help',
@@ -190,6 +199,11 @@ export const STRINGS = {
     lockedBody: "Too many wrong codes. To keep everyone's orders safe, the keypad waits a little after each wrong code, a minute at most.",
     lockedCountdown: 'Try again in {time}',
     lockedQR: 'Have the QR code from your order page? Scan it now to open.',
+    lockedHelp: 'Forgot your code, or it keeps failing? Press the button below and staff will come to help.',
+    countdownMinSec: '{m} min {s} s',
+    countdownMin: '{m} min',
+    countdownSec: '{s} s',
+    retryPhone: 'Enter the last 4 digits of your phone again. If the code was wrong too, press Start over.',
     lockedAnnounce: 'Please try again in {seconds} seconds.',
     expiredTitle: 'Pickup time has ended',
     expiredBody: 'Your pickup time has ended; the courier will return the order. The platform will contact you about a refund or a new delivery.',
@@ -298,21 +312,50 @@ export function format(template, params) {
 }
 
 // t looks a key up in one language, falling back to the other so a missing string shows
-// something readable rather than nothing.
+// something readable; a key in neither (test/i18n.test.js checks there is none) shows
+// nothing, never the key itself.
 export function t(lang, key, params) {
   const table = STRINGS[lang] || STRINGS[DEFAULT_LANG];
   let s = table[key];
   if (s === undefined) s = STRINGS.en[key];
   if (s === undefined) s = STRINGS.zh[key];
-  if (s === undefined) return key;
+  if (s === undefined) return '';
   return format(s, params);
 }
 
-export function formatCountdown(seconds) {
-  const s = Math.max(0, Math.ceil(Number(seconds) || 0));
-  const m = Math.floor(s / 60);
-  const r = s % 60;
-  return m + ':' + (r < 10 ? '0' : '') + r;
+// formatCountdown says a wait in minutes and seconds, in words: "4 分 58 秒" / "4 min
+// 58 s", never "4:58", which reads like a time of day.
+export function formatCountdown(seconds, lang) {
+  const total = Math.max(0, Math.ceil(Number(seconds) || 0));
+  const m = Math.floor(total / 60);
+  const s = total % 60;
+  if (m === 0) return t(lang, 'countdownSec', { s });
+  if (s === 0) return t(lang, 'countdownMin', { m });
+  return t(lang, 'countdownMinSec', { m, s });
+}
+
+// BEIJING are the IANA names of China Standard Time, which people there call 北京时间.
+const BEIJING = ['Asia/Shanghai', 'Asia/Chongqing', 'Asia/Chungking', 'Asia/Harbin', 'PRC'];
+
+// formatClock is the time of day at ms in the site's zone tz, named as the resident's SMS
+// names it (cloud/notify LocalTime): "现在 18:30（北京时间）", "Now 18:30 (UTC+9)", so a
+// deadline in the SMS reads against the clock on the screen. '' for a zone this browser
+// does not know (the header then shows no clock rather than a wrong one).
+export function formatClock(ms, tz, lang) {
+  if (!tz) return '';
+  try {
+    const time = new Intl.DateTimeFormat('en-GB', { timeZone: tz, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
+      .format(new Date(ms));
+    let zone = t(lang, 'zoneBeijing');
+    if (!BEIJING.includes(tz)) {
+      const part = new Intl.DateTimeFormat('en-GB', { timeZone: tz, timeZoneName: 'shortOffset' })
+        .formatToParts(new Date(ms)).find((p) => p.type === 'timeZoneName');
+      zone = part ? part.value.replace(/^GMT(\+0)?/, 'UTC') : tz;
+    }
+    return t(lang, 'clockNow', { time }) + (lang === 'zh' ? '（' + zone + '）' : ' (' + zone + ')');
+  } catch (e) {
+    return '';
+  }
 }
 
 // doorPlace returns where a door is, in words, without the leading "door 12, " that the

@@ -8,7 +8,7 @@
 //
 // Secrets: the pickup code, the second factor and the driver credential live only in memory
 // for the length of one attempt, are cleared after it and are never logged.
-import { DEFAULT_LANG, HTML_LANG, LANGS, doorSentence, t } from './i18n.js';
+import { DEFAULT_LANG, HTML_LANG, LANGS, doorSentence, formatClock, t } from './i18n.js';
 import { SCREENS, START, sectionOf, transition } from './machine.js';
 import { TIMING, createTimers } from './timers.js';
 import { el, icon } from './dom.js';
@@ -46,6 +46,8 @@ export function createKiosk({ document: doc, window: win, api, clock }) {
     lang: DEFAULT_LANG,
     screen: START, // a state of machine.js
     site: '',
+    siteName: '',
+    timeZone: '',
     entry: emptyEntry(),
     scan: null, // {text, at}: a QR scanner's keys so far (screens/pickup.js)
     pending: null, // {code, factor} kept only while the compromised choice is on screen
@@ -125,7 +127,22 @@ export function createKiosk({ document: doc, window: win, api, clock }) {
     const toggle = $('#lang-toggle');
     toggle.textContent = k.L('langToggle');
     toggle.setAttribute('lang', k.L('langToggleLang'));
-    $('#site-name').textContent = state.site ? k.L('site', { site: state.site }) : '';
+    const name = state.siteName || state.site; // the cloud's name for the bank, else its id
+    $('#site-name').textContent = name ? k.L('site', { site: name }) : '';
+    renderClock();
+  }
+
+  // renderClock shows the time of day at the bank, in the site's zone (from /api/info);
+  // none until the edge knows the zone.
+  function renderClock() {
+    $('#site-time').textContent = formatClock(clock.now(), state.timeZone, state.lang);
+  }
+
+  // clockTick redraws the clock at each new minute. It runs on the clock itself, not on
+  // the named timers, which home() cancels.
+  function clockTick() {
+    renderClock();
+    clock.setTimeout(clockTick, 60000 - (clock.now() % 60000));
   }
 
   function setLang(lang) {
@@ -134,11 +151,12 @@ export function createKiosk({ document: doc, window: win, api, clock }) {
   }
 
   // home: back to the start, everything forgotten, Chinese again for the next person.
-  // Options: keepLang, keepBanner, noFocus, and event (the machine event, 'home' unless
-  // the caller has a more telling one).
+  // Options: keepLang, keepBanner, noFocus, event (the machine event, 'home' unless the
+  // caller has a more telling one) and entry (the keypad's digits to keep, for the phone
+  // step after a wrong answer).
   function home(opts) {
     timers.cancelAll();
-    state.entry = emptyEntry();
+    state.entry = (opts && opts.entry) || emptyEntry();
     state.scan = null;
     state.pending = null;
     state.session = null;
@@ -247,6 +265,8 @@ export function createKiosk({ document: doc, window: win, api, clock }) {
     const r = await api.info();
     if (r.ok) {
       state.site = typeof r.body.site === 'string' ? r.body.site : '';
+      state.siteName = typeof r.body.site_name === 'string' ? r.body.site_name : '';
+      state.timeZone = typeof r.body.time_zone === 'string' ? r.body.time_zone : '';
       const lockedFor = Number(r.body.locked_seconds) || 0;
       if (state.bannerKey && state.bannerKey.parts[0] === 'offlineNotice') clearBanner();
       renderStatic();
@@ -277,6 +297,7 @@ export function createKiosk({ document: doc, window: win, api, clock }) {
       resetIdle();
     });
     $('#help-btn').addEventListener('click', () => help.press(k));
+    $('#locked-help').addEventListener('click', () => help.press(k));
     for (const b of $$('[data-action="home"]')) b.addEventListener('click', () => home());
     $('#idle-stay').addEventListener('click', resetIdle);
 
@@ -293,6 +314,7 @@ export function createKiosk({ document: doc, window: win, api, clock }) {
     });
 
     renderStatic();
+    clockTick();
     home({ noFocus: true });
     return loadInfo();
   }

@@ -47,7 +47,8 @@ export const TRANSITIONS = {
   busy: {
     opened: 'doors', // pickup answered with open doors
     compromised: 'compromised', // out of temperature: ask before opening
-    retry: 'code', // wrong code or malformed entry: the keypad again, with the message
+    retry: 'code', // malformed entry or a refused QR code: the keypad again, with the message
+    retryPhone: 'phone', // wrong code or phone digits: the phone step again, the code kept
     failed: 'message', // expired, already picked up, not ready, hardware, network, ...
     signedIn: 'driver',
     refused: 'driver-login' // credential not accepted

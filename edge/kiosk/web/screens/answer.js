@@ -34,11 +34,11 @@ export async function send(k, attempt, acceptCompromised) {
     return;
   }
   state.pending = null;
-  refused(k, r);
+  refused(k, r, attempt);
 }
 
 // refused shows a pickup the edge did not open, by its error code (docs/kiosk-api.md).
-function refused(k, r) {
+function refused(k, r, attempt) {
   switch (r.code) {
     case 'wrong_code': {
       // Past the first few wrong codes the edge waits before it checks another one
@@ -49,11 +49,19 @@ function refused(k, r) {
         locked.show(k, { announce: true, wrongCode: true });
         return;
       }
+      // The edge cannot say which of the two was wrong; the 8 digits are more work to
+      // type and more often right, so they stay and the phone step comes back (Start
+      // over or Delete on it reaches the code). A QR attempt has no digits: the keypad.
       const parts = ['wrongCode'];
       const left = Number(r.body.attempts_left);
       if (Number.isFinite(left) && left > 0) parts.push({ key: 'attemptsLeft', params: { n: left } });
-      k.state.entry = emptyEntry();
-      k.home({ keepLang: true, keepBanner: true, event: 'retry' });
+      if (attempt.code) {
+        parts.push('retryPhone');
+        k.home({ keepLang: true, keepBanner: true, event: 'retryPhone',
+          entry: { step: 'factor', code: attempt.code, factor: '' } });
+      } else {
+        k.home({ keepLang: true, keepBanner: true, event: 'retry' });
+      }
       k.banner('error', parts);
       k.resetIdle(); // so the message does not greet the next person
       return;

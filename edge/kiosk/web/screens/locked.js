@@ -37,5 +37,5 @@ function tick(k) {
 
 export function render(k) {
   const left = (k.state.lockUntil - k.now()) / 1000;
-  k.$('#locked-countdown').textContent = k.L('lockedCountdown', { time: formatCountdown(left) });
+  k.$('#locked-countdown').textContent = k.L('lockedCountdown', { time: formatCountdown(left, k.state.lang) });
 }

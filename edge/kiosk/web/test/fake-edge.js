@@ -202,7 +202,9 @@ export function createFakeEdge(opts) {
     const p = url.pathname;
     if (req.method === 'GET' && p === '/api/info') {
       const left = Math.max(0, Math.ceil((s.lockedUntil - s.now()) / 1000));
-      return send(res, 200, { site: 'courtyard-1', locked_seconds: left, languages: ['zh', 'en'] });
+      const info = { site: 'courtyard-1', locked_seconds: left, languages: ['zh', 'en'] };
+      if (s.siteName) Object.assign(info, { site_name: s.siteName, time_zone: 'Asia/Shanghai' });
+      return send(res, 200, info);
     }
     if (req.method === 'POST' && p === '/api/pickup') return pickup(req, res, body);
     if (req.method === 'GET' && p.startsWith('/api/sessions/')) {

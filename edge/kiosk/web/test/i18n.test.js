@@ -140,13 +140,26 @@ test('t fills placeholders and falls back', () => {
   assert.equal(K.t('en', 'doorOpenBanner', { n: 12 }), 'Door 12 is open');
   assert.equal(K.t('zh', 'doorOpenBanner', { n: 12 }), '12号门已打开');
   assert.equal(K.t('fr', 'help'), K.STRINGS.zh.help, 'unknown language → Chinese');
-  assert.equal(K.t('en', 'no_such_key'), 'no_such_key');
+  assert.equal(K.t('en', 'no_such_key'), '', 'a missing key shows nothing, never the key');
   assert.equal(K.t('en', 'attemptsLeft', {}), K.STRINGS.en.attemptsLeft, 'missing param stays visible');
 });
 
-test('formatCountdown', () => {
-  const cases = [[300, '5:00'], [299.2, '5:00'], [61, '1:01'], [9, '0:09'], [0, '0:00'], [-4, '0:00'], [undefined, '0:00']];
-  for (const [got, want] of cases) assert.equal(K.formatCountdown(got), want, String(got));
+test('formatCountdown says minutes and seconds in words, not a clock time', () => {
+  const cases = [[298, '4 分 58 秒', '4 min 58 s'], [299.2, '5 分钟', '5 min'], [61, '1 分 1 秒', '1 min 1 s'],
+    [9, '9 秒', '9 s'], [0, '0 秒', '0 s'], [-4, '0 秒', '0 s'], [undefined, '0 秒', '0 s']];
+  for (const [got, zh, en] of cases) {
+    assert.equal(K.formatCountdown(got, 'zh'), zh, String(got));
+    assert.equal(K.formatCountdown(got, 'en'), en, String(got));
+  }
+});
+
+test('formatClock names the zone as the SMS does', () => {
+  const at = Date.UTC(2026, 11, 4, 10, 30);
+  assert.equal(K.formatClock(at, 'Asia/Shanghai', 'zh'), '现在 18:30（北京时间）');
+  assert.equal(K.formatClock(at, 'Asia/Tokyo', 'en'), 'Now 19:30 (UTC+9)');
+  assert.equal(K.formatClock(at, 'UTC', 'en'), 'Now 10:30 (UTC)');
+  assert.equal(K.formatClock(at, 'Mars/Olympus', 'en'), '', 'an unknown zone shows no clock');
+  assert.equal(K.formatClock(at, '', 'en'), '');
 });
 
 test('doorPlace strips the door number the sentence already says', () => {

@@ -21,24 +21,39 @@ test('the fifth wrong code makes the keypad wait a second, with a countdown', as
   assert.equal(p.screen(), 'keypad');
   await p.pickup('99999999', '0000');
   assert.equal(p.screen(), 'locked');
-  assert.equal(p.text('#locked-countdown'), '请在 0:01 后再试');
+  assert.equal(p.text('#locked-countdown'), '请在 1 秒后再试');
   assert.equal(p.banner(), '取件码或手机后 4 位不对，请重新输入。请在 1 秒后再试。');
   assert.equal(p.$('#driver-link').hidden, true);
   await p.advance(1000);
   assert.equal(p.k.state.screen, 'code');
 });
 
+test('the countdown reads as minutes and seconds, not a clock time', async () => {
+  const p = await openPage({ edge: (e) => { e.state.lockedUntil = e.state.now() + 298000; } });
+  assert.equal(p.text('#locked-countdown'), '请在 4 分 58 秒后再试');
+  await p.click('#lang-toggle');
+  assert.equal(p.text('#locked-countdown'), 'Try again in 4 min 58 s');
+});
+
+test('the lock screen offers help in its body', async () => {
+  const p = await openPage({ edge: (e) => { e.state.lockedUntil = e.state.now() + 45000; } });
+  assert.match(p.text('#locked-help-text'), /工作人员会来帮您/);
+  await p.click('#locked-help');
+  assert.deepEqual(p.edge.state.helps, ['pickup']);
+  assert.equal(p.banner(), '已通知工作人员，请在柜子旁稍候。');
+});
+
 test('the waits double up to a minute, never more', async () => {
   const p = await openPage();
   await wrongCodes(p, 10);
   await p.pickup('99999999', '0000'); // the 11th: 60 s
-  assert.equal(p.text('#locked-countdown'), '请在 1:00 后再试');
+  assert.equal(p.text('#locked-countdown'), '请在 1 分钟后再试');
   assert.equal(p.banner(), '取件码或手机后 4 位不对，请重新输入。请在 60 秒后再试。');
   await p.advance(60000);
   await p.pickup('99999999', '0000'); // the 12th: still 60 s
-  assert.equal(p.text('#locked-countdown'), '请在 1:00 后再试');
+  assert.equal(p.text('#locked-countdown'), '请在 1 分钟后再试');
   await p.advance(15000);
-  assert.equal(p.text('#locked-countdown'), '请在 0:45 后再试');
+  assert.equal(p.text('#locked-countdown'), '请在 45 秒后再试');
 });
 
 test('keys do nothing while waiting, and a right code waits too', async () => {
@@ -72,7 +87,7 @@ test('waiting again meanwhile: the countdown starts over from what the edge says
   p.edge.state.lockedUntil += 30000; // another attempt elsewhere started a new wait
   await p.advance(60000);
   assert.equal(p.screen(), 'locked');
-  assert.equal(p.text('#locked-countdown'), '请在 0:30 后再试');
+  assert.equal(p.text('#locked-countdown'), '请在 30 秒后再试');
   await p.advance(30000);
   assert.equal(p.k.state.screen, 'code');
 });
@@ -85,13 +100,13 @@ test('a pickup refused as locked shows the seconds the edge says', async () => {
   await p.tap('1234');
   await p.ok();
   assert.equal(p.screen(), 'locked');
-  assert.equal(p.text('#locked-countdown'), '请在 0:42 后再试');
+  assert.equal(p.text('#locked-countdown'), '请在 42 秒后再试');
   assert.equal(p.banner(), '请在 42 秒后再试。');
 });
 
 test('a page opened while the edge waits shows the wait at once', async () => {
   const p = await openPage({ edge: (e) => { e.state.lockedUntil = e.state.now() + 45000; } });
   assert.equal(p.screen(), 'locked');
-  assert.equal(p.text('#locked-countdown'), '请在 0:45 后再试');
+  assert.equal(p.text('#locked-countdown'), '请在 45 秒后再试');
   assert.equal(p.banner(), '请在 45 秒后再试。');
 });

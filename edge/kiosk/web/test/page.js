@@ -59,7 +59,10 @@ export async function openPage(opts) {
       await clock.advance(ms);
     },
     // pickup types a code and a phone on the keypad and presses Open.
+    // pickup types a whole attempt from the first step (Start over first when a wrong
+    // answer left the code on the phone step).
     async pickup(code, factor) {
+      if (page.k.state.screen === 'phone') await page.key('Escape');
       await page.tap(code);
       await page.ok();
       await page.tap(factor);

@@ -84,6 +84,7 @@ test('keys pressed while the pickup is on its way do nothing', async () => {
   assert.equal(p.k.state.entry.code, '');
   release({ ok: false, status: 401, body: { error: 'wrong_code', attempts_left: 2 }, code: 'wrong_code' });
   await p.advance(0);
-  assert.equal(p.k.state.screen, 'code');
+  assert.equal(p.k.state.screen, 'phone', 'the phone step again, the code kept');
+  assert.deepEqual(p.k.state.entry, { step: 'factor', code: '12345678', factor: '' }, 'the 5 pressed while busy went nowhere');
   assert.match(p.banner(), /还可以再试 2 次/);
 });

@@ -6,6 +6,28 @@ import test from 'node:test';
 import { TIMING } from '../timers.js';
 import { openPage } from './page.js';
 
+test('the header shows the site\'s name once the edge knows it, not its id', async () => {
+  const p = await openPage({ edge: (e) => { e.state.siteName = '3号楼东门'; } });
+  assert.equal(p.text('#site-name'), '站点 3号楼东门');
+  await p.click('#lang-toggle');
+  assert.equal(p.text('#site-name'), 'Site 3号楼东门');
+});
+
+test('the header tells the time at the bank in the site\'s zone, named, and keeps it current', async () => {
+  const p = await openPage({ edge: (e) => { e.state.siteName = '3号楼东门'; } }); // Asia/Shanghai
+  // The page opens at 2026-11-25 18:00 UTC: 02:00 the next morning in Beijing.
+  assert.equal(p.text('#site-time'), '现在 02:00（北京时间）');
+  await p.advance(60000);
+  assert.equal(p.text('#site-time'), '现在 02:01（北京时间）');
+  await p.click('#lang-toggle');
+  assert.equal(p.text('#site-time'), 'Now 02:01 (Beijing time)');
+});
+
+test('no clock until the edge knows the site\'s zone', async () => {
+  const p = await openPage();
+  assert.equal(p.text('#site-time'), '');
+});
+
 test('the start screen asks for the code in Chinese, with the site name', async () => {
   const p = await openPage();
   assert.equal(p.screen(), 'keypad');
@@ -39,16 +61,31 @@ test('Next before 8 digits says how many are needed and stays', async () => {
   assert.equal(p.banner(), '请输入全部 8 位数字。');
 });
 
-test('a wrong code: back to the keypad with the message and the tries left, digits gone', async () => {
+test('a wrong answer: the phone step again with the code kept, the message and the tries left', async () => {
   const p = await openPage();
-  await p.pickup('99999999', '0000');
-  assert.equal(p.k.state.screen, 'code');
+  await p.pickup('12345678', '0000'); // the right code, the wrong phone digits
+  assert.equal(p.k.state.screen, 'phone');
   assert.equal(p.screen(), 'keypad');
   assert.match(p.banner(), /取件码或手机后 4 位不对，请重新输入。/);
   assert.match(p.banner(), /还可以再试 4 次/);
-  assert.deepEqual(p.k.state.entry, { step: 'code', code: '', factor: '' });
+  assert.match(p.banner(), /请再输入一次手机号码后 4 位/);
+  assert.deepEqual(p.k.state.entry, { step: 'factor', code: '12345678', factor: '' });
+  assert.equal(p.text('#code-summary'), '取件码：1234 5678');
   assert.equal(p.doc.activeElement, p.$('#keypad-title'), 'focus on the heading, where a screen reader starts');
-  assert.deepEqual(p.requests('/api/pickup').at(-1).body, { code: '99999999', factor: '0000', accept_compromised: false });
+  assert.deepEqual(p.requests('/api/pickup').at(-1).body, { code: '12345678', factor: '0000', accept_compromised: false });
+  await p.tap('1234'); // only the phone digits again
+  await p.ok();
+  assert.deepEqual(p.requests('/api/pickup').at(-1).body, { code: '12345678', factor: '1234', accept_compromised: false });
+  assert.equal(p.screen(), 'doors');
+});
+
+test('a wrong code: Start over on the phone step clears it, and the count goes down', async () => {
+  const p = await openPage();
+  await p.pickup('99999999', '0000');
+  assert.equal(p.k.state.screen, 'phone');
+  await p.key('Escape');
+  assert.equal(p.k.state.screen, 'code');
+  assert.deepEqual(p.k.state.entry, { step: 'code', code: '', factor: '' });
   await p.pickup('99999999', '0000');
   assert.match(p.banner(), /还可以再试 3 次/, 'the count goes down');
 });

@@ -92,7 +92,7 @@ test('a wrong scanned code is checked with the phone digits and counts like a ty
   await scan(p, 'larder:v1:courtyard-1:99999999');
   await p.tap('0000');
   await p.ok();
-  assert.equal(p.k.state.screen, 'code');
+  assert.equal(p.k.state.screen, 'phone');
   assert.match(p.banner(), /取件码或手机后 4 位不对/);
   assert.match(p.banner(), /还可以再试 4 次/);
   assert.deepEqual(p.requests('/api/pickup').at(-1).body, { code: '99999999', factor: '0000', accept_compromised: false });
