@@ -93,8 +93,10 @@ func (f *AuditFilter) check() error {
 		return Invalid("compartment", "want a positive integer")
 	case f.Credential != "" && !validCredential(f.Credential):
 		return Invalid("credential", "unknown credential kind %q", f.Credential)
-	case len(f.Reason) > 200 || len(f.Actor) > 200:
+	case len(f.Reason) > 200:
 		return Invalid("reason", "at most 200 characters")
+	case len(f.Actor) > 200:
+		return Invalid("actor", "at most 200 characters")
 	}
 	return nil
 }
