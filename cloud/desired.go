@@ -24,6 +24,7 @@ func (s *Service) reservation(o *Order) protocol.Reservation {
 		CodeDigest:         o.CodeDigest,
 		SecondFactorDigest: o.FactorDigest,
 		ExpiresAt:          o.ExpiresAt.UTC(),
+		MaxExpiresAt:       s.pol.maxExpiry(o).UTC(),
 		Zone:               o.Zone,
 		BudgetSeconds:      int(s.pol.Budget[o.Zone] / time.Second),
 		Accessible:         o.Accessible,

@@ -73,7 +73,10 @@
 // beyond 24 h after loading (the food-safety cap, EFoodSafety); after an outage of more
 // than a minute (the edge's, the broker's, or the cloud's own downtime, measured from its
 // last heartbeat: Resume), a site's orders' deadlines are extended by the outage's
-// length, within the same cap.
+// length, within the same cap. The cloud's evidence and the edge's own report (its
+// outage event) are merged in Site.Outages, so an outage both saw extends once
+// (settleOutage); each reservation tells the edge its cap (max_expires_at), by which the
+// edge extends on its own while it cannot reach the cloud.
 //
 // # Capacity and assignment
 //

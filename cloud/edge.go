@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -91,16 +92,86 @@ func markOnline(st *Site, at time.Time) {
 	st.Online = true
 }
 
-// extendForOutage applies the outage to every live order of st; the reservations that
-// moved go to the edge in one delta.
-func (s *Service) extendForOutage(tx Tx, st *Site, outage time.Duration) error {
+// Span is an interval of time, From to To.
+type Span struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+}
+
+// keepOutages is how many of a site's outages Site.Outages remembers: enough for the
+// evidence of both sides about one outage to meet, whichever arrives first (the edge's
+// may wait in its outbox through several later reconnects).
+const keepOutages = 16
+
+// settleOutage counts the outage out, seen by either side, for site st (saved by the
+// caller): the cloud's own evidence (ApplyPresence: a Last Will, a lost broker, the
+// cloud's downtime) or the edge's (its outage event). The part of out that no counted
+// outage covers already (st.Outages) moves the deadlines of the site's orders, if it
+// is longer than minOutage; so an outage both sides saw extends once, whichever side
+// tells first, and one seen by one side alone still extends. Shorter remainders (the
+// two sides' clocks and detection delays differ by seconds) are not worth a new
+// deadline and a notice to every resident.
+func (s *Service) settleOutage(tx Tx, st *Site, out Span) error {
+	add := uncovered(out, st.Outages)
+	if add <= minOutage {
+		return nil
+	}
+	st.Outages = append(st.Outages, out)
+	slices.SortFunc(st.Outages, func(a, b Span) int { return a.To.Compare(b.To) })
+	if n := len(st.Outages); n > keepOutages {
+		st.Outages = slices.Delete(st.Outages, 0, n-keepOutages)
+	}
+	return s.extendForOutage(tx, st, add, out.To)
+}
+
+// maxReportedOutage bounds the outage an edge may report: longer than any hold's cap,
+// so it changes no deadline, and far from overflowing a Duration (a confused clock).
+const maxReportedOutage = 30 * 24 * time.Hour
+
+// reportedOutage is the span of an edge's outage event: seconds long (at most
+// maxReportedOutage), ending at the event's time.
+func reportedOutage(end time.Time, seconds float64) Span {
+	d := maxReportedOutage
+	if seconds < d.Seconds() {
+		d = time.Duration(seconds * float64(time.Second))
+	}
+	return Span{From: end.Add(-d), To: end}
+}
+
+// uncovered is how much of out none of spans covers.
+func uncovered(out Span, spans []Span) time.Duration {
+	sorted := slices.Clone(spans)
+	slices.SortFunc(sorted, func(a, b Span) int { return a.From.Compare(b.From) })
+	var left time.Duration
+	at := out.From
+	for _, sp := range sorted {
+		if !sp.To.After(at) {
+			continue
+		}
+		if !sp.From.Before(out.To) {
+			break
+		}
+		if sp.From.After(at) {
+			left += sp.From.Sub(at)
+		}
+		at = sp.To
+		if !at.Before(out.To) {
+			return left
+		}
+	}
+	return left + out.To.Sub(at)
+}
+
+// extendForOutage moves the deadlines of every live order of st by outage, which ended
+// at end; the reservations that moved go to the edge in one delta.
+func (s *Service) extendForOutage(tx Tx, st *Site, outage time.Duration, end time.Time) error {
 	orders, err := siteOrders(tx, st.ID, true)
 	if err != nil {
 		return err
 	}
 	var ups []protocol.Reservation
 	for i := range orders {
-		if err := s.apply(tx, st, &orders[i], &step{on: onOutage, by: System, extend: outage, batch: &ups}); err != nil {
+		if err := s.apply(tx, st, &orders[i], &step{on: onOutage, at: end.UTC(), by: System, extend: outage, batch: &ups}); err != nil {
 			return err
 		}
 	}
@@ -129,8 +200,9 @@ type Presence struct {
 // ApplyPresence records an edge's presence. Coming back after an outage (the edge's own,
 // or the cloud's loss of the broker, which the fleet adapter reports as an outage of
 // every site) extends the site's pickup deadlines by the outage's length within the
-// food-safety caps: the edge kept serving pickups meanwhile, but residents could not
-// be told anything. A repeated state changes nothing.
+// food-safety caps (settleOutage: a part the edge's own report counted already is not
+// counted again): the edge kept serving pickups meanwhile, but residents could not be
+// told anything. A repeated state changes nothing.
 func (s *Service) ApplyPresence(ctx context.Context, site string, p Presence) error {
 	at := p.At
 	if p.Online {
@@ -164,8 +236,8 @@ func (s *Service) ApplyPresence(ctx context.Context, site string, p Presence) er
 		if p.Software != "" {
 			rec.Software = p.Software
 		}
-		if outage > minOutage {
-			if err := s.extendForOutage(tx, rec, outage); err != nil {
+		if outage > 0 {
+			if err := s.settleOutage(tx, rec, Span{From: at.Add(-outage).UTC(), To: at.UTC()}); err != nil {
 				return err
 			}
 		}
@@ -173,10 +245,10 @@ func (s *Service) ApplyPresence(ctx context.Context, site string, p Presence) er
 	}))
 }
 
-// minOutage is the shortest absence that moves deadlines: a reconnect within a minute
-// (a broker or cloud restart, a flaky uplink) is not worth a new deadline and a notice
-// to every resident of the site.
-const minOutage = time.Minute
+// minOutage is the shortest absence that moves deadlines, the edge's as well: a
+// reconnect within a minute (a broker or cloud restart, a flaky uplink) is not worth a
+// new deadline and a notice to every resident of the site.
+const minOutage = protocol.MinOutage
 
 // aliveKey (bucket bMeta) holds the cloud's heartbeat: the last moment this cloud was
 // known to be running. Service.Run rewrites it every aliveEvery and Service.Stop on a
@@ -199,10 +271,8 @@ type aliveRecord struct {
 // marked offline since the heartbeat (a site already offline keeps its earlier time);
 // each edge's first status after the restart then extends its deadlines through
 // ApplyPresence, as after the edge's own outage. It returns the gap found (zero on a
-// first start, when there is no heartbeat yet), then starts the heartbeat.
-//
-// The edge's side of the evidence, how long it could not reach the cloud, is not used
-// yet: the edge does not report it.
+// first start, when there is no heartbeat yet), then starts the heartbeat. The edge's
+// own report of the same outage (its outage event) then finds it counted.
 func (s *Service) Resume(ctx context.Context) (time.Duration, error) {
 	now := s.now()
 	var gap time.Duration
@@ -461,9 +531,11 @@ func (s *Service) applyRun(tx Tx, r EdgeEvents, res *EdgeAck, tally *eventTally)
 	return putSite(tx, st)
 }
 
-// checkEvent rejects what is not a sequenced event.
+// checkEvent rejects what is not a sequenced event (or the rejection of one).
 func checkEvent(m protocol.Message) error {
-	if _, ok := m.Body.(protocol.Event); !ok {
+	switch m.Body.(type) {
+	case protocol.Event, protocol.RejectedEvent:
+	default:
 		return Invalid("type", "want an event, got %s", m.Type)
 	}
 	if m.Seq == 0 {
@@ -482,6 +554,11 @@ func (s *Service) applySeq(tx Tx, st *Site, m protocol.Message, tally *eventTall
 	if m.Seq != st.EventSeq+1 {
 		return false, Errorf(ErrEventGap, "event %d of site %s arrived before %d", m.Seq, st.ID, st.EventSeq+1)
 	}
+	if rj, ok := m.Body.(protocol.RejectedEvent); ok {
+		s.rejectEvent(tx, st, m.Time, rj.Rejection)
+		st.EventSeq = m.Seq
+		return true, nil
+	}
 	ev := m.Body.(protocol.Event)
 	r := routeOf(ev.Kind)
 	raised, err := s.applyEvent(tx, st, m.Time, ev, r)
@@ -497,6 +574,18 @@ func (s *Service) applySeq(tx Tx, st *Site, m protocol.Message, tally *eventTall
 		tally.counters = append(tally.counters, r.counter)
 	}
 	return true, nil
+}
+
+// rejectEvent records that the event at r.Seq did not decode and will never apply: the
+// fleet adapter acknowledges it as rejected (protocol.EventAck.Rejected) so that the
+// site's stream goes on, and ops find it in the audit log ("event_rejected"), with the
+// field and reason but not the payload (the edge keeps that). The adapter logs it.
+func (s *Service) rejectEvent(tx Tx, st *Site, at time.Time, r protocol.Rejection) {
+	reason := string(r.Error) + ": " + r.Message
+	if r.Field != "" {
+		reason = string(r.Error) + ": " + r.Field + ": " + r.Message
+	}
+	audit(tx, s.now(), AuditEntry{Time: at.UTC(), Site: st.ID, Actor: "edge", Action: "event_rejected", Reason: reason})
 }
 
 // eventTally is what a transaction's events add to Stats, counted only once it commits.
@@ -533,6 +622,9 @@ type route struct {
 	closes []protocol.EventKind
 	// counter is the Stats counter the event adds to.
 	counter func(*Stats) *atomic.Uint64
+	// outage: the event is the edge's evidence of an outage of Seconds ending at its
+	// time (settleOutage).
+	outage bool
 }
 
 // routes is the dispatch table of edge events.
@@ -556,6 +648,8 @@ var routes = map[protocol.EventKind]route{
 	protocol.EventBoardOffline:  {raise: true},
 	protocol.EventTempExcursion: {raise: true},
 	protocol.EventHelpRequested: {raise: true},
+	// The edge's evidence of an outage: the part the cloud has not counted moves deadlines.
+	protocol.EventOutage: {audit: "outage", outage: true},
 }
 
 // routeOf returns the route of kind; a kind the cloud does not act on is only recorded
@@ -589,6 +683,9 @@ func (s *Service) applyEvent(tx Tx, st *Site, at time.Time, ev protocol.Event, r
 		}
 		if r.raise {
 			return s.raise(tx, st.ID, at, ev)
+		}
+		if r.outage {
+			return false, s.settleOutage(tx, st, reportedOutage(at, ev.Seconds))
 		}
 		return false, nil
 	}

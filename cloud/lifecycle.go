@@ -22,6 +22,9 @@ import (
 //	compromised, expired, returned, picked_up once compromised ──redeliver──▶ (same state), replaced_by
 //	                                                                  └──▶ the replacement: (new) ──create──▶ assigned
 //
+// An outage during which a loaded order expired brings it back from expired to loaded
+// when the extended deadline is still ahead (the edge went on honouring it).
+//
 // Every live state (assigned, loaded, expired, compromised) holds compartments and a
 // code; picked_up, returned and cancelled are final. Each thing that can happen to an
 // order is a happening; the table below says, for each happening, from which states it
@@ -143,6 +146,8 @@ var lifecycle = []rule{
 
 	{on: onOutage, from: in(StateAssigned, StateLoaded), when: capReached, ignore: true},
 	{on: onOutage, from: in(StateAssigned, StateLoaded), to: same, reason: "edge_outage",
+		do: fx(extendByOutage, gatherReservation, notice(NoteExtended))},
+	{on: onOutage, from: in(StateExpired), when: expiredInOutage, to: StateLoaded, reason: "edge_outage",
 		do: fx(extendByOutage, gatherReservation, notice(NoteExtended))},
 	{on: onOutage, from: in(StateExpired, StateCompromised), ignore: true},
 	{on: onOutage, from: final, ignore: true},
@@ -345,6 +350,17 @@ func capReached(c *step) (bool, error) {
 	return !c.s.pol.outageExpiry(c.o, c.extend).After(c.o.ExpiresAt), nil
 }
 
+// expiredInOutage: a loaded order whose hold ended during the outage (the edge went on
+// honouring it, residents could not be told) and whose extended deadline is still
+// ahead: it is loaded again, as if the sweep had not run meanwhile.
+func expiredInOutage(c *step) (bool, error) {
+	o := c.o
+	if o.LoadedAt.IsZero() || !o.ExpiresAt.After(c.at.Add(-c.extend)) {
+		return false, nil
+	}
+	return c.s.pol.outageExpiry(o, c.extend).After(c.at), nil
+}
+
 // notMovable: the order does not hold the compartment the edge moved from, or already
 // holds the one it moved to (the event was applied).
 func notMovable(c *step) (bool, error) {
@@ -519,12 +535,23 @@ func extendByOutage(c *step) error {
 }
 
 func (p Policy) outageExpiry(o *Order, outage time.Duration) time.Time {
-	_, max := p.hold(o)
-	next := o.ExpiresAt.Add(outage)
-	if limit := holdBase(o).Add(max); next.After(limit) {
-		next = limit
+	next, limit := o.ExpiresAt.Add(outage), p.maxExpiry(o)
+	if next.After(limit) {
+		return limit
 	}
 	return next
+}
+
+// maxExpiry is the latest an outage may move o's deadline to: the food-safety cap
+// (MaxHold after loading), or the deadline itself if it is later already. The edge
+// gets it with the reservation (max_expires_at), to extend by the same rule while it
+// cannot reach the cloud.
+func (p Policy) maxExpiry(o *Order) time.Time {
+	_, max := p.hold(o)
+	if limit := holdBase(o).Add(max); limit.After(o.ExpiresAt) {
+		return limit
+	}
+	return o.ExpiresAt
 }
 
 // countReminder counts the reminder due; one reminder, even if the sweep ran late and

@@ -66,6 +66,10 @@ type Site struct {
 	Online       bool      `json:"online"`
 	LastSeen     time.Time `json:"last_seen,omitzero"`
 	OfflineSince time.Time `json:"offline_since,omitzero"`
+	// Outages are the latest outages that moved the site's deadlines (at most
+	// keepOutages, oldest first), from the cloud's own evidence or the edge's
+	// (settleOutage): an outage both sides saw moves them once.
+	Outages []Span `json:"outages,omitempty"`
 
 	// DesiredVersion is the version of the site's desired state; every reservation or
 	// credential change bumps it by one. EdgeDesiredVersion is what the edge last

@@ -327,14 +327,15 @@ func TestOutageExtendsDeadlines(t *testing.T) {
 	if !ch.ExpiresAt.Equal(ch.LoadedAt.Add(24 * time.Hour)) {
 		t.Errorf("chilled extended beyond its safety cap: %v", ch.ExpiresAt.Sub(ch.LoadedAt))
 	}
-	// A repeated online status changes nothing; a central outage (the cloud lost the
-	// broker) reported by the fleet adapter for an online site extends again.
+	// A repeated online status changes nothing; a later central outage (the cloud lost
+	// the broker) reported by the fleet adapter for an online site extends again.
 	if err := e.svc.ApplyStatus(e.ctx, "yard-1", e.clock.Now(), protocol.Status{Online: true}); err != nil {
 		t.Fatal(err)
 	}
 	if again, _ := e.svc.GetOrder(e.ctx, e.plat, a.Order.ID); !again.ExpiresAt.Equal(after.ExpiresAt) {
 		t.Errorf("repeated status extended: %v", again.ExpiresAt.Sub(after.ExpiresAt))
 	}
+	e.clock.Add(2 * time.Hour)
 	if err := e.svc.ApplyPresence(e.ctx, "yard-1", cloud.Presence{Online: true, At: e.clock.Now(), Outage: time.Hour}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,8 @@
 // processes (larder-sim on a pty, larder-cloud, larder-edge) and a real Mosquitto:
 // a platform creates orders, a driver loads them at the kiosk, the webhook carries the
 // pickup code, the resident picks up; expiry and return; remote open by ops; the edge's
-// uplink cut during loading and pickup; the broker restarted in the middle of a flow.
+// uplink cut during loading and pickup; the broker restarted in the middle of a flow; an
+// outage only the edge measured, which moves the cloud's deadline once.
 //
 // TestMain builds the binaries once (go build) into a temporary directory. The shared
 // Mosquitto must listen on 127.0.0.1:1883 (as for `make test`); the broker-restart test

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -244,6 +246,49 @@ func (s *system) waitDrained(timeout time.Duration) {
 	}); err != nil {
 		s.t.Fatal(err)
 	}
+}
+
+// waitEdgeDesired waits until the edge has applied the desired state the cloud has for
+// the site (its larder_desired_version gauge against the site's desired_version), so that
+// what the edge holds (a deadline, a digest) can be compared with the cloud's.
+func (s *system) waitEdgeDesired(timeout time.Duration) {
+	s.t.Helper()
+	if err := demo.Eventually(s.ctx, timeout, "edge applied the cloud's desired state", func() error {
+		st, err := s.ops.Site(s.ctx, s.site)
+		if err != nil {
+			return err
+		}
+		have, err := edgeDesiredVersion(s.ctx, s.edge.MetricsURL+"/metrics")
+		if err == nil && have < st.DesiredVersion {
+			err = fmt.Errorf("edge at desired version %d, cloud at %d", have, st.DesiredVersion)
+		}
+		return err
+	}); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func edgeDesiredVersion(ctx context.Context, metricsURL string) (uint64, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", metricsURL, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "larder_desired_version "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return uint64(f), err
+		}
+	}
+	return 0, errors.New("edge metrics lack larder_desired_version")
 }
 
 func lastFour(phone string) string { return phone[len(phone)-4:] }

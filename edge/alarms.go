@@ -358,5 +358,6 @@ func (l *Locker) Tick(ctx context.Context) {
 		l.notify()
 	}
 	l.settleAll(ctx, true)
+	l.aliveTick(now)
 	l.refreshGauges()
 }

@@ -272,7 +272,7 @@ func (l *Locker) upsert(tx Tx, in protocol.Reservation, now time.Time) (string, 
 				}
 			}
 			r.CodeDigest, r.FactorDigest = in.CodeDigest, in.SecondFactorDigest
-			r.ExpiresAt, r.BudgetSeconds, r.Accessible = in.ExpiresAt, in.BudgetSeconds, in.Accessible
+			r.ExpiresAt, r.MaxExpiresAt, r.BudgetSeconds, r.Accessible = in.ExpiresAt, in.MaxExpiresAt, in.BudgetSeconds, in.Accessible
 			if r.State == OrderCancelled {
 				r.State = OrderLoaded // the cloud wants it after all
 			}
@@ -281,7 +281,7 @@ func (l *Locker) upsert(tx Tx, in protocol.Reservation, now time.Time) (string, 
 	}
 	// A new reservation: claim every slot or none.
 	r = Reservation{Order: in.Order, State: OrderReserved, CodeDigest: in.CodeDigest, FactorDigest: in.SecondFactorDigest,
-		ExpiresAt: in.ExpiresAt, Zone: in.Zone, BudgetSeconds: in.BudgetSeconds, Accessible: in.Accessible}
+		ExpiresAt: in.ExpiresAt, MaxExpiresAt: in.MaxExpiresAt, Zone: in.Zone, BudgetSeconds: in.BudgetSeconds, Accessible: in.Accessible}
 	type claim struct {
 		comp Compartment
 		slot Slot

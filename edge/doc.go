@@ -30,6 +30,13 @@
 //     reading) rides on picked_up and expired_removed (protocol.ColdChain).
 //   - Desired state by version (snapshot, delta, gap) and commands as jobs, deduplicated
 //     durably.
+//   - Outages (link.go): the edge records durably since when it cannot reach the cloud
+//     (Link: the sync's LinkDown, its own downtime, a first start). While that is longer
+//     than a minute, every flow honours an order past its ExpiresAt by the outage's
+//     length, never past the cap the cloud sent (MaxExpiresAt; none from a 1.0 cloud):
+//     Locker.expired is the one answer for the kiosk, the manifest and returns. LinkUp
+//     reports the outage to the cloud (an outage event); the cloud's next deadlines are
+//     then the edge's.
 //
 // # Durability
 //

@@ -179,7 +179,7 @@ func (l *Locker) Manifest() ([]ManifestOrder, error) {
 		return tx.Reservations(func(r Reservation) bool {
 			var state string
 			switch {
-			case r.State == OrderCancelled || (r.State == OrderLoaded || r.State == OrderInvalidated) && r.Expired(now):
+			case r.State == OrderCancelled || (r.State == OrderLoaded || r.State == OrderInvalidated) && l.expired(&r, now):
 				state = "expired"
 			case r.State == OrderReserved:
 				state = "reserved"
@@ -421,7 +421,7 @@ func (l *Locker) DriverReturn(ctx context.Context, driver, order string) ([]Door
 			return err
 		}
 		returnable := found && (r.State == OrderCancelled ||
-			(r.State == OrderLoaded || r.State == OrderInvalidated) && r.Expired(now))
+			(r.State == OrderLoaded || r.State == OrderInvalidated) && l.expired(&r, now))
 		if !returnable {
 			outcome = errorf(CodeConflict, "driver return", "This order is not waiting to be returned.", "该订单不需要取回。")
 			return nil

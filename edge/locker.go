@@ -102,6 +102,11 @@ type Locker struct {
 	helpAt      time.Time                       // when the kiosk last raised help_requested (zero: never)
 	qrLoggedAt  time.Time                       // when a refused QR payload was last logged (qrRefused)
 	qrRefusals  int                             // refused QR payloads since then
+
+	// linkMu guards down and aliveAt (link.go); it is never held across a store call.
+	linkMu  sync.Mutex
+	down    time.Time // the stored Link.Down: since when the cloud is out of reach (zero: linked)
+	aliveAt time.Time // when Tick last recorded Link.Alive
 }
 
 // New returns a Locker. Call Start before serving people.
@@ -218,6 +223,9 @@ func (l *Locker) Start(ctx context.Context, initial *hw.Snapshot) error {
 			return err
 		}
 		if err := endInterruptedCommands(tx, now, ids); err != nil {
+			return err
+		}
+		if err := l.resumeLink(tx, now); err != nil {
 			return err
 		}
 		for _, s := range l.cfg.Compartments {

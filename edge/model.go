@@ -112,6 +112,9 @@ type Reservation struct {
 	Zone          protocol.Zone `json:"zone"`
 	BudgetSeconds int           `json:"budget_seconds"`
 	Accessible    bool          `json:"accessible,omitempty"`
+	// MaxExpiresAt is the latest the edge may honour the order while it cannot reach
+	// the cloud (Deadline); zero from a cloud that does not send it.
+	MaxExpiresAt time.Time `json:"max_expires_at,omitzero"`
 	// WrongAttempts counts right codes entered with a wrong second factor.
 	WrongAttempts int `json:"wrong_attempts,omitempty"`
 	// Moved maps a compartment the cloud assigned to the one the edge reassigned the order
@@ -152,8 +155,50 @@ func (r *Reservation) AllLoaded() bool {
 	return len(r.Slots) > 0
 }
 
-// Expired reports whether the order's pickup time has ended at now.
-func (r *Reservation) Expired(now time.Time) bool { return !now.Before(r.ExpiresAt) }
+// Deadline is when the order's pickup time ends while the edge has been unable to reach
+// the cloud for outage (Link.Outage): ExpiresAt, moved by an outage longer than
+// protocol.MinOutage by its length, never past MaxExpiresAt, the food-safety cap. A
+// reservation without MaxExpiresAt (from a cloud of protocol 1.0) is not moved, nor is a
+// compromised order (the cloud does not extend one either). The cloud moves ExpiresAt by
+// the same rule when the link returns, and its next desired state makes ExpiresAt the
+// deadline again.
+func (r *Reservation) Deadline(outage time.Duration) time.Time {
+	if outage <= protocol.MinOutage || !r.MaxExpiresAt.After(r.ExpiresAt) || r.Compromised {
+		return r.ExpiresAt
+	}
+	if next := r.ExpiresAt.Add(outage); next.Before(r.MaxExpiresAt) {
+		return next
+	}
+	return r.MaxExpiresAt
+}
+
+// Expired reports whether the order's pickup time has ended at now, the edge having
+// been unable to reach the cloud for outage (Deadline). The flows ask Locker.expired,
+// which knows the outage, so that the kiosk, the manifest and returns agree.
+func (r *Reservation) Expired(now time.Time, outage time.Duration) bool {
+	return !now.Before(r.Deadline(outage))
+}
+
+// Link is the edge's durable record of its link to the cloud (Locker.LinkUp,
+// LinkDown): how long the cloud has been out of reach, across restarts.
+type Link struct {
+	// Down is since when the edge has been unable to reach the cloud (lost the broker,
+	// never connected since it started, or was not running); zero while linked.
+	Down time.Time `json:"down,omitzero"`
+	// Alive is the last moment the edge was known running and linked: written at
+	// LinkUp and every AliveEvery after. A restart after a crash counts the outage from
+	// it, since the edge down is the cloud out of reach too.
+	Alive time.Time `json:"alive,omitzero"`
+}
+
+// Outage is how long the edge has been unable to reach the cloud at now (0 while
+// linked).
+func (k Link) Outage(now time.Time) time.Duration {
+	if k.Down.IsZero() || now.Before(k.Down) {
+		return 0
+	}
+	return now.Sub(k.Down)
+}
 
 // SessionKind says why doors are open.
 type SessionKind string

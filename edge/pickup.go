@@ -250,7 +250,7 @@ func (l *Locker) pickup(ctx context.Context, code, factor string, byQR, acceptCo
 			}
 			return err
 		}
-		if r.Expired(now) {
+		if l.expired(&r, now) {
 			outcome = errorf(CodeExpired, "pickup", "Your pickup time has ended; the courier will return the order.",
 				"取件时间已过，配送员会将订单取回。")
 			return nil

@@ -16,7 +16,7 @@ import (
 // cycle between two reads) arrived after the session started, so that a stale "closed"
 // read before the door popped is never taken for the end. A session resumed after a restart
 // has no such history: it ends when its doors are closed and the infrared says empty
-// (pickup, return) or occupied (loading). Without infrared (bcc8a boards) a close alone
+// (pickup, return) or occupied (loading). Without infrared (bcc8a, modbus-rtu boards) a close alone
 // ends it. A session whose doors are all closed but disagree with the infrared past
 // SessionTimeout is abandoned: the order goes back to where it was.
 
@@ -291,7 +291,7 @@ func (l *Locker) abandon(s Session) error {
 				r.State = OrderLoaded
 			case OrderReturning:
 				r.State = OrderCancelled
-				if r.Expired(now) {
+				if l.expired(&r, now) {
 					r.State = OrderLoaded
 				}
 			}

@@ -69,6 +69,11 @@ type Tx interface {
 	ZoneReadings() ([]ZoneReading, error)
 	PutZoneReading(ZoneReading) error
 
+	// Link is the record of the link to the cloud (zero when none was stored); PutLink
+	// stores it.
+	Link() (Link, error)
+	PutLink(Link) error
+
 	DesiredVersion() (uint64, error)
 	SetDesiredVersion(uint64) error
 	// Seen reports whether a message id was applied (and has not expired).

@@ -22,7 +22,7 @@ import (
 type Config struct {
 	Profile  board.Profile
 	Boards   int
-	Polarity board.Polarity // bcc8a lock feedback polarity the boards emit
+	Polarity board.Polarity // bcc8a lock feedback (modbus-rtu door input) polarity the boards emit
 	// Exactly one of PTY and Listen: serve the bus on a new pseudo-terminal,
 	// or on TCP at "tcp://HOST:PORT" (port 0 picks a free one).
 	PTY    bool
@@ -111,8 +111,8 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	c.PTY = false
 	fs := flag.NewFlagSet("larder-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	profile := fs.String("profile", string(c.Profile), "board profile: kerong-cu16 or bcc8a")
-	polarity := fs.String("polarity", "normal", "bcc8a lock feedback polarity: normal or inverted")
+	profile := fs.String("profile", string(c.Profile), "board profile: kerong-cu16, bcc8a or modbus-rtu")
+	polarity := fs.String("polarity", "normal", "bcc8a lock feedback, modbus-rtu door input polarity: normal or inverted")
 	fs.IntVar(&c.Boards, "boards", c.Boards, "number of boards on the bus")
 	fs.BoolVar(&c.PTY, "pty", false, "serve the bus on a new pseudo-terminal (path printed on stdout)")
 	fs.StringVar(&c.Listen, "listen", "", "serve the bus on TCP, tcp://HOST:PORT, like an RS-485-to-Ethernet converter")
@@ -121,7 +121,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.Scenario, "scenario", "", "scenario file (JSON timed actions) replayed from start-up")
 	fs.IntVar(&c.Baud, "baud", 0, "line speed (default: the profile's)")
 	fs.DurationVar(&c.Turnaround, "turnaround", DefaultTurnaround, "board turnaround before a reply")
-	fs.DurationVar(&c.Pulse, "pulse", 300*time.Millisecond, "latch pulse length")
+	fs.DurationVar(&c.Pulse, "pulse", 300*time.Millisecond, "latch pulse length of kerong-cu16 and bcc8a boards (modbus-rtu: the edge times it)")
 	fs.Float64Var(&c.OutsideC, "outside", c.OutsideC, "initial outside temperature, °C")
 	fs.BoolVar(&c.Events, "events", false, "bcc8a: send unsolicited 0x82 frames on lock changes")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of the line-fault RNG")

@@ -17,7 +17,8 @@ import (
 
 // BusConfig sets the line of a Bus.
 type BusConfig struct {
-	// Polarity of the simulated bcc8a lock feedback (kerong ignores it).
+	// Polarity of the simulated bcc8a lock feedback and modbus-rtu door
+	// inputs (kerong ignores it).
 	Polarity board.Polarity
 	// Baud of the line (zero: the profile's default).
 	Baud int
@@ -177,14 +178,19 @@ func (b *Bus) Serve(ctx context.Context, rw io.ReadWriteCloser) error {
 		defer func() { cancel(); closeRW(); events.Wait() }()
 	}
 
-	dec := board.NewCommandDecoder(b.codec)
+	var side slave = &commandSlave{b: b, dec: board.NewCommandDecoder(b.codec)}
+	if b.codec.Profile == board.ModbusRTU {
+		side = &modbusSlave{b: b, dec: board.NewModbusRequestDecoder()}
+	}
 	char := b.CharTime()
+	silence := board.ModbusSilence(b.cfg.Baud)
 	var lineAt time.Time // when the last received byte finished on the (virtual) wire
 	buf := make([]byte, 256)
 	for {
 		n, err := rw.Read(buf)
 		for _, c := range buf[:n] {
 			now := time.Now()
+			quiet := now.Sub(lineAt) >= silence
 			if lineAt.Before(now) {
 				lineAt = now
 			}
@@ -193,16 +199,16 @@ func (b *Bus) Serve(ctx context.Context, rw io.ReadWriteCloser) error {
 			if !ok {
 				continue
 			}
-			before := dec.Discarded()
-			dec.Feed([]byte{c})
+			before := side.discarded()
+			side.feed(c, quiet)
 			for {
-				cmd, _, ok := dec.Next()
+				exec, ok := side.next()
 				if !ok {
 					break
 				}
 				b.commands.Add(1)
 				writeMu.Lock()
-				end, werr := b.answer(rw, cmd, lineAt)
+				end, werr := b.answer(rw, exec, lineAt)
 				writeMu.Unlock()
 				if werr != nil {
 					return b.ended(ctx, werr)
@@ -211,7 +217,7 @@ func (b *Bus) Serve(ctx context.Context, rw io.ReadWriteCloser) error {
 					lineAt = end
 				}
 			}
-			b.discarded.Add(dec.Discarded() - before)
+			b.discarded.Add(side.discarded() - before)
 		}
 		if err != nil {
 			return b.ended(ctx, err)
@@ -226,22 +232,58 @@ func (b *Bus) ended(ctx context.Context, err error) error {
 	return err
 }
 
-// answer executes cmd, whose last byte finished on the wire at cmdEnd, and
-// writes the reply paced at the baud rate. It returns when the reply's last
-// byte is on the wire.
-func (b *Bus) answer(w io.Writer, cmd board.Command, cmdEnd time.Time) (time.Time, error) {
+// slave is the boards' side of one connection: it finds the commands in
+// the bytes received and executes them.
+type slave interface {
+	// feed takes one received byte; quiet reports a silence of at least
+	// 3.5 characters before it (the Modbus RTU frame delimiter).
+	feed(c byte, quiet bool)
+	// next returns the execution of the next whole command, or false.
+	// exec returns the reply frame and a slow-replies delay, or false when
+	// no board answers.
+	next() (exec func() ([]byte, time.Duration, bool), ok bool)
+	discarded() uint64
+}
+
+// commandSlave serves the profiles whose commands are board.Commands.
+type commandSlave struct {
+	b   *Bus
+	dec *board.CommandDecoder
+}
+
+func (s *commandSlave) feed(c byte, _ bool) { s.dec.Feed([]byte{c}) }
+func (s *commandSlave) discarded() uint64   { return s.dec.Discarded() }
+
+func (s *commandSlave) next() (func() ([]byte, time.Duration, bool), bool) {
+	cmd, _, ok := s.dec.Next()
+	if !ok {
+		return nil, false
+	}
+	return func() ([]byte, time.Duration, bool) {
+		r, slow, ok := s.b.w.Execute(cmd)
+		if !ok {
+			s.b.log.Debug("no board answers", "board", cmd.Board, "op", cmd.Op.String())
+			return nil, 0, false
+		}
+		frame, err := s.b.codec.EncodeReply(r)
+		if err != nil {
+			// Execute built the reply from the world: a broken invariant.
+			panic("sim: encode reply: " + err.Error())
+		}
+		return frame, slow, true
+	}, true
+}
+
+// answer executes a command whose last byte finished on the wire at
+// cmdEnd, and writes the reply paced at the baud rate. It returns when the
+// reply's last byte is on the wire.
+func (b *Bus) answer(w io.Writer, exec func() ([]byte, time.Duration, bool), cmdEnd time.Time) (time.Time, error) {
 	// The board acts on the command once it has received it.
 	sleepUntil(cmdEnd)
-	r, slow, ok := b.w.Execute(cmd)
+	frame, slow, ok := exec()
 	if !ok {
 		b.unanswered.Add(1)
-		b.log.Debug("no board answers", "board", cmd.Board, "op", cmd.Op.String())
 		return cmdEnd, nil
-	}
-	frame, err := b.codec.EncodeReply(r)
-	if err != nil {
-		// Execute built the reply from the world: a broken invariant.
-		panic("sim: encode reply: " + err.Error())
 	}
 	b.replies.Add(1)
 	return b.transmit(w, frame, cmdEnd.Add(b.cfg.Turnaround+slow))

@@ -28,6 +28,15 @@
 // latch is still released then, the spring pushes it ajar again. The hook
 // switch (what the board reports as closed) is door closed AND latch
 // engaged. Infrared occupancy is items > 0 (kerong only reports it).
+//
+// Modbus-rtu boards (modbus.go) are generic Modbus RTU relay boards, 16
+// relays on coils 0–15 and 16 door switches on discrete inputs 0–15: the
+// latch stays released while the edge holds a relay's coil on (Pulse does
+// not apply), the door springs ajar as above, and an input reads the door
+// switch (door closed, not the hook). A request past the 16 coils or inputs
+// is answered with exception 02. Requests are delimited by the silence of
+// 3.5 characters before them, measured on the emulated wire. A power cut or
+// a board reset switches every coil off.
 // Power cut: boards silent, latches engaged, compressors off; on restore the
 // boards boot for BootTime (500 ms) before answering.
 //
@@ -41,7 +50,9 @@
 // Compartments are numbered 1..N across the bus in board-address order,
 // protocol/board's Profile.Compartment: kerong board b (0-based address)
 // lock l (1-based) is b*16+l; bcc8a board b (1-based address) lock l is
-// (b-1)*24+l. Boards take the lowest addresses: kerong 0..N-1, bcc8a 1..N.
+// (b-1)*24+l; modbus-rtu board b (1-based slave address) lock l is
+// (b-1)*16+l. Boards take the lowest addresses: kerong 0..N-1, bcc8a and
+// modbus-rtu 1..N.
 //
 // # Control API
 //

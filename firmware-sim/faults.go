@@ -84,7 +84,7 @@ func (w *World) ApplyFault(f Fault) error {
 					c.releasedFrom = now
 				}
 				c.releasedUntil = forever
-			} else if !on {
+			} else if !on && !c.relay {
 				c.releasedUntil = minTime(c.releasedUntil, now)
 			}
 		case FaultIRStuck:
@@ -114,6 +114,9 @@ func (w *World) ApplyFault(f Fault) error {
 			for _, c := range w.comps {
 				if c.board == b.addr && !c.relayStuck {
 					c.releasedUntil = minTime(c.releasedUntil, now)
+				}
+				if c.board == b.addr {
+					c.relay = false // a rebooted modbus-rtu board has every coil off
 				}
 			}
 		}
@@ -167,7 +170,7 @@ func (w *World) ClearFaults() {
 	now := w.lockNow()
 	defer w.mu.Unlock()
 	for _, c := range w.comps {
-		if c.relayStuck {
+		if c.relayStuck && !c.relay { // a coil still on keeps its latch released
 			c.releasedUntil = minTime(c.releasedUntil, now)
 		}
 		c.jammed, c.relayStuck, c.leftOpen, c.irStuck = false, false, false, nil

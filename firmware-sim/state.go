@@ -36,6 +36,7 @@ type CompartmentState struct {
 	Items      int      `json:"items"`
 	IR         bool     `json:"ir"` // what the IR sensor reads (kerong reports it)
 	Pulses     int      `json:"pulses"`
+	Relay      bool     `json:"relay"` // modbus-rtu: the relay's coil is on
 	Faults     []string `json:"faults,omitempty"`
 }
 
@@ -76,7 +77,7 @@ func (w *World) Snapshot() State {
 		cs := CompartmentState{
 			N: c.n, Board: c.board, Lock: c.lock, Zone: c.zone.kind,
 			DoorOpen: c.doorOpen, Latched: c.latched(now), HookClosed: w.hookClosed(c, now),
-			Items: c.items, IR: w.irReads(c), Pulses: c.pulses,
+			Items: c.items, IR: w.irReads(c), Pulses: c.pulses, Relay: c.relay,
 		}
 		for _, f := range []struct {
 			on   bool

@@ -20,7 +20,8 @@ type WorldConfig struct {
 	// Zones gives the zone kind of each compartment (index n-1); nil puts
 	// every compartment in the chilled zone. See ParseZones.
 	Zones []string
-	// Pulse is how long a latch stays released after an unlock (zero: 300 ms).
+	// Pulse is how long a latch stays released after an unlock (zero: 300 ms);
+	// modbus-rtu latches stay released while the master holds the relay on.
 	Pulse time.Duration
 	// SpringDelay is how long a released latch takes to let the door spring
 	// ajar; shorter pulses do not open the door (zero: 30 ms).
@@ -73,6 +74,7 @@ type compartment struct {
 	releasedUntil  time.Time
 	items          int
 	pulses         int
+	relay          bool // modbus-rtu: the coil is on (the master holds it)
 	// fault knobs
 	jammed     bool
 	relayStuck bool
@@ -253,11 +255,12 @@ func (w *World) pulse(c *compartment, now time.Time) {
 // Execute is a board receiving cmd on the bus now. It returns the reply the
 // board sends and the extra delay of a slow-replies fault; ok is false when
 // no board answers (no such address, unplugged, unpowered or booting).
+// Modbus-rtu boards answer Modbus requests only (ExecuteModbus).
 func (w *World) Execute(cmd board.Command) (r board.Reply, slow time.Duration, ok bool) {
 	now := w.lockNow()
 	defer w.mu.Unlock()
 	b := w.board(cmd.Board)
-	if !w.responsive(b, now) {
+	if !w.responsive(b, now) || w.cfg.Profile == board.ModbusRTU {
 		return board.Reply{}, 0, false
 	}
 	n := w.cfg.Profile.LocksPerBoard()
@@ -438,6 +441,7 @@ func (w *World) SetPower(on bool) {
 	for _, c := range w.comps {
 		if !on {
 			c.releasedUntil = minTime(c.releasedUntil, now)
+			c.relay = false // modbus-rtu boards start with every coil off
 		} else if c.relayStuck {
 			c.releasedFrom, c.releasedUntil = now, forever
 		}

@@ -385,7 +385,7 @@ func TestAsyncAPIDriftIsCaught(t *testing.T) {
 			"    summary: Report health periodically.\n    messages:\n      - $ref: '#/channels/telemetry/messages/telemetry'\n    bindings:\n      mqtt:\n        qos: 1", "qos"},
 		{"direction flipped", "  receiveEventAck:\n    action: receive", "  receiveEventAck:\n    action: send", "action"},
 		{"example edited", `"body":{"seq":1222}`, `"body":{"seq":1221}`, "event_ack"},
-		{"known answer lost", "ccabf753a9828e278ac160ee891641d7e4829a1a6c5008d62ae507bef82735c3", "0000", "ccabf753"},
+		{"known answer lost", "ed4aff8682e9ed16e10e6b0cdc3da5c29b411f3c97676bfa8d2490723cead5af", "0000", "ed4aff86"},
 		{"provisioned-key answer lost", "39ec1b24bd6fad1b3a216189a69846702ea3126038da13248a386ecda1effe8d", "0000", "39ec1b24"},
 		{"key encoding unsaid", "used as the 32 bytes they decode to", "used as it is", "decode to"},
 		{"client id rule lost", "client id must be\n    `larder-edge-{site}`", "client id may be\n    anything", "client id rule"},
@@ -410,5 +410,111 @@ func TestAsyncAPIDriftIsCaught(t *testing.T) {
 				t.Errorf("no problem mentions %q:\n%s", tc.want, strings.Join(problems, "\n"))
 			}
 		})
+	}
+}
+
+// clauses are the rule ids asyncapi.yaml must define (a bullet "- **[id]** …"): the
+// conformance kit and the tests of both implementations name them.
+var clauses = []string{
+	"seq.events", "seq.desired", "seq.unsequenced",
+	"version.major", "version.revision", "compat.edge-1.0", "compat.cloud-1.0",
+	"access.edge", "access.refused", "access.edge-publishes",
+	"session.edge", "session.cloud", "connect.sequence", "connect.snapshot",
+	"ack.cumulative", "ack.reject", "ack.retry", "ack.reject-repeat", "edge.set-aside",
+	"order.before-birth", "command.dedup", "command.offline", "alarm.table",
+}
+
+var (
+	clauseDef = regexp.MustCompile(`(?m)^\s*- \*\*\[([a-z0-9.-]+)\]\*\*`)
+	clauseRef = regexp.MustCompile(`\*\*\[([a-z0-9.-]+)\]\*\*`)
+	// accessRow is a row of the [access.edge] table: channel, own edge, other edge, cloud.
+	accessRow = regexp.MustCompile("(?m)^\\s*\\| `([a-z/]+)` \\| (publish|subscribe) \\| (—) \\| (publish|subscribe) \\|$")
+)
+
+// TestAsyncAPIRules checks the clauses of asyncapi.yaml against the code: every clause
+// the implementations name is defined once and every reference is to a defined one; the
+// access table gives each channel exactly the direction the code does; the revision is
+// the code's; and every golden carries the envelope seq its channel's rule says.
+func TestAsyncAPIRules(t *testing.T) {
+	doc, err := scanYAML("asyncapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := doc.one(t.Errorf, "info.description")
+	defined := map[string]int{}
+	for _, m := range clauseDef.FindAllStringSubmatch(desc, -1) {
+		defined[m[1]]++
+	}
+	for id, n := range defined {
+		if n != 1 {
+			t.Errorf("clause [%s] is defined %d times", id, n)
+		}
+	}
+	for _, id := range clauses {
+		if defined[id] == 0 {
+			t.Errorf("clause [%s] is not defined in asyncapi.yaml", id)
+		}
+	}
+	for _, m := range clauseRef.FindAllStringSubmatch(desc, -1) {
+		if defined[m[1]] == 0 {
+			t.Errorf("asyncapi.yaml refers to clause [%s], which it does not define", m[1])
+		}
+	}
+
+	// The operators' page cites clauses by id too.
+	sync, err := os.ReadFile("../docs/sync.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`\[([a-z]+\.[a-z0-9.-]+)\]`).FindAllStringSubmatch(string(sync), -1) {
+		if defined[m[1]] == 0 {
+			t.Errorf("docs/sync.md cites clause [%s], which asyncapi.yaml does not define", m[1])
+		}
+	}
+
+	rows := map[string][]string{}
+	for _, m := range accessRow.FindAllStringSubmatch(desc, -1) {
+		rows[m[1]] = m[2:]
+	}
+	for _, c := range protocol.Channels() {
+		edge, cloud := "subscribe", "publish"
+		if c.FromEdge() {
+			edge, cloud = "publish", "subscribe"
+		}
+		if got, want := rows[c.Suffix()], []string{edge, "—", cloud}; !slices.Equal(got, want) {
+			t.Errorf("[access.edge] row of %s: %q, want %q", c, got, want)
+		}
+	}
+	if len(rows) != len(protocol.Channels()) {
+		t.Errorf("[access.edge] has %d rows, the code %d channels", len(rows), len(protocol.Channels()))
+	}
+
+	if got, want := doc.one(t.Errorf, "info.version"), protocol.Revision+".0"; got != want {
+		t.Errorf("info.version %q, want %q (protocol.Revision)", got, want)
+	}
+	if !strings.Contains(desc, "revision "+protocol.Revision) {
+		t.Errorf("info.description does not say it is revision %s", protocol.Revision)
+	}
+
+	for _, g := range goldenFiles(t) {
+		raw, err := os.ReadFile(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := protocol.Decode(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", g, err)
+		}
+		ch := channelOf(t, m.Type)
+		switch {
+		case ch == protocol.ChanDesired && m.Seq != m.Body.(protocol.Desired).Version:
+			t.Errorf("%s: seq %d, want the version %d [seq.desired]", g, m.Seq, m.Body.(protocol.Desired).Version)
+		case ch == protocol.ChanEvents && m.Seq == 0:
+			t.Errorf("%s: an event without seq [seq.events]", g)
+		case !ch.Sequenced() && m.Seq != 0:
+			t.Errorf("%s: seq %d on %s, which is not sequenced [seq.unsequenced]", g, m.Seq, ch)
+		case ch == protocol.ChanCommands && m.ID != m.Body.(protocol.Command).ID:
+			t.Errorf("%s: envelope id %s, command id %s [command.dedup]", g, m.ID, m.Body.(protocol.Command).ID)
+		}
 	}
 }

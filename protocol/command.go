@@ -13,7 +13,8 @@ const (
 	// CmdOutOfService and CmdInService take a compartment out of and back into service.
 	CmdOutOfService CommandKind = "set_out_of_service"
 	CmdInService    CommandKind = "set_in_service"
-	// CmdResync asks the edge to publish a new birth and request a desired snapshot.
+	// CmdResync asks the edge to publish a new birth, which the cloud answers with a full
+	// desired snapshot.
 	CmdResync CommandKind = "resync"
 )
 
@@ -26,7 +27,10 @@ const (
 	PurposeLoading Purpose = "loading"
 )
 
-// Command is a job the cloud asks of an edge, on [ChanCommands]. The edge answers with
+// Command is a job the cloud asks of an edge, on [ChanCommands]. Its ID is what the edge
+// deduplicates on; the cloud sends it as the envelope id too (since 1.1; a 1.0 cloud's
+// envelope ids differ), so a republished command is a redelivery of one message. The
+// edge answers with
 // [CommandAck]s: QUEUED → IN_PROGRESS → SUCCEEDED / FAILED / TIMED_OUT, or REJECTED. A
 // command is carried out at most once per id, however often it is delivered; one that
 // arrives after ExpiresAt is REJECTED with [ErrExpired].
@@ -50,6 +54,9 @@ func (c Command) Validate() error {
 	switch {
 	case c.ID == "":
 		return fieldErr("id", "required")
+	case len(c.ID) > 64:
+		// The cloud sends it as the envelope id too, which is at most 64.
+		return fieldErr("id", "longer than 64 characters")
 	case c.Kind == "":
 		return fieldErr("kind", "required")
 	case c.ExpiresAt.IsZero():

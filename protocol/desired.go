@@ -36,12 +36,25 @@ type Reservation struct {
 	SecondFactorDigest string `json:"second_factor_digest"`
 	// ExpiresAt is when the code stops working and the order awaits return.
 	ExpiresAt time.Time `json:"expires_at"`
-	Zone      Zone      `json:"zone"`
+	// MaxExpiresAt is the latest ExpiresAt may ever move to: the food-safety cap of the
+	// order's zones (chilled and frozen food 24 h after loading). While the edge has been
+	// unable to reach the cloud for more than MinOutage, it honours the order past
+	// ExpiresAt by the outage's length, never past MaxExpiresAt; the cloud extends by the
+	// same rule when the link returns, and its next ExpiresAt is authoritative again.
+	// Zero (a cloud of protocol 1.0), or not after ExpiresAt: the edge does not extend the
+	// order on its own.
+	MaxExpiresAt time.Time `json:"max_expires_at,omitzero"`
+	Zone         Zone      `json:"zone"`
 	// BudgetSeconds is the order's time-out-of-temperature budget (0: none, e.g. ambient).
 	BudgetSeconds int `json:"budget_seconds"`
 	// Accessible orders go only into compartments below 120 cm.
 	Accessible bool `json:"accessible,omitempty"`
 }
+
+// MinOutage is the shortest outage that moves pickup deadlines, on both sides: a
+// reconnect within a minute (a broker or cloud restart, a flaky uplink) is not worth a
+// new deadline and a notice to every resident of the site.
+const MinOutage = time.Minute
 
 // Slot is one compartment of a reservation. Generation is the compartment's fencing
 // token: bumped by the cloud on every reuse, so an old reservation can never open a

@@ -28,13 +28,13 @@ func TestDigestKnownAnswers(t *testing.T) {
 		{"vector code keyed with the hex text (the mistake)", protocol.CodeDigest([]byte(vectorSiteKey), vectorCode),
 			"8e154d7d910e16ac5a86b70cf782893f83b162e19bc43f347431bbe622ab938c"},
 		{"code", protocol.CodeDigest(exampleSiteKey, exampleCode),
-			"ccabf753a9828e278ac160ee891641d7e4829a1a6c5008d62ae507bef82735c3"},
+			"ed4aff8682e9ed16e10e6b0cdc3da5c29b411f3c97676bfa8d2490723cead5af"},
 		{"second factor", protocol.SecondFactorDigest(exampleSiteKey, exampleOrder, exampleSecondFactor),
 			"1aa72efbc24b5b9cde6398fc16189948fddf5eefa900970c7f7c23b047bd7741"},
 		{"credential", protocol.CredentialDigest(exampleSiteKey, exampleCredential),
 			"57b75f98a1831c330eceea136d57df2084419a965b9868978af5150aede276e9"},
 		{"credential of the code", protocol.CredentialDigest(exampleSiteKey, exampleCode),
-			"ae98cc6c5ed0e49ddf0f3fcf2b2b9268c9d02b79354d699378bebe12e39ae63e"},
+			"d9e8a4d1b91061467b9bc5cf860b2bace37179b909b741b20fca85e0349dd34e"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s digest = %s, want %s", tc.name, tc.got, tc.want)

@@ -10,8 +10,16 @@ import (
 	"time"
 )
 
-// Version is the protocol version this package speaks, carried in every envelope.
+// Version is the major protocol version this package speaks, carried in every envelope's
+// v. A receiver refuses any other major version.
 const Version = 1
+
+// Revision is the protocol revision this package speaks, "major.minor". A minor revision
+// only adds (fields, event kinds, error codes), so the envelope's v stays the major
+// version; an edge announces its revision in its [Birth]. Revision 1.1 added
+// [EventAck.Rejected], [Birth.Protocol] and [ErrInvalidEvent]; an edge whose birth has no
+// protocol field speaks 1.0.
+const Revision = "1.1"
 
 // Type names the body of an envelope. Each [Channel] carries exactly one type.
 type Type string
@@ -43,8 +51,9 @@ type Header struct {
 	// ID is unique per message; receivers deduplicate by it. Redeliveries of one message
 	// keep its id (the edge's outbox stores encoded envelopes).
 	ID string `json:"id"`
-	// Seq is monotonic per sender and channel, starting at 1; receivers detect gaps by it.
-	// Zero means the channel is not sequenced (status, telemetry).
+	// Seq is the message's place in a sequenced channel: on events the edge's outbox
+	// sequence (from 1, no holes), on desired the desired version. Every other channel is
+	// not sequenced and carries 0 (see [Channel.Sequenced]).
 	Seq uint64 `json:"seq"`
 	// Time is when the sender created the message (for events: when it happened).
 	Time time.Time `json:"ts"`

@@ -272,6 +272,10 @@ func fieldCases() []fieldCase {
 		// EventAck.
 		fc("event_ack", e(del("body.seq")), "body.seq", "required"),
 		fc("event_ack", e(set("body.seq", 0)), "body.seq", "required"),
+		fc("event_ack-rejected", e(del("body.rejected[0].error")), "body.rejected[0].error", "required"),
+		fc("event_ack-rejected", e(set("body.rejected[0].seq", 0)), "body.rejected[0].seq", "required"),
+		blind("a rejection beyond the ack's seq", fc("event_ack-rejected", e(set("body.rejected[0].seq", 1225)), "body.rejected[0].seq", "beyond")),
+		fc("command-open-ops", e(set("body.id", strings.Repeat("a", 65))), "body.id", "longer than 64"),
 		// Command.
 		fc("command-resync", e(del("body.id")), "body.id", "required"),
 		fc("command-resync", e(del("body.kind")), "body.kind", "required"),
@@ -304,7 +308,7 @@ func fieldCases() []fieldCase {
 		fc("desired-full", e(del("body.reservations[1].slots")), "body.reservations[1].slots", "required"),
 		fc("desired-full", e(set("body.reservations[1].slots", []any{})), "body.reservations[1].slots", "required"),
 		fc("desired-full", e(del("body.reservations[1].code_digest")), "body.reservations[1].code_digest", "64 hex"),
-		fc("desired-full", e(set("body.reservations[1].code_digest", "482915")), "body.reservations[1].code_digest", "64 hex"),
+		fc("desired-full", e(set("body.reservations[1].code_digest", "48291537")), "body.reservations[1].code_digest", "64 hex"),
 		fc("desired-full", e(set("body.reservations[1].code_digest", strings.Repeat("g", 64))), "body.reservations[1].code_digest", "64 hex"),
 		fc("desired-full", e(del("body.reservations[0].second_factor_digest")), "body.reservations[0].second_factor_digest", "64 hex"),
 		fc("desired-full", e(del("body.reservations[0].expires_at")), "body.reservations[0].expires_at", "required"),
@@ -347,6 +351,7 @@ var eventRequires = map[protocol.EventKind][]string{
 	protocol.EventOrderCompromised: {"order"},
 	protocol.EventExpiredRemoved:   {"order"},
 	protocol.EventHelpRequested:    {},
+	protocol.EventOutage:           {"seconds"},
 }
 
 // TestEventKindRequirements removes, from each kind's golden, each field that kind does

@@ -15,7 +15,7 @@ func fieldErr(field, format string, args ...any) error {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-// ErrorCode says why a command failed or was rejected. The list is append-only: a code,
+// ErrorCode says why a command failed or was rejected, or why an event was rejected. The list is append-only: a code,
 // once published, keeps its meaning forever; receivers treat an unknown code as
 // [ErrInternal].
 type ErrorCode string
@@ -41,10 +41,14 @@ const (
 	ErrStaleGeneration ErrorCode = "stale_generation"
 	// ErrInternal: anything else; the message says more.
 	ErrInternal ErrorCode = "internal"
+	// ErrInvalidEvent: an event the cloud could not decode (a required field missing or
+	// of the wrong type); it is acknowledged as rejected (see [EventAck.Rejected]).
+	// Added in 1.1.
+	ErrInvalidEvent ErrorCode = "invalid_event"
 )
 
 // ErrorCodes lists every error code, oldest first.
 func ErrorCodes() []ErrorCode {
 	return []ErrorCode{ErrInvalidCommand, ErrExpired, ErrUnknownCompartment, ErrOutOfService,
-		ErrJammed, ErrBoardOffline, ErrBusy, ErrStaleGeneration, ErrInternal}
+		ErrJammed, ErrBoardOffline, ErrBusy, ErrStaleGeneration, ErrInternal, ErrInvalidEvent}
 }

@@ -1,6 +1,11 @@
 package protocol
 
-import "time"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
 
 // EventKind names a fact the edge reports. The list is append-only.
 type EventKind string
@@ -24,13 +29,15 @@ const (
 	EventOrderCompromised EventKind = "order_compromised"     // order (seconds out of temperature)
 	EventExpiredRemoved   EventKind = "expired_removed"       // order (cold_chain); the order was returned
 	EventHelpRequested    EventKind = "help_requested"        // a person pressed the kiosk's help button
+	EventOutage           EventKind = "outage"                // seconds: the edge could not reach the cloud that long, until the envelope's ts
 )
 
 // EventKinds lists every event kind, oldest first.
 func EventKinds() []EventKind {
 	return []EventKind{EventDoorOpened, EventDoorClosed, EventLoaded, EventPickedUp, EventReassigned,
 		EventUncommandedOpen, EventDoorLeftOpen, EventLockJammed, EventBoardOffline, EventBoardOnline,
-		EventTempExcursion, EventCodeLockout, EventOrderCompromised, EventExpiredRemoved, EventHelpRequested}
+		EventTempExcursion, EventCodeLockout, EventOrderCompromised, EventExpiredRemoved, EventHelpRequested,
+		EventOutage}
 }
 
 // CredentialKind says what kind of credential made something happen, never the secret.
@@ -179,6 +186,8 @@ func (e Event) Validate() error {
 		return need(e.Celsius != nil, "celsius")
 	case EventCodeLockout, EventHelpRequested:
 		return nil
+	case EventOutage:
+		return need(e.Seconds > 0, "seconds")
 	}
 	// An unknown kind from a newer sender is accepted: the list is append-only and
 	// receivers store what they do not understand.
@@ -186,9 +195,15 @@ func (e Event) Validate() error {
 }
 
 // EventAck is the cloud's cumulative acknowledgement on [ChanEventAck]: every event of
-// the site up to and including Seq has been durably processed.
+// the site up to and including Seq has been durably processed, or rejected.
 type EventAck struct {
 	Seq uint64 `json:"seq"`
+	// Rejected lists events up to Seq that the cloud could not decode and will never
+	// apply (added in 1.1). Each is acknowledged like any other: the stream goes on
+	// after it. The edge keeps a rejected event aside for inspection instead of
+	// dropping it. An event whose effect merely failed for now is never rejected: it is
+	// left unacknowledged and applied when resent.
+	Rejected []Rejection `json:"rejected,omitempty"`
 }
 
 func (EventAck) MessageType() Type { return TypeEventAck }
@@ -197,5 +212,63 @@ func (a EventAck) Validate() error {
 	if a.Seq == 0 {
 		return fieldErr("seq", "required")
 	}
+	for i, r := range a.Rejected {
+		f := fmt.Sprintf("rejected[%d]", i)
+		switch {
+		case r.Seq == 0:
+			return fieldErr(f+".seq", "required")
+		case r.Seq > a.Seq:
+			return fieldErr(f+".seq", "%d is beyond the acknowledged %d", r.Seq, a.Seq)
+		case r.Error == "":
+			return fieldErr(f+".error", "required")
+		}
+	}
 	return nil
+}
+
+// Rejection says which event the cloud rejected and why.
+type Rejection struct {
+	// Seq is the rejected event's envelope sequence.
+	Seq uint64 `json:"seq"`
+	// Error is [ErrInvalidEvent] for an event that did not decode; receivers treat an
+	// unknown code as that.
+	Error ErrorCode `json:"error"`
+	// Field is the JSON path of the offending field (e.g. "body.order"), when known.
+	Field string `json:"field,omitempty"`
+	// Message is the decoder's explanation, for people.
+	Message string `json:"message,omitempty"`
+}
+
+// RejectEvent is the [Rejection] of payload, an event envelope received on [ChanEvents]
+// that failed to decode with err. It reports false when the envelope does not name a
+// sequence to reject: not a JSON object with a positive integer seq, or of another major
+// version (not this protocol at all).
+func RejectEvent(payload []byte, err error) (Rejection, bool) {
+	// Raw first, then v and seq alone: a malformed body or timestamp must not hide the
+	// sequence. Keys match as Decode matches them (encoding/json: case-insensitively).
+	var raw struct{ V, Seq json.RawMessage }
+	var v int
+	var seq uint64
+	if json.Unmarshal(payload, &raw) != nil ||
+		json.Unmarshal(raw.V, &v) != nil || v != Version ||
+		json.Unmarshal(raw.Seq, &seq) != nil || seq == 0 {
+		return Rejection{}, false
+	}
+	r := Rejection{Seq: seq, Error: ErrInvalidEvent, Message: err.Error()}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		r.Field, r.Message = fe.Field, fe.Reason
+	}
+	return r, true
+}
+
+// RejectedEvent takes the place of an undecodable event inside a receiver: the cloud
+// applies it at its sequence (recording the rejection) so that the events after it
+// go on. It never travels: [Encode] refuses it.
+type RejectedEvent struct{ Rejection }
+
+func (RejectedEvent) MessageType() Type { return TypeEvent }
+
+func (RejectedEvent) Validate() error {
+	return fieldErr("body", "a rejected event stands for one that did not decode; it is never sent")
 }

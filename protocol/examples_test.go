@@ -15,7 +15,7 @@ var exampleSiteKey = []byte("larder-example-site-key-0123456789abcdef")
 
 // The secrets behind the example digests.
 const (
-	exampleCode         = "482915"
+	exampleCode         = "48291537"
 	exampleOrder        = "ord-1042"
 	exampleSecondFactor = "4711"
 	exampleCredential   = "drv-7c1e-55aa"
@@ -61,8 +61,9 @@ func examples() []example {
 
 	add("status", 0, protocol.Status{Online: true, Software: "larder-edge 1.0.0"})
 	add("status-offline", 0, protocol.Status{Online: false})
-	add("birth", 57, protocol.Birth{
-		Software: "larder-edge 1.0.0",
+	birth := protocol.Birth{
+		Protocol: protocol.Revision,
+		Software: "larder-edge 1.1.0",
 		Boards: []protocol.Board{
 			{Address: 0, Profile: "kerong-cu16", Locks: 16},
 			{Address: 1, Profile: "bcc8a", Locks: 8},
@@ -75,7 +76,8 @@ func examples() []example {
 		},
 		DesiredVersion:  42,
 		OutboxHighWater: 1207,
-	})
+	}
+	add("birth", 0, birth)
 
 	seq := uint64(1208)
 	event := func(e protocol.Event) {
@@ -115,7 +117,7 @@ func examples() []example {
 
 	openOps := exampleID("command-open-ops")
 	ack := func(st protocol.CommandState, code protocol.ErrorCode, msg string) {
-		add("command_ack-"+strings.ToLower(string(st)), uint64(301+len(exs)), protocol.CommandAck{CommandID: openOps, State: st, Error: code, Message: msg})
+		add("command_ack-"+strings.ToLower(string(st)), 0, protocol.CommandAck{CommandID: openOps, State: st, Error: code, Message: msg})
 	}
 	ack(protocol.StateQueued, "", "")
 	ack(protocol.StateInProgress, "", "")
@@ -124,9 +126,9 @@ func examples() []example {
 	ack(protocol.StateTimedOut, protocol.ErrBoardOffline, "board 0 did not answer within 2s")
 	ack(protocol.StateRejected, protocol.ErrExpired, "")
 
-	add("desired_get", 88, protocol.DesiredGet{Have: 42, Reason: "gap: got version 44"})
+	add("desired_get", 0, protocol.DesiredGet{Have: 42, Reason: "gap: got version 44"})
 
-	add("desired-full", 61, protocol.Desired{
+	add("desired-full", 42, protocol.Desired{
 		Version: 42,
 		Full:    true,
 		Reservations: []protocol.Reservation{
@@ -136,6 +138,7 @@ func examples() []example {
 				CodeDigest:         codeDigest,
 				SecondFactorDigest: factorDigest,
 				ExpiresAt:          expires,
+				MaxExpiresAt:       expires.Add(2 * time.Hour),
 				Zone:               protocol.ZoneChilled,
 				BudgetSeconds:      1800,
 			},
@@ -145,7 +148,7 @@ func examples() []example {
 					{Compartment: 2, Generation: 4, Size: protocol.SizeM},
 					{Compartment: 4, Generation: 5, Size: protocol.SizeM},
 				},
-				CodeDigest:         protocol.CodeDigest(exampleSiteKey, "730164"),
+				CodeDigest:         protocol.CodeDigest(exampleSiteKey, "73016428"),
 				SecondFactorDigest: protocol.SecondFactorDigest(exampleSiteKey, "ord-1043", "0815"),
 				ExpiresAt:          expires,
 				Zone:               protocol.ZoneFrozen,
@@ -157,12 +160,12 @@ func examples() []example {
 			{ID: "cred-8", Digest: credDigest, Driver: "driver-31", ExpiresAt: time.Date(2026, 5, 4, 22, 0, 0, 0, time.UTC)},
 		},
 	})
-	add("desired-delta", 62, protocol.Desired{
+	add("desired-delta", 43, protocol.Desired{
 		Version: 43,
 		Reservations: []protocol.Reservation{{
 			Order:              "ord-1045",
 			Slots:              []protocol.Slot{{Compartment: 3, Generation: 12, Size: protocol.SizeL}},
-			CodeDigest:         protocol.CodeDigest(exampleSiteKey, "915372"),
+			CodeDigest:         protocol.CodeDigest(exampleSiteKey, "91537260"),
 			SecondFactorDigest: protocol.SecondFactorDigest(exampleSiteKey, "ord-1045", "2202"),
 			ExpiresAt:          expires,
 			Zone:               protocol.ZoneAmbient,
@@ -175,7 +178,7 @@ func examples() []example {
 	command := func(name string, c protocol.Command) {
 		c.ID = exampleID(name)
 		c.ExpiresAt = cmdExpires
-		add(name, uint64(500+len(exs)), c)
+		add(name, 0, c) // the envelope id is the command id (add derives both from name)
 	}
 	command("command-open-ops", protocol.Command{Kind: protocol.CmdOpen, Compartment: 4, Purpose: protocol.PurposeOps, Reason: "resident called: bag stuck", Actor: "ops-anna"})
 	command("command-open-loading", protocol.Command{Kind: protocol.CmdOpen, Compartment: 2, Purpose: protocol.PurposeLoading, Order: "ord-1043", Generation: 4, Actor: "driver-31"})
@@ -183,7 +186,14 @@ func examples() []example {
 	command("command-set_in_service", protocol.Command{Kind: protocol.CmdInService, Compartment: 4, Actor: "ops-anna"})
 	command("command-resync", protocol.Command{Kind: protocol.CmdResync, Actor: "ops-anna"})
 
-	add("event_ack", 190, protocol.EventAck{Seq: 1222})
+	add("event_ack", 0, protocol.EventAck{Seq: 1222})
+	add("event_ack-rejected", 0, protocol.EventAck{Seq: 1224, Rejected: []protocol.Rejection{
+		{Seq: 1223, Error: protocol.ErrInvalidEvent, Field: "body.order", Message: "required for picked_up"},
+	}})
+	// A 1.0 edge's birth has no protocol field; a 1.1 cloud accepts it as ever.
+	birth10 := birth
+	birth10.Protocol, birth10.Software = "", "larder-edge 1.0.0"
+	add("birth-1.0", 0, birth10)
 
 	// The cold-chain record rides on picked_up and expired_removed (protocol 1.1); the
 	// examples above are those events as 1.0 edges send them.
@@ -200,5 +210,7 @@ func examples() []example {
 		Boards:         []protocol.BoardHealth{{Address: 0, Online: true}},
 		DesiredVersion: 43,
 	})
+	// Kinds added after 1.0 come last, so that the examples before them keep their times.
+	add("event-outage", 1225, protocol.Event{Kind: protocol.EventOutage, Credential: protocol.CredNone, Seconds: 5400})
 	return exs
 }

@@ -55,6 +55,10 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 		if err != nil {
+			// What a receiver does with an undecodable event: reject it by its seq, or not.
+			if r, ok := protocol.RejectEvent(data, err); ok && (r.Seq == 0 || r.Error != protocol.ErrInvalidEvent) {
+				t.Fatalf("RejectEvent = %+v", r)
+			}
 			return
 		}
 		if m.Body.MessageType() != m.Type {

@@ -53,9 +53,9 @@ func (z Zone) Valid() bool {
 
 // Board is one lock control board of a site.
 type Board struct {
-	// Address is the board's bus address (kerong-cu16: 0–15; bcc8a: 1–32).
+	// Address is the board's bus address (kerong-cu16: 0–15; bcc8a: 1–32; modbus-rtu: 1–247).
 	Address int `json:"address"`
-	// Profile is the board's serial dialect ("kerong-cu16", "bcc8a") or "gpio".
+	// Profile is the board's serial dialect ("kerong-cu16", "bcc8a", "modbus-rtu") or "gpio".
 	Profile string `json:"profile"`
 	// Locks is how many locks the board drives.
 	Locks int `json:"locks"`
@@ -107,6 +107,9 @@ func (s Status) Validate() error { return nil }
 // Birth is what an edge publishes on every connect: who it is and what it has, so the
 // cloud can reconcile after any outage.
 type Birth struct {
+	// Protocol is the protocol revision the edge speaks ([Revision], "1.1"); absent
+	// means 1.0.
+	Protocol     string        `json:"protocol,omitempty"`
 	Software     string        `json:"software"`
 	Boards       []Board       `json:"boards"`
 	Compartments []Compartment `json:"compartments"`

@@ -38,7 +38,7 @@ func TestEventKindsAppendOnly(t *testing.T) {
 	appendOnly(t, "EventKinds", protocol.EventKinds(), []protocol.EventKind{
 		"door_opened", "door_closed", "loaded", "picked_up", "reassigned", "uncommanded_open",
 		"door_left_open", "lock_jammed", "board_offline", "board_online", "temperature_excursion",
-		"code_lockout", "order_compromised", "expired_removed", "help_requested",
+		"code_lockout", "order_compromised", "expired_removed", "help_requested", "outage",
 	})
 }
 

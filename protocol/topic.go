@@ -70,6 +70,13 @@ func (c Channel) FromEdge() bool { return channels[c].fromEdge }
 // QoS is the MQTT quality of service to publish and subscribe with on c.
 func (c Channel) QoS() byte { return channels[c].qos }
 
+// Sequenced reports whether messages on c carry a sequence in the envelope's seq: the
+// events (the edge's outbox sequence, acknowledged by [EventAck]) and desired state (the
+// desired version). Every other channel carries seq 0: commands are deduplicated by their
+// id and are independent jobs, event acks are cumulative (the highest wins), and the
+// rest is presence, reports or requests whose order means nothing.
+func (c Channel) Sequenced() bool { return c == ChanEvents || c == ChanDesired }
+
 // Retained reports whether messages on c are published with the retain flag.
 func (c Channel) Retained() bool { return channels[c].retained }
 

@@ -7,6 +7,7 @@ import (
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/larder-lockers/larder/protocol"
 )
@@ -45,12 +46,14 @@ type authHook struct {
 	log             *slog.Logger
 	// srv sends the CONNACK that refuses a wrong client id (see OnConnect).
 	srv *mochi.Server
+	// refused counts dropped publishes (OnPublish); nil when metrics are off.
+	refused prometheus.Counter
 }
 
 func (h *authHook) ID() string { return "larder-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return b == mochi.OnConnect || b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+	return b == mochi.OnConnect || b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck || b == mochi.OnPublish
 }
 
 // OnConnect refuses an edge login (a username that is a site id) whose client id is not
@@ -105,24 +108,48 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 	return true
 }
 
-// OnACLCheck is called for every publish (write), subscribe and delivery (read).
+// OnACLCheck is called for every publish (write), subscribe and delivery (read). A
+// publish is decided by OnPublish instead, so that a refused one is dropped rather than
+// answered by disconnecting the client (see there).
 func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	site, service := h.edgeSite(cl)
+	switch {
+	case service:
+		return true
+	case write:
+		return protocol.ValidSite(site) // decided in OnPublish
+	}
+	return protocol.ValidSite(site) && MaySubscribe(site, topic)
+}
+
+// OnPublish drops a publish the edge may not make ([MayPublish]): it never reaches a
+// subscriber or the retained store. MQTT 3.1.1 lets a server either acknowledge a
+// refused PUBLISH as usual or close the connection (§3.3.5); mochi's own ACL refusal
+// closes it, and an edge whose persistent session resent the refused message on every
+// reconnect would loop forever. So the refusal is an ordinary PUBACK on MQTT 3.1.1 (as
+// Mosquitto does), a PUBACK with reason "not authorized" on MQTT 5 (QoS 1), and nothing
+// at QoS 0; the connection stays up. Counted in larder_broker_publishes_refused_total.
+func (h *authHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	site, service := h.edgeSite(cl)
+	if service || MayPublish(site, pk.TopicName) {
+		return pk, nil
+	}
+	if h.refused != nil {
+		h.refused.Inc()
+	}
+	h.log.Warn("broker: publish refused", "site", site, "topic", pk.TopicName)
+	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+		return pk, packets.ErrNotAuthorized
+	}
+	return pk, packets.CodeSuccessIgnore
+}
+
+// edgeSite is the site of an authenticated edge client, or service true for the
+// cloud's service account.
+func (h *authHook) edgeSite(cl *mochi.Client) (site string, service bool) {
 	user := cl.Properties.Username
 	if bytes.Equal(user, []byte(h.serviceUser)) {
-		return true
+		return "", true
 	}
-	site := string(user)
-	if !protocol.ValidSite(site) { // cannot happen after authentication
-		return false
-	}
-	var ok bool
-	if write {
-		ok = MayPublish(site, topic)
-	} else {
-		ok = MaySubscribe(site, topic)
-	}
-	if !ok && write {
-		h.log.Warn("broker: publish refused", "site", site, "topic", topic)
-	}
-	return ok
+	return string(user), false
 }

@@ -157,13 +157,18 @@ func Start(cfg Config) (*Broker, error) {
 		Logger:                 cfg.Logger.With("component", "broker"),
 		SysTopicResendInterval: 60,
 	})
+	h := &authHook{creds: cfg.Credentials, serviceUser: cfg.ServiceUser,
+		servicePassword: cfg.ServicePassword, log: cfg.Logger, srv: srv}
 	if cfg.Registry != nil {
+		h.refused = prometheus.NewCounter(prometheus.CounterOpts{Name: "larder_broker_publishes_refused_total",
+			Help: "Publishes the embedded broker dropped because the client may not publish on the topic (acknowledged, never delivered)."})
+		if err := cfg.Registry.Register(h.refused); err != nil {
+			return nil, fmt.Errorf("broker: register metrics: %w", err)
+		}
 		if err := registerMetrics(cfg.Registry, srv); err != nil {
 			return nil, err
 		}
 	}
-	h := &authHook{creds: cfg.Credentials, serviceUser: cfg.ServiceUser,
-		servicePassword: cfg.ServicePassword, log: cfg.Logger, srv: srv}
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("broker: add auth hook: %w", err)
 	}

@@ -12,9 +12,10 @@
 // before its password is checked; every other refusal is "not authorized" (CONNACK 5,
 // 0x86 on MQTT 5). An edge may publish only on its own site's edge→cloud channels
 // ([MayPublish]), register a Last Will only there, and subscribe only to its own site's
-// cloud→edge channels or its [protocol.SiteFilter] ([MaySubscribe]); an unauthorised
-// QoS 1 publish disconnects an MQTT 3.1.1 client (that is mochi's behaviour, and the
-// message never reaches a subscriber). The cloud's service account may do everything,
+// cloud→edge channels or its [protocol.SiteFilter] ([MaySubscribe]). A publish it may
+// not make is acknowledged and dropped (MQTT 5: PUBACK "not authorized"), never
+// delivered or retained, and the connection stays up: disconnecting (mochi's own
+// answer) would have a persistent session resend the message on every reconnect. The cloud's service account may do everything,
 // including shared subscriptions. Its username must not be a possible site id.
 //
 // # Sizing

@@ -306,11 +306,16 @@ func (a *Adapter) PublishCommand(ctx context.Context, site string, c protocol.Co
 		return fmt.Errorf("mqtt: publish command %s: %w", c.ID, err)
 	}
 	a.jobs.arm(site, c)
-	if err := a.publish(ctx, site, protocol.ChanCommands, protocol.Header{}, c); err != nil {
+	if err := a.publish(ctx, site, protocol.ChanCommands, commandHeader(c), c); err != nil {
 		return fmt.Errorf("mqtt: publish command %s to %s: %w", c.ID, site, err)
 	}
 	return nil
 }
+
+// commandHeader is the envelope of command c: its id is the command's (the edge
+// deduplicates on body.id; the envelope says the same, so a republished command is a
+// redelivery of one message), and commands are not sequenced.
+func commandHeader(c protocol.Command) protocol.Header { return protocol.Header{ID: c.ID} }
 
 // publish sends one message and waits for the broker's PUBACK, ctx or the publish
 // timeout, whichever comes first.

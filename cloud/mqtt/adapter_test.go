@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -103,6 +104,12 @@ func TestFailedEventIsNotAcked(t *testing.T) {
 	e.waitAck(3)
 	if got, want := f.eventSeqs(site), []uint64{1, 2, 3}; !slices.Equal(got, want) {
 		t.Fatalf("ingested %v, want %v", got, want)
+	}
+	// A well-formed event that could not be applied for now is retried, never rejected.
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.rejected) != 0 {
+		t.Fatalf("acks rejected %+v, want none", e.rejected)
 	}
 }
 
@@ -255,8 +262,10 @@ func TestCommandJobs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Both commands arrive; which first depends on the adapter's publishers, not on the test.
 	got := e.waitMsg(protocol.ChanCommands, 2)
-	if got[0].Body.(protocol.Command).ID != "cmd-done" || got[1].Body.(protocol.Command).ID != "cmd-lost" {
+	ids := []string{got[0].Body.(protocol.Command).ID, got[1].Body.(protocol.Command).ID}
+	if slices.Sort(ids); ids[0] != "cmd-done" || ids[1] != "cmd-lost" {
 		t.Fatalf("edge got %+v", got)
 	}
 	for _, st := range []protocol.CommandState{protocol.StateQueued, protocol.StateInProgress, protocol.StateSucceeded} {
@@ -419,5 +428,128 @@ func TestStartFailsWithoutBroker(t *testing.T) {
 	a.Close() // idempotent after the failed Start
 	if err := a.PublishDesired(context.Background(), "site-x", protocol.Desired{Version: 1}); !errors.Is(err, cloudmqtt.ErrClosed) {
 		t.Fatalf("publish after close: %v", err)
+	}
+}
+
+// TestMalformedEventRejected: an event that does not decode, between good ones, is
+// rejected at its sequence: the domain gets a RejectedEvent in its place and applies
+// the events after it, the ack goes past it and names it, and a resend of it (the edge
+// missed that ack) is acknowledged with the same rejection, applied nowhere twice.
+func TestMalformedEventRejected(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	site := uniqueSite("malformed")
+	reg := prometheus.NewRegistry()
+	startAdapter(t, tg, f, []string{site}, func(c *cloudmqtt.Config) { c.Registry = reg })
+	e := newEdge(t, tg, site)
+	// picked_up without its order: what a broken edge build might send.
+	bad := `{"v":1,"id":"bad-2","seq":2,"ts":"2026-05-04T17:36:00Z","type":"event","body":{"kind":"picked_up","credential":"pickup_code"}}`
+	e.event(1)
+	if tok := e.c.Publish(protocol.Topic(site, protocol.ChanEvents), 1, false, bad); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	e.event(3)
+	e.waitAck(3)
+	want := protocol.Rejection{Seq: 2, Error: protocol.ErrInvalidEvent, Field: "body.order", Message: "required for picked_up"}
+	e.mu.Lock()
+	got := append([]protocol.Rejection(nil), e.rejected...)
+	e.mu.Unlock()
+	if len(got) == 0 || got[len(got)-1] != want {
+		t.Fatalf("acks rejected %+v, want the last to be %+v", got, want)
+	}
+	if seqs := f.eventSeqs(site); !slices.Equal(seqs, []uint64{1, 2, 3}) {
+		t.Fatalf("domain got %v, want 1, 2 (the rejection) and 3", seqs)
+	}
+	f.mu.Lock()
+	if rj, ok := f.events[site][1].Body.(protocol.RejectedEvent); !ok || rj.Rejection != want {
+		t.Errorf("domain got %+v at seq 2, want RejectedEvent %+v", f.events[site][1].Body, want)
+	}
+	f.mu.Unlock()
+
+	// The edge missed the ack and resends: acknowledged again, naming it again.
+	e.mu.Lock()
+	e.rejected = nil
+	e.mu.Unlock()
+	if tok := e.c.Publish(protocol.Topic(site, protocol.ChanEvents), 1, false, bad); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	e.waitAck(3)
+	e.mu.Lock()
+	got = append([]protocol.Rejection(nil), e.rejected...)
+	e.mu.Unlock()
+	if !slices.Contains(got, want) {
+		t.Fatalf("ack of the resend rejected %+v, want %+v", got, want)
+	}
+	if seqs := f.eventSeqs(site); !slices.Equal(seqs, []uint64{1, 2, 3}) {
+		t.Fatalf("domain got %v after the resend, want 1, 2, 3", seqs)
+	}
+	if got := metricValue(t, reg, "larder_fleet_messages_rejected_total"); got != 2 {
+		t.Errorf("larder_fleet_messages_rejected_total = %v, want 2 (the event and its resend)", got)
+	}
+}
+
+// TestEnvelopeIDsAndSequences: a command's envelope id is its command id (the edge
+// deduplicates on body.id, and a republished command is a redelivery of one message);
+// commands and event acks are not sequenced (seq 0), desired state carries its version.
+func TestEnvelopeIDsAndSequences(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	site := uniqueSite("ids")
+	a := startAdapter(t, tg, f, []string{site})
+	e := newEdge(t, tg, site)
+	c := openCmd("cmd_0123456789abcdef01234567", time.Now().Add(time.Minute))
+	if err := a.PublishCommand(context.Background(), site, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PublishDesired(context.Background(), site, protocol.Desired{Version: 7}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := e.waitMsg(protocol.ChanCommands, 1)[0]
+	if cmd.ID != c.ID || cmd.Seq != 0 {
+		t.Errorf("command envelope id %q seq %d, want id %q (the command's) and seq 0", cmd.ID, cmd.Seq, c.ID)
+	}
+	if d := e.waitMsg(protocol.ChanDesired, 1)[0]; d.Seq != 7 {
+		t.Errorf("desired v7 has envelope seq %d, want 7", d.Seq)
+	}
+	var raw []byte
+	got := make(chan []byte, 10)
+	tok := e.c.Subscribe(protocol.Topic(site, protocol.ChanEventAck), 1, func(_ paho.Client, m paho.Message) { got <- m.Payload() })
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	e.event(1)
+	select {
+	case raw = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event ack")
+	}
+	if m, err := protocol.Decode(raw); err != nil || m.Seq != 0 {
+		t.Errorf("event ack envelope seq %d (%v), want 0", m.Seq, err)
+	}
+}
+
+// TestEdge10Accepted: a 1.0 edge, byte for byte: its golden birth (no protocol field) is
+// accepted and answered with a snapshot, and its desired_get on connect with another
+// ([compat.edge-1.0]).
+func TestEdge10Accepted(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	site := uniqueSite("v10")
+	startAdapter(t, tg, f, []string{site})
+	e := newEdge(t, tg, site)
+	birth, err := os.ReadFile("../../protocol/testdata/birth-1.0.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := e.c.Publish(protocol.Topic(site, protocol.ChanBirth), 1, false, birth); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish birth: %v", tok.Error())
+	}
+	e.publish(protocol.ChanDesiredGet, protocol.Header{}, protocol.DesiredGet{Reason: "connect"})
+	e.waitMsg(protocol.ChanDesired, 2)
+	f.mu.Lock()
+	births := f.births[site]
+	f.mu.Unlock()
+	if len(births) != 1 || births[0].Protocol != "" || births[0].Software != "larder-edge 1.0.0" {
+		t.Fatalf("births %+v, want the 1.0 one", births)
 	}
 }

@@ -46,7 +46,21 @@
 // without touching the domain; an event after a gap is held (up to [Config.GapHold]
 // past the high water, the largest window) until the gap fills, and the edge resends
 // everything after the last ack anyway. Events the domain did not apply go back to the
-// held ones. A birth whose outbox high water is below the cloud's means the edge's
+// held ones: an event that decodes but whose effect failed for now is retried when the
+// edge resends it, never rejected.
+//
+// # Rejected events
+//
+// An event that does not decode but names its sequence (v 1, a positive seq) would hold
+// back every event of its site forever if it were simply refused: the edge resends it
+// unchanged. So it is staged at its sequence as a [protocol.RejectedEvent]; the domain
+// records the rejection (audit) and moves the high water past it, and the acks name it
+// in [protocol.EventAck].Rejected — repeated in later acks while it is within the
+// largest window of the high water, at most the site's last 16 — so that the edge sets
+// it aside. Counted as larder_fleet_events_total{outcome="rejected"} (and
+// larder_fleet_messages_rejected_total{channel="events"}, like every undecodable
+// message) and warned about. An envelope with no readable sequence cannot be named: it
+// is counted and dropped. A birth whose outbox high water is below the cloud's means the edge's
 // outbox started over; the domain resets its high water (see [Births]).
 //
 // # Warnings
@@ -69,7 +83,8 @@
 //
 // After a birth and on a DesiredGet the adapter publishes the domain's full desired
 // snapshot; deltas are published by the domain through [Adapter.PublishDesired].
-// Commands are jobs ([Adapter.PublishCommand]): the edge's acks move them through
+// Commands are jobs ([Adapter.PublishCommand]), sent with the command id as the envelope
+// id and seq 0 (only events and desired state are sequenced): the edge's acks move them through
 // QUEUED → IN_PROGRESS → final via [Commands.CommandProgress]; a command with no final
 // ack by its expiry plus [Config.CommandGrace] is recorded TIMED_OUT by the adapter.
 // Pending commands are reloaded at start and republished after a site's birth.

@@ -72,8 +72,9 @@ type Births interface {
 // cumulative [protocol.EventAck]) only after SiteEvents has committed it and every event
 // before it.
 type Events interface {
-	// SiteEvents stores the events of runs (their Bodies are [protocol.Event]s) and
-	// applies their effects (order loaded, picked up, compromised, ...) in one durable
+	// SiteEvents stores the events of runs (their Bodies are [protocol.Event]s, or
+	// [protocol.RejectedEvent]s standing for events that did not decode: the domain
+	// records the rejection and counts the sequence as processed) and applies their effects (order loaded, picked up, compromised, ...) in one durable
 	// transaction, or as few as it can, and returns only after they committed. Each run
 	// is one site's (a site appears once) and holds consecutive sequences following the
 	// site's high water, as far as the adapter knows. In the same transaction it sets

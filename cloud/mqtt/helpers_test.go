@@ -101,7 +101,7 @@ func (f *memFleet) SiteEvents(_ context.Context, runs []cloudmqtt.EventRun) []cl
 			if m.Seq <= f.hw[r.Site] {
 				f.redundant++
 			}
-			if !f.ids[m.ID] {
+			if _, rejected := m.Body.(protocol.RejectedEvent); rejected || !f.ids[m.ID] {
 				f.ids[m.ID] = true
 				f.events[r.Site] = append(f.events[r.Site], m)
 			}
@@ -290,10 +290,11 @@ type testEdge struct {
 	site string
 	c    paho.Client
 
-	mu   sync.Mutex
-	got  map[protocol.Channel][]protocol.Message
-	acks chan uint64
-	recv chan struct{}
+	mu       sync.Mutex
+	got      map[protocol.Channel][]protocol.Message
+	rejected []protocol.Rejection // of every ack received, in order
+	acks     chan uint64
+	recv     chan struct{}
 }
 
 func newEdge(t testing.TB, tg target, site string) *testEdge {
@@ -331,7 +332,11 @@ func (e *testEdge) handle(_ paho.Client, msg paho.Message) {
 		return
 	}
 	if ch == protocol.ChanEventAck {
-		e.acks <- m.Body.(protocol.EventAck).Seq
+		ack := m.Body.(protocol.EventAck)
+		e.mu.Lock()
+		e.rejected = append(e.rejected, ack.Rejected...)
+		e.mu.Unlock()
+		e.acks <- ack.Seq
 		return
 	}
 	e.mu.Lock()

@@ -135,7 +135,7 @@ func (j *jobs) republish(site string) {
 			continue
 		}
 		j.arm(site, p.Command)
-		if err := a.publish(a.ctx, site, protocol.ChanCommands, protocol.Header{}, p.Command); err != nil {
+		if err := a.publish(a.ctx, site, protocol.ChanCommands, commandHeader(p.Command), p.Command); err != nil {
 			a.log.Warn("mqtt: command not republished", "site", site, "cmd_id", p.Command.ID, "err", err)
 		}
 	}

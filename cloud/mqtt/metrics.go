@@ -33,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"channel"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "larder_fleet_events_total",
-			Help: "Edge events by outcome: ingested, duplicate, held (after a gap), refused (beyond the edge's window: not acknowledged, so resent), failed.",
+			Help: "Edge events by outcome: ingested, duplicate, held (after a gap), refused (beyond the edge's window: not acknowledged, so resent), failed (not applied for now: resent), rejected (did not decode: acknowledged as rejected, never applied).",
 		}, []string{"outcome"}),
 		sitesOnline: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "larder_fleet_sites_online",

@@ -45,6 +45,10 @@ type siteState struct {
 	held map[uint64]protocol.Message
 	// ackDue: an EventAck should go out at the end of the current batch.
 	ackDue bool
+	// rejected are the site's latest rejected events (at most maxRejections), repeated
+	// in every ack while within maxEdgeWindow of the high water: an edge that missed
+	// the ack naming one learns it from a later one.
+	rejected []protocol.Rejection
 
 	// statusID and statusGen identify the last status message and the connection it
 	// came on, to drop a duplicate delivery (MQTT is at least once; a subscription
@@ -111,7 +115,7 @@ func (w *worker) flushAcks() {
 		if s.hw == 0 {
 			continue
 		}
-		tok, err := a.publishAsync(id, protocol.ChanEventAck, protocol.Header{}, protocol.EventAck{Seq: s.hw})
+		tok, err := a.publishAsync(id, protocol.ChanEventAck, protocol.Header{}, protocol.EventAck{Seq: s.hw, Rejected: s.rejections()})
 		if err != nil {
 			a.warn.Warn("mqtt: event ack not sent", "site", id, "seq", s.hw, "err", err)
 			continue
@@ -141,6 +145,41 @@ func (w *worker) flushAcks() {
 
 // maxInflightAcks bounds the acks a worker has published without a PUBACK yet.
 const maxInflightAcks = 1024
+
+// maxRejections bounds the rejected events a site's acks repeat.
+const maxRejections = 16
+
+// noteRejected remembers r for the site's next acks (once per sequence).
+func (s *siteState) noteRejected(r protocol.Rejection) {
+	for _, have := range s.rejected {
+		if have.Seq == r.Seq {
+			return
+		}
+	}
+	if len(s.rejected) == maxRejections {
+		s.rejected = s.rejected[1:]
+	}
+	s.rejected = append(s.rejected, r)
+}
+
+// rejections are the rejected events an ack of s.hw names: those at or below it and
+// within the largest window, which an edge may still hold.
+func (s *siteState) rejections() []protocol.Rejection {
+	keep := s.rejected[:0]
+	for _, r := range s.rejected {
+		if r.Seq+maxEdgeWindow > s.hw {
+			keep = append(keep, r)
+		}
+	}
+	s.rejected = keep
+	var out []protocol.Rejection
+	for _, r := range keep {
+		if r.Seq <= s.hw {
+			out = append(out, r)
+		}
+	}
+	return out
+}
 
 func (w *worker) handle(t task) {
 	a := w.a
@@ -267,12 +306,23 @@ func (w *worker) decode(t task) (protocol.Message, bool) {
 }
 
 // stage decodes an event and stages it for the next commit if it is the site's next in
-// sequence (with the held events that follow it); see the package doc.
+// sequence (with the held events that follow it); see the package doc. An event that
+// does not decode but names its sequence is staged as a [protocol.RejectedEvent]: the
+// domain records the rejection at that sequence and the ack names it, so the site's
+// stream goes on (resending it would change nothing).
 func (w *worker) stage(t task) {
 	a := w.a
-	m, ok := w.decode(t)
-	if !ok {
-		return
+	m, err := protocol.DecodeOn(t.ch, t.payload)
+	if err != nil {
+		a.m.rejected.WithLabelValues(t.ch.String()).Inc()
+		r, ok := protocol.RejectEvent(t.payload, err)
+		if !ok {
+			// No sequence to name: nothing can be acknowledged for it.
+			a.warn.Warn("mqtt: invalid message from edge", "site", t.site, "channel", t.ch.String(), "err", err)
+			return
+		}
+		a.warn.Warn("mqtt: malformed event rejected", "site", t.site, "seq", r.Seq, "field", r.Field, "err", err)
+		m = protocol.Message{Header: protocol.Header{Seq: r.Seq, Time: t.at}, Type: protocol.TypeEvent, Body: protocol.RejectedEvent{Rejection: r}}
 	}
 	s := w.site(t.site)
 	s.lastSeen = t.at
@@ -298,6 +348,9 @@ func (w *worker) stage(t task) {
 	switch next := s.next(); {
 	case m.Seq < next:
 		a.m.events.WithLabelValues("duplicate").Inc()
+		if rj, ok := m.Body.(protocol.RejectedEvent); ok && m.Seq <= s.hw {
+			s.noteRejected(rj.Rejection) // resent: its ack was missed
+		}
 		w.ackLater(t.site, s) // the edge may have missed the ack
 		return
 	case m.Seq > next:
@@ -364,10 +417,15 @@ func (w *worker) commit() {
 		} else {
 			r = EventResult{Ack: s.hw, Err: errMissingResult}
 		}
-		applied := 0
+		applied, rejected := 0, 0
 		for _, m := range s.run {
 			if m.Seq <= r.Ack {
-				applied++
+				if rj, ok := m.Body.(protocol.RejectedEvent); ok {
+					rejected++
+					s.noteRejected(rj.Rejection)
+				} else {
+					applied++
+				}
 				continue
 			}
 			if s.held == nil {
@@ -376,8 +434,9 @@ func (w *worker) commit() {
 			s.held[m.Seq] = m
 		}
 		a.m.events.WithLabelValues("ingested").Add(float64(applied))
+		a.m.events.WithLabelValues("rejected").Add(float64(rejected))
 		if r.Err != nil {
-			a.m.events.WithLabelValues("failed").Add(float64(len(s.run) - applied))
+			a.m.events.WithLabelValues("failed").Add(float64(len(s.run) - applied - rejected))
 			w.domainErr(id, protocol.ChanEvents, r.Err)
 		}
 		s.hw = max(s.hw, r.Ack)

@@ -124,6 +124,24 @@ func Check(tx *bbolt.Tx) error {
 	if want != high+1 && high > acked {
 		bad("outbox ends at %d, high water %d", want-1, high)
 	}
+	nRejected := 0
+	err = tx.Bucket(bRejected).ForEach(func(k, v []byte) error {
+		nRejected++
+		var re RejectedEvent
+		switch err := json.Unmarshal(v, &re); {
+		case err != nil || re.Seq != beU64(k):
+			bad("rejected event %d is corrupt", beU64(k))
+		case re.Seq > acked:
+			bad("rejected event %d not acknowledged (acked %d)", re.Seq, acked) // set aside only with its ack
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if nRejected > MaxRejected {
+		bad("%d rejected events kept, at most %d", nRejected, MaxRejected)
+	}
 
 	ab := tx.Bucket(bAudit)
 	var n uint64

@@ -18,12 +18,14 @@
 //	sessions      session id    → edge.Session
 //	credentials   credential id → edge.Credential;  cred_digests: digest → id
 //	outbox        uint64 seq    → encoded protocol envelope (Seq = key)
+//	rejected_events uint64 seq  → RejectedEvent: an outbox event the cloud rejected, set
+//	              aside by Ack with the cloud's reason (at most MaxRejected, oldest dropped)
 //	inbox         message id    → uint64 expiry (unix ns)
 //	commands      command id    → edge.CommandRecord
 //	command_acks  uint64 key    → encoded command_ack envelope, until the broker takes it
 //	driver_tokens token digest  → edge.DriverToken (a kiosk session; never the token)
 //	audit         uint64 seq    → edge.AuditEntry (never updated or deleted)
-//	meta          desired_version, outbox_next, outbox_acked, throttle, zone:{zone}
+//	meta          desired_version, outbox_next, outbox_acked, throttle, link, zone:{zone}
 //
 // # Invariants
 //
@@ -48,6 +50,8 @@
 //  8. Every driver token is stored under its own digest, which has a digest's shape
 //     (64 hex characters: a token is never stored as itself), names a driver and a
 //     credential, and has an end; there are at most edge.MaxDriverTokens.
+//  9. Every rejected event is acknowledged (its seq ≤ acked) and there are at most
+//     MaxRejected.
 //
 // # Durability
 //

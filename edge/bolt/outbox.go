@@ -8,6 +8,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/larder-lockers/larder/edge"
+	"github.com/larder-lockers/larder/protocol"
 )
 
 // Entry is one outbox event as it travels: its sequence and its encoded envelope.
@@ -30,9 +31,13 @@ func (s *Store) Pending(after uint64, max int) ([]Entry, error) {
 }
 
 // Ack records the cloud's cumulative acknowledgement and deletes the acknowledged
-// events. Idempotent; a seq beyond the high water changes nothing and wraps ErrAckBeyond.
-func (s *Store) Ack(seq uint64) error {
-	return s.db.Update(func(tx *bbolt.Tx) error {
+// events, except those the cloud rejected, which it sets aside in the same transaction
+// (see [Store.RejectedEvents]) and returns. Idempotent; a seq beyond the high water
+// changes nothing and wraps ErrAckBeyond.
+func (s *Store) Ack(seq uint64, rejected ...protocol.Rejection) ([]RejectedEvent, error) {
+	var moved []RejectedEvent
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		moved = nil
 		meta := tx.Bucket(bMeta)
 		acked := getU64(meta, kOutboxAcked)
 		if seq <= acked {
@@ -42,6 +47,10 @@ func (s *Store) Ack(seq uint64) error {
 		if seq > high {
 			return fmt.Errorf("bolt: ack %d, high water %d: %w", seq, high, ErrAckBeyond)
 		}
+		var err error
+		if moved, err = setAside(tx, acked, seq, rejected, time.Now()); err != nil {
+			return err
+		}
 		b := tx.Bucket(bOutbox)
 		for q := acked + 1; q <= seq; q++ {
 			if err := b.Delete(u64(q)); err != nil {
@@ -50,6 +59,10 @@ func (s *Store) Ack(seq uint64) error {
 		}
 		return meta.Put(kOutboxAcked, u64(seq))
 	})
+	if err != nil {
+		return nil, err
+	}
+	return moved, nil
 }
 
 // Acked returns the highest acknowledged sequence.

@@ -35,7 +35,7 @@ var (
 	bMeta         = []byte("meta")
 
 	allBuckets = [][]byte{bCompartments, bReservations, bCodes, bUsedCodes, bSessions, bCredentials, bCredDigests,
-		bOutbox, bInbox, bCommands, bAudit, bMeta, bCommandAcks, bDriverTokens}
+		bOutbox, bInbox, bCommands, bAudit, bMeta, bCommandAcks, bDriverTokens, bRejected}
 
 	kDesiredVersion = []byte("desired_version")
 	kOutboxNext     = []byte("outbox_next")

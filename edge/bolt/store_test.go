@@ -60,13 +60,13 @@ func TestOutbox(t *testing.T) {
 	if string(again[0].Payload) != string(es[0].Payload) {
 		t.Fatal("payload changed between reads")
 	}
-	if err := s.Ack(3); err != nil {
+	if _, err := s.Ack(3); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Ack(2); err != nil {
+	if _, err := s.Ack(2); err != nil {
 		t.Fatal("an old ack must be a no-op")
 	}
-	if err := s.Ack(9); !errors.Is(err, bolt.ErrAckBeyond) {
+	if _, err := s.Ack(9); !errors.Is(err, bolt.ErrAckBeyond) {
 		t.Fatalf("ack beyond: %v", err)
 	}
 	if a, _ := s.Acked(); a != 3 {

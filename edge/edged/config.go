@@ -48,9 +48,11 @@ type Config struct {
 	// Bus is the RS-485 line of the lock boards: a serial device path or tcp://host:port
 	// (an RS-485-to-Ethernet converter, or larder-sim --listen).
 	Bus      string `json:"bus"`
-	Profile  string `json:"profile"`            // kerong-cu16, bcc8a or gpio
-	Polarity string `json:"polarity,omitempty"` // bcc8a feedback: normal or inverted
+	Profile  string `json:"profile"`            // kerong-cu16, bcc8a, modbus-rtu or gpio
+	Polarity string `json:"polarity,omitempty"` // bcc8a feedback, modbus-rtu door inputs: normal or inverted
 	Baud     int    `json:"baud,omitempty"`
+	// Modbus lays out modbus-rtu boards and times their relays; only for that profile.
+	Modbus ModbusConfig `json:"modbus,omitzero"`
 	// Boards are the wire addresses of the boards on the bus.
 	Boards []int `json:"boards"`
 	// Compartments map each door (number, size, zone, height_cm, board, lock, row,
@@ -79,6 +81,37 @@ type Config struct {
 	PollInterval Duration `json:"poll_interval"` // door and occupancy polling (500ms)
 	TempInterval Duration `json:"temp_interval"` // temperature reads (10s)
 	LogLevel     string   `json:"log_level"`     // debug, info, warn, error
+}
+
+// ModbusConfig is profile modbus-rtu's board layout (board.ModbusMap) and relay pulse;
+// zero values take the defaults named beside them.
+type ModbusConfig struct {
+	// Locks is the number of relays, and of door inputs, per board that are used, 1-16
+	// (16). The door inputs read are exactly these, so it must not pass the board's last.
+	Locks     int `json:"locks,omitempty"`
+	CoilBase  int `json:"coil_base,omitempty"`  // coil address of lock 1's relay (0; lock n is base+n-1)
+	InputBase int `json:"input_base,omitempty"` // discrete-input address of door 1's switch (0)
+	// Pulse is how long the edge holds a relay on to unlock (300ms; 50ms-1s): these boards
+	// do not time pulses themselves.
+	Pulse Duration `json:"pulse,omitempty"`
+}
+
+// Map is the layout as protocol/board takes it; Validate has checked the ranges.
+func (m ModbusConfig) Map() board.ModbusMap {
+	return board.ModbusMap{Locks: m.Locks, CoilBase: uint16(m.CoilBase), InputBase: uint16(m.InputBase)}
+}
+
+func (m ModbusConfig) validate() error {
+	if m.CoilBase < 0 || m.CoilBase > 0xFFFF || m.InputBase < 0 || m.InputBase > 0xFFFF {
+		return fmt.Errorf("edged: modbus coil_base %d, input_base %d: want 0-65535", m.CoilBase, m.InputBase)
+	}
+	if err := m.Map().Validate(); err != nil {
+		return fmt.Errorf("edged: modbus: %w", err)
+	}
+	if p := time.Duration(m.Pulse); p != 0 && (p < 50*time.Millisecond || p > time.Second) {
+		return fmt.Errorf("edged: modbus pulse %v: want 50ms-1s (a latch needs about 50 ms; a coil held longer overheats)", p)
+	}
+	return nil
 }
 
 // ZoneLimits is edge.ZoneLimits in configuration units (seconds).
@@ -161,21 +194,22 @@ func (c Config) Specs() ([]edge.CompartmentSpec, error) {
 		return out, nil
 	}
 	p := board.Profile(c.Profile)
-	n := len(c.Boards) * p.LocksPerBoard()
+	locks := board.Codec{Profile: p, Modbus: c.Modbus.Map()}.Locks()
+	n := len(c.Boards) * locks
 	zones, err := parseZones(c.Zones, n)
 	if err != nil {
 		return nil, err
 	}
 	var out []edge.CompartmentSpec
 	for i, b := range c.Boards {
-		for lock := 1; lock <= p.LocksPerBoard(); lock++ {
+		for lock := 1; lock <= locks; lock++ {
 			num, err := p.Compartment(b, lock)
 			if err != nil {
 				return nil, fmt.Errorf("edged: board %d: %w", b, err)
 			}
 			row := (lock-1)%4 + 1
 			out = append(out, edge.CompartmentSpec{Number: num, Size: protocol.SizeM, Zone: zones[(num-1)%n],
-				HeightCM: 20 + 45*(row-1), Board: b, Lock: lock, Row: row, Column: i*((p.LocksPerBoard()+3)/4) + (lock-1)/4 + 1})
+				HeightCM: 20 + 45*(row-1), Board: b, Lock: lock, Row: row, Column: i*((locks+3)/4) + (lock-1)/4 + 1})
 		}
 	}
 	return out, nil
@@ -264,6 +298,12 @@ func (c Config) Validate() error {
 			return errors.New("edged: no boards")
 		}
 	}
+	if c.Modbus != (ModbusConfig{}) && c.Profile != string(board.ModbusRTU) {
+		return fmt.Errorf("edged: modbus settings with profile %s: they apply to modbus-rtu only", c.Profile)
+	}
+	if err := c.Modbus.validate(); err != nil {
+		return err
+	}
 	specs, err := c.Specs()
 	if err != nil {
 		return err
@@ -334,7 +374,7 @@ var source = daemon.Source[Config]{
 			Set: func(c *Config, v string) error { c.BrokerPassword = v; return nil }},
 		{Env: "LARDER_EDGE_BUS", Flag: "bus", Usage: "lock-board line: serial device or tcp://host:port (env LARDER_EDGE_BUS)",
 			Set: func(c *Config, v string) error { c.Bus = v; return nil }},
-		{Env: "LARDER_EDGE_PROFILE", Flag: "profile", Usage: "board profile kerong-cu16, bcc8a or gpio (env LARDER_EDGE_PROFILE)",
+		{Env: "LARDER_EDGE_PROFILE", Flag: "profile", Usage: "board profile kerong-cu16, bcc8a, modbus-rtu or gpio (env LARDER_EDGE_PROFILE)",
 			Set: func(c *Config, v string) error { c.Profile = v; return nil }},
 		{Env: "LARDER_EDGE_BOARDS", Flag: "boards", Usage: "board addresses, comma-separated (env LARDER_EDGE_BOARDS; default 0)",
 			Set: func(c *Config, v string) (err error) { c.Boards, err = parseInts(v); return err }},

@@ -4,8 +4,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/larder-lockers/larder/edge/edged"
 	"github.com/larder-lockers/larder/protocol"
@@ -184,5 +186,50 @@ func TestMetricsAddr(t *testing.T) {
 	}
 	if _, err := edged.Load([]string{"-config", base, "-metrics", "9401"}, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "metrics_addr") {
 		t.Errorf("-metrics 9401: %v, want an error naming metrics_addr", err)
+	}
+}
+
+// TestModbusConfig: profile modbus-rtu from a file, with its board layout and pulse;
+// out-of-range values and modbus settings under another profile are refused.
+func TestModbusConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "edge.json")
+	os.WriteFile(file, []byte(`{"site": "mb-1", "site_key": "`+hexKey+`", "bus": "/dev/ttyUSB0", "profile": "modbus-rtu",
+		"boards": [1, 2], "polarity": "inverted",
+		"modbus": {"locks": 8, "coil_base": 0, "input_base": 16, "pulse": "250ms"}}`), 0o600)
+	c, err := edged.Load([]string{"-config", file}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := c.Modbus.Map(); m.Locks != 8 || m.InputBase != 16 || time.Duration(c.Modbus.Pulse) != 250*time.Millisecond {
+		t.Errorf("modbus %+v", c.Modbus)
+	}
+	specs, err := c.Specs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 8 locks per board, numbered 16 to a board: board 2 lock 1 is compartment 17.
+	if len(specs) != 16 || specs[7].Number != 8 || specs[8].Number != 17 || specs[8].Board != 2 || specs[8].Lock != 1 {
+		t.Errorf("specs %+v", specs)
+	}
+	for name, tweak := range map[string]func(*edged.Config){
+		"17 locks":         func(c *edged.Config) { c.Modbus.Locks = 17 },
+		"negative base":    func(c *edged.Config) { c.Modbus.CoilBase = -1 },
+		"base past 65535":  func(c *edged.Config) { c.Modbus.InputBase = 65530 },
+		"pulse 2s":         func(c *edged.Config) { c.Modbus.Pulse = edged.Duration(2 * time.Second) },
+		"pulse 10ms":       func(c *edged.Config) { c.Modbus.Pulse = edged.Duration(10 * time.Millisecond) },
+		"board 0":          func(c *edged.Config) { c.Boards = []int{0} },
+		"modbus on kerong": func(c *edged.Config) { c.Profile, c.Boards = "kerong-cu16", []int{0} },
+	} {
+		bad := c
+		bad.Boards = slices.Clone(c.Boards)
+		tweak(&bad)
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	os.WriteFile(file, []byte(`{"profile": "modbus-rtu", "modbus": {"lock": 8}}`), 0o600)
+	if _, err := edged.Load([]string{"-config", file}, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "lock") {
+		t.Errorf("misspelt modbus key: %v", err)
 	}
 }

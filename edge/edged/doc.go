@@ -22,7 +22,7 @@
 //	broker_username  -broker-user     LARDER_EDGE_BROKER_USERNAME
 //	broker_password  -                LARDER_EDGE_BROKER_PASSWORD
 //	bus              -bus             LARDER_EDGE_BUS               (required: /dev/ttyUSB0, tcp://host:port)
-//	profile          -profile         LARDER_EDGE_PROFILE           kerong-cu16 (or bcc8a, gpio)
+//	profile          -profile         LARDER_EDGE_PROFILE           kerong-cu16 (or bcc8a, modbus-rtu, gpio)
 //	boards           -boards          LARDER_EDGE_BOARDS            0
 //	zones            -zones           LARDER_EDGE_ZONES             all chilled
 //	thermometer      -thermometer     LARDER_EDGE_THERMOMETER       (none), sim:http://127.0.0.1:7480, ds18b20:1
@@ -31,7 +31,8 @@
 // The JSON file may also give compartments (number, size, zone, height_cm, board, lock,
 // row, column), limits per zone (alarm_above_c, alarm_after_seconds, limit_c,
 // budget_seconds), polarity, baud, poll_interval and temp_interval ("500ms"), probes
-// (zone → DS18B20 ROM address) and, for profile gpio (a bank wired to a single-board
+// (zone → DS18B20 ROM address), for profile modbus-rtu a modbus object (locks,
+// coil_base, input_base, pulse: ModbusConfig) and, for profile gpio (a bank wired to a single-board
 // computer, no bus), relays and door_pins (compartment → pin name such as "GPIO17"),
 // relay_active_low and door_open_low. Only this package initialises periph's host
 // drivers (through edge/gpio/gpiohost), and only for gpio banks and DS18B20 probes.

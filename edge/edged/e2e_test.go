@@ -22,6 +22,7 @@ import (
 	"github.com/larder-lockers/larder/edge/mqtt/mqtttest"
 	sim "github.com/larder-lockers/larder/firmware-sim"
 	"github.com/larder-lockers/larder/protocol"
+	"github.com/larder-lockers/larder/protocol/board"
 )
 
 // TestMain doubles as the larder-edge child process of the kill -9 test.
@@ -62,8 +63,18 @@ const zones = "chilled:1-8,frozen:9-12,ambient:13-16"
 func newRig(t *testing.T, broker string, tune func(*edged.Config)) *rig {
 	t.Helper()
 	r := &rig{t: t, site: "edged-e2e-" + protocol.NewID()[:10], broker: broker}
-	sm, err := sim.NewMain(sim.Config{Profile: "kerong-cu16", Boards: 1, Listen: "tcp://127.0.0.1:0", Control: "127.0.0.1:0",
-		Zones: zones, OutsideC: 25, Seed: 1})
+	cfg := edged.DefaultConfig()
+	cfg.Site, cfg.SiteKey, cfg.DataDir, cfg.KioskAddr = r.site, hex.EncodeToString(key), t.TempDir(), "127.0.0.1:0"
+	cfg.MetricsAddr = "127.0.0.1:0"
+	cfg.Broker, cfg.Boards, cfg.Zones = broker, []int{0}, zones
+	cfg.PollInterval, cfg.TempInterval = edged.Duration(100*time.Millisecond), edged.Duration(200*time.Millisecond)
+	cfg.LogLevel = "error"
+	if tune != nil {
+		tune(&cfg)
+	}
+	// The simulator has the configured profile's boards, from its lowest address.
+	sm, err := sim.NewMain(sim.Config{Profile: board.Profile(cfg.Profile), Boards: len(cfg.Boards), Listen: "tcp://127.0.0.1:0",
+		Control: "127.0.0.1:0", Zones: zones, OutsideC: 25, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,17 +88,7 @@ func newRig(t *testing.T, broker string, tune func(*edged.Config)) *rig {
 	t.Cleanup(func() { forgetSite(broker, r.site) })
 	r.cloud = mqtttest.NewCloud(t, broker, r.site)
 	t.Cleanup(r.cloud.Close)
-
-	cfg := edged.DefaultConfig()
-	cfg.Site, cfg.SiteKey, cfg.DataDir, cfg.KioskAddr = r.site, hex.EncodeToString(key), t.TempDir(), "127.0.0.1:0"
-	cfg.MetricsAddr = "127.0.0.1:0"
-	cfg.Broker, cfg.Bus, cfg.Boards, cfg.Zones = broker, "tcp://"+sm.SerialAddr(), []int{0}, zones
-	cfg.Thermometer = "sim:" + sm.ControlURL()
-	cfg.PollInterval, cfg.TempInterval = edged.Duration(100*time.Millisecond), edged.Duration(200*time.Millisecond)
-	cfg.LogLevel = "error"
-	if tune != nil {
-		tune(&cfg)
-	}
+	cfg.Bus, cfg.Thermometer = "tcp://"+sm.SerialAddr(), "sim:"+sm.ControlURL()
 	r.cfg = cfg
 	return r
 }
@@ -627,4 +628,65 @@ func TestE2EOpsAndAlarms(t *testing.T) {
 			t.Fatalf("healthz with no board: %d", st)
 		}
 	})
+}
+
+// TestE2EModbusLoadThenPickup: the daemon drives a simulated Modbus RTU relay board
+// (profile modbus-rtu, board address 1): a relay left on before start-up is switched off
+// by the start-up halt, an order is loaded and picked up through the kiosk, every relay
+// ends off after its pulse, and one left on at shutdown is switched off by the halt.
+func TestE2EModbusLoadThenPickup(t *testing.T) {
+	r := newRig(t, mqtttest.StartMochi(t).URL(), func(c *edged.Config) {
+		c.Profile, c.Boards = string(board.ModbusRTU), []int{1}
+		c.Modbus.Pulse = edged.Duration(200 * time.Millisecond)
+	})
+	strayOn := func(lock uint16) {
+		if _, _, ok := r.world.ExecuteModbus(board.ModbusFrame{Slave: 1, Function: board.FuncWriteSingleCoil, Addr: lock - 1, On: true}); !ok {
+			t.Fatal("sim board did not take the coil")
+		}
+	}
+	relaysOn := func() (on []int) {
+		for _, c := range r.world.Snapshot().Compartments {
+			if c.Relay {
+				on = append(on, c.N)
+			}
+		}
+		return on
+	}
+	strayOn(9)
+	r.start()
+	if on := relaysOn(); len(on) != 0 {
+		t.Fatalf("relays %v on after start-up", on)
+	}
+	o := ord{id: "ord_e2e_mb01", code: "23456789", factor: "1234", slots: []int{2}}
+	r.waitDesired(r.publish(o))
+	r.load(r.login(), o)
+	r.cloud.Wait(t, 15*time.Second, "loaded", func(s mqtttest.Snapshot) bool { return count(s, protocol.EventLoaded, o.id) == 1 })
+	st, body := r.call("POST", "/api/pickup", `{"code":"23456789","factor":"1234"}`, "")
+	if st != 200 {
+		t.Fatalf("pickup %d %v", st, body)
+	}
+	r.empty(2)
+	r.waitEvent(protocol.EventPickedUp, o.id, 15*time.Second)
+	if c := r.world.Snapshot().Compartments[1]; c.Pulses != 2 || c.Relay {
+		t.Errorf("compartment 2: %d pulses, relay on=%v; want 2 (load, pickup), off", c.Pulses, c.Relay)
+	}
+	if on := relaysOn(); len(on) != 0 {
+		t.Errorf("relays %v on after the pickup", on)
+	}
+	resp, err := http.Get(r.m.MetricsURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range []string{"larder_relay_release_failed_total 0", "larder_board_exceptions_total 0"} {
+		if !bytes.Contains(raw, []byte("\n"+line+"\n")) {
+			t.Errorf("metrics lack %q", line)
+		}
+	}
+	strayOn(16)
+	r.shutdown()
+	if on := relaysOn(); len(on) != 0 {
+		t.Errorf("relays %v on after shutdown", on)
+	}
 }

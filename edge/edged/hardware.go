@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"periph.io/x/conn/v3/onewire"
 
@@ -33,7 +34,7 @@ func (m *Main) openHardware(hmap hw.Map) (hardware, error) {
 	}
 	pol, _ := board.ParsePolarity(m.cfg.Polarity)
 	bus, err := serial.Open(m.cfg.Bus, serial.Config{Profile: m.profile, Polarity: pol, Baud: m.cfg.Baud, Map: hmap,
-		Logger: m.log.With("component", "serial")})
+		Modbus: m.cfg.Modbus.Map(), Pulse: time.Duration(m.cfg.Modbus.Pulse), Logger: m.log.With("component", "serial")})
 	if err != nil {
 		return nil, err
 	}

@@ -116,6 +116,15 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}
 		return float64(n)
 	}))
+	if bus := m.bus; bus != nil {
+		m.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "larder_relay_release_failed_total",
+				Help: "Modbus relays whose switch-off no try got acknowledged; each is sent again before its board's next poll."},
+				func() float64 { return float64(bus.Stats().ReleaseFailed) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "larder_board_exceptions_total",
+				Help: "Commands a Modbus board refused with an exception (a board layout that does not fit the board, a failing board)."},
+				func() float64 { return float64(bus.Stats().Exceptions) }))
+	}
 	m.locker, err = edge.New(edge.Config{Site: m.cfg.Site, SiteKey: key, Compartments: m.specs, Zones: m.cfg.limits(),
 		Store: m.store, Latch: &hw.Tracked{Latch: m.hw, Expected: m.expected, Map: hmap}, Log: m.log, Metrics: metrics,
 		StaggerGap: -1, // the drivers stagger their own pulses
@@ -127,7 +136,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		mc := mqtt.DefaultConfig()
 		mc.Site, mc.Broker, mc.Username, mc.Password, mc.Software = m.cfg.Site, m.cfg.Broker, m.cfg.BrokerUsername, m.cfg.BrokerPassword, buildinfo.String()
 		m.sync, err = mqtt.New(mc, mqtt.Ports{Outbox: outboxPort{m.store}, Desired: desiredPort{m.locker},
-			Commands: commandsPort{m.locker, m.store}, Reporter: reporter{m}}, m.log.With("component", "mqtt"), m.reg)
+			Commands: commandsPort{m.locker, m.store}, Reporter: reporter{m}, Link: m.locker}, m.log.With("component", "mqtt"), m.reg)
 		if err != nil {
 			return err
 		}

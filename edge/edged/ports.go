@@ -13,6 +13,7 @@ import (
 	"github.com/larder-lockers/larder/edge/mqtt"
 	"github.com/larder-lockers/larder/internal/buildinfo"
 	"github.com/larder-lockers/larder/protocol"
+	"github.com/larder-lockers/larder/protocol/board"
 )
 
 // The adapters below present the core (edge.Locker over bolt.Store) as the ports
@@ -29,12 +30,16 @@ func (o outboxPort) Pending(after uint64, max int) ([]mqtt.Outgoing, error) {
 	return out, err
 }
 
-func (o outboxPort) Ack(seq uint64) error {
-	err := o.s.Ack(seq)
+func (o outboxPort) Ack(seq uint64, rejected []protocol.Rejection) ([]mqtt.Outgoing, error) {
+	moved, err := o.s.Ack(seq, rejected...)
 	if errors.Is(err, bolt.ErrAckBeyond) {
-		return fmt.Errorf("%w: %v", mqtt.ErrAckBeyondHighWater, err)
+		return nil, fmt.Errorf("%w: %v", mqtt.ErrAckBeyondHighWater, err)
 	}
-	return err
+	out := make([]mqtt.Outgoing, len(moved))
+	for i, re := range moved {
+		out[i] = mqtt.Outgoing{Seq: re.Seq, Payload: re.Payload}
+	}
+	return out, err
 }
 
 func (o outboxPort) Acked() (uint64, error) { return o.s.Acked() }
@@ -86,12 +91,12 @@ type reporter struct{ m *Main }
 
 func (r reporter) Birth() (protocol.Birth, error) {
 	m := r.m
-	b := protocol.Birth{Software: buildinfo.String()}
+	b := protocol.Birth{Protocol: protocol.Revision, Software: buildinfo.String()}
 	if m.cfg.Profile == ProfileGPIO {
 		b.Boards = []protocol.Board{{Address: 0, Profile: ProfileGPIO, Locks: len(m.cfg.Relays)}}
 	} else {
 		for _, a := range m.cfg.Boards {
-			b.Boards = append(b.Boards, protocol.Board{Address: a, Profile: m.cfg.Profile, Locks: m.profile.LocksPerBoard()})
+			b.Boards = append(b.Boards, protocol.Board{Address: a, Profile: m.cfg.Profile, Locks: board.Codec{Profile: m.profile, Modbus: m.cfg.Modbus.Map()}.Locks()})
 		}
 	}
 	for _, s := range m.specs {

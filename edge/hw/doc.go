@@ -21,7 +21,7 @@
 // # Addressing
 //
 // A Map says which (board, lock) drives each compartment. Board is the wire
-// address on its bus (kerong-cu16 0–15, bcc8a 1–32, 0 for GPIO); Lock is the
+// address on its bus (kerong-cu16 0–15, bcc8a 1–32, modbus-rtu 1–247, 0 for GPIO); Lock is the
 // 1-based lock number on that board. The configuration provides the Map; the
 // rest of the edge only ever speaks compartment numbers.
 //

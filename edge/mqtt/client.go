@@ -42,6 +42,9 @@ type Client struct {
 
 	ackMu   sync.Mutex
 	ackHigh uint64 // highest EventAck.Seq received and not yet taken by the drainer
+	// ackRejected are the rejections of the acks received since the drainer last took
+	// them, one per sequence (at most maxAckRejections).
+	ackRejected []protocol.Rejection
 
 	mu  sync.Mutex // guards cli
 	cli paho.Client
@@ -210,6 +213,7 @@ func (c *Client) session(ctx context.Context, cli paho.Client, lost <-chan struc
 	c.mu.Unlock()
 	c.m.connected.Set(1)
 	c.log.Info("mqtt: connected")
+	c.link(ctx, true)
 
 	sctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 3)
@@ -236,10 +240,29 @@ func (c *Client) session(ctx context.Context, cli paho.Client, lost <-chan struc
 	c.cli = nil
 	c.mu.Unlock()
 	c.m.connected.Set(0)
+	c.link(ctx, false)
 	if failed != nil {
 		// The link looks dead although paho has not noticed yet: drop it and start over.
 		c.log.Warn("mqtt: dropping connection", "err", failed)
 		c.drop(cli)
+	}
+}
+
+// link tells Ports.Link that the connection is up or has ended. A failure is logged:
+// the sync goes on, and the core's outage record is only as precise as its store.
+func (c *Client) link(ctx context.Context, up bool) {
+	if c.ports.Link == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx) // a shutdown ends the link too
+	var err error
+	if up {
+		err = c.ports.Link.LinkUp(ctx)
+	} else {
+		err = c.ports.Link.LinkDown(ctx)
+	}
+	if err != nil {
+		c.log.Error("mqtt: recording the link", "up", up, "err", err)
 	}
 }
 
@@ -268,10 +291,9 @@ func (c *Client) onConnect(cli paho.Client) error {
 	if err := c.pub(cli, protocol.Status{Online: true, Software: c.cfg.Software}); err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
-	if err := c.publishBirth(cli); err != nil {
-		return err
-	}
-	return c.requestSnapshot(cli, "connect")
+	// No desired_get: the cloud answers every birth with a full snapshot (protocol
+	// clause connect.snapshot), and asking as well got the same snapshot twice.
+	return c.publishBirth(cli)
 }
 
 func (c *Client) publishBirth(cli paho.Client) error {
@@ -320,7 +342,13 @@ func (c *Client) pub(cli paho.Client, body protocol.Body) error {
 	return c.pubRaw(cli, chanOf(body.MessageType()), payload)
 }
 
+// pubRaw publishes payload on ch. It refuses a cloud→edge channel: brokers drop such a
+// publish (or disconnect), and the edge never has a reason to make one (protocol clause
+// access.edge).
 func (c *Client) pubRaw(cli paho.Client, ch protocol.Channel, payload []byte) error {
+	if !ch.FromEdge() {
+		return fmt.Errorf("mqtt: an edge never publishes on %s, a cloud→edge channel", ch)
+	}
 	return c.wait(cli.Publish(protocol.Topic(c.cfg.Site, ch), ch.QoS(), ch.Retained(), payload))
 }
 

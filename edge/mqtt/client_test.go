@@ -27,12 +27,16 @@ func TestConnectBirthStatus(t *testing.T) {
 		store := mqtttest.NewStore()
 		e := startEdge(t, testConfig(site, b.url), store)
 
-		s := cloud.Wait(t, wait, "birth, status, desired get and telemetry", func(s mqtttest.Snapshot) bool {
-			return len(s.Births) == 1 && len(s.Gets) == 1 && s.Telemetry > 0 &&
+		s := cloud.Wait(t, wait, "birth, status and telemetry", func(s mqtttest.Snapshot) bool {
+			return len(s.Births) == 1 && s.Telemetry > 0 &&
 				slices.ContainsFunc(s.Statuses, func(st protocol.Status) bool { return st.Online })
 		})
-		if got, want := s.Gets[0], (protocol.DesiredGet{Have: 0, Reason: "connect"}); got != want {
-			t.Errorf("desired get on connect = %+v, want %+v", got, want)
+		// The cloud answers the birth with a snapshot: asking as well would bring it twice.
+		if len(s.Gets) != 0 {
+			t.Errorf("desired gets on connect = %+v, want none", s.Gets)
+		}
+		if got := s.Births[0].Protocol; got != "" && got != protocol.Revision {
+			t.Errorf("birth protocol = %q", got)
 		}
 		if s.Births[0].Software != "mqtttest" {
 			t.Errorf("birth software = %q", s.Births[0].Software)
@@ -63,7 +67,7 @@ func TestLastWill(t *testing.T) {
 		defer cloud.Close()
 		proxy := mqtttest.NewProxy(t, b.addr)
 		e := startEdge(t, testConfig(site, proxy.URL()), mqtttest.NewStore())
-		cloud.Wait(t, wait, "first connect sequence", func(s mqtttest.Snapshot) bool { return len(s.Births) == 1 && len(s.Gets) == 1 })
+		cloud.Wait(t, wait, "first connect sequence", func(s mqtttest.Snapshot) bool { return len(s.Births) == 1 })
 
 		proxy.Cut()
 		s := cloud.Wait(t, wait, "last will", func(s mqtttest.Snapshot) bool {
@@ -79,7 +83,7 @@ func TestLastWill(t *testing.T) {
 
 		proxy.Resume(t)
 		cloud.Wait(t, wait, "second birth and online status", func(s mqtttest.Snapshot) bool {
-			return len(s.Births) == 2 && s.Statuses[len(s.Statuses)-1].Online && len(s.Gets) == 2
+			return len(s.Births) == 2 && s.Statuses[len(s.Statuses)-1].Online
 		})
 		waitFor(t, wait, "gauge 1", func() bool { return metric(t, e.reg, "larder_broker_connected") == 1 })
 	})
@@ -244,7 +248,7 @@ func TestDesired(t *testing.T) {
 		defer cloud.Close()
 		store := mqtttest.NewStore()
 		e := startEdge(t, testConfig(site, b.url), store)
-		cloud.Wait(t, wait, "connect", func(s mqtttest.Snapshot) bool { return len(s.Gets) == 1 })
+		cloud.Wait(t, wait, "connect", func(s mqtttest.Snapshot) bool { return len(s.Births) == 1 })
 
 		cloud.Publish(t, protocol.Header{}, protocol.Desired{Version: 1, Full: true})
 		dup := protocol.Header{ID: protocol.NewID()}
@@ -264,8 +268,8 @@ func TestDesired(t *testing.T) {
 
 		// A real gap: version 5 never comes.
 		cloud.Publish(t, protocol.Header{}, protocol.Desired{Version: 6})
-		s := cloud.Wait(t, wait, "gap snapshot request", func(s mqtttest.Snapshot) bool { return len(s.Gets) == 2 })
-		if got, want := s.Gets[1], (protocol.DesiredGet{Have: 4, Reason: "gap"}); got != want {
+		s := cloud.Wait(t, wait, "gap snapshot request", func(s mqtttest.Snapshot) bool { return len(s.Gets) == 1 })
+		if got, want := s.Gets[0], (protocol.DesiredGet{Have: 4, Reason: "gap"}); got != want {
 			t.Errorf("desired get = %+v, want %+v", got, want)
 		}
 		cloud.Publish(t, protocol.Header{}, protocol.Desired{Version: 6, Full: true})
@@ -273,8 +277,8 @@ func TestDesired(t *testing.T) {
 		if v, _ := store.DesiredVersion(); v != 6 {
 			t.Errorf("version = %d, want 6", v)
 		}
-		if got := len(cloud.Seen().Gets); got != 2 {
-			t.Errorf("desired gets = %d, want 2 (connect, gap)", got)
+		if got := len(cloud.Seen().Gets); got != 1 {
+			t.Errorf("desired gets = %d, want 1 (the gap)", got)
 		}
 	})
 }
@@ -289,7 +293,7 @@ func TestTelemetryAfterDesired(t *testing.T) {
 		cfg := testConfig(site, b.url)
 		cfg.TelemetryInterval = time.Hour
 		startEdge(t, cfg, mqtttest.NewStore())
-		cloud.Wait(t, wait, "connect", func(s mqtttest.Snapshot) bool { return len(s.Gets) == 1 })
+		cloud.Wait(t, wait, "connect", func(s mqtttest.Snapshot) bool { return len(s.Births) == 1 })
 		if n := cloud.Seen().Telemetry; n != 0 {
 			t.Fatalf("telemetry before any tick or desired state: %d", n)
 		}
@@ -332,10 +336,10 @@ func TestCommands(t *testing.T) {
 
 	cloud.Publish(t, protocol.Header{}, protocol.Command{ID: "cmd-2", Kind: protocol.CmdResync, ExpiresAt: time.Now().Add(time.Minute)})
 	s = cloud.Wait(t, wait, "resync", func(s mqtttest.Snapshot) bool {
-		return len(s.Births) == 2 && len(s.Gets) == 2 && len(s.CmdAcks) == 4
+		return len(s.Births) == 2 && len(s.CmdAcks) == 4
 	})
-	if got := s.Gets[1].Reason; got != "resync" {
-		t.Errorf("desired get reason = %q", got)
+	if len(s.Gets) != 0 {
+		t.Errorf("desired gets %+v: a resync is a birth, which the cloud answers with a snapshot", s.Gets)
 	}
 	if got := s.CmdAcks[3]; got.CommandID != "cmd-2" || got.State != protocol.StateSucceeded {
 		t.Errorf("resync ack = %+v", got)
@@ -626,4 +630,42 @@ func TestTLS(t *testing.T) {
 	cloud.Wait(t, wait, "birth and event over TLS", func(s mqtttest.Snapshot) bool {
 		return len(s.Births) == 1 && len(s.Processed) == 1
 	})
+}
+
+// TestRejectedEventsSetAside: an EventAck naming rejected events has the outbox set
+// them aside (not delete them with the rest), counts them on the alarm metric once, and
+// ignores a rejection the cloud repeats for an event no longer pending.
+func TestRejectedEventsSetAside(t *testing.T) {
+	m := mqtttest.StartMochi(t)
+	site := newSite(t, m.URL())
+	cloud := mqtttest.NewCloud(t, m.URL(), site)
+	defer cloud.Close()
+	cloud.SetNoAck(true)
+	store := mqtttest.NewStore()
+	e := startEdge(t, testConfig(site, m.URL()), store)
+	cloud.Wait(t, wait, "connect", func(s mqtttest.Snapshot) bool { return len(s.Births) == 1 })
+	for i := range 3 {
+		store.Append(doorEvent(i + 1))
+	}
+	cloud.Wait(t, wait, "three events", func(s mqtttest.Snapshot) bool { return len(s.Processed) == 3 })
+	r := protocol.Rejection{Seq: 2, Error: protocol.ErrInvalidEvent, Field: "body.order", Message: "required for picked_up"}
+	cloud.Publish(t, protocol.Header{}, protocol.EventAck{Seq: 3, Rejected: []protocol.Rejection{r}})
+	waitFor(t, wait, "acked 3", func() bool { a, _ := store.Acked(); return a == 3 })
+	if got := store.SetAside(); len(got) != 1 || got[0] != r {
+		t.Fatalf("set aside %+v, want %+v", got, r)
+	}
+	if got := metric(t, e.reg, "larder_mqtt_events_rejected_total"); got != 1 {
+		t.Fatalf("larder_mqtt_events_rejected_total = %v, want 1", got)
+	}
+	// The cloud repeats the rejection with its next ack: nothing more is set aside.
+	store.Append(doorEvent(4))
+	cloud.Wait(t, wait, "fourth event", func(s mqtttest.Snapshot) bool { return len(s.Processed) == 4 })
+	cloud.Publish(t, protocol.Header{}, protocol.EventAck{Seq: 4, Rejected: []protocol.Rejection{r}})
+	waitFor(t, wait, "acked 4", func() bool { a, _ := store.Acked(); return a == 4 })
+	if got := store.SetAside(); len(got) != 1 {
+		t.Fatalf("set aside %+v after the repeat, want the one", got)
+	}
+	if got := metric(t, e.reg, "larder_mqtt_events_rejected_total"); got != 1 {
+		t.Fatalf("larder_mqtt_events_rejected_total = %v after the repeat, want 1", got)
+	}
 }

@@ -5,7 +5,9 @@
 // The edge core owns all state; this package moves it. It consumes four small
 // interfaces (see ports.go): an [Outbox] of encoded events, the versioned [Desired]
 // state, the [Commands] job runner with its queue of acks, and a [Reporter] for birth
-// and telemetry. mqtttest has in-memory fakes of all four.
+// and telemetry; mqtttest has in-memory fakes of all four. An optional fifth, [Link],
+// hears each connection come and go, so that the core knows how long the cloud was out
+// of reach.
 //
 // # Connection
 //
@@ -13,9 +15,12 @@
 // false, so the broker keeps the subscriptions and queues QoS 1 messages while the edge
 // is away. The Last Will is a retained offline [protocol.Status]. On every connect, in
 // this order: subscribe (desired, commands, events/ack of the own site), publish the
-// retained online Status, publish a Birth, publish a DesiredGet, then drain the outbox.
-// A clean shutdown publishes the retained offline Status itself (a DISCONNECT
-// suppresses the Will).
+// retained online Status, publish a Birth, tell [Link] the link is up, then drain the
+// outbox; when the connection ends, [Link] hears it is down. No DesiredGet: the cloud
+// answers every birth with a full desired snapshot (asyncapi.yaml clause
+// connect.snapshot), so asking too would bring the same snapshot twice. A clean
+// shutdown publishes the retained offline Status itself (a DISCONNECT suppresses the
+// Will).
 //
 // We subscribe on every connect, whatever the CONNACK's session-present flag says: a
 // broker restarted without persistence (Mosquitto's default, mochi always) has lost the
@@ -51,7 +56,14 @@
 // [Outbox.Ack] is called only with the Seq of a decoded EventAck. After every
 // reconnect, and whenever acknowledgements stall for AckTimeout, the drainer resends
 // everything after the last EventAck with the very same bytes; the cloud deduplicates by
-// message id. Nothing is ever skipped: a send window that cannot advance just waits.
+// sequence. Nothing is ever skipped: a send window that cannot advance just waits.
+//
+// An EventAck may name events the cloud could not decode and rejected
+// ([protocol.EventAck].Rejected): acknowledged all the same, so the stream goes on. The
+// drainer hands those still pending to [Outbox.Ack] with the ack, which sets them aside
+// for inspection instead of deleting them, logs each at error level and counts them in
+// larder_mqtt_events_rejected_total. A rejection the cloud repeats for an event no longer
+// pending is ignored.
 //
 // # Inbound messages
 //
@@ -69,12 +81,11 @@
 // to our queue. If the gap is still there after the grace, the edge publishes
 // DesiredGet{Have, Reason: "gap"} and drops what it held.
 //
-// The edge also sends DesiredGet{Reason: "connect"} after every connect. The broker's
-// queue for an offline persistent session is not proof of completeness (Mosquitto drops
-// beyond max_queued_messages silently, a broker restart without persistence forgets the
-// session, and deltas published before the session existed were never queued). A
-// snapshot request is one small message per connect, and the cloud answers only when
-// Have is behind its version, so a quiet edge costs nearly nothing.
+// The broker's queue for an offline persistent session is not proof of completeness
+// (Mosquitto drops beyond max_queued_messages silently, a broker restart without
+// persistence forgets the session, and deltas published before the session existed were
+// never queued): the snapshot the cloud sends after every birth is what resynchronises
+// the edge after a connect, and a resync command publishes a birth again.
 //
 // After applying a desired message the edge publishes its telemetry at once rather than
 // at the next tick: its DesiredVersion tells the cloud the version is in force, and the
@@ -107,7 +118,9 @@
 // larder_broker_connected (gauge, 1 while connected), larder_mqtt_connect_attempts_total,
 // larder_mqtt_rejected_total{channel}, larder_mqtt_dropped_total{channel},
 // larder_mqtt_outbox_published_total, larder_mqtt_outbox_resent_total,
-// larder_mqtt_desired_total{outcome}, larder_mqtt_command_acks_published_total, and
+// larder_mqtt_desired_total{outcome}, larder_mqtt_command_acks_published_total,
+// larder_mqtt_events_rejected_total (events the cloud rejected; any increase is an
+// alarm), and
 // larder_mqtt_outbox_unacked, the gauge of the backlog: the events in the core's outbox
 // that the cloud has not acknowledged, taken from Reporter.Telemetry's OutboxDepth at
 // every scrape, so it reads the same whether the broker is connected or not (offline

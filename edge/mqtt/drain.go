@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -42,12 +43,14 @@ func (c *Client) drain(ctx context.Context, cli paho.Client) error {
 	defer t.Stop()
 
 	for {
-		if seq := c.takeAck(); seq > acked {
-			if err := ob.Ack(seq); err != nil {
+		if seq, rejected := c.takeAck(); seq > acked {
+			rejected = slices.DeleteFunc(rejected, func(r protocol.Rejection) bool { return r.Seq <= acked || r.Seq > seq })
+			if aside, err := ob.Ack(seq, rejected); err != nil {
 				c.m.rejected.WithLabelValues(protocol.ChanEventAck.String()).Inc()
 				lvl := slogLevelFor(err)
 				c.log.Log(ctx, lvl, "mqtt: event ack not recorded", "seq", seq, "acked", acked, "err", err)
 			} else {
+				c.setAside(rejected, aside)
 				acked = seq
 				progress = time.Now()
 				// The cloud may acknowledge what a previous connection sent.
@@ -112,6 +115,25 @@ func (c *Client) drain(ctx context.Context, cli paho.Client) error {
 		}
 	}
 }
+
+// setAside reports the events the outbox set aside: an error line each, with the
+// cloud's reason and the envelope as sent (events carry no secrets; cut at
+// maxLoggedPayload), and the alarm metric. The store keeps the whole envelope.
+func (c *Client) setAside(rejected []protocol.Rejection, aside []Outgoing) {
+	c.m.eventsRejected.Add(float64(len(aside)))
+	for _, o := range aside {
+		i := slices.IndexFunc(rejected, func(r protocol.Rejection) bool { return r.Seq == o.Seq })
+		if i < 0 {
+			continue // cannot happen: the outbox sets aside only what it was given
+		}
+		r := rejected[i]
+		c.log.Error("mqtt: the cloud rejected an event; kept aside, not resent", "seq", r.Seq, "error", string(r.Error),
+			"field", r.Field, "reason", r.Message, "envelope", string(o.Payload[:min(len(o.Payload), maxLoggedPayload)]))
+	}
+}
+
+// maxLoggedPayload bounds the envelope bytes a log line carries.
+const maxLoggedPayload = 2048
 
 // slogLevelFor logs an ack beyond the high water as a warning (the cloud's problem) and
 // store failures as errors.

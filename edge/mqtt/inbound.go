@@ -39,7 +39,7 @@ func (c *Client) handle(topic string, payload []byte) {
 	}
 	switch ch {
 	case protocol.ChanEventAck:
-		c.noteAck(m.Body.(protocol.EventAck).Seq)
+		c.noteAck(m.Body.(protocol.EventAck))
 	case protocol.ChanDesired, protocol.ChanCommands:
 		select {
 		case c.inbound <- m:
@@ -53,24 +53,35 @@ func (c *Client) handle(topic string, payload []byte) {
 	}
 }
 
+// maxAckRejections bounds the rejections kept between two rounds of the drainer; the
+// cloud repeats a rejection in later acks, so one beyond it is learnt again.
+const maxAckRejections = 1024
+
 // noteAck records an EventAck for the drainer. Acks are cumulative, so only the highest
-// matters and arrival order does not.
-func (c *Client) noteAck(seq uint64) {
+// matters and arrival order does not; the rejections of every ack are kept, since each
+// ack names only the latest ones.
+func (c *Client) noteAck(a protocol.EventAck) {
 	c.ackMu.Lock()
-	if seq > c.ackHigh {
-		c.ackHigh = seq
+	if a.Seq > c.ackHigh {
+		c.ackHigh = a.Seq
+	}
+	for _, r := range a.Rejected {
+		if len(c.ackRejected) < maxAckRejections && !slices.ContainsFunc(c.ackRejected, func(h protocol.Rejection) bool { return h.Seq == r.Seq }) {
+			c.ackRejected = append(c.ackRejected, r)
+		}
 	}
 	c.ackMu.Unlock()
 	signal(c.ackSig)
 }
 
-// takeAck returns and clears the highest EventAck seen since the last call (0: none).
-func (c *Client) takeAck() uint64 {
+// takeAck returns and clears the highest EventAck seen since the last call (0: none)
+// and the rejections named since.
+func (c *Client) takeAck() (uint64, []protocol.Rejection) {
 	c.ackMu.Lock()
 	defer c.ackMu.Unlock()
-	seq := c.ackHigh
-	c.ackHigh = 0
-	return seq
+	seq, rejected := c.ackHigh, c.ackRejected
+	c.ackHigh, c.ackRejected = 0, nil
+	return seq, rejected
 }
 
 // worker applies desired state and hands commands to the core, one message at a time,
@@ -175,7 +186,8 @@ func (w *desiredWorker) replay(ctx context.Context) {
 }
 
 // snapshot asks the cloud for a full desired snapshot, unless one was asked for
-// recently and has not arrived yet. Offline it does nothing: every connect asks anyway.
+// recently and has not arrived yet. Offline it does nothing: every connect publishes a
+// birth, which the cloud answers with a snapshot.
 func (w *desiredWorker) snapshot(ctx context.Context, reason string) {
 	if !w.lastSnap.IsZero() && time.Since(w.lastSnap) < snapshotHoldoff {
 		return
@@ -205,13 +217,10 @@ func (c *Client) command(ctx context.Context, m protocol.Message, cmd protocol.C
 		return
 	}
 	ack := protocol.CommandAck{CommandID: cmd.ID, State: protocol.StateSucceeded}
-	var err error
 	if time.Now().After(cmd.ExpiresAt) {
 		ack.State, ack.Error = protocol.StateRejected, protocol.ErrExpired
-	} else if err = c.publishBirth(cli); err == nil {
-		err = c.requestSnapshot(cli, "resync")
-	}
-	if err != nil {
+	} else if err := c.publishBirth(cli); err != nil {
+		// A birth is the whole resync: the cloud answers it with a full snapshot.
 		ack.State, ack.Error, ack.Message = protocol.StateFailed, protocol.ErrInternal, err.Error()
 	}
 	if err := c.pub(cli, ack); err != nil {

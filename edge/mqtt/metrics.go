@@ -18,6 +18,7 @@ type metrics struct {
 	desired         *prometheus.CounterVec
 	unacked         prometheus.GaugeFunc
 	commandAcksSent prometheus.Counter
+	eventsRejected  prometheus.Counter
 }
 
 // newMetrics registers the package's metrics with reg; nil reg registers nowhere.
@@ -63,6 +64,10 @@ func newMetrics(reg prometheus.Registerer, r Reporter) (*metrics, error) {
 			Name: "larder_mqtt_command_acks_published_total",
 			Help: "Command acks published and taken by the broker (PUBACK), resends included.",
 		}),
+		eventsRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "larder_mqtt_events_rejected_total",
+			Help: "Outbox events the cloud rejected as undecodable and the edge set aside for inspection; any increase is an alarm.",
+		}),
 	}
 	// Pre-create the label values so dashboards see zeros, not gaps.
 	for _, c := range []protocol.Channel{protocol.ChanDesired, protocol.ChanCommands, protocol.ChanEventAck} {
@@ -74,7 +79,7 @@ func newMetrics(reg prometheus.Registerer, r Reporter) (*metrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.connected, m.attempts, m.rejected, m.dropped,
-			m.published, m.resent, m.desired, m.unacked, m.commandAcksSent} {
+			m.published, m.resent, m.desired, m.unacked, m.commandAcksSent, m.eventsRejected} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -37,9 +37,13 @@ type Outbox interface {
 	// Ack durably records that the cloud has processed every event with Seq ≤ seq (the
 	// cloud's EventAck is cumulative). It is idempotent: seq ≤ Acked() is a no-op that
 	// returns nil. A seq beyond the last event ever written changes nothing and returns
-	// an error wrapping [ErrAckBeyondHighWater]. The core may delete acknowledged events.
-	// The sync calls Ack only with the Seq of a decoded protocol.EventAck.
-	Ack(seq uint64) error
+	// an error wrapping [ErrAckBeyondHighWater]. The core may delete acknowledged events,
+	// except the ones the cloud rejected: in the same transaction it keeps those it
+	// still holds aside for inspection, and returns them (a rejection of an event no
+	// longer held, which the cloud may repeat, is ignored). The sync calls Ack only with
+	// the Seq and Rejected of a decoded protocol.EventAck, rejections filtered to
+	// Acked() < r.Seq ≤ seq.
+	Ack(seq uint64, rejected []protocol.Rejection) (setAside []Outgoing, err error)
 	// Acked returns the highest acknowledged sequence (0 when none). The drainer starts
 	// from it on start-up and after every reconnect: everything after it is resent.
 	Acked() (uint64, error)
@@ -107,7 +111,7 @@ type Commands interface {
 	// learns it. A command past its ExpiresAt is REJECTED with protocol.ErrExpired.
 	//
 	// ctx ends when the sync's Run returns. Commands of kind protocol.CmdResync are
-	// handled by this package (new birth and a desired snapshot request) and never
+	// handled by this package (a new birth, which the cloud answers with a snapshot) and never
 	// reach HandleCommand.
 	HandleCommand(ctx context.Context, m protocol.Message)
 	// PendingCommandAcks returns up to max queued acks, oldest first: those the broker
@@ -141,12 +145,25 @@ type Reporter interface {
 	Telemetry() (protocol.Telemetry, error)
 }
 
-// Ports bundles what the sync consumes. All four are required.
+// Link hears the connection to the cloud come and go, so that the core knows how long
+// the cloud has been out of reach (edge.Locker.LinkUp, LinkDown).
+type Link interface {
+	// LinkUp is called once a connection has completed its connect sequence (subscribed,
+	// status, birth and snapshot request published), before the outbox drains on it: an
+	// event LinkUp writes to the outbox goes out on this connection.
+	LinkUp(ctx context.Context) error
+	// LinkDown is called when that connection has ended: lost, dropped or shut down.
+	LinkDown(ctx context.Context) error
+}
+
+// Ports bundles what the sync consumes. Outbox, Desired, Commands and Reporter are
+// required; Link is optional (nil: nobody is told).
 type Ports struct {
 	Outbox   Outbox
 	Desired  Desired
 	Commands Commands
 	Reporter Reporter
+	Link     Link
 }
 
 func (p Ports) validate() error {

@@ -23,6 +23,10 @@ const (
 	// DefaultTurnaround is the board's answer delay allowed on top of the
 	// wire time when CommandTimeout is zero.
 	DefaultTurnaround = 100 * time.Millisecond
+	// DefaultPulse is how long a modbus-rtu relay is held on for an unlock,
+	// and MaxPulse the longest allowed: a latch coil held energised overheats.
+	DefaultPulse = 300 * time.Millisecond
+	MaxPulse     = time.Second
 )
 
 // WireTime is how long n bytes take on a line at baud, 8N1 (10 bits each).
@@ -34,7 +38,16 @@ func WireTime(baud, n int) time.Duration {
 // required; every zero duration takes the default named beside it.
 type Config struct {
 	Profile  board.Profile
-	Polarity board.Polarity // bcc8a feedback polarity; zero is normal
+	Polarity board.Polarity // bcc8a feedback and modbus-rtu door-input polarity; zero is normal
+	// Modbus lays out modbus-rtu boards (locks per board, first coil, first
+	// input); the zero value is 16 locks from address 0. Other profiles
+	// ignore it.
+	Modbus board.ModbusMap
+	// Pulse is how long a modbus-rtu relay is held on for an unlock (its
+	// boards do not time pulses; the bus writes the coil on, then off);
+	// zero means DefaultPulse, more than MaxPulse is cut to MaxPulse. The
+	// other profiles' boards time their own pulses and ignore it.
+	Pulse time.Duration
 	// Baud is the line speed; zero means Profile.Baud(). It sets the serial
 	// port's speed (Open) and the default CommandTimeout.
 	Baud int
@@ -82,6 +95,11 @@ type Stats struct {
 	Reopens    uint64 // transport (re)opens
 	Unlocks    uint64 // unlocks confirmed by status
 	Jammed     uint64 // unlocks reported jammed
+	Exceptions uint64 // commands a modbus-rtu board refused with an exception
+	// ReleaseFailed counts modbus-rtu relays whose switch-off was not
+	// acknowledged after every try; each is sent again before every poll of
+	// its board until it is.
+	ReleaseFailed uint64
 }
 
 // Bus drives every board on one serial line. It implements hw.Latch,
@@ -98,6 +116,7 @@ type Bus struct {
 	timeout time.Duration // per try
 	quiet   time.Duration // a silence this long after some bytes ends a try
 	retries int
+	pulse   time.Duration // modbus-rtu: how long a relay is held on
 
 	mu     sync.Mutex // guards everything below; held for a whole exchange
 	port   Port       // nil until dialled, and after an I/O error
@@ -106,6 +125,11 @@ type Bus struct {
 	health map[int]*hw.BoardState
 	stats  Stats
 	closed bool
+	// pending are modbus-rtu relays whose switch-off was never acknowledged.
+	pending map[hw.Addr]bool
+	// refused is the last exception each board answered, so that a
+	// misconfigured map is logged once, not at every poll.
+	refused map[int]board.Exception
 }
 
 // Open returns a Bus on addr: "tcp://host:port" or a serial device path
@@ -132,11 +156,15 @@ func New(cfg Config) (*Bus, error) {
 	if cfg.Baud == 0 {
 		cfg.Baud = cfg.Profile.Baud()
 	}
+	codec := board.Codec{Profile: cfg.Profile, Polarity: cfg.Polarity, Modbus: cfg.Modbus}
+	if err := cfg.Modbus.Validate(); err != nil {
+		return nil, fmt.Errorf("serial: %w", err)
+	}
 	m := cfg.Map
 	if m == nil {
 		m = hw.Map{}
 		for _, bd := range cfg.Boards {
-			for l := 1; l <= cfg.Profile.LocksPerBoard(); l++ {
+			for l := 1; l <= codec.Locks(); l++ {
 				c, err := cfg.Profile.Compartment(bd, l)
 				if err != nil {
 					return nil, fmt.Errorf("serial: board %d: %w", bd, err)
@@ -146,7 +174,7 @@ func New(cfg Config) (*Bus, error) {
 		}
 	}
 	lo, hi := cfg.Profile.BoardRange()
-	if err := m.Validate(lo, hi, cfg.Profile.LocksPerBoard()); err != nil {
+	if err := m.Validate(lo, hi, codec.Locks()); err != nil {
 		return nil, fmt.Errorf("serial: %w", err)
 	}
 	if cfg.ConfirmInterval <= 0 {
@@ -160,7 +188,7 @@ func New(cfg Config) (*Bus, error) {
 	}
 	b := &Bus{
 		cfg:     cfg,
-		codec:   board.Codec{Profile: cfg.Profile, Polarity: cfg.Polarity},
+		codec:   codec,
 		log:     cfg.Logger,
 		m:       m,
 		boards:  m.Boards(),
@@ -169,6 +197,12 @@ func New(cfg Config) (*Bus, error) {
 		retries: cfg.Retries,
 		buf:     make([]byte, 256),
 		health:  map[int]*hw.BoardState{},
+		pending: map[hw.Addr]bool{},
+		refused: map[int]board.Exception{},
+		pulse:   min(cfg.Pulse, MaxPulse),
+	}
+	if b.pulse <= 0 {
+		b.pulse = DefaultPulse
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -214,12 +248,34 @@ func (b *Bus) Stats() Stats {
 	return s
 }
 
-// Halt implements hw.Halter. Lock boards time their latch pulses in their
-// own firmware (kerong's pulse length is programmed on the board), so the
-// bus master has no relay it could leave energised: Halt has nothing to
-// switch off and returns nil. It exists so that daemons halt every driver
-// alike.
-func (b *Bus) Halt() error { return nil }
+// Halt implements hw.Halter. Kerong and bcc8a boards time their latch
+// pulses in their own firmware, so the bus master has no relay it could
+// leave energised and Halt returns nil. Modbus-rtu boards hold a coil until
+// told otherwise: Halt writes every coil of the map off on every board
+// (Write Multiple Coils), with every try even for a board believed offline,
+// and returns the boards it could not reach.
+func (b *Bus) Halt() error {
+	if b.codec.Profile != board.ModbusRTU {
+		return nil
+	}
+	var errs []error
+	for _, bd := range b.boards {
+		_, err := b.exchange(context.Background(), board.Command{Op: board.OpHalt, Board: bd},
+			func(r board.Reply) bool { return r.Kind == board.ReplyHalt && r.Board == bd }, 1+b.retries, false)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("serial: halt board %d: %w", bd, err))
+			continue
+		}
+		b.mu.Lock()
+		for a := range b.pending {
+			if a.Board == bd {
+				delete(b.pending, a)
+			}
+		}
+		b.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
 
 // Close closes the transport; later calls fail with hw.ErrClosed.
 // Idempotent.
@@ -240,41 +296,20 @@ func (b *Bus) Close() error {
 // passes (hw.ErrJammed). When an unlock gets no acknowledgement the bus
 // reads the status before sending it again: the command may have pulsed the
 // latch and only the acknowledgement been lost, and an open lock needs no
-// second pulse.
+// second pulse. On modbus-rtu the relay is switched off Pulse after the
+// unlock command (at once if ctx ends first), before the confirmation.
 func (b *Bus) Unlock(ctx context.Context, compartment int) error {
 	a, err := b.m.Lookup(compartment)
 	if err != nil {
 		return fmt.Errorf("serial: unlock: %w", err)
 	}
-	cmd := board.Command{Op: board.OpUnlock, Board: a.Board, Lock: a.Lock}
-	isAck := func(r board.Reply) bool {
-		return r.Kind == board.ReplyUnlock && r.Board == a.Board && r.Lock == a.Lock
-	}
 	start := time.Now()
-	// Unlocks get every try even on a board believed offline: someone is
-	// standing at the door, and the board may just have come back.
-	for i := 0; ; i++ {
-		_, err = b.exchange(ctx, cmd, isAck, 1, true)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("serial: unlock %d: %w", compartment, ctx.Err())
-		}
-		if i >= b.retries {
-			return fmt.Errorf("serial: unlock %d (board %d lock %d): %w", compartment, a.Board, a.Lock, err)
-		}
-		// No acknowledgement. Look before pulsing again.
-		open, err := b.lockOpen(ctx, a, 1+b.retries)
-		if ctx.Err() != nil {
-			return fmt.Errorf("serial: unlock %d: %w", compartment, ctx.Err())
-		}
-		if err != nil {
-			return fmt.Errorf("serial: unlock %d (board %d lock %d): %w", compartment, a.Board, a.Lock, err)
-		}
-		if open {
-			return b.confirmed(compartment, start)
-		}
+	open, err := b.sendUnlock(ctx, compartment, a)
+	if err != nil {
+		return err
+	}
+	if open {
+		return b.confirmed(compartment, start)
 	}
 
 	deadline := start.Add(b.cfg.ConfirmTimeout)
@@ -303,6 +338,97 @@ func (b *Bus) Unlock(ctx context.Context, compartment int) error {
 			return fmt.Errorf("serial: unlock %d: %w", compartment, ctx.Err())
 		}
 	}
+}
+
+// sendUnlock sends the unlock command of a, and reports whether the lock
+// was already seen open while looking after a lost acknowledgement.
+func (b *Bus) sendUnlock(ctx context.Context, compartment int, a hw.Addr) (bool, error) {
+	cmd := board.Command{Op: board.OpUnlock, Board: a.Board, Lock: a.Lock}
+	isAck := func(r board.Reply) bool {
+		return r.Kind == board.ReplyUnlock && r.Board == a.Board && r.Lock == a.Lock
+	}
+	var sent time.Time // when the relay was last told to switch on
+	if b.codec.Profile == board.ModbusRTU {
+		// Whatever happens below, the relay may be on: switch it off.
+		defer func() { b.release(ctx, compartment, a, sent) }()
+	}
+	// Unlocks get every try even on a board believed offline: someone is
+	// standing at the door, and the board may just have come back.
+	for i := 0; ; i++ {
+		_, err := b.exchange(ctx, cmd, isAck, 1, true)
+		sent = time.Now()
+		if err == nil {
+			return false, nil
+		}
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("serial: unlock %d: %w", compartment, ctx.Err())
+		}
+		if i >= b.retries || isException(err) {
+			return false, fmt.Errorf("serial: unlock %d (board %d lock %d): %w", compartment, a.Board, a.Lock, err)
+		}
+		// No acknowledgement. Look before pulsing again.
+		open, err := b.lockOpen(ctx, a, 1+b.retries)
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("serial: unlock %d: %w", compartment, ctx.Err())
+		}
+		if err != nil {
+			return false, fmt.Errorf("serial: unlock %d (board %d lock %d): %w", compartment, a.Board, a.Lock, err)
+		}
+		if open {
+			return true, nil
+		}
+	}
+}
+
+// release switches a's modbus-rtu relay off once Pulse has passed since
+// sent (at once if ctx ends first), with every try. A switch-off never
+// acknowledged leaves a pending: the bus sends it again before each poll of
+// the board (Snapshot) until the board acknowledges it, and Halt switches
+// every relay off.
+func (b *Bus) release(ctx context.Context, compartment int, a hw.Addr, sent time.Time) {
+	if d := time.Until(sent.Add(b.pulse)); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	err := b.releaseNow(context.WithoutCancel(ctx), a, 1+b.retries)
+	// A refused coil was never switched on; a closed bus was halted first.
+	if err != nil && !isException(err) && !errors.Is(err, hw.ErrClosed) {
+		b.mu.Lock()
+		b.stats.ReleaseFailed++
+		b.mu.Unlock()
+		b.log.Error("relay may still be on", "compartment", compartment, "board", a.Board, "lock", a.Lock, "err", err)
+	}
+}
+
+// releaseNow sends a's switch-off and keeps a pending unless it was
+// acknowledged (or refused, or the bus is closed: Close follows a Halt).
+func (b *Bus) releaseNow(ctx context.Context, a hw.Addr, tries int) error {
+	_, err := b.exchange(ctx, board.Command{Op: board.OpRelease, Board: a.Board, Lock: a.Lock},
+		func(r board.Reply) bool {
+			return r.Kind == board.ReplyRelease && r.Board == a.Board && r.Lock == a.Lock
+		}, tries, false)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case err == nil || isException(err):
+		if b.pending[a] {
+			delete(b.pending, a)
+			b.log.Info("relay switched off", "board", a.Board, "lock", a.Lock)
+		}
+	case !errors.Is(err, hw.ErrClosed):
+		b.pending[a] = true
+	}
+	return err
+}
+
+// isException reports a command refused by a modbus-rtu board.
+func isException(err error) bool {
+	var ex board.Exception
+	return errors.As(err, &ex)
 }
 
 func (b *Bus) confirmed(compartment int, start time.Time) error {
@@ -345,6 +471,11 @@ func (b *Bus) Snapshot(ctx context.Context) (hw.Snapshot, error) {
 	}
 	statuses := make(map[int]board.Status, len(b.boards))
 	for _, bd := range b.boards {
+		for _, a := range b.pendingOn(bd) {
+			if err := b.releaseNow(ctx, a, b.triesFor(bd)); err != nil && !isException(err) {
+				break // the board does not answer: one timeout is enough for this poll
+			}
+		}
 		st, err := b.status(ctx, bd, b.triesFor(bd))
 		if ctx.Err() != nil {
 			return hw.Snapshot{}, fmt.Errorf("serial: snapshot: %w", ctx.Err())
@@ -382,6 +513,19 @@ func (b *Bus) Snapshot(ctx context.Context) (hw.Snapshot, error) {
 	return snap, nil
 }
 
+// pendingOn lists the relays of bd whose switch-off is pending.
+func (b *Bus) pendingOn(bd int) []hw.Addr {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []hw.Addr
+	for a := range b.pending {
+		if a.Board == bd {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // triesFor is 1 for a board currently offline, else 1 + retries.
 func (b *Bus) triesFor(bd int) int {
 	b.mu.Lock()
@@ -394,7 +538,9 @@ func (b *Bus) triesFor(bd int) int {
 
 // exchange sends cmd and waits for a reply that match accepts, trying up
 // to tries times. It records the outcome in the board's health. Failures
-// wrap hw.ErrBoardOffline (and the last try's error).
+// wrap hw.ErrBoardOffline (and the last try's error). A modbus-rtu
+// exception is an answer: it ends the exchange at once with an error
+// wrapping the board.Exception, and the board counts as online.
 //
 // With stagger set (latch pulses) each try waits its turn on the Stagger
 // right before writing, while holding the bus: the spacing must hold between
@@ -405,6 +551,10 @@ func (b *Bus) exchange(ctx context.Context, cmd board.Command, match func(board.
 	frame, err := b.codec.EncodeCommand(cmd)
 	if err != nil {
 		return board.Reply{}, err
+	}
+	fn := b.codec.Function(cmd.Op)
+	accept := func(r board.Reply) bool {
+		return match(r) || (r.Kind == board.ReplyException && r.Board == cmd.Board && r.Function == fn)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -419,9 +569,13 @@ func (b *Bus) exchange(ctx context.Context, cmd board.Command, match func(board.
 		if i > 0 {
 			b.stats.Retries++
 		}
-		r, err := b.tryLocked(ctx, frame, match, stagger)
+		r, err := b.tryLocked(ctx, frame, accept, stagger)
 		if err == nil {
 			b.answeredLocked(cmd.Board)
+			if r.Kind == board.ReplyException && !match(r) {
+				return board.Reply{}, b.refusedLocked(cmd, r.Exception)
+			}
+			delete(b.refused, cmd.Board)
 			return r, nil
 		}
 		if ctx.Err() != nil {
@@ -517,7 +671,10 @@ func (b *Bus) tryLocked(ctx context.Context, frame []byte, match func(board.Repl
 		}
 		if n == 0 && got > 0 {
 			// Bytes came, then silence, and no valid reply among them:
-			// garbage. Retrying now beats waiting out the timeout.
+			// garbage. Retrying now beats waiting out the timeout. The
+			// silence is far longer than 3.5 characters: it ends any
+			// modbus-rtu frame.
+			b.dec.Gap()
 			if b.dec.Discarded() > discarded || b.dec.Buffered() > 0 {
 				b.stats.BadReplies++
 				return board.Reply{}, hw.ErrBadReply
@@ -530,6 +687,17 @@ func (b *Bus) tryLocked(ctx context.Context, frame []byte, match func(board.Repl
 	}
 	b.stats.Timeouts++
 	return board.Reply{}, hw.ErrTimeout
+}
+
+// refusedLocked counts an exception from cmd's board and logs it when it
+// differs from the board's last one.
+func (b *Bus) refusedLocked(cmd board.Command, ex board.Exception) error {
+	b.stats.Exceptions++
+	if b.refused[cmd.Board] != ex {
+		b.refused[cmd.Board] = ex
+		b.log.Warn("board refused a command", "board", cmd.Board, "op", cmd.Op.String(), "lock", cmd.Lock, "err", ex)
+	}
+	return fmt.Errorf("%s board %d: %w", cmd.Op, cmd.Board, ex)
 }
 
 // answeredLocked records a valid reply from bd.

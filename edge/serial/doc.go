@@ -1,5 +1,5 @@
-// Package serial drives RS-485 lock boards (profiles kerong-cu16 and bcc8a,
-// frames from protocol/board) over a serial line (go.bug.st/serial) or a TCP
+// Package serial drives RS-485 lock boards (profiles kerong-cu16, bcc8a and
+// modbus-rtu, frames from protocol/board) over a serial line (go.bug.st/serial) or a TCP
 // stream ("tcp://host:port": an RS-485-to-Ethernet converter, or larder-sim).
 // One Bus per line implements hw.Latch, hw.Sensors and hw.Halter.
 //
@@ -29,6 +29,21 @@
 // status, because the board may have pulsed the latch and only its answer
 // been garbled, and a lock that reads open needs no second pulse.
 //
+// # Modbus RTU relay boards
+//
+// A modbus-rtu board holds a relay as long as its coil is on, so the bus
+// times the pulse: it writes the coil on (Write Single Coil), waits
+// Config.Pulse (300 ms; at once when the unlock's context ends), writes it
+// off with every try, then confirms as above by reading the door inputs. A
+// switch-off never acknowledged is kept pending and sent again before each
+// poll of that board until the board takes it (Stats.ReleaseFailed counts
+// them, and an error is logged); Halt writes every coil of every board off
+// (Write Multiple Coils). A board that refuses a command answers a Modbus
+// exception: the board is online, the command fails at once with an error
+// wrapping the board.Exception (no retry: a refusal is an answer), and a
+// change of a board's exception is logged once. Status reads exactly
+// Config.Modbus.Locks inputs, so the map must fit the board.
+//
 // # Board health
 //
 // A board is online from its first valid reply. Every exchange that gets no
@@ -42,9 +57,10 @@
 //
 // # Caveats
 //
-// Halt is a no-op: boards time their own latch pulses, so the master never
-// holds a relay on. Draining a TCP stream cannot catch bytes still in
+// Halt is a no-op for kerong-cu16 and bcc8a: those boards time their own
+// latch pulses, so the master never holds a relay on. Draining a TCP stream cannot catch bytes still in
 // flight on the network; the reply checks make that harmless. Kerong hook
 // bits (and bcc8a feedback, after polarity) are what Snapshot reports as
-// doors: on these boards the lock's micro-switch is the door sensor.
+// doors: on these boards the lock's micro-switch is the door sensor; on
+// modbus-rtu boards it is whatever switch is wired to the input.
 package serial

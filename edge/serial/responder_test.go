@@ -28,6 +28,15 @@ type responder struct {
 	unlocks  map[[2]int]int
 	unlockAt []time.Time
 	conn     net.Conn
+	// modbus-rtu: relays[board][i] is lock i+1's coil; releases counts
+	// switch-offs by lock; dropReleases ignores that many next switch-offs
+	// (lost on the line); refuse answers an op with an exception.
+	relays       map[int][]bool
+	releases     map[[2]int]int
+	releaseAt    []time.Time
+	dropReleases int
+	halts        int
+	refuse       map[board.Op]board.Exception
 }
 
 func newResponder(t *testing.T, p board.Profile, boards ...int) *responder {
@@ -39,6 +48,7 @@ func newResponder(t *testing.T, p board.Profile, boards ...int) *responder {
 		t: t, codec: board.Codec{Profile: p}, ln: ln,
 		closed: map[int][]bool{}, occupied: map[int][]bool{},
 		jammed: map[[2]int]bool{}, silent: map[int]bool{}, unlocks: map[[2]int]int{},
+		relays: map[int][]bool{}, releases: map[[2]int]int{}, refuse: map[board.Op]board.Exception{},
 	}
 	for _, b := range boards {
 		r.closed[b] = make([]bool, p.LocksPerBoard())
@@ -48,6 +58,7 @@ func newResponder(t *testing.T, p board.Profile, boards ...int) *responder {
 		if p.HasOccupancy() {
 			r.occupied[b] = make([]bool, p.LocksPerBoard())
 		}
+		r.relays[b] = make([]bool, p.LocksPerBoard())
 	}
 	go r.serve()
 	t.Cleanup(func() {
@@ -117,6 +128,10 @@ func (r *responder) answer(cmd board.Command) []byte {
 		return nil
 	}
 	var rep board.Reply
+	if ex := r.refuse[cmd.Op]; ex != 0 {
+		rep = board.Reply{Kind: board.ReplyException, Board: cmd.Board, Function: r.codec.Function(cmd.Op), Exception: ex}
+		cmd.Op = 0 // answered below with the exception
+	}
 	switch cmd.Op {
 	case board.OpStatus:
 		rep = board.Reply{Kind: board.ReplyStatus, Board: cmd.Board, Status: board.Status{
@@ -129,6 +144,7 @@ func (r *responder) answer(cmd board.Command) []byte {
 		k := [2]int{cmd.Board, cmd.Lock}
 		r.unlocks[k]++
 		r.unlockAt = append(r.unlockAt, time.Now())
+		r.relays[cmd.Board][cmd.Lock-1] = true
 		if !r.jammed[k] {
 			closed[cmd.Lock-1] = false
 		}
@@ -136,7 +152,26 @@ func (r *responder) answer(cmd board.Command) []byte {
 			r.dropAcks--
 			return nil
 		}
-		rep = board.Reply{Kind: board.ReplyUnlock, Board: cmd.Board, Lock: cmd.Lock, Closed: closed[cmd.Lock-1]}
+		rep = board.Reply{Kind: board.ReplyUnlock, Board: cmd.Board, Lock: cmd.Lock}
+		if r.codec.Profile != board.ModbusRTU {
+			rep.Closed = closed[cmd.Lock-1]
+		}
+	case board.OpRelease:
+		if r.dropReleases > 0 {
+			r.dropReleases--
+			return nil
+		}
+		r.releases[[2]int{cmd.Board, cmd.Lock}]++
+		r.releaseAt = append(r.releaseAt, time.Now())
+		r.relays[cmd.Board][cmd.Lock-1] = false
+		rep = board.Reply{Kind: board.ReplyRelease, Board: cmd.Board, Lock: cmd.Lock}
+	case board.OpHalt:
+		r.halts++
+		clear(r.relays[cmd.Board])
+		rep = board.Reply{Kind: board.ReplyHalt, Board: cmd.Board}
+	case board.OpRelays:
+		rep = board.Reply{Kind: board.ReplyRelays, Board: cmd.Board, Relays: append([]bool(nil), r.relays[cmd.Board]...)}
+	case 0: // refused
 	default:
 		return nil
 	}

@@ -1,13 +1,11 @@
 package board_test
 
 import (
-	"bytes"
 	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/larder-lockers/larder/protocol/board"
 )
 
@@ -25,100 +23,6 @@ var (
 	bcc       = board.Codec{Profile: board.BCC8A}
 	bccInvert = board.Codec{Profile: board.BCC8A, Polarity: board.PolarityInverted}
 )
-
-// commandExamples are the frames published for these boards (status and
-// unlock of kerong board 0, open and query of bcc8a board 1) plus the other
-// commands.
-var commandExamples = []struct {
-	name  string
-	codec board.Codec
-	cmd   board.Command
-	frame string
-}{
-	{"kerong status board 0", kerong, board.Command{Op: board.OpStatus, Board: 0}, "02 00 30 03 35"},
-	{"kerong unlock lock 1 board 0", kerong, board.Command{Op: board.OpUnlock, Board: 0, Lock: 1}, "02 00 31 03 36"},
-	{"kerong unlock lock 16 board 15", kerong, board.Command{Op: board.OpUnlock, Board: 15, Lock: 16}, "02 ff 31 03 35"},
-	{"kerong unlock all board 2", kerong, board.Command{Op: board.OpUnlockAll, Board: 2}, "02 20 33 03 58"},
-	{"bcc open lock 1 board 1", bcc, board.Command{Op: board.OpUnlock, Board: 1, Lock: 1}, "8A 01 01 11 9B"},
-	{"bcc query lock 1 board 1", bcc, board.Command{Op: board.OpQuery, Board: 1, Lock: 1}, "80 01 01 33 B3"},
-	{"bcc query all board 1", bcc, board.Command{Op: board.OpStatus, Board: 1}, "80 01 00 33 B2"},
-}
-
-func TestCommandExamples(t *testing.T) {
-	for _, tc := range commandExamples {
-		t.Run(tc.name, func(t *testing.T) {
-			want := hx(t, tc.frame)
-			got, err := tc.codec.EncodeCommand(tc.cmd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("encode = % X, want % X", got, want)
-			}
-			cmd, err := tc.codec.DecodeCommand(want)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tc.cmd, cmd); diff != "" {
-				t.Errorf("decode (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-func locks(n int, set ...int) []bool {
-	b := make([]bool, n)
-	for _, i := range set {
-		b[i-1] = true
-	}
-	return b
-}
-
-var replyExamples = []struct {
-	name  string
-	codec board.Codec
-	reply board.Reply
-	frame string
-}{
-	{"kerong status", kerong, board.Reply{Kind: board.ReplyStatus, Board: 1, Status: board.Status{
-		Board: 1, Closed: locks(16, 1, 9, 16), Occupied: locks(16, 2, 10),
-	}}, "02 10 35 01 81 02 02 03 D0"},
-	{"kerong unlock ack", kerong, board.Reply{Kind: board.ReplyUnlock, Board: 0, Lock: 1}, "02 00 31 03 36"},
-	{"kerong unlock all ack", kerong, board.Reply{Kind: board.ReplyUnlock, Board: 2, All: true}, "02 20 33 03 58"},
-	{"bcc lock closed", bcc, board.Reply{Kind: board.ReplyLock, Board: 1, Lock: 1, Closed: true}, "80 01 01 11 91"},
-	{"bcc lock open", bcc, board.Reply{Kind: board.ReplyLock, Board: 1, Lock: 1}, "80 01 01 00 80"},
-	{"bcc inverted lock closed", bccInvert, board.Reply{Kind: board.ReplyLock, Board: 1, Lock: 1, Closed: true}, "80 01 01 00 80"},
-	{"bcc open reply", bcc, board.Reply{Kind: board.ReplyUnlock, Board: 1, Lock: 1}, "8A 01 01 00 8A"},
-	{"bcc event", bcc, board.Reply{Kind: board.ReplyEvent, Board: 3, Lock: 24, Closed: true}, "82 03 18 11 88"},
-	{"bcc query all", bcc, board.Reply{Kind: board.ReplyStatus, Board: 1, Status: board.Status{
-		Board: 1, Closed: locks(24, 1, 9, 24),
-	}}, "80 01 00 01 01 80 33 32"},
-	{"bcc inverted query all", bccInvert, board.Reply{Kind: board.ReplyStatus, Board: 1, Status: board.Status{
-		Board: 1, Closed: locks(24, 1, 9, 24),
-	}}, "80 01 00 FE FE 7F 33 CD"},
-}
-
-func TestReplyExamples(t *testing.T) {
-	for _, tc := range replyExamples {
-		t.Run(tc.name, func(t *testing.T) {
-			want := hx(t, tc.frame)
-			got, err := tc.codec.EncodeReply(tc.reply)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("encode = % X, want % X", got, want)
-			}
-			r, err := tc.codec.DecodeReply(want)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tc.reply, r); diff != "" {
-				t.Errorf("decode (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
 
 func TestCommandRoundTripAllAddresses(t *testing.T) {
 	for _, c := range []board.Codec{kerong, bcc} {

@@ -15,6 +15,14 @@ const (
 	OpUnlock
 	// OpUnlockAll pulses every latch of a board (kerong only). Lock must be 0.
 	OpUnlockAll
+	// OpRelease de-energises one lock's relay (modbus-rtu: the master times
+	// the pulse, so every OpUnlock is followed by an OpRelease).
+	OpRelease
+	// OpRelays reads the state of every relay of a board (modbus-rtu). Lock
+	// must be 0.
+	OpRelays
+	// OpHalt switches every relay of a board off (modbus-rtu). Lock must be 0.
+	OpHalt
 )
 
 func (o Op) String() string {
@@ -27,6 +35,12 @@ func (o Op) String() string {
 		return "unlock"
 	case OpUnlockAll:
 		return "unlock_all"
+	case OpRelease:
+		return "release"
+	case OpRelays:
+		return "relays"
+	case OpHalt:
+		return "halt"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -48,10 +62,20 @@ const (
 	ReplyLock
 	// ReplyUnlock answers OpUnlock or OpUnlockAll. On kerong it is a bare
 	// acknowledgement (Lock is 0 after unlock-all, Closed is meaningless);
-	// on bcc8a it carries Lock and Closed.
+	// on bcc8a it carries Lock and Closed; on modbus-rtu Lock (the echo of
+	// the coil write).
 	ReplyUnlock
 	// ReplyEvent is an unsolicited bcc8a 0x82 frame: Lock and Closed.
 	ReplyEvent
+	// ReplyRelease answers OpRelease (modbus-rtu): Lock.
+	ReplyRelease
+	// ReplyRelays answers OpRelays (modbus-rtu): Relays.
+	ReplyRelays
+	// ReplyHalt answers OpHalt (modbus-rtu).
+	ReplyHalt
+	// ReplyException is a modbus-rtu board's refusal of a command: Function
+	// (the command's, Codec.Function) and Exception.
+	ReplyException
 )
 
 func (k ReplyKind) String() string {
@@ -64,6 +88,14 @@ func (k ReplyKind) String() string {
 		return "unlock"
 	case ReplyEvent:
 		return "event"
+	case ReplyRelease:
+		return "release"
+	case ReplyRelays:
+		return "relays"
+	case ReplyHalt:
+		return "halt"
+	case ReplyException:
+		return "exception"
 	}
 	return fmt.Sprintf("reply(%d)", uint8(k))
 }
@@ -72,7 +104,7 @@ func (k ReplyKind) String() string {
 type Status struct {
 	Board int
 	// Closed[i] reports lock i+1 closed and locked (hook switch or feedback,
-	// after polarity). len(Closed) == LocksPerBoard.
+	// after polarity; modbus-rtu: the door input). len(Closed) == Codec.Locks.
 	Closed []bool
 	// Occupied[i] reports an item inside compartment i+1 (infrared). nil
 	// when the profile has no occupancy sensing.
@@ -88,13 +120,21 @@ type Reply struct {
 	Status Status // ReplyStatus only
 	// All marks a kerong acknowledgement of unlock-all (Lock is then 0).
 	All bool
+	// Relays[i] reports lock i+1's relay energised (ReplyRelays only).
+	Relays []bool
+	// Function and Exception: ReplyException only.
+	Function  byte
+	Exception Exception
 }
 
 // Codec encodes and decodes the frames of one profile. Polarity applies to
-// bcc8a feedback and is ignored by kerong. The zero Polarity is normal.
+// bcc8a feedback and modbus-rtu door inputs and is ignored by kerong. The
+// zero Polarity is normal. Modbus is the coil and input layout of modbus-rtu
+// boards (ignored by the others); its zero value is 16 locks from address 0.
 type Codec struct {
 	Profile  Profile
 	Polarity Polarity
+	Modbus   ModbusMap
 }
 
 const (
@@ -137,6 +177,9 @@ func (c Codec) errf(op string, err error, format string, args ...any) error {
 // EncodeCommand returns the wire frame of cmd.
 func (c Codec) EncodeCommand(cmd Command) ([]byte, error) {
 	p := c.Profile
+	if p == ModbusRTU {
+		return c.encodeModbusCommand(cmd)
+	}
 	if err := p.checkBoard(cmd.Board); err != nil {
 		return nil, err
 	}
@@ -205,6 +248,9 @@ func (c Codec) DecodeCommand(f []byte) (Command, error) {
 	if !p.Valid() {
 		return Command{}, fmt.Errorf("board: profile %q: %w", p, ErrProfile)
 	}
+	if p == ModbusRTU {
+		return c.decodeModbusCommand(f)
+	}
 	if len(f) != p.CommandLen() {
 		return Command{}, c.errf("decode command", ErrLength, "got %d bytes, want %d", len(f), p.CommandLen())
 	}
@@ -256,7 +302,7 @@ func (c Codec) DecodeCommand(f []byte) (Command, error) {
 // feedback maps a closed state to the wire's "feedback active" under c's
 // polarity (and back: the mapping is its own inverse).
 func (c Codec) feedback(closed bool) bool {
-	if c.Profile == BCC8A && c.Polarity == PolarityInverted {
+	if (c.Profile == BCC8A || c.Profile == ModbusRTU) && c.Polarity == PolarityInverted {
 		return !closed
 	}
 	return closed
@@ -285,6 +331,9 @@ func ident(b bool) bool { return b }
 // open and empty) but not longer; Status.Board is ignored in favour of Board.
 func (c Codec) EncodeReply(r Reply) ([]byte, error) {
 	p := c.Profile
+	if p == ModbusRTU {
+		return c.encodeModbusReply(r)
+	}
 	if err := p.checkBoard(r.Board); err != nil {
 		return nil, err
 	}
@@ -364,6 +413,8 @@ func (c Codec) replyLen(prefix []byte) int {
 		case kCmdUnlock, kCmdAll:
 			return 5
 		}
+	case ModbusRTU:
+		return c.modbusReplyLen(prefix)
 	case BCC8A:
 		switch prefix[0] {
 		case bHeadOpen, bHeadEvent:
@@ -386,6 +437,9 @@ func (c Codec) DecodeReply(f []byte) (Reply, error) {
 	p := c.Profile
 	if !p.Valid() {
 		return Reply{}, fmt.Errorf("board: profile %q: %w", p, ErrProfile)
+	}
+	if p == ModbusRTU {
+		return c.decodeModbusReply(f)
 	}
 	want := c.replyLen(f)
 	if want < 0 {

@@ -10,14 +10,14 @@ import (
 var fuzzCodecs = []board.Codec{kerong, bcc, bccInvert}
 
 func seedFrames(f *testing.F) {
-	for _, tc := range commandExamples {
-		f.Add(uint8(0), hx(f, tc.frame))
-		f.Add(uint8(1), hx(f, tc.frame))
+	for _, tc := range framesOf(f, "command") {
+		f.Add(uint8(0), tc.frame)
+		f.Add(uint8(1), tc.frame)
 	}
-	for _, tc := range replyExamples {
-		f.Add(uint8(0), hx(f, tc.frame))
-		f.Add(uint8(1), hx(f, tc.frame))
-		f.Add(uint8(2), hx(f, tc.frame))
+	for _, tc := range framesOf(f, "reply") {
+		f.Add(uint8(0), tc.frame)
+		f.Add(uint8(1), tc.frame)
+		f.Add(uint8(2), tc.frame)
 	}
 }
 
@@ -73,6 +73,7 @@ func FuzzStreamDecoders(f *testing.F) {
 	f.Add(uint8(0), []byte{0xff, 0x02, 0x00}, uint8(0), uint8(3))
 	f.Add(uint8(1), []byte{0x80, 0x01, 0x00, 0x01}, uint8(4), uint8(1))
 	f.Add(uint8(2), hx(f, "02 10 35 01 81 02 02 03 D0"), uint8(9), uint8(2))
+	commandFrames, replyFrames := framesOf(f, "command"), framesOf(f, "reply")
 	f.Fuzz(func(t *testing.T, which uint8, garbage []byte, pick uint8, chunk uint8) {
 		c := fuzzCodecs[int(which)%len(fuzzCodecs)]
 		step := int(chunk)%7 + 1
@@ -121,21 +122,21 @@ func FuzzStreamDecoders(f *testing.F) {
 		var frame []byte
 		reply := pick%2 == 1
 		if reply {
-			var cands []string
-			for _, tc := range replyExamples {
+			var cands [][]byte
+			for _, tc := range replyFrames {
 				if tc.codec.Profile == c.Profile {
 					cands = append(cands, tc.frame)
 				}
 			}
-			frame = hx(t, cands[int(pick/2)%len(cands)])
+			frame = cands[int(pick/2)%len(cands)]
 		} else {
-			var cands []string
-			for _, tc := range commandExamples {
+			var cands [][]byte
+			for _, tc := range commandFrames {
 				if tc.codec.Profile == c.Profile {
 					cands = append(cands, tc.frame)
 				}
 			}
-			frame = hx(t, cands[int(pick/2)%len(cands)])
+			frame = cands[int(pick/2)%len(cands)]
 		}
 		stream := append(clean, frame...)
 		var got [][]byte

@@ -56,10 +56,30 @@ const (
 	//   - unsolicited (choice made here): `82 BOARD LOCK STATE BCC`, sent by
 	//     the board when a lock's feedback changes.
 	BCC8A Profile = "bcc8a"
+
+	// ModbusRTU is a generic Modbus RTU relay board: 9600 baud 8N1 by
+	// default, slave address 1–247, up to 16 locks per board (ModbusMap
+	// sets how many, and from which coil and input), CRC-16/MODBUS, frames
+	// delimited by a silence of 3.5 characters (ModbusSilence). No occupancy
+	// sensing. See modbus.go for the frames; in short, with the zero
+	// ModbusMap:
+	//   - status: Read Discrete Inputs (0x02) of inputs 0–15, the door
+	//     switches: `01 02 00 00 00 10 79 C6` for board 1. Input on means
+	//     closed with PolarityNormal, open with PolarityInverted.
+	//   - unlock: Write Single Coil (0x05) ON, `01 05 00 00 FF 00 8C 3A`
+	//     energises lock 1's relay; the board echoes the request.
+	//   - release (Larder's choice: the master times the pulse, no vendor
+	//     "flash" register): Write Single Coil OFF, `01 05 00 00 00 00 CD CA`,
+	//     sent by the edge after the pulse.
+	//   - relays: Read Coils (0x01) of coils 0–15.
+	//   - halt: Write Multiple Coils (0x0F), every coil of the map off.
+	//   - a refused request is answered function|0x80 and an exception code
+	//     (ReplyException; the code is an Exception, an error).
+	ModbusRTU Profile = "modbus-rtu"
 )
 
 // Profiles lists every supported profile.
-var Profiles = []Profile{KerongCU16, BCC8A}
+var Profiles = []Profile{KerongCU16, BCC8A, ModbusRTU}
 
 // Sentinel errors; decoders and encoders wrap them with the profile and
 // operation.
@@ -82,7 +102,7 @@ func ParseProfile(s string) (Profile, error) {
 }
 
 // Valid reports whether p is a supported profile.
-func (p Profile) Valid() bool { return p == KerongCU16 || p == BCC8A }
+func (p Profile) Valid() bool { return p == KerongCU16 || p == BCC8A || p == ModbusRTU }
 
 func (p Profile) String() string { return string(p) }
 
@@ -91,16 +111,18 @@ func (p Profile) Baud() int {
 	switch p {
 	case KerongCU16:
 		return 19200
-	case BCC8A:
+	case BCC8A, ModbusRTU:
 		return 9600
 	}
 	return 0
 }
 
-// LocksPerBoard is the number of locks one board drives.
+// LocksPerBoard is the number of locks one board drives (modbus-rtu: at
+// most; Codec.Locks is the number a ModbusMap uses). Compartments are
+// numbered with it.
 func (p Profile) LocksPerBoard() int {
 	switch p {
-	case KerongCU16:
+	case KerongCU16, ModbusRTU:
 		return 16
 	case BCC8A:
 		return 24
@@ -115,6 +137,8 @@ func (p Profile) BoardRange() (lo, hi int) {
 		return 0, 15
 	case BCC8A:
 		return 1, 32
+	case ModbusRTU:
+		return ModbusMinSlave, ModbusMaxSlave
 	}
 	return 0, -1
 }
@@ -126,8 +150,14 @@ func (p Profile) MaxBoards() int { lo, hi := p.BoardRange(); return hi - lo + 1 
 // occupancy (kerong yes, bcc8a no).
 func (p Profile) HasOccupancy() bool { return p == KerongCU16 }
 
-// CommandLen is the length of every command frame of the profile.
-func (p Profile) CommandLen() int { return 5 }
+// CommandLen is the length of every command frame of the profile (of every
+// one but halt for modbus-rtu, whose 0x0F frame is MaxFrameLen long at most).
+func (p Profile) CommandLen() int {
+	if p == ModbusRTU {
+		return modbusShortFrame
+	}
+	return 5
+}
 
 // StatusReplyLen is the length of a whole-board status reply.
 func (p Profile) StatusReplyLen() int {
@@ -136,12 +166,20 @@ func (p Profile) StatusReplyLen() int {
 		return 9
 	case BCC8A:
 		return 8
+	case ModbusRTU:
+		return 7 // 16 inputs
 	}
 	return 0
 }
 
-// MaxFrameLen is the longest frame of the profile in either direction.
-func (p Profile) MaxFrameLen() int { return max(p.CommandLen(), p.StatusReplyLen()) }
+// MaxFrameLen is the longest frame of the profile in either direction
+// (modbus-rtu: halt of 16 coils, 11 bytes).
+func (p Profile) MaxFrameLen() int {
+	if p == ModbusRTU {
+		return 11
+	}
+	return max(p.CommandLen(), p.StatusReplyLen())
+}
 
 // Compartment returns the bus-wide compartment number (1-based) of lock (1-based)
 // on board (wire address): boards in address order, LocksPerBoard numbers
@@ -191,7 +229,8 @@ func (p Profile) checkLock(board, lock int) error {
 
 // Polarity says what an active lock feedback means. It is a per-installation
 // setting of bcc8a boards (the feedback contact is shorted when locked on some
-// lock models, when unlocked on others); kerong ignores it.
+// lock models, when unlocked on others) and of modbus-rtu door inputs (a
+// switch that closes with the door, or one that opens); kerong ignores it.
 type Polarity int
 
 const (

@@ -100,13 +100,21 @@ func NewCommandDecoder(c Codec) *CommandDecoder {
 	d := &CommandDecoder{c: c}
 	d.s = scanner{
 		isStart: func(b byte) bool {
-			if c.Profile == KerongCU16 {
+			switch c.Profile {
+			case KerongCU16:
 				return b == kSTX
+			case ModbusRTU:
+				return isModbusSlave(b)
 			}
 			return b == bHeadOpen || b == bHeadQuery
 		},
-		frameLen: func([]byte) int { return c.Profile.CommandLen() },
-		check:    func(f []byte) error { _, err := c.DecodeCommand(f); return err },
+		frameLen: func(prefix []byte) int {
+			if c.Profile == ModbusRTU {
+				return modbusRequestLen(prefix)
+			}
+			return c.Profile.CommandLen()
+		},
+		check: func(f []byte) error { _, err := c.DecodeCommand(f); return err },
 	}
 	return d
 }
@@ -138,6 +146,16 @@ func (d *CommandDecoder) Read(r io.Reader) (Command, error) {
 // Reset discards buffered bytes (counted as discarded).
 func (d *CommandDecoder) Reset() { d.s.reset() }
 
+// Gap tells the decoder that the line has been silent for at least t3.5
+// (ModbusSilence). For modbus-rtu that ends any frame: buffered bytes are
+// discarded. Other profiles' frames are not delimited by time; it does
+// nothing for them.
+func (d *CommandDecoder) Gap() {
+	if d.c.Profile == ModbusRTU {
+		d.s.reset()
+	}
+}
+
 // Discarded is the number of bytes skipped while resynchronising.
 func (d *CommandDecoder) Discarded() uint64 { return d.s.discarded }
 
@@ -160,8 +178,11 @@ func NewReplyDecoder(c Codec) *ReplyDecoder {
 	d := &ReplyDecoder{c: c}
 	d.s = scanner{
 		isStart: func(b byte) bool {
-			if c.Profile == KerongCU16 {
+			switch c.Profile {
+			case KerongCU16:
 				return b == kSTX
+			case ModbusRTU:
+				return isModbusSlave(b)
 			}
 			return b == bHeadOpen || b == bHeadQuery || b == bHeadEvent
 		},
@@ -199,6 +220,15 @@ func (d *ReplyDecoder) Read(r io.Reader) (Reply, error) {
 // Reset discards buffered bytes (counted as discarded); call it when
 // flushing the input before a command.
 func (d *ReplyDecoder) Reset() { d.s.reset() }
+
+// Gap tells the decoder that the line has been silent for at least t3.5
+// (ModbusSilence). For modbus-rtu that ends any frame: buffered bytes are
+// discarded. It does nothing for the other profiles.
+func (d *ReplyDecoder) Gap() {
+	if d.c.Profile == ModbusRTU {
+		d.s.reset()
+	}
+}
 
 // Discarded is the number of bytes skipped while resynchronising.
 func (d *ReplyDecoder) Discarded() uint64 { return d.s.discarded }

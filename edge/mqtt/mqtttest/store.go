@@ -46,6 +46,7 @@ type Store struct {
 	birth     protocol.Birth
 	failNext  error
 	startedAt time.Time
+	setAside  []protocol.Rejection
 }
 
 // NewStore returns an empty store whose Birth describes one ambient compartment.
@@ -121,25 +122,39 @@ func (s *Store) Pending(after uint64, max int) ([]mqtt.Outgoing, error) {
 	return out, nil
 }
 
-// Ack implements mqtt.Outbox.
-func (s *Store) Ack(seq uint64) error {
+// Ack implements mqtt.Outbox; rejected events are kept (see SetAside).
+func (s *Store) Ack(seq uint64, rejected []protocol.Rejection) ([]mqtt.Outgoing, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.fault(); err != nil {
-		return err
+		return nil, err
 	}
 	s.ackCalls++
 	if seq > uint64(len(s.events)) {
-		return fmt.Errorf("mqtttest: ack %d of %d: %w", seq, len(s.events), mqtt.ErrAckBeyondHighWater)
+		return nil, fmt.Errorf("mqtttest: ack %d of %d: %w", seq, len(s.events), mqtt.ErrAckBeyondHighWater)
 	}
 	if seq <= s.acked {
-		return nil
+		return nil, nil
+	}
+	var aside []mqtt.Outgoing
+	for _, r := range rejected {
+		if r.Seq > s.acked && r.Seq <= seq {
+			s.setAside = append(s.setAside, r)
+			aside = append(aside, s.events[r.Seq-1])
+		}
 	}
 	s.acked = seq
 	if s.OnAck != nil {
 		s.OnAck(seq) // under the lock: calls arrive in order
 	}
-	return nil
+	return aside, nil
+}
+
+// SetAside returns the rejections Ack recorded, in order.
+func (s *Store) SetAside() []protocol.Rejection {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]protocol.Rejection(nil), s.setAside...)
 }
 
 // Acked implements mqtt.Outbox.
