@@ -44,7 +44,9 @@
 //	compartment.go  compartments, the free index, binding and releasing
 //	site.go         sites, provisioning, the fleet views, the nearest-site search
 //	auth.go         API keys and roles
-//	audit.go        the audit log
+//	audit.go        the audit log, indexed by site; its filters
+//	report.go       the reports (orders, utilisation, pickup time, expiry, cold chain,
+//	                remote opens): a scan of the period's orders per request
 //	platform.go     platforms' webhooks
 //	store.go        the Store, its transactions and buckets
 //	service.go      the Service, its policy, its outbound queue and Run

@@ -279,6 +279,9 @@ func (s *Service) Resume(ctx context.Context) (time.Duration, error) {
 	err := s.store.Update(ctx, func(tx Tx) error {
 		gap = 0
 		var last aliveRecord
+		if err := indexAudit(tx); err != nil {
+			return err
+		}
 		ok, err := getJSON(tx, bMeta, aliveKey, &last)
 		if err != nil {
 			return err

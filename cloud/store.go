@@ -33,6 +33,10 @@ type Tx interface {
 	// Scan calls fn for each key in bucket that starts with prefix, in key order, until fn
 	// returns false. fn may Put and Delete (the scan works on a snapshot of the range).
 	Scan(bucket, prefix string, fn func(key string, value []byte) bool) error
+	// Range is Scan over the keys k with from <= k < to (to "" means no upper bound), so
+	// that a scan of keys sorting by time starts at the range's start instead of the
+	// bucket's.
+	Range(bucket, from, to string, fn func(key string, value []byte) bool) error
 	// OnCommit registers fn to run after the transaction has committed durably.
 	// Implementations run the functions of successive transactions in commit order, one
 	// at a time, on one goroutine: fn must be quick and must not block (hand work to a
@@ -68,10 +72,13 @@ const (
 // id → "".
 const bCodeWaits = "code_waits"
 
+// bAuditSite indexes the audit log by site (audit.go): site/audit id → "".
+const bAuditSite = "audit_site"
+
 // Buckets lists every bucket, for stores that create them up front.
 func Buckets() []string {
 	return []string{bSites, bComps, bFree, bOrders, bBySite, bLive, bDue, bByPlat, bExtIDs, bIdem, bCodes, bCodeWaits,
-		bKeys, bKeyIDs, bCmds, bAudit, bAlarms, bCreds, bMeta, bPlatforms}
+		bKeys, bKeyIDs, bCmds, bAudit, bAuditSite, bAlarms, bCreds, bMeta, bPlatforms}
 }
 
 // ErrReadOnly is returned by Put and Delete in a View.

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -377,11 +378,21 @@ func (t *txn) Delete(bucket, key string) error {
 }
 
 func (t *txn) Scan(bucket, prefix string, fn func(string, []byte) bool) error {
-	c := t.bucket(bucket).Cursor()
 	p := []byte(prefix)
+	return t.scan(bucket, p, func(k []byte) bool { return hasPrefix(k, p) }, fn)
+}
+
+func (t *txn) Range(bucket, from, to string, fn func(string, []byte) bool) error {
+	end := []byte(to)
+	return t.scan(bucket, []byte(from), func(k []byte) bool { return len(end) == 0 || bytes.Compare(k, end) < 0 }, fn)
+}
+
+// scan calls fn for each key from start on while in(key) holds.
+func (t *txn) scan(bucket string, start []byte, in func([]byte) bool, fn func(string, []byte) bool) error {
+	c := t.bucket(bucket).Cursor()
 	if t.ro {
 		// No writes can happen: iterate in place.
-		for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
+		for k, v := c.Seek(start); k != nil && in(k); k, v = c.Next() {
 			if !fn(string(k), v) {
 				return nil
 			}
@@ -395,7 +406,7 @@ func (t *txn) Scan(bucket, prefix string, fn func(string, []byte) bool) error {
 		v []byte
 	}
 	var all []kv
-	for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
+	for k, v := c.Seek(start); k != nil && in(k); k, v = c.Next() {
 		all = append(all, kv{string(k), append([]byte(nil), v...)})
 	}
 	for _, e := range all {

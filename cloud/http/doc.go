@@ -10,12 +10,13 @@
 //
 // Handlers decode strictly: bodies are size-limited (Options.MaxBody), unknown fields are
 // rejected naming the field, times are RFC 3339 and reported by field, and every bad input
-// is a 4xx (the order decoder is fuzzed). A presenter layer (present.go) keeps storage
+// is a 4xx (the order decoder is fuzzed). The audit log and the reports also answer in
+// CSV (reports.go): format=csv or Accept: text/csv. A presenter layer (present.go) keeps storage
 // records apart from wire shapes: site keys, digests and full phone numbers never leave.
 //
 // The handlers depend on small interfaces declared here (service.go), one per group of
-// handlers (Keys, Sites, SiteAdmin, Commands, Drivers, Alarms, AuditTrail, Webhooks,
-// Orders, OrderChanges, and FleetSource for the metrics); Options.Service is their union,
+// handlers (Keys, Sites, SiteAdmin, Commands, Drivers, Alarms, AuditTrail, Reports,
+// Webhooks, Orders, OrderChanges, and FleetSource for the metrics); Options.Service is their union,
 // which *cloud.Service satisfies. Authorisation is the domain's (every method takes the
 // Principal); this package only authenticates. A platform asking for another platform's
 // order gets 404, not 403, so that order ids cannot be probed. The status table

@@ -239,26 +239,6 @@ func queryLimit(r *http.Request) (int, error) {
 	return n, nil
 }
 
-func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
-	f := cloud.AuditFilter{Site: r.URL.Query().Get("site")}
-	var err error
-	if f.Since, err = queryTime(r, "since"); err == nil {
-		if f.Until, err = queryTime(r, "until"); err == nil {
-			f.Limit, err = queryLimit(r)
-		}
-	}
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	entries, err := s.audits.Audit(r.Context(), principal(r), f)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
-}
-
 // Platforms.
 
 func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request) {

@@ -522,6 +522,8 @@ func TestAuthorisationMatrix(t *testing.T) {
 		{"POST", "/v1/sites/y1/loading-credentials", nil, "driver"},
 		{"POST", "/v1/sites/y1/compartments/4/out-of-service", map[string]any{"reason": "x"}, "ops admin"},
 		{"GET", "/v1/audit", nil, "ops admin"},
+		{"GET", "/v1/reports/orders?from=2026-03-01T00:00:00Z&to=2026-03-02T00:00:00Z", nil, "platform rival ops admin"},
+		{"GET", "/v1/reports/remote-opens?from=2026-03-01T00:00:00Z&to=2026-03-02T00:00:00Z", nil, "ops admin"},
 		{"GET", "/v1/orders", nil, "platform rival ops admin"},
 		{"GET", "/v1/orders/" + id, nil, "platform ops admin"},
 	}

@@ -52,6 +52,7 @@ type Server struct {
 	drivers  Drivers
 	alarms   Alarms
 	audits   AuditTrail
+	reports  Reports
 	webhooks Webhooks
 	orders   Orders
 	changes  OrderChanges
@@ -68,7 +69,7 @@ type Server struct {
 func New(opt Options) *Server {
 	svc := opt.Service
 	s := &Server{auth: svc, keys: svc, sites: svc, siteAdm: svc, commands: svc, drivers: svc, alarms: svc,
-		audits: svc, webhooks: svc, orders: svc, changes: svc,
+		audits: svc, reports: svc, webhooks: svc, orders: svc, changes: svc,
 		log: opt.Logger, health: opt.Health, mqttURL: opt.MQTTURL, maxBody: opt.MaxBody}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -119,6 +120,7 @@ func New(opt Options) *Server {
 		r.Post("/v1/sites/{site}/alarms/{alarm}/resolve", s.resolveAlarm)
 		r.Get("/v1/commands/{command}", s.getCommand)
 		r.Get("/v1/audit", s.audit)
+		r.Get("/v1/reports/{report}", s.report)
 
 		r.Put("/v1/platforms/{platform}/webhook", s.setWebhook)
 

@@ -62,6 +62,11 @@ type AuditTrail interface {
 	Audit(ctx context.Context, p cloud.Principal, f cloud.AuditFilter) ([]cloud.AuditEntry, error)
 }
 
+// Reports computes the reports over orders and the audit log.
+type Reports interface {
+	Report(ctx context.Context, p cloud.Principal, name cloud.ReportName, f cloud.ReportFilter) (cloud.Report, error)
+}
+
 // Webhooks sets where a platform's notices are delivered.
 type Webhooks interface {
 	SetWebhook(ctx context.Context, p cloud.Principal, platform, url string) (cloud.WebhookSetting, error)
@@ -101,6 +106,7 @@ type Service interface {
 	Drivers
 	Alarms
 	AuditTrail
+	Reports
 	Webhooks
 	Orders
 	OrderChanges

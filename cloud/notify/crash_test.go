@@ -385,4 +385,7 @@ func (plainTx) Get(string, string) []byte                            { return ni
 func (plainTx) Put(string, string, []byte) error                     { return nil }
 func (plainTx) Delete(string, string) error                          { return nil }
 func (plainTx) Scan(string, string, func(string, []byte) bool) error { return nil }
-func (plainTx) OnCommit(func())                                      {}
+func (plainTx) Range(string, string, string, func(string, []byte) bool) error {
+	return nil
+}
+func (plainTx) OnCommit(func()) {}

@@ -5,7 +5,7 @@
 //
 // # Routes
 //
-//	GET    /ops/                          ops dashboard (fleet, site grid, orders, webhooks)
+//	GET    /ops/                          ops dashboard (fleet, site grid, orders, webhooks, audit, reports)
 //	POST   /ops/session                   sign in: Authorization: Bearer <ops key> → stream cookie
 //	DELETE /ops/session                   forget the stream cookie
 //	GET    /ops/stream[?site=<id>]        server-sent events: "fleet" or "site" snapshots
@@ -16,7 +16,7 @@
 //	GET    /r/{order}                     resident page; the link carries #c=<code>
 //	GET    /r/api/orders/{order}          order for the resident, with its QR tag while it waits, its cold chain once it ended (X-Pickup-Code header)
 //	POST   /r/api/orders/{order}/extend   extend within ResidentPolicy (X-Pickup-Code header)
-//	GET    /assets/...                    style.css, common.js, qr.js, ops.js, driver.js, resident.js
+//	GET    /assets/...                    style.css, common.js, qr.js, ops.js, audit.js, reports.js, driver.js, resident.js
 //
 // The endpoints answer errors in the /v1 API's shape, {"error": {"code", "message",
 // "field"}}, and a domain code with the API's status: both read one table,

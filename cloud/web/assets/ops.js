@@ -405,6 +405,10 @@
     if (parts[0] === 'site' && parts[1]) siteView(parts[1]);
     else if (parts[0] === 'orders') ordersView(parts[1]);
     else if (parts[0] === 'backlog') backlogView();
+    else if (globalThis.Larder.views && globalThis.Larder.views[parts[0]]) {
+      // Views in modules of their own (audit.js, reports.js).
+      globalThis.Larder.views[parts[0]]({ view: $('view'), call, key: () => key }, parts);
+    }
     else fleetView();
   }
 
