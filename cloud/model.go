@@ -54,6 +54,10 @@ type Site struct {
 	Name     string    `json:"name,omitempty"`
 	Address  string    `json:"address,omitempty"`
 	Location *Location `json:"location,omitempty"`
+	// District and Tags group sites for the fleet console's filters (a city district,
+	// "pilot", "elderly-home"); both optional.
+	District string    `json:"district,omitempty"`
+	Tags     []string  `json:"tags,omitempty"`
 	Created  time.Time `json:"created"`
 
 	Key         []byte `json:"key"`

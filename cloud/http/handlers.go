@@ -54,6 +54,8 @@ type siteIn struct {
 	Name     *string         `json:"name"`
 	Address  *string         `json:"address"`
 	Location *cloud.Location `json:"location"`
+	District *string         `json:"district"`
+	Tags     *[]string       `json:"tags"`
 }
 
 func (s *Server) createSite(w http.ResponseWriter, r *http.Request) {
@@ -75,13 +77,15 @@ func (s *Server) updateSite(w http.ResponseWriter, r *http.Request) {
 		Name     *string         `json:"name"`
 		Address  *string         `json:"address"`
 		Location *cloud.Location `json:"location"`
+		District *string         `json:"district"`
+		Tags     *[]string       `json:"tags"`
 	}
 	if err := s.body(r, &in); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	st, err := s.siteAdm.UpdateSite(r.Context(), principal(r), chi.URLParam(r, "site"),
-		cloud.SiteInput{Name: in.Name, Address: in.Address, Location: in.Location})
+		cloud.SiteInput{Name: in.Name, Address: in.Address, Location: in.Location, District: in.District, Tags: in.Tags})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

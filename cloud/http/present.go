@@ -190,12 +190,15 @@ type siteOut struct {
 	Name        string          `json:"name,omitempty"`
 	Address     string          `json:"address,omitempty"`
 	Location    *cloud.Location `json:"location,omitempty"`
+	District    string          `json:"district,omitempty"`
+	Tags        []string        `json:"tags,omitempty"`
 	Provisioned bool            `json:"provisioned"`
 	Created     time.Time       `json:"created"`
 }
 
 func presentSite(s cloud.Site) siteOut {
-	return siteOut{ID: s.ID, Name: s.Name, Address: s.Address, Location: s.Location, Provisioned: s.Provisioned, Created: s.Created}
+	return siteOut{ID: s.ID, Name: s.Name, Address: s.Address, Location: s.Location, District: s.District, Tags: s.Tags,
+		Provisioned: s.Provisioned, Created: s.Created}
 }
 
 type commandOut struct {
