@@ -27,7 +27,10 @@ func TestEdgeVersionFromTelemetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, get := range []func() (cloud.SiteSummary, error){
-		func() (cloud.SiteSummary, error) { d, err := f.svc.GetSite(f.ctx, f.ops, site); return d.SiteSummary, err },
+		func() (cloud.SiteSummary, error) {
+			d, err := f.svc.GetSite(f.ctx, f.ops, site)
+			return d.SiteSummary, err
+		},
 		func() (cloud.SiteSummary, error) { s, err := f.svc.ListSites(f.ctx, f.ops); return s[0], err },
 	} {
 		got, err := get()
