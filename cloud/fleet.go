@@ -409,6 +409,10 @@ type indexedTx struct {
 	sites map[string]bool
 }
 
+// Unwrap returns the store's own transaction, for adapters that join it (the notify
+// outbox writes into the same bbolt transaction).
+func (t *indexedTx) Unwrap() Tx { return t.Tx }
+
 func (t *indexedTx) Put(bucket, key string, value []byte) error {
 	t.note(bucket, key)
 	return t.Tx.Put(bucket, key, value)
