@@ -129,6 +129,12 @@ func TestBrowserFleet10k(t *testing.T) {
 	if !slices.Equal(markers, []string{"s03000", "s07777"}) {
 		t.Errorf("map markers %v, want the two problem sites", markers)
 	}
+	cells := func() int {
+		return browsertest.Eval[int](p, `[...document.querySelectorAll('#map .cells [data-sites]')].reduce((a, c) => a + Number(c.dataset.sites), 0)`)
+	}
+	if n := cells(); n != 9998 {
+		t.Errorf("the map's cells hold %d sites, want the 9,998 located sites without a problem (court-1 has no location)", n)
+	}
 	if got := p.Text(`#fleet-states [data-state="online"]`); !strings.Contains(got, "10,000") {
 		t.Errorf("state counts say %q, want 10,000 online (10,001 less the offline one)", got)
 	}
@@ -162,9 +168,6 @@ func TestBrowserFleet10k(t *testing.T) {
 	// N mod 12 = 4 and N mod 10 = 0: N ≡ 40 (mod 60), 166 of them below 10,000.
 	if got := p.Text(`#fleet-caption`); !strings.HasPrefix(got, "166 sites") {
 		t.Errorf("district-4 and pilot: caption %q, want 166 sites", got)
-	}
-	cells := func() int {
-		return browsertest.Eval[int](p, `[...document.querySelectorAll('#map .cells [data-sites]')].reduce((a, c) => a + Number(c.dataset.sites), 0)`)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) && cells() != 166 {

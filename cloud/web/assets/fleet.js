@@ -37,7 +37,7 @@
   function query(extra) {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(view.filters)) if (v) q.set(k, v);
-    for (const [k, v] of Object.entries(extra || {})) if (v) q.set(k, v);
+    for (const [k, v] of Object.entries(extra || {})) if (v) q.set(k, v); else q.delete(k);
     return q.toString();
   }
 
@@ -122,7 +122,9 @@
     view.sig = sig;
     view.page = page;
     render(page);
-    if (ops.drawMap) ops.drawMap($('fleet-map-body'), query());
+    // The map keeps the healthy sites around the problems as its background: every filter
+    // applies to it but "only sites with problems".
+    if (ops.drawMap) ops.drawMap($('fleet-map-body'), query({ problems: '' }));
   }
 
   // summary: the counts of the sites the filters select (by state: as if each state were

@@ -1,6 +1,7 @@
 /*
  * Larder ops: the fleet map, drawn as SVG in the page from the sites' coordinates (no tiles,
- * no outside assets). GET /ops/api/fleet/map with the fleet filters gives a marker for each
+ * no outside assets). GET /ops/api/fleet/map with the fleet filters (all but "only sites
+ * with problems", so that the healthy sites stay as the background) gives a marker for each
  * site with a problem (a link to the site, focusable, named by its problem) and, for the other
  * sites, grid cells with their count and worst health. Colour is never the only cue: each
  * health has its own shape as well, and the table beside the map lists the same sites.
