@@ -42,7 +42,9 @@
 //	code.go         pickup codes, the live-code index, and the sealed codes held until
 //	                the resident may be told them
 //	compartment.go  compartments, the free index, binding and releasing
-//	site.go         sites, provisioning, the fleet views, the nearest-site search
+//	site.go         sites, provisioning, site summaries and detail, the nearest-site search
+//	fleet.go        the fleet console's query: states, problems, severity, filters, and the
+//	                in-memory fleet index kept fresh on commit
 //	auth.go         API keys and roles
 //	audit.go        the audit log, indexed by site; its filters
 //	report.go       the reports (orders, utilisation, pickup time, expiry, cold chain,

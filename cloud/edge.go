@@ -79,6 +79,11 @@ func (s *Service) ApplyBirth(ctx context.Context, site string, at time.Time, b p
 		needSnapshot = b.DesiredVersion != st.DesiredVersion || st.DesiredVersion == 0
 		return putSite(tx, st)
 	})
+	if err == nil {
+		s.live.mu.Lock()
+		s.live.get(site).DesiredVersion = b.DesiredVersion // the newest report, even a lower one
+		s.live.mu.Unlock()
+	}
 	return needSnapshot, internal("apply birth", err)
 }
 
@@ -357,6 +362,9 @@ func (s *Service) ApplyTelemetry(ctx context.Context, site string, at time.Time,
 	ls.Boards = append([]protocol.BoardHealth(nil), t.Boards...)
 	ls.Outbox = t.OutboxDepth
 	ls.Uptime = t.UptimeSeconds
+	if t.DesiredVersion > 0 {
+		ls.DesiredVersion = t.DesiredVersion
+	}
 	var closeZones []protocol.Zone
 	for _, z := range t.Zones {
 		if !z.Excursion && ls.excursion[z.Zone] {

@@ -18,7 +18,11 @@ type LiveSite struct {
 	Outbox    int                    `json:"outbox_depth"`
 	Uptime    float64                `json:"uptime_seconds"`
 	Telemetry time.Time              `json:"telemetry_at,omitzero"`
-	excursion map[protocol.Zone]bool // zones with an open temperature alarm we know of
+	// DesiredVersion is the desired version the edge last reported applied, in its birth
+	// or its telemetry (an edge of protocol 1.0 reports it only in its birth); 0 before
+	// the first report since this process started.
+	DesiredVersion uint64                 `json:"desired_version,omitempty"`
+	excursion      map[protocol.Zone]bool // zones with an open temperature alarm we know of
 }
 
 // liveState guards the LiveSites.

@@ -57,7 +57,11 @@ type Site struct {
 	// TimeZone is the IANA name of the site's zone (e.g. Asia/Shanghai), in which
 	// residents and drivers are told times; empty: the cloud's default
 	// (Options.TimeZone).
-	TimeZone string    `json:"time_zone,omitempty"`
+	TimeZone string `json:"time_zone,omitempty"`
+	// District and Tags group sites for the fleet console's filters (a city district,
+	// "pilot", "elderly-home"); both optional.
+	District string    `json:"district,omitempty"`
+	Tags     []string  `json:"tags,omitempty"`
 	Created  time.Time `json:"created"`
 
 	Key         []byte `json:"key"`

@@ -1,13 +1,16 @@
 package cloud
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/larder-lockers/larder/cloud/assign"
@@ -35,8 +38,17 @@ type SiteInput struct {
 	Address  *string   `json:"address,omitempty"`
 	Location *Location `json:"location,omitempty"`
 	// TimeZone is an IANA zone name; "" returns the site to the cloud's default.
-	TimeZone *string `json:"time_zone,omitempty"`
+	TimeZone *string   `json:"time_zone,omitempty"`
+	District *string   `json:"district,omitempty"`
+	Tags     *[]string `json:"tags,omitempty"`
 }
+
+// Limits of a site's grouping fields.
+const (
+	maxDistrict = 100
+	maxTags     = 20
+	maxTag      = 40
+)
 
 func (in SiteInput) validate() error {
 	if in.TimeZone != nil && *in.TimeZone != "" {
@@ -49,6 +61,24 @@ func (in SiteInput) validate() error {
 	}
 	if in.Address != nil && len(*in.Address) > 500 {
 		return Invalid("address", "at most 500 characters")
+	}
+	if in.District != nil && (len(*in.District) > maxDistrict || strings.TrimSpace(*in.District) != *in.District) {
+		return Invalid("district", "at most %d characters, no leading or trailing spaces", maxDistrict)
+	}
+	if in.Tags != nil {
+		if len(*in.Tags) > maxTags {
+			return Invalid("tags", "at most %d tags", maxTags)
+		}
+		seen := map[string]bool{}
+		for _, t := range *in.Tags {
+			if !validTag(t) {
+				return Invalid("tags", "tag %q: want 1 to %d lower-case letters, digits, '-' or '_'", t, maxTag)
+			}
+			if seen[t] {
+				return Invalid("tags", "tag %q given twice", t)
+			}
+			seen[t] = true
+		}
 	}
 	if l := in.Location; l != nil {
 		if math.IsNaN(l.Lat) || l.Lat < -90 || l.Lat > 90 {
@@ -75,6 +105,13 @@ func (in SiteInput) apply(s *Site) {
 	if in.TimeZone != nil {
 		s.TimeZone = *in.TimeZone
 	}
+	if in.District != nil {
+		s.District = *in.District
+	}
+	if in.Tags != nil {
+		s.Tags = append([]string(nil), *in.Tags...)
+		sort.Strings(s.Tags)
+	}
 }
 
 // LoadZone loads the IANA zone name, refusing "" and "Local" (the server's own zone,
@@ -94,6 +131,19 @@ func (s *Service) siteZone(st *Site) string {
 		return st.TimeZone
 	}
 	return s.zone
+}
+
+// validTag: tags are short slugs, so that a filter matches them exactly.
+func validTag(t string) bool {
+	if t == "" || len(t) > maxTag {
+		return false
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // CreateSite registers a site (admin) and draws its 32-byte site key.
@@ -228,23 +278,35 @@ func (s *Service) SiteKey(ctx context.Context, id string) ([]byte, error) {
 
 // SiteSummary is one line of the fleet list.
 type SiteSummary struct {
-	ID                 string                 `json:"id"`
-	Name               string                 `json:"name,omitempty"`
-	Address            string                 `json:"address,omitempty"`
-	Location           *Location              `json:"location,omitempty"`
-	TimeZone           string                 `json:"time_zone"` // the site's or the cloud's default
-	Provisioned        bool                   `json:"provisioned"`
-	Online             bool                   `json:"online"`
-	LastSeen           time.Time              `json:"last_seen,omitzero"`
-	Software           string                 `json:"software,omitempty"`
+	ID           string     `json:"id"`
+	Name         string     `json:"name,omitempty"`
+	Address      string     `json:"address,omitempty"`
+	Location     *Location  `json:"location,omitempty"`
+	District     string     `json:"district,omitempty"`
+	Tags         []string   `json:"tags,omitempty"`
+	TimeZone     string     `json:"time_zone"` // the site's or the cloud's default
+	State        FleetState `json:"state"`
+	Provisioned  bool       `json:"provisioned"`
+	Online       bool       `json:"online"`
+	OfflineSince time.Time  `json:"offline_since,omitzero"`
+	LastSeen     time.Time  `json:"last_seen,omitzero"`
+	Software     string     `json:"software,omitempty"`
+	// EdgeDesiredVersion is the version the edge last reported applied: from its
+	// telemetry when it sends one (protocol 1.1), else from its last birth.
 	DesiredVersion     uint64                 `json:"desired_version"`
 	EdgeDesiredVersion uint64                 `json:"edge_desired_version"`
 	Zones              []protocol.ZoneReading `json:"zones,omitempty"`
 	Compartments       map[CompState]int      `json:"compartments"`
 	OpenAlarms         int                    `json:"open_alarms"`
-	// For metrics: compartments by zone and state, open alarms by kind.
+	// Problems are what is wrong with the site, worst and oldest first; Health is the
+	// worst one's severity (or ok, or idle).
+	Problems []Problem `json:"problems,omitempty"`
+	Health   Health    `json:"health"`
+	// For metrics and filters: compartments by zone and state, open alarms by kind.
 	ByZone     map[protocol.Zone]map[CompState]int `json:"-"`
 	AlarmKinds map[protocol.EventKind]int          `json:"-"`
+	// alarmSince is the oldest open alarm of each kind.
+	alarmSince map[protocol.EventKind]time.Time
 }
 
 // SiteDetail is the ops view of one site.
@@ -277,16 +339,32 @@ func (s *Service) summary(tx Tx, st *Site) (SiteSummary, []Compartment, []Alarm,
 	if err != nil {
 		return SiteSummary{}, nil, nil, err
 	}
-	live := s.Live(st.ID)
-	sum := SiteSummary{ID: st.ID, Name: st.Name, Address: st.Address, Location: st.Location, TimeZone: s.siteZone(st),
-		Provisioned: st.Provisioned, Online: st.Online, LastSeen: st.LastSeen, Software: st.Software,
-		DesiredVersion: st.DesiredVersion, EdgeDesiredVersion: st.EdgeDesiredVersion,
-		Zones: live.Zones, Compartments: map[CompState]int{}, OpenAlarms: len(alarms)}
-	if live.LastSeen.After(sum.LastSeen) {
-		sum.LastSeen = live.LastSeen
+	sum := summarize(st, comps, alarms)
+	s.withLive(&sum)
+	return sum, comps, alarms, nil
+}
+
+// storedSummary is the part of a site's summary the store holds (what the fleet index
+// keeps).
+func storedSummary(tx Tx, st *Site) (SiteSummary, error) {
+	comps, err := siteComps(tx, st.ID)
+	if err != nil {
+		return SiteSummary{}, err
 	}
-	sum.ByZone = map[protocol.Zone]map[CompState]int{}
-	sum.AlarmKinds = map[protocol.EventKind]int{}
+	alarms, err := siteAlarms(tx, st.ID)
+	if err != nil {
+		return SiteSummary{}, err
+	}
+	return summarize(st, comps, alarms), nil
+}
+
+func summarize(st *Site, comps []Compartment, alarms []Alarm) SiteSummary {
+	sum := SiteSummary{ID: st.ID, Name: st.Name, Address: st.Address, Location: st.Location, District: st.District,
+		Tags: st.Tags, TimeZone: st.TimeZone, Provisioned: st.Provisioned, Online: st.Online, OfflineSince: st.OfflineSince,
+		LastSeen: st.LastSeen, Software: st.Software, DesiredVersion: st.DesiredVersion,
+		EdgeDesiredVersion: st.EdgeDesiredVersion, Compartments: map[CompState]int{}, OpenAlarms: len(alarms),
+		ByZone: map[protocol.Zone]map[CompState]int{}, AlarmKinds: map[protocol.EventKind]int{},
+		alarmSince: map[protocol.EventKind]time.Time{}}
 	for _, c := range comps {
 		sum.Compartments[c.State()]++
 		if sum.ByZone[c.Zone] == nil {
@@ -296,8 +374,78 @@ func (s *Service) summary(tx Tx, st *Site) (SiteSummary, []Compartment, []Alarm,
 	}
 	for _, a := range alarms {
 		sum.AlarmKinds[a.Kind]++
+		if t, ok := sum.alarmSince[a.Kind]; !ok || a.Since.Before(t) {
+			sum.alarmSince[a.Kind] = a.Since
+		}
 	}
-	return sum, comps, alarms, nil
+	return sum
+}
+
+// withLive completes a stored summary with the cloud's default zone if the site has
+// none and with what the edge's recent messages say (zones,
+// last seen, its applied version), and derives the state and problems. It replaces the
+// slices it sets and never writes into the maps, which the fleet index shares.
+func (s *Service) withLive(sum *SiteSummary) {
+	if sum.TimeZone == "" {
+		sum.TimeZone = s.zone
+	}
+	live := s.Live(sum.ID)
+	sum.Zones = live.Zones
+	if live.LastSeen.After(sum.LastSeen) {
+		sum.LastSeen = live.LastSeen
+	}
+	if live.DesiredVersion > 0 {
+		sum.EdgeDesiredVersion = live.DesiredVersion
+	}
+	n := 0
+	for _, c := range sum.Compartments {
+		n += c
+	}
+	switch {
+	case n > 0 && sum.Compartments[CompOutOfService] == n:
+		sum.State = SiteOutOfService
+	case sum.Online:
+		sum.State = SiteOnline
+	case !sum.Provisioned:
+		sum.State = SiteUnprovisioned
+	case sum.LastSeen.IsZero() && sum.OfflineSince.IsZero():
+		sum.State = SiteNeverConnected
+	default:
+		sum.State = SiteOffline
+	}
+	var ps []Problem
+	for kind, since := range sum.alarmSince {
+		ps = append(ps, Problem{Kind: string(kind), Severity: alarmSeverity(kind), Since: since, Count: sum.AlarmKinds[kind]})
+	}
+	if sum.AlarmKinds[protocol.EventTempExcursion] == 0 {
+		// The edge reports a zone out of range before its excursion event (which waits
+		// for the zone's allowed duration): the console shows it at once.
+		for _, z := range live.Zones {
+			if z.Excursion {
+				ps = append(ps, Problem{Kind: string(protocol.EventTempExcursion), Severity: SevCritical, Since: live.Telemetry})
+				break
+			}
+		}
+	}
+	switch sum.State {
+	case SiteOffline:
+		ps = append(ps, Problem{Kind: ProblemOffline, Severity: SevMajor, Since: sum.OfflineSince})
+	case SiteNeverConnected:
+		ps = append(ps, Problem{Kind: ProblemNeverConnected, Severity: SevMinor})
+	}
+	slices.SortFunc(ps, func(a, b Problem) int {
+		return cmp.Or(cmp.Compare(severityRank[a.Severity], severityRank[b.Severity]), a.Since.Compare(b.Since),
+			cmp.Compare(a.Kind, b.Kind))
+	})
+	sum.Problems = ps
+	switch {
+	case len(ps) > 0:
+		sum.Health = Health(ps[0].Severity)
+	case sum.State == SiteUnprovisioned || sum.State == SiteOutOfService:
+		sum.Health = HealthIdle
+	default:
+		sum.Health = HealthOK
+	}
 }
 
 // allSites reads every site record, in id order.
@@ -320,22 +468,7 @@ func (s *Service) ListSites(ctx context.Context, p Principal) ([]SiteSummary, er
 	if err := require(p, RoleOps, RoleAdmin); err != nil {
 		return nil, err
 	}
-	var out []SiteSummary
-	err := s.store.View(ctx, func(tx Tx) error {
-		sites, err := allSites(tx)
-		if err != nil {
-			return err
-		}
-		for i := range sites {
-			sum, _, _, err := s.summary(tx, &sites[i])
-			if err != nil {
-				return err
-			}
-			out = append(out, sum)
-		}
-		return nil
-	})
-	return out, internal("list sites", err)
+	return s.fleetSummaries(ctx)
 }
 
 // GetSite is the ops detail of a site (ops, admin).

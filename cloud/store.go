@@ -22,7 +22,9 @@ type Store interface {
 }
 
 // Tx is one transaction. Byte slices returned by Get and passed to Scan are valid only
-// until fn returns; callers decode or copy them.
+// until fn returns; callers decode or copy them. The Service wraps the store's Tx (to
+// keep its fleet index); an adapter that needs the store's own type unwraps it with an
+// Unwrap() Tx method first.
 type Tx interface {
 	// Get returns the value of key in bucket, or nil if there is none.
 	Get(bucket, key string) []byte

@@ -55,6 +55,8 @@ type siteIn struct {
 	Address  *string         `json:"address"`
 	Location *cloud.Location `json:"location"`
 	TimeZone *string         `json:"time_zone"`
+	District *string         `json:"district"`
+	Tags     *[]string       `json:"tags"`
 }
 
 func (s *Server) createSite(w http.ResponseWriter, r *http.Request) {
@@ -77,13 +79,15 @@ func (s *Server) updateSite(w http.ResponseWriter, r *http.Request) {
 		Address  *string         `json:"address"`
 		Location *cloud.Location `json:"location"`
 		TimeZone *string         `json:"time_zone"`
+		District *string         `json:"district"`
+		Tags     *[]string       `json:"tags"`
 	}
 	if err := s.body(r, &in); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	st, err := s.siteAdm.UpdateSite(r.Context(), principal(r), chi.URLParam(r, "site"),
-		cloud.SiteInput{Name: in.Name, Address: in.Address, Location: in.Location, TimeZone: in.TimeZone})
+		cloud.SiteInput{Name: in.Name, Address: in.Address, Location: in.Location, District: in.District, Tags: in.Tags, TimeZone: in.TimeZone})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

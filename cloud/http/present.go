@@ -191,12 +191,15 @@ type siteOut struct {
 	Address     string          `json:"address,omitempty"`
 	Location    *cloud.Location `json:"location,omitempty"`
 	TimeZone    string          `json:"time_zone,omitempty"`
+	District    string          `json:"district,omitempty"`
+	Tags        []string        `json:"tags,omitempty"`
 	Provisioned bool            `json:"provisioned"`
 	Created     time.Time       `json:"created"`
 }
 
 func presentSite(s cloud.Site) siteOut {
-	return siteOut{ID: s.ID, Name: s.Name, Address: s.Address, Location: s.Location, TimeZone: s.TimeZone, Provisioned: s.Provisioned, Created: s.Created}
+	return siteOut{ID: s.ID, Name: s.Name, Address: s.Address, Location: s.Location, District: s.District, Tags: s.Tags, TimeZone: s.TimeZone,
+		Provisioned: s.Provisioned, Created: s.Created}
 }
 
 type commandOut struct {

@@ -158,6 +158,14 @@ func (nt *Notifier) NotifyTx(tx cloud.Tx, n cloud.Notification) error {
 		})
 		return nil
 	}
+	for {
+		// The domain may wrap the store's transaction (its fleet index does).
+		u, ok := tx.(interface{ Unwrap() cloud.Tx })
+		if !ok {
+			break
+		}
+		tx = u.Unwrap()
+	}
 	bt, ok := tx.(boltTxer)
 	if !ok {
 		return fmt.Errorf("notify: %s: the store's transactions are not bbolt's: the outbox cannot join them", n.ID)

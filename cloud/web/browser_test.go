@@ -102,6 +102,9 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#key`)),
 		chromedp.SendKeys(chromedp.CSS(`#key`), f.opsKey),
 		chromedp.Click(chromedp.CSS(`#signin-form button[type=submit]`)),
+		// A healthy fleet collapses to its counts; the operator lists all sites.
+		chromedp.WaitVisible(chromedp.CSS(`#fleet-all`)),
+		chromedp.Click(chromedp.CSS(`#fleet-all`)),
 		chromedp.WaitVisible(chromedp.CSS(row+`[data-online="true"]`)),
 	)
 	counts := browsertest.Eval[map[string]string](p, `Object.fromEntries([...document.querySelectorAll('`+row+` td[data-state]')].map(td => [td.dataset.state, td.textContent]))`)

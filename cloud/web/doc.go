@@ -8,7 +8,9 @@
 //	GET    /ops/                          ops dashboard (fleet, site grid, orders, webhooks, audit, reports)
 //	POST   /ops/session                   sign in: Authorization: Bearer <ops key> → stream cookie
 //	DELETE /ops/session                   forget the stream cookie
-//	GET    /ops/stream[?site=<id>]        server-sent events: "fleet" or "site" snapshots
+//	GET    /ops/stream[?site=<id>]        server-sent events: "fleet" changes or "site" snapshots
+//	GET    /ops/api/fleet                 a page of sites, problems first, with counts (Bearer; see fleet.go)
+//	GET    /ops/api/fleet/map             the same filters as map markers and grid cells (Bearer)
 //	GET    /ops/api/backlog               notification outbox counts and dead letters (Bearer)
 //	POST   /ops/api/backlog/requeue       {"id"}: retry a dead letter (Bearer)
 //	GET    /driver/                       driver page (phone)
@@ -16,7 +18,7 @@
 //	GET    /r/{order}                     resident page; the link carries #c=<code>
 //	GET    /r/api/orders/{order}          order for the resident, with its QR tag while it waits, its cold chain once it ended (X-Pickup-Code header)
 //	POST   /r/api/orders/{order}/extend   extend within ResidentPolicy (X-Pickup-Code header)
-//	GET    /assets/...                    style.css, common.js, qr.js, ops.js, audit.js, reports.js, driver.js, resident.js
+//	GET    /assets/...                    style.css, common.js, qr.js, ops.js, fleet.js, map.js, driver.js, resident.js
 //
 // The endpoints answer errors in the /v1 API's shape, {"error": {"code", "message",
 // "field"}}, and a domain code with the API's status: both read one table,
@@ -56,8 +58,9 @@
 //
 // # Caveats
 //
-//   - The stream polls the service (there is no change feed): one ListSites per PollEvery
-//     for all viewers together, while anyone watches.
+//   - The stream polls the service (there is no change feed): one read of the fleet index
+//     per PollEvery for all viewers together, while anyone watches; each viewer then
+//     re-reads its own page of the fleet after a change.
 //   - The service has no resident role: after the code matches, the resident endpoints read
 //     and extend the order as an internal ops principal ("resident-page").
 //   - The driver's problem report calls the service's ReassignSlot ([Reassigner]); with a

@@ -111,6 +111,9 @@ func newFixture(t testing.TB) *fixture {
 	if _, err := f.svc.CreateSite(f.ctx, f.admin, cloud.SiteInput{ID: site, Name: &name, Address: &addr}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := f.svc.Provision(f.ctx, f.admin, site); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.svc.ApplyBirth(f.ctx, site, c.Now(), protocol.Birth{Software: "edge/test", Compartments: bank}); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"sync"
 	"time"
@@ -17,15 +18,20 @@ import (
 // The ops stream (GET /ops/stream, server-sent events).
 //
 // The service has no change feed, so one poller per Handler re-reads what is being
-// watched every PollEvery, and only while someone watches: the fleet list for the
-// "fleet" topic, one site's detail for each "site:<id>" topic. A snapshot that differs
-// from the last one sent is pushed to every subscriber of its topic. Each subscriber
-// holds at most one pending snapshot: a slow client skips to the newest instead of
-// queueing stale ones (every event is a whole snapshot, never a delta). A new subscriber
-// gets the last snapshot at once.
+// watched every PollEvery, and only while someone watches: the fleet for the "fleet"
+// topic, one site's detail for each "site:<id>" topic. An event that differs from the
+// last one sent is pushed to every subscriber of its topic. Each subscriber holds at
+// most one pending event: a slow client skips to the newest instead of queueing stale
+// ones. A new subscriber gets the last event at once.
 //
-// The cost is one ListSites per PollEvery for the whole dashboard audience, not per
-// viewer; a fleet of many thousands of sites would want a change feed from the store.
+// A "site" event is the site's whole detail. A "fleet" event is the fleet's counts and
+// the sites that changed since the previous poll (each site's summary is compared by a
+// hash of it without its last-seen time, which moves with every message): the console
+// then re-reads the page it shows. A client that skipped an event has missed changes,
+// which is harmless as long as it re-reads its page on the next one.
+//
+// The cost is one read of the fleet index per PollEvery for the whole dashboard
+// audience, not per viewer (about 10 ms and a hash of each summary at 10,000 sites).
 
 // pollPrincipal reads for the poller. The data is the same for every ops viewer, and each
 // viewer's own key is checked when the stream opens and every minute after.
@@ -33,10 +39,22 @@ var pollPrincipal = cloud.Principal{Role: cloud.RoleOps, Subject: "ops-stream"}
 
 // FleetEvent is the data of a "fleet" event.
 type FleetEvent struct {
-	Sites []cloud.SiteSummary `json:"sites"`
+	// Seq numbers the fleet events of this stream's poller.
+	Seq uint64 `json:"seq"`
+	// Fleet is the number of sites; Totals counts them by state, Health by health.
+	Fleet  int                      `json:"fleet"`
+	Totals map[cloud.FleetState]int `json:"totals"`
+	Health map[cloud.Health]int     `json:"health"`
+	// Changed are the sites whose summary changed since the previous fleet event (every
+	// site in the first), at most MaxChanged of them; More counts the rest.
+	Changed []cloud.SiteSummary `json:"changed"`
+	More    int                 `json:"more,omitempty"`
 	// Backlog counts the notification outbox by state; absent without a Backlog.
 	Backlog *notify.Stats `json:"backlog,omitempty"`
 }
+
+// MaxChanged is the most changed sites one fleet event carries.
+const MaxChanged = 100
 
 type hub struct {
 	h    *Handler
@@ -47,6 +65,15 @@ type hub struct {
 	topics  map[string]*topic // guarded by mu
 	running bool              // a poller goroutine runs; guarded by mu
 	closed  bool              // guarded by mu
+	// freshFleet: the fleet topic was created since the last poll, so the next fleet
+	// event compares with nothing; guarded by mu.
+	freshFleet bool
+
+	// Used by the poller goroutine only: each site's summary hash as of the last fleet
+	// event, and that event's number.
+	prints      map[string]uint64
+	fleetSeq    uint64
+	lastBacklog *notify.Stats
 }
 
 type topic struct {
@@ -73,6 +100,7 @@ func (hb *hub) subscribe(name string) (*subscriber, bool) {
 	if t == nil {
 		t = &topic{subs: map[*subscriber]struct{}{}}
 		hb.topics[name] = t
+		hb.freshFleet = hb.freshFleet || name == "fleet"
 	}
 	t.subs[s] = struct{}{}
 	if t.last != nil {
@@ -133,14 +161,25 @@ func (hb *hub) poll() {
 			hb.mu.Unlock()
 			return
 		}
+		if hb.freshFleet {
+			hb.prints, hb.freshFleet = nil, false
+		}
 		hb.mu.Unlock()
 		for _, n := range names {
-			data, err := hb.h.snapshot(context.Background(), n)
+			var data []byte
+			var err error
+			if n == "fleet" {
+				data, err = hb.fleetChanges(context.Background())
+			} else {
+				data, err = hb.h.snapshot(context.Background(), n)
+			}
 			if err != nil {
 				hb.h.log.Warn("ops stream snapshot", "topic", topicKind(n), "err", err)
 				continue
 			}
-			hb.publish(n, data)
+			if data != nil {
+				hb.publish(n, data)
+			}
 		}
 	}
 }
@@ -169,36 +208,67 @@ func topicKind(name string) string {
 	return "site"
 }
 
-// snapshot reads a topic's current data as an SSE event (event line and data line).
+// fleetChanges reads the fleet and returns a "fleet" event of what changed since the
+// last one, or nil if nothing did.
+func (hb *hub) fleetChanges(ctx context.Context) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	m, err := hb.h.svc.Fleet(ctx, pollPrincipal, cloud.FleetFilter{Sort: "id"})
+	if err != nil {
+		return nil, err
+	}
+	ev := FleetEvent{Fleet: m.Fleet, Totals: m.Totals, Health: m.Health, Changed: []cloud.SiteSummary{}}
+	if hb.h.backlog != nil {
+		st, err := hb.h.backlog.Stats(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ev.Backlog = &st
+	}
+	prints := make(map[string]uint64, len(m.Sites))
+	for _, s := range m.Sites {
+		unseen := s
+		unseen.LastSeen = time.Time{}
+		b, err := json.Marshal(unseen)
+		if err != nil {
+			return nil, err
+		}
+		h := fnv.New64a()
+		h.Write(b)
+		prints[s.ID] = h.Sum64()
+		if old, ok := hb.prints[s.ID]; ok && old == prints[s.ID] {
+			continue
+		}
+		if len(ev.Changed) < MaxChanged {
+			ev.Changed = append(ev.Changed, s)
+		} else {
+			ev.More++
+		}
+	}
+	backlogSame := hb.lastBacklog != nil && ev.Backlog != nil && *hb.lastBacklog == *ev.Backlog
+	hb.prints = prints
+	if hb.fleetSeq > 0 && len(ev.Changed) == 0 && (ev.Backlog == nil || backlogSame) {
+		return nil, nil
+	}
+	hb.lastBacklog = ev.Backlog
+	hb.fleetSeq++
+	ev.Seq = hb.fleetSeq
+	return sseEvent("fleet", ev)
+}
+
+// snapshot reads one site's detail as a "site" event.
 func (h *Handler) snapshot(ctx context.Context, name string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	var event string
-	var v any
-	if name == "fleet" {
-		sites, err := h.svc.ListSites(ctx, pollPrincipal)
-		if err != nil {
-			return nil, err
-		}
-		if sites == nil {
-			sites = []cloud.SiteSummary{}
-		}
-		ev := FleetEvent{Sites: sites}
-		if h.backlog != nil {
-			st, err := h.backlog.Stats(ctx)
-			if err != nil {
-				return nil, err
-			}
-			ev.Backlog = &st
-		}
-		event, v = "fleet", ev
-	} else {
-		d, err := h.svc.GetSite(ctx, pollPrincipal, name[len("site:"):])
-		if err != nil {
-			return nil, err
-		}
-		event, v = "site", d
+	d, err := h.svc.GetSite(ctx, pollPrincipal, name[len("site:"):])
+	if err != nil {
+		return nil, err
 	}
+	return sseEvent("site", d)
+}
+
+// sseEvent is an SSE event (event line and data line).
+func sseEvent(event string, v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err

@@ -26,6 +26,7 @@ type Authenticator interface {
 // Fleet is the ops view of the sites, pushed by the stream.
 type Fleet interface {
 	ListSites(ctx context.Context, p cloud.Principal) ([]cloud.SiteSummary, error)
+	Fleet(ctx context.Context, p cloud.Principal, f cloud.FleetFilter) (cloud.FleetMatch, error)
 	GetSite(ctx context.Context, p cloud.Principal, id string) (cloud.SiteDetail, error)
 }
 
@@ -65,7 +66,7 @@ type Options struct {
 	// implements Reassigner, else the button answers 501.
 	Reassigner Reassigner
 	// PollEvery is how often the stream re-reads the fleet while someone watches; zero
-	// means 2 s. Only changed snapshots are sent.
+	// means 2 s. Only changes are sent.
 	PollEvery time.Duration
 	// Heartbeat is how often an idle stream sends a comment line, so that proxies keep it
 	// open; zero means 15 s.
@@ -170,6 +171,8 @@ func New(svc Service, opt Options) *Handler {
 	m.HandleFunc("POST /ops/session", h.login)
 	m.HandleFunc("DELETE /ops/session", h.logout)
 	m.HandleFunc("GET /ops/stream", h.stream)
+	m.HandleFunc("GET /ops/api/fleet", h.bearer(h.getFleet, cloud.RoleOps, cloud.RoleAdmin))
+	m.HandleFunc("GET /ops/api/fleet/map", h.bearer(h.getFleetMap, cloud.RoleOps, cloud.RoleAdmin))
 	m.HandleFunc("GET /ops/api/backlog", h.bearer(h.getBacklog, cloud.RoleOps, cloud.RoleAdmin))
 	m.HandleFunc("POST /ops/api/backlog/requeue", h.bearer(h.requeue, cloud.RoleOps, cloud.RoleAdmin))
 

@@ -460,10 +460,10 @@ func TestStream(t *testing.T) {
 	if err := json.Unmarshal([]byte(s.nextEvent(t, "fleet").data), &fe); err != nil {
 		t.Fatal(err)
 	}
-	if len(fe.Sites) != 1 || fe.Sites[0].ID != site || !fe.Sites[0].Online {
-		t.Fatalf("first fleet event = %+v, want %s online", fe.Sites, site)
+	if len(fe.Changed) != 1 || fe.Changed[0].ID != site || !fe.Changed[0].Online || fe.Totals[cloud.SiteOnline] != 1 {
+		t.Fatalf("first fleet event = %+v, want %s online", fe, site)
 	}
-	cs := fe.Sites[0].Compartments
+	cs := fe.Changed[0].Compartments
 	if cs[cloud.CompOccupied] != 1 || cs[cloud.CompFree] != 5 {
 		t.Errorf("compartments = %v, want 1 occupied and 5 free", cs)
 	}
@@ -478,17 +478,18 @@ func TestStream(t *testing.T) {
 	if err := json.Unmarshal([]byte(s.nextEvent(t, "fleet").data), &fe); err != nil {
 		t.Fatal(err)
 	}
-	if got := fe.Sites[0].Compartments[cloud.CompOutOfService]; got != 1 {
+	if got := fe.Changed[0].Compartments[cloud.CompOutOfService]; got != 1 {
 		t.Errorf("after taking door 6 out of service the stream says %d out of service, want 1", got)
 	}
 	if err := f.svc.ApplyStatus(f.ctx, site, f.clock.Now(), protocol.Status{Online: false}); err != nil {
 		t.Fatal(err)
 	}
+	fe = web.FleetEvent{}
 	if err := json.Unmarshal([]byte(s.nextEvent(t, "fleet").data), &fe); err != nil {
 		t.Fatal(err)
 	}
-	if fe.Sites[0].Online {
-		t.Errorf("the stream still says online after the edge's Last Will")
+	if len(fe.Changed) != 1 || fe.Changed[0].Online || fe.Changed[0].State != cloud.SiteOffline || fe.Totals[cloud.SiteOffline] != 1 {
+		t.Errorf("the stream still says online after the edge's Last Will: %+v", fe)
 	}
 
 	// One site's stream carries its compartment grid.

@@ -1,9 +1,13 @@
 /*
- * Larder ops dashboard: fleet table, site detail with the compartment grid, order search,
- * remote open with a reason, out-of-service toggle, webhook backlog. Reads the /v1 API with
- * the operator's key (sessionStorage, Authorization header) and gets live fleet and site
- * snapshots from GET /ops/stream (server-sent events, authenticated by the HttpOnly cookie
- * that POST /ops/session sets).
+ * Larder ops dashboard, the shell: sign-in, the router, the live stream, and the site detail
+ * with the compartment grid, order search, remote open with a reason, out-of-service toggle,
+ * webhook backlog. Reads the /v1 and /ops/api APIs with the operator's key (sessionStorage,
+ * Authorization header) and gets live fleet and site events from GET /ops/stream
+ * (server-sent events, authenticated by the HttpOnly cookie that POST /ops/session sets).
+ *
+ * Other views live in their own scripts and register in LarderOps.views by the first part
+ * of the route (fleet.js is '' , the home view); the shell gives them its helpers in
+ * LarderOps (call, listen, live, zoneBadge) before it routes.
  */
 (function () {
   'use strict';
@@ -48,6 +52,8 @@
     const t = z.celsius === null || z.celsius === undefined ? '–' : z.celsius.toFixed(1) + ' °C';
     return el('span', { class: 'badge ' + cls, title: lim.label || '' }, `${z.zone} ${t} ${word}`);
   }
+
+  const ops = globalThis.LarderOps = globalThis.LarderOps || { views: {} };
 
   function onlineBadge(s) {
     return s.online ? el('span', { class: 'badge ok' }, 'Online') : el('span', { class: 'badge bad' }, 'Offline');
@@ -125,48 +131,6 @@
     });
   }
 
-  // ---- fleet ---------------------------------------------------------------------------------
-  function fleetView() {
-    const body = el('tbody', { id: 'fleet-body' });
-    const summary = el('p', { id: 'fleet-summary' }, 'Loading…');
-    show($('view'),
-      el('h1', { text: 'Fleet' }), summary,
-      el('div', { class: 'scroll', role: 'region', 'aria-label': 'Fleet table', tabindex: 0 },
-        el('table', { id: 'fleet' },
-          el('caption', { text: 'Sites, live' }),
-          el('thead', {}, el('tr', {},
-            el('th', { scope: 'col' }, 'Site'), el('th', { scope: 'col' }, 'Status'),
-            el('th', { scope: 'col' }, 'Last seen'), el('th', { scope: 'col' }, 'Zones'),
-            el('th', { scope: 'col', class: 'num' }, 'Open alarms'),
-            STATES.map(([, l]) => el('th', { scope: 'col', class: 'num' }, l)))),
-          body)));
-    listen('', 'fleet', (d) => { lastFleet = d; renderFleet(d, body, summary); });
-  }
-
-  // "Last seen" ages while the fleet stays the same (no new snapshot): redraw it.
-  let lastFleet = null;
-  setInterval(() => {
-    const body = $('fleet-body');
-    if (body && lastFleet && !body.contains(document.activeElement)) renderFleet(lastFleet, body, $('fleet-summary'));
-  }, 15000);
-
-  function renderFleet(d, body, summary) {
-    const sites = d.sites || [];
-    const online = sites.filter((s) => s.online).length;
-    const parts = [`${sites.length} site${sites.length === 1 ? '' : 's'}, ${online} online`];
-    if (d.backlog) parts.push(`webhooks: ${d.backlog.pending} pending, ${d.backlog.dead} dead`);
-    summary.textContent = parts.join(' · ');
-    show(body, sites.map((s) => el('tr', { dataset: { site: s.id, online: String(s.online) } },
-      el('th', { scope: 'row' }, el('a', { href: '#/site/' + encodeURIComponent(s.id) }, s.name || s.id),
-        s.name ? el('div', { class: 'muted' }, s.id) : null),
-      el('td', {}, onlineBadge(s)),
-      el('td', { title: s.last_seen || '' }, ago(s.last_seen)),
-      el('td', {}, el('div', { class: 'zones' }, (s.zones || []).map(zoneBadge))),
-      el('td', { class: 'num' }, s.open_alarms ? el('span', { class: 'badge bad' }, String(s.open_alarms)) : '0'),
-      STATES.map(([k]) => el('td', { class: 'num', dataset: { state: k } }, String((s.compartments || {})[k] || 0))))));
-    if (!sites.length) show(body, el('tr', {}, el('td', { colspan: 10 }, 'No sites yet.')));
-  }
-
   // ---- site ----------------------------------------------------------------------------------
   function siteView(id) {
     selected = 0;
@@ -200,7 +164,7 @@
         d.address ? [el('dt', {}, 'Address'), el('dd', {}, d.address)] : null,
         el('dt', {}, 'Last seen'), el('dd', {}, ago(d.last_seen)),
         el('dt', {}, 'Software'), el('dd', {}, d.software || '–'),
-        el('dt', {}, 'Desired version'), el('dd', {}, `${d.desired_version} (edge ${d.edge_desired_version})`),
+        el('dt', {}, 'Desired version'), el('dd', {}, `${d.desired_version} (edge applied ${d.edge_desired_version})`),
         el('dt', {}, 'Edge outbox'), el('dd', {}, String(d.outbox_depth)),
         el('dt', {}, 'Zones'), el('dd', {}, el('div', { class: 'zones' }, (d.zones || []).map(zoneBadge))),
         el('dt', {}, 'Boards'), el('dd', {}, (d.boards || []).length ? (d.boards || []).map((b) =>
@@ -409,8 +373,10 @@
       // Views in modules of their own (audit.js, reports.js).
       globalThis.Larder.views[parts[0]]({ view: $('view'), call, key: () => key }, parts);
     }
-    else fleetView();
+    else (ops.views[parts[0] || ''] || ops.views[''])(parts.slice(1));
   }
+
+  Object.assign(ops, { call, listen, live, zoneBadge, stop: () => { if (source) source.close(); source = null; } });
 
   window.addEventListener('hashchange', route);
   if (key) {
