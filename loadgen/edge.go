@@ -181,7 +181,7 @@ func (e *edge) onConnect(cli paho.Client) error {
 	}
 	e.mu.Lock()
 	birth := protocol.Birth{Software: software, Compartments: e.o.compartments,
-		Boards: []protocol.Board{{Address: 0, Profile: "kerong-cu16", Locks: len(e.o.compartments)}},
+		Boards:         []protocol.Board{{Address: 0, Profile: "kerong-cu16", Locks: len(e.o.compartments)}},
 		DesiredVersion: e.version, OutboxHighWater: uint64(len(e.outbox))}
 	have := e.version
 	e.mu.Unlock()

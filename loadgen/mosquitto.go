@@ -29,7 +29,7 @@ type mosquitto struct {
 }
 
 // skipped are the settings the private broker replaces.
-var skipped = []string{"listener", "certfile", "keyfile", "tls_version", "password_file", "acl_file", "persistence_location"}
+var skipped = []string{"user", "listener", "certfile", "keyfile", "tls_version", "password_file", "acl_file", "persistence_location"}
 
 func startMosquitto(bin, conf string) (*mosquitto, error) {
 	if conf == "" {
@@ -60,6 +60,9 @@ func startMosquitto(bin, conf string) (*mosquitto, error) {
 	}
 	fmt.Fprintf(&out, "listener %s %s\npassword_file %s\nacl_file %s\npersistence_location %s/\nlog_dest file %s/mosquitto.log\n",
 		port, host, m.passwd, filepath.Join(filepath.Dir(conf), "larder.acl"), dir, dir)
+	if os.Geteuid() == 0 {
+		out.WriteString("user root\n") // as root Mosquitto would switch to its own user, who cannot read the run's files
+	}
 	cfgPath := filepath.Join(dir, "mosquitto.conf")
 	if err := os.WriteFile(cfgPath, []byte(out.String()), 0o600); err != nil {
 		return nil, err

@@ -22,5 +22,9 @@ if [ -n "$(find firmware-sim -name '*.go' 2>/dev/null | head -1)" ]; then
   bad=$(deps ./firmware-sim/... | grep "^$mod/" | grep -v "^$mod/firmware-sim" | grep -v "^$mod/protocol/board$" || true)
   [ -z "$bad" ] || { echo "importcheck: firmware-sim may import only protocol/board of this module, found:"; echo "$bad"; fail=1; }
 fi
+if [ -n "$(find loadgen -name '*.go' 2>/dev/null | head -1)" ]; then
+  bad=$(deps ./loadgen/... ./cmd/larder-load | grep -E "^$mod/(cloud|edge)" || true)
+  [ -z "$bad" ] || { echo "importcheck: loadgen plays edges from outside and must not import cloud or edge, found:"; echo "$bad"; fail=1; }
+fi
 [ $fail = 0 ] && echo "importcheck: ok"
 exit $fail
