@@ -362,7 +362,11 @@ func (e *edge) drain(ctx context.Context) {
 			cli.Publish(protocol.Topic(e.site, ch), ch.QoS(), ch.Retained(), data)
 		}
 		e.o.counters.eventsSent.Add(int64(len(batch)))
-		t.Reset(time.Until(deadline))
+		if pending {
+			t.Reset(time.Until(deadline))
+		} else {
+			t.Reset(e.o.ackTimeout) // nothing to resend: just look again later
+		}
 		select {
 		case <-ctx.Done():
 			return
