@@ -3,11 +3,11 @@ SHELL    := bash
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/larder-lockers/larder/internal/buildinfo.Version=$(VERSION)
-BINS     := larder-cloud larder-edge larder-sim larder-demo larder-conform
+BINS     := larder-cloud larder-edge larder-sim larder-demo larder-conform larder-load
 FUZZTIME ?= 30s
 BENCHTIME ?= 1x
 
-.PHONY: help build test setup run bench lint fuzz cross clean conform
+.PHONY: help build test setup run bench bench-load lint fuzz cross clean conform
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -58,6 +58,17 @@ run: build ## the demo: simulator, cloud and edge on this machine
 bench: ## benchmarks; each prints its figure next to a baseline measured in the same run
 	LARDER_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestBench' -bench . -skip 'Order$$' -benchtime $(BENCHTIME) ./...
 	$(GO) test -count=1 -run '^$$' -bench 'Order$$' -benchtime 2000x ./cloud/...
+	$(MAKE) bench-load
+
+# larder-load against the real larder-cloud (docs/load.md): embedded broker, then a private
+# Mosquitto with deploy/mosquitto's settings, at 1,000 edges; then 10,000 edges embedded.
+LOAD := ./bin/larder-load -start-cloud bin/larder-cloud -rate 200 -open-rate 20 -duration 20s -ingest-edges 100 -ingest-events 20000
+bench-load: ## the load generator at 1k and 10k edges against the real larder-cloud
+	@mkdir -p bin
+	$(GO) build -o bin/ ./cmd/larder-cloud ./cmd/larder-load
+	$(LOAD) -edges 1000 -json bin/load-1k.json
+	$(LOAD) -edges 1000 -mosquitto $$(command -v mosquitto || echo /usr/sbin/mosquitto) -json bin/load-1k-mosquitto.json
+	$(LOAD) -edges 10000 -concurrency 128 -json bin/load-10k.json
 
 lint: setup ## gofmt, vet, staticcheck, imports, AsyncAPI, OpenAPI, Prometheus rules with their tests, exposition
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -28,5 +28,9 @@ if [ -n "$(find conform -name '*.go' 2>/dev/null | head -1)" ]; then
   bad=$(deps ./conform/... ./cmd/larder-conform | grep "^$mod/" | grep -v "^$mod/protocol$" | grep -v -e "^$mod/conform$" -e "^$mod/cmd/larder-conform$" || true)
   [ -z "$bad" ] || { echo "importcheck: conform may import only protocol of this module, found:"; echo "$bad"; fail=1; }
 fi
+if [ -n "$(find loadgen -name '*.go' 2>/dev/null | head -1)" ]; then
+  bad=$(deps ./loadgen/... ./cmd/larder-load | grep -E "^$mod/(cloud|edge)" || true)
+  [ -z "$bad" ] || { echo "importcheck: loadgen plays edges from outside and must not import cloud or edge, found:"; echo "$bad"; fail=1; }
+fi
 [ $fail = 0 ] && echo "importcheck: ok"
 exit $fail
