@@ -105,7 +105,8 @@
 
   // fmtTime tells iso as the server's texts do (cloud/notify LocalTime): in the site's
   // zone tz, naming it — "12月4日 18:30（北京时间）", "4 Dec, 18:30 (UTC+9)" — so that
-  // nobody takes it for their phone's time. Without tz: the browser's zone, unnamed.
+  // nobody takes it for their phone's time. Without tz (a list of many sites' times): the
+  // browser's own zone, named by its offset.
   function fmtTime(iso, lang, tz) {
     if (!iso) return '';
     const d = new Date(iso);
@@ -114,14 +115,12 @@
     const opts = { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
     let zone = '';
     try {
-      if (tz) {
-        opts.timeZone = tz;
-        if (BEIJING.includes(tz)) zone = lang === 'zh' ? '北京时间' : 'Beijing time';
-        else {
-          const part = new Intl.DateTimeFormat('en-GB', { timeZone: tz, timeZoneName: 'shortOffset' })
-            .formatToParts(d).find((p) => p.type === 'timeZoneName');
-          zone = part ? part.value.replace(/^GMT(\+0)?/, 'UTC') : tz;
-        }
+      if (tz) opts.timeZone = tz;
+      if (BEIJING.includes(tz)) zone = lang === 'zh' ? '北京时间' : 'Beijing time';
+      else {
+        const part = new Intl.DateTimeFormat('en-GB', { timeZone: tz || undefined, timeZoneName: 'shortOffset' })
+          .formatToParts(d).find((p) => p.type === 'timeZoneName');
+        zone = part ? part.value.replace(/^GMT(\+0)?/, 'UTC') : (tz || '');
       }
       const s = d.toLocaleString(loc, opts);
       if (!zone) return s;
