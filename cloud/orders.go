@@ -111,6 +111,33 @@ type idemRecord struct {
 	Hash  string `json:"hash"`
 }
 
+// requestHash is the digest of a request's canonical JSON, which an idempotency key is
+// bound to.
+func requestHash(req any) string {
+	canon, _ := json.Marshal(req)
+	sum := sha256.Sum256(canon)
+	return hex.EncodeToString(sum[:])
+}
+
+// replay answers a request whose idempotency key was used before: with the order it
+// made (done), or an error if the key was used for another request (hash).
+func replay(tx Tx, p Principal, idemKey, hash string, rc *OrderReceipt) (done bool, err error) {
+	var idem idemRecord
+	ok, err := getJSON(tx, bIdem, p.Subject+"/"+idemKey, &idem)
+	if err != nil || !ok {
+		return false, err
+	}
+	if idem.Hash != hash {
+		return false, &Error{Code: EIdempotency, Field: "Idempotency-Key", Message: "this idempotency key was used for another request"}
+	}
+	o, err := loadOrder(tx, idem.Order)
+	if err != nil {
+		return false, err
+	}
+	*rc = OrderReceipt{Order: *o, Replayed: true}
+	return true, nil
+}
+
 // CreateOrder admits an order (platform): it checks capacity in the order's window,
 // assigns compartments by the policy (cloud/assign), draws the code, and publishes the
 // reservation with the code's digest. A platform that delivers codes itself gets the
@@ -137,28 +164,13 @@ func (s *Service) CreateOrder(ctx context.Context, p Principal, idemKey string, 
 		req.CodeDelivery = DeliverByNotifier
 	}
 	req.Window.Start, req.Window.End = req.Window.Start.UTC(), req.Window.End.UTC()
-	canon, _ := json.Marshal(req)
-	sum := sha256.Sum256(canon)
-	hash := hex.EncodeToString(sum[:])
+	hash := requestHash(req)
 
 	var rc OrderReceipt
 	err := s.store.Update(ctx, func(tx Tx) error {
 		rc = OrderReceipt{}
-		var idem idemRecord
-		ok, err := getJSON(tx, bIdem, p.Subject+"/"+idemKey, &idem)
-		if err != nil {
+		if done, err := replay(tx, p, idemKey, hash, &rc); done || err != nil {
 			return err
-		}
-		if ok {
-			if idem.Hash != hash {
-				return &Error{Code: EIdempotency, Field: "Idempotency-Key", Message: "this idempotency key was used for another request"}
-			}
-			o, err := loadOrder(tx, idem.Order)
-			if err != nil {
-				return err
-			}
-			rc = OrderReceipt{Order: *o, Replayed: true}
-			return nil
 		}
 		if id := tx.Get(bExtIDs, p.Subject+"/"+req.ExternalID); id != nil {
 			return &Error{Code: EConflict, Field: "external_id", Message: "external_id is already used by order " + string(id)}

@@ -2,9 +2,6 @@ package cloud
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"unicode/utf8"
 )
 
@@ -79,32 +76,17 @@ func (s *Service) RedeliverOrder(ctx context.Context, p Principal, id, idemKey s
 		return OrderReceipt{}, err
 	}
 	req.Window.Start, req.Window.End = req.Window.Start.UTC(), req.Window.End.UTC()
-	canon, _ := json.Marshal(struct {
+	hash := requestHash(struct {
 		Order string           `json:"order"`
 		Req   RedeliverRequest `json:"req"`
 	}{id, req})
-	sum := sha256.Sum256(canon)
-	hash := hex.EncodeToString(sum[:])
 	now := s.now()
 
 	var rc OrderReceipt
 	err := s.store.Update(ctx, func(tx Tx) error {
 		rc = OrderReceipt{}
-		var idem idemRecord
-		ok, err := getJSON(tx, bIdem, p.Subject+"/"+idemKey, &idem)
-		if err != nil {
+		if done, err := replay(tx, p, idemKey, hash, &rc); done || err != nil {
 			return err
-		}
-		if ok {
-			if idem.Hash != hash {
-				return &Error{Code: EIdempotency, Field: "Idempotency-Key", Message: "this idempotency key was used for another request"}
-			}
-			o, err := loadOrder(tx, idem.Order)
-			if err != nil {
-				return err
-			}
-			rc = OrderReceipt{Order: *o, Replayed: true}
-			return nil
 		}
 		o, err := loadOwned(tx, p, id)
 		if err != nil {
