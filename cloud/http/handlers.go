@@ -280,6 +280,12 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	writeReceipt(w, rc)
+}
+
+// writeReceipt answers a request that made an order: 201 with its Location, or 200 when
+// the idempotency key replayed it; never cached when it carries a code.
+func writeReceipt(w http.ResponseWriter, rc cloud.OrderReceipt) {
 	w.Header().Set("Location", "/v1/orders/"+rc.Order.ID)
 	status := http.StatusCreated
 	if rc.Replayed {
@@ -383,16 +389,7 @@ func (s *Server) redeliverOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	w.Header().Set("Location", "/v1/orders/"+rc.Order.ID)
-	status := http.StatusCreated
-	if rc.Replayed {
-		w.Header().Set("Idempotent-Replayed", "true")
-		status = http.StatusOK
-	}
-	if rc.Code != "" {
-		w.Header().Set("Cache-Control", "no-store")
-	}
-	writeJSON(w, status, presentReceipt(rc))
+	writeReceipt(w, rc)
 }
 
 func (s *Server) openForLoading(w http.ResponseWriter, r *http.Request) {
