@@ -5,8 +5,10 @@
 # so its screenshots need the glyphs), Node.js with npm (page tests, the AsyncAPI and
 # OpenAPI validators), promtool from Debian's prometheus package (rule checks and rule
 # unit tests, exposition lint), zbarimg from zbar-tools (reads back the pages' QR codes),
-# and the npm tool directories pinned by their lock files.
-# No test uses PostgreSQL or any other service, so none is started.
+# Debian's PostgreSQL (the store of replicated clouds: its tests create and drop their own
+# databases on 127.0.0.1:5432 as user postgres, LARDER_TEST_PG overrides), NATS's
+# nats-server (the clustered-broker tests start their own nodes), and the npm tool
+# directories pinned by their lock files.
 #
 # Idempotent: when everything is present it only looks (well under a second). Installing
 # needs root and apt-get; without them it prints one line saying what to run, and fails.
@@ -28,6 +30,9 @@ command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v zbarimg >/dev/null || need+=(zbar-tools)
+command -v nats-server >/dev/null || need+=(nats-server)
+fresh_pg=0
+if ! command -v pg_ctlcluster >/dev/null; then need+=(postgresql); fresh_pg=1; fi
 if [ $browser = 1 ]; then
   [ -x "${LARDER_CHROMIUM:-/usr/bin/chromium}" ] || need+=(chromium)
   command -v fc-list >/dev/null || need+=(fontconfig)
@@ -59,6 +64,22 @@ if ! up 1883; then
   for _ in $(seq 1 50); do up 1883 && break; sleep 0.2; done
   up 1883 || { say "Mosquitto did not come up on 127.0.0.1:1883; run: mosquitto -d -c /etc/mosquitto/mosquitto.conf"; exit 1; }
   say "started Mosquitto on 127.0.0.1:1883"
+fi
+
+# PostgreSQL on 127.0.0.1:5432. A cluster this script installed gets trust for loopback
+# connections (a test machine's only clients are its tests); an existing one is only
+# started, with its own authentication.
+if ! up 5432 && [ -z "${LARDER_TEST_PG:-}" ]; then
+  [ "$(id -u)" = 0 ] || { say "PostgreSQL is not running on 127.0.0.1:5432; start it (pg_ctlcluster <version> main start)"; exit 1; }
+  ver=$(ls /etc/postgresql | sort -V | tail -n 1)
+  if [ $fresh_pg = 1 ]; then
+    hba=/etc/postgresql/$ver/main/pg_hba.conf
+    sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+  fi
+  pg_ctlcluster --skip-systemctl-redirect "$ver" main start
+  for _ in $(seq 1 50); do up 5432 && break; sleep 0.2; done
+  up 5432 || { say "PostgreSQL did not come up on 127.0.0.1:5432"; exit 1; }
+  say "started PostgreSQL $ver on 127.0.0.1:5432"
 fi
 
 # npm tool directories: `npm ci` again only when the lock file is newer than the install
