@@ -20,6 +20,12 @@ import (
 // SignatureHeader carries the webhook signature.
 const SignatureHeader = "Larder-Signature"
 
+// IdempotencyHeader carries the notification id on every delivery, webhook and SMS:
+// a retry of the same notification (after a timeout, or after a replica died between
+// the receiver's accept and the outbox's record of it) carries the same key, so the
+// receiver can deduplicate it. For webhooks it equals the CloudEvent id.
+const IdempotencyHeader = "Idempotency-Key"
+
 // CloudEventsContentType is the structured-mode content type of CloudEvents JSON.
 const CloudEventsContentType = "application/cloudevents+json; charset=utf-8"
 
@@ -176,6 +182,7 @@ func (w *Webhook) Send(ctx context.Context, n Notification) error {
 	req.Header.Set("Content-Type", CloudEventsContentType)
 	req.Header.Set("User-Agent", "larder-cloud")
 	req.Header.Set(SignatureHeader, Sign(ep.Secret, now(), body))
+	req.Header.Set(IdempotencyHeader, n.ID)
 	return postResult(w.client(), req)
 }
 
