@@ -54,6 +54,8 @@ var queues = []queueMaker{
 	{"mem", func(*testing.T) testQueue { return &notify.MemQueue{} }},
 	{"bolt", func(t *testing.T) testQueue { return boltQueue(t, openBolt(t), nil) }},
 	{"bolt-sealed", func(t *testing.T) testQueue { return boltQueue(t, openBolt(t), bytes.Repeat([]byte{7}, 32)) }},
+	{"pg", func(t *testing.T) testQueue { return pgQueue(t, pgPool(t, pgDB(t)), nil) }},
+	{"pg-sealed", func(t *testing.T) testQueue { return pgQueue(t, pgPool(t, pgDB(t)), bytes.Repeat([]byte{7}, 32)) }},
 }
 
 var t0 = time.Date(2026, 5, 4, 9, 0, 0, 0, time.UTC)
