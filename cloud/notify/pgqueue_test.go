@@ -1,6 +1,7 @@
 package notify_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/larder-lockers/larder/cloud"
 	"github.com/larder-lockers/larder/cloud/notify"
 	"github.com/larder-lockers/larder/cloud/pg"
 	"github.com/larder-lockers/larder/internal/pgtest"
@@ -288,4 +291,202 @@ func TestPGStaleSettleIgnored(t *testing.T) {
 	if err := a.Settle(ctx, "x", notify.Result{State: "sent"}); err == nil {
 		t.Fatal("settle with an unknown state accepted")
 	}
+}
+
+// TestPGQueueSeals: the operator's columns are readable SQL; the target and data are
+// not in clear, and another key cannot open them.
+func TestPGQueueSeals(t *testing.T) {
+	ctx := context.Background()
+	pool := pgPool(t, pgDB(t))
+	q := pgQueue(t, pool, bytes.Repeat([]byte{9}, 32))
+	n := note("evt_1/sms", t0)
+	n.Channel, n.Target, n.Site = notify.ChannelSMS, "+8613800001234", "s-1"
+	if _, err := q.Enqueue(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	var kind, order, site, state string
+	var attempts int
+	var nextTry time.Time
+	var target, body []byte
+	err := pool.QueryRow(ctx, `SELECT kind, order_id, site, state, attempts, next_try, target, body
+		FROM larder_notices WHERE id = 'evt_1/sms'`).Scan(&kind, &order, &site, &state, &attempts, &nextTry, &target, &body)
+	must(t, err)
+	if kind != "loaded" || order != "o-1" || site != "s-1" || state != "pending" || attempts != 0 || !nextTry.Equal(t0) {
+		t.Fatalf("operator columns: %s %s %s %s %d %v", kind, order, site, state, attempts, nextTry)
+	}
+	if bytes.Contains(target, []byte("13800001234")) || bytes.Contains(body, []byte("123456")) || len(body) == 0 {
+		t.Fatalf("stored in clear: target %q body %q", target, body)
+	}
+	got, err := q.Get(ctx, "evt_1/sms")
+	if err != nil || got.Target != n.Target || string(got.Data) != string(n.Data) {
+		t.Fatalf("unsealed %+v, %v", got, err)
+	}
+	if _, err := pgQueue(t, pool, bytes.Repeat([]byte{1}, 32)).Get(ctx, "evt_1/sms"); err == nil {
+		t.Fatal("wrong key opened a sealed record")
+	}
+	// Delivered: the data (and the code in it) is gone from the row.
+	must(t, q.Settle(ctx, "evt_1/sms", notify.Result{State: notify.StateDelivered, At: t0}))
+	var delivered *time.Time
+	must(t, pool.QueryRow(ctx, `SELECT body, delivered_at FROM larder_notices WHERE id = 'evt_1/sms'`).Scan(&body, &delivered))
+	if body != nil || delivered == nil || !delivered.Equal(t0) {
+		t.Fatalf("after delivery: body %q, delivered_at %v", body, delivered)
+	}
+	if _, err := notify.NewPGQueue(pool, []byte("short")); err == nil {
+		t.Fatal("a short key accepted")
+	}
+	if _, err := notify.NewPGQueue(pgPool(t, pgtest.DB(t)), nil); err == nil {
+		t.Fatal("a database without the table accepted")
+	}
+}
+
+// pgStoreTx is a cloud.Tx of the PostgreSQL store as far as the outbox sees it: the
+// pgx transaction behind it, and OnCommit.
+type pgStoreTx struct {
+	plainTx
+	tx       pgx.Tx
+	onCommit []func()
+}
+
+func (s *pgStoreTx) Pgx() pgx.Tx        { return s.tx }
+func (s *pgStoreTx) OnCommit(fn func()) { s.onCommit = append(s.onCommit, fn) }
+
+// domainTx is the domain's wrapper of the store's transaction.
+type domainTx struct{ cloud.Tx }
+
+func (d domainTx) Unwrap() cloud.Tx { return d.Tx }
+
+// TestPGNotifyTxCommitsWithTheChange: the Notifier writes notices in the store's pgx
+// transaction (through the domain's wrapper): they commit with the change, vanish with
+// a rollback, and a transaction of another kind or database cannot host them.
+func TestPGNotifyTxCommitsWithTheChange(t *testing.T) {
+	ctx := context.Background()
+	url := pgDB(t)
+	pool := pgPool(t, url)
+	q := pgQueue(t, pool, crashKey)
+	_, err := pool.Exec(ctx, `CREATE TABLE changes (id text PRIMARY KEY)`)
+	must(t, err)
+	wakes := 0
+	nt := &notify.Notifier{Outbox: q, Wake: func() { wakes++ }}
+	const n = 40
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer tx.Rollback(ctx)
+			if _, err := tx.Exec(ctx, `INSERT INTO changes VALUES ($1)`, fmt.Sprintf("ord_%03d", i)); err != nil {
+				t.Error(err)
+				return
+			}
+			st := &pgStoreTx{tx: tx}
+			note := cloud.Notification{Type: cloud.NoteCreated, ID: fmt.Sprintf("evt_%03d", i), Time: t0,
+				Site: "s-1", Order: fmt.Sprintf("ord_%03d", i), Platform: "plat"}
+			if err := nt.NotifyTx(domainTx{st}, note); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%2 == 1 {
+				return // the change fails after its notice: rolled back
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			for _, fn := range st.onCommit {
+				fn()
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if wakes != n/2 {
+		t.Errorf("%d wakes, want one per committed transaction (%d)", wakes, n/2)
+	}
+	for i := range n {
+		_, err := q.Get(ctx, fmt.Sprintf("evt_%03d/webhook", i))
+		if (err == nil) != (i%2 == 0) {
+			t.Errorf("notice %d: %v (the change committed: %t)", i, err, i%2 == 0)
+		}
+	}
+	var orphans int
+	must(t, pool.QueryRow(ctx, `SELECT count(*) FROM larder_notices n WHERE NOT EXISTS
+		(SELECT 1 FROM changes c WHERE c.id = n.order_id)`).Scan(&orphans))
+	if orphans != 0 {
+		t.Errorf("%d notices without their change", orphans)
+	}
+
+	note := cloud.Notification{Type: cloud.NoteCreated, ID: "evt_x", Site: "s-1", Order: "ord_x", Platform: "plat"}
+	if err := nt.NotifyTx(plainTx{}, note); err == nil {
+		t.Error("NotifyTx over a transaction that is not PostgreSQL's succeeded")
+	}
+	other, err := pgPool(t, pgDB(t)).Begin(ctx)
+	must(t, err)
+	defer other.Rollback(ctx)
+	if err := nt.NotifyTx(&pgStoreTx{tx: other}, note); err == nil {
+		t.Error("NotifyTx in another database's transaction succeeded")
+	}
+}
+
+// TestWorkerSendsOnlyWithinItsClaim: a round whose sends outlast the queue's claim
+// starts no send that its claim could not cover; what it left is delivered by the next
+// round, once. A claim shorter than a send is refused.
+func TestWorkerSendsOnlyWithinItsClaim(t *testing.T) {
+	ctx := context.Background()
+	url := pgDB(t)
+	pool := pgPool(t, url)
+	q := pgQueue(t, pool, nil)
+	q.ClaimTTL = 1500 * time.Millisecond
+	if _, err := notify.NewWorker(notify.WorkerConfig{Queue: q, SendTimeout: 2 * time.Second}); err == nil {
+		t.Fatal("a claim shorter than a send accepted")
+	}
+	enqueueMany(t, pool, q, "slow", 3)
+	s := &slowSender{delay: 700 * time.Millisecond, sent: map[string]int{}}
+	w, err := notify.NewWorker(notify.WorkerConfig{Queue: q, Batch: 3, Parallel: 1, SendTimeout: time.Second,
+		Senders: map[notify.Channel]notify.Sender{notify.ChannelWebhook: s}})
+	must(t, err)
+	// The first send starts with 1.5 s of claim left; the second would start with 0.8 s,
+	// less than a send may take.
+	if got, err := w.Round(ctx); got != 3 || err != nil {
+		t.Fatalf("round took %d, %v", got, err)
+	}
+	if st, _ := q.Stats(ctx); st != (notify.Stats{Pending: 2, Delivered: 1}) {
+		t.Fatalf("after the first round %+v (sent %v)", st, s.sent)
+	}
+	for range 2 {
+		w.Round(ctx)
+	}
+	if st, _ := q.Stats(ctx); st != (notify.Stats{Delivered: 3}) {
+		t.Fatalf("after three rounds %+v", st)
+	}
+	for id, k := range s.sent {
+		if k != 1 {
+			t.Errorf("%s sent %d times", id, k)
+		}
+	}
+}
+
+// slowSender accepts every notification after delay.
+type slowSender struct {
+	delay time.Duration
+	mu    sync.Mutex
+	sent  map[string]int
+}
+
+func (s *slowSender) Send(ctx context.Context, n notify.Notification) error {
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	s.mu.Lock()
+	s.sent[n.ID]++
+	s.mu.Unlock()
+	return nil
 }
