@@ -10,10 +10,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -489,4 +492,69 @@ func (s *slowSender) Send(ctx context.Context, n notify.Notification) error {
 	s.sent[n.ID]++
 	s.mu.Unlock()
 	return nil
+}
+
+// TestCopyToPG: a bbolt outbox with every kind of content (pending with data, a retry
+// with attempts and a later next try, delivered, dead, cancelled) moves into an empty
+// PostgreSQL outbox under another key, item for item, and the copy is verified; a
+// second copy into the now non-empty outbox is refused and changes nothing.
+func TestCopyToPG(t *testing.T) {
+	ctx := context.Background()
+	from := boltQueue(t, openBolt(t), bytes.Repeat([]byte{3}, 32))
+	sms := note("p-sms", t0.Add(time.Minute))
+	sms.Channel, sms.Target, sms.Lang = notify.ChannelSMS, "+8613800001234", "zh"
+	for _, n := range []notify.Notification{note("p-new", t0), sms, note("p-retry", t0), note("done", t0),
+		note("dead-1", t0), note("dead-2", t0), note("none", t0)} {
+		if _, err := from.Enqueue(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, r := range map[string]notify.Result{
+		"p-retry": {State: notify.StatePending, NextTry: t0.Add(time.Hour), Error: "HTTP 503"},
+		"done":    {State: notify.StateDelivered, At: t0.Add(time.Second)},
+		"dead-1":  {State: notify.StateDead, At: t0.Add(2 * time.Second), Error: "HTTP 410"},
+		"dead-2":  {State: notify.StateDead, At: t0.Add(3 * time.Second), Error: "HTTP 404"},
+		"none":    {State: notify.StateCancelled, At: t0.Add(4 * time.Second), Error: "no endpoint"},
+	} {
+		must(t, from.Settle(ctx, id, r))
+	}
+	must(t, from.Settle(ctx, "p-retry", notify.Result{State: notify.StatePending, NextTry: t0.Add(2 * time.Hour), Error: "HTTP 502"}))
+
+	pool := pgPool(t, pgDB(t))
+	to := pgQueue(t, pool, bytes.Repeat([]byte{4}, 32))
+	got, err := notify.CopyToPG(ctx, from, to)
+	must(t, err)
+	want, _ := from.Stats(ctx)
+	if got.Stats != want || want != (notify.Stats{Pending: 3, Delivered: 1, Dead: 2, Cancelled: 1}) || len(got.Digest) != 64 {
+		t.Fatalf("copied %+v, bbolt has %+v", got, want)
+	}
+	for _, id := range []string{"p-new", "p-sms", "p-retry", "done", "dead-1", "dead-2", "none"} {
+		a, err := from.Get(ctx, id)
+		must(t, err)
+		b, err := to.Get(ctx, id)
+		must(t, err)
+		b.Claim = 0
+		for _, tm := range []*time.Time{&a.Created, &a.Due, &a.NextTry, &a.Done} {
+			*tm = tm.Truncate(time.Microsecond) // PostgreSQL's precision
+		}
+		if diff := cmp.Diff(a, b, cmpopts.EquateApproxTime(0)); diff != "" {
+			t.Errorf("%s differs (-bbolt +pg):\n%s", id, diff)
+		}
+	}
+	// The copy works as an outbox: due in order, dead letters newest first.
+	due, err := to.Due(ctx, t0.Add(3*time.Hour), 0)
+	must(t, err)
+	if got, want := ids(due), []string{"p-new", "p-sms", "p-retry"}; !slices.Equal(got, want) {
+		t.Fatalf("due %v, want %v", got, want)
+	}
+	if dead, _ := to.DeadLetters(ctx, 0); !slices.Equal(ids(dead), []string{"dead-2", "dead-1"}) {
+		t.Fatalf("dead letters %v", ids(dead))
+	}
+
+	if _, err := notify.CopyToPG(ctx, from, to); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("copy into a non-empty outbox: %v", err)
+	}
+	if st, _ := to.Stats(ctx); st != want {
+		t.Fatalf("the refused copy changed the outbox: %+v", st)
+	}
 }
