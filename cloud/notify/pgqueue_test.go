@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -557,4 +558,72 @@ func TestCopyToPG(t *testing.T) {
 	if st, _ := to.Stats(ctx); st != want {
 		t.Fatalf("the refused copy changed the outbox: %+v", st)
 	}
+}
+
+// The killed worker's process: LARDER_NOTIFY_PG_CHILD = "<database URL> <webhook URL>".
+const pgChildEnv = "LARDER_NOTIFY_PG_CHILD"
+
+// TestPGKilledWorkerTakenOver kills (SIGKILL) a process whose worker is delivering
+// from the PostgreSQL outbox, then lets another replica's worker finish: every notice
+// is delivered, and the only ones delivered twice are those the receiver accepted in
+// the instant of the kill, before the killed worker recorded it (at most its Parallel
+// sends in flight); they carry the same Idempotency-Key both times.
+func TestPGKilledWorkerTakenOver(t *testing.T) {
+	if env := os.Getenv(pgChildEnv); env != "" {
+		url, hook, _ := strings.Cut(env, " ")
+		pool := pgPool(t, url)
+		q := pgQueue(t, pool, nil)
+		q.ClaimTTL = 2 * time.Second
+		w := pgWorker(t, q, hook, "urn:killed", func(c *notify.WorkerConfig) { c.SendTimeout = time.Second })
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // the parent never came to kill us
+		defer cancel()
+		w.Run(ctx)
+		os.Exit(3)
+	}
+	if testing.Short() {
+		t.Skip("starts and kills a child process")
+	}
+	const n, parallel = 400, 4
+	url := pgDB(t)
+	pool := pgPool(t, url)
+	q := pgQueue(t, pool, nil)
+	enqueueMany(t, pool, q, "kill", n)
+	recv, hook := newTally(t)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPGKilledWorkerTakenOver$", "-test.count=1")
+	cmd.Env = append(os.Environ(), pgChildEnv+"="+url+" "+hook)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr // the child's test output, should it fail
+	must(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	waitFor(t, 30*time.Second, "the child delivers 100", func() bool {
+		select {
+		case <-exited:
+			t.Fatal("the child ended before it was killed")
+		default:
+		}
+		return recv.count() >= 100
+	})
+	must(t, cmd.Process.Kill())
+	<-exited
+	atKill := recv.count()
+
+	w := pgWorker(t, q, hook, "urn:survivor")
+	ctx := context.Background()
+	waitFor(t, 30*time.Second, "the survivor delivers the rest", func() bool {
+		_, err := w.Round(ctx)
+		must(t, err)
+		p, _, err := q.Outstanding(ctx)
+		return err == nil && p == 0
+	})
+	if len(recv.byKey) != n {
+		t.Fatalf("%d of %d notices delivered", len(recv.byKey), n)
+	}
+	if d := recv.duplicates(); len(d) > parallel {
+		t.Fatalf("%d delivered twice, more than the %d sends in flight at the kill: %v", len(d), parallel, d)
+	}
+	if st, _ := q.Stats(ctx); st != (notify.Stats{Delivered: n}) {
+		t.Fatalf("stats %+v", st)
+	}
+	t.Logf("killed after %d deliveries; by worker %v; delivered twice: %v", atKill, recv.bySource, recv.duplicates())
 }
