@@ -32,7 +32,7 @@
 // operators). Due claims what it hands out: rows locked FOR UPDATE SKIP LOCKED, marked
 // claimed_by the queue's Claimer until claimed_until (the database's clock), so one
 // worker at a time delivers a notification. A replica killed mid-delivery holds its
-// claims until they expire ([PGQueue.ClaimTTL], default 5 minutes); then another's
+// claims until they expire ([PGQueue.ClaimTTL], default 1 minute); then another's
 // worker delivers them. A settle is recorded only under the claim it was made under
 // ([Result.Claim]): a worker that lost its claim cannot overwrite the outcome of the one
 // that took over. A worker starts a send only while its SendTimeout fits in its claim,

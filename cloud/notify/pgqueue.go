@@ -50,10 +50,12 @@ type PGQueue struct {
 	// Claimer is written to claimed_by: unique per PGQueue value. NewPGQueue sets it to
 	// host/pid/random; set it (e.g. to the replica's id) before use, or leave it.
 	Claimer string
-	// ClaimTTL is how long a claim lasts (zero: 5 minutes). It must cover a worker's
-	// whole round (the worker skips what it could not finish within its claim, see
-	// [Worker.Round]) and exceed its SendTimeout ([NewWorker] checks); a longer one
-	// delays the takeover of a dead replica's notifications. Set before use.
+	// ClaimTTL is how long a claim lasts (zero: 1 minute): how long a dead replica's
+	// notifications wait before another replica takes them over. It must exceed the
+	// worker's SendTimeout ([NewWorker] checks); a round that outlasts it starts no
+	// further sends and leaves the rest to its next round ([Worker.Round]), so a
+	// longer one only helps when the rounds are long (Batch/Parallel × the time a send
+	// takes). Set before use.
 	ClaimTTL time.Duration
 }
 
@@ -85,7 +87,7 @@ func (q *PGQueue) claimDuration() time.Duration {
 	if q.ClaimTTL > 0 {
 		return q.ClaimTTL
 	}
-	return 5 * time.Minute
+	return time.Minute
 }
 
 // Columns of larder_notices as [PGQueue.scan] reads them.

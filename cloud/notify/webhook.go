@@ -79,7 +79,8 @@ var (
 // Verify checks a received webhook: header is the [SignatureHeader] value, body the raw
 // request body. It accepts when some v1 signature (several appear while a platform
 // rotates its secret) matches and the timestamp is within tolerance of now (zero
-// tolerance: 5 minutes). Receivers should also deduplicate by the CloudEvent id.
+// tolerance: 5 minutes). Receivers should also deduplicate by the CloudEvent id
+// (= the Idempotency-Key header).
 func Verify(secret []byte, header string, body []byte, now time.Time, tolerance time.Duration) error {
 	if tolerance == 0 {
 		tolerance = 5 * time.Minute
