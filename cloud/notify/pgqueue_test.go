@@ -175,6 +175,7 @@ func TestPGTwoWorkersDeliverOnce(t *testing.T) {
 	enqueueMany(t, pool, qa, "two", n)
 
 	ctx, cancel := context.WithCancel(context.Background())
+	start := time.Now()
 	var wg sync.WaitGroup
 	for _, w := range []*notify.Worker{pgWorker(t, qa, hook, "urn:a"), pgWorker(t, qb, hook, "urn:b")} {
 		wg.Add(1)
@@ -201,7 +202,7 @@ func TestPGTwoWorkersDeliverOnce(t *testing.T) {
 	if st != (notify.Stats{Delivered: n}) {
 		t.Fatalf("stats %+v", st)
 	}
-	t.Logf("deliveries by worker: %v", recv.bySource)
+	t.Logf("%d notices delivered in %s; by worker: %v", n, time.Since(start).Round(time.Millisecond), recv.bySource)
 }
 
 // TestPGDeadClaimerTakenOver: a claimer that stops without settling (killed right after
