@@ -41,7 +41,8 @@ import (
 //
 // Where "sent twice" cannot be avoided: a claimer that dies (or pauses longer than its
 // claim) after the receiver accepted a delivery but before Settle committed leaves the
-// notification pending; the next claimer sends it again. Every delivery therefore
+// notification pending; the next claimer sends it again (and so does a retry after a
+// lost answer: the package doc's "Sent twice"). Every delivery therefore
 // carries the notification id as its idempotency key (the CloudEvent id, and the
 // Idempotency-Key header of webhooks and SMS) for receivers to deduplicate.
 type PGQueue struct {
