@@ -25,6 +25,9 @@ type Options struct {
 	Attempts int
 	// Registry, if set, receives the store's counters (larder_pg_*).
 	Registry prometheus.Registerer
+	// Tracer, if set, traces the pool's statements (pgx.QueryTracer; one that is also a
+	// pgx.BatchTracer sees batches): for OpenTelemetry, or to count round trips.
+	Tracer pgx.QueryTracer
 }
 
 // ErrClosed is returned by Update and View after Close.
@@ -64,9 +67,18 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	if opt.Attempts <= 0 {
 		opt.Attempts = 10
 	}
-	pool, err := Connect(ctx, url)
+	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pg: %w", err)
+	}
+	cfg.ConnConfig.Tracer = opt.Tracer
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pg: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pg: %w", err)
 	}
 	if err := migrate(ctx, pool); err != nil {
 		pool.Close()
