@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/larder-lockers/larder/cloud"
 	"github.com/larder-lockers/larder/cloud/pg"
 	"github.com/larder-lockers/larder/internal/pgtest"
@@ -236,5 +239,26 @@ func TestCloseIsIdempotent(t *testing.T) {
 	s.Close()
 	if err := s.Update(context.Background(), func(cloud.Tx) error { return nil }); !errors.Is(err, pg.ErrClosed) {
 		t.Fatalf("update after close: %v", err)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	ctx := context.Background()
+	s, err := pg.Open(ctx, pgtest.DB(t), pg.Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Update(ctx, func(tx cloud.Tx) error { return tx.Put("meta", "k", []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := testutil.GatherAndCount(reg, "larder_pg_commits_total", "larder_pg_retries_total", "larder_pg_fenced_total")
+	if err != nil || got != 3 {
+		t.Fatalf("%d metrics, %v", got, err)
+	}
+	want := "# HELP larder_pg_commits_total Read-write transactions committed by the PostgreSQL store.\n# TYPE larder_pg_commits_total counter\nlarder_pg_commits_total 1\n"
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "larder_pg_commits_total"); err != nil {
+		t.Error(err)
 	}
 }
