@@ -158,11 +158,12 @@ func (s *Store) View(ctx context.Context, fn func(cloud.Tx) error) error {
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	t := newTxn(ctx, tx, true)
-	if err := runSafe(fn, t); err != nil {
-		return err
-	}
+	err = runSafe(fn, t)
 	if t.err != nil {
-		return t.err
+		return t.err // a read failed: fn's outcome rests on a nil that was not "none"
+	}
+	if err != nil {
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("pg: commit: %w", err)
@@ -211,14 +212,12 @@ func (s *Store) attempt(ctx context.Context, fences []cloud.Fence, fn func(cloud
 	end := context.WithoutCancel(ctx)
 	defer tx.Rollback(end)
 	t := newTxn(ctx, tx, false)
-	if err := runSafe(fn, t); err != nil {
-		if t.err != nil && retryable(t.err) {
-			return t.err // fn failed because a read failed: the read's error decides
-		}
-		return err
-	}
+	err = runSafe(fn, t)
 	if t.err != nil {
-		return t.err
+		return t.err // a read failed: fn's outcome rests on a nil that was not "none"
+	}
+	if err != nil {
+		return err
 	}
 	if err := t.flush(fences); err != nil {
 		if errors.Is(err, cloud.ErrFenced) {

@@ -262,3 +262,33 @@ func TestMetrics(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestEmptyValueIsPresent: the domain's index entries have empty values and are
+// tested with Get != nil, as under bbolt.
+func TestEmptyValueIsPresent(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	if err := s.Update(ctx, func(tx cloud.Tx) error {
+		if err := tx.Put("live", "s/o1", nil); err != nil {
+			return err
+		}
+		if tx.Get("live", "s/o1") == nil {
+			t.Error("buffered empty value reads as absent")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.View(ctx, func(tx cloud.Tx) error {
+		if v := tx.Get("live", "s/o1"); v == nil || len(v) != 0 {
+			t.Errorf("stored empty value: %v", v)
+		}
+		tx.Scan("live", "s/", func(_ string, v []byte) bool {
+			if v == nil {
+				t.Error("scanned empty value is nil")
+			}
+			return true
+		})
+		return nil
+	})
+}
