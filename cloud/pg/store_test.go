@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -291,4 +292,30 @@ func TestEmptyValueIsPresent(t *testing.T) {
 		})
 		return nil
 	})
+}
+
+// TestFailedReadFailsTheTransaction: a Get whose connection died cannot return its
+// error; the transaction must fail anyway, even when fn ignores the nil and succeeds.
+func TestFailedReadFailsTheTransaction(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	err := s.Update(ctx, func(tx cloud.Tx) error {
+		var pid int
+		if err := tx.(interface{ Pgx() pgx.Tx }).Pgx().QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			return err
+		}
+		if _, err := s.Pool().Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+			return err
+		}
+		if tx.Get("meta", "x") != nil {
+			t.Error("a failed Get returned a value")
+		}
+		if err := tx.Put("meta", "x", []byte("v")); err == nil {
+			t.Error("Put after a failed read succeeded")
+		}
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "get meta/x") {
+		t.Fatalf("err %v, want the failed get", err)
+	}
 }
