@@ -231,27 +231,25 @@ func (m *Manager) Close(ctx context.Context) error {
 		stop()
 		<-done
 	}
-	names := m.heldNames(func(string) bool { return true })
-	released := m.drop(names, changeReleased)
-	var errs []error
-	if len(released) > 0 {
-		if err := m.release(ctx, released); err != nil {
-			errs = append(errs, err)
-		}
+	released := m.drop(m.heldNames(func(string) bool { return true }), changeReleased)
+	// One transaction: the others see this replica gone and its leases free at the same
+	// instant, so their next tick counts the share without it and claims them all.
+	names, tokens := split(released)
+	b := &pgx.Batch{}
+	b.Queue(sqlRelease, m.id, names, tokens)
+	b.Queue(sqlLeave, m.id)
+	if err := m.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("lease: close (%d leases expire on their own): %w", len(names), err)
 	}
-	if _, err := m.pool.Exec(ctx, sqlLeave, m.id); err != nil {
-		errs = append(errs, fmt.Errorf("lease: leave: %w", err))
-	}
-	if len(released) > 0 {
-		m.log.Info("lease: released on close", "leases", len(released))
-	}
-	return errors.Join(errs...)
+	m.log.Info("lease: released everything on close", "leases", len(names))
+	return nil
 }
 
 // round is one tick: renew (with the heartbeat and the counts), then balance. Its
 // database work ends before the first held lease would run out, so that a database that
 // hangs cannot keep the manager from giving its leases up in time.
 func (m *Manager) round(parent context.Context) {
+	m.expire()
 	start := time.Now()
 	deadline := start.Add(2 * m.renew)
 	if next := m.earliestUntil(); !next.IsZero() && next.Before(deadline) {
@@ -457,11 +455,7 @@ func (m *Manager) handBack(ctx context.Context, n int) error {
 
 // release ends the given tenures in the database.
 func (m *Manager) release(ctx context.Context, hs map[string]int64) error {
-	names := make([]string, 0, len(hs))
-	tokens := make([]int64, 0, len(hs))
-	for n, t := range hs {
-		names, tokens = append(names, n), append(tokens, t)
-	}
+	names, tokens := split(hs)
 	if _, err := m.pool.Exec(ctx, sqlRelease, m.id, names, tokens); err != nil {
 		return fmt.Errorf("lease: release %d leases (they expire on their own): %w", len(names), err)
 	}
@@ -609,6 +603,16 @@ func (m *Manager) nextExpiry() time.Duration {
 		return m.ttl
 	}
 	return max(time.Until(e), time.Millisecond)
+}
+
+// split returns the names and tokens of hs, in matching order.
+func split(hs map[string]int64) ([]string, []int64) {
+	names := make([]string, 0, len(hs))
+	tokens := make([]int64, 0, len(hs))
+	for n, t := range hs {
+		names, tokens = append(names, n), append(tokens, t)
+	}
+	return names, tokens
 }
 
 func isSite(name string) bool { return strings.HasPrefix(name, sitePrefix) }
