@@ -41,13 +41,15 @@ func newEnv(t *testing.T, sites int) *env {
 	e := &env{t: t, url: pgtest.DB(t), fleet: &fleet{}, rec: &recorder{}}
 	e.db = e.pool(e.url)
 	// The migration runner is written elsewhere at the same time: apply the lease
-	// tables' migration from disk, as it will.
-	ddl, err := os.ReadFile("../pg/migrations/0002_leases.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.db.Exec(ctx(t), string(ddl)); err != nil {
-		t.Fatalf("apply 0002_leases.sql: %v", err)
+	// tables' migrations from disk, as it will.
+	for _, f := range []string{"0002_leases.sql", "0005_leases_more.sql"} {
+		ddl, err := os.ReadFile("../pg/migrations/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.db.Exec(ctx(t), string(ddl)); err != nil {
+			t.Fatalf("apply %s: %v", f, err)
+		}
 	}
 	e.fleet.add(sites)
 	return e
