@@ -32,6 +32,9 @@
 //  3. one statement that either claims expired site leases (UPDATE … FROM (SELECT … FOR
 //     UPDATE SKIP LOCKED LIMIT n)) or hands surplus back (expires_at = now()).
 //
+// A replica's first tick only heartbeats (and registers sites): replicas started together
+// count each other before anyone claims.
+//
 // # Fair share and rebalancing
 //
 // With n sites and r live replicas the share is ceil(n/r). A replica below it claims

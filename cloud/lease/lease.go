@@ -257,6 +257,7 @@ func (m *Manager) round(parent context.Context) {
 	}
 	ctx, cancel := context.WithDeadline(parent, deadline)
 	defer cancel()
+	joining := !m.beat
 	f, err := m.renewAll(ctx, start)
 	if err != nil {
 		if parent.Err() == nil { // not Run stopping
@@ -267,6 +268,15 @@ func (m *Manager) round(parent context.Context) {
 	if !m.failingAt.IsZero() {
 		m.log.Info("lease: renewal recovered", "after", time.Since(m.failingAt).Round(time.Millisecond))
 		m.failingAt = time.Time{}
+	}
+	if joining {
+		// The first heartbeat only announces this replica: replicas started together
+		// then count each other before any claims, instead of the first one claiming
+		// the whole fleet and handing most of it back.
+		if err := m.addSites(ctx); err != nil && parent.Err() == nil {
+			m.log.Warn("lease: claim or hand-back failed", "err", err)
+		}
+		return
 	}
 	if err := m.balance(ctx, f); err != nil && parent.Err() == nil {
 		m.log.Warn("lease: claim or hand-back failed", "err", err)
@@ -365,9 +375,9 @@ type fleet struct{ live, sites, fewest int }
 // back surplus. The share of n sites over r live replicas is ceil(n/r) (hi) or
 // floor(n/r) (lo). A replica below hi claims expired leases; one above hi + slack hands
 // back towards hi; one above lo while another is below lo - slack hands back towards lo
-// (ceil shares can leave the last replica short). At its share a replica claims only
-// orphans. A replica that hands back does not race the one short of its share for the
-// released leases: it is at or above hi afterwards, or at lo with nothing to want.
+// (ceil shares can leave the last replica short), and then claims no more than lo
+// while that one is short, so as not to race it for the leases it handed back. At its
+// share a replica claims only orphans.
 func (m *Manager) balance(ctx context.Context, f fleet) error {
 	// A failing Sites func must not stop this replica from taking its share of the
 	// sites the others registered: it would be counted live and still claim nothing.
@@ -378,13 +388,14 @@ func (m *Manager) balance(ctx context.Context, f fleet) error {
 	slack := m.slackFor(hi)
 	held := m.count(isSite)
 	step := max(1, (hi+releaseSteps-1)/releaseSteps)
+	needy := f.fewest < lo-slack // a live replica is well short of its share
 	var err error
 	switch {
 	case held > hi+slack:
 		err = m.handBack(ctx, min(held-hi, step))
-	case held > lo && f.fewest < lo-slack:
+	case held > lo && needy:
 		err = m.handBack(ctx, min(held-lo, step))
-	case held < hi:
+	case held < hi && !(held >= lo && needy):
 		err = m.claim(ctx, 0, min(hi-held, maxClaim))
 	default:
 		err = m.claim(ctx, orphanAfter*m.renew, maxClaim)
