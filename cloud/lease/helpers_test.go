@@ -148,12 +148,6 @@ func (f *fleet) list(context.Context) ([]string, error) {
 	return slices.Clone(f.ids), nil
 }
 
-func (f *fleet) len() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.ids)
-}
-
 // recorder keeps every lease change the managers announced, in the order they did.
 type recorder struct {
 	mu     sync.Mutex

@@ -297,8 +297,7 @@ func (m *Manager) renewFailed(err error) {
 }
 
 // renewAll sends the heartbeat, the renewal of every held lease, the counts and (when
-// not held) the claim of the work lease in one round trip. It returns the live replicas
-// and the site leases there are.
+// not held) the claim of the work lease in one round trip, and returns the counts.
 func (m *Manager) renewAll(ctx context.Context, start time.Time) (fleet, error) {
 	var f fleet
 	names := m.heldNames(func(string) bool { return true })
@@ -348,17 +347,17 @@ func (m *Manager) renewAll(ctx context.Context, start time.Time) (fleet, error) 
 
 	until := start.Add(m.ttl - m.margin)
 	var lost []string
-	for i, n := range names {
-		if tok, ok := renewed[n]; ok && tok == tokens[i] {
+	for _, n := range names {
+		if _, ok := renewed[n]; ok { // the statement matched name and token
 			m.extend(n, until)
 		} else {
 			lost = append(lost, n)
 		}
 	}
 	if len(lost) > 0 {
-		m.drop(lost, changeLost)
 		slices.Sort(lost)
-		m.log.Warn("lease: lost to another replica or expired before renewal", "leases", len(lost), "first", first(lost))
+		m.drop(lost, changeLost)
+		m.log.Warn("lease: lost to another replica or expired before renewal", "leases", len(lost), "first", lost[0])
 	}
 	if gotWork {
 		m.gain(map[string]int64{WorkLease: workToken}, until)
@@ -627,13 +626,6 @@ func split(hs map[string]int64) ([]string, []int64) {
 }
 
 func isSite(name string) bool { return strings.HasPrefix(name, sitePrefix) }
-
-func first(names []string) string {
-	if len(names) == 0 {
-		return ""
-	}
-	return names[0]
-}
 
 func scanLeases(br pgx.BatchResults) (map[string]int64, error) {
 	rows, err := br.Query()
