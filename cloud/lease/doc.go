@@ -43,7 +43,7 @@
 // it is at its share; a replica above floor(n/r) hands back too while another holds
 // fewer than floor(n/r) − slack (a replica that just joined). A replica at its share
 // claims only orphans: leases expired for three renew intervals, which a miscounted
-// share would otherwise leave unserved. A handed-back site is unserved until the next
+// share would otherwise leave unserved, and those of sites nobody has owned yet. A handed-back site is unserved until the next
 // claimer's tick, at most one renew interval.
 //
 // # Time

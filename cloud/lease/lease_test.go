@@ -313,6 +313,9 @@ func TestCloseHandsOverAtOnce(t *testing.T) {
 	if err := a.m.Close(ctx(t)); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
+	if err := a.m.Run(ctx(t)); err == nil {
+		t.Error("Run after Close returned nil, want an error")
+	}
 	stop()
 	e.rec.check(t)
 }

@@ -44,7 +44,8 @@ WHERE larder_leases.expires_at <= now()
 RETURNING token`
 
 	// sqlAddSites: $1 lease names. Creates the rows of sites no replica has seen
-	// before, unowned. Sorted, so that replicas inserting the same new names at once
+	// before, unowned and expired since ever ('-infinity'), so that they count as
+	// orphans and are claimed at once. Sorted, so that replicas inserting the same new names at once
 	// take the row locks in the same order and wait for each other instead of
 	// deadlocking.
 	sqlAddSites = `INSERT INTO larder_leases (name, owner, token, expires_at)
