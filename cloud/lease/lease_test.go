@@ -390,3 +390,46 @@ func metric(t *testing.T, reg *prometheus.Registry, name, label, value string) f
 	}
 	return -1
 }
+
+// A lease taken behind the manager's back (here by hand, in SQL) is noticed as lost at
+// the next renewal: the renewal names the token, and the row no longer carries it.
+func TestRenewalNoticesATakenLease(t *testing.T) {
+	const n = 5
+	e := newEnv(t, n)
+	reg := prometheus.NewRegistry()
+	m, err := lease.New(e.pool(e.url), lease.Config{ReplicaID: "a", TTL: testTTL, Sites: e.fleet.list, Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.OnChange(func(site string, f cloud.Fence, owned bool) { e.rec.add("a", site, f, owned) })
+	a := &replica{name: "a", m: m}
+	t.Cleanup(func() { a.kill(t) })
+	a.start()
+	waitFor(t, "a owns the 5 sites", 10*time.Second, func() (bool, string) { return spread(n, m) })
+	old, _ := m.Owned("s00001")
+	if _, err := e.db.Exec(ctx(t), `UPDATE larder_leases SET owner = 'intruder', token = token + 1,
+  expires_at = now() + interval '1 hour' WHERE name = $1`, old.Name); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, "a notices it lost s00001", 3*testRenew, func() (bool, string) {
+		_, owned := m.Owned("s00001")
+		return !owned, "Owned still true"
+	})
+	t.Logf("noticed after %v", took.Round(time.Millisecond))
+	if fenceHolds(t, e.db, old) {
+		t.Errorf("the old fence %d still holds", old.Token)
+	}
+	if got := metric(t, reg, "larder_lease_changes_total", "change", "lost"); got != 1 {
+		t.Errorf("larder_lease_changes_total{change=lost} = %v, want 1", got)
+	}
+	if got := metric(t, reg, "larder_leases_held", "kind", "site"); got != n-1 {
+		t.Errorf("larder_leases_held{kind=site} = %v, want %d", got, n-1)
+	}
+	lost := false
+	for _, ev := range e.rec.all() {
+		lost = lost || ev.site == "s00001" && !ev.owned && ev.token == old.Token
+	}
+	if !lost {
+		t.Error("OnChange did not hear that s00001 was lost")
+	}
+}
