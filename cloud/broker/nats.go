@@ -88,10 +88,12 @@ func (l NATSLogin) validate() error {
 // MQTT only, so nobody reaches the subjects with a NATS client, where the internal
 // "$MQTT.sub.>" grant would let one read others' deliveries.
 //
-// Unlike the embedded broker, nats-server does not bind an edge's client id to its
-// login (like Mosquitto), and it closes the connection of a client that publishes where
-// it may not (the embedded broker and Mosquitto acknowledge and drop): an edge never
-// does (edge/mqtt refuses it), so only a forged publish costs its sender the link.
+// Like Mosquitto, and unlike the embedded broker, nats-server does not bind an edge's
+// client id to its login: an edge that borrows another's client id can kick it off,
+// though never read or write its topics. A publish the user may not make is
+// acknowledged, dropped and logged ("Publish Violation"), the link stays up; a Last Will
+// on such a topic is accepted at CONNECT and never published; a subscription it may not
+// make gets SUBACK failure (0x80).
 func NATSAccounts(service NATSLogin, sites []NATSLogin) (string, error) {
 	if err := service.validate(); err != nil {
 		return "", err
