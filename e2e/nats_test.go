@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,8 +24,8 @@ var connectedTo = regexp.MustCompile(`"msg":"mqtt: connected",.*"broker":"([^"]+
 
 // TestNATSClusterFailover runs the whole lifecycle over a 3-node NATS cluster (MQTT and
 // JetStream, per-site users from cloud/broker's generator): the cloud on node 3, the
-// edge given all three nodes' URLs and so on node 1. An order is created and loaded;
-// node 1 is killed with SIGKILL before the pickup; the edge reconnects to a surviving
+// edge given all three nodes' URLs and so on node 1. An order is created; while the
+// driver loads it, node 1 is killed with SIGKILL; the edge reconnects to a surviving
 // node, the retained status the cloud's node serves says online, the resident picks up, and the cloud records
 // picked_up exactly once with the edge's outbox drained. Then the edge is killed, and
 // the cloud hears its Last Will through the cluster; restarted, it is online again.
@@ -94,12 +95,29 @@ func TestNATSClusterFailover(t *testing.T) {
 
 	const phone = "+8613700137000"
 	rc := s.order("ext-nats-1", phone, "platform", demo.Parcel{Size: "M", Zone: "chilled"})
-	s.load(s.driverToken(), rc.Order)
-	s.waitState(rc.Order.ID, "loaded", 30*time.Second)
-
-	// Node 1 dies with the edge's session on it.
-	killed := time.Now()
-	nats.kill(0)
+	// Node 1 dies with the edge's session on it while the driver is loading: the door
+	// has opened, so its closing and the loading's end reach the edge's outbox while it
+	// has no broker, and the cloud gets them through another node.
+	tok := s.driverToken()
+	var killed time.Time
+	killedc := make(chan error, 1)
+	go func() {
+		_, err := s.edge.WaitLine(s.ctx, 30*time.Second, "a door opened for loading", func(line string) string {
+			if strings.Contains(line, `"event":"door_opened"`) {
+				return line
+			}
+			return ""
+		})
+		if err == nil {
+			killed = time.Now()
+			nats.kill(0)
+		}
+		killedc <- err
+	}()
+	s.load(tok, rc.Order)
+	if err := <-killedc; err != nil {
+		t.Fatal(err)
+	}
 	// The edge tries node 2 first, but nats-server 2.9 turns MQTT logins away while
 	// JetStream elects new leaders for the streams node 1 led (a 4 s timeout looking
 	// up the sessions stream), so it may land on node 3: either survivor will do.
@@ -110,6 +128,7 @@ func TestNATSClusterFailover(t *testing.T) {
 	t.Logf("edge back on %s %v after node 1 was killed", got, time.Since(killed).Round(time.Millisecond))
 	s.waitOnline(true, 30*time.Second)
 	s.waitRetainedStatus(nats.url(cloudNode), svc, true, 20*time.Second)
+	s.waitState(rc.Order.ID, "loaded", 30*time.Second)
 
 	// The pickup after the failover, through the surviving nodes to the cloud.
 	res, err := s.people.PickUp(s.ctx, rc.Pickup.Code, lastFour(phone))
@@ -123,8 +142,10 @@ func TestNATSClusterFailover(t *testing.T) {
 	s.waitDrained(45 * time.Second)
 	s.hooks.wait(t, "picked_up", rc.Order.ID, 20*time.Second)
 	time.Sleep(2 * time.Second) // a duplicate webhook would be sent within this
-	if n := s.hooks.count("picked_up", rc.Order.ID); n != 1 {
-		t.Fatalf("platform heard picked_up %d times, want once", n)
+	for _, kind := range []string{"loaded", "picked_up"} {
+		if n := s.hooks.count(kind, rc.Order.ID); n != 1 {
+			t.Fatalf("platform heard %s %d times, want once", kind, n)
+		}
 	}
 	o, err := s.platform.Order(s.ctx, rc.Order.ID)
 	if err != nil || o.State != "picked_up" {
