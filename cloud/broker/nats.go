@@ -289,7 +289,11 @@ func NATSServerConfig(c NATSCluster, i int) (string, error) {
 	fmt.Fprintf(&b, "  # Sessions, QoS 1 messages and retained messages live in JetStream streams.\n  stream_replicas: %d\n", replicas)
 	b.WriteString("  # An unacknowledged QoS 1 message is sent again after ack_wait; edge/mqtt and the cloud\n")
 	b.WriteString("  # deduplicate by sequence, so this only bounds how long a lost PUBACK holds a message back.\n")
-	b.WriteString("  ack_wait: \"30s\"\n}\n")
+	b.WriteString("  ack_wait: \"30s\"\n")
+	b.WriteString("  # The cloud's QoS 1 subscriptions (larder/v1/+/events, …) carry every edge's window at\n")
+	b.WriteString("  # once; the default of 1024 unacknowledged messages per subscription would hold the\n")
+	b.WriteString("  # fleet back. 65535 is MQTT's limit (16-bit packet ids).\n")
+	b.WriteString("  max_ack_pending: 65535\n}\n")
 	fmt.Fprintf(&b, "\naccounts {\n  include %q\n}\n", NATSAccountsFile)
 	return b.String(), nil
 }
