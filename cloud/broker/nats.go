@@ -179,6 +179,25 @@ type NATSCluster struct {
 	// Name is the cluster's name (every node the same; default "larder").
 	Name  string
 	Nodes []NATSNode
+	// MaxAckPending bounds the unacknowledged QoS 1 messages of each MQTT subscription
+	// (default [DefaultNATSMaxAckPending]). The QoS 1 subscriptions of one session share
+	// MQTT's 65535 packet ids, so a session holds at most 65535/MaxAckPending of them:
+	// nats-server refuses the next with SUBACK 0x80. An edge holds 3; a cloud that
+	// subscribes with wildcards 5; one that subscribes per site 5 per site, so a cloud
+	// replica serving n sites on one session needs MaxAckPending ≤ 65535/(5n), and each
+	// subscription must still let an edge's whole outbox window through.
+	MaxAckPending int
+}
+
+// DefaultNATSMaxAckPending is nats-server's own default: 1024 unacknowledged messages per
+// subscription, 63 QoS 1 subscriptions per session.
+const DefaultNATSMaxAckPending = 1024
+
+func (c NATSCluster) maxAckPending() int {
+	if c.MaxAckPending == 0 {
+		return DefaultNATSMaxAckPending
+	}
+	return c.MaxAckPending
 }
 
 // DefaultNATSNodes is the usual cluster size: JetStream keeps its streams on three
@@ -206,6 +225,9 @@ func (c NATSCluster) Validate() error {
 	if len(c.Nodes) == 2 {
 		// JetStream needs a majority: with two nodes, losing either stops MQTT.
 		return errors.New("broker: nats: 2 nodes cannot lose one and keep JetStream's quorum: use 1 or at least 3")
+	}
+	if c.MaxAckPending < 0 || c.MaxAckPending > 65535 {
+		return fmt.Errorf("broker: nats: max ack pending %d: want 1-65535 (0: %d)", c.MaxAckPending, DefaultNATSMaxAckPending)
 	}
 	names, addrs := map[string]bool{}, map[string]bool{}
 	for _, n := range c.Nodes {
@@ -290,10 +312,9 @@ func NATSServerConfig(c NATSCluster, i int) (string, error) {
 	b.WriteString("  # An unacknowledged QoS 1 message is sent again after ack_wait; edge/mqtt and the cloud\n")
 	b.WriteString("  # deduplicate by sequence, so this only bounds how long a lost PUBACK holds a message back.\n")
 	b.WriteString("  ack_wait: \"30s\"\n")
-	b.WriteString("  # The cloud's QoS 1 subscriptions (larder/v1/+/events, …) carry every edge's window at\n")
-	b.WriteString("  # once; the default of 1024 unacknowledged messages per subscription would hold the\n")
-	b.WriteString("  # fleet back. 65535 is MQTT's limit (16-bit packet ids).\n")
-	b.WriteString("  max_ack_pending: 65535\n}\n")
+	b.WriteString("  # Unacknowledged QoS 1 messages per subscription. A session's QoS 1 subscriptions share\n")
+	b.WriteString("  # MQTT's 65535 packet ids: one more than 65535/max_ack_pending is refused (SUBACK 0x80).\n")
+	fmt.Fprintf(&b, "  max_ack_pending: %d\n}\n", c.maxAckPending())
 	fmt.Fprintf(&b, "\naccounts {\n  include %q\n}\n", NATSAccountsFile)
 	return b.String(), nil
 }

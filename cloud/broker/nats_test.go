@@ -1,6 +1,8 @@
 package broker_test
 
 import (
+	"bufio"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
@@ -143,13 +145,16 @@ type natsCluster struct {
 // startNATSCluster starts n nodes on free loopback ports with the generated
 // configuration, each with its own store, and waits until every node is healthy
 // (JetStream current) and MQTT takes logins.
-func startNATSCluster(t *testing.T, n int, service broker.NATSLogin, sites []broker.NATSLogin) *natsCluster {
+func startNATSCluster(t *testing.T, n int, service broker.NATSLogin, sites []broker.NATSLogin, opts ...func(*broker.NATSCluster)) *natsCluster {
 	t.Helper()
 	if _, err := os.Stat(natsServer); err != nil {
 		t.Fatalf("%s missing (tools/setup.sh installs nats-server): %v", natsServer, err)
 	}
 	dir := t.TempDir()
 	c := &natsCluster{NATSCluster: broker.LocalNATSCluster("127.0.0.1", dir, n)}
+	for _, o := range opts {
+		o(&c.NATSCluster)
+	}
 	for i := range c.Nodes {
 		nd := &c.Nodes[i]
 		nd.ClientPort, nd.ClusterPort, nd.MQTTPort, nd.MonitorPort = freePort(t), freePort(t), freePort(t), freePort(t)
@@ -275,12 +280,17 @@ func TestNATSCluster(t *testing.T) {
 	if _, err := natsConnect(t, c.url(1), broker.EdgeClientID("site-a"), "site-a", "wrong"); err == nil {
 		t.Fatal("wrong password accepted")
 	}
+	// Over NATS's own protocol nobody logs in, not even with a right password: the
+	// "$MQTT.sub.>" grant must not reach a NATS client.
+	for _, l := range []broker.NATSLogin{{User: svcUser, Password: svcPass}, {User: "site-b", Password: passwords["site-b"]}} {
+		if reply := natsProtocolLogin(t, c.Nodes[0], l); !strings.HasPrefix(reply, "-ERR") {
+			t.Errorf("NATS protocol login of %s answered %q, want -ERR", l.User, reply)
+		}
+	}
 	in := newInbox()
 	for _, ch := range protocol.Channels() {
 		if ch.FromEdge() {
-			if code := subscribe(t, cloud, protocol.AllSites(ch), in.handler); code >= 0x80 {
-				t.Fatalf("cloud's subscription to %s refused", protocol.AllSites(ch))
-			}
+			subscribeGranted(t, cloud, protocol.AllSites(ch), in.handler)
 		}
 	}
 
@@ -316,9 +326,7 @@ func TestNATSCluster(t *testing.T) {
 	}
 	ain := newInbox()
 	for _, ch := range []protocol.Channel{protocol.ChanCommands, protocol.ChanDesired, protocol.ChanEventAck} {
-		if code := subscribe(t, a, protocol.Topic("site-a", ch), ain.handler); code >= 0x80 {
-			t.Fatalf("site-a's subscription to its own %s refused", ch)
-		}
+		subscribeGranted(t, a, protocol.Topic("site-a", ch), ain.handler)
 	}
 	b, err := natsConnect(t, c.url(2), broker.EdgeClientID("site-b"), "site-b", passwords["site-b"])
 	if err != nil {
@@ -428,6 +436,70 @@ func cuttable(t *testing.T, target string) (url string, cut func()) {
 	}()
 	t.Cleanup(func() { once.Do(func() { close(done) }) })
 	return "tcp://" + ln.Addr().String(), func() { once.Do(func() { close(done) }) }
+}
+
+// subscribeGranted subscribes to a filter the login may read, again while nats-server
+// refuses it (SUBACK 0x80), which 2.9 does when JetStream cannot create the QoS 1
+// subscription's consumer in time, as just after the cluster started; at most 20 s.
+func subscribeGranted(t *testing.T, c paho.Client, filter string, h paho.MessageHandler) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if subscribe(t, c, filter, h) < 0x80 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscription to %s still refused after 20 s", filter)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// natsProtocolLogin logs in with l over the NATS client protocol and returns the
+// server's first answer after CONNECT and PING: "PONG" when admitted, "-ERR …" when not.
+func natsProtocolLogin(t *testing.T, n broker.NATSNode, l broker.NATSLogin) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", n.Host, n.ClientPort), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(conn)
+	if info, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(info, "INFO ") {
+		t.Fatalf("NATS greeting %q: %v", info, err)
+	}
+	creds, _ := json.Marshal(map[string]any{"user": l.User, "pass": l.Password, "verbose": false, "protocol": 1})
+	fmt.Fprintf(conn, "CONNECT %s\r\nPING\r\n", creds)
+	reply, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("NATS login of %s: %v", l.User, err)
+	}
+	return strings.TrimSpace(reply)
+}
+
+// TestNATSSubscriptionBudget: one MQTT session's QoS 1 subscriptions share 65535
+// packet ids, MaxAckPending each, and nats-server refuses the one that would overdraw
+// them; the cloud's subscriptions (5 with wildcards, 5 per site without) must fit.
+func TestNATSSubscriptionBudget(t *testing.T) {
+	const maxAck = 4096
+	c := startNATSCluster(t, 1, broker.NATSLogin{User: svcUser, Password: svcPass}, nil,
+		func(c *broker.NATSCluster) { c.MaxAckPending = maxAck })
+	cloud, err := natsConnect(t, c.url(0), "larder-cloud-1", svcUser, svcPass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := newInbox()
+	want := 65535 / maxAck
+	for i := range want + 1 {
+		filter := protocol.Topic(fmt.Sprintf("s%d", i), protocol.ChanEvents)
+		granted := subscribe(t, cloud, filter, in.handler) < 0x80
+		if granted != (i < want) {
+			t.Fatalf("QoS 1 subscription %d of the session (max_ack_pending %d): granted %v, want %v", i+1, maxAck, granted, i < want)
+		}
+	}
+	if err := (broker.NATSCluster{Nodes: c.Nodes, MaxAckPending: 65536}).Validate(); err == nil {
+		t.Error("MaxAckPending 65536 valid")
+	}
 }
 
 func pipe(dst, src net.Conn) {

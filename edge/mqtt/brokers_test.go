@@ -1,10 +1,16 @@
 package mqtt_test
 
 import (
+	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/larder-lockers/larder/edge/mqtt"
 	"github.com/larder-lockers/larder/edge/mqtt/mqtttest"
@@ -64,4 +70,49 @@ func TestBrokerFailover(t *testing.T) {
 	}
 	a.Stop()
 	waitFor(t, 10*time.Second, "online on the next broker after the first died", online(b.URL()))
+}
+
+// refuseDesired is a mochi hook that admits everyone and refuses subscriptions to the
+// desired channel until allowed.
+type refuseDesired struct {
+	mochi.HookBase
+	allow atomic.Bool
+}
+
+func (h *refuseDesired) ID() string { return "refuse-desired" }
+func (h *refuseDesired) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+func (h *refuseDesired) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
+func (h *refuseDesired) OnACLCheck(_ *mochi.Client, topic string, write bool) bool {
+	return write || h.allow.Load() || !strings.HasSuffix(topic, "/desired")
+}
+
+// TestRefusedSubscriptionReconnects: a broker that refuses one of the edge's
+// subscriptions (SUBACK 0x80) does not get a half-subscribed edge: the connection is
+// dropped and retried until the broker grants all of them.
+func TestRefusedSubscriptionReconnects(t *testing.T) {
+	addr := mqtttest.FreeAddr(t)
+	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
+	hook := &refuseDesired{}
+	if err := srv.AddHook(hook, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	url := "tcp://" + addr
+	e := startEdge(t, testConfig(newSite(t, url), url), mqtttest.NewStore())
+	waitFor(t, 10*time.Second, "three connection attempts", func() bool {
+		return metric(t, e.reg, "larder_mqtt_connect_attempts_total") >= 3
+	})
+	if e.Connected() {
+		t.Fatal("edge counts itself connected with its desired subscription refused")
+	}
+	hook.allow.Store(true)
+	waitFor(t, 10*time.Second, "connected once the broker grants every subscription", e.Connected)
 }

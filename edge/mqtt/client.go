@@ -304,8 +304,20 @@ func (c *Client) onConnect(cli paho.Client) error {
 	for _, ch := range []protocol.Channel{protocol.ChanDesired, protocol.ChanCommands, protocol.ChanEventAck} {
 		filters[protocol.Topic(c.cfg.Site, ch)] = ch.QoS()
 	}
-	if err := c.wait(cli.SubscribeMultiple(filters, c.route)); err != nil {
+	tok := cli.SubscribeMultiple(filters, c.route)
+	if err := c.wait(tok); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
+	}
+	// A refused filter (SUBACK 0x80) is no error to paho, but without it the edge would
+	// never hear acks, desired state or commands on this connection: nats-server refuses
+	// a QoS 1 subscription when JetStream cannot create its consumer in time (seen just
+	// after a cluster starts). Dropping the connection retries after the backoff.
+	if st, ok := tok.(*paho.SubscribeToken); ok {
+		for f, code := range st.Result() {
+			if code >= 0x80 {
+				return fmt.Errorf("subscribe: broker refused %s (SUBACK %#x)", f, code)
+			}
+		}
 	}
 	if err := c.pub(cli, protocol.Status{Online: true, Software: c.cfg.Software}); err != nil {
 		return fmt.Errorf("status: %w", err)
