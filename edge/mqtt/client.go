@@ -309,9 +309,10 @@ func (c *Client) onConnect(cli paho.Client) error {
 		return fmt.Errorf("subscribe: %w", err)
 	}
 	// A refused filter (SUBACK 0x80) is no error to paho, but without it the edge would
-	// never hear acks, desired state or commands on this connection: nats-server refuses
-	// a QoS 1 subscription when JetStream cannot create its consumer in time (seen just
-	// after a cluster starts). Dropping the connection retries after the backoff.
+	// never hear acks, desired state or commands on this connection. A broker refuses
+	// one when its ACL lacks the topic, or (nats-server) when the session's QoS 1
+	// subscriptions would overdraw its packet ids (see deploy/nats). Dropping the
+	// connection retries after the backoff, and the refusal is in the log.
 	if st, ok := tok.(*paho.SubscribeToken); ok {
 		for f, code := range st.Result() {
 			if code >= 0x80 {
