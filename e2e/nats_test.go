@@ -26,9 +26,10 @@ var connectedTo = regexp.MustCompile(`"msg":"mqtt: connected",.*"broker":"([^"]+
 // JetStream, per-site users from cloud/broker's generator): the cloud on node 3, the
 // edge given all three nodes' URLs and so on node 1. An order is created; while the
 // driver loads it, node 1 is killed with SIGKILL; the edge reconnects to a surviving
-// node, the retained status the cloud's node serves says online, the resident picks up, and the cloud records
-// picked_up exactly once with the edge's outbox drained. Then the edge is killed, and
-// the cloud hears its Last Will through the cluster; restarted, it is online again.
+// node, the retained status on the cloud's node says online, the resident picks up, and
+// the cloud records picked_up with the edge's outbox drained. Then the edge is killed,
+// and the cloud hears its Last Will through the cluster; restarted, it is online again.
+// At the end the platform has heard loaded and picked_up exactly once.
 func TestNATSClusterFailover(t *testing.T) {
 	svc := broker.NATSLogin{User: "larder.cloud", Password: randHex(16)}
 	nats := startNATSCluster(t, broker.DefaultNATSNodes, svc)
