@@ -126,7 +126,11 @@ func TestNATSClusterFailover(t *testing.T) {
 	if got != nats.url(1) && got != nats.url(2) {
 		t.Fatalf("edge reconnected to %s, want a surviving node (%s or %s)", got, nats.url(1), nats.url(2))
 	}
-	t.Logf("edge back on %s %v after node 1 was killed", got, time.Since(killed).Round(time.Millisecond))
+	node := nats.Nodes[1].Name
+	if got == nats.url(2) {
+		node = nats.Nodes[2].Name
+	}
+	t.Logf("edge back on node %s %v after node 1 was killed", node, time.Since(killed).Round(time.Millisecond))
 	s.waitOnline(true, 30*time.Second)
 	s.waitRetainedStatus(nats.url(cloudNode), svc, true, 20*time.Second)
 	s.waitState(rc.Order.ID, "loaded", 30*time.Second)
