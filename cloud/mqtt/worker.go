@@ -466,12 +466,7 @@ func (w *worker) commit() {
 		runs[i] = EventRun{Site: id, Events: w.sites[id].run}
 		fences[i], _ = a.fence(id)
 	}
-	ctx, cancel := a.call()
-	if a.own != nil {
-		ctx = cloud.WithFences(ctx, fences...)
-	}
-	res := a.cfg.Fleet.SiteEvents(ctx, runs)
-	cancel()
+	res := w.siteEvents(runs, fences)
 	var fenced []int
 	for i, id := range w.staged {
 		s := w.sites[id]
@@ -525,6 +520,36 @@ func (w *worker) commit() {
 	}
 	w.staged = w.staged[:0]
 	w.nstaged = 0
+}
+
+// siteEvents calls [Events.SiteEvents] with the fences of every run's site. A shared
+// store fails the whole transaction when one fence no longer holds, and then every run
+// reports [cloud.ErrFenced]; so the fenced runs of a call for several sites are applied
+// again one by one, each with its own fence only, to tell the sites that moved from
+// those that did not.
+func (w *worker) siteEvents(runs []EventRun, fences []cloud.Fence) []EventResult {
+	a := w.a
+	ctx, cancel := a.call()
+	if a.own != nil {
+		ctx = cloud.WithFences(ctx, fences...)
+	}
+	res := a.cfg.Fleet.SiteEvents(ctx, runs)
+	cancel()
+	if len(runs) < 2 {
+		return res
+	}
+	for i := range min(len(res), len(runs)) {
+		if !isFenced(res[i].Err) {
+			continue
+		}
+		ctx, cancel := a.call()
+		one := a.cfg.Fleet.SiteEvents(cloud.WithFences(ctx, fences[i]), runs[i:i+1])
+		cancel()
+		if len(one) == 1 {
+			res[i] = one[0]
+		}
+	}
+	return res
 }
 
 // readHighWater reads the site's committed event high water from the domain into s.

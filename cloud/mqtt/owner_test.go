@@ -1,0 +1,354 @@
+package mqtt_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/larder-lockers/larder/cloud"
+	"github.com/larder-lockers/larder/cloud/cloudd"
+	cloudmqtt "github.com/larder-lockers/larder/cloud/mqtt"
+	edgemqtt "github.com/larder-lockers/larder/edge/mqtt"
+	"github.com/larder-lockers/larder/edge/mqtt/mqtttest"
+	"github.com/larder-lockers/larder/protocol"
+)
+
+// leases is an in-memory lease table: the current fencing token of each site's lease,
+// as cloud/lease keeps it in the shared store.
+type leases struct {
+	mu    sync.Mutex
+	token map[string]int64
+}
+
+func newLeases() *leases { return &leases{token: map[string]int64{}} }
+
+// move gives site's lease a new token (another replica took it) and returns its fence.
+func (l *leases) move(site string) cloud.Fence {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.token[site]++
+	return cloud.Fence{Name: "site/" + site, Token: l.token[site]}
+}
+
+func (l *leases) holds(f cloud.Fence) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return f.Name != "" && l.token[f.Name[len("site/"):]] == f.Token
+}
+
+// owner is a replica's lease manager as the adapter sees it ([cloudmqtt.Ownership]).
+type owner struct {
+	mu sync.Mutex
+	fn func(string, cloud.Fence, bool)
+}
+
+func (o *owner) OnChange(fn func(string, cloud.Fence, bool)) {
+	o.mu.Lock()
+	o.fn = fn
+	o.mu.Unlock()
+}
+
+func (o *owner) gain(site string, f cloud.Fence) { o.report(site, f, true) }
+func (o *owner) lose(site string)                { o.report(site, cloud.Fence{}, false) }
+
+func (o *owner) report(site string, f cloud.Fence, owned bool) {
+	o.mu.Lock()
+	fn := o.fn
+	o.mu.Unlock()
+	fn(site, f, owned)
+}
+
+// fencingFleet is a domain behind a shared store that fences: every call for a site
+// must carry the fence of the site's lease, and fails wrapping [cloud.ErrFenced] (writing
+// nothing) when one fence it carries is no longer the lease's, as cloud/pg does for a
+// whole transaction. pause, when set, holds SiteEvents (a replica stalled mid-commit).
+type fencingFleet struct {
+	cloudmqtt.Fleet
+	leases   *leases
+	unfenced atomic.Int64 // calls for a site without its fence: a bug
+
+	mu     sync.Mutex
+	pause  chan struct{} // closed to let held SiteEvents calls go on
+	paused chan struct{} // gets a value when a call is held
+}
+
+func (f *fencingFleet) check(ctx context.Context, sites ...string) error {
+	fs := cloud.FencesOf(ctx)
+	for _, s := range sites {
+		if !slices.ContainsFunc(fs, func(x cloud.Fence) bool { return x.Name == "site/"+s }) {
+			f.unfenced.Add(1)
+		}
+	}
+	for _, x := range fs {
+		if !f.leases.holds(x) {
+			return fmt.Errorf("test store: fence %s/%d: %w", x.Name, x.Token, cloud.ErrFenced)
+		}
+	}
+	return nil
+}
+
+// holdCommits makes the next SiteEvents calls wait until the returned func is called;
+// paused receives once a call is held.
+func (f *fencingFleet) holdCommits() (paused <-chan struct{}, release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pause, f.paused = make(chan struct{}), make(chan struct{}, 1)
+	p := f.pause
+	var once sync.Once
+	return f.paused, func() {
+		once.Do(func() {
+			f.mu.Lock()
+			f.pause = nil
+			f.mu.Unlock()
+			close(p)
+		})
+	}
+}
+
+func (f *fencingFleet) SiteEvents(ctx context.Context, runs []cloudmqtt.EventRun) []cloudmqtt.EventResult {
+	f.mu.Lock()
+	pause, paused := f.pause, f.paused
+	f.mu.Unlock()
+	if pause != nil {
+		select {
+		case paused <- struct{}{}:
+		default:
+		}
+		select {
+		case <-pause:
+		case <-ctx.Done(): // the replica closed (crashed) while stalled
+		}
+	}
+	var sites []string
+	for _, r := range runs {
+		sites = append(sites, r.Site)
+	}
+	if err := f.check(ctx, sites...); err != nil {
+		out := make([]cloudmqtt.EventResult, len(runs))
+		for i := range out {
+			out[i].Err = err
+		}
+		return out
+	}
+	return f.Fleet.SiteEvents(ctx, runs)
+}
+
+func (f *fencingFleet) SiteStatus(ctx context.Context, site string, s cloudmqtt.StatusChange) error {
+	if err := f.check(ctx, site); err != nil {
+		return err
+	}
+	return f.Fleet.SiteStatus(ctx, site, s)
+}
+
+func (f *fencingFleet) SiteBirth(ctx context.Context, site string, b protocol.Birth) error {
+	if err := f.check(ctx, site); err != nil {
+		return err
+	}
+	return f.Fleet.SiteBirth(ctx, site, b)
+}
+
+func (f *fencingFleet) EventHighWater(ctx context.Context, site string) (uint64, error) {
+	if err := f.check(ctx, site); err != nil {
+		return 0, err
+	}
+	return f.Fleet.EventHighWater(ctx, site)
+}
+
+func (f *fencingFleet) SiteTelemetry(ctx context.Context, site string, t protocol.Telemetry, at time.Time) error {
+	if err := f.check(ctx, site); err != nil {
+		return err
+	}
+	return f.Fleet.SiteTelemetry(ctx, site, t, at)
+}
+
+func (f *fencingFleet) DesiredSnapshot(ctx context.Context, site string) (protocol.Desired, error) {
+	if err := f.check(ctx, site); err != nil {
+		return protocol.Desired{}, err
+	}
+	return f.Fleet.DesiredSnapshot(ctx, site)
+}
+
+func (f *fencingFleet) CommandProgress(ctx context.Context, site string, ack protocol.CommandAck, at time.Time) error {
+	if err := f.check(ctx, site); err != nil {
+		return err
+	}
+	return f.Fleet.CommandProgress(ctx, site, ack, at)
+}
+
+func (f *fencingFleet) PendingCommands(ctx context.Context, site string) ([]cloudmqtt.PendingCommand, error) {
+	if site != "" {
+		if err := f.check(ctx, site); err != nil {
+			return nil, err
+		}
+	}
+	return f.Fleet.PendingCommands(ctx, site)
+}
+
+// replica is one cloud replica's fleet adapter with its lease manager and metrics.
+type replica struct {
+	a     *cloudmqtt.Adapter
+	owner *owner
+	fleet *fencingFleet
+	reg   *prometheus.Registry
+}
+
+func startReplica(t testing.TB, tg target, f cloudmqtt.Fleet, l *leases, opts ...adapterOpt) *replica {
+	t.Helper()
+	r := &replica{owner: &owner{}, fleet: &fencingFleet{Fleet: f, leases: l}, reg: prometheus.NewRegistry()}
+	opts = append([]adapterOpt{func(c *cloudmqtt.Config) {
+		c.Owner, c.Registry = r.owner, r.reg
+		if os.Getenv("LARDER_TEST_LOG") != "" {
+			c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		}
+	}}, opts...)
+	r.a = startAdapter(t, tg, r.fleet, nil, opts...)
+	return r
+}
+
+func (r *replica) metric(t *testing.T, name string) float64 { return metricValue(t, r.reg, name) }
+
+// realEdge runs edge/mqtt's client (protocol 1.1: it resends at once on a
+// non-advancing ack) for site until the test ends.
+func realEdge(t *testing.T, tg target, site string, ackTimeout time.Duration) *mqtttest.Store {
+	t.Helper()
+	cfg := edgemqtt.DefaultConfig()
+	cfg.Site, cfg.Broker, cfg.Software = site, tg.url, "test-1.1"
+	cfg.Username, cfg.Password = tg.edgeLogin(site)
+	cfg.KeepAlive, cfg.ConnectTimeout, cfg.OpTimeout = 2*time.Second, 2*time.Second, 3*time.Second
+	cfg.BackoffMin, cfg.BackoffMax = 10*time.Millisecond, 100*time.Millisecond
+	cfg.PollInterval, cfg.GapGrace = 100*time.Millisecond, 300*time.Millisecond
+	cfg.AckTimeout = ackTimeout
+	cfg.OutboxWindow = 50
+	store := mqtttest.NewStore()
+	c, err := edgemqtt.New(cfg, store.Ports(), nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Notify = c.Notify
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("edge Run: %v", err)
+		}
+	})
+	return store
+}
+
+func waitAcked(t *testing.T, store *mqtttest.Store, seq uint64, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if a, _ := store.Acked(); a >= seq {
+			return
+		}
+		if time.Now().After(deadline) {
+			a, _ := store.Acked()
+			t.Fatalf("edge outbox acked %d after %v, want %d", a, within, seq)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestTakeoverBetweenReplicas: two replicas on one broker over one real domain (the
+// cloud's Service on bbolt behind a fencing store); the site's lease moves from one to
+// the other mid-stream, in the three ways a lease moves. Every event is applied exactly
+// once and in order, the edge (edge/mqtt's real client) gets its acks from the new
+// owner, and what the old owner held is resent well before the edge's AckTimeout.
+func TestTakeoverBetweenReplicas(t *testing.T) {
+	const (
+		perChunk   = 40
+		chunks     = 3
+		ackTimeout = 20 * time.Second // the fast resend must beat it by far
+	)
+	for _, how := range []string{"moved", "crashed", "stalled"} {
+		t.Run(how, func(t *testing.T) {
+			tg := embedded(t)
+			site := uniqueSite("take")
+			svc, _ := benchDomain(t, []string{site})
+			domain := cloudd.NewFleet(svc)
+			l := newLeases()
+			ra, rb := startReplica(t, tg, domain, l), startReplica(t, tg, domain, l)
+			ra.owner.gain(site, l.move(site))
+			store := realEdge(t, tg, site, ackTimeout)
+			event := protocol.Event{Kind: protocol.EventDoorClosed, Credential: protocol.CredNone, Compartment: 1}
+			for range perChunk {
+				store.Append(event)
+			}
+			waitAcked(t, store, perChunk, 10*time.Second)
+
+			// The second chunk goes on the wire to A, which stalls committing it; the
+			// lease moves to B meanwhile.
+			paused, release := ra.fleet.holdCommits()
+			defer release()
+			for range perChunk {
+				store.Append(event)
+			}
+			select {
+			case <-paused:
+			case <-time.After(5 * time.Second):
+				t.Fatal("A never committed the second chunk")
+			}
+			moved := time.Now()
+			f := l.move(site)
+			switch how {
+			case "moved":
+				ra.owner.lose(site)
+			case "crashed":
+				ra.a.Close()
+			}
+			rb.owner.gain(site, f)
+			release() // A wakes up: its commit is fenced ("stalled": it did not know)
+			for range perChunk {
+				store.Append(event)
+			}
+			n := uint64(perChunk * chunks)
+			waitAcked(t, store, n, ackTimeout/2)
+			took := time.Since(moved)
+			t.Logf("%s: every event acknowledged %v after the lease moved (AckTimeout %v)", how, took, ackTimeout)
+
+			if hw, err := svc.EventHighWater(context.Background(), site); err != nil || hw != n {
+				t.Fatalf("domain high water %d (%v), want %d", hw, err, n)
+			}
+			if got := svc.Stats().EventsApplied.Load(); got != n {
+				t.Fatalf("domain applied %d events, want %d: each exactly once", got, n)
+			}
+			if got := eventsOf(t, rb.reg, "ingested"); got == 0 {
+				t.Error("the new owner ingested nothing")
+			}
+			if how == "stalled" {
+				if got := ra.metric(t, "larder_fleet_leases_fenced_total"); got != 1 {
+					t.Errorf("A fenced %v times, want 1", got)
+				}
+				waitFor(t, "A drops the site", func() bool { return ra.metric(t, "larder_fleet_sites_owned") == 0 })
+			}
+			for _, r := range []*replica{ra, rb} {
+				if n := r.fleet.unfenced.Load(); n != 0 {
+					t.Errorf("%d domain calls without the site's fence", n)
+				}
+			}
+		})
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
