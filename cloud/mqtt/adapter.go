@@ -313,6 +313,7 @@ func (a *Adapter) onConnectOwned(c paho.Client, gen uint64) {
 	for _, s := range granted {
 		a.subscribed[s] = true
 	}
+	a.m.sitesOwned.Set(float64(len(a.subscribed)))
 	if err != nil {
 		a.log.Error("mqtt: subscribe failed; reconnecting", "sites", len(sites), "granted", len(granted), "err", err)
 		go c.Disconnect(0) // the reconnect retries the subscriptions

@@ -56,7 +56,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"channel"}),
 		sitesOwned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "larder_fleet_sites_owned",
-			Help: "Sites this replica owns and consumes (set only when replicas share the fleet through leases).",
+			Help: "Sites this replica owns and is subscribed to (set only when replicas share the fleet through leases).",
 		}),
 		fenced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "larder_fleet_leases_fenced_total",

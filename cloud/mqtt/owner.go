@@ -194,7 +194,7 @@ func (a *Adapter) follow() {
 				a.dispatch(task{site: s, kind: taskGained})
 			}
 		}
-		a.m.sitesOwned.Set(float64(len(a.own.sites())))
+		a.m.sitesOwned.Set(float64(len(a.subscribed)))
 		a.subMu.Unlock()
 	}
 }
@@ -261,7 +261,10 @@ func (a *Adapter) subscribeSites(sites []string) ([]string, error) {
 		n := min(len(sites), subscribeBatch)
 		b := batch{sites: sites[:n]}
 		sites = sites[n:]
-		b.tok = a.client.SubscribeMultiple(siteFilters(b.sites), a.onMessage)
+		// No per-filter callback: paho keeps its routes in a list that each new
+		// route walks (quadratic over thousands of sites); the default publish
+		// handler, onMessage, gets every message instead.
+		b.tok = a.client.SubscribeMultiple(siteFilters(b.sites), nil)
 		inflight = append(inflight, b)
 		if len(inflight) == subscribeInFlight {
 			settle(inflight[0])

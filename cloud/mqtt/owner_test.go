@@ -352,3 +352,209 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// drainAcks forgets the acks an edge received so far.
+func (e *testEdge) drainAcks() {
+	for {
+		select {
+		case <-e.acks:
+		default:
+			return
+		}
+	}
+}
+
+func (r *replica) waitOwned(t *testing.T, n float64) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%v sites owned", n), func() bool { return r.metric(t, "larder_fleet_sites_owned") == n })
+}
+
+// TestOnlyOwnedSitesConsumed: a replica consumes the sites it owns only; a message of a
+// site it lost is ignored unacknowledged and counted; on a gain it reads the high water
+// afresh (another replica moved it meanwhile) and acknowledges it at once.
+func TestOnlyOwnedSitesConsumed(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	l := newLeases()
+	r := startReplica(t, tg, f, l)
+	mine, other := uniqueSite("mine"), uniqueSite("other")
+	r.owner.gain(mine, l.move(mine))
+	r.waitOwned(t, 1)
+	em, eo := newEdge(t, tg, mine), newEdge(t, tg, other)
+	eo.event(1) // nobody's: not even subscribed
+	em.event(1)
+	em.waitAck(1)
+	eo.noAckAbove(0)
+
+	// A commit of mine stalls while one more event is queued; then the site is lost.
+	paused, release := r.fleet.holdCommits()
+	defer release()
+	em.event(2)
+	<-paused
+	em.event(3)
+	waitFor(t, "event 3 received", func() bool { return r.metric(t, "larder_fleet_messages_received_total") >= 3 })
+	r.owner.lose(mine)
+	r.waitOwned(t, 0)
+	release()
+	em.waitAck(2) // committed before the loss reached the worker
+	em.noAckAbove(2)
+	if got, want := f.eventSeqs(mine), []uint64{1, 2}; !slices.Equal(got, want) {
+		t.Fatalf("ingested %v, want %v", got, want)
+	}
+	if got := r.metric(t, "larder_fleet_messages_unowned_total"); got != 1 {
+		t.Errorf("unowned messages = %v, want 1 (event 3)", got)
+	}
+	em.event(4) // unsubscribed now: not even delivered
+	em.noAckAbove(2)
+
+	// Another replica applied 3 and 4 meanwhile; the site comes back.
+	f.mu.Lock()
+	f.hw[mine] = 4
+	f.mu.Unlock()
+	em.drainAcks()
+	r.owner.gain(mine, l.move(mine))
+	if got := em.waitAck(4); got != 4 {
+		t.Fatalf("gain ack %d, want the domain's high water 4", got)
+	}
+	em.event(5)
+	em.waitAck(5)
+	if got := r.fleet.unfenced.Load(); got != 0 {
+		t.Errorf("%d domain calls without the site's fence", got)
+	}
+}
+
+// TestFencedCommitDropsOnlyTheMovedSite: a shared commit fails when one site's lease
+// moved; the adapter retries its runs one by one, applies the site it still owns and
+// drops the one that moved, warned once and counted.
+func TestFencedCommitDropsOnlyTheMovedSite(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	l := newLeases()
+	r := startReplica(t, tg, f, l, func(c *cloudmqtt.Config) { c.Workers = 1 })
+	kept, moved := uniqueSite("kept"), uniqueSite("moved")
+	r.owner.gain(kept, l.move(kept))
+	r.owner.gain(moved, l.move(moved))
+	r.waitOwned(t, 2)
+	ek, em := newEdge(t, tg, kept), newEdge(t, tg, moved)
+
+	paused, release := r.fleet.holdCommits()
+	defer release()
+	ek.event(1)
+	<-paused
+	ek.event(2)
+	em.event(1)
+	waitFor(t, "3 events received", func() bool { return r.metric(t, "larder_fleet_messages_received_total") >= 3 })
+	l.move(moved) // another replica took it; this one has not heard yet
+	release()
+	ek.waitAck(2)
+	em.noAckAbove(0)
+	r.waitOwned(t, 1)
+	if got, want := f.eventSeqs(kept), []uint64{1, 2}; !slices.Equal(got, want) {
+		t.Fatalf("kept site ingested %v, want %v", got, want)
+	}
+	if got := f.eventSeqs(moved); len(got) != 0 {
+		t.Fatalf("moved site ingested %v, want nothing", got)
+	}
+	if got := r.metric(t, "larder_fleet_leases_fenced_total"); got != 1 {
+		t.Errorf("fenced = %v, want 1", got)
+	}
+	ek.event(3)
+	ek.waitAck(3)
+}
+
+// TestCommandTimeoutOnlyByOwner: a command published by a replica that does not own the
+// site is timed out by the owner, exactly once.
+func TestCommandTimeoutOnlyByOwner(t *testing.T) {
+	tg := embedded(t)
+	f := newMemFleet()
+	l := newLeases()
+	grace := func(c *cloudmqtt.Config) { c.CommandGrace = 50 * time.Millisecond }
+	ra, rb := startReplica(t, tg, f, l, grace), startReplica(t, tg, f, l, grace)
+	site := uniqueSite("cmdown")
+	ra.owner.gain(site, l.move(site))
+	ra.waitOwned(t, 1)
+	c := openCmd("cmd-orphan", time.Now().Add(100*time.Millisecond))
+	f.mu.Lock()
+	f.pending = append(f.pending, cloudmqtt.PendingCommand{Site: site, Command: c})
+	f.mu.Unlock()
+	if err := rb.a.PublishCommand(context.Background(), site, c); err != nil {
+		t.Fatal(err)
+	}
+	// The owner arms it on its next reload (at most a second here) and it times out then.
+	f.waitUntil(t, "cmd-orphan timed out", func() bool { return len(f.commands["cmd-orphan"]) == 1 })
+	f.mu.Lock()
+	calls := slices.Clone(f.calls["cmd-orphan"])
+	f.mu.Unlock()
+	if want := []protocol.CommandState{protocol.StateTimedOut}; !slices.Equal(calls, want) {
+		t.Fatalf("progress calls %v, want %v: one timeout, by the owner", calls, want)
+	}
+	if a, b := ra.metric(t, "larder_fleet_commands_total"), rb.metric(t, "larder_fleet_commands_total"); a != 1 || b != 0 {
+		t.Fatalf("timeouts recorded by owner %v, by publisher %v; want 1 and 0", a, b)
+	}
+}
+
+// TestSubscribeManyOwnedSites measures how long a replica takes to subscribe to 5,000
+// gained sites (six topics each) on the embedded broker, against one wildcard
+// subscription per channel measured in the same run.
+func TestSubscribeManyOwnedSites(t *testing.T) {
+	const n = 5000
+	tg := embedded(t)
+	f := newMemFleet()
+	start := time.Now()
+	startAdapter(t, tg, f, nil)
+	wildcard := time.Since(start)
+
+	l := newLeases()
+	r := startReplica(t, tg, f, l)
+	sites := make([]string, n)
+	for i := range sites {
+		sites[i] = fmt.Sprintf("many-%05d", i)
+	}
+	start = time.Now()
+	for _, s := range sites {
+		r.owner.gain(s, l.move(s))
+	}
+	for r.metric(t, "larder_fleet_sites_owned") != n && time.Since(start) < 10*time.Second {
+		time.Sleep(time.Millisecond)
+	}
+	took := time.Since(start)
+	t.Logf("subscribed %d owned sites in %v (%.0f sites/s); wildcard start-up %v", n, took, n/took.Seconds(), wildcard)
+	if took > 10*time.Second {
+		t.Fatalf("subscribing %d sites took %v, want under 10 s", n, took)
+	}
+	e := newEdge(t, tg, sites[n-1])
+	e.event(1)
+	e.waitAck(1)
+}
+
+// TestSeveralBrokers: Broker may list several URLs; paho tries them in order, so a dead
+// first node is passed over.
+func TestSeveralBrokers(t *testing.T) {
+	tg := embedded(t)
+	dead := "tcp://" + mqtttest.FreeAddr(t)
+	f := newMemFleet()
+	site := uniqueSite("multi")
+	startAdapter(t, tg, f, []string{site}, func(c *cloudmqtt.Config) { c.Broker = dead + " , " + tg.url })
+	e := newEdge(t, tg, site)
+	e.event(1)
+	e.waitAck(1)
+
+	for _, tc := range []struct {
+		broker string
+		ok     bool
+	}{
+		{"tcp://127.0.0.1:1883", true},
+		{"tcp://127.0.0.1:1883,tcp://127.0.0.1:1884", true},
+		{"tcp://127.0.0.1:1883,", false},
+		{"tcp://127.0.0.1:1883,ftp://127.0.0.1:21", false},
+		{"", false},
+	} {
+		err := cloudmqtt.Config{Broker: tc.broker, Fleet: f}.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("Validate(%q) = %v, want ok %v", tc.broker, err, tc.ok)
+		}
+	}
+	if err := (cloudmqtt.Config{Broker: tg.url, Fleet: f, Sites: []string{site}, Owner: &owner{}}).Validate(); err == nil {
+		t.Error("Validate accepted Sites and Owner together")
+	}
+}
