@@ -275,22 +275,40 @@ func (a *Adapter) onConnect(c paho.Client) {
 		a.onConnectOwned(c, gen)
 		return
 	}
-	tok := c.SubscribeMultiple(a.subscriptions(), a.onMessage)
-	if !tok.WaitTimeout(a.cfg.PublishTimeout) {
-		a.log.Error("mqtt: subscribe timed out; reconnecting")
-		go c.Disconnect(0) // the reconnect retries the subscription
-		return
-	}
-	if err := tok.Error(); err != nil {
-		a.log.Error("mqtt: subscribe failed", "err", err)
-		return
-	}
-	for f, code := range tok.(*paho.SubscribeToken).Result() {
-		if code >= 0x80 {
-			a.log.Error("mqtt: subscription refused by broker", "filter", f)
+	for {
+		tok := c.SubscribeMultiple(a.subscriptions(), a.onMessage)
+		err := errors.New("no SUBACK within the publish timeout")
+		if tok.WaitTimeout(a.cfg.PublishTimeout) {
+			err = tok.Error()
+		}
+		if err == nil {
+			for f, code := range tok.(*paho.SubscribeToken).Result() {
+				if code >= 0x80 {
+					a.log.Error("mqtt: subscription refused by broker", "filter", f)
+				}
+			}
+			break
+		}
+		a.log.Error("mqtt: subscribe failed; retrying", "err", err)
+		if !a.stillConnected(c, gen) {
+			return
 		}
 	}
 	a.connected()
+}
+
+// stillConnected waits retryAfter and reports whether connection gen is still the open
+// one, to retry a subscription on it (a new connection subscribes afresh). paho's
+// Disconnect would not do: it ends the client for good, without reconnecting.
+func (a *Adapter) stillConnected(c paho.Client, gen uint64) bool {
+	t := time.NewTimer(retryAfter)
+	defer t.Stop()
+	select {
+	case <-a.ctx.Done():
+		return false
+	case <-t.C:
+	}
+	return c.IsConnectionOpen() && a.connGen.Load() == gen
 }
 
 func (a *Adapter) connected() {
@@ -305,26 +323,38 @@ func (a *Adapter) connected() {
 // edge resend them at once instead of after its ack timeout.
 func (a *Adapter) onConnectOwned(c paho.Client, gen uint64) {
 	a.subMu.Lock()
-	defer a.subMu.Unlock()
-	sites := a.own.sites()
-	start := a.now()
-	granted, err := a.subscribeSites(sites)
 	clear(a.subscribed)
-	for _, s := range granted {
-		a.subscribed[s] = true
-	}
-	a.m.sitesOwned.Set(float64(len(a.subscribed)))
-	if err != nil {
-		a.log.Error("mqtt: subscribe failed; reconnecting", "sites", len(sites), "granted", len(granted), "err", err)
-		go c.Disconnect(0) // the reconnect retries the subscriptions
-		return
-	}
-	a.log.Info("mqtt: subscribed to the owned sites", "sites", len(granted), "seconds", a.now().Sub(start).Seconds())
-	if gen > 1 {
+	a.subMu.Unlock()
+	start := a.now()
+	for {
+		// Between rounds follow may have subscribed gained sites, or dropped lost ones.
+		a.subMu.Lock()
+		var todo []string
+		for _, s := range a.own.sites() {
+			if !a.subscribed[s] {
+				todo = append(todo, s)
+			}
+		}
+		granted, err := a.subscribeSites(todo)
 		for _, s := range granted {
-			a.dispatch(task{site: s, kind: taskAckAgain})
+			a.subscribed[s] = true
+		}
+		a.m.sitesOwned.Set(float64(len(a.subscribed)))
+		a.subMu.Unlock()
+		if gen > 1 {
+			for _, s := range granted {
+				a.dispatch(task{site: s, kind: taskAckAgain})
+			}
+		}
+		if err == nil {
+			break
+		}
+		a.log.Error("mqtt: subscribe failed; retrying", "sites", len(todo), "granted", len(granted), "err", err)
+		if !a.stillConnected(c, gen) {
+			return
 		}
 	}
+	a.log.Info("mqtt: subscribed to the owned sites", "sites", len(a.own.sites()), "seconds", a.now().Sub(start).Seconds())
 	a.connected()
 }
 

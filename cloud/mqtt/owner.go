@@ -51,10 +51,7 @@ func (o *owned) set(site string, f cloud.Fence, own bool) {
 		o.changed[site] = true
 	}
 	o.mu.Unlock()
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
+	o.poke()
 }
 
 // drop forgets site if it is still owned with fence f (the store refused f), and
@@ -68,13 +65,30 @@ func (o *owned) drop(site string, f cloud.Fence) bool {
 	}
 	o.mu.Unlock()
 	if ok && cur == f {
-		select {
-		case o.wake <- struct{}{}:
-		default:
-		}
+		o.poke()
 		return true
 	}
 	return false
+}
+
+// again marks sites changed once more (if still owned), for follow to retry them.
+func (o *owned) again(sites []string) {
+	o.mu.Lock()
+	for _, s := range sites {
+		if _, ok := o.fences[s]; ok {
+			o.changed[s] = true
+		}
+	}
+	o.mu.Unlock()
+	o.poke()
+}
+
+// poke wakes follow.
+func (o *owned) poke() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (o *owned) fence(site string) (cloud.Fence, bool) {
@@ -182,14 +196,19 @@ func (a *Adapter) follow() {
 			}
 			// Subscribe before taking the site up, so that the edge's resend, which
 			// the worker's first ack triggers, reaches this replica.
-			if ok, err := a.subscribeSites(add); err != nil {
-				// Not connected: onConnect subscribes every owned site.
-				a.warn.Warn("mqtt: subscribe to gained sites", "sites", len(add), "err", err)
-			} else {
-				for _, s := range ok {
-					a.subscribed[s] = true
-				}
+			ok, err := a.subscribeSites(add)
+			for _, s := range ok {
+				a.subscribed[s] = true
 			}
+			if err != nil && a.client.IsConnectionOpen() {
+				// Try the rest again later, and take them up once subscribed.
+				retry := slices.DeleteFunc(slices.Clone(add), func(s string) bool { return a.subscribed[s] })
+				a.warn.Warn("mqtt: subscribe to gained sites failed; retrying", "sites", len(retry), "err", err)
+				time.AfterFunc(retryAfter, func() { a.own.again(retry) })
+				gained = slices.DeleteFunc(gained, func(s string) bool { return slices.Contains(retry, s) })
+			}
+			// Not connected: onConnect subscribes every owned site, and acknowledges
+			// each again on reconnecting.
 			for _, s := range gained {
 				a.dispatch(task{site: s, kind: taskGained})
 			}
