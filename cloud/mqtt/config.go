@@ -29,11 +29,13 @@ type Config struct {
 	ClientID string
 	// Sites, when non-empty, confines the adapter to these sites: it subscribes to
 	// their topics only instead of every site's. For tests that share a broker with
-	// other processes; larder-cloud always consumes every site. Not with Owner.
+	// other processes; larder-cloud consumes every site, or the owned ones (Owner).
+	// Not with Owner.
 	Sites []string
 	// Owner, when set, confines the adapter to the sites its replica owns, as they
 	// change (several replicas sharing one store and one broker; see the package doc).
-	// nil: the adapter owns every site, as a single process does.
+	// nil: the adapter owns every site, as a single process does. [New] registers
+	// with it ([Ownership.OnChange]).
 	Owner Ownership
 
 	// Fleet is the domain. Required.

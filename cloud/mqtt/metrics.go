@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"channel"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "larder_fleet_events_total",
-			Help: "Edge events by outcome: ingested, duplicate, held (after a gap), refused (beyond the edge's window: not acknowledged, so resent), failed (not applied for now: resent), rejected (did not decode: acknowledged as rejected, never applied).",
+			Help: "Edge events by outcome: ingested, duplicate, held (after a gap), refused (beyond the edge's window: not acknowledged, so resent), failed (not applied for now: resent), rejected (did not decode: acknowledged as rejected, never applied), unowned (the site moved to another replica before they committed: resent to it).",
 		}, []string{"outcome"}),
 		sitesOnline: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "larder_fleet_sites_online",
