@@ -75,9 +75,10 @@ type fencingFleet struct {
 	leases   *leases
 	unfenced atomic.Int64 // calls for a site without its fence: a bug
 
-	mu     sync.Mutex
-	pause  chan struct{} // closed to let held SiteEvents calls go on
-	paused chan struct{} // gets a value when a call is held
+	mu         sync.Mutex
+	pause      chan struct{} // closed to let held SiteEvents calls go on
+	paused     chan struct{} // gets a value when a call is held
+	afterwards bool          // hold calls after they committed, not before
 }
 
 func (f *fencingFleet) check(ctx context.Context, sites ...string) error {
@@ -95,12 +96,14 @@ func (f *fencingFleet) check(ctx context.Context, sites ...string) error {
 	return nil
 }
 
-// holdCommits makes the next SiteEvents calls wait until the returned func is called;
-// paused receives once a call is held.
-func (f *fencingFleet) holdCommits() (paused <-chan struct{}, release func()) {
+// holdCommits makes the next SiteEvents calls wait, before committing (or after, when
+// afterwards is set), until the returned func is called; paused receives once a call is
+// held.
+func (f *fencingFleet) holdCommits(afterwards ...bool) (paused <-chan struct{}, release func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.pause, f.paused = make(chan struct{}), make(chan struct{}, 1)
+	f.afterwards = len(afterwards) > 0 && afterwards[0]
 	p := f.pause
 	var once sync.Once
 	return f.paused, func() {
@@ -115,9 +118,9 @@ func (f *fencingFleet) holdCommits() (paused <-chan struct{}, release func()) {
 
 func (f *fencingFleet) SiteEvents(ctx context.Context, runs []cloudmqtt.EventRun) []cloudmqtt.EventResult {
 	f.mu.Lock()
-	pause, paused := f.pause, f.paused
+	pause, paused, afterwards := f.pause, f.paused, f.afterwards
 	f.mu.Unlock()
-	if pause != nil {
+	hold := func() {
 		select {
 		case paused <- struct{}{}:
 		default:
@@ -126,6 +129,12 @@ func (f *fencingFleet) SiteEvents(ctx context.Context, runs []cloudmqtt.EventRun
 		case <-pause:
 		case <-ctx.Done(): // the replica closed (crashed) while stalled
 		}
+	}
+	if pause != nil && !afterwards {
+		hold()
+	}
+	if pause != nil && afterwards {
+		defer hold()
 	}
 	var sites []string
 	for _, r := range runs {
@@ -338,6 +347,43 @@ func TestTakeoverBetweenReplicas(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTakeoverAfterUnacknowledgedCommit: the old owner committed an event and died
+// before acknowledging it, with more events queued behind. The new owner's first ack
+// advances the edge past the committed event; its repeat, which does not advance, is
+// what brings the lost ones back well before AckTimeout.
+func TestTakeoverAfterUnacknowledgedCommit(t *testing.T) {
+	const ackTimeout = 20 * time.Second
+	tg := embedded(t)
+	site := uniqueSite("unacked")
+	svc, _ := benchDomain(t, []string{site})
+	domain := cloudd.NewFleet(svc)
+	l := newLeases()
+	ra, rb := startReplica(t, tg, domain, l), startReplica(t, tg, domain, l)
+	ra.owner.gain(site, l.move(site))
+	store := realEdge(t, tg, site, ackTimeout)
+	event := protocol.Event{Kind: protocol.EventDoorClosed, Credential: protocol.CredNone, Compartment: 1}
+	store.Append(event)
+	waitAcked(t, store, 1, 10*time.Second)
+
+	paused, release := ra.fleet.holdCommits(true)
+	defer release()
+	store.Append(event) // 2: committed by A, never acknowledged
+	<-paused
+	for range 20 {
+		store.Append(event) // 3..22: queued behind at A, lost with it
+	}
+	waitFor(t, "A received 22 events", func() bool { return ra.metric(t, "larder_fleet_messages_received_total") >= 22 })
+	moved := time.Now()
+	f := l.move(site)
+	ra.a.Close()
+	rb.owner.gain(site, f)
+	waitAcked(t, store, 22, ackTimeout/2)
+	t.Logf("every event acknowledged %v after the lease moved (AckTimeout %v)", time.Since(moved), ackTimeout)
+	if got := svc.Stats().EventsApplied.Load(); got != 22 {
+		t.Fatalf("domain applied %d events, want 22: each exactly once", got)
 	}
 }
 
