@@ -289,6 +289,7 @@ func TestTakeoverBetweenReplicas(t *testing.T) {
 			l := newLeases()
 			ra, rb := startReplica(t, tg, domain, l), startReplica(t, tg, domain, l)
 			ra.owner.gain(site, l.move(site))
+			ra.waitOwned(t, 1) // subscribed before the edge's first events: nothing to ack yet
 			store := realEdge(t, tg, site, ackTimeout)
 			event := protocol.Event{Kind: protocol.EventDoorClosed, Credential: protocol.CredNone, Compartment: 1}
 			for range perChunk {
@@ -363,6 +364,7 @@ func TestTakeoverAfterUnacknowledgedCommit(t *testing.T) {
 	l := newLeases()
 	ra, rb := startReplica(t, tg, domain, l), startReplica(t, tg, domain, l)
 	ra.owner.gain(site, l.move(site))
+	ra.waitOwned(t, 1) // subscribed before the edge's first events: nothing to ack yet
 	store := realEdge(t, tg, site, ackTimeout)
 	event := protocol.Event{Kind: protocol.EventDoorClosed, Credential: protocol.CredNone, Compartment: 1}
 	store.Append(event)
