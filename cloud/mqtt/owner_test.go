@@ -237,7 +237,11 @@ func realEdge(t *testing.T, tg target, site string, ackTimeout time.Duration) *m
 	cfg.AckTimeout = ackTimeout
 	cfg.OutboxWindow = 50
 	store := mqtttest.NewStore()
-	c, err := edgemqtt.New(cfg, store.Ports(), nil, prometheus.NewRegistry())
+	var log *slog.Logger
+	if os.Getenv("LARDER_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("edge", site)
+	}
+	c, err := edgemqtt.New(cfg, store.Ports(), log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
