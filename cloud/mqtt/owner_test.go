@@ -549,24 +549,20 @@ func TestCommandTimeoutOnlyByOwner(t *testing.T) {
 	}
 }
 
-// TestSubscribeManyOwnedSites measures how long a replica takes to subscribe to 5,000
-// gained sites (six topics each) on the embedded broker, against one wildcard
-// subscription per channel measured in the same run.
+// TestSubscribeManyOwnedSites: a replica subscribes to 5,000 gained sites (six topics
+// each) on the embedded broker within 10 s (a takeover must finish within 15 s), and
+// logs how long it took.
 func TestSubscribeManyOwnedSites(t *testing.T) {
 	const n = 5000
 	tg := embedded(t)
 	f := newMemFleet()
-	start := time.Now()
-	startAdapter(t, tg, f, nil)
-	wildcard := time.Since(start)
-
 	l := newLeases()
 	r := startReplica(t, tg, f, l)
 	sites := make([]string, n)
 	for i := range sites {
 		sites[i] = fmt.Sprintf("many-%05d", i)
 	}
-	start = time.Now()
+	start := time.Now()
 	for _, s := range sites {
 		r.owner.gain(s, l.move(s))
 	}
@@ -574,7 +570,7 @@ func TestSubscribeManyOwnedSites(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	took := time.Since(start)
-	t.Logf("subscribed %d owned sites in %v (%.0f sites/s); wildcard start-up %v", n, took, n/took.Seconds(), wildcard)
+	t.Logf("subscribed %d owned sites in %v (%.0f sites/s)", n, took, n/took.Seconds())
 	if took > 10*time.Second {
 		t.Fatalf("subscribing %d sites took %v, want under 10 s", n, took)
 	}
