@@ -23,7 +23,13 @@ import (
 // recomputes a site's only after a committed transaction wrote its record, a
 // compartment or an alarm of it (indexedStore, below, notices those writes through
 // OnCommit). What changes with every telemetry message (zones, last seen, the edge's
-// applied version) is not stored and is merged from the live state on each read.
+// applied version) is not stored with the site and is merged from the live state on each
+// read (live.go).
+//
+// Over a store that several replicas share (a Watcher), the other replicas' writes do
+// not pass through this process's OnCommit: Run watches the buckets the index derives
+// from (fleetBuckets) and marks the sites they touch, or the whole index when the watch
+// says a bucket may have changed while it was interrupted (an empty key).
 
 // FleetState is what an operator needs to tell one site from another at a glance.
 type FleetState string
@@ -278,11 +284,20 @@ func (s *Service) fleetSummaries(ctx context.Context) ([]SiteSummary, error) {
 	if err != nil {
 		return nil, internal("fleet", err)
 	}
+	if s.live.shared {
+		if err := s.scanLive(ctx); err != nil {
+			return nil, err
+		}
+	}
 	for i := range stored {
 		s.withLive(&stored[i])
 	}
 	return stored, nil
 }
+
+// fleetBuckets are the buckets a site's stored summary derives from; their keys start
+// with the site id (up to the first '/').
+var fleetBuckets = []string{bSites, bComps, bAlarms}
 
 // fleetIndex holds the stored part of each site's summary (storedSummary), recomputed
 // after a commit writes the site's records.
@@ -290,7 +305,12 @@ type fleetIndex struct {
 	mu      sync.Mutex
 	written map[string]uint64     // site → commits that wrote its records; guarded by mu
 	entries map[string]fleetEntry // guarded by mu
-	filled  bool                  // every site has had an entry once; guarded by mu
+	// filled: every site had an entry read after the last reset; guarded by mu.
+	filled bool
+	// resets counts the times the whole index was marked stale (reset); filledAt is
+	// resets when the last full read started, so that a reset during a full read is
+	// not lost. Guarded by mu.
+	resets, filledAt uint64
 }
 
 type fleetEntry struct {
@@ -310,12 +330,21 @@ func (ix *fleetIndex) wrote(sites map[string]bool) {
 	}
 }
 
+// reset marks every entry stale: the next read reads every site again.
+func (ix *fleetIndex) reset() {
+	ix.mu.Lock()
+	ix.resets++
+	ix.mu.Unlock()
+}
+
 // read returns a copy of every entry in id order, reading first the sites whose entry
-// is missing or older than their last write. A write that commits while it reads leaves
-// the entry stale (its count moved on), so the next read reads it again.
+// is missing or older than their last write, or every site after a reset. A write that
+// commits while it reads leaves the entry stale (its count moved on), so the next read
+// reads it again.
 func (ix *fleetIndex) read(ctx context.Context, store Store) ([]SiteSummary, error) {
 	ix.mu.Lock()
-	filled := ix.filled
+	filled := ix.filled && ix.filledAt == ix.resets
+	resets := ix.resets
 	stale := map[string]uint64{}
 	for id, n := range ix.written {
 		if e, ok := ix.entries[id]; !ok || e.written != n {
@@ -374,8 +403,8 @@ func (ix *fleetIndex) read(ctx context.Context, store Store) ([]SiteSummary, err
 
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if ix.entries == nil {
-		ix.entries = map[string]fleetEntry{}
+	if ix.entries == nil || !filled {
+		ix.entries = map[string]fleetEntry{} // a full read: a site it did not find is gone
 	}
 	for id, sum := range fresh {
 		ix.entries[id] = fleetEntry{written: stale[id], sum: sum}
@@ -383,7 +412,9 @@ func (ix *fleetIndex) read(ctx context.Context, store Store) ([]SiteSummary, err
 	for _, id := range gone {
 		delete(ix.entries, id)
 	}
-	ix.filled = true
+	if !filled {
+		ix.filled, ix.filledAt = true, resets
+	}
 	out := make([]SiteSummary, 0, len(ix.entries))
 	for _, e := range ix.entries {
 		out = append(out, e.sum)
@@ -391,6 +422,38 @@ func (ix *fleetIndex) read(ctx context.Context, store Store) ([]SiteSummary, err
 	slices.SortFunc(out, func(a, b SiteSummary) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
+
+// watchFleet follows the writes of every process sharing the store into the fleet index
+// until ctx ends. A watch that fails is started again after a pause (growing to
+// watchRetryMax); whatever was written meanwhile is unknown, so the whole index is
+// marked stale.
+func (s *Service) watchFleet(ctx context.Context) {
+	pause := time.Second
+	for {
+		err := s.watcher.Watch(ctx, fleetBuckets, func(_, key string) {
+			if key == "" {
+				s.fleet.reset()
+				return
+			}
+			site, _, _ := strings.Cut(key, "/")
+			s.fleet.wrote(map[string]bool{site: true})
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("fleet index: watching the store failed", "err", err, "retry_in", pause)
+		s.fleet.reset()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, watchRetryMax)
+	}
+}
+
+// watchRetryMax bounds the pause before a failed watch of the store is started again.
+const watchRetryMax = 30 * time.Second
 
 // indexedStore tells the fleet index which sites each committed transaction wrote.
 type indexedStore struct {

@@ -90,6 +90,12 @@ type Options struct {
 	// TimeZone is the IANA name of the zone of sites that name none ([Site].TimeZone),
 	// checked with [LoadZone]; empty: UTC.
 	TimeZone string
+	// Work reports whether this process holds the periodic work of the fleet (the sweep
+	// and the heartbeat, which must run once across replicas) and the fence of that
+	// lease, which the work's transactions carry ([WithFences]) so that a shared store
+	// refuses them once the lease has moved on. nil: this process always holds it (one
+	// cloud process, the embedded default).
+	Work func() (Fence, bool)
 }
 
 // Service is the cloud domain: every operation on sites, orders, codes, commands and
@@ -111,6 +117,10 @@ type Service struct {
 	zone   string      // IANA name of the zone of sites that name none
 	// resumed is set by Resume; until then heartbeat writes nothing.
 	resumed atomic.Bool
+	workFn  func() (Fence, bool) // Options.Work
+	// watcher is the store, if several processes share it (Options.Store implements
+	// Watcher); nil for a store of this process alone.
+	watcher Watcher
 }
 
 type ports struct {
@@ -133,7 +143,9 @@ type Stats struct {
 // New returns a Service. Call Run to deliver outbound messages. It panics on a CodeKey
 // that is not 32 bytes (cloudd validates its configuration first).
 func New(opt Options) *Service {
-	s := &Service{store: opt.Store, now: opt.Now, log: opt.Logger, pol: opt.Policy, sendTO: opt.SendTimeout, zone: opt.TimeZone}
+	s := &Service{store: opt.Store, now: opt.Now, log: opt.Logger, pol: opt.Policy, sendTO: opt.SendTimeout, zone: opt.TimeZone,
+		workFn: opt.Work}
+	s.watcher, _ = opt.Store.(Watcher)
 	if s.store != nil {
 		s.store = indexedStore{Store: s.store, ix: &s.fleet}
 	}
@@ -188,7 +200,26 @@ func New(opt Options) *Service {
 	s.out.fleet.wake = make(chan struct{}, 1)
 	s.out.notes.wake = make(chan struct{}, 1)
 	s.live.sites = map[string]*LiveSite{}
+	s.live.shared = s.watcher != nil
+	s.live.dirty = map[string]bool{}
+	s.live.stored = map[string]storedLive{}
 	return s
+}
+
+// work reports whether this process holds the periodic work now (Options.Work) and
+// returns ctx carrying the work lease's fence.
+func (s *Service) work(ctx context.Context) (context.Context, bool) {
+	if s.workFn == nil {
+		return ctx, true
+	}
+	f, ok := s.workFn()
+	if !ok {
+		return ctx, false
+	}
+	if f.Name != "" {
+		ctx = WithFences(ctx, f)
+	}
+	return ctx, true
 }
 
 // SetPorts installs the outbound ports after New, for wiring where the adapters need the
@@ -247,10 +278,23 @@ func (s *Service) queue(it outItem) {
 }
 
 // Run delivers outbound messages until ctx ends, runs Sweep every sweepEvery (zero:
-// one minute) and, once Resume has run, rewrites the heartbeat every 15 s.
+// one minute) and, once Resume has run, rewrites the heartbeat every 15 s; both only
+// while this process holds the periodic work (Options.Work). Over a store that several
+// processes share (a [Watcher]), it also follows the other processes' writes into the
+// fleet index (fleet.go) and writes this process's live state of the sites it hears
+// into the store every liveEvery (live.go).
 func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
 	if sweepEvery <= 0 {
 		sweepEvery = time.Minute
+	}
+	var watching sync.WaitGroup
+	defer watching.Wait()
+	var liveTick <-chan time.Time
+	if s.watcher != nil {
+		watching.Go(func() { s.watchFleet(ctx) })
+		lt := time.NewTicker(liveEvery)
+		defer lt.Stop()
+		liveTick = lt.C
 	}
 	// Fill the fleet index now (about 1 s at 10,000 sites), not on the first console
 	// request.
@@ -289,6 +333,10 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
 		case <-beat.C:
 			if err := s.heartbeat(ctx); err != nil {
 				s.log.Error("heartbeat", "err", err)
+			}
+		case <-liveTick:
+			if err := s.storeLive(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("live state", "err", err)
 			}
 		}
 	}
