@@ -29,7 +29,7 @@ import (
 // Over a store that several replicas share (a Watcher), the other replicas' writes do
 // not pass through this process's OnCommit: Run watches the buckets the index derives
 // from (fleetBuckets) and marks the sites they touch, or the whole index when the watch
-// says a bucket may have changed while it was interrupted (an empty key).
+// says a bucket may have changed while it was interrupted (an empty key; followStore).
 
 // FleetState is what an operator needs to tell one site from another at a glance.
 type FleetState string
@@ -284,11 +284,7 @@ func (s *Service) fleetSummaries(ctx context.Context) ([]SiteSummary, error) {
 	if err != nil {
 		return nil, internal("fleet", err)
 	}
-	if s.live.shared {
-		if err := s.scanLive(ctx); err != nil {
-			return nil, err
-		}
-	}
+
 	for i := range stored {
 		s.withLive(&stored[i])
 	}
@@ -422,38 +418,6 @@ func (ix *fleetIndex) read(ctx context.Context, store Store) ([]SiteSummary, err
 	slices.SortFunc(out, func(a, b SiteSummary) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
-
-// watchFleet follows the writes of every process sharing the store into the fleet index
-// until ctx ends. A watch that fails is started again after a pause (growing to
-// watchRetryMax); whatever was written meanwhile is unknown, so the whole index is
-// marked stale.
-func (s *Service) watchFleet(ctx context.Context) {
-	pause := time.Second
-	for {
-		err := s.watcher.Watch(ctx, fleetBuckets, func(_, key string) {
-			if key == "" {
-				s.fleet.reset()
-				return
-			}
-			site, _, _ := strings.Cut(key, "/")
-			s.fleet.wrote(map[string]bool{site: true})
-		})
-		if ctx.Err() != nil {
-			return
-		}
-		s.log.Warn("fleet index: watching the store failed", "err", err, "retry_in", pause)
-		s.fleet.reset()
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, watchRetryMax)
-	}
-}
-
-// watchRetryMax bounds the pause before a failed watch of the store is started again.
-const watchRetryMax = 30 * time.Second
 
 // indexedStore tells the fleet index which sites each committed transaction wrote.
 type indexedStore struct {

@@ -19,9 +19,11 @@ import (
 // live state of the sites this process heard since its last write into the store
 // (bucket live_sites), all in one transaction every liveEvery, and Live answers for a
 // site from whichever is newer (by LastSeen): what this process heard, or what the
-// store holds, read at most every liveEvery (one scan of the bucket for the whole fleet,
-// one key for a single site). The live state another replica shows is so at most about
-// two liveEvery old. A store of this process alone holds no live state.
+// store holds, as this process last read it. It reads the store's live state whole when
+// Run starts (and after a gap in the watch), then the sites the store's watch reports
+// written, so the live state one replica shows of a site another hears is at most about
+// liveEvery old, and Live never reads the store itself (it is called within other
+// transactions). A store of this process alone holds no live state.
 type LiveSite struct {
 	LastSeen  time.Time              `json:"last_seen"`
 	Zones     []protocol.ZoneReading `json:"zones,omitempty"`
@@ -40,29 +42,26 @@ type LiveSite struct {
 }
 
 // liveEvery is how often Run writes the live state this process heard into a shared
-// store, and how old the store's live state that Live answers with may be before it is
-// read again.
+// store.
 const liveEvery = 12 * time.Second
 
-// liveBatch bounds the sites one write of live state holds: a fleet heard by one
-// replica is written in several transactions rather than one long one.
+// liveBatch bounds the sites one write or read of live state holds: a fleet heard by
+// one replica is written and read in several transactions rather than one long one.
 const liveBatch = 1000
 
 // liveState guards the LiveSites.
 type liveState struct {
 	mu     sync.Mutex
 	sites  map[string]*LiveSite // heard by this process; guarded by mu
-	shared bool                 // the store is shared: keep dirty and stored (set by New)
+	shared bool                 // the store is shared: the fields below are in use (set by New)
 	dirty  map[string]bool      // sites heard since the last storeLive; guarded by mu
-	// stored is the store's live state of sites as last read, and scanned when the whole
-	// bucket was last read. Guarded by mu.
-	stored  map[string]storedLive
-	scanned time.Time
-}
-
-type storedLive struct {
-	ls   LiveSite
-	read time.Time
+	// stored is the store's live state of the sites, as readLive last read it; toRead
+	// the sites whose stored state changed since, and rescan whether any may have
+	// (a gap in the watch). Guarded by mu.
+	stored map[string]LiveSite
+	toRead map[string]bool
+	rescan bool
+	wake   chan struct{} // readLive has work
 }
 
 // get returns the record of site, creating it (locked use only); it marks the site's
@@ -103,83 +102,135 @@ func copyLive(ls *LiveSite) LiveSite {
 // process heard, or over a shared store what another replica heard and wrote, if newer.
 func (s *Service) Live(site string) LiveSite {
 	s.live.mu.Lock()
+	defer s.live.mu.Unlock()
 	var local LiveSite
 	if ls, ok := s.live.sites[site]; ok {
 		local = copyLive(ls)
 	}
-	s.live.mu.Unlock()
-	if !s.live.shared {
-		return local
-	}
-	if remote := s.storedLive(site); remote.LastSeen.After(local.LastSeen) {
-		return remote
+	if remote, ok := s.live.stored[site]; ok && remote.LastSeen.After(local.LastSeen) {
+		return copyLive(&remote)
 	}
 	return local
 }
 
-// storeReadTimeout bounds the store read of Live, which has no context of its caller.
-const storeReadTimeout = 2 * time.Second
-
-// storedLive is the store's live state of site, read again if the copy at hand is older
-// than liveEvery.
-func (s *Service) storedLive(site string) LiveSite {
-	now := s.now()
-	s.live.mu.Lock()
-	e, ok := s.live.stored[site]
-	fresh := ok && now.Sub(e.read) < liveEvery || now.Sub(s.live.scanned) < liveEvery
-	s.live.mu.Unlock()
-	if fresh {
-		return e.ls
+// changed records that the store's live state of site changed (the watch of a shared
+// store): readLive reads it again. An empty site: any may have changed.
+func (l *liveState) changed(site string) {
+	l.mu.Lock()
+	if site == "" {
+		l.rescan = true
+	} else {
+		l.toRead[site] = true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeReadTimeout)
-	defer cancel()
-	var ls LiveSite
-	err := s.store.View(ctx, func(tx Tx) error {
-		ls = LiveSite{}
-		_, err := getJSON(tx, bLiveSites, site, &ls)
-		return err
-	})
-	if err != nil {
-		s.log.Warn("live state: read", "site", site, "err", err)
-		return e.ls
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
 	}
-	s.live.mu.Lock()
-	s.live.stored[site] = storedLive{ls: ls, read: now}
-	s.live.mu.Unlock()
-	return ls
 }
 
-// scanLive reads the store's live state of every site, if the last scan is older than
-// liveEvery, so that the fleet's summaries find it at hand.
-func (s *Service) scanLive(ctx context.Context) error {
-	now := s.now()
-	s.live.mu.Lock()
-	fresh := now.Sub(s.live.scanned) < liveEvery
-	s.live.mu.Unlock()
-	if fresh {
+// readLive keeps the store's live state at hand until ctx ends (Run, over a shared
+// store): all of it at first and after a gap in the watch, then the sites the watch
+// reports written.
+func (s *Service) readLive(ctx context.Context) {
+	s.live.changed("")
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.live.wake:
+		case <-retry:
+		}
+		retry = nil
+		if err := s.readStoredLive(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("live state: read", "err", err)
+			retry = time.After(time.Second) // what failed is still marked
+		}
+	}
+}
+
+// readStoredLive reads into l.stored what changed since its last call: the whole bucket
+// after a rescan mark, else the sites marked changed, in views of up to liveBatch keys.
+// What it fails to read stays marked.
+func (s *Service) readStoredLive(ctx context.Context) error {
+	l := &s.live
+	l.mu.Lock()
+	rescan, toRead := l.rescan, l.toRead
+	l.rescan, l.toRead = false, map[string]bool{}
+	l.mu.Unlock()
+	if rescan {
+		all := map[string]LiveSite{}
+		err := s.store.View(ctx, func(tx Tx) error {
+			clear(all)
+			var derr error
+			tx.Scan(bLiveSites, "", func(k string, v []byte) bool {
+				var ls LiveSite
+				if err := json.Unmarshal(v, &ls); err != nil {
+					derr = internal("decode "+bLiveSites+"/"+k, err)
+					return false
+				}
+				all[k] = ls
+				return true
+			})
+			return derr
+		})
+		if err != nil {
+			l.mu.Lock()
+			l.rescan = true
+			l.mu.Unlock()
+			return err
+		}
+		l.mu.Lock()
+		l.stored = all
+		l.mu.Unlock()
 		return nil
 	}
-	all := map[string]storedLive{}
-	err := s.store.View(ctx, func(tx Tx) error {
-		clear(all)
-		var derr error
-		tx.Scan(bLiveSites, "", func(k string, v []byte) bool {
-			var ls LiveSite
-			if err := json.Unmarshal(v, &ls); err != nil {
-				derr = internal("decode "+bLiveSites+"/"+k, err)
-				return false
+	sites := make([]string, 0, liveBatch)
+	for len(toRead) > 0 {
+		sites = sites[:0]
+		for site := range toRead {
+			if sites = append(sites, site); len(sites) == liveBatch {
+				break
 			}
-			all[k] = storedLive{ls: ls, read: now}
-			return true
+		}
+		got := map[string]LiveSite{}
+		err := s.store.View(ctx, func(tx Tx) error {
+			clear(got)
+			for _, site := range sites {
+				var ls LiveSite
+				ok, err := getJSON(tx, bLiveSites, site, &ls)
+				if err != nil {
+					return err
+				}
+				if ok {
+					got[site] = ls
+				}
+			}
+			return nil
 		})
-		return derr
-	})
-	if err != nil {
-		return internal("live state: scan", err)
+		l.mu.Lock()
+		for _, site := range sites {
+			delete(toRead, site)
+			switch ls, ok := got[site]; {
+			case err != nil:
+				l.toRead[site] = true
+			case ok:
+				l.stored[site] = ls
+			default:
+				delete(l.stored, site)
+			}
+		}
+		if err != nil {
+			for site := range toRead {
+				l.toRead[site] = true
+			}
+		}
+		l.mu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
-	s.live.mu.Lock()
-	s.live.stored, s.live.scanned = all, now
-	s.live.mu.Unlock()
 	return nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -202,7 +204,9 @@ func New(opt Options) *Service {
 	s.live.sites = map[string]*LiveSite{}
 	s.live.shared = s.watcher != nil
 	s.live.dirty = map[string]bool{}
-	s.live.stored = map[string]storedLive{}
+	s.live.stored = map[string]LiveSite{}
+	s.live.toRead = map[string]bool{}
+	s.live.wake = make(chan struct{}, 1)
 	return s
 }
 
@@ -291,7 +295,8 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
 	defer watching.Wait()
 	var liveTick <-chan time.Time
 	if s.watcher != nil {
-		watching.Go(func() { s.watchFleet(ctx) })
+		watching.Go(func() { s.followStore(ctx) })
+		watching.Go(func() { s.readLive(ctx) })
 		lt := time.NewTicker(liveEvery)
 		defer lt.Stop()
 		liveTick = lt.C
@@ -341,6 +346,47 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
 		}
 	}
 }
+
+// followStore follows the writes of every process sharing the store into the fleet
+// index (fleet.go) and the live state read from the store (live.go) until ctx ends. A
+// watch that fails is started again after a pause (growing to watchRetryMax); what was
+// written meanwhile is unknown, so everything is read again.
+func (s *Service) followStore(ctx context.Context) {
+	buckets := append(slices.Clone(fleetBuckets), bLiveSites)
+	pause := time.Second
+	for {
+		began := time.Now()
+		err := s.watcher.Watch(ctx, buckets, func(bucket, key string) {
+			switch {
+			case bucket == bLiveSites:
+				s.live.changed(key)
+			case key == "":
+				s.fleet.reset()
+			default:
+				site, _, _ := strings.Cut(key, "/")
+				s.fleet.wrote(map[string]bool{site: true})
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(began) > watchRetryMax {
+			pause = time.Second // it had worked for a while
+		}
+		s.log.Warn("watching the store failed", "err", err, "retry_in", pause)
+		s.fleet.reset()
+		s.live.changed("")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, watchRetryMax)
+	}
+}
+
+// watchRetryMax bounds the pause before a failed watch of the store is started again.
+const watchRetryMax = 30 * time.Second
 
 // Flush delivers every queued outbound message now, in order.
 func (s *Service) Flush(ctx context.Context) {
