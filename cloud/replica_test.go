@@ -553,8 +553,10 @@ func TestReplicasLiveState(t *testing.T) {
 	if err := b.StoreLive(c.ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := a.Live("yard-1"); got.Outbox != 4 {
-		t.Errorf("after b's stale write a shows outbox %d, want its own 4", got.Outbox)
+	var stored cloud.LiveSite
+	err = c.db.View(c.ctx, func(tx cloud.Tx) error { return json.Unmarshal(tx.Get("live_sites", "yard-1"), &stored) })
+	if err != nil || stored.Outbox != 4 || !stored.LastSeen.Equal(want.LastSeen) {
+		t.Errorf("after b's stale write the store holds %+v (%v), want a's newer state", stored, err)
 	}
 	if got := b.Live("yard-1"); got.Outbox != 4 {
 		t.Errorf("after its own stale write b shows outbox %d, want a's newer 4", got.Outbox)
@@ -652,5 +654,43 @@ func TestFailureWindows(t *testing.T) {
 	}
 	if w, _ := b.FailureWait(c.ctx, lim); w != 0 {
 		t.Errorf("a new window of one failure: wait %v, want 0", w)
+	}
+}
+
+// A temperature alarm raised while another replica owned the site (or before a restart)
+// is closed by the first telemetry with the zone back in range; a first telemetry with
+// no alarm open writes nothing.
+func TestReplicasCloseExcursionRaisedElsewhere(t *testing.T) {
+	c := newCluster(t, 2)
+	a, b := c.svcs[0], c.svcs[1]
+	c.site("yard-1", 2)
+	c.site("yard-2", 2)
+	if _, err := b.ApplyEdgeEvent(c.ctx, "yard-1", protocol.Message{Header: protocol.Header{ID: protocol.NewID(), Seq: 1, Time: c.clock.Now()},
+		Type: protocol.TypeEvent, Body: protocol.Event{Kind: protocol.EventTempExcursion, Zone: protocol.ZoneAmbient, Seconds: 600}}); err != nil {
+		t.Fatal(err)
+	}
+	open := func() int {
+		d, err := b.GetSite(c.ctx, ops, "yard-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(d.Alarms)
+	}
+	if n := open(); n != 1 {
+		t.Fatalf("%d alarms open after the excursion, want 1", n)
+	}
+	inRange := protocol.Telemetry{Zones: []protocol.ZoneReading{{Zone: protocol.ZoneAmbient, Celsius: ptr(20.0)}}}
+	before := c.store.updates.Load()
+	if err := a.ApplyTelemetry(c.ctx, "yard-2", c.clock.Now(), inRange); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.store.updates.Load() - before; n != 0 {
+		t.Errorf("a first telemetry of a site without alarms cost %d updates, want 0", n)
+	}
+	if err := a.ApplyTelemetry(c.ctx, "yard-1", c.clock.Now(), inRange); err != nil {
+		t.Fatal(err)
+	}
+	if n := open(); n != 0 {
+		t.Errorf("%d alarms open after a heard the zone in range, want 0", n)
 	}
 }
