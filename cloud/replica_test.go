@@ -47,7 +47,9 @@ type watch struct {
 
 type write struct{ bucket, key string }
 
-func (s *sharedStore) View(ctx context.Context, fn func(cloud.Tx) error) error { return s.db.View(ctx, fn) }
+func (s *sharedStore) View(ctx context.Context, fn func(cloud.Tx) error) error {
+	return s.db.View(ctx, fn)
+}
 
 func (s *sharedStore) Update(ctx context.Context, fn func(cloud.Tx) error) error {
 	s.updates.Add(1)
