@@ -284,7 +284,6 @@ func (s *Service) fleetSummaries(ctx context.Context) ([]SiteSummary, error) {
 	if err != nil {
 		return nil, internal("fleet", err)
 	}
-
 	for i := range stored {
 		s.withLive(&stored[i])
 	}

@@ -234,6 +234,22 @@ func (s *Service) readStoredLive(ctx context.Context) error {
 	return nil
 }
 
+// writeLive runs storeLive every liveEvery until ctx ends (Run, over a shared store).
+func (s *Service) writeLive(ctx context.Context) {
+	t := time.NewTicker(liveEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.storeLive(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("live state: write", "err", err)
+			}
+		}
+	}
+}
+
 // storeLive writes the live state of the sites this process heard since its last call
 // into the store, keeping a stored state that is newer (another replica took the site
 // over), in transactions of up to liveBatch sites. What fails to commit is written on

@@ -285,21 +285,19 @@ func (s *Service) queue(it outItem) {
 // one minute) and, once Resume has run, rewrites the heartbeat every 15 s; both only
 // while this process holds the periodic work (Options.Work). Over a store that several
 // processes share (a [Watcher]), it also follows the other processes' writes into the
-// fleet index (fleet.go) and writes this process's live state of the sites it hears
-// into the store every liveEvery (live.go).
+// fleet index (fleet.go) and the live state (live.go), and writes the live state of the
+// sites this process hears into the store every liveEvery.
 func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
 	if sweepEvery <= 0 {
 		sweepEvery = time.Minute
 	}
-	var watching sync.WaitGroup
-	defer watching.Wait()
-	var liveTick <-chan time.Time
+	var shared sync.WaitGroup
+	defer shared.Wait()
 	if s.watcher != nil {
-		watching.Go(func() { s.followStore(ctx) })
-		watching.Go(func() { s.readLive(ctx) })
-		lt := time.NewTicker(liveEvery)
-		defer lt.Stop()
-		liveTick = lt.C
+		shared.Go(func() { s.followStore(ctx) })
+		shared.Go(func() { s.readLive(ctx) })
+		shared.Go(func() { s.writeLive(ctx) })
+		shared.Go(func() { s.rereadShared(ctx) })
 	}
 	// Fill the fleet index now (about 1 s at 10,000 sites), not on the first console
 	// request.
@@ -339,10 +337,6 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
 			if err := s.heartbeat(ctx); err != nil {
 				s.log.Error("heartbeat", "err", err)
 			}
-		case <-liveTick:
-			if err := s.storeLive(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("live state", "err", err)
-			}
 		}
 	}
 }
@@ -350,7 +344,9 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
 // followStore follows the writes of every process sharing the store into the fleet
 // index (fleet.go) and the live state read from the store (live.go) until ctx ends. A
 // watch that fails is started again after a pause (growing to watchRetryMax); what was
-// written meanwhile is unknown, so everything is read again.
+// written meanwhile is unknown, so everything is read again. So it is every
+// rereadEvery besides (rereadShared): a write the watch missed (one committed before
+// the watch began to listen) shows at most that late.
 func (s *Service) followStore(ctx context.Context) {
 	buckets := append(slices.Clone(fleetBuckets), bLiveSites)
 	pause := time.Second
@@ -385,8 +381,29 @@ func (s *Service) followStore(ctx context.Context) {
 	}
 }
 
+// rereadShared marks everything read from the shared store stale every rereadEvery
+// until ctx ends.
+func (s *Service) rereadShared(ctx context.Context) {
+	t := time.NewTicker(rereadEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.fleet.reset()
+			s.live.changed("")
+		}
+	}
+}
+
 // watchRetryMax bounds the pause before a failed watch of the store is started again.
 const watchRetryMax = 30 * time.Second
+
+// rereadEvery is how often a process sharing the store reads the fleet index and the
+// stored live state whole again (on the next read of the fleet; about 1 s at 10,000
+// sites), whatever the watch reported.
+const rereadEvery = 10 * time.Minute
 
 // Flush delivers every queued outbound message now, in order.
 func (s *Service) Flush(ctx context.Context) {
