@@ -17,12 +17,13 @@ import (
 // Several replicas sharing a store (a Watcher) each hear only the sites they own, yet
 // any of them serves the console and the API for every site. So there, Run writes the
 // live state of the sites this process heard since its last write into the store
-// (bucket live_sites), all in one transaction every liveEvery, and Live answers for a
-// site from whichever is newer (by LastSeen): what this process heard, or what the
-// store holds, as this process last read it. It reads the store's live state whole when
-// Run starts (and after a gap in the watch), then the sites the store's watch reports
-// written, so the live state one replica shows of a site another hears is at most about
-// liveEvery old, and Live never reads the store itself (it is called within other
+// (bucket live_sites) every liveEvery, in one transaction per liveBatch sites (never one
+// per message), and Live answers for a site from whichever is newer (by LastSeen): what
+// this process heard, or what the store holds, as this process last read it. It reads
+// the store's live state whole when Run starts (again after a gap in the watch, and
+// every rereadEvery), and in between the sites the store's watch reports written, so
+// the live state one replica shows of a site another hears is about liveEvery old at
+// most, and Live never reads the store itself (it is called within other
 // transactions). A store of this process alone holds no live state.
 type LiveSite struct {
 	LastSeen  time.Time              `json:"last_seen"`
