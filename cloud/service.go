@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
@@ -330,11 +331,15 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
 		case <-s.out.fleet.wake:
 			s.flush(ctx, &s.out.fleet)
 		case <-t.C:
-			if _, err := s.Sweep(ctx); err != nil {
+			if _, err := s.Sweep(ctx); errors.Is(err, ErrFenced) {
+				s.log.Info("sweep: the work lease moved to another replica")
+			} else if err != nil {
 				s.log.Error("sweep", "err", err)
 			}
 		case <-beat.C:
-			if err := s.heartbeat(ctx); err != nil {
+			if err := s.heartbeat(ctx); errors.Is(err, ErrFenced) {
+				s.log.Info("heartbeat: the work lease moved to another replica")
+			} else if err != nil {
 				s.log.Error("heartbeat", "err", err)
 			}
 		}
