@@ -36,6 +36,7 @@ type sharedStore struct {
 	cut     bool             // guarded by mu
 	tokens  map[string]int64 // each lease's token now; guarded by mu
 	fenced  [][]cloud.Fence  // the fences of each update that committed; guarded by mu
+	lost    chan struct{}    // closed when the running watches fail (loseWatch); guarded by mu
 	// registered receives one value for each Watch that has started.
 	registered chan struct{}
 }
@@ -83,13 +84,30 @@ func (s *sharedStore) Watch(ctx context.Context, buckets []string, fn func(bucke
 	id := s.next
 	s.next++
 	s.watches[id] = watch{buckets: slices.Clone(buckets), fn: fn}
+	lost := s.lost
 	s.mu.Unlock()
 	s.registered <- struct{}{}
-	<-ctx.Done()
+	var err error
+	select {
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-lost:
+		err = errors.New("shared store: watch connection lost")
+	}
 	s.mu.Lock()
 	delete(s.watches, id)
 	s.mu.Unlock()
-	return ctx.Err()
+	return err
+}
+
+// loseWatch makes every running Watch fail, as a lost connection would: from now on
+// until they are started again no write is reported.
+func (s *sharedStore) loseWatch() {
+	s.mu.Lock()
+	clear(s.watches)
+	close(s.lost)
+	s.lost = make(chan struct{})
+	s.mu.Unlock()
 }
 
 func (s *sharedStore) watchers() []watch {
@@ -193,7 +211,8 @@ func newCluster(t *testing.T, n int) *cluster {
 		db.Close()
 	})
 	c := &cluster{t: t, ctx: context.Background(), db: db, clock: &clock{t: t0}, held: make([]bool, n), fence: make([]cloud.Fence, n),
-		store: &sharedStore{db: db, watches: map[int]watch{}, tokens: map[string]int64{}, registered: make(chan struct{}, 16)}}
+		store: &sharedStore{db: db, watches: map[int]watch{}, tokens: map[string]int64{}, lost: make(chan struct{}),
+			registered: make(chan struct{}, 16)}}
 	for i := range n {
 		rec := &recorder{}
 		c.recs = append(c.recs, rec)
@@ -234,11 +253,17 @@ func (c *cluster) run() {
 	for _, s := range c.svcs {
 		wg.Go(func() { s.Run(ctx, time.Hour) })
 	}
-	for range c.svcs {
+	c.watching(len(c.svcs))
+}
+
+// watching waits until n more Watch calls have started (5 s at most).
+func (c *cluster) watching(n int) {
+	c.t.Helper()
+	for range n {
 		select {
 		case <-c.store.registered:
 		case <-time.After(5 * time.Second):
-			c.t.Fatal("a replica does not watch the shared store 5 s after Run")
+			c.t.Fatal("a replica does not watch the shared store within 5 s")
 		}
 	}
 }
@@ -471,6 +496,26 @@ func TestReplicasFleetIndexFollowsWrites(t *testing.T) {
 	c.store.resumeWatch()
 	if got, want := c.fleetNames(b), map[string]string{"yard-1": "Plum Court", "yard-2": "Quince Yard", "yard-3": "Courtyard yard-3"}; !mapsEqual(got, want) {
 		t.Errorf("b's fleet after the watch resumed: %v, want %v", got, want)
+	}
+}
+
+// A watch that fails is started again, and what was written while it was down shows.
+func TestReplicasWatchRestarts(t *testing.T) {
+	c := newCluster(t, 2)
+	a, b := c.svcs[0], c.svcs[1]
+	c.site("yard-1", 2)
+	c.run()
+	if got := c.fleetNames(b); len(got) != 1 {
+		t.Fatalf("b's fleet %v, want yard-1", got)
+	}
+	c.store.loseWatch()
+	c.site("yard-2", 2) // while no watch runs
+	c.watching(2)       // both replicas watch again (after a pause of a second)
+	if _, err := a.UpdateSite(c.ctx, admin, "yard-1", cloud.SiteInput{Name: ptr("Plum Court")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.fleetNames(b), map[string]string{"yard-1": "Plum Court", "yard-2": "Courtyard yard-2"}; !mapsEqual(got, want) {
+		t.Errorf("b's fleet after its watch failed and restarted: %v, want %v", got, want)
 	}
 }
 
