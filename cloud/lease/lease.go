@@ -106,8 +106,8 @@ type holding struct {
 	until time.Time
 }
 
-// New returns a manager for the lease tables in pool's database (migration
-// 0002_leases.sql). It does not touch the database until Run.
+// New returns a manager for the lease tables in pool's database (migrations
+// 0002_leases.sql and 0005_leases_more.sql). It does not touch the database until Run.
 func New(pool *pgxpool.Pool, cfg Config) (*Manager, error) {
 	if pool == nil {
 		return nil, errors.New("lease: no database pool")
