@@ -116,7 +116,9 @@
 //
 // On a loss it unsubscribes and has the worker forget the site: staged and held events
 // are dropped unacknowledged (the edge resends them to the new owner), the cached high
-// water and presence go, and the site's command timers are disarmed. A message of a
+// water and presence go, and the site's command timers are disarmed. It sends no more
+// acks for the site, not even of what it committed: a non-advancing ack from it could
+// spend the edge's fast resend before the new owner has subscribed. A message of a
 // site not owned (in flight during the change, or queued before it) is ignored, not
 // acknowledged, and counted as larder_fleet_messages_unowned_total.
 //

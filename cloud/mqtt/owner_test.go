@@ -237,7 +237,11 @@ func realEdge(t *testing.T, tg target, site string, ackTimeout time.Duration) *m
 	cfg.AckTimeout = ackTimeout
 	cfg.OutboxWindow = 50
 	store := mqtttest.NewStore()
-	c, err := edgemqtt.New(cfg, store.Ports(), nil, prometheus.NewRegistry())
+	var log *slog.Logger
+	if os.Getenv("LARDER_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("edge", site)
+	}
+	c, err := edgemqtt.New(cfg, store.Ports(), log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,74 +284,76 @@ func TestTakeoverBetweenReplicas(t *testing.T) {
 		chunks     = 3
 		ackTimeout = 20 * time.Second // the fast resend must beat it by far
 	)
-	for _, how := range []string{"moved", "crashed", "stalled"} {
-		t.Run(how, func(t *testing.T) {
-			tg := embedded(t)
-			site := uniqueSite("take")
-			svc, _ := benchDomain(t, []string{site})
-			domain := cloudd.NewFleet(svc)
-			l := newLeases()
-			ra, rb := startReplica(t, tg, domain, l), startReplica(t, tg, domain, l)
-			ra.owner.gain(site, l.move(site))
-			ra.waitOwned(t, 1) // subscribed before the edge's first events: nothing to ack yet
-			store := realEdge(t, tg, site, ackTimeout)
-			event := protocol.Event{Kind: protocol.EventDoorClosed, Credential: protocol.CredNone, Compartment: 1}
-			for range perChunk {
-				store.Append(event)
-			}
-			waitAcked(t, store, perChunk, 10*time.Second)
-
-			// The second chunk goes on the wire to A, which stalls committing it; the
-			// lease moves to B meanwhile.
-			paused, release := ra.fleet.holdCommits()
-			defer release()
-			for range perChunk {
-				store.Append(event)
-			}
-			select {
-			case <-paused:
-			case <-time.After(5 * time.Second):
-				t.Fatal("A never committed the second chunk")
-			}
-			moved := time.Now()
-			f := l.move(site)
-			switch how {
-			case "moved":
-				ra.owner.lose(site)
-			case "crashed":
-				ra.a.Close()
-			}
-			rb.owner.gain(site, f)
-			release() // A wakes up: its commit is fenced ("stalled": it did not know)
-			for range perChunk {
-				store.Append(event)
-			}
-			n := uint64(perChunk * chunks)
-			waitAcked(t, store, n, ackTimeout/2)
-			took := time.Since(moved)
-			t.Logf("%s: every event acknowledged %v after the lease moved (AckTimeout %v)", how, took, ackTimeout)
-
-			if hw, err := svc.EventHighWater(context.Background(), site); err != nil || hw != n {
-				t.Fatalf("domain high water %d (%v), want %d", hw, err, n)
-			}
-			if got := svc.Stats().EventsApplied.Load(); got != n {
-				t.Fatalf("domain applied %d events, want %d: each exactly once", got, n)
-			}
-			if got := eventsOf(t, rb.reg, "ingested"); got == 0 {
-				t.Error("the new owner ingested nothing")
-			}
-			if how == "stalled" {
-				if got := ra.metric(t, "larder_fleet_leases_fenced_total"); got != 1 {
-					t.Errorf("A fenced %v times, want 1", got)
+	for _, mk := range targets(t) {
+		tg := mk(t)
+		for _, how := range []string{"moved", "crashed", "stalled"} {
+			t.Run(tg.name+"/"+how, func(t *testing.T) {
+				site := uniqueSite("take")
+				svc, _ := benchDomain(t, []string{site})
+				domain := cloudd.NewFleet(svc)
+				l := newLeases()
+				ra, rb := startReplica(t, tg, domain, l), startReplica(t, tg, domain, l)
+				ra.owner.gain(site, l.move(site))
+				ra.waitOwned(t, 1) // subscribed before the edge's first events: nothing to ack yet
+				store := realEdge(t, tg, site, ackTimeout)
+				event := protocol.Event{Kind: protocol.EventDoorClosed, Credential: protocol.CredNone, Compartment: 1}
+				for range perChunk {
+					store.Append(event)
 				}
-				waitFor(t, "A drops the site", func() bool { return ra.metric(t, "larder_fleet_sites_owned") == 0 })
-			}
-			for _, r := range []*replica{ra, rb} {
-				if n := r.fleet.unfenced.Load(); n != 0 {
-					t.Errorf("%d domain calls without the site's fence", n)
+				waitAcked(t, store, perChunk, 10*time.Second)
+
+				// The second chunk goes on the wire to A, which stalls committing it; the
+				// lease moves to B meanwhile.
+				paused, release := ra.fleet.holdCommits()
+				defer release()
+				for range perChunk {
+					store.Append(event)
 				}
-			}
-		})
+				select {
+				case <-paused:
+				case <-time.After(5 * time.Second):
+					t.Fatal("A never committed the second chunk")
+				}
+				moved := time.Now()
+				f := l.move(site)
+				switch how {
+				case "moved":
+					ra.owner.lose(site)
+				case "crashed":
+					ra.a.Close()
+				}
+				rb.owner.gain(site, f)
+				release() // A wakes up: its commit is fenced ("stalled": it did not know)
+				for range perChunk {
+					store.Append(event)
+				}
+				n := uint64(perChunk * chunks)
+				waitAcked(t, store, n, ackTimeout/2)
+				took := time.Since(moved)
+				t.Logf("%s: every event acknowledged %v after the lease moved (AckTimeout %v)", how, took, ackTimeout)
+
+				if hw, err := svc.EventHighWater(context.Background(), site); err != nil || hw != n {
+					t.Fatalf("domain high water %d (%v), want %d", hw, err, n)
+				}
+				if got := svc.Stats().EventsApplied.Load(); got != n {
+					t.Fatalf("domain applied %d events, want %d: each exactly once", got, n)
+				}
+				if got := eventsOf(t, rb.reg, "ingested"); got == 0 {
+					t.Error("the new owner ingested nothing")
+				}
+				if how == "stalled" {
+					if got := ra.metric(t, "larder_fleet_leases_fenced_total"); got != 1 {
+						t.Errorf("A fenced %v times, want 1", got)
+					}
+					waitFor(t, "A drops the site", func() bool { return ra.metric(t, "larder_fleet_sites_owned") == 0 })
+				}
+				for _, r := range []*replica{ra, rb} {
+					if n := r.fleet.unfenced.Load(); n != 0 {
+						t.Errorf("%d domain calls without the site's fence", n)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -125,7 +125,10 @@ func (w *worker) flushAcks() {
 			continue // lost and forgotten since: the new owner acknowledges
 		}
 		s.ackDue = false
-		if s.hw == 0 {
+		if s.hw == 0 || !a.owns(id) {
+			// A replica that lost the site stays silent even about what it committed:
+			// its ack, not advancing, would spend the edge's fast resend before the new
+			// owner subscribed (protocol rule ack.resume).
 			continue
 		}
 		tok, err := a.publishAsync(id, protocol.ChanEventAck, protocol.Header{}, protocol.EventAck{Seq: s.hw, Rejected: s.rejections()})

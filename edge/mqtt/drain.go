@@ -64,7 +64,6 @@ func (c *Client) drain(ctx context.Context, cli paho.Client) error {
 				c.setAside(rejected, aside)
 				acked = seq
 				progress = time.Now()
-				fast.waiting = false
 				// The cloud may acknowledge what a previous connection sent.
 				sent = max(sent, acked)
 				if acked == sent {
@@ -136,24 +135,26 @@ func (c *Client) drain(ctx context.Context, cli paho.Client) error {
 // that failed. Resending then, instead of after AckTimeout, is what makes a takeover
 // quick.
 //
-// The cloud re-acknowledges its high water for every batch with duplicates or gap
-// events, and a resend makes duplicates, so unguarded this could feed itself. Two
-// guards: a fast resend is allowed only when acks advanced since the previous one (the
-// cloud took what was resent; a cloud that keeps re-acking without taking anything,
-// e.g. a failing database, is left to the AckTimeout cadence of a 1.0 edge), and at
-// most one per AckTimeout/4 (a bound on the extra traffic: a window per quarter
-// timeout at worst, while the cloud makes progress).
+// The guard is one fast resend per AckTimeout/4 at most. The cloud re-acknowledges its
+// high water for every batch with duplicates or gap events, and a resend makes
+// duplicates (the copies still in flight meet the resent ones), so unguarded this could
+// feed itself: with the guard those re-acks fall within the interval and are ignored.
+// A fast resend that went nowhere (a non-advancing ack that came from the old owner, or
+// reached the edge before the new owner had subscribed) is retried on the next
+// non-advancing ack once the interval is over, so a takeover never waits for the whole
+// AckTimeout. The price is bounded: against a cloud that keeps re-acknowledging without
+// taking anything (a failing database) the edge resends its window at most four times
+// per AckTimeout instead of once, while that cloud keeps answering.
 type fastResend struct {
-	waiting bool      // a fast resend started and the acks have not advanced since
-	last    time.Time // when the last fast resend started
+	last time.Time // when the last fast resend started
 }
 
 // allow reports whether a fast resend may start at now, and records it if so.
 func (f *fastResend) allow(now time.Time, ackTimeout time.Duration) bool {
-	if f.waiting || (!f.last.IsZero() && now.Sub(f.last) < ackTimeout/4) {
+	if !f.last.IsZero() && now.Sub(f.last) < ackTimeout/4 {
 		return false
 	}
-	f.waiting, f.last = true, now
+	f.last = now
 	return true
 }
 
