@@ -74,7 +74,9 @@ func TestClusterScansAsSeparateBuckets(t *testing.T) {
 					t.Errorf("%s: Scan(%s, %q) differs from a plain bucket (-plain +clustered):\n%s", name, b, p, diff)
 				}
 				for _, to := range []string{"", "a0", "b/", "bench-00001/5", "~"} {
-					rng := func(tx cloud.Tx, bucket string, fn func(string, []byte) bool) error { return tx.Range(bucket, p, to, fn) }
+					rng := func(tx cloud.Tx, bucket string, fn func(string, []byte) bool) error {
+						return tx.Range(bucket, p, to, fn)
+					}
 					if diff := cmp.Diff(collect(tx, "meta", rng), collect(tx, b, rng)); diff != "" {
 						t.Errorf("%s: Range(%s, %q, %q) differs from a plain bucket (-plain +clustered):\n%s", name, b, p, to, diff)
 					}
