@@ -78,6 +78,12 @@ type Config struct {
 	MQTTPassword string `json:"mqtt_password,omitempty"`
 	// MQTTListen is the embedded broker's address.
 	MQTTListen string `json:"mqtt_listen"`
+	// MQTTSubscribeAll makes a replica of a PostgreSQL store subscribe to every site's
+	// topics and drop the messages of the sites it does not own, instead of subscribing
+	// to its own sites'. For brokers that limit the subscriptions of one session: NATS
+	// 2.9 holds about 63 QoS 1 subscriptions per session at its default max_ack_pending,
+	// some ten sites' worth. Every replica then receives every site's messages.
+	MQTTSubscribeAll bool `json:"mqtt_subscribe_all,omitempty"`
 	// EdgeMQTTURL is the broker URL handed to edges at provisioning, or several separated
 	// by commas as in MQTTURL (default: the broker the cloud uses).
 	EdgeMQTTURL string `json:"edge_mqtt_url,omitempty"`
@@ -272,6 +278,9 @@ func (c Config) checkStore() error {
 	if c.Embedded() {
 		return errors.New("cloudd: a PostgreSQL store is shared by replicas, which need an external broker they all reach: set mqtt_url (the embedded broker serves one process only)")
 	}
+	if c.NotifyKey == "" {
+		return errors.New("cloudd: a PostgreSQL store needs notify_key (LARDER_CLOUD_NOTIFY_KEY), the same on every replica: it seals the notices and held codes one replica writes and another reads")
+	}
 	return nil
 }
 
@@ -423,6 +432,8 @@ var source = daemon.Source[Config]{
 			Set: func(c *Config, v string) error { c.MQTTPassword = v; return nil }},
 		{Env: "LARDER_CLOUD_MQTT_LISTEN", Flag: "mqtt-listen", Usage: "embedded broker listen address (env LARDER_CLOUD_MQTT_LISTEN; default " + broker.DefaultAddr + ")",
 			Set: func(c *Config, v string) error { c.MQTTListen = v; return nil }},
+		{Env: "LARDER_CLOUD_MQTT_SUBSCRIBE_ALL",
+			Set: func(c *Config, v string) (err error) { c.MQTTSubscribeAll, err = strconv.ParseBool(v); return err }},
 		{Env: "LARDER_CLOUD_EDGE_MQTT_URL", Flag: "edge-mqtt", Usage: "broker URL(s) given to edges at provisioning, separated by commas (env LARDER_CLOUD_EDGE_MQTT_URL)",
 			Set: func(c *Config, v string) error { c.EdgeMQTTURL = v; return nil }},
 		{Env: "LARDER_CLOUD_ADMIN_KEY", Secret: true,

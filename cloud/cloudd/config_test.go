@@ -117,8 +117,13 @@ func TestStore(t *testing.T) {
 		{"other scheme", nil, map[string]string{"LARDER_CLOUD_STORE": "mysql://larder:s3cret-env@127.0.0.1/larder", "LARDER_CLOUD_MQTT_URL": broker}, "", "postgres://"},
 		{"no host", nil, map[string]string{"LARDER_CLOUD_STORE": "postgres://:s3cret-env@/larder", "LARDER_CLOUD_MQTT_URL": broker}, "", "host"},
 		{"a path, not a URL", []string{"-store", "/var/lib/larder/cloud.db"}, nil, "", "postgres://"},
+		{"no notify key", []string{"-store", "postgres://larder@127.0.0.1:5432/larder", "-mqtt", broker}, map[string]string{"LARDER_CLOUD_NOTIFY_KEY": ""}, "", "notify_key"},
 	} {
-		c, err := load(t, tc.args, tc.env)
+		env := map[string]string{"LARDER_CLOUD_NOTIFY_KEY": strings.Repeat("ab", 32)} // replicas share one
+		for k, v := range tc.env {
+			env[k] = v
+		}
+		c, err := load(t, tc.args, env)
 		switch {
 		case tc.want == "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 			t.Errorf("%s: %v, want an error naming %q", tc.name, err, tc.err)

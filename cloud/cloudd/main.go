@@ -137,7 +137,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	fc := mqtt.Config{Broker: m.brokerURL, Username: user, Password: pass, Fleet: fleet{m.svc},
 		Logger: m.log.With("component", "fleet"), Registry: m.reg}
 	if m.leases != nil {
-		fc.Owner = m.leases
+		fc.Owner, fc.SubscribeAll = m.leases, m.cfg.MQTTSubscribeAll
 	}
 	m.fleet, err = mqtt.New(fc)
 	if err != nil {
