@@ -97,14 +97,17 @@
 // Several larder-cloud replicas may share one store and one broker. Each owns some of
 // the sites through leases with fencing tokens (cloud/lease), which [Config.Owner]
 // reports as they change; without an owner the adapter owns every site. The adapter
-// subscribes only to the edge→cloud topics of the sites it owns, in batches of 100
+// subscribes only to the edge→cloud topics of the sites it owns (or, with
+// [Config.SubscribeAll], to every site's, dropping the messages of the others), in batches of 100
 // sites per SUBSCRIBE (thousands of sites per replica: 5,000 took 0.5–0.8 s on the
 // embedded broker on two busy cores), and again after every reconnect. It subscribes
 // without per-filter paho callbacks, whose route list would make that quadratic.
 //
 // On a gain it subscribes, then has the site's worker read the site's event high water
 // afresh (another replica advanced it meanwhile) and acknowledge it at once, and again
-// a second later, republish the site's pending commands and arm their timers. The edge
+// a second later, republish the site's pending commands and arm their timers, and send
+// the edge a resync command, so that a birth that reached no replica (one published
+// while the site had no owner: a new site, a takeover) is published again. The edge
 // may have events on the wire that the previous owner never committed: they died with
 // its queue. A protocol 1.1 edge resends everything past a non-advancing ack at once
 // (rule ack.resume), so the first ack brings them back within a round trip when the

@@ -1,6 +1,8 @@
 package mqtt
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"sync"
@@ -155,6 +157,22 @@ func (a *Adapter) leaseLost(site string, f cloud.Fence) {
 }
 
 // isFenced reports whether err means a lease moved.
+// resync asks the edge of a site just gained for a birth (protocol.CmdResync): a birth
+// it published while no replica owned the site (a site created moments before, or one
+// in the middle of a takeover) reached no one, and its inventory and software would
+// otherwise wait for the edge's next connect. The edge answers with a birth, which the
+// adapter answers with a full snapshot, and with an ack the domain ignores: the command
+// is the adapter's, not a job of the domain.
+func (a *Adapter) resync(site string) {
+	var id [16]byte
+	rand.Read(id[:])
+	c := protocol.Command{ID: hex.EncodeToString(id[:]), Kind: protocol.CmdResync, ExpiresAt: a.now().Add(time.Minute).UTC(),
+		Actor: "larder-cloud"}
+	if _, err := a.publishAsync(site, protocol.ChanCommands, commandHeader(c), c); err != nil {
+		a.warn.Warn("mqtt: resync of a gained site not sent", "site", site, "err", err)
+	}
+}
+
 func isFenced(err error) bool { return errors.Is(err, cloud.ErrFenced) }
 
 // follow applies ownership changes until the adapter closes: on a loss it unsubscribes

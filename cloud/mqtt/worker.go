@@ -592,6 +592,13 @@ func (w *worker) gained(site string) {
 		time.AfterFunc(gainAckRepeat, func() { a.dispatch(task{site: site, kind: taskAckAgain}) })
 	}
 	a.jobs.republish(site)
+	// After the repeated ack has brought the edge's resend: a birth resets what the
+	// worker holds of the site, which would drop a resend in progress.
+	time.AfterFunc(2*gainAckRepeat, func() {
+		if a.owns(site) {
+			a.resync(site)
+		}
+	})
 }
 
 // lost forgets a site this replica lost: its held events (unacknowledged: the edge

@@ -15,15 +15,25 @@ const watchChannel = "larder_kv"
 
 // Watch registers buckets as watched (larder_watched, which larder_kv's trigger reads)
 // and listens for the trigger's notifications on a connection of its own: LISTEN belongs
-// to one session, so it cannot come from the pool. It returns once it listens (an error
-// means it does not), then calls fn from one goroutine for every write committed to one
-// of buckets by any process, in commit order, until ctx ends or the store closes. A key
-// too long for NOTIFY's payload comes as an empty key. When the connection is lost Watch
-// reconnects (backing off up to 5 s) and then calls fn(bucket, "") for each of buckets,
-// since writes made meanwhile were not announced.
+// to one session, so it cannot come from the pool. It calls fn for every write committed
+// to one of buckets by any process, in commit order, until ctx ends or the store closes,
+// and then returns nil; an error means it could not start listening. A key too long for
+// NOTIFY's payload comes as an empty key. When the connection is lost Watch reconnects
+// (backing off up to 5 s) and then calls fn(bucket, "") for each of buckets, since
+// writes made meanwhile were not announced.
 func (s *Store) Watch(ctx context.Context, buckets []string, fn func(bucket, key string)) error {
-	if err := s.enter(); err != nil {
+	done, err := s.startWatch(ctx, buckets, fn)
+	if err != nil {
 		return err
+	}
+	<-done
+	return nil
+}
+
+// startWatch is Watch returning once it listens: done closes when it stops.
+func (s *Store) startWatch(ctx context.Context, buckets []string, fn func(bucket, key string)) (<-chan struct{}, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(s.stopCtx, cancel)
@@ -31,20 +41,22 @@ func (s *Store) Watch(ctx context.Context, buckets []string, fn func(bucket, key
 		stop()
 		cancel()
 		s.running.Done()
-		return fmt.Errorf("pg: watch: %w", err)
+		return nil, fmt.Errorf("pg: watch: %w", err)
 	}
 	conn, err := s.listen(ctx)
 	if err != nil {
 		stop()
 		cancel()
 		s.running.Done()
-		return err
+		return nil, err
 	}
 	watched := map[string]bool{}
 	for _, b := range buckets {
 		watched[b] = true
 	}
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		defer s.running.Done()
 		defer stop()
 		defer cancel()
@@ -73,7 +85,7 @@ func (s *Store) Watch(ctx context.Context, buckets []string, fn func(bucket, key
 			}
 		}
 	}()
-	return nil
+	return done, nil
 }
 
 // listen opens a connection outside the pool and LISTENs on the watch channel.

@@ -23,7 +23,7 @@ func TestWatchAcrossStores(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	got := make(chan seen, 100)
-	if err := b.Watch(ctx, []string{"sites", "comps"}, func(bucket, key string) { got <- seen{bucket, key} }); err != nil {
+	if err := b.StartWatch(ctx, []string{"sites", "comps"}, func(bucket, key string) { got <- seen{bucket, key} }); err != nil {
 		t.Fatal(err)
 	}
 	long := strings.Repeat("k", 8000)
