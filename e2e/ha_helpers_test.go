@@ -1,0 +1,261 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/larder-lockers/larder/cloud"
+	"github.com/larder-lockers/larder/cloud/notify"
+	"github.com/larder-lockers/larder/demo"
+)
+
+// cluster is N larder-cloud replicas sharing one PostgreSQL database and one private
+// Mosquitto, reached round-robin as a load balancer would.
+type cluster struct {
+	t        *testing.T
+	l        *demo.Launcher
+	pg       string
+	mq       *mosquitto
+	ids      []string
+	replicas []*demo.Cloud
+	dead     []atomic.Bool
+	next     atomic.Uint64
+	adminKey string
+	keys     map[string]string // role → API key
+}
+
+func startCluster(t *testing.T, l *demo.Launcher, pgURL string, mq *mosquitto, n int) *cluster {
+	t.Helper()
+	c := &cluster{t: t, l: l, pg: pgURL, mq: mq, dead: make([]atomic.Bool, n), adminKey: "lk_e2e_admin_" + randHex(16),
+		keys: map[string]string{}}
+	dir := t.TempDir()
+	// One after the other: the first applies the migrations, the others find them done.
+	for i := range n {
+		id := fmt.Sprintf("ha-r%d", i+1)
+		rc, err := l.StartCloud(t.Context(), demo.CloudOptions{Name: id, DataDir: filepath.Join(dir, id), Broker: mq.URL(),
+			AdminKey: c.adminKey, LogLevel: "info", Extra: []string{"-store", pgURL, "-replica-id", id}})
+		if err != nil {
+			t.Fatalf("replica %s: %v", id, err)
+		}
+		c.ids = append(c.ids, id)
+		c.replicas = append(c.replicas, rc)
+	}
+	for _, role := range []string{"ops", "driver", "platform"} {
+		subject := "e2e-ha-" + role
+		if role == "platform" {
+			subject = platformID
+		}
+		k, err := c.api(c.adminKey).CreateKey(t.Context(), role, subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.keys[role] = k
+	}
+	return c
+}
+
+// api returns a client of the next live replica (round-robin) with key.
+func (c *cluster) api(key string) *demo.API {
+	for range len(c.replicas) {
+		i := int(c.next.Add(1)) % len(c.replicas)
+		if !c.dead[i].Load() {
+			return c.replicas[i].API(key)
+		}
+	}
+	c.t.Fatal("every replica is dead")
+	return nil
+}
+
+func (c *cluster) as(role string) *demo.API { return c.api(c.keys[role]) }
+
+// kill ends replica i with SIGKILL.
+func (c *cluster) kill(i int) {
+	c.dead[i].Store(true)
+	c.replicas[i].Kill()
+}
+
+// leaseOwners reads which replica holds each site's lease (site id → replica id) from
+// larder_leases, as an operator would.
+func leaseOwners(ctx context.Context, pgURL string) (map[string]string, error) {
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT name, owner FROM larder_leases WHERE name LIKE 'site/%' AND expires_at > now()`)
+	if err != nil {
+		return nil, fmt.Errorf("read larder_leases: %w", err)
+	}
+	out := map[string]string{}
+	for rows.Next() {
+		var name, owner string
+		if err := rows.Scan(&name, &owner); err != nil {
+			return nil, err
+		}
+		out[strings.TrimPrefix(name, "site/")] = owner
+	}
+	return out, rows.Err()
+}
+
+// hookCounter is the platform's webhook endpoint: it counts every delivery by its
+// CloudEvent id (a notice sent twice arrives twice with one id) and checks signatures.
+type hookCounter struct {
+	srv    *httptest.Server
+	secret []byte
+
+	mu      sync.Mutex
+	byID    map[string]int
+	byOrder map[string]map[string]int // order → type → deliveries
+	badSig  int
+}
+
+func newHookCounter(t *testing.T) *hookCounter {
+	h := &hookCounter{byID: map[string]int{}, byOrder: map[string]map[string]int{}}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		var e event
+		if err := json.Unmarshal(raw, &e); err != nil || e.ID == "" {
+			http.Error(rw, "not a CloudEvent", 400)
+			return
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if notify.Verify(h.secret, r.Header.Get("Larder-Signature"), raw, time.Now(), 0) != nil {
+			h.badSig++
+		}
+		h.byID[e.ID]++
+		if h.byOrder[e.Subject] == nil {
+			h.byOrder[e.Subject] = map[string]int{}
+		}
+		h.byOrder[e.Subject][strings.TrimPrefix(e.Type, notify.TypePrefix)]++
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *hookCounter) setSecret(hexSecret string) error {
+	b, err := hex.DecodeString(hexSecret)
+	h.mu.Lock()
+	h.secret = b
+	h.mu.Unlock()
+	return err
+}
+
+// count is how many notices of kind arrived about order.
+func (h *hookCounter) count(order, kind string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byOrder[order][kind]
+}
+
+// duplicates lists the notification ids delivered more than once.
+func (h *hookCounter) duplicates() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for id, n := range h.byID {
+		if n > 1 {
+			out = append(out, fmt.Sprintf("%s ×%d", id, n))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// kvSnapshot is a read-only cloud.Store over one consistent snapshot of the
+// PostgreSQL store's table larder_kv(bucket, key, value): the rows are read in one
+// REPEATABLE READ transaction, and the domain's key order is byte order (the table's
+// collation may sort otherwise), so the snapshot sorts them itself.
+type kvSnapshot struct {
+	rows map[string][]kvRow // bucket → rows by key
+}
+
+type kvRow struct {
+	key   string
+	value []byte
+}
+
+func snapshotKV(ctx context.Context, pgURL string) (*kvSnapshot, error) {
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	s := &kvSnapshot{rows: map[string][]kvRow{}}
+	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT bucket, key, value FROM larder_kv`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var b, k string
+			var v []byte
+			if err := rows.Scan(&b, &k, &v); err != nil {
+				return err
+			}
+			s.rows[b] = append(s.rows[b], kvRow{k, v})
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot larder_kv: %w", err)
+	}
+	for _, rs := range s.rows {
+		sort.Slice(rs, func(i, j int) bool { return rs[i].key < rs[j].key })
+	}
+	return s, nil
+}
+
+func (s *kvSnapshot) Update(context.Context, func(cloud.Tx) error) error { return cloud.ErrReadOnly }
+
+func (s *kvSnapshot) View(_ context.Context, fn func(cloud.Tx) error) error { return fn(kvTx{s}) }
+
+type kvTx struct{ s *kvSnapshot }
+
+func (t kvTx) Get(bucket, key string) []byte {
+	rs := t.s.rows[bucket]
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].key >= key })
+	if i < len(rs) && rs[i].key == key {
+		return bytes.Clone(rs[i].value)
+	}
+	return nil
+}
+
+func (kvTx) Put(string, string, []byte) error { return cloud.ErrReadOnly }
+func (kvTx) Delete(string, string) error      { return cloud.ErrReadOnly }
+func (kvTx) OnCommit(func())                  {}
+
+func (t kvTx) Scan(bucket, prefix string, fn func(string, []byte) bool) error {
+	return t.Range(bucket, prefix, "", func(k string, v []byte) bool {
+		return strings.HasPrefix(k, prefix) && fn(k, v)
+	})
+}
+
+func (t kvTx) Range(bucket, from, to string, fn func(string, []byte) bool) error {
+	rs := t.s.rows[bucket]
+	for i := sort.Search(len(rs), func(i int) bool { return rs[i].key >= from }); i < len(rs); i++ {
+		if to != "" && rs[i].key >= to {
+			break
+		}
+		if !fn(rs[i].key, bytes.Clone(rs[i].value)) {
+			break
+		}
+	}
+	return nil
+}
