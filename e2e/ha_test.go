@@ -26,7 +26,7 @@ import (
 const (
 	haReplicas      = 3
 	haSites         = 3
-	haOrdersPerSite = 10
+	haOrdersPerSite = 20
 	// haTakeover is the bound on a killed replica's sites being served again.
 	haTakeover = 15 * time.Second
 	// haOpenCompartment is the door the takeover probe opens remotely: a frozen one,
