@@ -119,13 +119,13 @@ type HAPaced struct {
 
 // HATakeover is the time from the SIGKILL of a replica until one of its sites is served.
 type HATakeover struct {
-	Killed        string   `json:"killed"`
-	Sites         int      `json:"sites"` // sites whose lease it held
-	Seconds       float64  `json:"seconds"`
-	BeforeSeconds float64  `json:"before_seconds"` // the same remote open before the kill
-	Target        float64  `json:"target_seconds"`
-	Orders        int      `json:"orders"` // walked at its sites afterwards
-	Error         string   `json:"error,omitempty"`
+	Killed        string  `json:"killed"`
+	Sites         int     `json:"sites"` // sites whose lease it held
+	Seconds       float64 `json:"seconds"`
+	BeforeSeconds float64 `json:"before_seconds"` // the same remote open before the kill
+	Target        float64 `json:"target_seconds"`
+	Orders        int     `json:"orders"` // walked at its sites afterwards
+	Error         string  `json:"error,omitempty"`
 }
 
 // RunHA is Run over ha.Replicas replicas (see the figures above). An error means the
