@@ -409,8 +409,6 @@ func (c *checker) checkCommands() error {
 			c.fail(RuleCommand, "command %s succeeded with error %s", k, r.Error)
 		case st.Final() && st != protocol.StateSucceeded && r.Error == "":
 			c.fail(RuleCommand, "command %s is %s without an error code", k, st)
-		case r.Updated.Before(r.Created):
-			c.fail(RuleCommand, "command %s was updated before it was created", k)
 		}
 		if _, ok := c.sites[r.Site]; !ok {
 			c.fail(RuleUnknownSite, "command %s is of unknown site %q", k, r.Site)
