@@ -263,8 +263,17 @@ func startHASite(t *testing.T, c *cluster, l *demo.Launcher, mq *mosquitto, id s
 // and the resident pick it up at the kiosk once its reservation reached the edge. It
 // returns the order's id.
 func walkHAOrder(ctx context.Context, c *cluster, s *haSite, ext, phone string) (string, error) {
-	rc, err := c.as("platform").CreateOrder(ctx, ext, demo.OrderSpec(s.id, ext, phone, 4*time.Hour, "platform",
-		demo.Parcel{Size: "S", Zone: "ambient"}))
+	// A create cut off by the kill is sent again to the next replica with the same
+	// idempotency key, as a platform behind a load balancer would.
+	var rc demo.Receipt
+	var err error
+	for range haReplicas {
+		rc, err = c.as("platform").CreateOrder(ctx, ext, demo.OrderSpec(s.id, ext, phone, 4*time.Hour, "platform",
+			demo.Parcel{Size: "S", Zone: "ambient"}))
+		if err == nil || demo.StatusOf(err) != 0 {
+			break
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("create: %w", err)
 	}
