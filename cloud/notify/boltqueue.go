@@ -2,17 +2,15 @@ package notify
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/larder-lockers/larder/cloud"
 )
 
 // BoltQueue is the durable [Queue] over the cloud's bbolt file. It owns one top-level
@@ -29,7 +27,7 @@ import (
 type BoltQueue struct {
 	db     *bbolt.DB
 	bucket []byte
-	aead   cipher.AEAD // nil: records stored in clear
+	seal   sealer // zero: records stored in clear
 }
 
 var (
@@ -46,20 +44,12 @@ var (
 // cloud otherwise keeps codes only as digests). The key comes from the cloud's
 // configuration, not from the database.
 func NewBoltQueue(db *bbolt.DB, bucket string, key []byte) (*BoltQueue, error) {
-	q := &BoltQueue{db: db, bucket: []byte(bucket)}
-	if key != nil {
-		if len(key) != 32 {
-			return nil, errors.New("notify: queue key must be 32 bytes")
-		}
-		block, err := aes.NewCipher(key)
-		if err != nil {
-			return nil, err
-		}
-		if q.aead, err = cipher.NewGCM(block); err != nil {
-			return nil, err
-		}
+	seal, err := newSealer(key)
+	if err != nil {
+		return nil, err
 	}
-	err := db.Update(func(tx *bbolt.Tx) error {
+	q := &BoltQueue{db: db, bucket: []byte(bucket), seal: seal}
+	err = db.Update(func(tx *bbolt.Tx) error {
 		root, err := tx.CreateBucketIfNotExists(q.bucket)
 		if err != nil {
 			return err
@@ -133,15 +123,9 @@ func (t *boltTx) get(id string) (*Notification, error) {
 	if v == nil {
 		return nil, nil
 	}
-	if t.q.aead != nil {
-		ns := t.q.aead.NonceSize()
-		if len(v) < ns {
-			return nil, fmt.Errorf("notify: record %s: sealed record too short", id)
-		}
-		var err error
-		if v, err = t.q.aead.Open(nil, v[:ns], v[ns:], []byte(id)); err != nil {
-			return nil, fmt.Errorf("notify: record %s: unseal: %w", id, err)
-		}
+	v, err := t.q.seal.open(v, id)
+	if err != nil {
+		return nil, fmt.Errorf("notify: record %s: %w", id, err)
 	}
 	var n Notification
 	if err := json.Unmarshal(v, &n); err != nil {
@@ -155,12 +139,7 @@ func (t *boltTx) put(n *Notification) error {
 	if err != nil {
 		return err
 	}
-	if t.q.aead != nil {
-		nonce := make([]byte, t.q.aead.NonceSize())
-		rand.Read(nonce)
-		v = t.q.aead.Seal(nonce, nonce, v, []byte(n.ID))
-	}
-	return t.items.Put([]byte(n.ID), v)
+	return t.items.Put([]byte(n.ID), t.q.seal.seal(v, n.ID))
 }
 
 func (t *boltTx) stats() (Stats, error) {
@@ -222,11 +201,21 @@ func (q *BoltQueue) Enqueue(ctx context.Context, n Notification) (bool, error) {
 	return added, nil
 }
 
-// EnqueueTx implements [TxOutbox]: Enqueue inside tx, a read-write transaction of the
-// queue's own database that the caller commits, so that the notification becomes
-// durable together with the caller's other writes, or not at all. It does not commit;
-// an error leaves tx to be rolled back by the caller.
-func (q *BoltQueue) EnqueueTx(tx *bbolt.Tx, n Notification) (bool, error) {
+// EnqueueTx implements [TxOutbox]: [BoltQueue.EnqueueBolt] in the bbolt transaction of
+// tx, a transaction of cloud/bolt (it has Bolt() *bbolt.Tx).
+func (q *BoltQueue) EnqueueTx(tx cloud.Tx, n Notification) (bool, error) {
+	bt, ok := tx.(interface{ Bolt() *bbolt.Tx })
+	if !ok {
+		return false, fmt.Errorf("notify: enqueue %s: the store's transactions are not bbolt's: the outbox cannot join them", n.ID)
+	}
+	return q.EnqueueBolt(bt.Bolt(), n)
+}
+
+// EnqueueBolt is Enqueue inside tx, a read-write transaction of the queue's own
+// database that the caller commits, so that the notification becomes durable together
+// with the caller's other writes, or not at all. It does not commit; an error leaves tx
+// to be rolled back by the caller.
+func (q *BoltQueue) EnqueueBolt(tx *bbolt.Tx, n Notification) (bool, error) {
 	if err := n.validate(); err != nil {
 		return false, err
 	}

@@ -368,7 +368,7 @@ func TestNotifyTxCommitsWithTheChange(t *testing.T) {
 			must(t, err)
 			defer other.Close()
 			err = other.Update(func(tx *bbolt.Tx) error {
-				_, err := q.EnqueueTx(tx, notify.Notification{ID: "x/webhook", Kind: notify.KindCreated, Channel: notify.ChannelWebhook, Target: "plat"})
+				_, err := q.EnqueueBolt(tx, notify.Notification{ID: "x/webhook", Kind: notify.KindCreated, Channel: notify.ChannelWebhook, Target: "plat"})
 				return err
 			})
 			if err == nil {

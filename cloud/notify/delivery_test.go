@@ -46,6 +46,9 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if err := json.Unmarshal(body, &ev); err != nil {
 		r.t.Errorf("receiver: %v", err)
 	}
+	if k := req.Header.Get(notify.IdempotencyHeader); k != ev.ID {
+		r.t.Errorf("receiver: Idempotency-Key %q, CloudEvent id %q", k, ev.ID)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, ev)
@@ -71,7 +74,7 @@ func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); ret
 func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 type rig struct {
-	q    *notify.MemQueue
+	q    testQueue
 	w    *notify.Worker
 	clk  *clock
 	recv *receiver
@@ -80,11 +83,15 @@ type rig struct {
 }
 
 func newRig(t *testing.T, script []int, opts ...func(*notify.WorkerConfig)) *rig {
+	return newRigOn(t, &notify.MemQueue{}, script, opts...)
+}
+
+// newRigOn is newRig over queue q.
+func newRigOn(t *testing.T, q testQueue, script []int, opts ...func(*notify.WorkerConfig)) *rig {
 	clk := &clock{t: t0}
 	recv := &receiver{t: t, script: script, now: clk.Now}
 	srv := httptest.NewServer(recv)
 	t.Cleanup(srv.Close)
-	q := &notify.MemQueue{}
 	reg := prometheus.NewRegistry()
 	cfg := notify.WorkerConfig{
 		Queue: q,
@@ -147,72 +154,80 @@ var order = cloud.Notification{Order: "o-42", Site: "courtyard-3", Platform: "pl
 	Compartments: []int{7}, SiteName: "3号楼", LoadedAt: t0, ExpiresAt: t0.Add(24 * time.Hour)}
 
 func TestWebhookDeliveredAsSignedCloudEvent(t *testing.T) {
-	r := newRig(t, nil)
-	ctx := context.Background()
-	r.notice(t, cloud.NoteCreated, order)
-	if got := r.round(t); got != 1 {
-		t.Fatalf("round took %d", got)
-	}
-	ev := r.recv.events[0]
-	if ev.SpecVersion != "1.0" || ev.ID != "o-42/created/webhook" || ev.Type != "com.larder.order.created" ||
-		ev.Source != "urn:larder:cloud" || ev.Subject != "o-42" || !ev.Time.Equal(t0) || ev.DataContentType != "application/json" {
-		t.Fatalf("event %+v", ev)
-	}
-	var data notify.EventData
-	json.Unmarshal(ev.Data, &data)
-	if data.Order != "o-42" || data.Site != "courtyard-3" || data.Code != "" {
-		t.Fatalf("data %+v (no code before loading)", data)
-	}
-	n, _ := r.q.Get(ctx, ev.ID)
-	if n.State != notify.StateDelivered || n.Attempts != 1 {
-		t.Fatalf("after delivery %+v", n)
-	}
-	if got := counter(t, r.reg, "larder_webhook_deliveries_total", map[string]string{"result": "delivered"}); got != 1 {
-		t.Fatalf("delivered counter %v", got)
+	for _, qm := range queues {
+		t.Run(qm.name, func(t *testing.T) {
+			r := newRigOn(t, qm.make(t), nil)
+			ctx := context.Background()
+			r.notice(t, cloud.NoteCreated, order)
+			if got := r.round(t); got != 1 {
+				t.Fatalf("round took %d", got)
+			}
+			ev := r.recv.events[0]
+			if ev.SpecVersion != "1.0" || ev.ID != "o-42/created/webhook" || ev.Type != "com.larder.order.created" ||
+				ev.Source != "urn:larder:cloud" || ev.Subject != "o-42" || !ev.Time.Equal(t0) || ev.DataContentType != "application/json" {
+				t.Fatalf("event %+v", ev)
+			}
+			var data notify.EventData
+			json.Unmarshal(ev.Data, &data)
+			if data.Order != "o-42" || data.Site != "courtyard-3" || data.Code != "" {
+				t.Fatalf("data %+v (no code before loading)", data)
+			}
+			n, _ := r.q.Get(ctx, ev.ID)
+			if n.State != notify.StateDelivered || n.Attempts != 1 {
+				t.Fatalf("after delivery %+v", n)
+			}
+			if got := counter(t, r.reg, "larder_webhook_deliveries_total", map[string]string{"result": "delivered"}); got != 1 {
+				t.Fatalf("delivered counter %v", got)
+			}
+		})
 	}
 }
 
 func TestWebhookRetriesWithBackoffThenDeadLetters(t *testing.T) {
-	// 500, 503, 429 then 502: the fourth failure reaches MaxAttempts (4).
-	r := newRig(t, []int{500, 503, 429, 502})
-	ctx := context.Background()
-	r.notice(t, cloud.NoteExpired, order)
-	id := "o-42/expired/webhook"
-	// Backoff 10 s doubling, capped at 25 s, with Rand 0.5: 7.5 s, 15 s, 18.75 s.
-	for i, wait := range []time.Duration{7500 * time.Millisecond, 15 * time.Second, 18750 * time.Millisecond} {
-		if got := r.round(t); got != 1 {
-			t.Fatalf("attempt %d: round took %d", i+1, got)
-		}
-		n, _ := r.q.Get(ctx, id)
-		if n.State != notify.StatePending || n.Attempts != i+1 || !n.NextTry.Equal(r.clk.Now().Add(wait)) {
-			t.Fatalf("after attempt %d: %+v, want next try in %s", i+1, n, wait)
-		}
-		r.clk.Advance(wait - time.Millisecond)
-		if got := r.round(t); got != 0 {
-			t.Fatalf("retried %d before the backoff elapsed", got)
-		}
-		r.clk.Advance(time.Millisecond)
-	}
-	r.round(t)
-	n, _ := r.q.Get(ctx, id)
-	if n.State != notify.StateDead || n.Attempts != 4 || n.LastError != "HTTP 502" {
-		t.Fatalf("after the last attempt %+v", n)
-	}
-	dead, _ := r.q.DeadLetters(ctx, 10)
-	if len(dead) != 1 || r.recv.count() != 4 {
-		t.Fatalf("dead letters %d, deliveries %d", len(dead), r.recv.count())
-	}
-	if got := counter(t, r.reg, "larder_webhook_dead_letters", nil); got != 1 {
-		t.Fatalf("dead-letter gauge %v", got)
-	}
-	if got := counter(t, r.reg, "larder_webhook_deliveries_total", map[string]string{"result": "retry"}); got != 3 {
-		t.Fatalf("retry counter %v", got)
-	}
-	// Ops fix the endpoint and requeue: delivered (the receiver now answers 204).
-	must(t, r.q.Requeue(ctx, id, r.clk.Now()))
-	r.round(t)
-	if n, _ := r.q.Get(ctx, id); n.State != notify.StateDelivered {
-		t.Fatalf("after requeue %+v", n)
+	for _, qm := range queues {
+		t.Run(qm.name, func(t *testing.T) {
+			// 500, 503, 429 then 502: the fourth failure reaches MaxAttempts (4).
+			r := newRigOn(t, qm.make(t), []int{500, 503, 429, 502})
+			ctx := context.Background()
+			r.notice(t, cloud.NoteExpired, order)
+			id := "o-42/expired/webhook"
+			// Backoff 10 s doubling, capped at 25 s, with Rand 0.5: 7.5 s, 15 s, 18.75 s.
+			for i, wait := range []time.Duration{7500 * time.Millisecond, 15 * time.Second, 18750 * time.Millisecond} {
+				if got := r.round(t); got != 1 {
+					t.Fatalf("attempt %d: round took %d", i+1, got)
+				}
+				n, _ := r.q.Get(ctx, id)
+				if n.State != notify.StatePending || n.Attempts != i+1 || !n.NextTry.Equal(r.clk.Now().Add(wait)) {
+					t.Fatalf("after attempt %d: %+v, want next try in %s", i+1, n, wait)
+				}
+				r.clk.Advance(wait - time.Millisecond)
+				if got := r.round(t); got != 0 {
+					t.Fatalf("retried %d before the backoff elapsed", got)
+				}
+				r.clk.Advance(time.Millisecond)
+			}
+			r.round(t)
+			n, _ := r.q.Get(ctx, id)
+			if n.State != notify.StateDead || n.Attempts != 4 || n.LastError != "HTTP 502" {
+				t.Fatalf("after the last attempt %+v", n)
+			}
+			dead, _ := r.q.DeadLetters(ctx, 10)
+			if len(dead) != 1 || r.recv.count() != 4 {
+				t.Fatalf("dead letters %d, deliveries %d", len(dead), r.recv.count())
+			}
+			if got := counter(t, r.reg, "larder_webhook_dead_letters", nil); got != 1 {
+				t.Fatalf("dead-letter gauge %v", got)
+			}
+			if got := counter(t, r.reg, "larder_webhook_deliveries_total", map[string]string{"result": "retry"}); got != 3 {
+				t.Fatalf("retry counter %v", got)
+			}
+			// Ops fix the endpoint and requeue: delivered (the receiver now answers 204).
+			must(t, r.q.Requeue(ctx, id, r.clk.Now()))
+			r.round(t)
+			if n, _ := r.q.Get(ctx, id); n.State != notify.StateDelivered {
+				t.Fatalf("after requeue %+v", n)
+			}
+		})
 	}
 }
 
@@ -230,19 +245,23 @@ func TestBackoffJitterBounds(t *testing.T) {
 }
 
 func TestPermanentFailuresDeadLetterAtOnce(t *testing.T) {
-	r := newRig(t, []int{400})
-	ctx := context.Background()
-	r.notice(t, cloud.NoteExpired, order)
-	o2 := order
-	o2.Order, o2.Platform = "o-43", "unknown-platform"
-	r.notice(t, cloud.NoteExpired, o2)
-	r.round(t)
-	if n, _ := r.q.Get(ctx, "o-42/expired/webhook"); n.State != notify.StateDead || n.Attempts != 1 || n.LastError != "notify: permanent failure: HTTP 400" {
-		t.Fatalf("after a 400: %+v", n)
-	}
-	// A platform without webhooks: nothing to deliver, nothing for ops to fix.
-	if n, _ := r.q.Get(ctx, "o-43/expired/webhook"); n.State != notify.StateCancelled {
-		t.Fatalf("platform without an endpoint: %+v", n)
+	for _, qm := range queues {
+		t.Run(qm.name, func(t *testing.T) {
+			r := newRigOn(t, qm.make(t), []int{400})
+			ctx := context.Background()
+			r.notice(t, cloud.NoteExpired, order)
+			o2 := order
+			o2.Order, o2.Platform = "o-43", "unknown-platform"
+			r.notice(t, cloud.NoteExpired, o2)
+			r.round(t)
+			if n, _ := r.q.Get(ctx, "o-42/expired/webhook"); n.State != notify.StateDead || n.Attempts != 1 || n.LastError != "notify: permanent failure: HTTP 400" {
+				t.Fatalf("after a 400: %+v", n)
+			}
+			// A platform without webhooks: nothing to deliver, nothing for ops to fix.
+			if n, _ := r.q.Get(ctx, "o-43/expired/webhook"); n.State != notify.StateCancelled {
+				t.Fatalf("platform without an endpoint: %+v", n)
+			}
+		})
 	}
 }
 
@@ -294,41 +313,49 @@ func FuzzVerify(f *testing.F) {
 }
 
 func TestRetryAfterIsHonoured(t *testing.T) {
-	r := newRig(t, []int{503, 429})
-	r.recv.retryAfter = "20"
-	ctx := context.Background()
-	r.notice(t, cloud.NoteExpired, order)
-	id := "o-42/expired/webhook"
-	r.round(t)
-	// The backoff alone would be 7.5 s; the receiver asked for 20 s.
-	if n, _ := r.q.Get(ctx, id); !n.NextTry.Equal(t0.Add(20 * time.Second)) {
-		t.Fatalf("next try %v, want %v", n.NextTry, t0.Add(20*time.Second))
-	}
-	r.clk.Advance(20 * time.Second)
-	r.recv.retryAfter = "3600" // capped at MaxBackoff (25 s)
-	r.round(t)
-	if n, _ := r.q.Get(ctx, id); !n.NextTry.Equal(r.clk.Now().Add(25 * time.Second)) {
-		t.Fatalf("next try %v, want MaxBackoff from now", n.NextTry)
+	for _, qm := range queues {
+		t.Run(qm.name, func(t *testing.T) {
+			r := newRigOn(t, qm.make(t), []int{503, 429})
+			r.recv.retryAfter = "20"
+			ctx := context.Background()
+			r.notice(t, cloud.NoteExpired, order)
+			id := "o-42/expired/webhook"
+			r.round(t)
+			// The backoff alone would be 7.5 s; the receiver asked for 20 s.
+			if n, _ := r.q.Get(ctx, id); !n.NextTry.Equal(t0.Add(20 * time.Second)) {
+				t.Fatalf("next try %v, want %v", n.NextTry, t0.Add(20*time.Second))
+			}
+			r.clk.Advance(20 * time.Second)
+			r.recv.retryAfter = "3600" // capped at MaxBackoff (25 s)
+			r.round(t)
+			if n, _ := r.q.Get(ctx, id); !n.NextTry.Equal(r.clk.Now().Add(25 * time.Second)) {
+				t.Fatalf("next try %v, want MaxBackoff from now", n.NextTry)
+			}
+		})
 	}
 }
 
 func TestRunDeliversUntilCancelled(t *testing.T) {
-	r := newRig(t, nil, func(c *notify.WorkerConfig) { c.Poll = 5 * time.Millisecond; c.Now = time.Now })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- r.w.Run(ctx) }()
-	o := order
-	o.Order = "o-run"
-	r.notice(t, cloud.NoteCreated, o)
-	deadline := time.Now().Add(5 * time.Second)
-	for r.recv.count() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("Run delivered nothing")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Run returned %v", err)
+	for _, qm := range queues {
+		t.Run(qm.name, func(t *testing.T) {
+			r := newRigOn(t, qm.make(t), nil, func(c *notify.WorkerConfig) { c.Poll = 5 * time.Millisecond; c.Now = time.Now })
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error)
+			go func() { done <- r.w.Run(ctx) }()
+			o := order
+			o.Order = "o-run"
+			r.notice(t, cloud.NoteCreated, o)
+			deadline := time.Now().Add(5 * time.Second)
+			for r.recv.count() == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("Run delivered nothing")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("Run returned %v", err)
+			}
+		})
 	}
 }

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	bbolt "go.etcd.io/bbolt"
-
 	"github.com/larder-lockers/larder/cloud"
 )
 
@@ -19,9 +17,10 @@ import (
 // only makes the notice durable and idempotent: the keys are the domain's notification
 // id plus the channel ("evt_…/webhook", "evt_…/sms"), which are also the CloudEvent ids.
 //
-// With a [TxOutbox] (the [BoltQueue] in the cloud's bbolt file) the domain calls
-// NotifyTx, and the notices are written in the domain's transaction: they commit with
-// the change they report, or not at all. Set the fields before the service runs.
+// With a [TxOutbox] (the [BoltQueue] in the cloud's bbolt file, the [PGQueue] in its
+// PostgreSQL database) the domain calls NotifyTx, and the notices are written in the
+// domain's transaction: they commit with the change they report, or not at all. Set the
+// fields before the service runs.
 type Notifier struct {
 	Outbox Outbox
 	// PublicURL is the cloud's base URL as residents reach it (cloudd's public_url).
@@ -134,13 +133,11 @@ func (nt *Notifier) Notify(ctx context.Context, n cloud.Notification) error {
 	return nil
 }
 
-// boltTxer is a cloud.Tx over a bbolt transaction (cloud/bolt's).
-type boltTxer interface{ Bolt() *bbolt.Tx }
-
 // NotifyTx implements cloud.TxNotifier: with a [TxOutbox] it enqueues the notice's
-// notifications in tx, which must be a transaction of the outbox's own bbolt file (the
-// cloud's store, cloud/bolt); any other transaction is an error, which fails the
-// domain's change rather than let it commit without its notice. An Outbox that cannot
+// notifications in tx, which must be a transaction the outbox can join: of the cloud's
+// bbolt file for a [BoltQueue] (cloud/bolt), of its PostgreSQL database for a
+// [PGQueue] (cloud/pg). Any other transaction is an error, which fails the domain's
+// change rather than let it commit without its notice. An Outbox that cannot
 // join a transaction ([MemQueue], which is not durable anyway) gets them after the
 // commit.
 func (nt *Notifier) NotifyTx(tx cloud.Tx, n cloud.Notification) error {
@@ -166,12 +163,8 @@ func (nt *Notifier) NotifyTx(tx cloud.Tx, n cloud.Notification) error {
 		}
 		tx = u.Unwrap()
 	}
-	bt, ok := tx.(boltTxer)
-	if !ok {
-		return fmt.Errorf("notify: %s: the store's transactions are not bbolt's: the outbox cannot join them", n.ID)
-	}
 	for _, m := range msgs {
-		if _, err := to.EnqueueTx(bt.Bolt(), m); err != nil {
+		if _, err := to.EnqueueTx(tx, m); err != nil {
 			return err
 		}
 	}

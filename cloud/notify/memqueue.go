@@ -42,16 +42,21 @@ func (q *MemQueue) Due(_ context.Context, now time.Time, limit int) ([]Notificat
 			out = append(out, *n)
 		}
 	}
-	slices.SortFunc(out, func(a, b Notification) int {
+	sortDue(out)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// sortDue sorts ns as Due returns them: oldest NextTry first, then by id.
+func sortDue(ns []Notification) {
+	slices.SortFunc(ns, func(a, b Notification) int {
 		if c := a.NextTry.Compare(b.NextTry); c != 0 {
 			return c
 		}
 		return compareStrings(a.ID, b.ID)
 	})
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
-	return out, nil
 }
 
 // Settle implements [Deliveries].

@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"time"
 
-	bbolt "go.etcd.io/bbolt"
+	"github.com/larder-lockers/larder/cloud"
 )
 
 // Kind is what a notification tells: the domain's notice type without its "order."
@@ -86,6 +86,10 @@ type Notification struct {
 	NextTry   time.Time `json:"next_try"`
 	LastError string    `json:"last_error,omitempty"`
 	Done      time.Time `json:"done,omitzero"`
+	// Claim identifies the claim under which a claiming queue ([PGQueue]) handed this
+	// copy out of Due; the worker settles with it ([Result.Claim]). Zero from queues
+	// that do not claim; never stored.
+	Claim int64 `json:"-"`
 }
 
 // LogValue keeps targets (phone numbers) and data (codes) out of logs.
@@ -94,8 +98,9 @@ func (n Notification) LogValue() slog.Value {
 		slog.String("channel", string(n.Channel)), slog.String("order", n.Order), slog.Int("attempts", n.Attempts))
 }
 
-// Queue is the durable outbox. Implementations: [MemQueue] (tests, single process) and
-// [BoltQueue]. All methods are safe for concurrent use.
+// Queue is the durable outbox. Implementations: [MemQueue] (tests, single process),
+// [BoltQueue] (the cloud's bbolt file) and [PGQueue] (PostgreSQL, shared by replicas).
+// All methods are safe for concurrent use.
 type Queue interface {
 	Outbox
 	Deliveries
@@ -110,14 +115,17 @@ type Outbox interface {
 	Enqueue(ctx context.Context, n Notification) (bool, error)
 }
 
-// TxOutbox is an [Outbox] that can also enqueue inside a read-write transaction of its
-// own bbolt database, which the caller commits ([BoltQueue]). [Notifier] uses it to write
+// TxOutbox is an [Outbox] that can also enqueue inside the store's transaction, which
+// the caller commits: [BoltQueue] joins cloud/bolt's transactions (they have
+// Bolt() *bbolt.Tx), [PGQueue] cloud/pg's (Pgx() pgx.Tx). [Notifier] uses it to write
 // the domain's notices in the domain's transaction.
 type TxOutbox interface {
 	Outbox
-	// EnqueueTx is Enqueue in tx: idempotent by id like Enqueue, durable once tx
-	// commits, gone if it rolls back.
-	EnqueueTx(tx *bbolt.Tx, n Notification) (bool, error)
+	// EnqueueTx is Enqueue in tx, the store's own transaction (a cloud.Tx that wraps
+	// none: [Notifier] unwraps the domain's): idempotent by id like Enqueue, durable
+	// once tx commits, gone if it rolls back. A transaction the queue cannot join (of
+	// another kind or another database) is an error.
+	EnqueueTx(tx cloud.Tx, n Notification) (bool, error)
 }
 
 // Deliveries is what the delivery [Worker] uses.
@@ -129,7 +137,8 @@ type Deliveries interface {
 	// StateDelivered, StatePending (retry at r.NextTry), StateDead or StateCancelled;
 	// Attempts grows by one. Notifications leaving the pending
 	// state drop their Data (it may hold a pickup code). Settling an unknown or no
-	// longer pending id is a no-op.
+	// longer pending id is a no-op, and so is settling a claim that is no longer the
+	// notification's current one (r.Claim, see [PGQueue]).
 	Settle(ctx context.Context, id string, r Result) error
 }
 
@@ -139,6 +148,11 @@ type Result struct {
 	At      time.Time
 	NextTry time.Time // for StatePending
 	Error   string    // for retries and dead letters; never contains secrets
+	// Claim is the [Notification.Claim] the attempt was made under. A claiming queue
+	// ignores the result when the notification has been claimed again since (the
+	// claim expired and another worker took over: its outcome stands). Zero settles
+	// whatever the claim (tools, tests); the [Worker] always passes the claim it got.
+	Claim int64
 }
 
 // Backlog is what ops see.

@@ -54,6 +54,8 @@ var queues = []queueMaker{
 	{"mem", func(*testing.T) testQueue { return &notify.MemQueue{} }},
 	{"bolt", func(t *testing.T) testQueue { return boltQueue(t, openBolt(t), nil) }},
 	{"bolt-sealed", func(t *testing.T) testQueue { return boltQueue(t, openBolt(t), bytes.Repeat([]byte{7}, 32)) }},
+	{"pg", func(t *testing.T) testQueue { return pgQueue(t, pgPool(t, pgDB(t)), nil) }},
+	{"pg-sealed", func(t *testing.T) testQueue { return pgQueue(t, pgPool(t, pgDB(t)), bytes.Repeat([]byte{7}, 32)) }},
 }
 
 var t0 = time.Date(2026, 5, 4, 9, 0, 0, 0, time.UTC)
@@ -197,24 +199,37 @@ func TestBoltQueueSurvivesReopenAndSeals(t *testing.T) {
 	}
 }
 
-func TestBoltQueuePurge(t *testing.T) {
+// TestQueuePurge runs over the durable queues (MemQueue keeps nothing for long).
+func TestQueuePurge(t *testing.T) {
 	ctx := context.Background()
-	q := boltQueue(t, openBolt(t), nil)
-	q.Enqueue(ctx, note("old", t0))
-	q.Enqueue(ctx, note("new", t0))
-	q.Enqueue(ctx, note("pending", t0))
-	must(t, q.Settle(ctx, "old", notify.Result{State: notify.StateDelivered, At: t0}))
-	must(t, q.Settle(ctx, "new", notify.Result{State: notify.StateDelivered, At: t0.Add(48 * time.Hour)}))
-	n, err := q.Purge(ctx, t0.Add(time.Hour))
-	if err != nil || n != 1 {
-		t.Fatalf("purged %d, %v; want 1", n, err)
-	}
-	if _, err := q.Get(ctx, "old"); !errors.Is(err, notify.ErrNotFound) {
-		t.Fatalf("old still there: %v", err)
-	}
-	st, _ := q.Stats(ctx)
-	if want := (notify.Stats{Pending: 1, Delivered: 1}); st != want {
-		t.Fatalf("stats %+v, want %+v", st, want)
+	for _, qm := range queues {
+		if qm.name == "mem" {
+			continue
+		}
+		t.Run(qm.name, func(t *testing.T) {
+			q := qm.make(t).(interface {
+				testQueue
+				Purge(ctx context.Context, before time.Time) (int, error)
+			})
+			q.Enqueue(ctx, note("old", t0))
+			q.Enqueue(ctx, note("new", t0))
+			q.Enqueue(ctx, note("pending", t0))
+			q.Enqueue(ctx, note("dead", t0))
+			must(t, q.Settle(ctx, "old", notify.Result{State: notify.StateDelivered, At: t0}))
+			must(t, q.Settle(ctx, "new", notify.Result{State: notify.StateDelivered, At: t0.Add(48 * time.Hour)}))
+			must(t, q.Settle(ctx, "dead", notify.Result{State: notify.StateDead, At: t0}))
+			n, err := q.Purge(ctx, t0.Add(time.Hour))
+			if err != nil || n != 1 {
+				t.Fatalf("purged %d, %v; want 1", n, err)
+			}
+			if _, err := q.Get(ctx, "old"); !errors.Is(err, notify.ErrNotFound) {
+				t.Fatalf("old still there: %v", err)
+			}
+			st, _ := q.Stats(ctx)
+			if want := (notify.Stats{Pending: 1, Delivered: 1, Dead: 1}); st != want {
+				t.Fatalf("stats %+v, want %+v", st, want)
+			}
+		})
 	}
 }
 

@@ -14,8 +14,11 @@ import (
 // SMS is the [Sender] of [ChannelSMS]: a generic HTTP SMS gateway that takes
 //
 //	POST <URL>  {"to": "<phone>", "text": "<message>"}   (Authorization: Bearer <Token>)
+//	Idempotency-Key: <notification id>
 //
-// and answers 2xx when it accepted the message. Most gateways (or a small shim in
+// and answers 2xx when it accepted the message. The same notification always carries
+// the same Idempotency-Key, retries included: a gateway that deduplicates by it (most
+// do, under this or their own name; a shim can map it) texts the resident once. Most gateways (or a small shim in
 // front of one) can take this shape. Phone numbers and message texts, which hold
 // pickup codes, are never logged or put into errors.
 type SMS struct {
@@ -44,6 +47,7 @@ func (s *SMS) Send(ctx context.Context, n Notification) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "larder-cloud")
+	req.Header.Set(IdempotencyHeader, n.ID)
 	if s.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+s.Token)
 	}

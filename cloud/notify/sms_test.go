@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,7 @@ type gateway struct {
 	script []int
 	sent   []struct{ To, Text string }
 	auth   []string
+	keys   []string // Idempotency-Key of each request
 }
 
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -31,6 +33,7 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.auth = append(g.auth, r.Header.Get("Authorization"))
+	g.keys = append(g.keys, r.Header.Get(notify.IdempotencyHeader))
 	status := http.StatusOK
 	if len(g.script) > 0 {
 		status, g.script = g.script[0], g.script[1:]
@@ -85,6 +88,10 @@ func TestSMSAndReminder(t *testing.T) {
 	}
 	if gw.auth[0] != "Bearer gw-token" {
 		t.Fatalf("auth %q", gw.auth[0])
+	}
+	// The refused attempt and its retry carry the same key: the gateway can deduplicate.
+	if want := []string{"o-42/loaded/sms", "o-42/loaded/sms"}; !slices.Equal(gw.keys, want) {
+		t.Fatalf("idempotency keys %q, want %q", gw.keys, want)
 	}
 	var data notify.EventData
 	json.Unmarshal(r.recv.events[0].Data, &data)

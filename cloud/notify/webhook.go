@@ -20,6 +20,12 @@ import (
 // SignatureHeader carries the webhook signature.
 const SignatureHeader = "Larder-Signature"
 
+// IdempotencyHeader carries the notification id on every delivery, webhook and SMS:
+// a retry of the same notification (after a timeout, or after a replica died between
+// the receiver's accept and the outbox's record of it) carries the same key, so the
+// receiver can deduplicate it. For webhooks it equals the CloudEvent id.
+const IdempotencyHeader = "Idempotency-Key"
+
 // CloudEventsContentType is the structured-mode content type of CloudEvents JSON.
 const CloudEventsContentType = "application/cloudevents+json; charset=utf-8"
 
@@ -73,7 +79,8 @@ var (
 // Verify checks a received webhook: header is the [SignatureHeader] value, body the raw
 // request body. It accepts when some v1 signature (several appear while a platform
 // rotates its secret) matches and the timestamp is within tolerance of now (zero
-// tolerance: 5 minutes). Receivers should also deduplicate by the CloudEvent id.
+// tolerance: 5 minutes). Receivers should also deduplicate by the CloudEvent id
+// (= the Idempotency-Key header).
 func Verify(secret []byte, header string, body []byte, now time.Time, tolerance time.Duration) error {
 	if tolerance == 0 {
 		tolerance = 5 * time.Minute
@@ -176,6 +183,7 @@ func (w *Webhook) Send(ctx context.Context, n Notification) error {
 	req.Header.Set("Content-Type", CloudEventsContentType)
 	req.Header.Set("User-Agent", "larder-cloud")
 	req.Header.Set(SignatureHeader, Sign(ep.Secret, now(), body))
+	req.Header.Set(IdempotencyHeader, n.ID)
 	return postResult(w.client(), req)
 }
 

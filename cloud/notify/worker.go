@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,7 +17,8 @@ import (
 // WorkerConfig configures a [Worker]. Zero values mean the documented defaults.
 type WorkerConfig struct {
 	// Queue is where notifications wait. Required; if it also implements [Backlog]
-	// the worker exports the backlog gauges.
+	// the worker exports the backlog gauges. One worker per queue value: a [PGQueue]
+	// is one claimer.
 	Queue Deliveries
 	// Senders by channel. A notification for a channel without a sender is retried
 	// (the configuration may be fixed) until dead-lettered.
@@ -96,6 +98,9 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.SendTimeout <= 0 {
 		cfg.SendTimeout = 15 * time.Second
 	}
+	if c, ok := cfg.Queue.(claimer); ok && c.claimDuration() <= cfg.SendTimeout {
+		return nil, fmt.Errorf("notify: the queue's claims (%s) must outlast a send (SendTimeout %s)", c.claimDuration(), cfg.SendTimeout)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -152,38 +157,70 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
+// claimer is a queue whose Due claims what it returns for a while ([PGQueue]).
+type claimer interface{ claimDuration() time.Duration }
+
 // Round takes up to Batch due notifications, attempts each once and settles it. It
 // returns how many it took.
+//
+// With a queue that claims ([PGQueue]), a send starts only while its whole
+// SendTimeout fits in the claim (counted on this machine's monotonic clock from before
+// Due, so never later than the database's claimed_until): a notification the round
+// could not reach in time is left unsettled, for whoever claims it next (this worker,
+// at once, if no other took it), instead of being sent by two workers at once.
 func (w *Worker) Round(ctx context.Context) (int, error) {
+	start := time.Now()
 	now := w.cfg.Now()
 	due, err := w.cfg.Queue.Due(ctx, now, w.cfg.Batch)
 	if err != nil {
 		return 0, fmt.Errorf("notify: due: %w", err)
 	}
+	var claimEnd time.Time
+	if c, ok := w.cfg.Queue.(claimer); ok {
+		claimEnd = start.Add(c.claimDuration())
+	}
 	sem := make(chan struct{}, w.cfg.Parallel)
 	var wg sync.WaitGroup
 	errs := make([]error, len(due))
+	var skipped atomic.Int32
 	for i, n := range due {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			if !claimEnd.IsZero() && time.Until(claimEnd) < w.cfg.SendTimeout {
+				skipped.Add(1)
+				return
+			}
 			errs[i] = w.deliver(ctx, n)
 		}()
 	}
 	wg.Wait()
+	if k := skipped.Load(); k > 0 {
+		w.log.Warn("notify: round outlasted its claim; notifications left for the next claim", "count", k)
+	}
 	w.gauges(ctx)
 	return len(due), errors.Join(errs...)
 }
 
+// outstanding is a queue that counts its backlog cheaply ([PGQueue], whose Stats
+// counts its whole table).
+type outstanding interface {
+	Outstanding(ctx context.Context) (pending, dead int, err error)
+}
+
 func (w *Worker) gauges(ctx context.Context) {
-	b, ok := w.cfg.Queue.(Backlog)
-	if !ok {
-		return
-	}
-	if s, err := b.Stats(ctx); err == nil {
-		w.backlog.Set(float64(s.Pending))
-		w.dead.Set(float64(s.Dead))
+	switch q := w.cfg.Queue.(type) {
+	case outstanding:
+		if p, d, err := q.Outstanding(ctx); err == nil {
+			w.backlog.Set(float64(p))
+			w.dead.Set(float64(d))
+		}
+	case Backlog:
+		if s, err := q.Stats(ctx); err == nil {
+			w.backlog.Set(float64(s.Pending))
+			w.dead.Set(float64(s.Dead))
+		}
 	}
 }
 
@@ -224,6 +261,7 @@ func (w *Worker) deliver(ctx context.Context, n Notification) error {
 
 func (w *Worker) settle(ctx context.Context, n Notification, r Result, result string) error {
 	w.deliveries.WithLabelValues(string(n.Channel), result).Inc()
+	r.Claim = n.Claim
 	if err := w.cfg.Queue.Settle(ctx, n.ID, r); err != nil {
 		return fmt.Errorf("notify: settle %s: %w", n.ID, err)
 	}
