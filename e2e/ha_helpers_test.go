@@ -112,6 +112,29 @@ func leaseOwners(ctx context.Context, pgURL string) (map[string]string, error) {
 	return out, rows.Err()
 }
 
+// webhookNotices reads the state of every webhook notice in the PostgreSQL outbox
+// (larder_notices, cloud/notify.PGQueue): notice id (the CloudEvent id) → state.
+func webhookNotices(ctx context.Context, pgURL string) (map[string]string, error) {
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT id, state FROM larder_notices WHERE channel = 'webhook'`)
+	if err != nil {
+		return nil, fmt.Errorf("read larder_notices: %w", err)
+	}
+	out := map[string]string{}
+	for rows.Next() {
+		var id, state string
+		if err := rows.Scan(&id, &state); err != nil {
+			return nil, err
+		}
+		out[id] = state
+	}
+	return out, rows.Err()
+}
+
 // hookCounter is the platform's webhook endpoint: it counts every delivery by its
 // CloudEvent id (a notice sent twice arrives twice with one id) and checks signatures.
 type hookCounter struct {
@@ -162,6 +185,24 @@ func (h *hookCounter) count(order, kind string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.byOrder[order][kind]
+}
+
+// received is how many times the notice id arrived.
+func (h *hookCounter) received(id string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byID[id]
+}
+
+// ids are the notice ids received.
+func (h *hookCounter) ids() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, 0, len(h.byID))
+	for id := range h.byID {
+		out = append(out, id)
+	}
+	return out
 }
 
 // duplicates lists the notification ids delivered more than once.

@@ -172,15 +172,31 @@ func TestReplicaKilledMidFlow(t *testing.T) {
 			t.Fatalf("order %s: %v", id, err)
 		}
 	}
-	if err := demo.Eventually(ctx, 30*time.Second, "a picked_up webhook for every order", func() error {
+	// Every webhook notice in the outbox delivered, each received once; notices a killed
+	// replica had claimed wait for its claim to lapse (PGQueue: a minute).
+	var notices map[string]string
+	if err := demo.Eventually(ctx, 90*time.Second, "every webhook notice delivered", func() error {
+		if notices, err = webhookNotices(ctx, pgURL); err != nil {
+			return err
+		}
+		for id, state := range notices {
+			if state != "delivered" || hooks.received(id) == 0 {
+				return fmt.Errorf("notice %s %s, received %d times", id, state, hooks.received(id))
+			}
+		}
 		for _, id := range orderIDs {
 			if hooks.count(id, "picked_up") == 0 {
-				return fmt.Errorf("none yet for %s", id)
+				return fmt.Errorf("no picked_up webhook yet for %s", id)
 			}
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+	for _, id := range hooks.ids() {
+		if _, ok := notices[id]; !ok {
+			t.Errorf("webhook %s received, not in the outbox", id)
+		}
 	}
 	for _, id := range orderIDs {
 		for _, kind := range []string{"created", "loaded", "picked_up"} {
