@@ -1,5 +1,3 @@
-// Package pg is the cloud's PostgreSQL store, for fleets that run several larder-cloud
-// replicas over one database.
 package pg
 
 import (

@@ -1,0 +1,88 @@
+// Package pg is the cloud's PostgreSQL store, for fleets that run several larder-cloud
+// replicas over one database: a [cloud.Store] and [cloud.Watcher] ([Open]), the
+// schema's migrations, the operators' views and [Copy] from a bbolt store.
+//
+// # Tables
+//
+// The domain's records stay what they are under cloud/bolt: JSON values in named
+// buckets. They live in one table, larder_kv(bucket, key, value bytea), primary key
+// (bucket, key), with key COLLATE "C" so that SQL order is Go's byte order (Scan and
+// Range return keys in that order). Keys must be valid UTF-8 without NUL (Put refuses
+// others). larder_leases and larder_replicas (migration 0002) belong to cloud/lease;
+// the views larder_orders, larder_sites, larder_audit and larder_commands (0004) decode
+// the JSON for operators (docs/sql.md).
+//
+// # Migrations
+//
+// migrations/NNNN_name.sql are embedded and applied by Open in version order, each in
+// its own transaction under a transaction-level advisory lock (replicas starting at once
+// wait for each other), and recorded in larder_schema_migrations. A database with a
+// migration this binary does not know is refused. Embedded SQL rather than a migration
+// library: no extra dependency for some forty lines, and a key-value table barely
+// changes; the views are the part that will.
+//
+// # Transactions
+//
+// Update runs fn in a SERIALIZABLE transaction, View in a REPEATABLE READ READ ONLY one
+// (one snapshot, never a serialization failure). A serialization failure or deadlock
+// (SQLSTATE 40001, 40P01) runs the whole fn again on a fresh transaction, up to
+// Options.Attempts times with jittered exponential backoff (1 ms up to 100 ms), counted
+// in Stats().Retries and larder_pg_retries_total; cloud.Store allows fn to run more than
+// once. So the domain's read-check-write transactions (assigning a free compartment,
+// bumping a site's desired version) stay correct across replicas without locks of their
+// own.
+//
+// Round trips are the cost. A transaction reads each key from the server at most once
+// (the snapshot does not move, so reads are cached, Scan's rows included); Put and Delete
+// are buffered, seen by the transaction's own Get and Scan, and sent before COMMIT in one
+// pgx.Batch of at most three statements (the fence check, an INSERT … ON CONFLICT over
+// unnest arrays, a DELETE), in key order so that concurrent writers lock rows alike.
+// Scan reads pages of 64 keys growing to 4096, so a scan that stops at its first key
+// costs one small query. One order created through the Service (create, assign, code)
+// takes 14 round trips: BEGIN, 5 Gets, 6 Scan pages, the batch, COMMIT
+// (TestOrderRoundTrips).
+//
+// A read that fails (the connection, a serialization failure) cannot be returned by Get:
+// the transaction keeps the error, Get returns nil and later calls return it, and the
+// transaction fails with it whatever fn returns (and is retried if it may be).
+//
+// # OnCommit
+//
+// Hooks run after COMMIT returned, on one goroutine, and Update returns after its
+// hooks ran. Concurrent transactions commit in parallel, so the order is defined by a
+// ticket each takes just before sending COMMIT: hooks of ticket n run after those of
+// every earlier ticket have run or been dropped (a failed commit drops its hooks). A
+// transaction that read or overwrote another's rows can send COMMIT only after the other
+// committed, so dependent transactions of this process (two deltas of one site) run
+// their hooks in commit order; independent ones in the order they sent COMMIT. Across
+// replicas there is no order: each process orders its own commits.
+//
+// # Fencing
+//
+// When ctx carries fences (cloud.WithFences), Update's final batch starts with SELECT
+// name, token FROM larder_leases WHERE name = ANY($1) FOR SHARE and the transaction
+// commits only if every fence's lease is there with its token; otherwise Update fails
+// with an error wrapping cloud.ErrFenced (not retried). FOR SHARE makes a takeover, an
+// UPDATE of the lease row, wait for this commit; a takeover that committed after the
+// transaction's snapshot makes the check fail with a serialization failure, and the
+// retry then sees the new token.
+//
+// # Watch
+//
+// Watch adds its buckets to larder_watched; a row trigger on larder_kv calls pg_notify
+// on channel larder_kv with "bucket/key" for every write to a watched bucket (a table
+// rather than trigger arguments, so that the watched set follows the code without a
+// migration). NOTIFY is delivered at commit, in commit order. A payload over 7900 bytes
+// (a key that long) is sent as "bucket/": an empty key, anything in the bucket may have
+// changed. Each Watch listens on a connection of its own (LISTEN belongs to a session,
+// not to a pool); when it is lost, Watch reconnects and calls fn with an empty key for
+// each bucket. NOTIFY takes a database-wide lock at commit, so transactions writing
+// watched buckets commit one at a time: watch only the buckets in-memory indexes need.
+//
+// # Adapters in the same transaction
+//
+// The Tx a function gets has a Pgx() pgx.Tx method: an adapter with its own tables (the
+// notify outbox) runs its SQL in the domain's transaction, so both commit or neither.
+// Its statements run at once, while larder_kv writes wait in the buffer until COMMIT;
+// the two touch different tables, so the order does not matter.
+package pg
