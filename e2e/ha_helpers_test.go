@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/larder-lockers/larder/cloud"
 	"github.com/larder-lockers/larder/cloud/notify"
 	"github.com/larder-lockers/larder/demo"
 )
@@ -217,86 +215,4 @@ func (h *hookCounter) duplicates() []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// kvSnapshot is a read-only cloud.Store over one consistent snapshot of the
-// PostgreSQL store's table larder_kv(bucket, key, value): the rows are read in one
-// REPEATABLE READ transaction, and the domain's key order is byte order (the table's
-// collation may sort otherwise), so the snapshot sorts them itself.
-type kvSnapshot struct {
-	rows map[string][]kvRow // bucket → rows by key
-}
-
-type kvRow struct {
-	key   string
-	value []byte
-}
-
-func snapshotKV(ctx context.Context, pgURL string) (*kvSnapshot, error) {
-	conn, err := pgx.Connect(ctx, pgURL)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(ctx)
-	s := &kvSnapshot{rows: map[string][]kvRow{}}
-	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT bucket, key, value FROM larder_kv`)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var b, k string
-			var v []byte
-			if err := rows.Scan(&b, &k, &v); err != nil {
-				return err
-			}
-			s.rows[b] = append(s.rows[b], kvRow{k, v})
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("snapshot larder_kv: %w", err)
-	}
-	for _, rs := range s.rows {
-		sort.Slice(rs, func(i, j int) bool { return rs[i].key < rs[j].key })
-	}
-	return s, nil
-}
-
-func (s *kvSnapshot) Update(context.Context, func(cloud.Tx) error) error { return cloud.ErrReadOnly }
-
-func (s *kvSnapshot) View(_ context.Context, fn func(cloud.Tx) error) error { return fn(kvTx{s}) }
-
-type kvTx struct{ s *kvSnapshot }
-
-func (t kvTx) Get(bucket, key string) []byte {
-	rs := t.s.rows[bucket]
-	i := sort.Search(len(rs), func(i int) bool { return rs[i].key >= key })
-	if i < len(rs) && rs[i].key == key {
-		return bytes.Clone(rs[i].value)
-	}
-	return nil
-}
-
-func (kvTx) Put(string, string, []byte) error { return cloud.ErrReadOnly }
-func (kvTx) Delete(string, string) error      { return cloud.ErrReadOnly }
-func (kvTx) OnCommit(func())                  {}
-
-func (t kvTx) Scan(bucket, prefix string, fn func(string, []byte) bool) error {
-	return t.Range(bucket, prefix, "", func(k string, v []byte) bool {
-		return strings.HasPrefix(k, prefix) && fn(k, v)
-	})
-}
-
-func (t kvTx) Range(bucket, from, to string, fn func(string, []byte) bool) error {
-	rs := t.s.rows[bucket]
-	for i := sort.Search(len(rs), func(i int) bool { return rs[i].key >= from }); i < len(rs); i++ {
-		if to != "" && rs[i].key >= to {
-			break
-		}
-		if !fn(rs[i].key, bytes.Clone(rs[i].value)) {
-			break
-		}
-	}
-	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/larder-lockers/larder/cloud"
+	"github.com/larder-lockers/larder/cloud/pg"
 	"github.com/larder-lockers/larder/demo"
 	"github.com/larder-lockers/larder/internal/pgtest"
 )
@@ -213,11 +214,12 @@ func TestReplicaKilledMidFlow(t *testing.T) {
 	}
 
 	// The store itself, read from PostgreSQL.
-	snap, err := snapshotKV(ctx, pgURL)
+	store, err := pg.Open(ctx, pgURL, pg.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	vs, err := cloud.CheckInvariants(ctx, snap)
+	defer store.Close()
+	vs, err := cloud.CheckInvariants(ctx, store)
 	if err != nil {
 		t.Fatal(err)
 	}
