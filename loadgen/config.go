@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -26,7 +27,8 @@ type Config struct {
 	Mosquitto     string
 	MosquittoConf string
 	// Broker overrides the broker URL the edges connect to (default: the mqtt_url the
-	// cloud hands out at provisioning).
+	// cloud hands out at provisioning); several comma-separated URLs (the nodes of a
+	// broker cluster) are tried in order, as larder-edge does.
 	Broker string
 	// RawUser and RawPassword are the cloud's MQTT service account, used only for the
 	// raw pub→sub baseline (which needs a login that may read what it publishes); empty
@@ -99,7 +101,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CloudURL, "cloud", c.CloudURL, "URL of a running cloud's API (admin key in LARDER_LOAD_ADMIN_KEY)")
 	fs.StringVar(&c.Mosquitto, "mosquitto", c.Mosquitto, "with -start-cloud: mosquitto binary to run privately with -mosquitto-conf")
 	fs.StringVar(&c.MosquittoConf, "mosquitto-conf", c.MosquittoConf, "Mosquitto settings to run with (default deploy/mosquitto/larder.conf)")
-	fs.StringVar(&c.Broker, "broker", c.Broker, "broker URL for the edges (default: the one provisioning hands out)")
+	fs.StringVar(&c.Broker, "broker", c.Broker, "broker URL for the edges, or several comma-separated, tried in order (default: the one provisioning hands out)")
 	fs.StringVar(&c.RawUser, "raw-user", c.RawUser, "the cloud's MQTT service account, for the raw baseline (password in LARDER_LOAD_RAW_PASSWORD)")
 	fs.StringVar(&c.MetricsURL, "metrics", c.MetricsURL, "the cloud's metrics URL, for its resident memory")
 	fs.IntVar(&c.CloudPID, "pid", c.CloudPID, "the cloud's process id, for its resident memory from /proc")
@@ -145,7 +147,7 @@ func (c Config) Validate() error {
 	if c.AllowRemote {
 		return nil
 	}
-	for _, u := range []string{c.CloudURL, c.Broker, c.MetricsURL} {
+	for _, u := range append([]string{c.CloudURL, c.MetricsURL}, brokerURLs(c.Broker)...) {
 		if u == "" {
 			continue
 		}
@@ -154,6 +156,17 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// brokerURLs splits a comma-separated broker list into its URLs, in order (none for "").
+func brokerURLs(list string) []string {
+	var out []string
+	for _, u := range strings.Split(list, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // loopback refuses a URL whose host is not a loopback address.

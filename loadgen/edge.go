@@ -115,8 +115,11 @@ func (e *edge) connect(ctx context.Context) error {
 }
 
 func (e *edge) dial() error {
-	opts := paho.NewClientOptions().
-		AddBroker(e.o.broker).
+	opts := paho.NewClientOptions()
+	for _, b := range brokerURLs(e.o.broker) { // tried in order, as larder-edge does
+		opts.AddBroker(b)
+	}
+	opts.
 		SetClientID(protocol.EdgeClientID(e.site)).
 		SetUsername(e.user).SetPassword(e.password).
 		SetProtocolVersion(4).

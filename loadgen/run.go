@@ -279,7 +279,11 @@ func (r *runner) ingest(ctx context.Context) *IngestFigure {
 func (r *runner) raw(ctx context.Context, n, per int) (float64, *Latency, error) {
 	topic := func(i int) string { return fmt.Sprintf("%s/load-raw-%s/raw-%d", protocol.Root, r.tag, i) }
 	dial := func(id string) (paho.Client, error) {
-		o := paho.NewClientOptions().AddBroker(r.cfg.Broker).SetClientID(id).SetUsername(r.cfg.RawUser).SetPassword(r.cfg.RawPassword).
+		o := paho.NewClientOptions()
+		for _, b := range brokerURLs(r.cfg.Broker) {
+			o.AddBroker(b)
+		}
+		o.SetClientID(id).SetUsername(r.cfg.RawUser).SetPassword(r.cfg.RawPassword).
 			SetOrderMatters(false).SetAutoReconnect(false).SetCleanSession(true).SetConnectTimeout(r.cfg.Timeout).
 			SetMaxResumePubInFlight(r.cfg.OutboxWindow)
 		c := paho.NewClient(o)

@@ -420,7 +420,7 @@ var clauses = []string{
 	"version.major", "version.revision", "compat.edge-1.0", "compat.cloud-1.0",
 	"access.edge", "access.refused", "access.edge-publishes",
 	"session.edge", "session.cloud", "connect.sequence", "connect.snapshot",
-	"ack.cumulative", "ack.reject", "ack.retry", "ack.reject-repeat", "edge.set-aside",
+	"ack.cumulative", "ack.reject", "ack.retry", "ack.resume", "ack.reject-repeat", "edge.set-aside",
 	"order.before-birth", "command.dedup", "command.offline", "alarm.table",
 }
 

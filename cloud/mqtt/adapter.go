@@ -13,6 +13,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/larder-lockers/larder/cloud"
 	"github.com/larder-lockers/larder/protocol"
 )
 
@@ -33,6 +34,13 @@ type Adapter struct {
 	client  paho.Client
 	workers []*worker
 	jobs    *jobs
+	// own is the replica's view of the sites it owns (nil without [Config.Owner]: every
+	// site). subMu serialises the subscription changes of onConnect and follow, and
+	// guards subscribed: the owned sites the broker has subscriptions for on the current
+	// connection.
+	own        *owned
+	subMu      sync.Mutex
+	subscribed map[string]bool
 
 	ctx    context.Context // cancelled by Close; parent of every Fleet call
 	cancel context.CancelFunc
@@ -63,13 +71,26 @@ func New(cfg Config) (*Adapter, error) {
 	a := &Adapter{cfg: cfg, log: cfg.Logger, now: cfg.Now, m: m, ctx: ctx, cancel: cancel, ready: make(chan struct{}),
 		warn: newWarnings(cfg.Logger, cfg.Now, cfg.WarnEvery)}
 	a.jobs = newJobs(a)
+	if cfg.Owner != nil {
+		a.own, a.subscribed = newOwned(), map[string]bool{}
+		cfg.Owner.OnChange(func(site string, f cloud.Fence, owned bool) {
+			if !protocol.ValidSite(site) {
+				a.log.Error("mqtt: the owner reported an invalid site id", "site", site)
+				return
+			}
+			a.own.set(site, f, owned)
+		})
+	}
 	for range cfg.Workers {
 		a.workers = append(a.workers, &worker{a: a, q: newQueue(cfg.QueueLen, cfg.SiteQueue), sites: map[string]*siteState{}})
 	}
 
-	opts := paho.NewClientOptions().
-		AddBroker(cfg.Broker).
-		SetClientID(cfg.ClientID).
+	opts := paho.NewClientOptions()
+	// paho tries the brokers in order, on the first connection and on every reconnect.
+	for _, u := range cfg.brokers() {
+		opts.AddBroker(u)
+	}
+	opts.SetClientID(cfg.ClientID).
 		SetUsername(cfg.Username).
 		SetPassword(cfg.Password).
 		// Clean sessions: nothing is lost when the broker keeps nothing for the cloud
@@ -165,12 +186,15 @@ func (a *Adapter) Start(ctx context.Context) (err error) {
 		defer a.wg.Done()
 		a.warn.run(a.ctx.Done())
 	}()
-	pending, err := a.cfg.Fleet.PendingCommands(ctx, "")
-	if err != nil {
-		return fmt.Errorf("mqtt: pending commands: %w", err)
-	}
-	for _, p := range pending {
-		a.jobs.arm(p.Site, p.Command)
+	if a.own == nil {
+		// With an owner, each site's timers are armed when the site is gained.
+		pending, err := a.cfg.Fleet.PendingCommands(ctx, "")
+		if err != nil {
+			return fmt.Errorf("mqtt: pending commands: %w", err)
+		}
+		for _, p := range pending {
+			a.jobs.arm(p.Site, p.Command)
+		}
 	}
 	tok := a.client.Connect()
 	if !waitToken(ctx, tok, a.cfg.ConnectTimeout) {
@@ -185,6 +209,17 @@ func (a *Adapter) Start(ctx context.Context) (err error) {
 	defer t.Stop()
 	select {
 	case <-a.ready:
+		if a.own != nil {
+			a.wg.Add(2)
+			go func() {
+				defer a.wg.Done()
+				a.follow()
+			}()
+			go func() {
+				defer a.wg.Done()
+				a.jobs.reload()
+			}()
+		}
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -235,25 +270,92 @@ func (a *Adapter) subscriptions() map[string]byte {
 // onConnect (re)subscribes on every connection: with clean sessions, subscriptions do
 // not survive a reconnect (paho #173). paho calls it on its own goroutine.
 func (a *Adapter) onConnect(c paho.Client) {
-	a.connGen.Add(1)
-	tok := c.SubscribeMultiple(a.subscriptions(), a.onMessage)
-	if !tok.WaitTimeout(a.cfg.PublishTimeout) {
-		a.log.Error("mqtt: subscribe timed out; reconnecting")
-		go c.Disconnect(0) // the reconnect retries the subscription
+	gen := a.connGen.Add(1)
+	if a.own != nil {
+		a.onConnectOwned(c, gen)
 		return
 	}
-	if err := tok.Error(); err != nil {
-		a.log.Error("mqtt: subscribe failed", "err", err)
-		return
-	}
-	for f, code := range tok.(*paho.SubscribeToken).Result() {
-		if code >= 0x80 {
-			a.log.Error("mqtt: subscription refused by broker", "filter", f)
+	for {
+		tok := c.SubscribeMultiple(a.subscriptions(), a.onMessage)
+		err := errors.New("no SUBACK within the publish timeout")
+		if tok.WaitTimeout(a.cfg.PublishTimeout) {
+			err = tok.Error()
+		}
+		if err == nil {
+			for f, code := range tok.(*paho.SubscribeToken).Result() {
+				if code >= 0x80 {
+					a.log.Error("mqtt: subscription refused by broker", "filter", f)
+				}
+			}
+			break
+		}
+		a.log.Error("mqtt: subscribe failed; retrying", "err", err)
+		if !a.stillConnected(c, gen) {
+			return
 		}
 	}
+	a.connected()
+}
+
+// stillConnected waits retryAfter and reports whether connection gen is still the open
+// one, to retry a subscription on it (a new connection subscribes afresh). paho's
+// Disconnect would not do: it ends the client for good, without reconnecting.
+func (a *Adapter) stillConnected(c paho.Client, gen uint64) bool {
+	t := time.NewTimer(retryAfter)
+	defer t.Stop()
+	select {
+	case <-a.ctx.Done():
+		return false
+	case <-t.C:
+	}
+	return c.IsConnectionOpen() && a.connGen.Load() == gen
+}
+
+func (a *Adapter) connected() {
 	a.m.connected.Set(1)
 	a.readyOnce.Do(func() { close(a.ready) })
 	a.log.Info("mqtt: connected and subscribed", "broker", a.cfg.Broker)
+}
+
+// onConnectOwned subscribes to the sites the replica owns. On a reconnect it also
+// acknowledges each site's high water again: events the edges sent while this replica
+// was away were dropped with its clean session, and a non-advancing ack makes a 1.1
+// edge resend them at once instead of after its ack timeout.
+func (a *Adapter) onConnectOwned(c paho.Client, gen uint64) {
+	a.subMu.Lock()
+	clear(a.subscribed)
+	a.subMu.Unlock()
+	start := a.now()
+	for {
+		// Between rounds follow may have subscribed gained sites, or dropped lost ones.
+		a.subMu.Lock()
+		var todo []string
+		for _, s := range a.own.sites() {
+			if !a.subscribed[s] {
+				todo = append(todo, s)
+			}
+		}
+		granted, err := a.subscribeSites(todo)
+		for _, s := range granted {
+			a.subscribed[s] = true
+		}
+		a.m.sitesOwned.Set(float64(len(a.subscribed)))
+		a.subMu.Unlock()
+		if gen > 1 {
+			for _, s := range granted {
+				a.dispatch(task{site: s, kind: taskAckAgain})
+			}
+		}
+		if err == nil {
+			break
+		}
+		a.log.Error("mqtt: subscribe failed; retrying", "sites", len(todo), "granted", len(granted), "err", err)
+		if !a.stillConnected(c, gen) {
+			return
+		}
+	}
+	a.log.Info("mqtt: subscribed to the owned sites", "sites", len(a.own.sites()), "seconds", a.now().Sub(start).Seconds())
+	a.connected()
 }
 
 // maxEdgeWindow is the largest outbox window an edge may use (edge/mqtt's OutboxWindow
@@ -269,6 +371,10 @@ func (a *Adapter) onMessage(_ paho.Client, msg paho.Message) {
 		return
 	}
 	a.m.received.WithLabelValues(ch.String()).Inc()
+	if !a.owns(site) {
+		a.unowned(site, ch)
+		return
+	}
 	if !a.dispatch(task{site: site, ch: ch, payload: msg.Payload(), at: a.now(), gen: a.connGen.Load()}) && a.ctx.Err() == nil {
 		// Only events are refused (a site past SiteQueue, or the worker past its memory
 		// guard QueueLen): they are not acknowledged, so the edge sends them again (see
@@ -297,7 +403,9 @@ func (a *Adapter) PublishDesired(ctx context.Context, site string, d protocol.De
 
 // PublishCommand publishes command c to site and arms its expiry timer (see
 // [Publisher]). The timer is armed even when the publish fails, so a command that
-// never reaches the edge still ends TIMED_OUT.
+// never reaches the edge still ends TIMED_OUT. With an owner, only the site's owner
+// arms it (see the package doc): a replica that publishes for a site it does not own
+// leaves the timer to the owner.
 func (a *Adapter) PublishCommand(ctx context.Context, site string, c protocol.Command) error {
 	if !protocol.ValidSite(site) {
 		return fmt.Errorf("mqtt: publish command: invalid site %q", site)
@@ -371,4 +479,26 @@ func waitToken(ctx context.Context, tok paho.Token, d time.Duration) bool {
 // call bounds one call into the domain.
 func (a *Adapter) call() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(a.ctx, a.cfg.CallTimeout)
+}
+
+// callFor bounds one call into the domain on behalf of site, carrying the site's fence
+// (none without an owner), which it also returns; ok is false when the replica does not
+// own site, and then nothing is to be called.
+func (a *Adapter) callFor(site string) (ctx context.Context, cancel context.CancelFunc, f cloud.Fence, ok bool) {
+	f, ok = a.fence(site)
+	if !ok {
+		return nil, nil, f, false
+	}
+	ctx, cancel = a.call()
+	if a.own != nil {
+		ctx = cloud.WithFences(ctx, f)
+	}
+	return ctx, cancel, f, true
+}
+
+// unowned counts a message of a site this replica does not own: in flight while the
+// site moved. It is not acknowledged; the edge resends it to the owner.
+func (a *Adapter) unowned(site string, ch protocol.Channel) {
+	a.m.unowned.WithLabelValues(ch.String()).Inc()
+	a.warn.Warn("mqtt: message of a site this replica does not own ignored", "site", site, "channel", ch.String())
 }

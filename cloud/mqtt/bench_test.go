@@ -136,7 +136,7 @@ func measureRaw(b *testing.B, tg target, edges int) (float64, error) {
 
 // benchDomain is larder-cloud's domain on a fresh bbolt file (fsync on), with sites
 // provisioned for the edges.
-func benchDomain(b *testing.B, sites []string) (*cloud.Service, *bolt.DB) {
+func benchDomain(b testing.TB, sites []string) (*cloud.Service, *bolt.DB) {
 	db, err := bolt.Open(filepath.Join(b.TempDir(), "cloud.db"), bolt.Options{})
 	if err != nil {
 		b.Fatal(err)

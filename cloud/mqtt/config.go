@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,7 +17,9 @@ import (
 // default, never "unlimited" or "no timeout".
 type Config struct {
 	// Broker is the MQTT URL: tcp://host:port (the embedded broker's
-	// [broker.Broker.URL], or Mosquitto's).
+	// [broker.Broker.URL], or Mosquitto's), or a comma-separated list of URLs of one
+	// broker cluster's nodes ("tcp://a:1883,tcp://b:1883"): paho tries them in order on
+	// the first connection and on every reconnect.
 	Broker string
 	// Username and Password log the cloud in (the embedded broker's service account).
 	Username string
@@ -26,8 +29,14 @@ type Config struct {
 	ClientID string
 	// Sites, when non-empty, confines the adapter to these sites: it subscribes to
 	// their topics only instead of every site's. For tests that share a broker with
-	// other processes; larder-cloud always consumes every site.
+	// other processes; larder-cloud consumes every site, or the owned ones (Owner).
+	// Not with Owner.
 	Sites []string
+	// Owner, when set, confines the adapter to the sites its replica owns, as they
+	// change (several replicas sharing one store and one broker; see the package doc).
+	// nil: the adapter owns every site, as a single process does. [New] registers
+	// with it ([Ownership.OnChange]).
+	Owner Ownership
 
 	// Fleet is the domain. Required.
 	Fleet Fleet
@@ -78,14 +87,19 @@ func (c Config) Validate() error {
 	if c.Fleet == nil {
 		return errors.New("mqtt: Fleet required")
 	}
-	u, err := url.Parse(c.Broker)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("mqtt: broker URL %q: want tcp://host:port", c.Broker)
+	for _, b := range c.brokers() {
+		u, err := url.Parse(b)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("mqtt: broker URL %q: want tcp://host:port", b)
+		}
+		switch u.Scheme {
+		case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
+		default:
+			return fmt.Errorf("mqtt: broker URL %q: unsupported scheme", b)
+		}
 	}
-	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
-	default:
-		return fmt.Errorf("mqtt: broker URL %q: unsupported scheme", c.Broker)
+	if c.Owner != nil && len(c.Sites) > 0 {
+		return errors.New("mqtt: Sites and Owner both set: choose one")
 	}
 	for _, s := range c.Sites {
 		if !protocol.ValidSite(s) {
@@ -96,4 +110,14 @@ func (c Config) Validate() error {
 		return errors.New("mqtt: negative Workers, QueueLen, SiteQueue, BatchMax, GapHold or WarnEvery")
 	}
 	return nil
+}
+
+// brokers splits Broker into its URLs (one, or a comma-separated list; blanks around the
+// commas are allowed). An empty element is kept, so that Validate names it.
+func (c Config) brokers() []string {
+	parts := strings.Split(c.Broker, ",")
+	for i, p := range parts {
+		parts[i] = strings.TrimSpace(p)
+	}
+	return parts
 }

@@ -5,9 +5,12 @@
 // # Consuming
 //
 // The adapter subscribes (in paho's OnConnect, since subscriptions vanish with clean
-// sessions on reconnect) to every site's status, birth, events, telemetry, command acks
-// and desired requests. It is the only consumer of those messages: one cloud process
-// applies a site's events. paho's callback only hands the raw message to one of
+// sessions on reconnect) to the status, birth, events, telemetry, command acks and
+// desired requests of every site, or, with several replicas, of the sites its replica
+// owns (see Replicas below). For each site it is the only consumer of those messages:
+// the one process, or the replica that owns the site, applies its events; it never
+// shares them with another (no MQTT shared subscriptions, which NATS's MQTT lacks and
+// which would scatter one site's events over replicas). paho's callback only hands the raw message to one of
 // [Config.Workers] workers chosen by a hash of the site, so a site's messages are
 // handled in order while sites run in parallel, and the paho client is never blocked by
 // domain work. Because the callback never blocks, paho calls it in arrival order on its
@@ -88,4 +91,58 @@
 // QUEUED → IN_PROGRESS → final via [Commands.CommandProgress]; a command with no final
 // ack by its expiry plus [Config.CommandGrace] is recorded TIMED_OUT by the adapter.
 // Pending commands are reloaded at start and republished after a site's birth.
+//
+// # Replicas: site ownership and fencing
+//
+// Several larder-cloud replicas may share one store and one broker. Each owns some of
+// the sites through leases with fencing tokens (cloud/lease), which [Config.Owner]
+// reports as they change; without an owner the adapter owns every site. The adapter
+// subscribes only to the edge→cloud topics of the sites it owns, in batches of 100
+// sites per SUBSCRIBE (thousands of sites per replica: 5,000 took 0.5–0.8 s on the
+// embedded broker on two busy cores), and again after every reconnect. It subscribes
+// without per-filter paho callbacks, whose route list would make that quadratic.
+//
+// On a gain it subscribes, then has the site's worker read the site's event high water
+// afresh (another replica advanced it meanwhile) and acknowledge it at once, and again
+// a second later, republish the site's pending commands and arm their timers. The edge
+// may have events on the wire that the previous owner never committed: they died with
+// its queue. A protocol 1.1 edge resends everything past a non-advancing ack at once
+// (rule ack.resume), so the first ack brings them back within a round trip when the
+// edge saw its old owner's last ack; when it did not (the old owner died between
+// committing and acknowledging), the first ack advances it and the repeat is the
+// non-advancing one. A 1.0 edge resends after its ack timeout. After the replica itself
+// reconnects, it acknowledges every owned site's high water again for the same reason:
+// its clean session lost what the edges sent meanwhile.
+//
+// On a loss it unsubscribes and has the worker forget the site: staged and held events
+// are dropped unacknowledged (the edge resends them to the new owner), the cached high
+// water and presence go, and the site's command timers are disarmed. It sends no more
+// acks for the site, not even of what it committed: a non-advancing ack from it could
+// spend the edge's fast resend before the new owner has subscribed. A message of a
+// site not owned (in flight during the change, or queued before it) is ignored, not
+// acknowledged, and counted as larder_fleet_messages_unowned_total.
+//
+// Every call into the domain made for a site carries the fence of its lease
+// ([cloud.WithFences]; a commit of several sites' runs carries all their fences), so a
+// shared store refuses the writes of a replica that paused and lost the lease without
+// noticing. An error wrapping [cloud.ErrFenced] means exactly that: the adapter treats
+// the site as lost (as above), warns once per [Config.WarnEvery] and counts
+// larder_fleet_leases_fenced_total. A shared commit refused for one site's fence fails
+// for all its sites, so its runs are applied again one by one, each with its own fence,
+// to keep the sites that did not move.
+//
+// Command timeouts are periodic work, done once across replicas by one rule: the owner
+// of a site arms the timers of every pending command of the site, on a gain and on a
+// reload of the pending commands every [Config.CommandGrace]/2; a replica that does not
+// own a site never arms one (PublishCommand from a non-owner, e.g. a REST call on
+// another replica, only publishes). A command whose edge never answers is therefore
+// timed out by the owner within half a grace of when it would be due, exactly once:
+// its TIMED_OUT carries the owner's fence, a former owner's is fenced, and the domain
+// ignores any transition out of a final state.
+//
+// # Brokers
+//
+// [Config.Broker] may list the nodes of a broker cluster, comma-separated; paho tries
+// them in order on the first connection and on every reconnect, and the subscriptions
+// above are made again on whichever node it reached.
 package mqtt

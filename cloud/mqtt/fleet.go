@@ -11,8 +11,14 @@ import (
 // (package cloud, over its store) implements them; cloud/cloudd wires an implementation
 // into [Config]. Every method is called from the adapter's per-site workers: calls for
 // one site are serialised (never concurrent, in arrival order), calls for different sites
-// run in parallel. The adapter assumes it is the only consumer of its sites' events: one
-// cloud process applies a site's events, never several splitting them.
+// run in parallel. The adapter assumes it is the only consumer of its sites' events: the
+// one cloud process, or, with several replicas, the replica that owns the site
+// ([Config.Owner]), applies a site's events, never several splitting them.
+//
+// With an owner, every call made for a site carries the fence of the site's lease in
+// its context ([cloud.FencesOf]; SiteEvents carries the fences of all its runs' sites):
+// a shared store must refuse the call's writes when a fence no longer holds, with an
+// error wrapping [cloud.ErrFenced], which the adapter takes as the loss of the site.
 //
 // A returned error means "not done": the adapter logs it, does not acknowledge the
 // message and relies on the edge's redelivery (events) or on the next message (status,
@@ -134,7 +140,8 @@ type Commands interface {
 	CommandProgress(ctx context.Context, site string, ack protocol.CommandAck, at time.Time) error
 	// PendingCommands lists the commands of site (all sites when site is "") that have
 	// no final state yet. The adapter calls it at start (to arm expiry timers after a
-	// restart) and after a site's birth (to republish the unexpired ones: the edge
+	// restart; with an owner, every CommandGrace/2 instead, arming those of the sites it
+	// owns), and after a site's birth or gain (to republish the unexpired ones: the edge
 	// carries a command out at most once per id, so republishing is safe).
 	PendingCommands(ctx context.Context, site string) ([]PendingCommand, error)
 }
@@ -164,7 +171,8 @@ type Fleet interface {
 // PublishDesired sends a full snapshot or a delta (see [protocol.Desired]); the envelope
 // sequence is d.Version. PublishCommand sends c and arms its expiry timer; the domain
 // must have recorded the command as pending (so [Commands.PendingCommands] lists it)
-// before calling it. Both return once the broker acknowledged the publish (QoS 1) or
+// before calling it; with an owner, only the site's owner arms the timer (see the
+// package doc). Both return once the broker acknowledged the publish (QoS 1) or
 // ctx / the adapter's publish timeout expired; a nil error is not proof that the edge
 // got it: desired state converges by version and DesiredGet, commands by their acks
 // and timeouts.

@@ -31,8 +31,12 @@ const retryAfter = 5 * time.Second
 
 func newJobs(a *Adapter) *jobs { return &jobs{a: a, pending: map[string]*job{}} }
 
-// arm starts (or keeps) the expiry timer of c at site.
+// arm starts (or keeps) the expiry timer of c at site, if this replica owns site: only
+// the owner times a site's commands out (see the package doc).
 func (j *jobs) arm(site string, c protocol.Command) {
+	if !j.a.owns(site) {
+		return
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.stopped {
@@ -48,7 +52,7 @@ func (j *jobs) arm(site string, c protocol.Command) {
 }
 
 func (j *jobs) fire(jb *job) {
-	if !j.a.dispatch(task{site: jb.site, timeoutCmd: jb.cmd.ID}) {
+	if !j.a.dispatch(task{kind: taskTimeout, site: jb.site, timeoutCmd: jb.cmd.ID}) {
 		j.retry(jb)
 	}
 }
@@ -71,12 +75,62 @@ func (j *jobs) finish(id string) {
 	}
 }
 
+// forget drops the timer of command id without recording anything: the site's owner
+// arms its own.
+func (j *jobs) forget(id string) { j.finish(id) }
+
+// disarmSite drops the timers of site's commands (the replica lost the site).
+func (j *jobs) disarmSite(site string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for id, jb := range j.pending {
+		if jb.site == site {
+			jb.timer.Stop()
+			delete(j.pending, id)
+		}
+	}
+}
+
+// reload arms the timers of every pending command of the sites this replica owns, now
+// and every CommandGrace/2 until the adapter closes (only with an owner). A command
+// published by a replica that does not own its site is armed here by the owner, at
+// the latest half a grace after it was recorded, long before its expiry plus the grace.
+func (j *jobs) reload() {
+	a := j.a
+	t := time.NewTicker(max(a.cfg.CommandGrace/2, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := a.call()
+		cmds, err := a.cfg.Fleet.PendingCommands(ctx, "")
+		cancel()
+		if err != nil {
+			a.warn.Error("mqtt: pending commands", "err", err)
+			continue
+		}
+		for _, p := range cmds {
+			j.arm(p.Site, p.Command) // only the owned sites'
+		}
+	}
+}
+
 // progress records an edge's ack. Runs on the site's worker.
 func (j *jobs) progress(site string, ack protocol.CommandAck, at time.Time) {
 	a := j.a
-	ctx, cancel := a.call()
+	ctx, cancel, f, ok := a.callFor(site)
+	if !ok {
+		return
+	}
 	err := a.cfg.Fleet.CommandProgress(ctx, site, ack, at)
 	cancel()
+	if isFenced(err) {
+		a.leaseLost(site, f)
+		return
+	}
 	if err != nil {
 		a.m.fleetErrors.WithLabelValues(protocol.ChanCommandAck.String()).Inc()
 		a.log.Error("mqtt: command progress not recorded", "site", site, "cmd_id", ack.CommandID, "state", ack.State, "err", err)
@@ -104,9 +158,18 @@ func (j *jobs) expire(site, id string) {
 	}
 	ack := protocol.CommandAck{CommandID: id, State: protocol.StateTimedOut, Error: protocol.ErrExpired,
 		Message: "no final acknowledgement from the edge before the command expired"}
-	ctx, cancel := a.call()
+	ctx, cancel, f, owned := a.callFor(site)
+	if !owned {
+		j.finish(id)
+		return
+	}
 	err := a.cfg.Fleet.CommandProgress(ctx, site, ack, a.now())
 	cancel()
+	if isFenced(err) {
+		a.leaseLost(site, f) // the new owner times it out
+		j.finish(id)
+		return
+	}
 	if err != nil {
 		a.log.Error("mqtt: command timeout not recorded", "site", site, "cmd_id", id, "err", err)
 		j.retry(jb)
@@ -117,24 +180,35 @@ func (j *jobs) expire(site, id string) {
 	j.finish(id)
 }
 
-// republish sends a site's unexpired pending commands again after its birth: the edge
-// may have missed them while offline (clean session), and carries each id out at most
-// once. Runs on the site's worker.
+// republish arms the timers of a site's pending commands and sends the unexpired ones
+// again, after its birth or when this replica gains the site: the edge may have missed
+// them while offline (clean session), and carries each id out at most once. Runs on
+// the site's worker.
 func (j *jobs) republish(site string) {
 	a := j.a
-	ctx, cancel := a.call()
+	ctx, cancel, f, ok := a.callFor(site)
+	if !ok {
+		return
+	}
 	cmds, err := a.cfg.Fleet.PendingCommands(ctx, site)
 	cancel()
+	if isFenced(err) {
+		a.leaseLost(site, f)
+		return
+	}
 	if err != nil {
 		a.log.Error("mqtt: pending commands", "site", site, "err", err)
 		return
 	}
 	now := a.now()
 	for _, p := range cmds {
-		if p.Site != site || !p.Command.ExpiresAt.After(now) {
+		if p.Site != site {
 			continue
 		}
 		j.arm(site, p.Command)
+		if !p.Command.ExpiresAt.After(now) {
+			continue
+		}
 		if err := a.publish(a.ctx, site, protocol.ChanCommands, commandHeader(p.Command), p.Command); err != nil {
 			a.log.Warn("mqtt: command not republished", "site", site, "cmd_id", p.Command.ID, "err", err)
 		}

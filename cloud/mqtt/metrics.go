@@ -14,6 +14,9 @@ type metrics struct {
 	sitesOnline prometheus.Gauge
 	commands    *prometheus.CounterVec
 	fleetErrors *prometheus.CounterVec
+	unowned     *prometheus.CounterVec
+	sitesOwned  prometheus.Gauge
+	fenced      prometheus.Counter
 }
 
 // newMetrics registers the adapter's metrics with reg; nil registers nowhere.
@@ -33,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"channel"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "larder_fleet_events_total",
-			Help: "Edge events by outcome: ingested, duplicate, held (after a gap), refused (beyond the edge's window: not acknowledged, so resent), failed (not applied for now: resent), rejected (did not decode: acknowledged as rejected, never applied).",
+			Help: "Edge events by outcome: ingested, duplicate, held (after a gap), refused (beyond the edge's window: not acknowledged, so resent), failed (not applied for now: resent), rejected (did not decode: acknowledged as rejected, never applied), unowned (the site moved to another replica before they committed: resent to it).",
 		}, []string{"outcome"}),
 		sitesOnline: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "larder_fleet_sites_online",
@@ -47,12 +50,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "larder_fleet_domain_errors_total",
 			Help: "Calls into the domain that failed, by channel.",
 		}, []string{"channel"}),
+		unowned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "larder_fleet_messages_unowned_total",
+			Help: "Messages from edges of sites this replica does not own (in flight while a site moved), ignored unacknowledged, by channel.",
+		}, []string{"channel"}),
+		sitesOwned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "larder_fleet_sites_owned",
+			Help: "Sites this replica owns and is subscribed to (set only when replicas share the fleet through leases).",
+		}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "larder_fleet_leases_fenced_total",
+			Help: "Sites dropped because the store refused this replica's fence: the lease had moved to another replica.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.connected, m.received, m.rejected, m.events,
-		m.sitesOnline, m.commands, m.fleetErrors} {
+		m.sitesOnline, m.commands, m.fleetErrors, m.unowned, m.sitesOwned, m.fenced} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("mqtt: register metrics: %w", err)
 		}

@@ -7,16 +7,29 @@ import (
 	"github.com/larder-lockers/larder/protocol"
 )
 
-// task is one unit of work for a site's worker: a received message, or a command
-// whose expiry timer fired (timeoutCmd set).
+// task is one unit of work for a site's worker: a received message, a command whose
+// expiry timer fired, or a change of the site's ownership.
 type task struct {
+	kind       taskKind
 	site       string
 	ch         protocol.Channel
 	payload    []byte
 	at         time.Time
 	gen        uint64 // the connection it arrived on
-	timeoutCmd string
+	timeoutCmd string // taskTimeout: the command
 }
+
+type taskKind int
+
+const (
+	taskMessage  taskKind = iota // a message from the site's edge
+	taskTimeout                  // a command's expiry timer fired
+	taskGained                   // the replica gained the site
+	taskLost                     // the replica lost the site
+	taskAckAgain                 // acknowledge the site's high water again
+)
+
+func (t task) isEvent() bool { return t.kind == taskMessage && t.ch == protocol.ChanEvents }
 
 // queue is a worker's inbox. push never blocks, so paho's router goroutine (which also
 // delivers the PUBACKs and PINGRESPs the client waits for) is never held up by domain
@@ -43,7 +56,7 @@ func newQueue(maxTotal, maxSite int) *queue {
 // t is an event and the queue already holds maxSite events of its site or maxTotal
 // events in all.
 func (q *queue) push(t task) bool {
-	ev := t.timeoutCmd == "" && t.ch == protocol.ChanEvents
+	ev := t.isEvent()
 	q.mu.Lock()
 	if q.closed || ev && (q.events >= q.maxTotal || q.perSite[t.site] >= q.maxSite) {
 		q.mu.Unlock()

@@ -29,13 +29,13 @@ func TestQueueBoundsEventsOnly(t *testing.T) {
 		t.Fatal("event of c accepted beyond the total bound of 5")
 	}
 	for _, other := range []task{{site: "a", ch: protocol.ChanStatus}, {site: "a", ch: protocol.ChanBirth},
-		{site: "c", timeoutCmd: "cmd-1"}} {
+		{kind: taskTimeout, site: "c", timeoutCmd: "cmd-1"}, {kind: taskGained, site: "c"}, {kind: taskLost, site: "c"}} {
 		if !q.push(other) {
 			t.Fatalf("%+v refused: only events may be", other)
 		}
 	}
-	if got := q.take(nil); len(got) != 8 {
-		t.Fatalf("took %d tasks, want 8", len(got))
+	if got := q.take(nil); len(got) != 10 {
+		t.Fatalf("took %d tasks, want 10", len(got))
 	}
 	for i := range 3 {
 		if !q.push(ev("a")) {

@@ -2,10 +2,12 @@ package mqtt
 
 import (
 	"errors"
+	"slices"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/larder-lockers/larder/cloud"
 	"github.com/larder-lockers/larder/protocol"
 )
 
@@ -82,9 +84,17 @@ func (w *worker) run() {
 			return
 		}
 		for i, t := range batch {
-			if t.timeoutCmd == "" && t.ch == protocol.ChanEvents {
+			switch {
+			case (t.kind == taskMessage || t.kind == taskTimeout) && !w.a.owns(t.site):
+				// Queued before the site was lost (or in flight while it moved).
+				if t.kind == taskMessage {
+					w.a.unowned(t.site, t.ch)
+				} else {
+					w.a.jobs.forget(t.timeoutCmd) // the owner arms its own
+				}
+			case t.isEvent():
 				w.stage(t)
-			} else {
+			default:
 				w.commit()
 				w.handle(t)
 			}
@@ -110,9 +120,15 @@ func (w *worker) ackLater(site string, s *siteState) {
 func (w *worker) flushAcks() {
 	a := w.a
 	for _, id := range w.acks {
-		s := w.sites[id]
+		s, ok := w.sites[id]
+		if !ok {
+			continue // lost and forgotten since: the new owner acknowledges
+		}
 		s.ackDue = false
-		if s.hw == 0 {
+		if s.hw == 0 || !a.owns(id) {
+			// A replica that lost the site stays silent even about what it committed:
+			// its ack, not advancing, would spend the edge's fast resend before the new
+			// owner subscribed (protocol rule ack.resume).
 			continue
 		}
 		tok, err := a.publishAsync(id, protocol.ChanEventAck, protocol.Header{}, protocol.EventAck{Seq: s.hw, Rejected: s.rejections()})
@@ -183,8 +199,20 @@ func (s *siteState) rejections() []protocol.Rejection {
 
 func (w *worker) handle(t task) {
 	a := w.a
-	if t.timeoutCmd != "" {
+	switch t.kind {
+	case taskTimeout:
 		a.jobs.expire(t.site, t.timeoutCmd)
+		return
+	case taskGained:
+		w.gained(t.site)
+		return
+	case taskLost:
+		w.lost(t.site)
+		return
+	case taskAckAgain:
+		if s, ok := w.sites[t.site]; ok && s.hwKnown && a.owns(t.site) {
+			w.ackLater(t.site, s)
+		}
 		return
 	}
 	m, ok := w.decode(t)
@@ -203,10 +231,13 @@ func (w *worker) handle(t task) {
 	case protocol.ChanBirth:
 		w.birth(t, s, m.Body.(protocol.Birth))
 	case protocol.ChanTelemetry:
-		ctx, cancel := a.call()
+		ctx, cancel, f, ok := a.callFor(t.site)
+		if !ok {
+			return
+		}
 		err := a.cfg.Fleet.SiteTelemetry(ctx, t.site, m.Body.(protocol.Telemetry), t.at)
 		cancel()
-		w.domainErr(t.site, t.ch, err)
+		w.domainErr(t.site, f, t.ch, err)
 	case protocol.ChanCommandAck:
 		a.jobs.progress(t.site, m.Body.(protocol.CommandAck), t.at)
 	case protocol.ChanDesiredGet:
@@ -215,8 +246,14 @@ func (w *worker) handle(t task) {
 	s.lastSeen = t.at
 }
 
-func (w *worker) domainErr(site string, ch protocol.Channel, err error) {
+// domainErr reports a failed call into the domain made for site with fence f. One that
+// the store refused for its fence means the lease moved: the site is lost.
+func (w *worker) domainErr(site string, f cloud.Fence, ch protocol.Channel, err error) {
 	if err == nil {
+		return
+	}
+	if isFenced(err) {
+		w.a.leaseLost(site, f)
 		return
 	}
 	w.a.m.fleetErrors.WithLabelValues(ch.String()).Inc()
@@ -250,9 +287,12 @@ func (w *worker) status(t task, s *siteState, st protocol.Status) {
 		}
 	}
 	s.onlineKnown, s.online = true, st.Online
-	ctx, cancel := a.call()
+	ctx, cancel, f, ok := a.callFor(t.site)
+	if !ok {
+		return
+	}
 	defer cancel()
-	w.domainErr(t.site, t.ch, a.cfg.Fleet.SiteStatus(ctx, t.site, ch))
+	w.domainErr(t.site, f, t.ch, a.cfg.Fleet.SiteStatus(ctx, t.site, ch))
 	if ch.Outage > 0 {
 		a.log.Info("mqtt: site back online", "site", t.site, "outage_seconds", ch.Outage.Seconds())
 	}
@@ -260,11 +300,14 @@ func (w *worker) status(t task, s *siteState, st protocol.Status) {
 
 func (w *worker) birth(t task, s *siteState, b protocol.Birth) {
 	a := w.a
-	ctx, cancel := a.call()
+	ctx, cancel, f, ok := a.callFor(t.site)
+	if !ok {
+		return
+	}
 	err := a.cfg.Fleet.SiteBirth(ctx, t.site, b)
 	cancel()
 	if err != nil {
-		w.domainErr(t.site, t.ch, err)
+		w.domainErr(t.site, f, t.ch, err)
 		return
 	}
 	if s.hwKnown && b.OutboxHighWater < s.hw {
@@ -279,9 +322,16 @@ func (w *worker) birth(t task, s *siteState, b protocol.Birth) {
 
 func (w *worker) publishSnapshot(site string) {
 	a := w.a
-	ctx, cancel := a.call()
+	ctx, cancel, f, ok := a.callFor(site)
+	if !ok {
+		return
+	}
 	d, err := a.cfg.Fleet.DesiredSnapshot(ctx, site)
 	cancel()
+	if isFenced(err) {
+		w.a.leaseLost(site, f)
+		return
+	}
 	if err != nil {
 		a.m.fleetErrors.WithLabelValues(protocol.ChanDesired.String()).Inc()
 		a.log.Error("mqtt: desired snapshot", "site", site, "err", err)
@@ -336,14 +386,9 @@ func (w *worker) stage(t task) {
 		// reset it (a stale value would acknowledge a restarted outbox's new events as
 		// duplicates). Afterwards this worker is the only one that advances it. Nothing
 		// of the site is staged then: a birth commits the staged events first.
-		ctx, cancel := a.call()
-		hw, err := a.cfg.Fleet.EventHighWater(ctx, t.site)
-		cancel()
-		if err != nil {
-			w.domainErr(t.site, t.ch, err)
+		if !w.readHighWater(t.site, s) {
 			return
 		}
-		s.hw, s.hwKnown = hw, true
 	}
 	switch next := s.next(); {
 	case m.Seq < next:
@@ -402,13 +447,30 @@ func (w *worker) commit() {
 		return
 	}
 	a := w.a
+	// A site lost since its events were staged is not committed: its events stay
+	// unacknowledged, and the edge resends them to the new owner.
+	w.staged = slices.DeleteFunc(w.staged, func(id string) bool {
+		if a.owns(id) {
+			return false
+		}
+		s := w.sites[id]
+		a.m.events.WithLabelValues("unowned").Add(float64(len(s.run)))
+		w.nstaged -= len(s.run)
+		clear(s.run)
+		s.run = s.run[:0]
+		return true
+	})
+	if len(w.staged) == 0 {
+		return
+	}
 	runs := make([]EventRun, len(w.staged))
+	fences := make([]cloud.Fence, len(w.staged))
 	for i, id := range w.staged {
 		runs[i] = EventRun{Site: id, Events: w.sites[id].run}
+		fences[i], _ = a.fence(id)
 	}
-	ctx, cancel := a.call()
-	res := a.cfg.Fleet.SiteEvents(ctx, runs)
-	cancel()
+	res := w.siteEvents(runs, fences)
+	var fenced []int
 	for i, id := range w.staged {
 		s := w.sites[id]
 		var r EventResult
@@ -435,9 +497,12 @@ func (w *worker) commit() {
 		}
 		a.m.events.WithLabelValues("ingested").Add(float64(applied))
 		a.m.events.WithLabelValues("rejected").Add(float64(rejected))
-		if r.Err != nil {
+		if r.Err != nil && isFenced(r.Err) {
+			a.m.events.WithLabelValues("unowned").Add(float64(len(s.run) - applied - rejected))
+			fenced = append(fenced, i)
+		} else if r.Err != nil {
 			a.m.events.WithLabelValues("failed").Add(float64(len(s.run) - applied - rejected))
-			w.domainErr(id, protocol.ChanEvents, r.Err)
+			w.domainErr(id, fences[i], protocol.ChanEvents, r.Err)
 		}
 		s.hw = max(s.hw, r.Ack)
 		if r.Err != nil {
@@ -453,8 +518,103 @@ func (w *worker) commit() {
 		}
 		w.ackLater(id, s)
 	}
+	for _, i := range fenced {
+		w.a.leaseLost(w.staged[i], fences[i])
+	}
 	w.staged = w.staged[:0]
 	w.nstaged = 0
+}
+
+// siteEvents calls [Events.SiteEvents] with the fences of every run's site. A shared
+// store fails the whole transaction when one fence no longer holds, and then every run
+// reports [cloud.ErrFenced]; so the fenced runs of a call for several sites are applied
+// again one by one, each with its own fence only, to tell the sites that moved from
+// those that did not.
+func (w *worker) siteEvents(runs []EventRun, fences []cloud.Fence) []EventResult {
+	a := w.a
+	ctx, cancel := a.call()
+	if a.own != nil {
+		ctx = cloud.WithFences(ctx, fences...)
+	}
+	res := a.cfg.Fleet.SiteEvents(ctx, runs)
+	cancel()
+	if len(runs) < 2 {
+		return res
+	}
+	for i := range min(len(res), len(runs)) {
+		if !isFenced(res[i].Err) {
+			continue
+		}
+		ctx, cancel := a.call()
+		one := a.cfg.Fleet.SiteEvents(cloud.WithFences(ctx, fences[i]), runs[i:i+1])
+		cancel()
+		if len(one) == 1 {
+			res[i] = one[0]
+		}
+	}
+	return res
+}
+
+// readHighWater reads the site's committed event high water from the domain into s.
+func (w *worker) readHighWater(site string, s *siteState) bool {
+	a := w.a
+	ctx, cancel, f, ok := a.callFor(site)
+	if !ok {
+		return false
+	}
+	hw, err := a.cfg.Fleet.EventHighWater(ctx, site)
+	cancel()
+	if err != nil {
+		w.domainErr(site, f, protocol.ChanEvents, err)
+		return false
+	}
+	s.hw, s.hwKnown = hw, true
+	return true
+}
+
+// gained takes up a site this replica just gained (its topics are subscribed by now):
+// the high water it may remember is stale, so it reads it afresh and
+// acknowledges it at once, and again after gainAckRepeat. The edge may hold events the
+// previous owner never committed (they died with its queue): a 1.1 edge resends them
+// on a non-advancing ack. The first ack is that for an edge that saw its old owner's
+// last ack; for one that did not (the old owner died between commit and ack) the first
+// ack advances and the repeat is the non-advancing one. Then the site's pending
+// commands are republished and their timers armed: the owner times them out.
+func (w *worker) gained(site string) {
+	a := w.a
+	if !a.owns(site) {
+		return // lost again since
+	}
+	s := w.site(site)
+	s.hwKnown, s.held = false, nil
+	if w.readHighWater(site, s) {
+		w.ackLater(site, s)
+		time.AfterFunc(gainAckRepeat, func() { a.dispatch(task{site: site, kind: taskAckAgain}) })
+	}
+	a.jobs.republish(site)
+}
+
+// lost forgets a site this replica lost: its held events (unacknowledged: the edge
+// resends them to the new owner), its cached high water and presence, and its command
+// timers. Its staged events were dropped by the commit before this task.
+func (w *worker) lost(site string) {
+	if w.a.owns(site) {
+		return // gained again since: the gain's task follows
+	}
+	w.forget(site)
+	w.a.jobs.disarmSite(site)
+}
+
+// forget drops what the worker keeps of site (nothing of it may be staged).
+func (w *worker) forget(site string) {
+	s, ok := w.sites[site]
+	if !ok {
+		return
+	}
+	if s.onlineKnown && s.online {
+		w.a.m.sitesOnline.Dec() // the new owner counts it
+	}
+	delete(w.sites, site)
 }
 
 var errMissingResult = errors.New("the domain returned no result for the run")

@@ -60,7 +60,7 @@
 // # Fencing
 //
 // When ctx carries fences (cloud.WithFences), Update's final batch starts with SELECT
-// name, token FROM larder_leases WHERE name = ANY($1) FOR SHARE and the transaction
+// name, token FROM larder_leases WHERE name = ANY($1) ORDER BY name FOR SHARE and the transaction
 // commits only if every fence's lease is there with its token; otherwise Update fails
 // with an error wrapping cloud.ErrFenced (not retried). FOR SHARE makes a takeover, an
 // UPDATE of the lease row, wait for this commit; a takeover that committed after the

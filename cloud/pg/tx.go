@@ -280,7 +280,7 @@ func (t *txn) flush(fences []cloud.Fence) error {
 		for i, f := range fences {
 			names[i] = f.Name
 		}
-		b.Queue("SELECT name, token FROM larder_leases WHERE name = ANY($1) FOR SHARE", names)
+		b.Queue("SELECT name, token FROM larder_leases WHERE name = ANY($1) ORDER BY name FOR SHARE", names)
 	}
 	// Rows in key order, so that concurrent transactions lock them in the same order.
 	var pb, pk, db, dk []string

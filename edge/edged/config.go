@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/larder-lockers/larder/edge"
+	"github.com/larder-lockers/larder/edge/mqtt"
 	"github.com/larder-lockers/larder/internal/daemon"
 	"github.com/larder-lockers/larder/protocol"
 	"github.com/larder-lockers/larder/protocol/board"
@@ -40,7 +41,9 @@ type Config struct {
 	// empty value) serves no metrics.
 	MetricsAddr string `json:"metrics_addr"`
 
-	// Broker is the MQTT broker URL (tcp://, ssl://, ws://, wss://); empty runs offline.
+	// Broker is the MQTT broker URL (tcp://, ssl://, ws://, wss://), or the
+	// comma-separated URLs of a broker cluster's nodes, tried in order on every connect
+	// (tcp://a:1883,tcp://b:1883); empty runs offline.
 	Broker         string `json:"broker,omitempty"`
 	BrokerUsername string `json:"broker_username,omitempty"`
 	BrokerPassword string `json:"broker_password,omitempty"`
@@ -264,6 +267,13 @@ func (c Config) Validate() error {
 	if c.DataDir == "" || c.KioskAddr == "" {
 		return errors.New("edged: data_dir and kiosk_addr are required")
 	}
+	if c.Broker != "" {
+		// Checked here too so that a bad broker list stops the start-up before the
+		// hardware is opened.
+		if _, err := (mqtt.Config{Broker: c.Broker}).Brokers(); err != nil {
+			return fmt.Errorf("edged: broker: %w", err)
+		}
+	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			return fmt.Errorf("edged: metrics_addr %q: %w", c.MetricsAddr, err)
@@ -366,7 +376,7 @@ var source = daemon.Source[Config]{
 			Set: func(c *Config, v string) error { c.KioskAddr = v; return nil }},
 		{Env: "LARDER_EDGE_METRICS_ADDR", Flag: "metrics", Usage: "/metrics listen address, for Prometheus; off serves none (env LARDER_EDGE_METRICS_ADDR; default " + DefaultMetricsAddr + ")",
 			Set: func(c *Config, v string) error { c.MetricsAddr = daemon.MetricsAddr(v); return nil }},
-		{Env: "LARDER_EDGE_BROKER", Flag: "broker", Usage: "MQTT broker URL, e.g. tcp://127.0.0.1:1883; empty runs offline (env LARDER_EDGE_BROKER)",
+		{Env: "LARDER_EDGE_BROKER", Flag: "broker", Usage: "MQTT broker URL, e.g. tcp://127.0.0.1:1883, or several comma-separated (a broker cluster), tried in order; empty runs offline (env LARDER_EDGE_BROKER)",
 			Set: func(c *Config, v string) error { c.Broker = v; return nil }},
 		{Env: "LARDER_EDGE_BROKER_USERNAME", Flag: "broker-user", Usage: "MQTT username (env LARDER_EDGE_BROKER_USERNAME; password only by env LARDER_EDGE_BROKER_PASSWORD or file)",
 			Set: func(c *Config, v string) error { c.BrokerUsername = v; return nil }},

@@ -2,10 +2,12 @@ package mqtt
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,13 +120,14 @@ func (c *Client) Run(ctx context.Context) error {
 			return nil
 		}
 		lost := make(chan struct{})
-		cli := c.newPaho(lost)
+		var broker string
+		cli := c.newPaho(lost, &broker)
 		c.m.attempts.Inc()
 		start := time.Now()
 		if err := c.connect(ctx, cli); err != nil {
 			c.log.Warn("mqtt: connect failed", "attempt", attempt, "err", err)
 		} else {
-			c.session(ctx, cli, lost)
+			c.session(ctx, cli, lost, broker)
 			if ctx.Err() != nil {
 				c.shutdown(cli)
 				return nil
@@ -145,11 +148,19 @@ func (c *Client) Run(ctx context.Context) error {
 }
 
 // newPaho builds a fresh paho client for one connection; lost is closed when that
-// connection drops.
-func (c *Client) newPaho(lost chan struct{}) paho.Client {
+// connection drops. trying is set to each broker URL as paho tries it; read it only
+// once Connect has completed.
+func (c *Client) newPaho(lost chan struct{}, trying *string) paho.Client {
 	var once sync.Once
-	opts := paho.NewClientOptions().
-		AddBroker(c.cfg.Broker).
+	opts := paho.NewClientOptions()
+	// paho tries the brokers in the order added, on every Connect; each attempt is a
+	// fresh client, so every reconnect starts again from the first (Validate has
+	// checked the list).
+	brokers, _ := c.cfg.Brokers()
+	for _, b := range brokers {
+		opts.AddBroker(b)
+	}
+	opts.
 		SetClientID(c.cfg.clientID()).
 		SetProtocolVersion(4).
 		SetCleanSession(false).
@@ -164,6 +175,12 @@ func (c *Client) newPaho(lost chan struct{}) paho.Client {
 		SetMaxResumePubInFlight(c.cfg.OutboxWindow).
 		SetStore(paho.NewMemoryStore()).
 		SetDefaultPublishHandler(c.route).
+		// paho calls this before trying each broker, so the last call before the
+		// CONNACK names the broker the connection is to.
+		SetConnectionAttemptHandler(func(u *url.URL, tlsCfg *tls.Config) *tls.Config {
+			*trying = u.Redacted()
+			return tlsCfg
+		}).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			c.log.Warn("mqtt: connection lost", "err", err)
 			once.Do(func() { close(lost) })
@@ -186,8 +203,10 @@ func (c *Client) newPaho(lost chan struct{}) paho.Client {
 // never waits for a broker that does not answer.
 func (c *Client) connect(ctx context.Context, cli paho.Client) error {
 	tok := cli.Connect()
-	// paho bounds the attempt with ConnectTimeout; the extra OpTimeout is our own guard.
-	t := time.NewTimer(c.cfg.ConnectTimeout + c.cfg.OpTimeout)
+	// paho bounds the attempt at each broker with ConnectTimeout and tries them one after
+	// the other; the extra OpTimeout is our own guard.
+	brokers, _ := c.cfg.Brokers()
+	t := time.NewTimer(time.Duration(len(brokers))*c.cfg.ConnectTimeout + c.cfg.OpTimeout)
 	defer t.Stop()
 	select {
 	case <-tok.Done():
@@ -201,8 +220,8 @@ func (c *Client) connect(ctx context.Context, cli paho.Client) error {
 	}
 }
 
-// session runs one connection until it drops or ctx ends.
-func (c *Client) session(ctx context.Context, cli paho.Client, lost <-chan struct{}) {
+// session runs one connection, to broker, until it drops or ctx ends.
+func (c *Client) session(ctx context.Context, cli paho.Client, lost <-chan struct{}, broker string) {
 	if err := c.onConnect(cli); err != nil {
 		c.log.Warn("mqtt: connect sequence failed", "err", err)
 		c.drop(cli)
@@ -212,7 +231,7 @@ func (c *Client) session(ctx context.Context, cli paho.Client, lost <-chan struc
 	c.cli = cli
 	c.mu.Unlock()
 	c.m.connected.Set(1)
-	c.log.Info("mqtt: connected")
+	c.log.Info("mqtt: connected", "broker", broker)
 	c.link(ctx, true)
 
 	sctx, cancel := context.WithCancel(ctx)
@@ -285,8 +304,21 @@ func (c *Client) onConnect(cli paho.Client) error {
 	for _, ch := range []protocol.Channel{protocol.ChanDesired, protocol.ChanCommands, protocol.ChanEventAck} {
 		filters[protocol.Topic(c.cfg.Site, ch)] = ch.QoS()
 	}
-	if err := c.wait(cli.SubscribeMultiple(filters, c.route)); err != nil {
+	tok := cli.SubscribeMultiple(filters, c.route)
+	if err := c.wait(tok); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
+	}
+	// A refused filter (SUBACK 0x80) is no error to paho, but without it the edge would
+	// never hear acks, desired state or commands on this connection. A broker refuses
+	// one when its ACL lacks the topic, or (nats-server) when the session's QoS 1
+	// subscriptions would overdraw its packet ids (see deploy/nats). Dropping the
+	// connection retries after the backoff, and the refusal is in the log.
+	if st, ok := tok.(*paho.SubscribeToken); ok {
+		for f, code := range st.Result() {
+			if code >= 0x80 {
+				return fmt.Errorf("subscribe: broker refused %s (SUBACK %#x)", f, code)
+			}
+		}
 	}
 	if err := c.pub(cli, protocol.Status{Online: true, Software: c.cfg.Software}); err != nil {
 		return fmt.Errorf("status: %w", err)

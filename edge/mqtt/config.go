@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/larder-lockers/larder/protocol"
@@ -17,7 +19,10 @@ type Config struct {
 	// Site is this edge's site id (protocol.ValidSite). Required.
 	Site string
 	// Broker is the broker URL: tcp://host:1883, ssl://host:8883 (or tls://, mqtts://),
-	// ws://host/mqtt or wss://host/mqtt. Required.
+	// ws://host/mqtt or wss://host/mqtt; or several, comma-separated
+	// (tcp://a:1883,tcp://b:1883), the nodes of a broker cluster: every connection
+	// attempt tries them in this order and takes the first that accepts (see
+	// [Config.Brokers]). Required.
 	Broker string
 	// TLS is used for ssl:// and wss:// brokers; nil means the system roots.
 	TLS *tls.Config
@@ -85,17 +90,8 @@ func (c Config) Validate() error {
 	if !protocol.ValidSite(c.Site) {
 		return fmt.Errorf("mqtt: config: invalid site id %q", c.Site)
 	}
-	u, err := url.Parse(c.Broker)
-	if err != nil || c.Broker == "" {
-		return fmt.Errorf("mqtt: config: broker %q is not a URL", c.Broker)
-	}
-	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
-	default:
-		return fmt.Errorf("mqtt: config: broker %q: scheme must be tcp, ssl, ws or wss", c.Broker)
-	}
-	if u.Host == "" {
-		return fmt.Errorf("mqtt: config: broker %q has no host", c.Broker)
+	if _, err := c.Brokers(); err != nil {
+		return err
 	}
 	if len(c.ClientID) > 128 {
 		return errors.New("mqtt: config: client id longer than 128 characters")
@@ -125,6 +121,38 @@ func (c Config) Validate() error {
 		return errors.New("mqtt: config: inbound queue must be at least 1")
 	}
 	return nil
+}
+
+// Brokers splits Broker into its URLs, in order, each checked: a known scheme, a host,
+// no blank entry and no URL twice.
+func (c Config) Brokers() ([]string, error) {
+	if strings.TrimSpace(c.Broker) == "" {
+		return nil, errors.New("mqtt: config: no broker URL")
+	}
+	var out []string
+	for _, raw := range strings.Split(c.Broker, ",") {
+		b := strings.TrimSpace(raw)
+		if b == "" {
+			return nil, fmt.Errorf("mqtt: config: broker list %q has an empty entry", c.Broker)
+		}
+		u, err := url.Parse(b)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt: config: broker %q is not a URL", b)
+		}
+		switch u.Scheme {
+		case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
+		default:
+			return nil, fmt.Errorf("mqtt: config: broker %q: scheme must be tcp, ssl, ws or wss", b)
+		}
+		if u.Host == "" {
+			return nil, fmt.Errorf("mqtt: config: broker %q has no host", b)
+		}
+		if slices.Contains(out, b) {
+			return nil, fmt.Errorf("mqtt: config: broker %q listed twice", b)
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 // clientID is the MQTT client id this config connects with.

@@ -16,6 +16,9 @@ import (
 // beyond the cloud's last EventAck, and records the cloud's acknowledgements. It starts
 // from the last acknowledged event, so everything unacknowledged is resent after every
 // reconnect with the same bytes. A non-nil error means the link looks dead.
+//
+// Everything unacknowledged is also resent when acks stop advancing for AckTimeout, and
+// at once on a non-advancing ack (protocol 1.1, [fastResend]).
 func (c *Client) drain(ctx context.Context, cli paho.Client) error {
 	ob := c.ports.Outbox
 	topic := protocol.Topic(c.cfg.Site, protocol.ChanEvents)
@@ -33,6 +36,7 @@ func (c *Client) drain(ctx context.Context, cli paho.Client) error {
 	}
 	sent := acked // highest seq put on the wire in this connection
 	progress := time.Now()
+	var fast fastResend
 
 	// The ticker is both the safety-net poll and the clock of the ack timeout.
 	tick := min(c.cfg.PollInterval, c.cfg.AckTimeout/4)
@@ -43,7 +47,14 @@ func (c *Client) drain(ctx context.Context, cli paho.Client) error {
 	defer t.Stop()
 
 	for {
-		if seq, rejected := c.takeAck(); seq > acked {
+		seq, rejected := c.takeAck()
+		if seq != 0 && seq == acked && sent > acked && fast.allow(time.Now(), c.cfg.AckTimeout) {
+			c.log.Info("mqtt: event ack did not advance, resending at once", "from", acked+1, "to", sent)
+			c.m.resent.Inc()
+			sent = acked
+			progress = time.Now()
+		}
+		if seq > acked {
 			rejected = slices.DeleteFunc(rejected, func(r protocol.Rejection) bool { return r.Seq <= acked || r.Seq > seq })
 			if aside, err := ob.Ack(seq, rejected); err != nil {
 				c.m.rejected.WithLabelValues(protocol.ChanEventAck.String()).Inc()
@@ -114,6 +125,37 @@ func (c *Client) drain(ctx context.Context, cli paho.Client) error {
 			}
 		}
 	}
+}
+
+// fastResend decides when a non-advancing EventAck makes the drainer resend at once
+// (protocol 1.1, rule ack.resume in protocol/asyncapi.yaml). The cloud acknowledges only
+// what it committed, so an ack equal to the last one while later events are on the wire
+// means the cloud holds nothing past it: a replica that just took the site over after
+// a failover (its predecessor's queue died with it), a gap it is waiting on, or a commit
+// that failed. Resending then, instead of after AckTimeout, is what makes a takeover
+// quick.
+//
+// The guard is one fast resend per AckTimeout/4 at most. The cloud re-acknowledges its
+// high water for every batch with duplicates or gap events, and a resend makes
+// duplicates (the copies still in flight meet the resent ones), so unguarded this could
+// feed itself: with the guard those re-acks fall within the interval and are ignored.
+// A fast resend that went nowhere (a non-advancing ack that came from the old owner, or
+// reached the edge before the new owner had subscribed) is retried on the next
+// non-advancing ack once the interval is over, so a takeover never waits for the whole
+// AckTimeout. The price is bounded: against a cloud that keeps re-acknowledging without
+// taking anything (a failing database) the edge resends its window at most four times
+// per AckTimeout instead of once, while that cloud keeps answering.
+type fastResend struct {
+	last time.Time // when the last fast resend started
+}
+
+// allow reports whether a fast resend may start at now, and records it if so.
+func (f *fastResend) allow(now time.Time, ackTimeout time.Duration) bool {
+	if !f.last.IsZero() && now.Sub(f.last) < ackTimeout/4 {
+		return false
+	}
+	f.last = now
+	return true
 }
 
 // setAside reports the events the outbox set aside: an error line each, with the
