@@ -66,33 +66,39 @@ func siteComps(tx Tx, site string) ([]Compartment, error) {
 // freeCandidates reads the free index of a site: for each zone needed, at most need[zone]
 // compartments of each size and height class, in the policy's preference order (the
 // keys sort by size, then high before low, then door number). That is all a plan can
-// use, and it keeps the work per order small however large the site.
+// use. Each zone is one scan of its part of the index (one seek, not one per class).
 func freeCandidates(tx Tx, site string, need map[string]int, accessible bool) ([]assign.Candidate, error) {
 	var out []assign.Candidate
 	for z, n := range need {
-		for rank := 1; rank <= 3; rank++ {
-			for low := 0; low <= 1; low++ {
-				if accessible && low == 0 {
-					continue
-				}
-				prefix := site + "/" + z + "/" + strconv.Itoa(rank) + "/" + strconv.Itoa(low) + "/"
-				taken := 0
-				err := tx.Scan(bFree, prefix, func(k string, _ []byte) bool {
-					num, err := strconv.Atoi(strings.TrimPrefix(k, prefix))
-					if err != nil {
-						return true
-					}
-					out = append(out, assign.Candidate{Number: num, Size: sizeOfRank(rank), Zone: protocol.Zone(z), Low: low == 1})
-					taken++
-					return taken < n
-				})
-				if err != nil {
-					return nil, err
-				}
+		prefix := site + "/" + z + "/"
+		var taken [4][2]int // by rank, low
+		err := tx.Scan(bFree, prefix, func(k string, _ []byte) bool {
+			rank, low, num, ok := parseFreeKey(strings.TrimPrefix(k, prefix))
+			if !ok || accessible && low == 0 || taken[rank][low] >= n {
+				return true
 			}
+			taken[rank][low]++
+			out = append(out, assign.Candidate{Number: num, Size: sizeOfRank(rank), Zone: protocol.Zone(z), Low: low == 1})
+			return true
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// parseFreeKey parses the rank/low/number tail of a free key (freeKey).
+func parseFreeKey(tail string) (rank, low, num int, ok bool) {
+	if len(tail) < 5 || tail[1] != '/' || tail[3] != '/' {
+		return 0, 0, 0, false
+	}
+	rank, low = int(tail[0]-'0'), int(tail[2]-'0')
+	num, err := strconv.Atoi(tail[4:])
+	if err != nil || rank < 1 || rank > 3 || low < 0 || low > 1 {
+		return 0, 0, 0, false
+	}
+	return rank, low, num, true
 }
 
 func sizeOfRank(r int) protocol.Size {

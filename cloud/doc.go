@@ -34,7 +34,10 @@
 //	                (event kind → happening, alarm or audit entry)
 //	alarms.go       alarms: raise, close, ResolveAlarm, their keys
 //	sweep.go        what time decides: lapses, expiry, reminders, command time-outs,
-//	                credential revocation
+//	                credential revocation, ended failure windows (on the work lease's holder)
+//	limits.go       rate limits: failure counters in fixed windows, in the store (the
+//	                resident page's wrong codes)
+//	fence.go        fences (the leases a transaction depends on) and the Watcher of shared stores
 //	command.go      commands to edges (jobs) and their acknowledgements
 //	driver.go       drivers: loading credentials, the manifest, OpenForLoading
 //	desired.go      the desired state of a site: deltas and snapshots
@@ -52,8 +55,9 @@
 //	platform.go     platforms' webhooks
 //	store.go        the Store, its transactions and buckets
 //	service.go      the Service, its policy, its outbound queue and Run
-//	model.go        the domain's types; errors.go its error codes; live.go the
-//	                in-memory view of each edge
+//	model.go        the domain's types; errors.go its error codes; live.go the view of
+//	                each edge from its recent messages, shared between replicas through
+//	                the store
 //
 // # Order lifecycle
 //

@@ -257,7 +257,9 @@ const minOutage = protocol.MinOutage
 
 // aliveKey (bucket bMeta) holds the cloud's heartbeat: the last moment this cloud was
 // known to be running. Service.Run rewrites it every aliveEvery and Service.Stop on a
-// clean shutdown; Resume reads it on the next start.
+// clean shutdown; Resume reads it on the next start. With several replicas the cloud
+// is running while any of them is: the one holding the periodic work (Options.Work)
+// rewrites it, and a replica that starts while another is alive finds it fresh.
 const aliveKey = "alive"
 
 // aliveEvery is how often Run rewrites the heartbeat. A crash is counted from the last
@@ -278,6 +280,14 @@ type aliveRecord struct {
 // ApplyPresence, as after the edge's own outage. It returns the gap found (zero on a
 // first start, when there is no heartbeat yet), then starts the heartbeat. The edge's
 // own report of the same outage (its outage event) then finds it counted.
+//
+// Resume rewrites the heartbeat in the transaction that accounts for the gap, whether
+// or not this process holds the periodic work: that write is the record that the
+// outage up to now is counted, so of several replicas starting together after the
+// whole cloud was down, the first counts it and the others find a fresh heartbeat
+// (with a store that retries conflicting transactions, as a serializable one does).
+// A replica starting while another is alive finds the heartbeat at most aliveEvery
+// old, well under minOutage, and counts nothing.
 func (s *Service) Resume(ctx context.Context) (time.Duration, error) {
 	now := s.now()
 	var gap time.Duration
@@ -333,9 +343,14 @@ func markAllOffline(tx Tx, at time.Time) error {
 
 // heartbeat records that the cloud is running now. Before Resume it writes nothing: the
 // stored heartbeat is then the evidence of the last outage, not yet accounted for (a
-// start that fails halfway must not erase it).
+// start that fails halfway must not erase it). Only the holder of the periodic work
+// writes it, under the work lease's fence.
 func (s *Service) heartbeat(ctx context.Context) error {
 	if !s.resumed.Load() {
+		return nil
+	}
+	ctx, ok := s.work(ctx)
+	if !ok {
 		return nil
 	}
 	return internal("heartbeat", s.store.Update(ctx, func(tx Tx) error {
@@ -345,12 +360,16 @@ func (s *Service) heartbeat(ctx context.Context) error {
 
 // Stop records the cloud's last heartbeat on a clean shutdown: the time until the next
 // start is an outage like a crash's (see Resume). Call it after Run has returned and the
-// fleet adapter has closed.
+// fleet adapter has closed, before giving up the work lease (a replica without it
+// writes nothing: the holder's heartbeat goes on).
 func (s *Service) Stop(ctx context.Context) error { return s.heartbeat(ctx) }
 
 // ApplyTelemetry records an edge's periodic health in memory; it touches the store only
 // to close a temperature alarm of a zone back in range, and to tell the held codes that
-// waited for the desired version the edge reports applied (codesApplied).
+// waited for the desired version the edge reports applied (codesApplied). This process
+// knows the alarms it raised; one raised before it heard the site (by a replica that
+// owned it before, or before a restart) is closed by the first telemetry it hears with
+// the zone in range.
 func (s *Service) ApplyTelemetry(ctx context.Context, site string, at time.Time, t protocol.Telemetry) error {
 	s.live.mu.Lock()
 	ls := s.live.get(site)
@@ -367,11 +386,12 @@ func (s *Service) ApplyTelemetry(ctx context.Context, site string, at time.Time,
 	}
 	var closeZones []protocol.Zone
 	for _, z := range t.Zones {
-		if !z.Excursion && ls.excursion[z.Zone] {
+		if !z.Excursion && (ls.excursion[z.Zone] || !ls.heard) {
 			closeZones = append(closeZones, z.Zone)
 			delete(ls.excursion, z.Zone)
 		}
 	}
+	ls.heard = true
 	s.live.mu.Unlock()
 	if t.DesiredVersion > 0 {
 		if err := s.codesApplied(ctx, site, t.DesiredVersion); err != nil {
@@ -381,8 +401,23 @@ func (s *Service) ApplyTelemetry(ctx context.Context, site string, at time.Time,
 	if len(closeZones) == 0 {
 		return nil
 	}
-	return internal("apply telemetry", s.store.Update(ctx, func(tx Tx) error {
+	// Most zones of a first telemetry have no alarm open: look before writing, so that a
+	// start does not cost a commit per site.
+	var open []protocol.Zone
+	err := s.store.View(ctx, func(tx Tx) error {
+		open = open[:0]
 		for _, z := range closeZones {
+			if tx.Get(bAlarms, alarmKey(site, protocol.EventTempExcursion, string(z))) != nil {
+				open = append(open, z)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(open) == 0 {
+		return internal("apply telemetry", err)
+	}
+	return internal("apply telemetry", s.store.Update(ctx, func(tx Tx) error {
+		for _, z := range open {
 			if err := closeAlarms(tx, site, string(z), protocol.EventTempExcursion); err != nil {
 				return err
 			}

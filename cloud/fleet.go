@@ -23,7 +23,13 @@ import (
 // recomputes a site's only after a committed transaction wrote its record, a
 // compartment or an alarm of it (indexedStore, below, notices those writes through
 // OnCommit). What changes with every telemetry message (zones, last seen, the edge's
-// applied version) is not stored and is merged from the live state on each read.
+// applied version) is not stored with the site and is merged from the live state on each
+// read (live.go).
+//
+// Over a store that several replicas share (a Watcher), the other replicas' writes do
+// not pass through this process's OnCommit: Run watches the buckets the index derives
+// from (fleetBuckets) and marks the sites they touch, or the whole index when the watch
+// says a bucket may have changed while it was interrupted (an empty key; followStore).
 
 // FleetState is what an operator needs to tell one site from another at a glance.
 type FleetState string
@@ -284,13 +290,22 @@ func (s *Service) fleetSummaries(ctx context.Context) ([]SiteSummary, error) {
 	return stored, nil
 }
 
+// fleetBuckets are the buckets a site's stored summary derives from; their keys start
+// with the site id (up to the first '/').
+var fleetBuckets = []string{bSites, bComps, bAlarms}
+
 // fleetIndex holds the stored part of each site's summary (storedSummary), recomputed
 // after a commit writes the site's records.
 type fleetIndex struct {
 	mu      sync.Mutex
 	written map[string]uint64     // site → commits that wrote its records; guarded by mu
 	entries map[string]fleetEntry // guarded by mu
-	filled  bool                  // every site has had an entry once; guarded by mu
+	// filled: every site had an entry read after the last reset; guarded by mu.
+	filled bool
+	// resets counts the times the whole index was marked stale (reset); filledAt is
+	// resets when the last full read started, so that a reset during a full read is
+	// not lost. Guarded by mu.
+	resets, filledAt uint64
 }
 
 type fleetEntry struct {
@@ -310,12 +325,21 @@ func (ix *fleetIndex) wrote(sites map[string]bool) {
 	}
 }
 
+// reset marks every entry stale: the next read reads every site again.
+func (ix *fleetIndex) reset() {
+	ix.mu.Lock()
+	ix.resets++
+	ix.mu.Unlock()
+}
+
 // read returns a copy of every entry in id order, reading first the sites whose entry
-// is missing or older than their last write. A write that commits while it reads leaves
-// the entry stale (its count moved on), so the next read reads it again.
+// is missing or older than their last write, or every site after a reset. A write that
+// commits while it reads leaves the entry stale (its count moved on), so the next read
+// reads it again.
 func (ix *fleetIndex) read(ctx context.Context, store Store) ([]SiteSummary, error) {
 	ix.mu.Lock()
-	filled := ix.filled
+	filled := ix.filled && ix.filledAt == ix.resets
+	resets := ix.resets
 	stale := map[string]uint64{}
 	for id, n := range ix.written {
 		if e, ok := ix.entries[id]; !ok || e.written != n {
@@ -374,8 +398,8 @@ func (ix *fleetIndex) read(ctx context.Context, store Store) ([]SiteSummary, err
 
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if ix.entries == nil {
-		ix.entries = map[string]fleetEntry{}
+	if ix.entries == nil || !filled {
+		ix.entries = map[string]fleetEntry{} // a full read: a site it did not find is gone
 	}
 	for id, sum := range fresh {
 		ix.entries[id] = fleetEntry{written: stale[id], sum: sum}
@@ -383,7 +407,9 @@ func (ix *fleetIndex) read(ctx context.Context, store Store) ([]SiteSummary, err
 	for _, id := range gone {
 		delete(ix.entries, id)
 	}
-	ix.filled = true
+	if !filled {
+		ix.filled, ix.filledAt = true, resets
+	}
 	out := make([]SiteSummary, 0, len(ix.entries))
 	for _, e := range ix.entries {
 		out = append(out, e.sum)

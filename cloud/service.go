@@ -5,7 +5,10 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +93,12 @@ type Options struct {
 	// TimeZone is the IANA name of the zone of sites that name none ([Site].TimeZone),
 	// checked with [LoadZone]; empty: UTC.
 	TimeZone string
+	// Work reports whether this process holds the periodic work of the fleet (the sweep
+	// and the heartbeat, which must run once across replicas) and the fence of that
+	// lease, which the work's transactions carry ([WithFences]) so that a shared store
+	// refuses them once the lease has moved on. nil: this process always holds it (one
+	// cloud process, the embedded default).
+	Work func() (Fence, bool)
 }
 
 // Service is the cloud domain: every operation on sites, orders, codes, commands and
@@ -111,6 +120,10 @@ type Service struct {
 	zone   string      // IANA name of the zone of sites that name none
 	// resumed is set by Resume; until then heartbeat writes nothing.
 	resumed atomic.Bool
+	workFn  func() (Fence, bool) // Options.Work
+	// watcher is the store, if several processes share it (Options.Store implements
+	// Watcher); nil for a store of this process alone.
+	watcher Watcher
 }
 
 type ports struct {
@@ -133,7 +146,9 @@ type Stats struct {
 // New returns a Service. Call Run to deliver outbound messages. It panics on a CodeKey
 // that is not 32 bytes (cloudd validates its configuration first).
 func New(opt Options) *Service {
-	s := &Service{store: opt.Store, now: opt.Now, log: opt.Logger, pol: opt.Policy, sendTO: opt.SendTimeout, zone: opt.TimeZone}
+	s := &Service{store: opt.Store, now: opt.Now, log: opt.Logger, pol: opt.Policy, sendTO: opt.SendTimeout, zone: opt.TimeZone,
+		workFn: opt.Work}
+	s.watcher, _ = opt.Store.(Watcher)
 	if s.store != nil {
 		s.store = indexedStore{Store: s.store, ix: &s.fleet}
 	}
@@ -188,7 +203,28 @@ func New(opt Options) *Service {
 	s.out.fleet.wake = make(chan struct{}, 1)
 	s.out.notes.wake = make(chan struct{}, 1)
 	s.live.sites = map[string]*LiveSite{}
+	s.live.shared = s.watcher != nil
+	s.live.dirty = map[string]bool{}
+	s.live.stored = map[string]LiveSite{}
+	s.live.toRead = map[string]bool{}
+	s.live.wake = make(chan struct{}, 1)
 	return s
+}
+
+// work reports whether this process holds the periodic work now (Options.Work) and
+// returns ctx carrying the work lease's fence.
+func (s *Service) work(ctx context.Context) (context.Context, bool) {
+	if s.workFn == nil {
+		return ctx, true
+	}
+	f, ok := s.workFn()
+	if !ok {
+		return ctx, false
+	}
+	if f.Name != "" {
+		ctx = WithFences(ctx, f)
+	}
+	return ctx, true
 }
 
 // SetPorts installs the outbound ports after New, for wiring where the adapters need the
@@ -247,10 +283,22 @@ func (s *Service) queue(it outItem) {
 }
 
 // Run delivers outbound messages until ctx ends, runs Sweep every sweepEvery (zero:
-// one minute) and, once Resume has run, rewrites the heartbeat every 15 s.
+// one minute) and, once Resume has run, rewrites the heartbeat every 15 s; both only
+// while this process holds the periodic work (Options.Work). Over a store that several
+// processes share (a [Watcher]), it also follows the other processes' writes into the
+// fleet index (fleet.go) and the live state (live.go), and writes the live state of the
+// sites this process hears into the store every liveEvery.
 func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
 	if sweepEvery <= 0 {
 		sweepEvery = time.Minute
+	}
+	var shared sync.WaitGroup
+	defer shared.Wait()
+	if s.watcher != nil {
+		shared.Go(func() { s.followStore(ctx) })
+		shared.Go(func() { s.readLive(ctx) })
+		shared.Go(func() { s.writeLive(ctx) })
+		shared.Go(func() { s.rereadShared(ctx) })
 	}
 	// Fill the fleet index now (about 1 s at 10,000 sites), not on the first console
 	// request.
@@ -283,16 +331,84 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
 		case <-s.out.fleet.wake:
 			s.flush(ctx, &s.out.fleet)
 		case <-t.C:
-			if _, err := s.Sweep(ctx); err != nil {
+			if _, err := s.Sweep(ctx); errors.Is(err, ErrFenced) {
+				s.log.Info("sweep: the work lease moved to another replica")
+			} else if err != nil {
 				s.log.Error("sweep", "err", err)
 			}
 		case <-beat.C:
-			if err := s.heartbeat(ctx); err != nil {
+			if err := s.heartbeat(ctx); errors.Is(err, ErrFenced) {
+				s.log.Info("heartbeat: the work lease moved to another replica")
+			} else if err != nil {
 				s.log.Error("heartbeat", "err", err)
 			}
 		}
 	}
 }
+
+// followStore follows the writes of every process sharing the store into the fleet
+// index (fleet.go) and the live state read from the store (live.go) until ctx ends. A
+// watch that fails is started again after a pause (growing to watchRetryMax); what was
+// written meanwhile is unknown, so everything is read again. So it is every
+// rereadEvery besides (rereadShared): a write the watch missed (one committed before
+// the watch began to listen) shows at most that late.
+func (s *Service) followStore(ctx context.Context) {
+	buckets := append(slices.Clone(fleetBuckets), bLiveSites)
+	pause := time.Second
+	for {
+		began := time.Now()
+		err := s.watcher.Watch(ctx, buckets, func(bucket, key string) {
+			switch {
+			case bucket == bLiveSites:
+				s.live.changed(key)
+			case key == "":
+				s.fleet.reset()
+			default:
+				site, _, _ := strings.Cut(key, "/")
+				s.fleet.wrote(map[string]bool{site: true})
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(began) > watchRetryMax {
+			pause = time.Second // it had worked for a while
+		}
+		s.log.Warn("watching the store failed", "err", err, "retry_in", pause)
+		s.fleet.reset()
+		s.live.changed("")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, watchRetryMax)
+	}
+}
+
+// rereadShared marks everything read from the shared store stale every rereadEvery
+// until ctx ends.
+func (s *Service) rereadShared(ctx context.Context) {
+	t := time.NewTicker(rereadEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.fleet.reset()
+			s.live.changed("")
+		}
+	}
+}
+
+// watchRetryMax bounds the pause before a failed watch of the store is started again.
+const watchRetryMax = 30 * time.Second
+
+// rereadEvery is how often a process sharing the store reads the fleet index and the
+// stored live state whole again (on the next read of the fleet; about 1 s at 10,000
+// sites), whatever the watch reported.
+const rereadEvery = 10 * time.Minute
 
 // Flush delivers every queued outbound message now, in order.
 func (s *Service) Flush(ctx context.Context) {

@@ -9,13 +9,16 @@ import (
 // Store is the cloud's storage: a transactional, ordered key-value store of named
 // buckets. The domain encodes its own records (JSON) and keeps its own indexes, so a
 // Store has to provide only atomic transactions over bytes. cloud/bolt (bbolt) is the
-// only implementation; another (say, a SQL table of bucket, key, value) would not need
-// to touch the domain, but none exists yet.
+// embedded one, of one process; a store that several cloud replicas share also
+// implements [Watcher] and honours the fences of a transaction's context (fence.go).
 type Store interface {
 	// Update runs fn in a read-write transaction and commits durably before returning nil.
 	// If fn returns an error, none of its writes happen and Update returns that error.
 	// fn may run more than once (implementations may retry), so it must compute its
-	// results afresh on every run and not accumulate across runs.
+	// results afresh on every run and not accumulate across runs. A shared store runs
+	// the transactions of several processes as if one after the other (serializable),
+	// and refuses with [ErrFenced] one whose context carries a fence that no longer
+	// holds ([WithFences]).
 	Update(ctx context.Context, fn func(Tx) error) error
 	// View runs fn in a read-only transaction.
 	View(ctx context.Context, fn func(Tx) error) error
@@ -77,10 +80,22 @@ const bCodeWaits = "code_waits"
 // bAuditSite indexes the audit log by site (audit.go): site/audit id → "".
 const bAuditSite = "audit_site"
 
+// bLiveSites holds, over a shared store, the live state of each site as the replica
+// that hears it last wrote it (live.go): site id → LiveSite.
+const bLiveSites = "live_sites"
+
+// bLimits and bLimitEnds are the failure counters of the rate limits (limits.go): key →
+// failureWindow, and %012d unix seconds of the window's end/key → "" (what the sweep
+// drops).
+const (
+	bLimits    = "limits"
+	bLimitEnds = "limit_ends"
+)
+
 // Buckets lists every bucket, for stores that create them up front.
 func Buckets() []string {
 	return []string{bSites, bComps, bFree, bOrders, bBySite, bLive, bDue, bByPlat, bExtIDs, bIdem, bCodes, bCodeWaits,
-		bKeys, bKeyIDs, bCmds, bAudit, bAuditSite, bAlarms, bCreds, bMeta, bPlatforms}
+		bKeys, bKeyIDs, bCmds, bAudit, bAuditSite, bAlarms, bCreds, bMeta, bPlatforms, bLiveSites, bLimits, bLimitEnds}
 }
 
 // ErrReadOnly is returned by Put and Delete in a View.

@@ -17,10 +17,19 @@ import (
 // Sweep does what time decides: it expires loaded orders past their expiry, lapses
 // orders never loaded by the end of their window plus LoadGrace, sends reminders, times
 // out unanswered commands, tells the held codes a connected edge has had CodeWait to
-// apply (code.go) and revokes expired credentials. It returns how many due
-// orders it looked at (each in its own transaction). Run calls it every minute; tests
-// call it with an injected clock.
+// apply (code.go), revokes expired credentials and drops the failure counters whose
+// window has ended (limits.go). It returns how many due orders it looked at (each in its
+// own transaction). Run calls it every minute; tests call it with an injected clock.
+//
+// It runs once across the replicas sharing a store: it does nothing (0, nil) unless
+// this process holds the periodic work (Options.Work), and its transactions carry the
+// work lease's fence, so that a replica that paused past its lease cannot commit a
+// sweep the new holder runs too.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
+	ctx, ok := s.work(ctx)
+	if !ok {
+		return 0, nil
+	}
 	now := s.now()
 	var due []string
 	err := s.store.View(ctx, func(tx Tx) error {
@@ -50,7 +59,10 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		if err := s.codeWaitsOver(tx, now); err != nil {
 			return err
 		}
-		return s.revokeCredentials(tx, now)
+		if err := s.revokeCredentials(tx, now); err != nil {
+			return err
+		}
+		return dropEndedWindows(tx, now)
 	}))
 }
 

@@ -119,11 +119,14 @@ func Open(path string, opt Options) (*DB, error) {
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range cloud.Buckets() {
+			if _, ok := clustered[b]; ok {
+				continue // stored in clusterBucket (cluster.go)
+			}
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 				return err
 			}
 		}
-		return nil
+		return migrateClusters(tx)
 	})
 	if err != nil {
 		db.Close()
@@ -358,23 +361,51 @@ func (t *txn) bucket(name string) *bbolt.Bucket {
 	return b
 }
 
-func (t *txn) Get(bucket, key string) []byte { return t.bucket(bucket).Get([]byte(key)) }
+// where is the physical bucket and key of key in bucket: the bucket itself, or the
+// site cluster (cluster.go).
+func (t *txn) where(bucket, key string) (*bbolt.Bucket, []byte, error) {
+	tag, ok := clustered[bucket]
+	if !ok {
+		return t.bucket(bucket), []byte(key), nil
+	}
+	k, ok := clusterKey(tag, key)
+	if !ok {
+		return nil, nil, fmt.Errorf("bolt: bucket %s: key %q does not start with a site", bucket, key)
+	}
+	return t.bucket(clusterBucket), k, nil
+}
+
+func (t *txn) Get(bucket, key string) []byte {
+	b, k, err := t.where(bucket, key)
+	if err != nil {
+		return nil // no such key can have been written
+	}
+	return b.Get(k)
+}
 
 func (t *txn) Put(bucket, key string, value []byte) error {
 	if t.ro {
 		return cloud.ErrReadOnly
 	}
+	b, k, err := t.where(bucket, key)
+	if err != nil {
+		return err
+	}
 	t.wrote = true
 	// bbolt keeps a reference to value until the commit: callers hand over fresh slices.
-	return t.bucket(bucket).Put([]byte(key), value)
+	return b.Put(k, value)
 }
 
 func (t *txn) Delete(bucket, key string) error {
 	if t.ro {
 		return cloud.ErrReadOnly
 	}
+	b, k, err := t.where(bucket, key)
+	if err != nil {
+		return nil // nothing to delete
+	}
 	t.wrote = true
-	return t.bucket(bucket).Delete([]byte(key))
+	return b.Delete(k)
 }
 
 func (t *txn) Scan(bucket, prefix string, fn func(string, []byte) bool) error {
@@ -389,14 +420,21 @@ func (t *txn) Range(bucket, from, to string, fn func(string, []byte) bool) error
 
 // scan calls fn for each key from start on while in(key) holds.
 func (t *txn) scan(bucket string, start []byte, in func([]byte) bool, fn func(string, []byte) bool) error {
-	c := t.bucket(bucket).Cursor()
-	if t.ro {
-		// No writes can happen: iterate in place.
+	each := func(visit func(k, v []byte) bool) {
+		if tag, ok := clustered[bucket]; ok {
+			clusterScan(t.bucket(clusterBucket), tag, string(start), in, visit)
+			return
+		}
+		c := t.bucket(bucket).Cursor()
 		for k, v := c.Seek(start); k != nil && in(k); k, v = c.Next() {
-			if !fn(string(k), v) {
-				return nil
+			if !visit(k, v) {
+				return
 			}
 		}
+	}
+	if t.ro {
+		// No writes can happen: iterate in place.
+		each(func(k, v []byte) bool { return fn(string(k), v) })
 		return nil
 	}
 	// Copy the range first, so fn may write to the bucket it scans (bbolt cursors are
@@ -406,9 +444,10 @@ func (t *txn) scan(bucket string, start []byte, in func([]byte) bool, fn func(st
 		v []byte
 	}
 	var all []kv
-	for k, v := c.Seek(start); k != nil && in(k); k, v = c.Next() {
+	each(func(k, v []byte) bool {
 		all = append(all, kv{string(k), append([]byte(nil), v...)})
-	}
+		return true
+	})
 	for _, e := range all {
 		if !fn(e.k, e.v) {
 			return nil

@@ -23,6 +23,16 @@
 // OnCommit hooks run on the committer goroutine after the commit, in commit order, which
 // gives the domain ordered desired-state versions for free.
 //
+// # Site clusters
+//
+// The domain's per-site buckets (compartments, the free index, live codes, a site's
+// orders and live orders: keys "site/…") are not kept as bbolt buckets of their own but
+// in one bucket, site_records, sorted by site and then by domain bucket (cluster.go).
+// An order at a random site then writes the few pages of its own site's records instead
+// of one random page in each of five buckets, and that cost does not grow with the
+// orders the other sites store. The domain sees the same buckets, keys and scan order
+// as before; Open moves the records of a file written before clusters into them once.
+//
 // # Adapters in the same transaction
 //
 // The cloud.Tx a function gets also has a Bolt() *bbolt.Tx method. cloud/notify's outbox

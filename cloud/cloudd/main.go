@@ -24,8 +24,10 @@ import (
 	"github.com/larder-lockers/larder/cloud/bolt"
 	"github.com/larder-lockers/larder/cloud/broker"
 	lhttp "github.com/larder-lockers/larder/cloud/http"
+	"github.com/larder-lockers/larder/cloud/lease"
 	"github.com/larder-lockers/larder/cloud/mqtt"
 	"github.com/larder-lockers/larder/cloud/notify"
+	"github.com/larder-lockers/larder/cloud/pg"
 	"github.com/larder-lockers/larder/cloud/web"
 	"github.com/larder-lockers/larder/internal/buildinfo"
 	"github.com/larder-lockers/larder/internal/daemon"
@@ -37,13 +39,16 @@ type Main struct {
 	cfg Config
 	log *slog.Logger
 
-	db      *bolt.DB
+	store   cloud.Store
+	db      *bolt.DB       // the bbolt store, or nil
+	pg      *pg.Store      // the PostgreSQL store, or nil
+	leases  *lease.Manager // this replica's leases (PostgreSQL store), or nil
 	svc     *cloud.Service
 	reg     *prometheus.Registry
 	broker  *broker.Broker
 	fleet   *mqtt.Adapter
 	worker  *notify.Worker
-	queue   *notify.BoltQueue
+	queue   noticeQueue
 	pages   *web.Handler
 	ln      net.Listener
 	httpSrv *http.Server
@@ -77,21 +82,30 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			m.Close()
 		}
 	}()
-	mode, _ := m.cfg.commitMode()
-	if m.db, err = bolt.Open(filepath.Join(m.cfg.DataDir, "cloud.db"), bolt.Options{Mode: mode}); err != nil {
+	m.reg = prometheus.NewRegistry()
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := m.openStore(ctx); err != nil {
 		return err
 	}
-	m.reg = prometheus.NewRegistry()
-	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newStoreCollector(m.db.Stats()))
 	// One key seals what waits in clear of a digest: the outbox's notices and the codes
 	// held on orders until the resident may be told them.
 	key, err := m.queueKey()
 	if err != nil {
 		return err
 	}
-	m.svc = cloud.New(cloud.Options{Store: m.db, Policy: m.cfg.policy(), Logger: m.log.With("component", "cloud"), CodeKey: key,
-		TimeZone: m.cfg.DefaultTimeZone})
+	opt := cloud.Options{Store: m.store, Policy: m.cfg.policy(), Logger: m.log.With("component", "cloud"), CodeKey: key,
+		TimeZone: m.cfg.DefaultTimeZone}
+	if m.pg != nil {
+		// Replicas: this one owns the sites and the periodic work it holds leases for.
+		m.leases, err = lease.New(m.pg.Pool(), lease.Config{ReplicaID: m.cfg.ReplicaID, TTL: time.Duration(m.cfg.LeaseTTL),
+			Sites:  func(ctx context.Context) ([]string, error) { return m.svc.SiteIDs(ctx) },
+			Logger: m.log.With("component", "lease"), Registry: m.reg})
+		if err != nil {
+			return err
+		}
+		opt.Work = m.leases.Work
+	}
+	m.svc = cloud.New(opt)
 	if err := m.bootstrapKey(ctx); err != nil {
 		return err
 	}
@@ -120,8 +134,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}
 		m.brokerURL = m.broker.URL()
 	}
-	m.fleet, err = mqtt.New(mqtt.Config{Broker: m.brokerURL, Username: user, Password: pass, Fleet: fleet{m.svc},
-		Logger: m.log.With("component", "fleet"), Registry: m.reg})
+	fc := mqtt.Config{Broker: m.brokerURL, Username: user, Password: pass, Fleet: fleet{m.svc},
+		Logger: m.log.With("component", "fleet"), Registry: m.reg}
+	if m.leases != nil {
+		fc.Owner, fc.SubscribeAll = m.leases, m.cfg.MQTTSubscribeAll
+	}
+	m.fleet, err = mqtt.New(fc)
 	if err != nil {
 		return err
 	}
@@ -159,7 +177,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("cloudd: %w", err)
 	}
 	m.log.Info("larder-cloud open", "version", buildinfo.String(), "http", m.HTTPURL(), "metrics", m.MetricsURL(), "public_url", m.PublicURL(), "mqtt", m.brokerURL,
-		"embedded_broker", m.cfg.Embedded(), "data", m.cfg.DataDir, "commit_mode", mode.String())
+		"embedded_broker", m.cfg.Embedded(), "data", m.cfg.DataDir, "store", m.storeName(), "replica", m.replica())
 	return nil
 }
 
@@ -188,7 +206,7 @@ func (m *Main) bootstrapKey(ctx context.Context) error {
 }
 
 func (m *Main) health(ctx context.Context) error {
-	if err := m.db.View(ctx, func(cloud.Tx) error { return nil }); err != nil {
+	if err := m.store.View(ctx, func(cloud.Tx) error { return nil }); err != nil {
 		return errors.New("store unavailable")
 	}
 	return nil
@@ -243,6 +261,15 @@ func (m *Main) Run(ctx context.Context) error {
 	loop, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	m.wg.Add(3)
+	if m.leases != nil {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			if err := m.leases.Run(loop); err != nil {
+				m.log.Error("leases", "err", err)
+			}
+		}()
+	}
 	go func() {
 		defer m.wg.Done()
 		m.svc.Run(loop, time.Duration(m.cfg.SweepEvery))
@@ -311,14 +338,22 @@ func (m *Main) Close() error {
 			m.svc.Flush(ctx)
 			cancel()
 		}
-		if m.fleet != nil {
-			errs = append(errs, m.fleet.Close())
-		}
-		if m.svc != nil {
-			// The last heartbeat: the time until the next start counts as an outage.
+		if m.svc != nil && m.fleet != nil {
+			// The last heartbeat: the time until the next start counts as an outage
+			// (written only by the replica that holds the periodic work).
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			errs = append(errs, m.svc.Stop(ctx))
 			cancel()
+		}
+		if m.leases != nil {
+			// Hand the sites over now rather than after the lease TTL: the adapter
+			// unsubscribes from each as it is released.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, m.leases.Close(ctx))
+			cancel()
+		}
+		if m.fleet != nil {
+			errs = append(errs, m.fleet.Close())
 		}
 		if m.broker != nil {
 			errs = append(errs, m.broker.Close())
@@ -326,9 +361,50 @@ func (m *Main) Close() error {
 		if m.db != nil {
 			errs = append(errs, m.db.Close())
 		}
+		if m.pg != nil {
+			m.pg.Close()
+		}
 		m.closeErr = errors.Join(errs...)
 	})
 	return m.closeErr
+}
+
+// openStore opens the configured store: the PostgreSQL database (migrated to this
+// binary's schema) or the bbolt file in DataDir.
+func (m *Main) openStore(ctx context.Context) error {
+	if m.cfg.Postgres() {
+		st, err := pg.Open(ctx, m.cfg.Store, pg.Options{Registry: m.reg})
+		if err != nil {
+			return fmt.Errorf("cloudd: store %s: %w", m.cfg.StoreRedacted(), err)
+		}
+		m.pg, m.store = st, st
+		return nil
+	}
+	mode, _ := m.cfg.commitMode()
+	db, err := bolt.Open(filepath.Join(m.cfg.DataDir, "cloud.db"), bolt.Options{Mode: mode})
+	if err != nil {
+		return err
+	}
+	m.db, m.store = db, db
+	m.reg.MustRegister(newStoreCollector(db.Stats()))
+	return nil
+}
+
+// storeName says which store is open, for the start-up line (no password).
+func (m *Main) storeName() string {
+	if m.pg != nil {
+		return m.cfg.StoreRedacted()
+	}
+	mode, _ := m.cfg.commitMode()
+	return "bbolt " + filepath.Join(m.cfg.DataDir, "cloud.db") + " (" + mode.String() + ")"
+}
+
+// replica is this process's replica id, or "" for a cloud of one process.
+func (m *Main) replica() string {
+	if m.leases == nil {
+		return ""
+	}
+	return m.cfg.ReplicaID
 }
 
 // Exec is the whole program (internal/daemon.Exec): load the configuration, open, run
@@ -336,6 +412,9 @@ func (m *Main) Close() error {
 // (said on stderr), 1 when the cloud fails to open or stops with an error (logged), else
 // 0.
 func Exec(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "copy-store" {
+		return CopyStore(ctx, args[1:], getenv, os.Stdout, stderr)
+	}
 	return daemon.Exec(ctx, "larder-cloud", stderr, func() (daemon.Main, func(error), error) {
 		cfg, err := Load(args, getenv, stderr)
 		if err != nil {

@@ -40,17 +40,35 @@ func (m *Main) queueKey() ([]byte, error) {
 	return key, nil
 }
 
-// openNotify builds the durable outbox (in the cloud's bbolt file), the domain's
+// noticeQueue is the durable outbox: notify.BoltQueue in the bbolt file, or
+// notify.PGQueue in the PostgreSQL store.
+type noticeQueue interface {
+	notify.Queue
+	notify.TxOutbox
+	Purge(ctx context.Context, before time.Time) (int, error)
+}
+
+// openNotify builds the durable outbox (in the cloud's store), the domain's
 // Notifier over it and the delivery worker (webhooks always; SMS when a gateway is set).
 // The Notifier is transactional (cloud.TxNotifier): the domain writes each notice into
 // the outbox in the transaction of the change it reports. publicURL is the base of the
 // resident page's link that notices carrying a code include; key seals the outbox.
 func (m *Main) openNotify(publicURL string, key []byte) (cloud.Notifier, error) {
-	q, err := notify.NewBoltQueue(m.db.Bolt(), "notify", key)
-	if err != nil {
-		return nil, err
+	if m.pg != nil {
+		q, err := notify.NewPGQueue(m.pg.Pool(), key)
+		if err != nil {
+			return nil, err
+		}
+		q.Claimer = m.cfg.ReplicaID // each replica's worker claims notices under its own name
+		m.queue = q
+	} else {
+		q, err := notify.NewBoltQueue(m.db.Bolt(), "notify", key)
+		if err != nil {
+			return nil, err
+		}
+		m.queue = q
 	}
-	m.queue = q
+	q := m.queue
 	// ServiceEndpoints answers notify.ErrNoEndpoint for a platform that set no webhook, so
 	// the worker cancels its webhook notices: nothing to deliver, nothing for ops to fix.
 	senders := map[notify.Channel]notify.Sender{notify.ChannelWebhook: &notify.Webhook{Endpoints: notify.ServiceEndpoints{Service: m.svc}}}
@@ -58,6 +76,7 @@ func (m *Main) openNotify(publicURL string, key []byte) (cloud.Notifier, error) 
 		loc, _ := cloud.LoadZone(m.cfg.DefaultTimeZone) // validated
 		senders[notify.ChannelSMS] = &notify.SMS{URL: m.cfg.SMSURL, Token: m.cfg.SMSToken, Location: loc}
 	}
+	var err error
 	m.worker, err = notify.NewWorker(notify.WorkerConfig{Queue: q, Senders: senders, Registry: m.reg,
 		Logger: m.log.With("component", "notify")})
 	if err != nil {
@@ -72,12 +91,16 @@ func (m *Main) openNotify(publicURL string, key []byte) (cloud.Notifier, error) 
 const noticeRetention = 30 * 24 * time.Hour
 
 // purgeNotices drops finished notifications older than noticeRetention, at start and
-// then daily, until ctx ends.
+// then daily, until ctx ends; with replicas, only the one holding the periodic work
+// purges.
 func (m *Main) purgeNotices(ctx context.Context) {
 	tick := time.NewTicker(24 * time.Hour)
 	defer tick.Stop()
 	for {
-		n, err := m.queue.Purge(ctx, time.Now().Add(-noticeRetention))
+		n, err := 0, error(nil)
+		if m.holdsWork() {
+			n, err = m.queue.Purge(ctx, time.Now().Add(-noticeRetention))
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			m.log.Warn("notification purge failed", "err", err)
@@ -90,4 +113,14 @@ func (m *Main) purgeNotices(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// holdsWork reports whether this process runs the fleet's periodic work: always for a
+// cloud of one process, else while it holds the work lease.
+func (m *Main) holdsWork() bool {
+	if m.leases == nil {
+		return true
+	}
+	_, ok := m.leases.Work()
+	return ok
 }

@@ -275,6 +275,15 @@ func (a *Adapter) onConnect(c paho.Client) {
 		a.onConnectOwned(c, gen)
 		return
 	}
+	if !a.subscribeAll(c, gen) {
+		return
+	}
+	a.connected()
+}
+
+// subscribeAll subscribes to every site's edge→cloud topics (or Config.Sites'), retrying
+// on the open connection gen; false when that connection ended first.
+func (a *Adapter) subscribeAll(c paho.Client, gen uint64) bool {
 	for {
 		tok := c.SubscribeMultiple(a.subscriptions(), a.onMessage)
 		err := errors.New("no SUBACK within the publish timeout")
@@ -287,14 +296,13 @@ func (a *Adapter) onConnect(c paho.Client) {
 					a.log.Error("mqtt: subscription refused by broker", "filter", f)
 				}
 			}
-			break
+			return true
 		}
 		a.log.Error("mqtt: subscribe failed; retrying", "err", err)
 		if !a.stillConnected(c, gen) {
-			return
+			return false
 		}
 	}
-	a.connected()
 }
 
 // stillConnected waits retryAfter and reports whether connection gen is still the open
@@ -322,6 +330,9 @@ func (a *Adapter) connected() {
 // was away were dropped with its clean session, and a non-advancing ack makes a 1.1
 // edge resend them at once instead of after its ack timeout.
 func (a *Adapter) onConnectOwned(c paho.Client, gen uint64) {
+	if a.cfg.SubscribeAll && !a.subscribeAll(c, gen) {
+		return
+	}
 	a.subMu.Lock()
 	clear(a.subscribed)
 	a.subMu.Unlock()

@@ -37,6 +37,13 @@ type Config struct {
 	// nil: the adapter owns every site, as a single process does. [New] registers
 	// with it ([Ownership.OnChange]).
 	Owner Ownership
+	// SubscribeAll, with Owner, subscribes to every site's topics (wildcards) instead of
+	// the owned sites' and drops the messages of sites not owned. For brokers that limit
+	// the subscriptions of a session: NATS 2.9 reserves max_ack_pending packet ids for
+	// each QoS 1 subscription out of MQTT's 65,535, so a session holds about 63 of them
+	// at its default 1024, some ten sites' worth. Each replica then receives every
+	// site's messages.
+	SubscribeAll bool
 
 	// Fleet is the domain. Required.
 	Fleet Fleet

@@ -244,6 +244,9 @@ func siteFilters(sites []string) map[string]byte {
 // the sites the broker granted. An error means the connection failed or timed out;
 // the sites granted so far are returned with it.
 func (a *Adapter) subscribeSites(sites []string) ([]string, error) {
+	if a.cfg.SubscribeAll {
+		return sites, nil // the connection's wildcard subscription covers them
+	}
 	type batch struct {
 		sites []string
 		tok   paho.Token
@@ -308,7 +311,7 @@ func refused(res map[string]byte, site string) bool {
 
 // unsubscribeSites unsubscribes from the edge→cloud topics of sites, in batches.
 func (a *Adapter) unsubscribeSites(sites []string) error {
-	if len(sites) == 0 || !a.client.IsConnectionOpen() {
+	if len(sites) == 0 || !a.client.IsConnectionOpen() || a.cfg.SubscribeAll {
 		return nil // a new connection subscribes only the owned sites
 	}
 	for len(sites) > 0 {

@@ -65,8 +65,8 @@
 //     and extend the order as an internal ops principal ("resident-page").
 //   - The driver's problem report calls the service's ReassignSlot ([Reassigner]); with a
 //     Service that lacks it the endpoint answers 501 and the page points to the kiosk.
-//   - Rate limits are per process (in memory): with several replicas behind a balancer an
-//     attacker gets the limit once per replica.
+//   - Wrong-code limits are counted in the Service's store (FailureWait, CountFailure), so
+//     replicas behind a load balancer share them; each wrong code costs one store commit.
 //
 // # Tests
 //

@@ -24,8 +24,10 @@ import (
 //
 // Wrong codes are limited per order and per client address (ResidentPolicy): past the
 // limit every request, right code or not, is refused with 429 until the window ends, so
-// the page is no faster an oracle than the kiosk. An unknown order and a wrong code get the
-// same answer, so order ids cannot be probed.
+// the page is no faster an oracle than the kiosk. The counts are the Service's (Limits),
+// kept in its store, so replicas behind a load balancer share them: an attacker gets the
+// limit once, not once per replica. An unknown order and a wrong code get the same
+// answer, so order ids cannot be probed.
 
 // CodeHeader carries the pickup code to the resident endpoints.
 const CodeHeader = "X-Pickup-Code"
@@ -207,9 +209,15 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) (cloud.Order
 	if validOrderID(id) {
 		orderKey = "order/" + id
 	}
-	wait := h.lim.blocked(ipKey, rp.MaxFailuresPerIP)
+	limits, failed := []cloud.FailureLimit{{Key: ipKey, Max: rp.MaxFailuresPerIP}}, []string{ipKey}
 	if orderKey != "" {
-		wait = max(wait, h.lim.blocked(orderKey, rp.MaxFailuresPerOrder))
+		limits = append(limits, cloud.FailureLimit{Key: orderKey, Max: rp.MaxFailuresPerOrder})
+		failed = append(failed, orderKey)
+	}
+	wait, err := h.svc.FailureWait(r.Context(), limits...)
+	if err != nil {
+		h.domainError(w, r, err)
+		return cloud.Order{}, nil, false
 	}
 	if wait > 0 {
 		inc(h.met.locked)
@@ -242,9 +250,9 @@ func (h *Handler) checkCode(w http.ResponseWriter, r *http.Request) (cloud.Order
 	}
 	if !ok {
 		inc(h.met.codeFails)
-		h.lim.fail(ipKey)
-		if orderKey != "" {
-			h.lim.fail(orderKey)
+		if err := h.svc.CountFailure(r.Context(), rp.Window, failed...); err != nil {
+			h.domainError(w, r, err)
+			return cloud.Order{}, nil, false
 		}
 		h.log.Info("resident page: wrong code", "path", routeOf(r))
 		writeError(w, http.StatusForbidden, "wrong_code", "this link or code is not valid")

@@ -43,7 +43,16 @@ type Service interface {
 	Authenticator
 	Fleet
 	Orders
+	Limits
 	Policy() cloud.Policy
+}
+
+// Limits counts the resident page's wrong codes in fixed windows. *cloud.Service keeps
+// the counts in its store, so that every replica behind a load balancer sees the same
+// ones, and the store's clock of the windows is the Service's.
+type Limits interface {
+	FailureWait(ctx context.Context, limits ...cloud.FailureLimit) (time.Duration, error)
+	CountFailure(ctx context.Context, window time.Duration, keys ...string) error
 }
 
 // Reassigner moves one compartment of an order to another free one after a driver reported
@@ -58,7 +67,8 @@ type Reassigner interface {
 type Options struct {
 	// Logger; nil discards. Keys, codes and cookies are never logged.
 	Logger *slog.Logger
-	// Now is the clock of the rate limiter and sessions; nil means time.Now.
+	// Now is the clock of sessions; nil means time.Now. (The wrong-code windows run on
+	// the Service's clock.)
 	Now func() time.Time
 	// Backlog is the notification outbox, shown on the ops dashboard; nil hides it.
 	Backlog notify.Backlog
@@ -113,7 +123,6 @@ type Handler struct {
 	opt     Options
 	mux     *http.ServeMux
 	hub     *hub
-	lim     *limiter
 	met     *metrics
 }
 
@@ -162,7 +171,6 @@ func New(svc Service, opt Options) *Handler {
 	if rp.MaxExtended <= 0 {
 		rp.MaxExtended = 24 * time.Hour
 	}
-	h.lim = newLimiter(h.now, rp.Window)
 	h.met = newMetrics(opt.Registry)
 	h.hub = newHub(h)
 

@@ -1,0 +1,366 @@
+// Package benchfleet builds the fleet databases the order benchmarks measure (cloud/bolt's
+// TestBenchOrders through the domain, cloud/http's TestBenchOrdersHTTP through the API):
+// many sites of many compartments and many stored orders in one bbolt file, wired as
+// cloudd wires it (the notify outbox in the same file), and the baseline the figures are
+// compared with, raw batched bbolt commits of the same writes. It is for tests only.
+package benchfleet
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/larder-lockers/larder/cloud"
+	"github.com/larder-lockers/larder/cloud/bolt"
+	"github.com/larder-lockers/larder/cloud/notify"
+	"github.com/larder-lockers/larder/protocol"
+)
+
+// Dir makes a directory for benchmark databases, removed when tb ends, under
+// LARDER_BENCH_DIR or the system temp dir: a real disk, so that fsync costs what it costs.
+func Dir(tb testing.TB) string {
+	dir, err := os.MkdirTemp(os.Getenv("LARDER_BENCH_DIR"), "larder-bench-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// MaxLive is the most orders a fleet keeps live; orders stored beyond it are made and
+// cancelled (history), since sites have room for only so many at once.
+const MaxLive = 100_000
+
+// Fleet is a benchmark database of many sites and many stored orders. It is filled
+// quickly, through the domain with fsync off (bolt.Options.NoSync) and many concurrent
+// callers so that group commit packs many orders into a transaction, and then measured
+// as cloudd runs it: reopened durable, with the notify outbox in the same file.
+type Fleet struct {
+	Path  string
+	Comps []protocol.Compartment
+	Sites []string
+	// Stored is the number of orders in the database; Live how many of them are live.
+	Stored, Live int
+	// PerOrder is the domain's writes (Put and Delete) per order of the last big seed,
+	// for the raw baseline's same number of writes.
+	PerOrder float64
+	next     int64 // the sequence number of the next order (keeps ids and keys unique)
+	writes   atomic.Int64
+}
+
+// New returns an empty fleet database whose sites will have compartments doors.
+func New(tb testing.TB, compartments int) *Fleet {
+	f := &Fleet{Path: filepath.Join(Dir(tb), "cloud.db")}
+	for i := range compartments {
+		f.Comps = append(f.Comps, protocol.Compartment{Number: i + 1, Size: []protocol.Size{protocol.SizeS, protocol.SizeM, protocol.SizeL}[i%3],
+			Zone: []protocol.Zone{protocol.ZoneChilled, protocol.ZoneAmbient}[i%2], HeightCM: 30 + (i%6)*30, Lock: i % 16, Board: i / 16})
+	}
+	return f
+}
+
+// Env is an open fleet database: the domain over the store, and the platform that
+// orders.
+type Env struct {
+	Svc   *cloud.Service
+	DB    *bolt.DB
+	Sites []string
+	Plat  cloud.Principal
+	seq   atomic.Int64
+}
+
+// Request returns the next order's idempotency key and request: a random site, as
+// residents order (consecutive orders at consecutive sites would share B-tree pages that
+// real traffic does not), and a random idempotency key, as a platform's UUIDs are.
+func (e *Env) Request() (string, cloud.OrderRequest) {
+	n := e.seq.Add(1)
+	now := time.Now()
+	mix := uint64(n) * 0x9e3779b97f4a7c15
+	req := cloud.OrderRequest{ExternalID: fmt.Sprintf("ext-%d", n), Site: e.Sites[(mix>>17)%uint64(len(e.Sites))],
+		Recipient: cloud.Recipient{Phone: "+8613800138000"},
+		Parcels:   []cloud.Parcel{{Size: protocol.SizeS, Zone: []protocol.Zone{protocol.ZoneChilled, protocol.ZoneAmbient}[n%2]}},
+		Window:    cloud.Window{Start: now.Add(time.Hour), End: now.Add(3 * time.Hour)}}
+	return fmt.Sprintf("idem-%016x", mix), req
+}
+
+// Order creates, assigns and codes one order through the domain, durably.
+func (e *Env) Order(ctx context.Context) (cloud.OrderReceipt, error) {
+	key, req := e.Request()
+	return e.Svc.CreateOrder(ctx, e.Plat, key, req)
+}
+
+// Open opens the fleet's database, durable (fsync) unless seeding, with the notify
+// outbox wired as cloudd wires it, so that every order also writes its "created" notice
+// in its own transaction. Call Done before opening another.
+func (f *Fleet) Open(tb testing.TB, seeding bool) *Env {
+	return f.OpenMode(tb, seeding, bolt.GroupCommit)
+}
+
+// OpenMode is Open with a commit mode.
+func (f *Fleet) OpenMode(tb testing.TB, seeding bool, mode bolt.CommitMode) *Env {
+	db, err := bolt.Open(f.Path, bolt.Options{NoSync: seeding, Mode: mode})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var store cloud.Store = db
+	if seeding {
+		store = &countingStore{Store: db, n: &f.writes}
+	}
+	e := &Env{DB: db, Svc: cloud.New(cloud.Options{Store: store}), Sites: f.Sites,
+		Plat: cloud.Principal{Role: cloud.RolePlatform, Subject: "bench"}}
+	e.seq.Store(f.next)
+	q, err := notify.NewBoltQueue(db.Bolt(), "notify", make([]byte, 32))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.Svc.SetPorts(nil, nil, &notify.Notifier{Outbox: q})
+	return e
+}
+
+// Done closes e and counts the orders it made (all live: the benchmarks' orders are
+// never loaded) into the fleet's.
+func (f *Fleet) Done(tb testing.TB, e *Env) {
+	n := e.seq.Load()
+	f.Stored += int(n - f.next)
+	f.Live += int(n - f.next)
+	f.next = n
+	if err := e.DB.Close(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// Grow adds sites until the fleet has sites, then orders until it stores orders: live
+// ones up to MaxLive, cancelled ones (history) after that.
+func (f *Fleet) Grow(tb testing.TB, sites, orders int) {
+	e := f.Open(tb, true)
+	ctx := context.Background()
+	admin := cloud.Principal{Role: cloud.RoleAdmin, Subject: "bench"}
+	first := len(f.Sites)
+	for i := first; i < sites; i++ {
+		f.Sites = append(f.Sites, fmt.Sprintf("bench-%05d", i))
+	}
+	e.Sites = f.Sites
+	Parallel(tb, 64, sites-first, func(i int) error {
+		id := f.Sites[first+i]
+		if _, err := e.Svc.CreateSite(ctx, admin, cloud.SiteInput{ID: id}); err != nil {
+			return err
+		}
+		_, err := e.Svc.ApplyBirth(ctx, id, time.Now(), protocol.Birth{Software: "bench", Compartments: f.Comps})
+		return err
+	})
+	before := f.writes.Load()
+	live := max(0, min(orders, MaxLive)-f.Stored)
+	Parallel(tb, 256, live, func(int) error { _, err := e.Order(ctx); return err })
+	if live >= 1000 { // a small seed says little about the mean
+		f.PerOrder = float64(f.writes.Load()-before) / float64(live)
+	}
+	f.Done(tb, e)
+	if history := orders - f.Stored; history > 0 {
+		e := f.Open(tb, true)
+		Parallel(tb, 256, history, func(int) error {
+			rc, err := e.Order(ctx)
+			if err == nil {
+				_, err = e.Svc.CancelOrder(ctx, e.Plat, rc.Order.ID, "")
+			}
+			return err
+		})
+		f.Done(tb, e)
+		f.Live -= history
+	}
+}
+
+// Parallel runs fn(0..n-1) from workers goroutines and fails tb on the first error.
+func Parallel(tb testing.TB, workers, n int, fn func(i int) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Bool
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n && !failed.Load(); i = int(next.Add(1) - 1) {
+				if err := fn(i); err != nil {
+					failed.Store(true)
+					tb.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() {
+		tb.FailNow()
+	}
+}
+
+// countingStore counts the Puts and Deletes of the domain's transactions. Bolt passes
+// the bbolt transaction through, so that the notify outbox joins it as in cloudd; the
+// outbox's own writes are not counted here (see NotifyWrites).
+type countingStore struct {
+	cloud.Store
+	n *atomic.Int64
+}
+
+func (c *countingStore) Update(ctx context.Context, fn func(cloud.Tx) error) error {
+	return c.Store.Update(ctx, func(tx cloud.Tx) error { return fn(&countingTx{Tx: tx, n: c.n}) })
+}
+
+type countingTx struct {
+	cloud.Tx
+	n *atomic.Int64
+}
+
+func (t *countingTx) Put(bucket, key string, v []byte) error {
+	t.n.Add(1)
+	return t.Tx.Put(bucket, key, v)
+}
+
+func (t *countingTx) Delete(bucket, key string) error {
+	t.n.Add(1)
+	return t.Tx.Delete(bucket, key)
+}
+
+func (t *countingTx) Bolt() *bbolt.Tx { return t.Tx.(interface{ Bolt() *bbolt.Tx }).Bolt() }
+
+// NotifyWrites is what the outbox writes for an order's "created" notice: one webhook
+// message, its due-index entry and the outbox's counters (cloud/notify's enqueue).
+const NotifyWrites = 3
+
+// RawBatchedRate is the baseline the goal names: bbolt's own rate for the same number of
+// writes, batched as the committer batched the orders. One writer commits transactions
+// of group×perOrder puts (two fsyncs each) of random keys, as most of the domain's keys
+// are random (idempotency keys, codes, sites, compartments), with values of valueSize
+// bytes. It returns order-equivalents per second: writes/s ÷ perOrder.
+func RawBatchedRate(tb testing.TB, orders int, perOrder float64, group, valueSize int) float64 {
+	db, err := bbolt.Open(filepath.Join(Dir(tb), "raw.db"), 0o600, &bbolt.Options{Timeout: time.Second,
+		FreelistType: bbolt.FreelistMapType, NoFreelistSync: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	writes := int(float64(orders) * perOrder)
+	perTx := max(1, int(float64(group)*perOrder))
+	rng := rand.New(rand.NewPCG(1, 2))
+	start := time.Now()
+	for done := 0; done < writes; done += perTx {
+		err := db.Update(func(tx *bbolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("b"))
+			if err != nil {
+				return err
+			}
+			for range min(perTx, writes-done) {
+				if err := b.Put(fmt.Appendf(nil, "%016x", rng.Uint64()), make([]byte, valueSize)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return float64(orders) / time.Since(start).Seconds()
+}
+
+// Percentile is the p-th percentile (0 < p < 100) of sorted, nearest rank.
+func Percentile(sorted []time.Duration, p float64) time.Duration {
+	i := int(float64(len(sorted))*p/100+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// Orderer makes one order the way a benchmark measures it (through the domain, or over
+// HTTP); Via builds one over an open Env, with the function that releases it.
+type Orderer func(ctx context.Context) error
+
+// Via is how a benchmark reaches the domain of an open Env.
+type Via func(tb testing.TB, e *Env) (order Orderer, release func())
+
+// Throughput runs total orders from clients concurrent callers and returns orders/s.
+func Throughput(tb testing.TB, clients, total int, order Orderer) float64 {
+	ctx := context.Background()
+	start := time.Now()
+	Parallel(tb, clients, total, func(int) error { return order(ctx) })
+	return float64(total) / time.Since(start).Seconds()
+}
+
+// Paced issues n orders at rate per second, open loop (each starts at its scheduled
+// time whatever the others do, so that slow commits show as latency rather than as a
+// lower rate), and returns their latencies, sorted.
+func Paced(tb testing.TB, rate, n int, order Orderer) []time.Duration {
+	ctx := context.Background()
+	lat := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	for i := range n {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.Now()
+			if err := order(ctx); err != nil && failed.Add(1) == 1 {
+				tb.Error(err)
+			}
+			lat[i] = time.Since(t)
+		}()
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		tb.Fatalf("paced: %d of %d orders failed", failed.Load(), n)
+	}
+	slices.Sort(lat)
+	return lat
+}
+
+// Figure is one measured round of orders.
+type Figure struct {
+	Rate float64 // orders/s
+	// Pages is bbolt pages written per order; Group the orders per commit.
+	Pages, Group float64
+}
+
+// Measure opens f durable, runs total orders from clients callers via via, and closes it.
+func (f *Fleet) Measure(tb testing.TB, via Via, clients, total int) Figure {
+	e := f.Open(tb, false)
+	defer f.Done(tb, e)
+	order, release := via(tb, e)
+	defer release()
+	before := e.DB.Bolt().Stats()
+	rate := Throughput(tb, clients, total, order)
+	after := e.DB.Bolt().Stats()
+	d := after.Sub(&before)
+	st := e.DB.Stats()
+	return Figure{rate, float64(d.TxStats.GetWrite()) / float64(total), float64(st.Updates.Load()) / float64(max(1, st.Commits.Load()))}
+}
+
+// Median is the figure of median rate.
+func Median(fs []Figure) Figure {
+	fs = slices.Clone(fs)
+	slices.SortFunc(fs, func(a, b Figure) int { return cmp.Compare(a.Rate, b.Rate) })
+	return fs[len(fs)/2]
+}
+
+// LargeStored is how many orders the large fleet of the benchmarks stores:
+// LARDER_BENCH_STORED, else 100,000.
+func LargeStored(tb testing.TB) int {
+	v := os.Getenv("LARDER_BENCH_STORED")
+	if v == "" {
+		return 100_000
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1000 {
+		tb.Fatalf("LARDER_BENCH_STORED=%q: want a number of orders, at least 1000", v)
+	}
+	return n
+}

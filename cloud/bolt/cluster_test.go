@@ -1,0 +1,185 @@
+package bolt_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/larder-lockers/larder/cloud"
+	"github.com/larder-lockers/larder/cloud/bolt"
+)
+
+// clusteredBuckets are the per-site buckets the store keeps in site clusters
+// (cluster.go); each must be one the domain declares.
+var clusteredBuckets = []string{"comps", "free", "codes", "by_site", "live"}
+
+func TestClusteredBucketsAreTheDomains(t *testing.T) {
+	for _, b := range clusteredBuckets {
+		if !slices.Contains(cloud.Buckets(), b) {
+			t.Errorf("bucket %s is clustered but not in cloud.Buckets()", b)
+		}
+	}
+}
+
+// TestClusterScansAsSeparateBuckets writes the same random keys to every clustered
+// bucket and to a plain one (meta) and checks that Scan and Range of every prefix and
+// bound answer alike in both: the cluster's layout does not show.
+func TestClusterScansAsSeparateBuckets(t *testing.T) {
+	db := open(t, bolt.GroupCommit)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(3, 4))
+	// Sites whose ids are prefixes of one another and straddle '/' in byte order ('-' and
+	// '_' sort around it, digits after).
+	sites := []string{"a", "a-b", "a_b", "a0", "ab", "b", "bench-00001", "bench-00002", "z"}
+	var keys []string
+	for range 400 {
+		keys = append(keys, fmt.Sprintf("%s/%05d", sites[rng.IntN(len(sites))], rng.IntN(1000)))
+	}
+	err := db.Update(ctx, func(tx cloud.Tx) error {
+		for i, k := range keys {
+			for _, b := range append([]string{"meta"}, clusteredBuckets...) {
+				if err := tx.Put(b, k, []byte(b+fmt.Sprint(i))); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	collect := func(tx cloud.Tx, bucket string, scan func(cloud.Tx, string, func(string, []byte) bool) error) []string {
+		var out []string
+		if err := scan(tx, bucket, func(k string, v []byte) bool {
+			out = append(out, k+"="+strings.TrimPrefix(string(v), bucket))
+			return len(out) < 150
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	prefixes := []string{"", "a", "a/", "a-", "a0/", "b", "bench-0000", "bench-00002/", "bench-00002/004", "c", "z/9", "~"}
+	check := func(name string, tx cloud.Tx) {
+		for _, b := range clusteredBuckets {
+			for _, p := range prefixes {
+				scan := func(tx cloud.Tx, bucket string, fn func(string, []byte) bool) error { return tx.Scan(bucket, p, fn) }
+				if diff := cmp.Diff(collect(tx, "meta", scan), collect(tx, b, scan)); diff != "" {
+					t.Errorf("%s: Scan(%s, %q) differs from a plain bucket (-plain +clustered):\n%s", name, b, p, diff)
+				}
+				for _, to := range []string{"", "a0", "b/", "bench-00001/5", "~"} {
+					rng := func(tx cloud.Tx, bucket string, fn func(string, []byte) bool) error {
+						return tx.Range(bucket, p, to, fn)
+					}
+					if diff := cmp.Diff(collect(tx, "meta", rng), collect(tx, b, rng)); diff != "" {
+						t.Errorf("%s: Range(%s, %q, %q) differs from a plain bucket (-plain +clustered):\n%s", name, b, p, to, diff)
+					}
+				}
+			}
+			for _, k := range keys[:20] {
+				if got, want := string(tx.Get(b, k)), string(tx.Get("meta", k)); strings.TrimPrefix(got, b) != strings.TrimPrefix(want, "meta") {
+					t.Errorf("%s: Get(%s, %q) = %q, want the plain bucket's %q", name, b, k, got, want)
+				}
+			}
+		}
+	}
+	if err := db.View(ctx, func(tx cloud.Tx) error { check("view", tx); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(ctx, func(tx cloud.Tx) error { check("update", tx); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(ctx, func(tx cloud.Tx) error {
+		for _, k := range keys[:100] {
+			for _, b := range append([]string{"meta"}, clusteredBuckets...) {
+				if err := tx.Delete(b, k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.View(ctx, func(tx cloud.Tx) error { check("after deletes", tx); return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClusterRefusesKeysWithoutSite(t *testing.T) {
+	db := open(t, bolt.GroupCommit)
+	err := db.Update(context.Background(), func(tx cloud.Tx) error { return tx.Put("comps", "no-site", []byte("x")) })
+	if err == nil || !strings.Contains(err.Error(), "does not start with a site") {
+		t.Fatalf("Put of a key without a site: err %v", err)
+	}
+}
+
+// TestOpenMovesSeparateBucketsIntoClusters opens a file written before site clusters
+// (the per-site buckets as buckets of their own) and finds every record through the
+// store, and the old buckets gone.
+func TestOpenMovesSeparateBucketsIntoClusters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	raw, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]string{}
+	err = raw.Update(func(tx *bbolt.Tx) error {
+		for i, name := range clusteredBuckets {
+			b, err := tx.CreateBucket([]byte(name))
+			if err != nil {
+				return err
+			}
+			want[name] = map[string]string{}
+			for j := range 50 {
+				k, v := fmt.Sprintf("site-%d/%05d", j%7, j), fmt.Sprint(i*100+j)
+				want[name][k] = v
+				if err := b.Put([]byte(k), []byte(v)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+
+	db, err := bolt.Open(path, bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.View(context.Background(), func(tx cloud.Tx) error {
+		for name, kv := range want {
+			got := map[string]string{}
+			tx.Scan(name, "", func(k string, v []byte) bool { got[k] = string(v); return true })
+			if diff := cmp.Diff(kv, got); diff != "" {
+				t.Errorf("bucket %s after the move (-want +got):\n%s", name, diff)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Bolt().View(func(tx *bbolt.Tx) error {
+		for _, name := range clusteredBuckets {
+			if tx.Bucket([]byte(name)) != nil {
+				t.Errorf("bucket %s still exists after the move", name)
+			}
+		}
+		return nil
+	})
+	if err := db.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
