@@ -42,12 +42,27 @@ func startCluster(t *testing.T, l *demo.Launcher, pgURL string, mq *mosquitto, n
 	c := &cluster{t: t, l: l, pg: pgURL, mq: mq, dead: make([]atomic.Bool, n), adminKey: "lk_e2e_admin_" + randHex(16),
 		keys: map[string]string{}}
 	dir := t.TempDir()
+	// Every replica seals and unseals the others' notices and held codes: one notify key.
+	notifyKey := randHex(32)
 	// One after the other: the first applies the migrations, the others find them done.
+	// demo.CloudOptions has no environment of its own, so the replica is started
+	// through the launcher with larder-cloud's arguments and its secrets by environment.
 	for i := range n {
 		id := fmt.Sprintf("ha-r%d", i+1)
-		rc, err := l.StartCloud(t.Context(), demo.CloudOptions{Name: id, DataDir: filepath.Join(dir, id), Broker: mq.URL(),
-			AdminKey: c.adminKey, LogLevel: "info", Extra: []string{"-store", pgURL, "-replica-id", id}})
+		httpAddr, err1 := demo.FreeAddr()
+		metricsAddr, err2 := demo.FreeAddr()
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		args := []string{"-data", filepath.Join(dir, id), "-http", httpAddr, "-metrics", metricsAddr, "-log-level", "info",
+			"-mqtt", mq.URL(), "-store", pgURL, "-replica-id", id}
+		env := []string{"LARDER_CLOUD_ADMIN_KEY=" + c.adminKey, "LARDER_CLOUD_NOTIFY_KEY=" + notifyKey}
+		p, err := l.Start(id, "larder-cloud", args, env)
 		if err != nil {
+			t.Fatalf("replica %s: %v", id, err)
+		}
+		rc := &demo.Cloud{Proc: p, URL: "http://" + httpAddr, MetricsURL: "http://" + metricsAddr, BrokerURL: mq.URL()}
+		if err := p.WaitHealthy(t.Context(), rc.URL+"/healthz", 30*time.Second); err != nil {
 			t.Fatalf("replica %s: %v", id, err)
 		}
 		c.ids = append(c.ids, id)

@@ -52,6 +52,8 @@ type HAConfig struct {
 	SaturateFor time.Duration
 	// PacedRate is the offered rate of the paced measurement (it replaces Config.Rate).
 	PacedRate float64
+	// notifyKey is the replicas' shared notify key (RunHA draws it).
+	notifyKey string
 	// Targets.
 	MinRatio    float64
 	MaxP99      time.Duration
@@ -148,6 +150,7 @@ func RunHA(ctx context.Context, cfg Config, ha HAConfig, log *slog.Logger) (*Sum
 	s := &Summary{Edges: cfg.Edges, Seed: cfg.Seed, Broker: "mosquitto " + cfg.MosquittoConf}
 	fig := &HAFigures{Replicas: ha.Replicas}
 	admin := secret("lk_")
+	ha.notifyKey = (secret("") + secret(""))[:64] // 32 bytes in hex
 	var reps []*replica
 	defer func() {
 		var lines int64
@@ -421,7 +424,7 @@ func startReplica(ctx context.Context, bin, id string, ha HAConfig, mq *mosquitt
 	}
 	args := []string{"-data", dir, "-http", httpAddr, "-metrics", metricsAddr, "-log-level", "warn", "-mqtt", mq.url, "-mqtt-user", mosquittoCloudUser}
 	env := []string{"LARDER_CLOUD_ADMIN_KEY=" + admin, "LARDER_CLOUD_MQTT_PASSWORD=" + mq.cloudPass,
-		"LARDER_CLOUD_STORE=" + ha.Store, "LARDER_CLOUD_REPLICA_ID=" + id}
+		"LARDER_CLOUD_STORE=" + ha.Store, "LARDER_CLOUD_REPLICA_ID=" + id, "LARDER_CLOUD_NOTIFY_KEY=" + ha.notifyKey}
 	if ha.LeaseTTL > 0 {
 		env = append(env, "LARDER_CLOUD_LEASE_TTL="+ha.LeaseTTL.String())
 	}
