@@ -7,7 +7,6 @@ import (
 	"os"
 	"sort"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -171,108 +170,27 @@ func liveOrders(t *testing.T, e *env) []cloud.Order {
 	return out
 }
 
+// checkInvariants runs cloud.CheckInvariants over the store and, across steps, checks
+// that no compartment's generation ever goes back (what one snapshot cannot see).
 func checkInvariants(t *testing.T, e *env, step int, lastGen map[string]uint64) {
 	t.Helper()
-	err := e.db.View(e.ctx, func(tx cloud.Tx) error {
-		comps := map[string]cloud.Compartment{}
-		tx.Scan("comps", "", func(k string, v []byte) bool {
-			var c cloud.Compartment
-			json.Unmarshal(v, &c)
-			comps[fmt.Sprintf("%s/%d", c.Site, c.Number)] = c
-			return true
-		})
-		orders := map[string]cloud.Order{}
-		tx.Scan("orders", "", func(_ string, v []byte) bool {
-			var o cloud.Order
-			json.Unmarshal(v, &o)
-			orders[o.ID] = o
-			return true
-		})
-		claimed := map[string]string{}
-		codes := map[string]string{}
-		for _, o := range orders {
-			if !o.State.Live() {
-				continue
-			}
-			for _, sl := range o.Slots {
-				k := fmt.Sprintf("%s/%d", o.Site, sl.Compartment)
-				if other, ok := claimed[k]; ok {
-					return fmt.Errorf("compartment %s has two live reservations: %s and %s", k, other, o.ID)
-				}
-				claimed[k] = o.ID
-				c := comps[k]
-				if c.Order != o.ID || c.Generation != sl.Generation {
-					return fmt.Errorf("order %s slot %s gen %d, compartment says order %q gen %d", o.ID, k, sl.Generation, c.Order, c.Generation)
-				}
-				if sl.Generation < lastGen[k] {
-					return fmt.Errorf("compartment %s generation went back from %d to %d", k, lastGen[k], sl.Generation)
-				}
-				lastGen[k] = sl.Generation
-			}
-			if !o.CodeInvalid {
-				ck := o.Site + "/" + o.CodeDigest
-				if other, ok := codes[ck]; ok {
-					return fmt.Errorf("live code shared by %s and %s", other, o.ID)
-				}
-				codes[ck] = o.ID
-				if got := string(tx.Get("codes", ck)); got != o.ID {
-					return fmt.Errorf("codes index for %s = %q", o.ID, got)
-				}
-			}
-		}
-		waits := 0
-		for _, o := range orders {
-			w := tx.Get("code_waits", o.Site+"/"+o.ID) != nil
-			switch {
-			case !o.State.Live() && (o.HeldCode != nil || w):
-				return fmt.Errorf("%s order %s still holds a code", o.State, o.ID)
-			case o.State == cloud.StateExpired && o.HeldCode != nil:
-				return fmt.Errorf("expired order %s still holds a code", o.ID)
-			case w != (o.HeldVersion > 0) || o.HeldVersion > 0 && o.HeldCode == nil:
-				return fmt.Errorf("order %s waits for v%d with a held code %v, indexed %v", o.ID, o.HeldVersion, o.HeldCode != nil, w)
-			}
-			if w {
-				waits++
-			}
-		}
-		nw := 0
-		tx.Scan("code_waits", "", func(string, []byte) bool { nw++; return true })
-		if nw != waits {
-			return fmt.Errorf("code_waits index has %d entries, %d orders wait", nw, waits)
-		}
-		n := 0
-		tx.Scan("codes", "", func(string, []byte) bool { n++; return true })
-		if n != len(codes) {
-			return fmt.Errorf("codes index has %d entries, %d live codes", n, len(codes))
-		}
-		for k, c := range comps {
-			if c.Order != "" && claimed[k] != c.Order {
-				return fmt.Errorf("compartment %s held by %s, which does not claim it", k, c.Order)
-			}
-			free := c.Present && c.InService && c.Order == ""
-			low := 0
-			if c.HeightCM < 120 {
-				low = 1
-			}
-			fk := fmt.Sprintf("%s/%s/%d/%d/%05d", c.Site, c.Zone, c.Size.Rank(), low, c.Number)
-			if (tx.Get("free", fk) != nil) != free {
-				return fmt.Errorf("free index wrong for %s (free=%v)", k, free)
-			}
-		}
-		nf := 0
-		tx.Scan("free", "", func(k string, _ []byte) bool { nf++; return !strings.Contains(k, "..") })
-		want := 0
-		for _, c := range comps {
-			if c.Present && c.InService && c.Order == "" {
-				want++
-			}
-		}
-		if nf != want {
-			return fmt.Errorf("free index has %d keys, %d compartments are free", nf, want)
-		}
-		return nil
-	})
+	vs, err := cloud.CheckInvariants(e.ctx, e.db)
 	if err != nil {
-		t.Fatalf("step %d: invariant broken: %v", step, err)
+		t.Fatalf("step %d: %v", step, err)
+	}
+	for _, v := range vs {
+		t.Errorf("step %d: invariant broken: %s", step, v)
+	}
+	if len(vs) > 0 {
+		t.FailNow()
+	}
+	for _, o := range liveOrders(t, e) {
+		for _, sl := range o.Slots {
+			k := fmt.Sprintf("%s/%d", o.Site, sl.Compartment)
+			if sl.Generation < lastGen[k] {
+				t.Fatalf("step %d: compartment %s generation went back from %d to %d", step, k, lastGen[k], sl.Generation)
+			}
+			lastGen[k] = sl.Generation
+		}
 	}
 }

@@ -21,8 +21,17 @@ func main() {
 	cfg := loadgen.DefaultConfig()
 	fs := flag.NewFlagSet("larder-load", flag.ExitOnError)
 	cfg.Flags(fs)
+	ha := loadgen.DefaultHAConfig()
+	replicas := fs.Int("replicas", 0, "with -start-cloud, -mosquitto and -store: start this many replicas over one PostgreSQL (the HA benchmark; 0: one cloud on bbolt)")
+	fs.StringVar(&ha.Store, "store", "", "PostgreSQL URL the replicas share (or LARDER_LOAD_STORE, to keep a password out of ps)")
+	fs.DurationVar(&ha.LeaseTTL, "lease-ttl", ha.LeaseTTL, "the replicas' lease time (0: larder-cloud's default)")
+	fs.DurationVar(&ha.SaturateFor, "saturate-for", ha.SaturateFor, "how long the HA throughput and its PostgreSQL baseline run")
+	fs.Float64Var(&ha.PacedRate, "paced-rate", ha.PacedRate, "orders per second offered in the HA latency measurement (replaces -rate)")
 	jsonPath := fs.String("json", "", "write the summary as JSON to this file")
 	fs.Parse(os.Args[1:])
+	if ha.Store == "" {
+		ha.Store = os.Getenv("LARDER_LOAD_STORE")
+	}
 	cfg.AdminKey = os.Getenv("LARDER_LOAD_ADMIN_KEY")
 	if p := os.Getenv("LARDER_LOAD_RAW_PASSWORD"); p != "" {
 		cfg.RawPassword = p
@@ -30,14 +39,31 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	s, err := loadgen.Run(ctx, cfg, log)
+	var (
+		s    *loadgen.Summary
+		figs *loadgen.HAFigures
+		err  error
+	)
+	if *replicas > 0 {
+		ha.Replicas = *replicas
+		s, figs, err = loadgen.RunHA(ctx, cfg, ha, log)
+	} else {
+		s, err = loadgen.Run(ctx, cfg, log)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "larder-load:", err)
 		os.Exit(2)
 	}
+	if figs != nil {
+		figs.Print(os.Stdout)
+	}
 	s.Print(os.Stdout)
 	if *jsonPath != "" {
-		data, _ := json.MarshalIndent(s, "", "  ")
+		doc := struct {
+			*loadgen.Summary
+			HA *loadgen.HAFigures `json:"ha,omitempty"`
+		}{s, figs}
+		data, _ := json.MarshalIndent(doc, "", "  ")
 		if err := os.WriteFile(*jsonPath, append(data, '\n'), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "larder-load:", err)
 			os.Exit(2)

@@ -1,0 +1,233 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/larder-lockers/larder/cloud/notify"
+	"github.com/larder-lockers/larder/demo"
+)
+
+// cluster is N larder-cloud replicas sharing one PostgreSQL database and one private
+// Mosquitto, reached round-robin as a load balancer would.
+type cluster struct {
+	t        *testing.T
+	l        *demo.Launcher
+	pg       string
+	mq       *mosquitto
+	ids      []string
+	replicas []*demo.Cloud
+	dead     []atomic.Bool
+	next     atomic.Uint64
+	adminKey string
+	keys     map[string]string // role → API key
+}
+
+func startCluster(t *testing.T, l *demo.Launcher, pgURL string, mq *mosquitto, n int) *cluster {
+	t.Helper()
+	c := &cluster{t: t, l: l, pg: pgURL, mq: mq, dead: make([]atomic.Bool, n), adminKey: "lk_e2e_admin_" + randHex(16),
+		keys: map[string]string{}}
+	dir := t.TempDir()
+	// Every replica seals and unseals the others' notices and held codes: one notify key.
+	notifyKey := randHex(32)
+	// One after the other: the first applies the migrations, the others find them done.
+	// demo.CloudOptions has no environment of its own, so the replica is started
+	// through the launcher with larder-cloud's arguments and its secrets by environment.
+	for i := range n {
+		id := fmt.Sprintf("ha-r%d", i+1)
+		httpAddr, err1 := demo.FreeAddr()
+		metricsAddr, err2 := demo.FreeAddr()
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		args := []string{"-data", filepath.Join(dir, id), "-http", httpAddr, "-metrics", metricsAddr, "-log-level", "info",
+			"-mqtt", mq.URL(), "-store", pgURL, "-replica-id", id}
+		env := []string{"LARDER_CLOUD_ADMIN_KEY=" + c.adminKey, "LARDER_CLOUD_NOTIFY_KEY=" + notifyKey}
+		p, err := l.Start(id, "larder-cloud", args, env)
+		if err != nil {
+			t.Fatalf("replica %s: %v", id, err)
+		}
+		rc := &demo.Cloud{Proc: p, URL: "http://" + httpAddr, MetricsURL: "http://" + metricsAddr, BrokerURL: mq.URL()}
+		if err := p.WaitHealthy(t.Context(), rc.URL+"/healthz", 30*time.Second); err != nil {
+			t.Fatalf("replica %s: %v", id, err)
+		}
+		c.ids = append(c.ids, id)
+		c.replicas = append(c.replicas, rc)
+	}
+	for _, role := range []string{"ops", "driver", "platform"} {
+		subject := "e2e-ha-" + role
+		if role == "platform" {
+			subject = platformID
+		}
+		k, err := c.api(c.adminKey).CreateKey(t.Context(), role, subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.keys[role] = k
+	}
+	return c
+}
+
+// api returns a client of the next live replica (round-robin) with key.
+func (c *cluster) api(key string) *demo.API {
+	for range len(c.replicas) {
+		i := int(c.next.Add(1)) % len(c.replicas)
+		if !c.dead[i].Load() {
+			return c.replicas[i].API(key)
+		}
+	}
+	c.t.Fatal("every replica is dead")
+	return nil
+}
+
+func (c *cluster) as(role string) *demo.API { return c.api(c.keys[role]) }
+
+// kill ends replica i with SIGKILL.
+func (c *cluster) kill(i int) {
+	c.dead[i].Store(true)
+	c.replicas[i].Kill()
+}
+
+// leaseOwners reads which replica holds each site's lease (site id → replica id) from
+// larder_leases, as an operator would.
+func leaseOwners(ctx context.Context, pgURL string) (map[string]string, error) {
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT name, owner FROM larder_leases WHERE name LIKE 'site/%' AND expires_at > now()`)
+	if err != nil {
+		return nil, fmt.Errorf("read larder_leases: %w", err)
+	}
+	out := map[string]string{}
+	for rows.Next() {
+		var name, owner string
+		if err := rows.Scan(&name, &owner); err != nil {
+			return nil, err
+		}
+		out[strings.TrimPrefix(name, "site/")] = owner
+	}
+	return out, rows.Err()
+}
+
+// webhookNotices reads the state of every webhook notice in the PostgreSQL outbox
+// (larder_notices, cloud/notify.PGQueue): notice id (the CloudEvent id) → state.
+func webhookNotices(ctx context.Context, pgURL string) (map[string]string, error) {
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT id, state FROM larder_notices WHERE channel = 'webhook'`)
+	if err != nil {
+		return nil, fmt.Errorf("read larder_notices: %w", err)
+	}
+	out := map[string]string{}
+	for rows.Next() {
+		var id, state string
+		if err := rows.Scan(&id, &state); err != nil {
+			return nil, err
+		}
+		out[id] = state
+	}
+	return out, rows.Err()
+}
+
+// hookCounter is the platform's webhook endpoint: it counts every delivery by its
+// CloudEvent id (a notice sent twice arrives twice with one id) and checks signatures.
+type hookCounter struct {
+	srv    *httptest.Server
+	secret []byte
+
+	mu      sync.Mutex
+	byID    map[string]int
+	byOrder map[string]map[string]int // order → type → deliveries
+	badSig  int
+}
+
+func newHookCounter(t *testing.T) *hookCounter {
+	h := &hookCounter{byID: map[string]int{}, byOrder: map[string]map[string]int{}}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		var e event
+		if err := json.Unmarshal(raw, &e); err != nil || e.ID == "" {
+			http.Error(rw, "not a CloudEvent", 400)
+			return
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if notify.Verify(h.secret, r.Header.Get("Larder-Signature"), raw, time.Now(), 0) != nil {
+			h.badSig++
+		}
+		h.byID[e.ID]++
+		if h.byOrder[e.Subject] == nil {
+			h.byOrder[e.Subject] = map[string]int{}
+		}
+		h.byOrder[e.Subject][strings.TrimPrefix(e.Type, notify.TypePrefix)]++
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *hookCounter) setSecret(hexSecret string) error {
+	b, err := hex.DecodeString(hexSecret)
+	h.mu.Lock()
+	h.secret = b
+	h.mu.Unlock()
+	return err
+}
+
+// count is how many notices of kind arrived about order.
+func (h *hookCounter) count(order, kind string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byOrder[order][kind]
+}
+
+// received is how many times the notice id arrived.
+func (h *hookCounter) received(id string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byID[id]
+}
+
+// ids are the notice ids received.
+func (h *hookCounter) ids() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, 0, len(h.byID))
+	for id := range h.byID {
+		out = append(out, id)
+	}
+	return out
+}
+
+// duplicates lists the notification ids delivered more than once.
+func (h *hookCounter) duplicates() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for id, n := range h.byID {
+		if n > 1 {
+			out = append(out, fmt.Sprintf("%s ×%d", id, n))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
