@@ -319,6 +319,11 @@ func walkHAOrder(ctx context.Context, c *cluster, s *haSite, ext, phone string) 
 	if _, err := s.people.PickUp(ctx, rc.Pickup.Code, lastFour(phone)); err != nil {
 		return o.ID, err
 	}
+	// The next order needs the compartment back: the cloud frees it when the site's
+	// owner applies the pickup (across a takeover, after the edge resends it).
+	if _, err := c.as("platform").WaitOrderState(ctx, o.ID, "picked_up", 2*haTakeover); err != nil {
+		return o.ID, err
+	}
 	return o.ID, nil
 }
 
