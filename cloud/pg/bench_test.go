@@ -22,7 +22,7 @@ import (
 const benchStoreVsRaw = 0.5
 
 // TestBenchStoreCommit (LARDER_BENCH=1, make bench): durable one-row transactions per
-// second from concurrent workers, through the Store (SERIALIZABLE, buffered write, the
+// second from concurrent workers, through the Store (REPEATABLE READ, buffered write, the
 // OnCommit sequencer) and through raw pgx on a pool of the same size, in alternating
 // rounds; each figure is the median of its rounds.
 func TestBenchStoreCommit(t *testing.T) {

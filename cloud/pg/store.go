@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,11 @@ type Stats struct {
 // Stats returns the store's counters.
 func (s *Store) Stats() *Stats { return &s.stats }
 
+// DefaultMaxConns is the size of a replica's connection pool unless the URL sets
+// pool_max_conns: enough transactions in flight for PostgreSQL's group commit, few
+// enough that several replicas stay under its max_connections (100 by default).
+const DefaultMaxConns = 24
+
 // Open connects to the database at url (postgres://…), applies the migrations it lacks
 // and returns the store. Close releases it.
 func Open(ctx context.Context, url string, opt Options) (*Store, error) {
@@ -72,6 +78,12 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("pg: %w", err)
 	}
 	cfg.ConnConfig.Tracer = opt.Tracer
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgx's default is the number of CPUs (4 at least): on a small replica that caps
+		// the transactions in flight, and so the commits PostgreSQL can share one WAL
+		// flush between, far below what the server takes.
+		cfg.MaxConns = DefaultMaxConns
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pg: %w", err)
@@ -171,7 +183,7 @@ func (s *Store) View(ctx context.Context, fn func(cloud.Tx) error) error {
 	return nil
 }
 
-// Update runs fn in a SERIALIZABLE transaction and returns once it has committed (or
+// Update runs fn in a REPEATABLE READ transaction (see the package doc) and returns once it has committed (or
 // failed), after its OnCommit hooks have run. A serialization failure or deadlock runs
 // fn again (up to Options.Attempts, with jittered backoff); a fence of ctx that no longer
 // holds fails with an error wrapping cloud.ErrFenced.
@@ -203,7 +215,7 @@ func (s *Store) Update(ctx context.Context, fn func(cloud.Tx) error) error {
 
 // attempt runs fn once in its own transaction.
 func (s *Store) attempt(ctx context.Context, fences []cloud.Fence, fn func(cloud.Tx) error) error {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
 	if err != nil {
 		return fmt.Errorf("pg: begin: %w", err)
 	}
