@@ -39,6 +39,10 @@ import (
 //     its sites; target < MaxTakeover. Baseline: the same remote open before the kill.
 
 // HAConfig is what RunHA adds to a Config. Start from DefaultHAConfig.
+// replicaConns is the size of a larder-cloud replica's connection pool (cloud/pg's
+// DefaultMaxConns), which bounds the transactions the replicas have in flight.
+const replicaConns = 16
+
 type HAConfig struct {
 	// Replicas is how many larder-cloud processes share Store.
 	Replicas int
@@ -209,8 +213,9 @@ func (r *runner) runHA(ctx context.Context, ha HAConfig, fig *HAFigures, reps []
 	defer r.closeEdges()
 	r.s.ConnectSeconds = time.Since(start).Seconds()
 
-	// Throughput, raw commits first.
-	if fig.PG, err = measurePG(ctx, ha.Store, cfg.Concurrency, 200000, ha.SaturateFor); err != nil {
+	// Throughput, raw commits first, over as many connections as the replicas' pools
+	// hold together (fewer when fewer orders are in flight).
+	if fig.PG, err = measurePG(ctx, ha.Store, min(cfg.Concurrency, ha.Replicas*replicaConns), 200000, ha.SaturateFor); err != nil {
 		return err
 	}
 	if fig.PG.Error != "" {

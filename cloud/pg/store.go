@@ -65,7 +65,7 @@ func (s *Store) Stats() *Stats { return &s.stats }
 // DefaultMaxConns is the size of a replica's connection pool unless the URL sets
 // pool_max_conns: enough transactions in flight for PostgreSQL's group commit, few
 // enough that several replicas stay under its max_connections (100 by default).
-const DefaultMaxConns = 24
+const DefaultMaxConns = 16
 
 // Open connects to the database at url (postgres://…), applies the migrations it lacks
 // and returns the store. Close releases it.
