@@ -38,6 +38,7 @@
 //	limits.go       rate limits: failure counters in fixed windows, in the store (the
 //	                resident page's wrong codes)
 //	fence.go        fences (the leases a transaction depends on) and the Watcher of shared stores
+//	invariants.go   CheckInvariants: what every committed state must satisfy, over any Store
 //	command.go      commands to edges (jobs) and their acknowledgements
 //	driver.go       drivers: loading credentials, the manifest, OpenForLoading
 //	desired.go      the desired state of a site: deltas and snapshots
