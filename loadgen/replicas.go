@@ -160,7 +160,7 @@ func RunHA(ctx context.Context, cfg Config, ha HAConfig, log *slog.Logger) (*Sum
 		var lines int64
 		for _, c := range reps {
 			if err := c.stop(); err != nil && !c.killed {
-				s.Failures = append(s.Failures, "replica stop: "+err.Error())
+				s.Failures = append(s.Failures, fmt.Sprintf("replica %s stop: %v; its last lines:\n%s", c.id, err, lastLines(c.tail(), 5)))
 			}
 			lines += c.logLines()
 		}
@@ -568,4 +568,10 @@ func (f *HAFigures) Print(w io.Writer) {
 				t.Seconds, t.Killed, t.Sites, t.Orders, t.BeforeSeconds, t.Target)
 		}
 	}
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -342,7 +342,9 @@ func (m *Main) Close() error {
 			// The last heartbeat: the time until the next start counts as an outage
 			// (written only by the replica that holds the periodic work).
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			errs = append(errs, m.svc.Stop(ctx))
+			if err := m.svc.Stop(ctx); !errors.Is(err, cloud.ErrFenced) { // fenced: the work moved on
+				errs = append(errs, err)
+			}
 			cancel()
 		}
 		if m.leases != nil {
