@@ -12,20 +12,6 @@ import (
 )
 
 // The targets of the order figures, as ratios measured in the same run.
-const (
-	// benchVsRaw: orders/s at 10k sites with 100k stored orders, at least this share of
-	// raw batched bbolt commits of the same writes (the domain's reads, JSON and B-tree
-	// growth cost the rest).
-	benchVsRaw = 0.5
-	// benchGrowth: orders/s with 100k stored orders, at least this share of the rate with
-	// 1k stored (cost flat within 15 %).
-	benchGrowth = 0.85
-	// benchP99 is the latency target of benchPaced orders paced at benchRate per
-	// second (10 s: 50 orders above the p99).
-	benchP99   = 25 * time.Millisecond
-	benchRate  = 500
-	benchPaced = 5000
-)
 
 // viaDomain orders through the domain (cloud.Service.CreateOrder).
 func viaDomain(_ testing.TB, e *benchfleet.Env) (benchfleet.Orderer, func()) {
@@ -67,9 +53,9 @@ func TestBenchOrders(t *testing.T) {
 			sites, stored[i], f.Rate, f.Pages, rounds, perRound, clients)
 	}
 	fmt.Printf("  = %.2f × raw batched bbolt commits of the same writes (%.0f /s: %.0f writes per order, %.0f orders per commit; target ≥ %.2f ×)\n",
-		hi.Rate/raw, raw, perOrder, hi.Group, benchVsRaw)
+		hi.Rate/raw, raw, perOrder, hi.Group, benchfleet.VsRaw)
 	growth := hi.Rate / lo.Rate
-	fmt.Printf("growth from %d to %d stored orders: %.2f × the rate (target ≥ %.2f ×), %.2f × the pages written\n", stored[0], stored[1], growth, benchGrowth, hi.Pages/lo.Pages)
+	fmt.Printf("growth from %d to %d stored orders: %.2f × the rate (target ≥ %.2f ×), %.2f × the pages written\n", stored[0], stored[1], growth, benchfleet.Growth, hi.Pages/lo.Pages)
 
 	for _, mode := range []bolt.CommitMode{bolt.BoltBatch, bolt.SingleCommit} {
 		e := large.OpenMode(t, false, mode)
@@ -85,20 +71,20 @@ func TestBenchOrders(t *testing.T) {
 
 	e := large.Open(t, false)
 	order, _ := viaDomain(t, e)
-	lat := benchfleet.Paced(t, benchRate, benchPaced, order)
+	lat := benchfleet.Paced(t, benchfleet.Rate, benchfleet.PacedOrders, order)
 	large.Done(t, e)
 	p50, p99 := benchfleet.Percentile(lat, 50), benchfleet.Percentile(lat, 99)
 	fmt.Printf("paced %d orders/s (%d orders, %d sites, %d stored, notify outbox): p50 %v, p99 %v, max %v (target p99 < %v)\n",
-		benchRate, benchPaced, sites, stored[1], p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond), benchP99)
+		benchfleet.Rate, benchfleet.PacedOrders, sites, stored[1], p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond), benchfleet.P99)
 
-	if hi.Rate < benchVsRaw*raw {
-		t.Errorf("orders: %.0f /s, %.2f × raw batched commits; want ≥ %.2f ×", hi.Rate, hi.Rate/raw, benchVsRaw)
+	if hi.Rate < benchfleet.VsRaw*raw {
+		t.Errorf("orders: %.0f /s, %.2f × raw batched commits; want ≥ %.2f ×", hi.Rate, hi.Rate/raw, benchfleet.VsRaw)
 	}
-	if growth < benchGrowth {
-		t.Errorf("growth: %.2f × the rate from %d to %d stored orders; want ≥ %.2f ×", growth, stored[0], stored[1], benchGrowth)
+	if growth < benchfleet.Growth {
+		t.Errorf("growth: %.2f × the rate from %d to %d stored orders; want ≥ %.2f ×", growth, stored[0], stored[1], benchfleet.Growth)
 	}
-	if p99 >= benchP99 {
-		t.Errorf("paced %d/s: p99 %v; want < %v", benchRate, p99, benchP99)
+	if p99 >= benchfleet.P99 {
+		t.Errorf("paced %d/s: p99 %v; want < %v", benchfleet.Rate, p99, benchfleet.P99)
 	}
 }
 

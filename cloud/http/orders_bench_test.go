@@ -20,20 +20,6 @@ import (
 )
 
 // The targets of issue 10 for orders over HTTP, as same-run ratios where they can be.
-const (
-	// httpVsRaw: orders/s over HTTP at 10k sites with 100k stored, at least this share of
-	// raw batched bbolt commits of the same writes (2,000 /s on the reference machine,
-	// whose raw rate is about 4,000 /s).
-	httpVsRaw = 0.5
-	// httpGrowth: the rate with the large fleet stored, at least this share of the rate
-	// with 1k stored.
-	httpGrowth = 0.85
-	// httpP99 is the latency target of httpPaced orders at httpRate per second (10 s,
-	// 50 orders above the p99).
-	httpP99   = 25 * time.Millisecond
-	httpRate  = 500
-	httpPaced = 5000
-)
 
 // viaHTTP serves the API of e over loopback as cloudd does (its router, metrics
 // registry and API-key authentication) and orders with POST /v1/orders as a platform,
@@ -115,27 +101,27 @@ func TestBenchOrdersHTTP(t *testing.T) {
 			sites, stored[i], f.Rate, f.Pages, f.Group, rounds, perRound, clients)
 	}
 	fmt.Printf("  = %.2f × raw batched bbolt commits of the same writes (%.0f /s: %.0f writes per order, %.0f orders per commit; target ≥ %.2f ×, 2000 /s on the reference machine)\n",
-		hi.Rate/raw, raw, perOrder, hi.Group, httpVsRaw)
+		hi.Rate/raw, raw, perOrder, hi.Group, benchfleet.VsRaw)
 	growth := hi.Rate / lo.Rate
 	fmt.Printf("growth from %d to %d stored orders: %.2f × the rate (target ≥ %.2f ×), %.2f × the pages written\n",
-		stored[0], stored[1], growth, httpGrowth, hi.Pages/lo.Pages)
+		stored[0], stored[1], growth, benchfleet.Growth, hi.Pages/lo.Pages)
 
 	e := large.Open(t, false)
 	order, release := viaHTTP(t, e)
-	lat := benchfleet.Paced(t, httpRate, httpPaced, order)
+	lat := benchfleet.Paced(t, benchfleet.Rate, benchfleet.PacedOrders, order)
 	release()
 	large.Done(t, e)
 	p50, p99 := benchfleet.Percentile(lat, 50), benchfleet.Percentile(lat, 99)
 	fmt.Printf("orders over HTTP paced %d /s (%d orders, %d sites, %d stored): p50 %v, p99 %v, max %v (target p99 < %v)\n",
-		httpRate, httpPaced, sites, stored[1], p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond), httpP99)
+		benchfleet.Rate, benchfleet.PacedOrders, sites, stored[1], p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond), benchfleet.P99)
 
-	if hi.Rate < httpVsRaw*raw {
-		t.Errorf("orders over HTTP: %.0f /s, %.2f × raw batched commits; want ≥ %.2f ×", hi.Rate, hi.Rate/raw, httpVsRaw)
+	if hi.Rate < benchfleet.VsRaw*raw {
+		t.Errorf("orders over HTTP: %.0f /s, %.2f × raw batched commits; want ≥ %.2f ×", hi.Rate, hi.Rate/raw, benchfleet.VsRaw)
 	}
-	if growth < httpGrowth {
-		t.Errorf("growth: %.2f × the rate from %d to %d stored orders; want ≥ %.2f ×", growth, stored[0], stored[1], httpGrowth)
+	if growth < benchfleet.Growth {
+		t.Errorf("growth: %.2f × the rate from %d to %d stored orders; want ≥ %.2f ×", growth, stored[0], stored[1], benchfleet.Growth)
 	}
-	if p99 >= httpP99 {
-		t.Errorf("paced %d /s: p99 %v; want < %v", httpRate, p99, httpP99)
+	if p99 >= benchfleet.P99 {
+		t.Errorf("paced %d /s: p99 %v; want < %v", benchfleet.Rate, p99, benchfleet.P99)
 	}
 }

@@ -27,6 +27,22 @@ import (
 	"github.com/larder-lockers/larder/protocol"
 )
 
+// The targets of issue 10 for orders, the same through the domain and over HTTP, as
+// same-run ratios where they can be.
+const (
+	// VsRaw: orders/s at 10k sites with 100k stored orders, at least this share of raw
+	// batched bbolt commits of the same writes.
+	VsRaw = 0.5
+	// Growth: orders/s with the large fleet stored, at least this share of the rate with
+	// 1k stored (cost flat within 15 %).
+	Growth = 0.85
+	// P99 is the latency target of PacedOrders orders at Rate per second (10 s: 50
+	// orders above the p99).
+	P99         = 25 * time.Millisecond
+	Rate        = 500
+	PacedOrders = 5000
+)
+
 // Dir makes a directory for benchmark databases, removed when tb ends, under
 // LARDER_BENCH_DIR or the system temp dir: a real disk, so that fsync costs what it costs.
 func Dir(tb testing.TB) string {
