@@ -1,7 +1,8 @@
 // Package broker runs the embedded MQTT broker (mochi-mqtt/server v2) that lets
 // `larder-cloud --data DIR --http ADDR` work alone on one machine. Production points the
-// cloud and the edges at an external broker (Mosquitto, EMQX, VerneMQ) instead and does
-// not use this package.
+// cloud and the edges at an external broker (Mosquitto, or a cluster: NATS 2.9+ with MQTT,
+// EMQX, VerneMQ) instead; this package then only generates their access rules
+// (MosquittoACL, and the NATS cluster configuration of nats.go, kept in deploy/nats/).
 //
 // # Accounts and ACL
 //

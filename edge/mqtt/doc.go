@@ -20,7 +20,10 @@
 // answers every birth with a full desired snapshot (asyncapi.yaml clause
 // connect.snapshot), so asking too would bring the same snapshot twice. A clean
 // shutdown publishes the retained offline Status itself (a DISCONNECT suppresses the
-// Will).
+// Will). Broker may list several URLs (comma-separated), the nodes of a cluster: every
+// attempt tries them in order and the log names the one connected. A SUBACK that refuses
+// any filter drops the connection and retries, rather than running without acks or
+// desired state.
 //
 // We subscribe on every connect, whatever the CONNACK's session-present flag says: a
 // broker restarted without persistence (Mosquitto's default, mochi always) has lost the
