@@ -62,7 +62,8 @@ bench: ## benchmarks; each prints its figure next to a baseline measured in the 
 
 # larder-load against the real larder-cloud (docs/load.md): embedded broker, then a private
 # Mosquitto with deploy/mosquitto's settings, at 1,000 edges; then 10,000 edges embedded;
-# then two replicas over PostgreSQL (LARDER_BENCH_PG, default the machine's postgres database).
+# then two replicas over a fresh PostgreSQL database on BENCH_PG's server, dropped afterwards.
+BENCH_PG ?= postgres://postgres@127.0.0.1:5432
 LOAD := ./bin/larder-load -start-cloud bin/larder-cloud -rate 200 -open-rate 20 -duration 20s -ingest-edges 100 -ingest-events 20000
 bench-load: ## the load generator at 1k and 10k edges against the real larder-cloud
 	@mkdir -p bin
@@ -70,8 +71,10 @@ bench-load: ## the load generator at 1k and 10k edges against the real larder-cl
 	$(LOAD) -edges 1000 -json bin/load-1k.json
 	$(LOAD) -edges 1000 -mosquitto $$(command -v mosquitto || echo /usr/sbin/mosquitto) -json bin/load-1k-mosquitto.json
 	$(LOAD) -edges 10000 -concurrency 128 -json bin/load-10k.json
+	@db=larder_bench_$$(date +%s); psql "$(BENCH_PG)/postgres" -qc "CREATE DATABASE $$db" || exit 1; \
 	$(LOAD) -edges 1000 -mosquitto $$(command -v mosquitto || echo /usr/sbin/mosquitto) -replicas 2 \
-	  -store "$${LARDER_BENCH_PG:-postgres://postgres@127.0.0.1:5432/postgres}" -json bin/load-ha.json
+	  -store "$(BENCH_PG)/$$db" -json bin/load-ha.json; st=$$?; \
+	psql "$(BENCH_PG)/postgres" -qc "DROP DATABASE $$db WITH (FORCE)"; exit $$st
 
 lint: setup ## gofmt, vet, staticcheck, imports, AsyncAPI, OpenAPI, Prometheus rules with their tests, exposition
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
