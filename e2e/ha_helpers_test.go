@@ -102,29 +102,6 @@ func (c *cluster) kill(i int) {
 	c.replicas[i].Kill()
 }
 
-// leaseOwners reads which replica holds each site's lease (site id → replica id) from
-// larder_leases, as an operator would.
-func leaseOwners(ctx context.Context, pgURL string) (map[string]string, error) {
-	conn, err := pgx.Connect(ctx, pgURL)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT name, owner FROM larder_leases WHERE name LIKE 'site/%' AND expires_at > now()`)
-	if err != nil {
-		return nil, fmt.Errorf("read larder_leases: %w", err)
-	}
-	out := map[string]string{}
-	for rows.Next() {
-		var name, owner string
-		if err := rows.Scan(&name, &owner); err != nil {
-			return nil, err
-		}
-		out[strings.TrimPrefix(name, "site/")] = owner
-	}
-	return out, rows.Err()
-}
-
 // webhookNotices reads the state of every webhook notice in the PostgreSQL outbox
 // (larder_notices, cloud/notify.PGQueue): notice id (the CloudEvent id) → state.
 func webhookNotices(ctx context.Context, pgURL string) (map[string]string, error) {

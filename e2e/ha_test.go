@@ -17,6 +17,7 @@ import (
 	"github.com/larder-lockers/larder/cloud/pg"
 	"github.com/larder-lockers/larder/demo"
 	"github.com/larder-lockers/larder/internal/pgtest"
+	"github.com/larder-lockers/larder/loadgen"
 )
 
 // The replicated cloud's scale in TestReplicaKilledMidFlow: haReplicas larder-cloud
@@ -129,7 +130,7 @@ func TestReplicaKilledMidFlow(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatal("the first third of the orders did not finish within 2 minutes")
 	}
-	owners, err := leaseOwners(ctx, pgURL)
+	owners, err := loadgen.LeaseOwners(ctx, pgURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestReplicaKilledMidFlow(t *testing.T) {
 	if took > haTakeover {
 		t.Errorf("takeover took %s, want at most %s", took.Round(time.Millisecond), haTakeover)
 	}
-	if after, err := leaseOwners(ctx, pgURL); err == nil {
+	if after, err := loadgen.LeaseOwners(ctx, pgURL); err == nil {
 		for _, s := range owned {
 			if after[s] == c.ids[victim] || after[s] == "" {
 				t.Errorf("site %s: lease held by %q after the takeover", s, after[s])

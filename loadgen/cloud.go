@@ -81,14 +81,24 @@ func startCloud(ctx context.Context, bin, externalBroker, user, pass string, tim
 		c.broker = "tcp://" + mqttAddr
 	}
 	c.api, c.metrics = "http://"+httpAddr, "http://"+metricsAddr
+	if err := c.launch(ctx, bin, args, env, timeout); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// launch starts bin with args and env added to this process's environment, keeps the
+// tail of its output, and waits up to timeout for /healthz at c.api. On failure the
+// child is stopped and c.dir removed.
+func (c *cloudProc) launch(ctx context.Context, bin string, args, env []string, timeout time.Duration) error {
 	c.cmd = exec.Command(bin, args...)
 	c.cmd.Env = append(os.Environ(), env...)
 	c.cmd.WaitDelay = 5 * time.Second // a child holding the output open never hangs the run
 	pr, pw := io.Pipe()
 	c.cmd.Stdout, c.cmd.Stderr = pw, pw
 	if err := c.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("loadgen: start %s: %w", bin, err)
+		os.RemoveAll(c.dir)
+		return fmt.Errorf("loadgen: start %s: %w", bin, err)
 	}
 	go keepTail(pr, c.out, &c.lines)
 	go func() { c.done <- c.cmd.Wait(); pw.Close() }()
@@ -99,17 +109,17 @@ func startCloud(ctx context.Context, bin, externalBroker, user, pass string, tim
 		err := a.healthz(hctx)
 		cancel()
 		if err == nil {
-			return c, nil
+			return nil
 		}
 		select {
 		case werr := <-c.done:
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("loadgen: larder-cloud exited at start (%v): %s", werr, c.tail())
+			os.RemoveAll(c.dir)
+			return fmt.Errorf("loadgen: %s exited at start (%v): %s", bin, werr, c.tail())
 		default:
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			c.stop()
-			return nil, fmt.Errorf("loadgen: larder-cloud not healthy within %s: %v", timeout, err)
+			return fmt.Errorf("loadgen: %s not healthy within %s: %v", bin, timeout, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

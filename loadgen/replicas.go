@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"sort"
 	"strings"
 	"sync"
@@ -187,26 +185,14 @@ func RunHA(ctx context.Context, cfg Config, ha HAConfig, log *slog.Logger) (*Sum
 
 func (r *runner) runHA(ctx context.Context, ha HAConfig, fig *HAFigures, reps []*replica, lb *balancer) error {
 	cfg := r.cfg
-	r.rng = rand.New(rand.NewPCG(cfg.Seed, 0x1a2de5))
-	r.tag = fmt.Sprintf("%06x", r.rng.Uint32()&0xffffff)
-	r.api = newAPI(cfg.CloudURL, cfg.Concurrency)
-	var err error
-	if r.platform, err = r.api.createKey(ctx, cfg.AdminKey, "platform", "load-"+r.tag); err != nil {
-		return fmt.Errorf("loadgen: platform key: %w", err)
-	}
-	if r.ops, err = r.api.createKey(ctx, cfg.AdminKey, "ops", "load-"+r.tag); err != nil {
-		return fmt.Errorf("loadgen: ops key: %w", err)
-	}
-	start := time.Now()
-	provs, err := r.provision(ctx)
+	provs, err := r.setUp(ctx)
 	if err != nil {
 		return err
 	}
-	r.s.ProvisionSeconds = time.Since(start).Seconds()
 	if err := r.mq.addUsers(provs); err != nil {
 		return err
 	}
-	start = time.Now()
+	start := time.Now()
 	if err := r.connect(ctx, provs); err != nil {
 		return err
 	}
@@ -315,7 +301,7 @@ func (r *runner) saturate(ctx context.Context, d time.Duration) *HAThroughput {
 // one of its sites until SUCCEEDED; then it walks one order at each of its sites.
 func (r *runner) takeover(ctx context.Context, ha HAConfig, reps []*replica, lb *balancer) *HATakeover {
 	f := &HATakeover{Target: ha.MaxTakeover.Seconds()}
-	owners, err := leaseOwners(ctx, ha.Store)
+	owners, err := LeaseOwners(ctx, ha.Store)
 	if err != nil {
 		f.Error = err.Error()
 		return f
@@ -383,8 +369,9 @@ func (r *runner) takeover(ctx context.Context, ha HAConfig, reps []*replica, lb 
 	return f
 }
 
-// leaseOwners reads larder_leases: site id → the replica holding its lease.
-func leaseOwners(ctx context.Context, store string) (map[string]string, error) {
+// LeaseOwners reads larder_leases in the database at store, as an operator would: site
+// id → the replica holding its lease now.
+func LeaseOwners(ctx context.Context, store string) (map[string]string, error) {
 	conn, err := pgx.Connect(ctx, store)
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: read leases: %w", err)
@@ -434,38 +421,10 @@ func startReplica(ctx context.Context, bin, id string, ha HAConfig, mq *mosquitt
 		env = append(env, "LARDER_CLOUD_LEASE_TTL="+ha.LeaseTTL.String())
 	}
 	c.api, c.metrics = "http://"+httpAddr, "http://"+metricsAddr
-	c.cmd = exec.Command(bin, args...)
-	c.cmd.Env = append(os.Environ(), env...)
-	c.cmd.WaitDelay = 5 * time.Second
-	pr, pw := io.Pipe()
-	c.cmd.Stdout, c.cmd.Stderr = pw, pw
-	if err := c.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("loadgen: start %s: %w", bin, err)
+	if err := c.launch(ctx, bin, args, env, timeout); err != nil {
+		return nil, fmt.Errorf("replica %s: %w", id, err)
 	}
-	go keepTail(pr, c.out, &c.lines)
-	go func() { c.done <- c.cmd.Wait(); pw.Close() }()
-	deadline := time.Now().Add(timeout)
-	a := newAPI(c.api, 1)
-	for {
-		hctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := a.healthz(hctx)
-		cancel()
-		if err == nil {
-			return &replica{cloudProc: c, id: id}, nil
-		}
-		select {
-		case werr := <-c.done:
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("loadgen: replica %s exited at start (%v): %s", id, werr, c.tail())
-		default:
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			c.stop()
-			return nil, fmt.Errorf("loadgen: replica %s not healthy within %s: %v", id, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return &replica{cloudProc: c, id: id}, nil
 }
 
 // kill ends the replica with SIGKILL, like a power cut of its machine.

@@ -82,29 +82,17 @@ type runner struct {
 
 func (r *runner) run(ctx context.Context) error {
 	cfg := r.cfg
-	r.rng = rand.New(rand.NewPCG(cfg.Seed, 0x1a2de5))
-	r.tag = fmt.Sprintf("%06x", r.rng.Uint32()&0xffffff)
-	r.api = newAPI(cfg.CloudURL, cfg.Concurrency)
-	var err error
-	if r.platform, err = r.api.createKey(ctx, cfg.AdminKey, "platform", "load-"+r.tag); err != nil {
-		return fmt.Errorf("loadgen: platform key: %w", err)
-	}
-	if r.ops, err = r.api.createKey(ctx, cfg.AdminKey, "ops", "load-"+r.tag); err != nil {
-		return fmt.Errorf("loadgen: ops key: %w", err)
-	}
-	start := time.Now()
-	provs, err := r.provision(ctx)
+	provs, err := r.setUp(ctx)
 	if err != nil {
 		return err
 	}
-	r.s.ProvisionSeconds = time.Since(start).Seconds()
 	if r.mq != nil {
 		if err := r.mq.addUsers(provs); err != nil {
 			return err
 		}
 	}
 	rssBefore, rssErr := residentBytes(ctx, cfg.CloudPID, cfg.MetricsURL)
-	start = time.Now()
+	start := time.Now()
 	if err := r.connect(ctx, provs); err != nil {
 		return err
 	}
@@ -125,6 +113,29 @@ func (r *runner) run(ctx context.Context) error {
 }
 
 // provision creates and provisions the sites, cfg.Concurrency at a time.
+// setUp seeds the run, creates its platform and ops keys and provisions its sites,
+// timed in the summary.
+func (r *runner) setUp(ctx context.Context) ([]provisioning, error) {
+	cfg := r.cfg
+	r.rng = rand.New(rand.NewPCG(cfg.Seed, 0x1a2de5))
+	r.tag = fmt.Sprintf("%06x", r.rng.Uint32()&0xffffff)
+	r.api = newAPI(cfg.CloudURL, cfg.Concurrency)
+	var err error
+	if r.platform, err = r.api.createKey(ctx, cfg.AdminKey, "platform", "load-"+r.tag); err != nil {
+		return nil, fmt.Errorf("loadgen: platform key: %w", err)
+	}
+	if r.ops, err = r.api.createKey(ctx, cfg.AdminKey, "ops", "load-"+r.tag); err != nil {
+		return nil, fmt.Errorf("loadgen: ops key: %w", err)
+	}
+	start := time.Now()
+	provs, err := r.provision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.s.ProvisionSeconds = time.Since(start).Seconds()
+	return provs, nil
+}
+
 func (r *runner) provision(ctx context.Context) ([]provisioning, error) {
 	provs := make([]provisioning, r.cfg.Edges)
 	err := r.parallel(ctx, r.cfg.Edges, func(ctx context.Context, i int) error {
