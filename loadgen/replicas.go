@@ -170,6 +170,7 @@ func RunHA(ctx context.Context, cfg Config, ha HAConfig, log *slog.Logger) (*Sum
 		if err != nil {
 			return nil, nil, err
 		}
+		log.Info("loadgen: replica started", "replica", c.id, "pid", c.pid(), "api", c.api, "metrics", c.metrics)
 		reps = append(reps, c)
 	}
 	lb, err := newBalancer(reps, cfg.Concurrency)

@@ -52,6 +52,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Summary, error) {
 			s.CloudLogLines = &n
 		}()
 		cfg.CloudURL, cfg.AdminKey, cfg.MetricsURL, cfg.CloudPID = c.api, c.admin, c.metrics, c.pid()
+		log.Info("loadgen: cloud started", "pid", c.pid(), "api", c.api, "metrics", c.metrics)
 		cfg.RawUser, cfg.RawPassword = c.svcUser, c.svcPass
 		if cfg.Broker == "" {
 			cfg.Broker = c.broker

@@ -60,6 +60,10 @@ type Config struct {
 	// default. Empty (in the file; "off" from the environment or a flag, which cannot
 	// carry an empty value) serves no metrics.
 	MetricsAddr string `json:"metrics_addr"`
+	// Pprof also serves Go's runtime profiles (CPU, heap, goroutines, block, mutex) at
+	// /debug/pprof/ on MetricsAddr, for sizing and load runs; off by default, since the
+	// block and mutex profiles cost a little on every contended lock.
+	Pprof bool `json:"pprof,omitempty"`
 	// PublicURL is the base URL residents and platforms reach the cloud at, behind any
 	// proxy (e.g. https://lockers.example.org): the resident page's link in the code
 	// notices is PublicURL/r/{order}#c={code}. Empty: http://HTTPAddr (its real port;
@@ -408,6 +412,8 @@ var source = daemon.Source[Config]{
 			Set: func(c *Config, v string) error { c.HTTPAddr = v; return nil }},
 		{Env: "LARDER_CLOUD_METRICS_ADDR", Flag: "metrics", Usage: "/metrics listen address, for Prometheus; off serves none (env LARDER_CLOUD_METRICS_ADDR; default " + DefaultMetricsAddr + ")",
 			Set: func(c *Config, v string) error { c.MetricsAddr = daemon.MetricsAddr(v); return nil }},
+		{Env: "LARDER_CLOUD_PPROF", Flag: "pprof", Usage: "also serve Go's runtime profiles at /debug/pprof/ on the metrics address: true or false (env LARDER_CLOUD_PPROF; default false)",
+			Set: func(c *Config, v string) (err error) { c.Pprof, err = strconv.ParseBool(v); return err }},
 		{Env: "LARDER_CLOUD_PUBLIC_URL", Flag: "public-url", Usage: "base URL residents reach the cloud at, for the links in their notices (env LARDER_CLOUD_PUBLIC_URL; default http://<http address>)",
 			Set: func(c *Config, v string) error { c.PublicURL = v; return nil }},
 		{Env: "LARDER_CLOUD_STORE",

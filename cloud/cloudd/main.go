@@ -176,6 +176,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.metrics, err = daemon.ListenMetrics(m.cfg.MetricsAddr, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})); err != nil {
 		return fmt.Errorf("cloudd: %w", err)
 	}
+	if m.cfg.Pprof {
+		m.metrics.ServeProfiles()
+	}
 	m.log.Info("larder-cloud open", "version", buildinfo.String(), "http", m.HTTPURL(), "metrics", m.MetricsURL(), "public_url", m.PublicURL(), "mqtt", m.brokerURL,
 		"embedded_broker", m.cfg.Embedded(), "data", m.cfg.DataDir, "store", m.storeName(), "replica", m.replica())
 	return nil

@@ -28,6 +28,7 @@ func main() {
 	fs.DurationVar(&ha.SaturateFor, "saturate-for", ha.SaturateFor, "how long the HA throughput and its PostgreSQL baseline run")
 	fs.Float64Var(&ha.PacedRate, "paced-rate", ha.PacedRate, "orders per second offered in the HA latency measurement (replaces -rate)")
 	jsonPath := fs.String("json", "", "write the summary as JSON to this file")
+	verbose := fs.Bool("v", false, "also log each cloud it starts to stderr: pid, API and metrics URLs")
 	fs.Parse(os.Args[1:])
 	if ha.Store == "" {
 		ha.Store = os.Getenv("LARDER_LOAD_STORE")
@@ -38,7 +39,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	level := slog.LevelError
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	var (
 		s    *loadgen.Summary
 		figs *loadgen.HAFigures

@@ -20,7 +20,7 @@ func TestMetricsServer(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve() }()
-	for path, want := range map[string]int{"/metrics": 200, "/": 404, "/healthz": 404, "/metrics/x": 404} {
+	for path, want := range map[string]int{"/metrics": 200, "/": 404, "/healthz": 404, "/metrics/x": 404, "/debug/pprof/": 404} {
 		res, err := http.Get(s.URL() + path)
 		if err != nil {
 			t.Fatal(err)
@@ -41,5 +41,27 @@ func TestMetricsServer(t *testing.T) {
 	off, err := daemon.ListenMetrics("", http.NotFoundHandler())
 	if off != nil || err != nil || off.URL() != "" || off.Serve() != nil || off.Shutdown(context.Background()) != nil {
 		t.Errorf("empty address: %v %v, want metrics off", off, err)
+	}
+}
+
+// TestMetricsProfiles: ServeProfiles adds the runtime profiles next to /metrics.
+func TestMetricsProfiles(t *testing.T) {
+	s, err := daemon.ListenMetrics("127.0.0.1:0", http.NotFoundHandler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ServeProfiles()
+	go s.Serve()
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/mutex", "/debug/pprof/block", "/debug/pprof/goroutine"} {
+		res, err := http.Get(s.URL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || len(body) == 0 {
+			t.Errorf("GET %s: %d, %d bytes; want a profile", path, res.StatusCode, len(body))
+		}
 	}
 }
