@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
