@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"sync"
@@ -82,7 +81,7 @@ func New(cfg Config) (*Adapter, error) {
 		})
 	}
 	for range cfg.Workers {
-		a.workers = append(a.workers, &worker{a: a, q: newQueue(cfg.QueueLen, cfg.SiteQueue), sites: map[string]*siteState{}})
+		a.workers = append(a.workers, &worker{a: a, q: newQueue(cfg.SiteQueue), sites: map[string]*siteState{}})
 	}
 
 	opts := paho.NewClientOptions()
@@ -118,6 +117,9 @@ func New(cfg Config) (*Adapter, error) {
 			a.m.connected.Set(0)
 			a.log.Warn("mqtt: connection to broker lost", "err", err)
 		})
+	if plainTCP(cfg.brokers()) {
+		opts.SetCustomOpenConnectionFn(dialBuffered(cfg.ConnectTimeout))
+	}
 	a.client = paho.NewClient(opts)
 	return a, nil
 }
@@ -128,9 +130,6 @@ func (c *Config) fill() {
 	}
 	if c.Workers == 0 {
 		c.Workers = 8
-	}
-	if c.QueueLen == 0 {
-		c.QueueLen = 1 << 16
 	}
 	if c.SiteQueue == 0 {
 		c.SiteQueue = 2 * maxEdgeWindow
@@ -381,24 +380,33 @@ func (a *Adapter) onMessage(_ paho.Client, msg paho.Message) {
 		a.log.Debug("mqtt: message on an unexpected topic", "topic", msg.Topic())
 		return
 	}
-	a.m.received.WithLabelValues(ch.String()).Inc()
+	a.m.receivedOn(ch).Inc()
 	if !a.owns(site) {
 		a.unowned(site, ch)
 		return
 	}
 	if !a.dispatch(task{site: site, ch: ch, payload: msg.Payload(), at: a.now(), gen: a.connGen.Load()}) && a.ctx.Err() == nil {
-		// Only events are refused (a site past SiteQueue, or the worker past its memory
-		// guard QueueLen): they are not acknowledged, so the edge sends them again (see
-		// the package doc).
-		a.m.events.WithLabelValues("refused").Inc()
-		a.warn.Warn("mqtt: worker queue full, event refused until acknowledged", "site", site)
+		// Only events are turned away, and only those of a site already past SiteQueue
+		// in its worker's queue: an edge ignoring its window. They are not
+		// acknowledged, so the edge still holds them and sends them again (see the
+		// package doc); no other site's events are affected.
+		a.m.refused.Inc()
+		a.warn.Warn("mqtt: edge sends beyond its window; events dropped unacknowledged", "site", site, "site_queue", a.cfg.SiteQueue)
 	}
 }
 
 func (a *Adapter) dispatch(t task) bool {
-	h := fnv.New32a()
-	h.Write([]byte(t.site))
-	return a.workers[h.Sum32()%uint32(len(a.workers))].q.push(t)
+	return a.workers[siteHash(t.site)%uint32(len(a.workers))].q.push(t)
+}
+
+// siteHash is FNV-1a of site, inline: hash/fnv's would allocate once per message.
+func siteHash(site string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(site); i++ {
+		h ^= uint32(site[i])
+		h *= 16777619
+	}
+	return h
 }
 
 // PublishDesired publishes desired state d to site (see [Publisher]).

@@ -46,11 +46,17 @@ const (
 	// benchWindow is edge/mqtt's default OutboxWindow.
 	benchWindow = 100
 	// benchTarget is the ingest / raw ratio the benchmark asserts with the embedded
-	// broker. Issue 10 asks for 0.5. On the loaded 2-core machine of this change the
-	// median ratio ran 0.39–0.56 with one edge and 0.41–0.70 with 16 (the rounds swing
-	// with the other processes' load), so the assertion is 0.3 until a quieter
-	// machine shows 0.5 holds.
-	benchTarget = 0.3
+	// broker: issue 10's 0.5. With one edge the ingest rate is bound by the edge's window
+	// and the commit latency (two fsyncs): a window of 100 makes two commits of about
+	// 50 per round trip, so the ratio swings with the disk and the machine's load: on
+	// the loaded 2-core machine of this change single rounds ran 0.57–1.10 with one edge
+	// (medians 0.62–1.05) and 0.54–1.34 with 16 (medians 0.69–1.09). With many edges it
+	// is bound by the broker's delivery to the one consumer, as raw is. 100 edges are
+	// measured by larder-load (docs/load.md), each in its own process: 100 publishers
+	// in this one process starve the cloud's client, whose in-flight messages then grow
+	// until mochi's NextPacketID, scanning them under the client's lock for every
+	// publish, stalls the publishers past their 10 s PUBACK wait.
+	benchTarget = 0.5
 )
 
 func benchClient(b *testing.B, url, id, user, pass string) paho.Client {

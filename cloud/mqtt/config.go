@@ -52,16 +52,16 @@ type Config struct {
 	// same worker, so its messages are processed in arrival order.
 	Workers int
 	// SiteQueue bounds the events of one site waiting in its worker's queue (default
-	// 2000: twice the largest window an edge may use, room for a whole window and its
-	// resend after a reconnect), and QueueLen those of all the worker's sites (default
-	// 65536, about 16 MB: a guard on memory, not a flow control; 32 sites per worker
-	// each with a full 2000). The paho callback never blocks (a blocked router would
-	// also hold up the PUBACKs and PINGRESPs the client waits for), so an event beyond a
-	// bound is refused: not acknowledged, which makes the edge send it again. An edge
-	// that keeps its window does not meet SiteQueue, since the worker takes its whole
-	// queue at once and acknowledges only what it committed. Other messages are few per
-	// site and always queued.
-	QueueLen  int
+	// 2000: twice the largest window an edge may use). It is a guard against an edge
+	// that ignores its window, not a flow control: an edge keeps at most its window of
+	// events (1..1000) beyond the cloud's last ack, and the worker takes its whole queue
+	// at once, so a queue holds at most one window of a site and one resend of it. The
+	// flow control is the held ack (see the package doc). An event beyond the bound is
+	// a protocol violation: it is dropped unacknowledged (the edge still holds it and
+	// sends it again), counted as refused and warned about once per WarnEvery; no other
+	// site's events are affected. There is no bound on a worker's queue as a whole:
+	// it holds at most the windows of its sites, and refusing one site's event because
+	// of the others' would make a well-behaved edge resend.
 	SiteQueue int
 	// BatchMax bounds the events committed in one transaction (default 2048).
 	BatchMax int
@@ -78,7 +78,7 @@ type Config struct {
 	// a missing sequence (default 1000, the largest window an edge may use); one further
 	// ahead is refused, unacknowledged, and the edge sends it again.
 	GapHold int
-	// WarnEvery is how often a repeated warning (refused events, gaps, undecodable
+	// WarnEvery is how often a repeated warning (events beyond a window, gaps, undecodable
 	// messages, domain errors) is logged, with the count since (default 1 min).
 	WarnEvery time.Duration
 
@@ -113,8 +113,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("mqtt: invalid site id %q", s)
 		}
 	}
-	if c.Workers < 0 || c.QueueLen < 0 || c.SiteQueue < 0 || c.BatchMax < 0 || c.GapHold < 0 || c.WarnEvery < 0 {
-		return errors.New("mqtt: negative Workers, QueueLen, SiteQueue, BatchMax, GapHold or WarnEvery")
+	if c.Workers < 0 || c.SiteQueue < 0 || c.BatchMax < 0 || c.GapHold < 0 || c.WarnEvery < 0 {
+		return errors.New("mqtt: negative Workers, SiteQueue, BatchMax, GapHold or WarnEvery")
 	}
 	return nil
 }

@@ -16,7 +16,7 @@
 // domain work. Because the callback never blocks, paho calls it in arrival order on its
 // router goroutine (OrderMatters true).
 //
-// # Flow control: nothing accepted is lost
+// # Flow control: the held ack, nothing delivered is lost
 //
 // The callback must not block: paho's router goroutine also carries the PUBACKs and
 // PINGRESPs the client waits for, so a blocked callback stalls the cloud's own acks and
@@ -24,16 +24,24 @@
 // its outbox window (1..1000 events) on the wire beyond the cloud's last
 // [protocol.EventAck], and the cloud acknowledges an event only after its effect
 // committed. So a site can have only a window of events queued at the cloud, and a
-// cloud that is slow to commit simply holds the acks back: the edges wait.
+// cloud that is slow to commit simply holds the acks back: the edges wait. The worker
+// queues therefore have no bound of their own; what they hold is bounded by the sum of
+// their sites' windows. A queue never turns a site's event away because of other
+// sites: that would make a well-behaved edge resend, and a fleet draining at once would
+// resend far more than it sent.
 //
-// The worker queues are bounded all the same, per site ([Config.SiteQueue], twice the
-// largest window) and per worker ([Config.QueueLen], a guard on memory). An edge that
-// keeps its window never meets the per-site bound, since a worker takes its whole
-// queue at once. An event beyond a bound is refused, not dropped: it is not accepted,
-// not acknowledged, counted as larder_fleet_events_total{outcome="refused"}, and the
-// edge, seeing no ack for it, sends it again. Every event the cloud accepts is applied.
-// Messages other than events (status, birth, telemetry, command acks, desired
-// requests) are few per site and always queued.
+// The one bound is per site, for an edge that ignores its window ([Config.SiteQueue],
+// twice the largest window: room for a whole window and one resend of it, since a
+// worker takes its whole queue at once). An event beyond it is a protocol violation:
+// it is dropped unacknowledged (the edge still holds it in its outbox and sends it
+// again), counted as larder_fleet_events_total{outcome="refused"} and warned about once
+// per [Config.WarnEvery]. Dropping rather than holding keeps the cloud's memory bounded
+// whatever an edge sends, and only the offending site pays for it. Every event a queue
+// accepts is applied. Messages other than events (status, birth, telemetry, command
+// acks, desired requests) are few per site and always queued.
+//
+// paho reads each packet from the connection in three or more reads; for plain TCP
+// brokers the adapter dials the connection itself, with a read buffer (see conn.go).
 //
 // # Events, shared commits and acknowledgement
 //
@@ -47,7 +55,8 @@
 //
 // A duplicate (sequence at or below what is committed or staged) is acknowledged again
 // without touching the domain; an event after a gap is held (up to [Config.GapHold]
-// past the high water, the largest window) until the gap fills, and the edge resends
+// past the high water, the largest window; one further ahead is beyond any window and
+// refused like an event past SiteQueue) until the gap fills, and the edge resends
 // everything after the last ack anyway. Events the domain did not apply go back to the
 // held ones: an event that decodes but whose effect failed for now is retried when the
 // edge resends it, never rejected.
@@ -68,7 +77,7 @@
 //
 // # Warnings
 //
-// Warnings that come once per message (refused or held events, undecodable messages,
+// Warnings that come once per message (events beyond a window, held events, undecodable messages,
 // domain errors, acks not sent) are logged at most once per [Config.WarnEvery] per
 // kind, with the count of the repeats: a fleet in trouble writes a few lines a minute.
 //

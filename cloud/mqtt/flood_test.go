@@ -2,7 +2,9 @@ package mqtt_test
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -79,10 +81,12 @@ func TestFloodOfEdgesLosesNothing(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// An ack timeout of 10 s never passes unless the cloud loses or refuses
-			// something: then the edge resends, and the test counts it.
+			// The edge's own ack timeout (30 s) never passes unless the cloud loses or
+			// refuses something: then the edge resends, and the test counts it. (10 s
+			// did pass on a 2-core machine at load 20, with nothing refused: 24 windows
+			// through the broker and one worker took that long there.)
 			resent[i], errs[i] = drainLikeAnEdge(c, protocol.Topic(site, protocol.ChanEvents), payloads, acks,
-				window, 10*time.Second, 60*time.Second)
+				window, 30*time.Second, 120*time.Second)
 			if errs[i] == nil {
 				acks.mu.Lock()
 				errs[i] = acks.err
@@ -174,4 +178,146 @@ func TestEventBeyondGapHoldRefusedThenResent(t *testing.T) {
 	if n := eventsOf(t, reg, "refused"); n != 1 {
 		t.Errorf("events refused: %v, want 1", n)
 	}
+}
+
+// An edge that ignores its window pays for it alone. While the worker is held in a
+// commit, a greedy edge floods its site with ten times SiteQueue events and a polite
+// edge on the same worker sends its window: every polite event is queued and applied
+// without a resend, the greedy site's events past SiteQueue are dropped unacknowledged
+// (counted as refused, warned once, not once per event), and its resends bring every
+// one of them in, each applied once and in order.
+func TestEdgeBeyondItsWindowPaysAlone(t *testing.T) {
+	const (
+		siteQueue    = 100
+		greedyEvents = 10 * siteQueue
+		politeEvents = 500
+		politeWindow = siteQueue / 2 // a window keeps a site within SiteQueue, resend included
+	)
+	tg := embedded(t)
+	f := newMemFleet()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var hold sync.Once
+	f.enter = func() {
+		hold.Do(func() {
+			close(entered)
+			<-release
+		})
+	}
+	greedy, polite := uniqueSite("greedy"), uniqueSite("polite")
+	reg := prometheus.NewRegistry()
+	var logs lockedBuffer
+	startAdapter(t, tg, f, []string{greedy, polite}, func(c *cloudmqtt.Config) {
+		c.Workers = 1 // both sites on one worker
+		c.SiteQueue = siteQueue
+		c.Registry = reg
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	ge, pe := edgeClient(t, tg, greedy), edgeClient(t, tg, polite)
+	gAcks, pAcks := newAckTracker(greedyEvents, nil), newAckTracker(politeEvents, nil)
+	for _, x := range []struct {
+		c    paho.Client
+		site string
+		acks *ackTracker
+	}{{ge, greedy, gAcks}, {pe, polite, pAcks}} {
+		if tok := x.c.Subscribe(protocol.Topic(x.site, protocol.ChanEventAck), 1, x.acks.handle); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscribe: %v", tok.Error())
+		}
+	}
+	gPayloads, pPayloads := eventPayloads(greedy, greedyEvents), eventPayloads(polite, politeEvents)
+	gTopic, pTopic := protocol.Topic(greedy, protocol.ChanEvents), protocol.Topic(polite, protocol.ChanEvents)
+
+	// The greedy site's first event takes the worker into a commit, held there.
+	if err := publishBounded(ge, gTopic, gPayloads[:1]); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker never committed the first event")
+	}
+	// Meanwhile: the greedy edge sends everything, the polite one its window.
+	if err := publishBounded(ge, gTopic, gPayloads[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := publishBounded(pe, pTopic, pPayloads[:politeWindow]); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for metricValue(t, reg, "larder_fleet_messages_received_total") < greedyEvents+politeWindow {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cloud received %v of %d events", metricValue(t, reg, "larder_fleet_messages_received_total"), greedyEvents+politeWindow)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got, want := eventsOf(t, reg, "refused"), float64(greedyEvents-1-siteQueue); got != want {
+		t.Errorf("events refused while the worker was held: %v, want %v (the greedy site's past SiteQueue, no polite one)", got, want)
+	}
+	close(release)
+
+	// Both edges now drain as edges do, from the start (the greedy drain's first pass
+	// is its resend of the refused events), the greedy one still beyond its window.
+	var wg sync.WaitGroup
+	var gResent, pResent int
+	var gErr, pErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		gResent, gErr = drainLikeAnEdge(ge, gTopic, gPayloads, gAcks, greedyEvents, 300*time.Millisecond, 60*time.Second)
+	}()
+	go func() {
+		defer wg.Done()
+		pResent, pErr = drainLikeAnEdge(pe, pTopic, pPayloads, pAcks, politeWindow, 30*time.Second, 120*time.Second)
+	}()
+	wg.Wait()
+	if gErr != nil || pErr != nil {
+		t.Fatalf("greedy: %v; polite: %v", gErr, pErr)
+	}
+	if pResent != 0 {
+		t.Errorf("the polite edge resent %d events: the greedy one made the cloud refuse them", pResent)
+	}
+	for site, n := range map[string]int{greedy: greedyEvents, polite: politeEvents} {
+		want := make([]uint64, n)
+		for i := range want {
+			want[i] = uint64(i + 1)
+		}
+		if got := f.eventSeqs(site); !slices.Equal(got, want) {
+			t.Errorf("site %s: domain got %d events, want 1..%d once each in order", site, len(got), n)
+		}
+	}
+	if lines := strings.Count(logs.String(), "beyond its window"); lines != 1 {
+		t.Errorf("%d log lines about events beyond the window within WarnEvery, want 1 (with the count later):\n%s", lines, logs.String())
+	}
+	t.Logf("greedy edge: %v events refused, %d resent", eventsOf(t, reg, "refused"), gResent)
+}
+
+// edgeClient connects a bare paho client as site's edge.
+func edgeClient(t *testing.T, tg target, site string) paho.Client {
+	t.Helper()
+	user, pass := tg.edgeLogin(site)
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(tg.url).SetClientID(broker.EdgeClientID(site)).
+		SetUsername(user).SetPassword(pass).SetOrderMatters(false).SetAutoReconnect(false).
+		SetConnectTimeout(5 * time.Second).SetWriteTimeout(10 * time.Second))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("edge %s connect: %v", site, tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(50) })
+	return c
+}
+
+// lockedBuffer is a log sink safe for the adapter's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

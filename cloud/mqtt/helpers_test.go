@@ -43,6 +43,9 @@ type memFleet struct {
 	redundant int
 	// commitDelay is what every SiteEvents call costs (a transaction's fsyncs).
 	commitDelay time.Duration
+	// enter, if set, is called at the start of every SiteEvents call, before anything
+	// is locked: a test holds the worker there.
+	enter func()
 }
 
 func newMemFleet() *memFleet {
@@ -81,6 +84,9 @@ func (f *memFleet) SiteBirth(_ context.Context, site string, b protocol.Birth) e
 // SiteEvents applies each run until its first failure (failEvent), as one
 // transaction would: the events before it count, the ones after it do not.
 func (f *memFleet) SiteEvents(_ context.Context, runs []cloudmqtt.EventRun) []cloudmqtt.EventResult {
+	if f.enter != nil {
+		f.enter()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	time.Sleep(f.commitDelay)

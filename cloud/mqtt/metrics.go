@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/larder-lockers/larder/protocol"
 )
 
 type metrics struct {
@@ -17,6 +19,19 @@ type metrics struct {
 	unowned     *prometheus.CounterVec
 	sitesOwned  prometheus.Gauge
 	fenced      prometheus.Counter
+
+	// The children of events and received that count once per message, resolved once:
+	// a label lookup hashes its values on every call.
+	ingested, duplicate, held, refused, failed, rejectedEvents, unownedEvents prometheus.Counter
+	receivedEvents                                                            prometheus.Counter
+}
+
+// receivedOn is the counter of messages received on ch.
+func (m *metrics) receivedOn(ch protocol.Channel) prometheus.Counter {
+	if ch == protocol.ChanEvents {
+		return m.receivedEvents
+	}
+	return m.received.WithLabelValues(ch.String())
 }
 
 // newMetrics registers the adapter's metrics with reg; nil registers nowhere.
@@ -36,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"channel"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "larder_fleet_events_total",
-			Help: "Edge events by outcome: ingested, duplicate, held (after a gap), refused (beyond the edge's window: not acknowledged, so resent), failed (not applied for now: resent), rejected (did not decode: acknowledged as rejected, never applied), unowned (the site moved to another replica before they committed: resent to it).",
+			Help: "Edge events by outcome: ingested, duplicate, held (after a gap), refused (sent beyond the edge's window, a protocol violation: dropped unacknowledged, so resent), failed (not applied for now: resent), rejected (did not decode: acknowledged as rejected, never applied), unowned (the site moved to another replica before they committed: resent to it).",
 		}, []string{"outcome"}),
 		sitesOnline: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "larder_fleet_sites_online",
@@ -63,6 +78,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Sites dropped because the store refused this replica's fence: the lease had moved to another replica.",
 		}),
 	}
+	m.ingested, m.duplicate, m.held = m.events.WithLabelValues("ingested"), m.events.WithLabelValues("duplicate"), m.events.WithLabelValues("held")
+	m.refused, m.failed = m.events.WithLabelValues("refused"), m.events.WithLabelValues("failed")
+	m.rejectedEvents, m.unownedEvents = m.events.WithLabelValues("rejected"), m.events.WithLabelValues("unowned")
+	m.receivedEvents = m.received.WithLabelValues(protocol.ChanEvents.String())
 	if reg == nil {
 		return m, nil
 	}

@@ -33,38 +33,38 @@ func (t task) isEvent() bool { return t.kind == taskMessage && t.ch == protocol.
 
 // queue is a worker's inbox. push never blocks, so paho's router goroutine (which also
 // delivers the PUBACKs and PINGRESPs the client waits for) is never held up by domain
-// work. Events are bounded twice, per site and in total; see the package doc for why
-// a bound is reached only by an edge that sends beyond its window, and what happens
-// then. Other messages (status, birth, telemetry, command acks, desired requests,
+// work. It has no bound of its own: what bounds it is the edges' windows (see the
+// package doc), since the cloud acknowledges an event only once it committed, and a
+// worker takes its whole queue at once. The one bound is per site, for an edge that
+// ignores its window: beyond maxSite events of one site, its events are not queued
+// (the caller counts and warns; the edge, unacknowledged, sends them again). That bound
+// touches only the offending site: no site's events are ever turned away because of
+// another's. Other messages (status, birth, telemetry, command acks, desired requests,
 // command timeouts) are few per site and always queued: refusing them would lose them.
 type queue struct {
-	mu       sync.Mutex
-	items    []task // guarded by mu
-	events   int    // events in items; guarded by mu
-	perSite  map[string]int
-	maxTotal int  // events in the queue
-	maxSite  int  // events of one site in the queue
-	closed   bool // guarded by mu
-	wake     chan struct{}
+	mu      sync.Mutex
+	items   []task         // guarded by mu
+	perSite map[string]int // events of each site in items; guarded by mu
+	maxSite int            // events of one site in items
+	closed  bool           // guarded by mu
+	wake    chan struct{}
 }
 
-func newQueue(maxTotal, maxSite int) *queue {
-	return &queue{maxTotal: maxTotal, maxSite: maxSite, perSite: map[string]int{}, wake: make(chan struct{}, 1)}
+func newQueue(maxSite int) *queue {
+	return &queue{maxSite: maxSite, perSite: map[string]int{}, wake: make(chan struct{}, 1)}
 }
 
 // push appends t. It returns false, queuing nothing, when the queue is closed, or when
-// t is an event and the queue already holds maxSite events of its site or maxTotal
-// events in all.
+// t is an event and the queue already holds maxSite events of its site.
 func (q *queue) push(t task) bool {
 	ev := t.isEvent()
 	q.mu.Lock()
-	if q.closed || ev && (q.events >= q.maxTotal || q.perSite[t.site] >= q.maxSite) {
+	if q.closed || ev && q.perSite[t.site] >= q.maxSite {
 		q.mu.Unlock()
 		return false
 	}
 	q.items = append(q.items, t)
 	if ev {
-		q.events++
 		q.perSite[t.site]++
 	}
 	q.mu.Unlock()
@@ -77,14 +77,14 @@ func (q *queue) push(t task) bool {
 
 // take waits for tasks and returns all of them (reusing buf), or nil once the queue
 // is closed and empty. Taking everything at once lets the worker commit a batch of
-// events in one transaction and acknowledge them together.
+// events in one transaction and acknowledge them together, and it is what keeps an
+// edge within its window below maxSite.
 func (q *queue) take(buf []task) []task {
 	for {
 		q.mu.Lock()
 		if len(q.items) > 0 {
 			out := q.items
 			q.items = buf[:0]
-			q.events = 0
 			clear(q.perSite)
 			q.mu.Unlock()
 			return out

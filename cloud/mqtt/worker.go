@@ -392,7 +392,7 @@ func (w *worker) stage(t task) {
 	}
 	switch next := s.next(); {
 	case m.Seq < next:
-		a.m.events.WithLabelValues("duplicate").Inc()
+		a.m.duplicate.Inc()
 		if rj, ok := m.Body.(protocol.RejectedEvent); ok && m.Seq <= s.hw {
 			s.noteRejected(rj.Rejection) // resent: its ack was missed
 		}
@@ -403,15 +403,15 @@ func (w *worker) stage(t task) {
 			s.held = map[uint64]protocol.Message{}
 		}
 		if _, dup := s.held[m.Seq]; dup {
-			a.m.events.WithLabelValues("duplicate").Inc()
+			a.m.duplicate.Inc()
 		} else if m.Seq-s.hw > uint64(a.cfg.GapHold) {
 			// Beyond any window an edge may use: not accepted, not acknowledged; the
 			// edge sends it again once the events before it are acknowledged.
-			a.m.events.WithLabelValues("refused").Inc()
+			a.m.refused.Inc()
 			a.warn.Warn("mqtt: event beyond the gap hold refused", "site", t.site, "seq", m.Seq, "high_water", s.hw)
 		} else {
 			s.held[m.Seq] = m
-			a.m.events.WithLabelValues("held").Inc()
+			a.m.held.Inc()
 			a.warn.Warn("mqtt: event after a gap held", "site", t.site, "seq", m.Seq, "missing", next)
 		}
 		w.ackLater(t.site, s) // tells the edge where to resume
@@ -454,7 +454,7 @@ func (w *worker) commit() {
 			return false
 		}
 		s := w.sites[id]
-		a.m.events.WithLabelValues("unowned").Add(float64(len(s.run)))
+		a.m.unownedEvents.Add(float64(len(s.run)))
 		w.nstaged -= len(s.run)
 		clear(s.run)
 		s.run = s.run[:0]
@@ -495,13 +495,13 @@ func (w *worker) commit() {
 			}
 			s.held[m.Seq] = m
 		}
-		a.m.events.WithLabelValues("ingested").Add(float64(applied))
-		a.m.events.WithLabelValues("rejected").Add(float64(rejected))
+		a.m.ingested.Add(float64(applied))
+		a.m.rejectedEvents.Add(float64(rejected))
 		if r.Err != nil && isFenced(r.Err) {
-			a.m.events.WithLabelValues("unowned").Add(float64(len(s.run) - applied - rejected))
+			a.m.unownedEvents.Add(float64(len(s.run) - applied - rejected))
 			fenced = append(fenced, i)
 		} else if r.Err != nil {
-			a.m.events.WithLabelValues("failed").Add(float64(len(s.run) - applied - rejected))
+			a.m.failed.Add(float64(len(s.run) - applied - rejected))
 			w.domainErr(id, fences[i], protocol.ChanEvents, r.Err)
 		}
 		s.hw = max(s.hw, r.Ack)
