@@ -277,6 +277,17 @@ func (a *Adapter) onConnect(c paho.Client) {
 	if !a.subscribeAll(c, gen) {
 		return
 	}
+	if gen > 1 {
+		// What the edges sent while the cloud was away went nowhere (its session is
+		// clean): a non-advancing ack makes a 1.1 edge resend it at once (rule
+		// ack.resume) instead of after its ack timeout. Each worker acknowledges the
+		// sites it has heard from since the process started; an edge it has not, or
+		// one with no event committed yet (there is no ack of 0), resends after its
+		// ack timeout.
+		for _, w := range a.workers {
+			w.q.push(task{kind: taskAckKnown})
+		}
+	}
 	a.connected()
 }
 

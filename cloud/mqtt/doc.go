@@ -89,7 +89,13 @@
 // the outage length so the domain can extend the pickup deadlines of orders waiting at
 // that site. When the cloud itself loses the broker (a central outage), every online
 // site's retained status replayed on reconnecting carries the outage measured from the
-// moment the connection was lost.
+// moment the connection was lost. What the edges published meanwhile went nowhere, since the
+// adapter's session is clean: after subscribing again, each worker acknowledges once
+// more the high water of every site it has heard from since the process started, and
+// that ack, not advancing, makes a 1.1 edge resend at once (rule ack.resume) rather
+// than after its ack timeout. (With an owner the same is done per owned site; see
+// Replicas.) An edge the workers have not heard from, or whose site has no event
+// committed yet (an ack names a sequence of at least 1), resends after its ack timeout.
 //
 // # Desired state and commands
 //

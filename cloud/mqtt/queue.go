@@ -27,6 +27,7 @@ const (
 	taskGained                   // the replica gained the site
 	taskLost                     // the replica lost the site
 	taskAckAgain                 // acknowledge the site's high water again
+	taskAckKnown                 // (no site) acknowledge every known site's high water again
 )
 
 func (t task) isEvent() bool { return t.kind == taskMessage && t.ch == protocol.ChanEvents }

@@ -214,6 +214,13 @@ func (w *worker) handle(t task) {
 			w.ackLater(t.site, s)
 		}
 		return
+	case taskAckKnown:
+		for id, s := range w.sites {
+			if a.owns(id) && (s.hwKnown || w.readHighWater(id, s)) {
+				w.ackLater(id, s)
+			}
+		}
+		return
 	}
 	m, ok := w.decode(t)
 	if !ok {
