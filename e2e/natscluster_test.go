@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -28,6 +29,8 @@ type natsCluster struct {
 	service broker.NATSLogin
 	nodes   []*exec.Cmd
 	done    []chan struct{}
+	// admitted are the sites' logins admit has added so far.
+	admitted []broker.NATSLogin
 }
 
 // startNATSCluster starts n nodes with the cloud's service account and no site yet
@@ -158,6 +161,39 @@ func (c *natsCluster) addSites(sites []broker.NATSLogin) {
 			c.t.Fatal(err)
 		}
 	}
+}
+
+// admit adds sites' logins to those admitted before (addSites with all of them).
+func (c *natsCluster) admit(sites []broker.NATSLogin) {
+	c.t.Helper()
+	c.admitted = append(c.admitted, sites...)
+	c.addSites(c.admitted)
+}
+
+// mqttClients are the client ids of the MQTT connections node i holds now, from its
+// monitoring endpoint (/connz).
+func (c *natsCluster) mqttClients(i int) (map[string]bool, error) {
+	nd := c.Nodes[i]
+	resp, err := http.Get(fmt.Sprintf("http://%s:%d/connz?limit=100000", nd.Host, nd.MonitorPort))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var connz struct {
+		Connections []struct {
+			MQTTClient string `json:"mqtt_client"`
+		} `json:"connections"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&connz); err != nil {
+		return nil, fmt.Errorf("nats %s connz: %w", nd.Name, err)
+	}
+	out := map[string]bool{}
+	for _, cn := range connz.Connections {
+		if cn.MQTTClient != "" {
+			out[cn.MQTTClient] = true
+		}
+	}
+	return out, nil
 }
 
 // reloads counts the configuration reloads node i has logged.
