@@ -42,15 +42,21 @@ func startNATSCluster(t *testing.T, n int, service broker.NATSLogin) *natsCluste
 	}
 	dir := t.TempDir()
 	c := &natsCluster{t: t, dir: dir, NATSCluster: broker.LocalNATSCluster("127.0.0.1", dir, n), service: service}
+	// A port freed by demo.FreeAddr may be handed out again at the next call: every
+	// listener of the cluster gets one of its own.
+	used := map[int]bool{}
 	for i := range c.Nodes {
 		nd := &c.Nodes[i]
 		ports := make([]int, 4)
 		for j := range ports {
-			addr, err := demo.FreeAddr()
-			if err != nil {
-				t.Fatal(err)
+			for ports[j] == 0 || used[ports[j]] {
+				addr, err := demo.FreeAddr()
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Sscanf(addr[strings.LastIndex(addr, ":")+1:], "%d", &ports[j])
 			}
-			fmt.Sscanf(addr[strings.LastIndex(addr, ":")+1:], "%d", &ports[j])
+			used[ports[j]] = true
 		}
 		nd.ClientPort, nd.ClusterPort, nd.MQTTPort, nd.MonitorPort = ports[0], ports[1], ports[2], ports[3]
 	}
