@@ -317,8 +317,9 @@ func runHA(t *testing.T, start func(*testing.T) haBroker, plan haPlan) {
 	// Every webhook notice in the outbox delivered, each received once; notices a killed
 	// replica had claimed wait for its claim to lapse (PGQueue: a minute).
 	var notices map[string]string
+	var attempts map[string]int
 	if err := demo.Eventually(ctx, 90*time.Second, "every webhook notice delivered", func() error {
-		if notices, err = webhookNotices(ctx, pgURL); err != nil {
+		if notices, attempts, err = webhookNotices(ctx, pgURL); err != nil {
 			return err
 		}
 		for id, state := range notices {
@@ -350,8 +351,12 @@ func runHA(t *testing.T, start func(*testing.T) haBroker, plan haPlan) {
 			t.Errorf("%s webhooks for %d orders, want %d", kind, n, total)
 		}
 	}
-	if d := hooks.duplicates(); len(d) > 0 {
-		t.Errorf("notices delivered more than once: %v", first(d, 10))
+	bad, excused := hooks.duplicates(attempts, killedAt)
+	if len(bad) > 0 {
+		t.Errorf("notices delivered more than once, not by a recorded retry nor by the killed replica: %v", first(bad, 10))
+	}
+	if len(excused) > 0 {
+		t.Logf("notices sent twice as cloud/notify documents (a recorded retry, or the killed replica's unsettled send): %v", excused)
 	}
 	if hooks.badSig > 0 {
 		t.Errorf("%d webhooks with a bad signature", hooks.badSig)

@@ -105,7 +105,7 @@ func newEdge(p provisioning, key []byte, o *edgeOptions) *edge {
 // until ctx ends. A lost connection is counted and reconnected within o.opTimeout·3.
 func (e *edge) connect(ctx context.Context) error {
 	e.started = time.Now()
-	if err := e.dial(); err != nil {
+	if err := e.dialWithin(e.o.opTimeout); err != nil {
 		return err
 	}
 	go e.worker(ctx)
@@ -155,18 +155,29 @@ func (e *edge) dial() error {
 	return nil
 }
 
-// redial reconnects after a lost connection, a bounded number of times.
+// redial reconnects after a lost connection, for o.opTimeout·3 at most.
 func (e *edge) redial() {
 	e.mu.Lock()
 	e.cli = nil
 	e.mu.Unlock()
-	for attempt := range 3 {
-		time.Sleep(time.Duration(attempt+1) * 500 * time.Millisecond)
-		if err := e.dial(); err == nil {
-			return
-		}
+	time.Sleep(500 * time.Millisecond)
+	if err := e.dialWithin(3 * e.o.opTimeout); err != nil {
+		e.o.log.Error("loadgen: edge gave up reconnecting", "site", e.site, "err", err)
 	}
-	e.o.log.Error("loadgen: edge gave up reconnecting", "site", e.site)
+}
+
+// dialWithin dials until it succeeds or d has passed, backing off up to 2 s: a broker
+// cluster that lost a node refuses logins and subscriptions for a while (NATS, while
+// JetStream elects new leaders).
+func (e *edge) dialWithin(d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := e.dial()
+		if err == nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+	}
 }
 
 // onConnect is edge/mqtt's connect sequence: subscribe, online status, birth, desired
@@ -176,8 +187,16 @@ func (e *edge) onConnect(cli paho.Client) error {
 	for _, ch := range []protocol.Channel{protocol.ChanDesired, protocol.ChanCommands, protocol.ChanEventAck} {
 		filters[protocol.Topic(e.site, ch)] = ch.QoS()
 	}
-	if err := wait(cli.SubscribeMultiple(filters, e.route), e.o.opTimeout); err != nil {
+	tok := cli.SubscribeMultiple(filters, e.route)
+	if err := wait(tok, e.o.opTimeout); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
+	}
+	// As larder-edge: a refused filter (SUBACK 0x80, which paho does not report as an
+	// error) fails the connect, rather than run without event acks or commands.
+	for f, code := range tok.(*paho.SubscribeToken).Result() {
+		if code >= 0x80 {
+			return fmt.Errorf("subscribe: %s refused by the broker", f)
+		}
 	}
 	if err := e.pub(cli, protocol.Status{Online: true, Software: software}); err != nil {
 		return fmt.Errorf("status: %w", err)
