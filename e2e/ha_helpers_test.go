@@ -191,7 +191,7 @@ type hookCounter struct {
 	secrets [][]byte
 
 	mu      sync.Mutex
-	byID    map[string][]time.Time              // notice id → its deliveries' arrivals
+	byID    map[string][]time.Time                // notice id → its deliveries' arrivals
 	byOrder map[string]map[string]map[string]bool // order → type → notice ids
 	badSig  int
 }
