@@ -69,8 +69,8 @@ bench-load: ## the load generator at 1k and 10k edges against the real larder-cl
 	@mkdir -p bin
 	$(GO) build -o bin/ ./cmd/larder-cloud ./cmd/larder-load
 	$(LOAD) -edges 1000 -json bin/load-1k.json
-	$(LOAD) -edges 1000 -mosquitto $$(command -v mosquitto || echo /usr/sbin/mosquitto) -json bin/load-1k-mosquitto.json
-	$(LOAD) -edges 10000 -concurrency 128 -json bin/load-10k.json
+	$(LOAD) -edges 1000 -mosquitto $$(command -v mosquitto || echo /usr/sbin/mosquitto) -storm -json bin/load-1k-mosquitto.json
+	$(LOAD) -edges 10000 -concurrency 128 -storm -json bin/load-10k.json
 	@db=larder_bench_$$(date +%s); psql "$(BENCH_PG)/postgres" -qc "CREATE DATABASE $$db" || exit 1; \
 	$(LOAD) -edges 1000 -mosquitto $$(command -v mosquitto || echo /usr/sbin/mosquitto) -replicas 2 \
 	  -store "$(BENCH_PG)/$$db" -json bin/load-ha.json; st=$$?; \

@@ -23,6 +23,9 @@ import (
 // directory, on free loopback ports, with an admin key and MQTT service password the
 // run drew (given by environment, as secrets are).
 type cloudProc struct {
+	bin     string
+	args    []string
+	env     []string
 	cmd     *exec.Cmd
 	dir     string
 	api     string
@@ -91,6 +94,8 @@ func startCloud(ctx context.Context, bin, externalBroker, user, pass string, tim
 // tail of its output, and waits up to timeout for /healthz at c.api. On failure the
 // child is stopped and c.dir removed.
 func (c *cloudProc) launch(ctx context.Context, bin string, args, env []string, timeout time.Duration) error {
+	c.bin, c.args, c.env = bin, args, env
+	c.done = make(chan error, 1)
 	c.cmd = exec.Command(bin, args...)
 	c.cmd.Env = append(os.Environ(), env...)
 	c.cmd.WaitDelay = 5 * time.Second // a child holding the output open never hangs the run
@@ -148,6 +153,17 @@ func (c *cloudProc) pid() int { return c.cmd.Process.Pid }
 // stop sends SIGTERM, waits up to 10 s, then kills; it removes the data directory.
 func (c *cloudProc) stop() error {
 	defer os.RemoveAll(c.dir)
+	return c.halt()
+}
+
+// relaunch starts the cloud again after halt, with the same arguments, data
+// directory, ports and secrets.
+func (c *cloudProc) relaunch(ctx context.Context, timeout time.Duration) error {
+	return c.launch(ctx, c.bin, c.args, c.env, timeout)
+}
+
+// halt sends SIGTERM, waits up to 10 s, then kills.
+func (c *cloudProc) halt() error {
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-c.done:

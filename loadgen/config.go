@@ -64,6 +64,17 @@ type Config struct {
 	OutboxWindow      int
 	AckTimeout        time.Duration
 	GapGrace          time.Duration
+	// BackoffMin and BackoffMax bound the edges' reconnect delay: attempt n waits a
+	// random time in [0, min(BackoffMax, BackoffMin·2ⁿ)], as larder-edge does.
+	BackoffMin, BackoffMax time.Duration
+
+	// Storm, once the orders are done, restarts the broker with every edge connected
+	// (the private Mosquitto killed and started again; with the embedded broker the
+	// cloud itself is stopped and started again) and measures how long until every edge
+	// is connected again with an event written during the outage acknowledged; it fails
+	// past StormTarget. Needs CloudBin.
+	Storm       bool
+	StormTarget time.Duration
 
 	// Timeout bounds every wait of the run (a connect, a reservation, an ack, the
 	// final checks); the whole run ends within Duration plus a few Timeouts.
@@ -90,6 +101,9 @@ func DefaultConfig() Config {
 		OutboxWindow:      100,
 		AckTimeout:        30 * time.Second,
 		GapGrace:          2 * time.Second,
+		BackoffMin:        5 * time.Second,
+		BackoffMax:        5 * time.Minute,
+		StormTarget:       120 * time.Second,
 		Timeout:           30 * time.Second,
 		RawUser:           "cloud:larder",
 	}
@@ -118,6 +132,10 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.TelemetryInterval, "telemetry-interval", c.TelemetryInterval, "edge telemetry interval (larder-edge's default)")
 	fs.IntVar(&c.OutboxWindow, "outbox-window", c.OutboxWindow, "events on the wire beyond the last event ack (larder-edge's default)")
 	fs.DurationVar(&c.AckTimeout, "ack-timeout", c.AckTimeout, "resend unacknowledged events after this long without progress (larder-edge's default)")
+	fs.DurationVar(&c.BackoffMin, "backoff-min", c.BackoffMin, "edge reconnect backoff: first attempt within this (larder-edge's default)")
+	fs.DurationVar(&c.BackoffMax, "backoff-max", c.BackoffMax, "edge reconnect backoff: never longer than this (larder-edge's default)")
+	fs.BoolVar(&c.Storm, "storm", c.Storm, "with -start-cloud: restart the broker after the orders, every edge connected, and time the reconnect storm")
+	fs.DurationVar(&c.StormTarget, "storm-target", c.StormTarget, "every edge healthy again within this after the broker restart, or the run fails")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "bound of every single wait")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", c.AllowRemote, "allow addresses other than loopback")
 }
@@ -129,6 +147,10 @@ func (c Config) Validate() error {
 		return errors.New("loadgen: either -start-cloud, or -cloud with LARDER_LOAD_ADMIN_KEY")
 	case c.Mosquitto != "" && c.CloudBin == "":
 		return errors.New("loadgen: -mosquitto needs -start-cloud")
+	case c.Storm && c.CloudBin == "":
+		return errors.New("loadgen: -storm needs -start-cloud (it restarts the broker the run started)")
+	case c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin || c.StormTarget <= 0:
+		return errors.New("loadgen: backoff min must be positive, backoff max at least min, storm target positive")
 	case c.Edges < 1 || c.Edges > 100000:
 		return errors.New("loadgen: edges must be 1..100000")
 	case c.Compartments < 4 || c.Compartments > 256:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,7 @@ type edgeCounters struct {
 	commandAcks     atomic.Int64 // command acks the broker took
 	commandAckFails atomic.Int64 // command acks the broker did not take in time, after retries
 	connectionsLost atomic.Int64
+	stormLost       atomic.Int64 // connections lost while the run restarted the broker
 	publishFailures atomic.Int64 // status, birth, desired get or telemetry not taken in time
 }
 
@@ -47,21 +49,30 @@ type edgeOptions struct {
 	ackTimeout   time.Duration
 	gapGrace     time.Duration
 	opTimeout    time.Duration
+	backoffMin   time.Duration
+	backoffMax   time.Duration
 	counters     *edgeCounters
 	log          *slog.Logger
+	// storm, while set, counts lost connections apart (the run restarted the broker)
+	// instead of as failures.
+	storm atomic.Bool
 }
 
-// edge is one simulated larder-edge, speaking protocol v1 over paho as edge/mqtt does:
+// edge is one simulated larder-edge, speaking protocol 1.1 over paho as edge/mqtt does:
 // client id larder-edge-{site}, persistent session, retained status with an offline
-// Last Will, on every connect subscribe → online status → birth → desired get, then the
-// outbox drained at most window events beyond the last event ack and resent after
-// ackTimeout without progress; desired state applied by version (gaps held for
-// gapGrace, then a snapshot request) with telemetry at once after each; commands
-// answered QUEUED → IN_PROGRESS → (door_opened event) → SUCCEEDED. Every inbound
-// message is decoded in route and handled in handle: the one place the wire is read.
+// Last Will, on every connect subscribe → online status → birth (whose snapshot answer
+// replaces a desired get), then the outbox drained at most window events beyond the
+// last event ack, resent after ackTimeout without progress or at once on an ack that
+// does not advance (rule ack.resume, at most once per ackTimeout/4); desired state
+// applied by version (gaps held for gapGrace, then a snapshot request) with telemetry
+// at once after each; commands answered QUEUED → IN_PROGRESS → (door_opened event) →
+// SUCCEEDED. A lost connection is redialled with larder-edge's full-jitter backoff
+// until the run ends. Every inbound message is decoded in route and handled in handle:
+// the one place the wire is read.
 type edge struct {
 	site     string
-	key      []byte // the site key, decoded
+	ctx      context.Context // the run's: redialling stops when it ends
+	key      []byte          // the site key, decoded
 	user     string
 	password string
 	o        *edgeOptions
@@ -79,6 +90,9 @@ type edge struct {
 	acked        uint64   // the cloud's cumulative event ack
 	sent         uint64   // highest seq published on the current connection
 	progress     time.Time
+	fastResend   time.Time     // when the last resend on a non-advancing ack started
+	connects     int           // connections made, the first included
+	connectedAt  time.Time     // when the current connection's connect sequence ended
 	ackCh        chan struct{} // closed and replaced whenever acked moves
 	version      uint64        // desired version applied
 	held         map[uint64]protocol.Desired
@@ -102,9 +116,10 @@ func newEdge(p provisioning, key []byte, o *edgeOptions) *edge {
 }
 
 // connect opens the MQTT session and runs the connect sequence; the edge's loops run
-// until ctx ends. A lost connection is counted and reconnected within o.opTimeout·3.
+// until ctx ends. A lost connection is counted and redialled until ctx ends.
 func (e *edge) connect(ctx context.Context) error {
 	e.started = time.Now()
+	e.ctx = ctx
 	if err := e.dialWithin(e.o.opTimeout); err != nil {
 		return err
 	}
@@ -136,8 +151,12 @@ func (e *edge) dial() error {
 		SetStore(paho.NewMemoryStore()).
 		SetDefaultPublishHandler(e.route).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			e.o.counters.connectionsLost.Add(1)
-			e.o.log.Warn("loadgen: edge connection lost", "site", e.site, "err", err)
+			if e.o.storm.Load() {
+				e.o.counters.stormLost.Add(1)
+			} else {
+				e.o.counters.connectionsLost.Add(1)
+				e.o.log.Warn("loadgen: edge connection lost", "site", e.site, "err", err)
+			}
 			go e.redial()
 		})
 	if will, err := protocol.Encode(protocol.Header{}, protocol.Status{Online: false, Software: software}); err == nil {
@@ -155,20 +174,32 @@ func (e *edge) dial() error {
 	return nil
 }
 
-// redial reconnects after a lost connection, for o.opTimeout·3 at most.
+// redial reconnects after a lost connection as edge/mqtt does: attempt n waits a
+// uniformly random time in [0, min(backoffMax, backoffMin·2ⁿ)] ("full jitter", so that
+// a fleet that lost its broker at once does not come back at once), until the run ends.
 func (e *edge) redial() {
 	e.mu.Lock()
 	e.cli = nil
 	e.mu.Unlock()
-	time.Sleep(500 * time.Millisecond)
-	if err := e.dialWithin(3 * e.o.opTimeout); err != nil {
-		e.o.log.Error("loadgen: edge gave up reconnecting", "site", e.site, "err", err)
+	for attempt := 0; ; attempt++ {
+		limit := e.o.backoffMax
+		if attempt < 30 {
+			limit = min(limit, e.o.backoffMin<<attempt)
+		}
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-time.After(rand.N(limit + 1)):
+		}
+		if err := e.dial(); err == nil {
+			return
+		}
 	}
 }
 
-// dialWithin dials until it succeeds or d has passed, backing off up to 2 s: a broker
-// cluster that lost a node refuses logins and subscriptions for a while (NATS, while
-// JetStream elects new leaders).
+// dialWithin dials until it succeeds or d has passed, backing off up to 2 s: the first
+// connect of a fleet may find a broker cluster refusing logins or subscriptions for a
+// while (NATS, while JetStream creates the sessions' consumers under load).
 func (e *edge) dialWithin(d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
@@ -180,8 +211,9 @@ func (e *edge) dialWithin(d time.Duration) error {
 	}
 }
 
-// onConnect is edge/mqtt's connect sequence: subscribe, online status, birth, desired
-// get; then everything after the last event ack is sent again.
+// onConnect is edge/mqtt's connect sequence: subscribe, online status, birth (the
+// cloud answers it with the full desired snapshot, rule connect.snapshot); then
+// everything after the last event ack is sent again.
 func (e *edge) onConnect(cli paho.Client) error {
 	filters := map[string]byte{}
 	for _, ch := range []protocol.Channel{protocol.ChanDesired, protocol.ChanCommands, protocol.ChanEventAck} {
@@ -202,21 +234,19 @@ func (e *edge) onConnect(cli paho.Client) error {
 		return fmt.Errorf("status: %w", err)
 	}
 	e.mu.Lock()
-	birth := protocol.Birth{Software: software, Compartments: e.o.compartments,
+	birth := protocol.Birth{Software: software, Protocol: protocol.Revision, Compartments: e.o.compartments,
 		Boards:         []protocol.Board{{Address: 0, Profile: "kerong-cu16", Locks: len(e.o.compartments)}},
 		DesiredVersion: e.version, OutboxHighWater: uint64(len(e.outbox))}
-	have := e.version
 	e.mu.Unlock()
 	if err := e.pub(cli, birth); err != nil {
 		return fmt.Errorf("birth: %w", err)
-	}
-	if err := e.pub(cli, protocol.DesiredGet{Have: have, Reason: "connect"}); err != nil {
-		return fmt.Errorf("desired get: %w", err)
 	}
 	e.mu.Lock()
 	e.cli = cli
 	e.sent = e.acked
 	e.progress = time.Now()
+	e.connects++
+	e.connectedAt = time.Now()
 	e.mu.Unlock()
 	signal(e.wake)
 	return nil
@@ -299,6 +329,15 @@ func (e *edge) ack(seq uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch {
+	case seq == e.acked && e.sent > e.acked && time.Since(e.fastResend) >= e.o.ackTimeout/4:
+		// Rule ack.resume: the cloud holds nothing past seq; resend the rest now.
+		e.o.counters.acksDuplicate.Add(1)
+		e.o.counters.eventsResent.Add(int64(e.sent - e.acked))
+		e.fastResend = time.Now()
+		e.sent = e.acked
+		e.progress = time.Now()
+		signal(e.ackSig)
+		return
 	case seq <= e.acked:
 		e.o.counters.acksDuplicate.Add(1)
 		return

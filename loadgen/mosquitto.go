@@ -20,6 +20,7 @@ const mosquittoCloudUser = "larder.cloud"
 // becomes a plain loopback one on a free port and the password file, the ACL (conf's
 // sibling larder.acl) and the persistence directory get paths of the run's own.
 type mosquitto struct {
+	bin, conf string // the binary and the run's settings file, for a restart
 	cmd       *exec.Cmd
 	dir       string
 	url       string
@@ -48,7 +49,7 @@ func startMosquitto(bin, conf string) (*mosquitto, error) {
 		return nil, err
 	}
 	host, port, _ := net.SplitHostPort(addr)
-	m := &mosquitto{dir: dir, url: "tcp://" + addr, passwd: filepath.Join(dir, "passwd"), cloudPass: secret(""), done: make(chan error, 1)}
+	m := &mosquitto{dir: dir, url: "tcp://" + addr, passwd: filepath.Join(dir, "passwd"), cloudPass: secret("")}
 	var out strings.Builder
 	sc := bufio.NewScanner(strings.NewReader(string(data)))
 	for sc.Scan() {
@@ -70,23 +71,43 @@ func startMosquitto(bin, conf string) (*mosquitto, error) {
 	if err := m.writePasswords(nil); err != nil {
 		return nil, err
 	}
-	m.cmd = exec.Command(bin, "-c", cfgPath)
-	if err := m.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("loadgen: start mosquitto: %w", err)
+	m.bin, m.conf = bin, cfgPath
+	if err := m.start(); err != nil {
+		m.stop()
+		return nil, err
 	}
-	go func() { m.done <- m.cmd.Wait() }()
+	return m, nil
+}
+
+// start runs the broker with the run's settings and waits until it listens.
+func (m *mosquitto) start() error {
+	m.cmd = exec.Command(m.bin, "-c", m.conf)
+	if err := m.cmd.Start(); err != nil {
+		return fmt.Errorf("loadgen: start mosquitto: %w", err)
+	}
+	done := make(chan error, 1)
+	m.done = done
+	go func() { done <- m.cmd.Wait() }()
+	addr := strings.TrimPrefix(m.url, "tcp://")
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			c.Close()
-			return m, nil
+			return nil
 		}
 		if time.Now().After(deadline) {
-			m.stop()
-			log, _ := os.ReadFile(filepath.Join(dir, "mosquitto.log"))
-			return nil, fmt.Errorf("loadgen: mosquitto does not listen on %s: %s", addr, log)
+			log, _ := os.ReadFile(filepath.Join(m.dir, "mosquitto.log"))
+			return fmt.Errorf("loadgen: mosquitto does not listen on %s: %s", addr, log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// kill ends the broker at once (SIGKILL): what it had not saved of its persistent
+// sessions is lost, as in a crash.
+func (m *mosquitto) kill() {
+	_ = m.cmd.Process.Kill()
+	<-m.done
+	m.cmd = nil
 }
 
 func contains(s []string, v string) bool {
@@ -129,6 +150,9 @@ func (m *mosquitto) addUsers(provs []provisioning) error {
 
 func (m *mosquitto) stop() {
 	defer os.RemoveAll(m.dir)
+	if m.cmd == nil {
+		return // killed and not started again
+	}
 	_ = m.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-m.done:

@@ -46,7 +46,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Summary, error) {
 		}
 		defer func() {
 			if err := c.stop(); err != nil {
-				s.Failures = append(s.Failures, "cloud stop: "+err.Error())
+				s.Failures = append(s.Failures, fmt.Sprintf("cloud stop: %v; its last lines:\n%s", err, lastLines(c.tail(), 5)))
 			}
 			n := c.logLines()
 			s.CloudLogLines = &n
@@ -57,7 +57,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Summary, error) {
 		if cfg.Broker == "" {
 			cfg.Broker = c.broker
 		}
-		r := &runner{cfg: cfg, log: log, s: s, mq: mq}
+		r := &runner{cfg: cfg, log: log, s: s, mq: mq, cloud: c}
 		return s, r.run(ctx)
 	}
 	r := &runner{cfg: cfg, log: log, s: s}
@@ -72,8 +72,10 @@ type runner struct {
 	platform string
 	ops      string
 	edges    []*edge
+	opts     *edgeOptions
 	counters edgeCounters
 	mq       *mosquitto
+	cloud    *cloudProc // the cloud the run started, if it did
 	rng      *rand.Rand
 	tag      string
 	flows    []*flow
@@ -108,6 +110,9 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	r.s.HTTPFloor = r.httpFloor(ctx)
 	r.drive(ctx)
+	if cfg.Storm {
+		r.s.Storm = r.storm(ctx)
+	}
 	r.verify(ctx)
 	r.s.fill(&r.counters)
 	return nil
@@ -158,7 +163,8 @@ func (r *runner) provision(ctx context.Context) ([]provisioning, error) {
 func (r *runner) connect(ctx context.Context, provs []provisioning) error {
 	o := &edgeOptions{broker: r.cfg.Broker, compartments: compartments(r.cfg.Compartments), telemetry: r.cfg.TelemetryInterval,
 		window: r.cfg.OutboxWindow, ackTimeout: r.cfg.AckTimeout, gapGrace: r.cfg.GapGrace, opTimeout: r.cfg.Timeout,
-		counters: &r.counters, log: r.log}
+		backoffMin: r.cfg.BackoffMin, backoffMax: r.cfg.BackoffMax, counters: &r.counters, log: r.log}
+	r.opts = o
 	r.edges = make([]*edge, len(provs))
 	var mu sync.Mutex
 	runCtx := ctx // the edges' loops live as long as the run, not as the parallel connect
@@ -228,6 +234,75 @@ func (r *runner) parallel(ctx context.Context, n int, f func(context.Context, in
 	}
 	wg.Wait()
 	return first
+}
+
+// storm restarts the broker with every edge connected: the private Mosquitto is killed
+// (SIGKILL) and started again on its port, or, with the embedded broker, the cloud is
+// stopped (SIGTERM) and started again on its data directory. While it is down each
+// edge writes one door event to its outbox; an edge is healthy again when that event
+// is acknowledged, which needs it and the cloud reconnected and subscribed. The edges
+// come back with larder-edge's backoff; the wait ends at 1.5 × StormTarget.
+func (r *runner) storm(ctx context.Context) *StormFigure {
+	f := &StormFigure{Edges: len(r.edges), TargetSeconds: r.cfg.StormTarget.Seconds()}
+	r.opts.storm.Store(true)
+	defer r.opts.storm.Store(false)
+	start := time.Now()
+	var restart func() error
+	if r.mq != nil {
+		f.Broker = "mosquitto"
+		r.mq.kill()
+		restart = r.mq.start
+	} else {
+		f.Broker = "embedded"
+		if err := r.cloud.halt(); err != nil {
+			f.Error = err.Error()
+		}
+		restart = func() error { return r.cloud.relaunch(ctx, r.cfg.Timeout) }
+	}
+	seqs := make([]uint64, len(r.edges))
+	for i, e := range r.edges {
+		seq, err := e.enqueue(protocol.Event{Kind: protocol.EventDoorClosed, Credential: protocol.CredNone, Compartment: 1})
+		if err != nil {
+			f.Error = err.Error()
+		}
+		seqs[i] = seq
+	}
+	if f.Error == "" {
+		if err := restart(); err != nil {
+			f.Error = err.Error()
+		}
+	}
+	f.DownSeconds = time.Since(start).Seconds()
+	if f.Error != "" {
+		r.s.Failures = append(r.s.Failures, "storm: "+f.Error)
+		return f
+	}
+	wctx, cancel := context.WithDeadline(ctx, start.Add(r.cfg.StormTarget*3/2))
+	defer cancel()
+	var mu sync.Mutex
+	var after []time.Duration
+	var wg sync.WaitGroup
+	for i, e := range r.edges {
+		wg.Go(func() {
+			if e.waitAcked(wctx, seqs[i]) == nil {
+				mu.Lock()
+				after = append(after, time.Since(start))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	f.Healthy, f.HealthyAfter, f.Disconnects = len(after), latencyOf(after), r.counters.stormLost.Load()
+	switch {
+	case f.Healthy < f.Edges:
+		f.Error = fmt.Sprintf("%d of %d edges healthy again within %s", f.Healthy, f.Edges, r.cfg.StormTarget*3/2)
+	case f.HealthyAfter.Max > float64(r.cfg.StormTarget/time.Millisecond):
+		f.Error = fmt.Sprintf("the last edge healthy again %.1f s after the restart, target %s", f.HealthyAfter.Max/1000, r.cfg.StormTarget)
+	}
+	if f.Error != "" {
+		r.s.Failures = append(r.s.Failures, "storm: "+f.Error)
+	}
+	return f
 }
 
 // ingest measures events acknowledged per second with IngestEdges edges publishing at

@@ -38,18 +38,23 @@ func smokeConfig(bin string) loadgen.Config {
 	cfg.OpenRate = 5
 	cfg.Duration = 3 * time.Second
 	cfg.Timeout = 10 * time.Second
+	// The storm restarts the cloud (its embedded broker) once the orders are done; the
+	// edges come back within a second's backoff instead of larder-edge's five.
+	cfg.Storm, cfg.BackoffMin, cfg.StormTarget = true, time.Second, 60*time.Second
 	return cfg
 }
 
 // TestSmoke is the load generator's run in `make test`: 100 edges against the real
 // larder-cloud binary (embedded broker, temporary data dir, free loopback ports) for a
-// few seconds, orders walked to picked_up, remote opens to SUCCEEDED. It fails when
-// anything is lost or a figure could not be measured.
+// few seconds, orders walked to picked_up, remote opens to SUCCEEDED, then the cloud
+// restarted under the connected fleet (the storm). It fails when anything is lost or a
+// figure could not be measured.
 func TestSmoke(t *testing.T) {
 	bin := buildCloud(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := loadgen.Run(ctx, smokeConfig(bin), nil)
+	cfg := smokeConfig(bin)
+	s, err := loadgen.Run(ctx, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +73,8 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("no remote open succeeded: %+v", s.Opens)
 	case s.Memory == nil || s.Memory.AfterBytes <= 0:
 		t.Errorf("no memory figure: %+v", s.Memory)
+	case s.Storm == nil || s.Storm.Healthy != cfg.Edges || s.Storm.Disconnects < int64(cfg.Edges):
+		t.Errorf("storm: %+v, want every edge disconnected and healthy again", s.Storm)
 	case s.Protocol.EventsPublished == 0 || s.Losses.EventsUnacked != 0:
 		t.Errorf("events: %+v, unacked %d", s.Protocol, s.Losses.EventsUnacked)
 	}

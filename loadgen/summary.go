@@ -21,6 +21,7 @@ type Summary struct {
 	HTTPFloor        *Latency      `json:"http_floor,omitempty"`
 	Opens            *OpenFigure   `json:"remote_opens,omitempty"`
 	Memory           *MemoryFigure `json:"memory,omitempty"`
+	Storm            *StormFigure  `json:"storm,omitempty"`
 	Losses           LossFigure    `json:"losses"`
 	Protocol         ProtocolFacts `json:"protocol"`
 	// CloudLogLines is how many lines a cloud the run started logged (at warn and above).
@@ -66,6 +67,24 @@ type MemoryFigure struct {
 	BeforeBytes  int64 `json:"before_bytes"`
 	AfterBytes   int64 `json:"after_bytes"`
 	PerEdgeBytes int64 `json:"per_edge_bytes"`
+}
+
+// StormFigure is the reconnect storm: the broker restarted with every edge connected,
+// and each edge wrote one event while it was down.
+type StormFigure struct {
+	Broker string `json:"broker"` // "mosquitto", or "embedded" (the cloud restarted)
+	Edges  int    `json:"edges"`
+	// DownSeconds is from the kill until the broker was listening again.
+	DownSeconds float64 `json:"down_seconds"`
+	// Healthy counts the edges connected again with their outage event acknowledged;
+	// Healthy is from the kill until each was, over the edges.
+	Healthy      int      `json:"healthy"`
+	HealthyAfter *Latency `json:"healthy_after"`
+	// Disconnects counts the connections lost during the storm (every edge loses one;
+	// more are reconnects refused or cut while the fleet came back).
+	Disconnects   int64   `json:"disconnects"`
+	TargetSeconds float64 `json:"target_seconds"`
+	Error         string  `json:"error,omitempty"`
 }
 
 // LossFigure is what must be zero.
@@ -174,6 +193,14 @@ func (s *Summary) Print(w io.Writer) {
 		p.EventsPublished, p.EventsSent, p.EventsResent, s.Losses.EventsUnacked, p.AcksDuplicate)
 	fmt.Fprintf(w, "orders       %d walked, %d not picked_up, %d digest mismatches; desired %d applied, %d stale, %d gaps\n",
 		s.Losses.OrdersWalked, s.Losses.OrdersWrong, s.Losses.DigestMismatches, p.DesiredApplied, p.DesiredStale, p.DesiredGaps)
+	if f := s.Storm; f != nil {
+		if f.HealthyAfter == nil {
+			fmt.Fprintf(w, "storm        FAILED: %s\n", f.Error)
+		} else {
+			fmt.Fprintf(w, "storm        %d of %d edges healthy again after the %s broker restart: last %.1f s, p50 %.1f s; %d disconnects | broker down %.1f s (target < %.0f s)\n",
+				f.Healthy, f.Edges, f.Broker, f.HealthyAfter.Max/1000, f.HealthyAfter.P50/1000, f.Disconnects, f.DownSeconds, f.TargetSeconds)
+		}
+	}
 	if s.CloudLogLines != nil {
 		fmt.Fprintf(w, "cloud log    %d lines at warn and above\n", *s.CloudLogLines)
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -278,7 +279,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	e.event(protocol.Event{Kind: protocol.EventLoaded, Credential: protocol.CredDriver, Order: id, Compartment: comp})
-	waitFor(t, "ack of event 1", func() bool { e.mu.Lock(); defer e.mu.Unlock(); return len(e.acks) > 0 && e.acks[len(e.acks)-1] >= 1 })
+	waitFor(t, "ack of event 1", func() bool { e.mu.Lock(); defer e.mu.Unlock(); return len(e.acks) > 0 && slices.Max(e.acks) >= 1 })
 	if _, o := platform.do("GET", "/v1/orders/"+id, nil); o["state"] != "loaded" {
 		t.Fatalf("after loaded: %v", o["state"])
 	}
