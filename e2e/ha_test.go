@@ -435,7 +435,11 @@ func checkFleet(t *testing.T, fleet *loadgen.Fleet, plan haPlan) {
 	s := fleet.Check(t.Context())
 	var out strings.Builder
 	s.Print(&out)
-	t.Logf("simulated edges:\n%s", out.String())
+	note := ""
+	if plan.killNode != nil {
+		note = " (their lost connections, listed as failures, are the broker node's kill)"
+	}
+	t.Logf("simulated edges%s:\n%s", note, out.String())
 	l, p := s.Losses, s.Protocol
 	if l.OrdersWalked != plan.bulkOrders || l.OrdersWrong != 0 || l.EventsUnacked != 0 || l.DigestMismatches != 0 {
 		t.Errorf("simulated edges: %+v, want %d orders walked and nothing lost", l, plan.bulkOrders)
