@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -28,6 +29,8 @@ type natsCluster struct {
 	service broker.NATSLogin
 	nodes   []*exec.Cmd
 	done    []chan struct{}
+	// admitted are the sites' logins admit has added so far.
+	admitted []broker.NATSLogin
 }
 
 // startNATSCluster starts n nodes with the cloud's service account and no site yet
@@ -39,15 +42,21 @@ func startNATSCluster(t *testing.T, n int, service broker.NATSLogin) *natsCluste
 	}
 	dir := t.TempDir()
 	c := &natsCluster{t: t, dir: dir, NATSCluster: broker.LocalNATSCluster("127.0.0.1", dir, n), service: service}
+	// A port freed by demo.FreeAddr may be handed out again at the next call: every
+	// listener of the cluster gets one of its own.
+	used := map[int]bool{}
 	for i := range c.Nodes {
 		nd := &c.Nodes[i]
 		ports := make([]int, 4)
 		for j := range ports {
-			addr, err := demo.FreeAddr()
-			if err != nil {
-				t.Fatal(err)
+			for ports[j] == 0 || used[ports[j]] {
+				addr, err := demo.FreeAddr()
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Sscanf(addr[strings.LastIndex(addr, ":")+1:], "%d", &ports[j])
 			}
-			fmt.Sscanf(addr[strings.LastIndex(addr, ":")+1:], "%d", &ports[j])
+			used[ports[j]] = true
 		}
 		nd.ClientPort, nd.ClusterPort, nd.MQTTPort, nd.MonitorPort = ports[0], ports[1], ports[2], ports[3]
 	}
@@ -158,6 +167,39 @@ func (c *natsCluster) addSites(sites []broker.NATSLogin) {
 			c.t.Fatal(err)
 		}
 	}
+}
+
+// admit adds sites' logins to those admitted before (addSites with all of them).
+func (c *natsCluster) admit(sites []broker.NATSLogin) {
+	c.t.Helper()
+	c.admitted = append(c.admitted, sites...)
+	c.addSites(c.admitted)
+}
+
+// mqttClients are the client ids of the MQTT connections node i holds now, from its
+// monitoring endpoint (/connz).
+func (c *natsCluster) mqttClients(i int) (map[string]bool, error) {
+	nd := c.Nodes[i]
+	resp, err := http.Get(fmt.Sprintf("http://%s:%d/connz?limit=100000", nd.Host, nd.MonitorPort))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var connz struct {
+		Connections []struct {
+			MQTTClient string `json:"mqtt_client"`
+		} `json:"connections"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&connz); err != nil {
+		return nil, fmt.Errorf("nats %s connz: %w", nd.Name, err)
+	}
+	out := map[string]bool{}
+	for _, cn := range connz.Connections {
+		if cn.MQTTClient != "" {
+			out[cn.MQTTClient] = true
+		}
+	}
+	return out, nil
 }
 
 // reloads counts the configuration reloads node i has logged.

@@ -35,4 +35,9 @@
 // free loopback ports with a temporary data directory (and, with Mosquitto, a private
 // Mosquitto with the deploy/mosquitto settings), which `make test` (TestSmoke) and
 // `make bench` use. docs/load.md explains the figures for operators.
+//
+// [RunHA] starts replicas over PostgreSQL itself (replicas.go); [Fleet] is the same edges
+// and order walks against replicas and a broker the caller runs, behind the same
+// round-robin balancer: the end-to-end test over a NATS cluster walks most of its
+// 1,000 orders through one while it kills a replica and a broker node.
 package loadgen

@@ -120,7 +120,7 @@ func newEdge(p provisioning, key []byte, o *edgeOptions) *edge {
 func (e *edge) connect(ctx context.Context) error {
 	e.started = time.Now()
 	e.ctx = ctx
-	if err := e.dial(); err != nil {
+	if err := e.dialWithin(e.o.opTimeout); err != nil {
 		return err
 	}
 	go e.worker(ctx)
@@ -197,6 +197,20 @@ func (e *edge) redial() {
 	}
 }
 
+// dialWithin dials until it succeeds or d has passed, backing off up to 2 s: the first
+// connect of a fleet may find a broker cluster refusing logins or subscriptions for a
+// while (NATS, while JetStream creates the sessions' consumers under load).
+func (e *edge) dialWithin(d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := e.dial()
+		if err == nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+	}
+}
+
 // onConnect is edge/mqtt's connect sequence: subscribe, online status, birth (the
 // cloud answers it with the full desired snapshot, rule connect.snapshot); then
 // everything after the last event ack is sent again.
@@ -205,8 +219,16 @@ func (e *edge) onConnect(cli paho.Client) error {
 	for _, ch := range []protocol.Channel{protocol.ChanDesired, protocol.ChanCommands, protocol.ChanEventAck} {
 		filters[protocol.Topic(e.site, ch)] = ch.QoS()
 	}
-	if err := wait(cli.SubscribeMultiple(filters, e.route), e.o.opTimeout); err != nil {
+	tok := cli.SubscribeMultiple(filters, e.route)
+	if err := wait(tok, e.o.opTimeout); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
+	}
+	// As larder-edge: a refused filter (SUBACK 0x80, which paho does not report as an
+	// error) fails the connect, rather than run without event acks or commands.
+	for f, code := range tok.(*paho.SubscribeToken).Result() {
+		if code >= 0x80 {
+			return fmt.Errorf("subscribe: %s refused by the broker", f)
+		}
 	}
 	if err := e.pub(cli, protocol.Status{Online: true, Software: software}); err != nil {
 		return fmt.Errorf("status: %w", err)

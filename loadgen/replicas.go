@@ -479,8 +479,11 @@ func (b *balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	repeatable := r.Method == http.MethodGet || r.Header.Get("Idempotency-Key") != ""
 	var last error
-	for range len(b.backends) {
-		i := int(b.next.Add(1) % uint64(len(b.backends)))
+	// Every backend once at most, from the next in turn: a shared counter read on each
+	// try would let concurrent requests walk one request onto a dead replica again.
+	start := b.next.Add(1)
+	for k := range uint64(len(b.backends)) {
+		i := int((start + k) % uint64(len(b.backends)))
 		if b.dead[i].Load() {
 			continue
 		}
@@ -534,4 +537,154 @@ func (f *HAFigures) Print(w io.Writer) {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// Fleet is larder-load's simulated edges driven against replicas the caller runs (an
+// end-to-end test's, over a broker it manages), through the run's round-robin balancer:
+// StartFleet provisions cfg.Edges sites and connects one edge per site to cfg.Broker,
+// Walk walks orders at them (each reserved, its digests checked, loaded and picked up,
+// as in Run), and Check verifies what Run verifies. The caller kills replicas and
+// broker nodes as it likes meanwhile: a create cut off by a dead replica is retried on
+// the next (it carries its Idempotency-Key), and an edge that loses its broker
+// reconnects to the next URL of cfg.Broker.
+type Fleet struct {
+	r    *runner
+	lb   *balancer
+	mu   sync.Mutex // guards r.flows while Walk runs
+	done atomic.Int64
+}
+
+// Login is a provisioned site's broker login, for the broker's operator to admit.
+type Login struct {
+	Site, Username, Password string
+}
+
+// StartFleet provisions cfg.Edges sites through the replicas at the URLs (with
+// cfg.AdminKey), hands their broker logins to admit (e.g. regenerating a NATS accounts
+// file; nil: the broker admits them already), and connects the edges, each waiting for
+// its first desired snapshot. cfg.CloudBin and cfg.Mosquitto must be empty: the caller
+// runs the clouds and the broker. Close ends the fleet.
+func StartFleet(ctx context.Context, cfg Config, replicas []string, admit func([]Login) error, log *slog.Logger) (*Fleet, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CloudBin != "" || cfg.Mosquitto != "" {
+		return nil, errors.New("loadgen: a fleet drives clouds the caller runs: no -start-cloud, no -mosquitto")
+	}
+	if len(replicas) == 0 {
+		return nil, errors.New("loadgen: a fleet needs the replicas' URLs")
+	}
+	reps := make([]*replica, len(replicas))
+	for i, u := range replicas {
+		if !cfg.AllowRemote {
+			if err := loopback(u); err != nil {
+				return nil, err
+			}
+		}
+		reps[i] = &replica{cloudProc: &cloudProc{api: strings.TrimSuffix(u, "/")}}
+	}
+	lb, err := newBalancer(reps, cfg.Concurrency)
+	if err != nil {
+		return nil, err
+	}
+	cfg.CloudURL = lb.url
+	if err := cfg.Validate(); err != nil {
+		lb.close()
+		return nil, err
+	}
+	f := &Fleet{lb: lb, r: &runner{cfg: cfg, log: log, s: &Summary{Edges: cfg.Edges, Seed: cfg.Seed, Broker: cfg.Broker}}}
+	provs, err := f.r.setUp(ctx)
+	if err == nil && admit != nil {
+		logins := make([]Login, len(provs))
+		for i, p := range provs {
+			logins[i] = Login{Site: p.Site, Username: p.MQTTUsername, Password: p.MQTTPassword}
+		}
+		if err = admit(logins); err != nil {
+			err = fmt.Errorf("loadgen: admitting the sites' logins: %w", err)
+		}
+	}
+	if err == nil {
+		start := time.Now()
+		err = f.r.connect(ctx, provs)
+		f.r.s.ConnectSeconds = time.Since(start).Seconds()
+	}
+	if err != nil {
+		lb.close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// Walk walks n orders, started at cfg.Rate per second (0: as fast as cfg.Concurrency
+// allows), at the sites in turn, and returns when every walk has ended. A walk that
+// fails is recorded for Check, not returned: an error means ctx ended.
+func (f *Fleet) Walk(ctx context.Context, n int) error {
+	r := f.r
+	start := time.Now()
+	_ = r.parallel(ctx, n, func(ctx context.Context, i int) error {
+		if rate := r.cfg.Rate; rate > 0 {
+			select {
+			case <-time.After(time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second))))):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		// Consecutive walks go to different sites: a site holds at most
+		// ⌈Concurrency/Edges⌉ of them at once, within its compartments of each zone
+		// as long as Concurrency ≤ Edges·Compartments/4.
+		fl := &flow{site: r.edges[i%len(r.edges)]}
+		_, fl.err = r.walkOrder(ctx, fl, 2_000_000+i)
+		f.mu.Lock()
+		r.flows = append(r.flows, fl)
+		f.mu.Unlock()
+		f.done.Add(1)
+		return nil
+	})
+	return ctx.Err()
+}
+
+// Done is how many walks have ended so far (picked up or failed).
+func (f *Fleet) Done() int64 { return f.done.Load() }
+
+// Disconnected lists the edges without a broker connection now (a lost one being
+// redialled, or given up).
+func (f *Fleet) Disconnected() []string {
+	var out []string
+	for _, e := range f.r.edges {
+		if e.current() == nil {
+			out = append(out, e.site)
+		}
+	}
+	return out
+}
+
+// Check verifies the walks as Run does (every walked order picked_up over REST, every
+// event acknowledged, every digest matched) and returns the summary, with the edges'
+// protocol counts. A lost edge connection is listed in Failures like every other; a
+// caller that killed a broker node expects some.
+func (f *Fleet) Check(ctx context.Context) *Summary {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.r.verify(ctx)
+	f.r.s.fill(&f.r.counters)
+	return f.r.s
+}
+
+// Close disconnects the edges and stops the balancer.
+func (f *Fleet) Close() {
+	f.r.closeEdges()
+	f.lb.close()
+}
+
+// Platform is the fleet's platform API key and the platform id it speaks for (its
+// orders' webhooks go to that platform's endpoint).
+func (f *Fleet) Platform() (key, id string) { return f.r.platform, "load-" + f.r.tag }
+
+// Sites are the fleet's site ids, one edge each.
+func (f *Fleet) Sites() []string {
+	out := make([]string, len(f.r.edges))
+	for i, e := range f.r.edges {
+		out[i] = e.site
+	}
+	return out
 }

@@ -144,10 +144,18 @@ type receipt struct {
 }
 
 // createOrder is POST /v1/orders with an idempotency key: a retry after a lost answer
-// gets the same order (200) instead of a second one.
+// (the balancer's, when a replica dies mid-answer) gets the same order (200) instead of
+// a second one, but without its code, which a receipt carries once: the code is then
+// reissued (POST .../reissue-code), as a platform would.
 func (a *api) createOrder(ctx context.Context, platform, idem string, o orderSpec) (receipt, error) {
 	var rc receipt
 	err := a.do(ctx, platform, "POST", "/v1/orders", map[string]string{"Idempotency-Key": idem}, o, &rc, 201, 200)
+	if err == nil && rc.Pickup == nil && o.CodeDelivery == "platform" && rc.Order.ID != "" {
+		var again receipt
+		if err = a.do(ctx, platform, "POST", "/v1/orders/"+rc.Order.ID+"/reissue-code", nil, nil, &again, 200); err == nil {
+			rc.Pickup = again.Pickup
+		}
+	}
 	return rc, err
 }
 

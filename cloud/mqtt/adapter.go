@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -301,12 +303,20 @@ func (a *Adapter) subscribeAll(c paho.Client, gen uint64) bool {
 			err = tok.Error()
 		}
 		if err == nil {
+			// A refusal is retried like a failure: nats-server refuses a QoS 1 filter
+			// while JetStream elects the leaders a dead node held (seen after a node's
+			// SIGKILL), and a cloud without, say, its command acks is not connected.
+			var refused []string
 			for f, code := range tok.(*paho.SubscribeToken).Result() {
 				if code >= 0x80 {
-					a.log.Error("mqtt: subscription refused by broker", "filter", f)
+					refused = append(refused, f)
 				}
 			}
-			return true
+			if len(refused) == 0 {
+				return true
+			}
+			slices.Sort(refused)
+			err = fmt.Errorf("subscription refused by broker: %s", strings.Join(refused, " "))
 		}
 		a.log.Error("mqtt: subscribe failed; retrying", "err", err)
 		if !a.stillConnected(c, gen) {
@@ -365,6 +375,17 @@ func (a *Adapter) onConnectOwned(c paho.Client, gen uint64) {
 		if gen > 1 {
 			for _, s := range granted {
 				a.dispatch(task{site: s, kind: taskAckAgain})
+				// What the site's edge published while this replica was away (its
+				// birth on reconnecting to another node) and what the replica failed
+				// to publish meanwhile (desired deltas, commands) went nowhere: as
+				// after a gain, a resync brings a birth, answered with a full
+				// snapshot and the pending commands, once the repeated ack has
+				// brought the edge's resend.
+				time.AfterFunc(2*gainAckRepeat, func() {
+					if a.owns(s) {
+						a.resync(s)
+					}
+				})
 			}
 		}
 		if err == nil {

@@ -130,7 +130,14 @@
 // committing and acknowledging), the first ack advances it and the repeat is the
 // non-advancing one. A 1.0 edge resends after its ack timeout. After the replica itself
 // reconnects, it acknowledges every owned site's high water again for the same reason:
-// its clean session lost what the edges sent meanwhile.
+// its clean session lost what the edges sent meanwhile. Two seconds later it sends each
+// owned site's edge a resync, as after a gain: a birth the edge published meanwhile (on
+// moving to another node of a broker cluster) reached no one, nor did the desired
+// deltas and commands the replica failed to publish while away; the birth brings a full
+// snapshot and the pending commands. A wildcard subscription ([Config.SubscribeAll])
+// that the broker refuses in part is retried on the same connection until it is granted
+// whole: nats-server refuses QoS 1 filters while JetStream elects the leaders of a dead
+// node's streams.
 //
 // On a loss it unsubscribes and has the worker forget the site: staged and held events
 // are dropped unacknowledged (the edge resends them to the new owner), the cached high
