@@ -38,10 +38,10 @@ var ErrClosed = errors.New("pg: store closed")
 // doc). It is safe for concurrent use.
 type Store struct {
 	pool     *pgxpool.Pool
-	url      string
 	attempts int
 	hooks    *sequencer
 	stats    Stats
+	keep     time.Duration // how long the change feed keeps a change (keepChanges)
 
 	// mu guards closed; running counts the Updates, Views and watches under way, which
 	// Close waits for.
@@ -96,7 +96,7 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool, url: url, attempts: opt.Attempts, hooks: newSequencer()}
+	s := &Store{pool: pool, attempts: opt.Attempts, hooks: newSequencer(), keep: keepChanges}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	if opt.Registry != nil {
 		if err := s.register(opt.Registry); err != nil {
