@@ -40,9 +40,9 @@ var ErrFenced = errors.New("cloud: lease lost to another replica")
 // Watcher is implemented by stores that several processes share (cloud/pg): Watch calls
 // fn with the bucket and key of every write committed to one of buckets, by any process,
 // this one included, until ctx ends. Calls come from one goroutine, in commit order
-// per key; fn must be quick. When the watch was interrupted (a lost connection) and
-// resumes, fn is called once for each of buckets with an empty key: anything in that
-// bucket may have changed meanwhile. The Service watches the buckets its in-memory indexes
+// per key; fn must be quick. When the watch may have missed writes (it was interrupted
+// for longer than the store keeps them) and resumes, fn is called once for each of
+// buckets with an empty key: anything in that bucket may have changed meanwhile. The Service watches the buckets its in-memory indexes
 // derive from, so that a replica's fleet index follows the others' writes.
 type Watcher interface {
 	Watch(ctx context.Context, buckets []string, fn func(bucket, key string)) error

@@ -45,13 +45,17 @@
 //
 // Round trips are the cost. A transaction reads each key from the server at most once
 // (the snapshot does not move, so reads are cached, Scan's rows included); Put and Delete
-// are buffered, seen by the transaction's own Get and Scan, and sent before COMMIT in one
-// pgx.Batch of at most three statements (the fence check, an INSERT … ON CONFLICT over
-// unnest arrays, a DELETE), in key order so that concurrent writers lock rows alike.
-// Scan reads pages of 64 keys growing to 4096, so a scan that stops at its first key
-// costs one small query. One order created through the Service (create, assign, code)
-// takes 14 round trips: BEGIN, 5 Gets, 6 Scan pages, the batch, COMMIT
-// (TestOrderRoundTrips).
+// are buffered, seen by the transaction's own Get and Scan, and sent at the end in one
+// pgx.Batch with the fence check and COMMIT (an INSERT … ON CONFLICT over unnest arrays,
+// a DELETE), in key order so that concurrent writers lock rows alike; rows are so locked
+// only for that one round trip. BEGIN goes out in the same round trip as the first read
+// (pgx.Batch.BeginTx). Scan reads pages of 64 keys growing to 4096, so a scan that stops
+// at its first key costs one small query. One order created through the Service (create,
+// assign, code) takes 7 round trips: 6 reads, the first with BEGIN, and the batch with
+// COMMIT (TestOrderRoundTrips; 9 when BEGIN and COMMIT were round trips of their own). A
+// View costs its reads and a COMMIT; one that read nothing costs nothing. A transaction
+// that wrote without reading sends BEGIN with its writes and COMMIT after them (see
+// OnCommit).
 //
 // A read that fails (the connection, a serialization failure) cannot be returned by Get:
 // the transaction keeps the error, Get returns nil and later calls return it, and the
@@ -61,39 +65,61 @@
 //
 // Hooks run after COMMIT returned, on one goroutine, and Update returns after its
 // hooks ran. Concurrent transactions commit in parallel, so the order is defined by a
-// ticket each takes just before sending COMMIT: hooks of ticket n run after those of
-// every earlier ticket have run or been dropped (a failed commit drops its hooks). A
-// transaction that read or overwrote another's rows can send COMMIT only after the other
-// committed, so dependent transactions of this process (two deltas of one site) run
-// their hooks in commit order; independent ones in the order they sent COMMIT. Across
-// replicas there is no order: each process orders its own commits.
+// ticket each takes just before sending COMMIT (with its writes) and after its snapshot
+// was taken (by its first statement): hooks of ticket n run after those of every earlier
+// ticket have run or been dropped (a failed commit drops its hooks). A transaction that
+// read or overwrote another's rows took its snapshot after the other committed, so
+// dependent transactions of this process (two deltas of one site) run their hooks in
+// commit order; independent ones in the order they sent COMMIT. Across replicas there is
+// no order: each process orders its own commits. A ticket is held through its batch, so
+// a row lock the batch waits for delays the hooks (and the return) of later tickets;
+// rows are locked only during such a batch, so the wait is about one commit.
 //
 // # Fencing
 //
 // When ctx carries fences (cloud.WithFences), Update's final batch starts with SELECT
-// name, token FROM larder_leases WHERE name = ANY($1) ORDER BY name FOR SHARE and the transaction
-// commits only if every fence's lease is there with its token; otherwise Update fails
-// with an error wrapping cloud.ErrFenced (not retried). FOR SHARE makes a takeover, an
-// UPDATE of the lease row, wait for this commit; a takeover that committed after the
-// transaction's snapshot makes the check fail with a serialization failure, and the
-// retry then sees the new token.
+// larder_fence(names, tokens) (migration 0006), which takes the fences' lease rows FOR
+// SHARE in name order and raises SQLSTATE LF001 unless every one is there with its token;
+// the writes and COMMIT queued behind it are then skipped and Update fails with an error
+// wrapping cloud.ErrFenced (not retried). FOR SHARE makes a takeover, an UPDATE of the
+// lease row, wait for this commit; a takeover that committed after the transaction's
+// snapshot makes the check fail with a serialization failure, and the retry then sees the
+// new token.
 //
 // # Watch
 //
-// Watch adds its buckets to larder_watched; a row trigger on larder_kv calls pg_notify
-// on channel larder_kv with "bucket/key" for every write to a watched bucket (a table
-// rather than trigger arguments, so that the watched set follows the code without a
-// migration). NOTIFY is delivered at commit, in commit order. A payload over 7900 bytes
-// (a key that long) is sent as "bucket/": an empty key, anything in the bucket may have
-// changed. Each Watch listens on a connection of its own (LISTEN belongs to a session,
-// not to a pool); when it is lost, Watch reconnects and calls fn with an empty key for
-// each bucket. NOTIFY takes a database-wide lock at commit, so transactions writing
-// watched buckets commit one at a time: watch only the buckets in-memory indexes need.
+// Watch adds its buckets to larder_watched; statement triggers on larder_kv record every
+// write to a watched bucket in larder_changes (migration 0006): the writing transaction's
+// id (xid8), the bucket and the key, in the writing transaction, so a change commits with
+// its data or not at all, and a replica that dies right after its commit has announced
+// it. A table rather than trigger arguments, so that the watched set follows the code
+// without a migration. Each Watch polls the feed every 50 ms on the store's pool for the
+// rows of the transactions below the oldest one still running (pg_snapshot_xmin), read in
+// the same statement: those transactions have all ended, so a row that commits later
+// always lies above the watch's cursor. Two transactions that write one key commit in
+// xid order (REPEATABLE READ fails the one that would overtake), so the watch reports
+// each key's writes in commit order. A failed poll is retried from the cursor and loses
+// nothing. A key over 1000 bytes (too long for an index entry) is recorded as "bucket/"
+// with an empty key: anything in the bucket may have changed.
+//
+// The feed keeps a change 2 minutes: every watch deletes, every 10 s, the rows below the
+// cursor it had 2 minutes before. A watch that could not poll for a minute may have lost
+// changes; it skips to the present and calls fn with an empty key for each bucket. A
+// write transaction left open holds the oldest running transaction back, and with it
+// every watch of the cluster's databases, until it ends (idle_in_transaction_session_timeout
+// bounds that); read-only transactions do not.
+//
+// It replaced a trigger calling pg_notify: NOTIFY takes a database-wide lock in the
+// committing transaction and holds it until the commit record is flushed, so transactions
+// writing watched buckets committed one at a time, each after the previous one's WAL
+// flush (measured with 2 replicas creating orders: about 45% of the busy backends sampled
+// in pg_stat_activity waited on it, wait_event object; none after).
 //
 // # Adapters in the same transaction
 //
 // The Tx a function gets has a Pgx() pgx.Tx method: an adapter with its own tables (the
-// notify outbox) runs its SQL in the domain's transaction, so both commit or neither.
+// notify outbox) runs its SQL in the domain's transaction, so both commit or neither
+// (Pgx begins the transaction if no read has; the store commits it, not the adapter).
 // Its statements run at once, while larder_kv writes wait in the buffer until COMMIT;
 // the two touch different tables, so the order does not matter.
 package pg

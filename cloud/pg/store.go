@@ -38,10 +38,10 @@ var ErrClosed = errors.New("pg: store closed")
 // doc). It is safe for concurrent use.
 type Store struct {
 	pool     *pgxpool.Pool
-	url      string
 	attempts int
 	hooks    *sequencer
 	stats    Stats
+	keep     time.Duration // how long the change feed keeps a change (keepChanges)
 
 	// mu guards closed; running counts the Updates, Views and watches under way, which
 	// Close waits for.
@@ -96,7 +96,7 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool, url: url, attempts: opt.Attempts, hooks: newSequencer()}
+	s := &Store{pool: pool, attempts: opt.Attempts, hooks: newSequencer(), keep: keepChanges}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	if opt.Registry != nil {
 		if err := s.register(opt.Registry); err != nil {
@@ -164,12 +164,15 @@ func (s *Store) View(ctx context.Context, fn func(cloud.Tx) error) error {
 		return err
 	}
 	defer s.running.Done()
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	c, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("pg: begin: %w", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	t := newTxn(ctx, tx, true)
+	t := newTxn(ctx, c.Conn(), true)
+	defer func() {
+		t.end(context.WithoutCancel(ctx))
+		c.Release()
+	}()
 	err = runSafe(fn, t)
 	if t.err != nil {
 		return t.err // a read failed: fn's outcome rests on a nil that was not "none"
@@ -177,7 +180,10 @@ func (s *Store) View(ctx context.Context, fn func(cloud.Tx) error) error {
 	if err != nil {
 		return err
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if t.tx == nil {
+		return nil // it read nothing: there is no transaction to end
+	}
+	if err := t.tx.Commit(ctx); err != nil {
 		return fmt.Errorf("pg: commit: %w", err)
 	}
 	return nil
@@ -215,15 +221,18 @@ func (s *Store) Update(ctx context.Context, fn func(cloud.Tx) error) error {
 
 // attempt runs fn once in its own transaction.
 func (s *Store) attempt(ctx context.Context, fences []cloud.Fence, fn func(cloud.Tx) error) error {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	c, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("pg: begin: %w", err)
 	}
 	// Once COMMIT is sent its outcome must not hang on ctx: a cancelled ctx would leave
 	// us not knowing whether it committed.
 	end := context.WithoutCancel(ctx)
-	defer tx.Rollback(end)
-	t := newTxn(ctx, tx, false)
+	t := newTxn(ctx, c.Conn(), false)
+	defer func() {
+		t.end(end)
+		c.Release()
+	}()
 	err = runSafe(fn, t)
 	if t.err != nil {
 		return t.err // a read failed: fn's outcome rests on a nil that was not "none"
@@ -231,19 +240,15 @@ func (s *Store) attempt(ctx context.Context, fences []cloud.Fence, fn func(cloud
 	if err != nil {
 		return err
 	}
-	if err := t.flush(fences); err != nil {
+	cctx, cancel := context.WithTimeout(end, 30*time.Second)
+	ticket, err := t.commit(cctx, fences, s.hooks)
+	cancel()
+	if err != nil {
+		s.hooks.finish(ticket, nil)
 		if errors.Is(err, cloud.ErrFenced) {
 			s.stats.Fenced.Add(1)
 		}
 		return err
-	}
-	ticket := s.hooks.take()
-	cctx, cancel := context.WithTimeout(end, 30*time.Second)
-	err = tx.Commit(cctx)
-	cancel()
-	if err != nil {
-		s.hooks.finish(ticket, nil)
-		return fmt.Errorf("pg: commit: %w", err)
 	}
 	s.stats.Commits.Add(1)
 	<-s.hooks.finish(ticket, t.hooks)

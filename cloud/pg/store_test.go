@@ -319,3 +319,52 @@ func TestFailedReadFailsTheTransaction(t *testing.T) {
 		t.Fatalf("err %v, want the failed get", err)
 	}
 }
+
+// TestRoundTrips: BEGIN travels with the first read and COMMIT with the writes, so a
+// transaction costs its reads plus one; a blind write two (its ticket waits for its
+// snapshot); a View its reads plus its COMMIT, nothing when it read nothing.
+func TestRoundTrips(t *testing.T) {
+	trips := &roundTrips{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := pg.Open(ctx, pgtest.DB(t), pg.Options{Tracer: trips})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cases := []struct {
+		name string
+		run  func() error
+		want int64
+	}{
+		{"blind write", func() error {
+			return s.Update(ctx, func(tx cloud.Tx) error { return tx.Put("b", "k1", []byte("1")) })
+		}, 2},
+		{"two reads and a write", func() error {
+			return s.Update(ctx, func(tx cloud.Tx) error {
+				tx.Get("b", "k1")
+				tx.Scan("b", "k", func(string, []byte) bool { return true })
+				return tx.Put("b", "k2", []byte("2"))
+			})
+		}, 3},
+		{"read, no write", func() error {
+			return s.Update(ctx, func(tx cloud.Tx) error { tx.Get("b", "k2"); return nil })
+		}, 2},
+		{"view of one read", func() error {
+			return s.View(ctx, func(tx cloud.Tx) error { tx.Get("b", "k2"); return nil })
+		}, 2},
+		{"view of nothing", func() error { return s.View(ctx, func(cloud.Tx) error { return nil }) }, 0},
+	}
+	for _, c := range cases {
+		// Twice: the first run of a statement may prepare it (pgx's statement cache).
+		for i := range 2 {
+			before := trips.n.Load()
+			if err := c.run(); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if got := trips.n.Load() - before; i == 1 && got != c.want {
+				t.Errorf("%s: %d round trips, want %d", c.name, got, c.want)
+			}
+		}
+	}
+}
