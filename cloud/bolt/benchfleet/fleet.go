@@ -57,14 +57,16 @@ func Dir(tb testing.TB) string {
 	return dir
 }
 
-// MaxLive is the most orders a fleet keeps live; orders stored beyond it are made and
-// cancelled (history), since sites have room for only so many at once.
+// MaxLive is the most orders a fleet keeps live; orders stored beyond it are cancelled
+// orders of the past (history), since sites have room for only so many at once.
 const MaxLive = 100_000
 
 // Fleet is a benchmark database of many sites and many stored orders. It is filled
-// quickly, through the domain with fsync off (bolt.Options.NoSync) and many concurrent
-// callers so that group commit packs many orders into a transaction, and then measured
-// as cloudd runs it: reopened durable, with the notify outbox in the same file.
+// quickly with fsync off (bolt.Options.NoSync): sites and live orders through the domain
+// from many concurrent callers, so that group commit packs many orders into a
+// transaction, and history as copies of one order made through the domain (history).
+// It is then measured as cloudd runs it: reopened durable, with the notify outbox in the
+// same file.
 type Fleet struct {
 	Path  string
 	Comps []protocol.Compartment
