@@ -34,7 +34,8 @@
 //	                (event kind → happening, alarm or audit entry)
 //	alarms.go       alarms: raise, close, ResolveAlarm, their keys
 //	sweep.go        what time decides: lapses, expiry, reminders, command time-outs,
-//	                credential revocation, ended failure windows (on the work lease's holder)
+//	                credential revocation, forgotten idempotency keys, ended failure
+//	                windows (on the work lease's holder)
 //	limits.go       rate limits: failure counters in fixed windows, in the store (the
 //	                resident page's wrong codes)
 //	fence.go        fences (the leases a transaction depends on) and the Watcher of shared stores

@@ -148,6 +148,40 @@ func TestIdempotency(t *testing.T) {
 	}
 }
 
+// TestIdempotencyKeysAreForgottenAfterTheRetention: a key replays for
+// IdempotencyRetention; after it the sweep forgets it, so a late retry gets the
+// external id's conflict (never a second order) and the key may be used again.
+func TestIdempotencyKeysAreForgottenAfterTheRetention(t *testing.T) {
+	e := newEnv(t)
+	e.site("yard-1", nil, bank(3, []protocol.Zone{protocol.ZoneChilled}, []protocol.Size{protocol.SizeM}))
+	req := e.orderReq("yard-1", "e1", chilledS)
+	// A window that has not ended when the key is forgotten, so that retries validate.
+	req.Window.Start, req.Window.End = req.Window.Start.Add(cloud.IdempotencyRetention), req.Window.End.Add(cloud.IdempotencyRetention)
+	a, err := e.svc.CreateOrder(e.ctx, e.plat, "k1", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(cloud.IdempotencyRetention - time.Minute)
+	if _, err := e.svc.Sweep(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := e.svc.CreateOrder(e.ctx, e.plat, "k1", req); err != nil || !b.Replayed || b.Order.ID != a.Order.ID {
+		t.Fatalf("replay within the retention: %+v, %v", b, err)
+	}
+	e.clock.Add(2 * time.Minute)
+	if _, err := e.svc.Sweep(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.CreateOrder(e.ctx, e.plat, "k1", req)
+	if ce := wantCode(t, err, cloud.EConflict); ce.Field != "external_id" {
+		t.Errorf("a retry after the retention: field %q, want external_id", ce.Field)
+	}
+	c, err := e.svc.CreateOrder(e.ctx, e.plat, "k1", e.orderReq("yard-1", "e2", chilledS))
+	if err != nil || c.Replayed || c.Order.ID == a.Order.ID {
+		t.Fatalf("a forgotten key for a new order: %+v, %v", c, err)
+	}
+}
+
 func TestCapacityRefusalNamesNearestSites(t *testing.T) {
 	e := newEnv(t)
 	comps := bank(1, []protocol.Zone{protocol.ZoneFrozen}, []protocol.Size{protocol.SizeL})

@@ -111,6 +111,48 @@ type idemRecord struct {
 	Hash  string `json:"hash"`
 }
 
+// IdempotencyRetention is how long an idempotency key is remembered: a retry within it
+// gets the order the key made (or EIdempotency for another request), and the sweep
+// forgets the key some time after. A platform retries within minutes; keeping every key
+// forever made the index of keys grow with every order ever made, and since keys are
+// random (UUIDs) each new order wrote a random page of it, and more of them as the
+// orders stored grew: a million keys fill some 57,000 leaf pages under 880 branch pages,
+// so each order of a commit wrote about two pages of the index, against half a page
+// with a thousand keys. A request retried after the retention still makes no second order: its
+// external id is taken (EConflict names the order).
+const IdempotencyRetention = 24 * time.Hour
+
+// putIdem remembers idemKey of p for the order made by the request of hash, until the
+// retention from now has passed (bIdemEnds).
+func putIdem(tx Tx, p Principal, idemKey string, rec idemRecord, now time.Time) error {
+	k := p.Subject + "/" + idemKey
+	if err := putJSON(tx, bIdem, k, rec); err != nil {
+		return err
+	}
+	return tx.Put(bIdemEnds, dueKey(now.Add(IdempotencyRetention), k), []byte{})
+}
+
+// forgetIdem drops the idempotency keys whose retention ended by now (the sweep), at
+// most maxDropped at a time.
+func forgetIdem(tx Tx, now time.Time) error {
+	var ended []string
+	if err := tx.Range(bIdemEnds, "", dueKey(now, ""), func(k string, _ []byte) bool {
+		ended = append(ended, k)
+		return len(ended) < maxDropped
+	}); err != nil {
+		return err
+	}
+	for _, k := range ended {
+		if err := tx.Delete(bIdemEnds, k); err != nil {
+			return err
+		}
+		if err := tx.Delete(bIdem, k[13:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // requestHash is the digest of a request's canonical JSON, which an idempotency key is
 // bound to.
 func requestHash(req any) string {
@@ -145,7 +187,8 @@ func replay(tx Tx, p Principal, idemKey, hash string, rc *OrderReceipt) (done bo
 // and the resident gets it by SMS with the arrival notice when the order is loaded.
 // The same idempotency key with the same request returns the same order (Replayed,
 // without the code, which is handed out once: a platform that lost it reissues); with
-// another request it fails with EIdempotency.
+// another request it fails with EIdempotency. Keys are remembered for
+// IdempotencyRetention.
 func (s *Service) CreateOrder(ctx context.Context, p Principal, idemKey string, req OrderRequest) (OrderReceipt, error) {
 	if err := require(p, RolePlatform); err != nil {
 		return OrderReceipt{}, err
@@ -187,7 +230,7 @@ func (s *Service) CreateOrder(ctx context.Context, p Principal, idemKey string, 
 		if err := s.apply(tx, st, o, c); err != nil {
 			return err
 		}
-		if err := putJSON(tx, bIdem, p.Subject+"/"+idemKey, idemRecord{Order: o.ID, Hash: hash}); err != nil {
+		if err := putIdem(tx, p, idemKey, idemRecord{Order: o.ID, Hash: hash}, now); err != nil {
 			return err
 		}
 		if err := putSite(tx, st); err != nil {

@@ -110,7 +110,7 @@ func (s *Service) RedeliverOrder(ctx context.Context, p Principal, id, idemKey s
 		if err := s.apply(tx, st, o, c); err != nil {
 			return err
 		}
-		if err := putJSON(tx, bIdem, p.Subject+"/"+idemKey, idemRecord{Order: c.replacement.ID, Hash: hash}); err != nil {
+		if err := putIdem(tx, p, idemKey, idemRecord{Order: c.replacement.ID, Hash: hash}, now); err != nil {
 			return err
 		}
 		if err := putSite(tx, st); err != nil {

@@ -77,6 +77,10 @@ const (
 // id → "".
 const bCodeWaits = "code_waits"
 
+// bIdemEnds indexes the idempotency keys by the end of their retention (orders.go):
+// %012d unix seconds/platform/idempotency key → "".
+const bIdemEnds = "idem_ends"
+
 // bAuditSite indexes the audit log by site (audit.go): site/audit id → "".
 const bAuditSite = "audit_site"
 
@@ -94,7 +98,7 @@ const (
 
 // Buckets lists every bucket, for stores that create them up front.
 func Buckets() []string {
-	return []string{bSites, bComps, bFree, bOrders, bBySite, bLive, bDue, bByPlat, bExtIDs, bIdem, bCodes, bCodeWaits,
+	return []string{bSites, bComps, bFree, bOrders, bBySite, bLive, bDue, bByPlat, bExtIDs, bIdem, bIdemEnds, bCodes, bCodeWaits,
 		bKeys, bKeyIDs, bCmds, bAudit, bAuditSite, bAlarms, bCreds, bMeta, bPlatforms, bLiveSites, bLimits, bLimitEnds}
 }
 

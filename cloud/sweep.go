@@ -17,8 +17,9 @@ import (
 // Sweep does what time decides: it expires loaded orders past their expiry, lapses
 // orders never loaded by the end of their window plus LoadGrace, sends reminders, times
 // out unanswered commands, tells the held codes a connected edge has had CodeWait to
-// apply (code.go), revokes expired credentials and drops the failure counters whose
-// window has ended (limits.go). It returns how many due orders it looked at (each in its
+// apply (code.go), revokes expired credentials, forgets the idempotency keys past
+// their retention (orders.go) and drops the failure counters whose window has ended
+// (limits.go). It returns how many due orders it looked at (each in its
 // own transaction). Run calls it every minute; tests call it with an injected clock.
 //
 // It runs once across the replicas sharing a store: it does nothing (0, nil) unless
@@ -60,6 +61,9 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			return err
 		}
 		if err := s.revokeCredentials(tx, now); err != nil {
+			return err
+		}
+		if err := forgetIdem(tx, now); err != nil {
 			return err
 		}
 		return dropEndedWindows(tx, now)

@@ -352,13 +352,28 @@ func (t *txn) bucket(name string) *bbolt.Bucket {
 		return b
 	}
 	b := t.tx.Bucket([]byte(name))
-	if t.buckets != nil && b != nil {
-		t.buckets[name] = b
-	}
 	if b == nil {
 		panic("bolt: unknown bucket " + name) // every bucket is created by Open
 	}
+	if f, ok := fill[name]; ok && !t.ro {
+		b.FillPercent = f
+	}
+	if t.buckets != nil {
+		t.buckets[name] = b
+	}
 	return b
+}
+
+// fill is how full bbolt fills the pages it splits, for the buckets whose keys grow with
+// time (sortable ids, timestamps): bbolt's default (half full) suits random inserts, but
+// for keys that arrive in order it leaves every page behind half empty, so that each
+// order wrote twice the pages of its record and the file grew twice as fast. Full pages
+// are right for them: a key that arrives slightly out of order splits one page.
+var fill = map[string]float64{
+	"orders":    1,
+	"by_plat":   1,
+	"audit":     1,
+	"idem_ends": 1,
 }
 
 // where is the physical bucket and key of key in bucket: the bucket itself, or the

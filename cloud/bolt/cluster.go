@@ -19,6 +19,16 @@ import (
 // bucket, a site's records sit side by side, so an order's writes land on the few pages
 // of its own site however many orders the others hold.
 //
+// Within a site, the tags put the index of every order the site ever had (by_site,
+// which grows with the orders stored) right after the compartments and before the small
+// indexes an order also writes (free, codes, live). A new order's id sorts last among
+// the site's, so its by_site entry lands at the end of that index, on the page that also
+// holds the free, code and live entries: the site's old orders fill pages no order
+// writes again. With by_site last (its first layout), a site with a hundred stored
+// orders had that index on pages of its own, which each order wrote too: with a million
+// orders stored, 8.8 pages written per order in that layout and 8.3 in this one (6.4
+// with a thousand).
+//
 // The logical key "site/rest" of clustered bucket b is stored as "site/" + tag(b) +
 // "rest" in bucket clusterBucket. For one tag, physical order is logical order (site
 // ids contain no '/', and the tag is the same byte), so a scan reads its own tag's keys
@@ -32,11 +42,19 @@ const clusterBucket = "site_records"
 // Every key of these buckets starts with a site id and '/'.
 var clustered = map[string]byte{
 	"comps":   'c',
+	"by_site": 'd',
 	"free":    'f',
 	"codes":   'k',
-	"by_site": 'o',
 	"live":    'l',
 }
+
+// clusterLayout is the layout of clusterBucket, kept as its bbolt sequence: 0 is the
+// first layout (by_site tagged 'o', after live), 1 the present one. Open moves a file's
+// records to the present layout once.
+const clusterLayout = 1
+
+// oldBySite is the tag of by_site in layout 0.
+const oldBySite = 'o'
 
 // clusterKey is the physical key of logical key in the bucket of tag, or false when
 // key has no site.
@@ -94,8 +112,9 @@ func clusterScan(b *bbolt.Bucket, tag byte, from string, in func([]byte) bool, f
 }
 
 // migrateClusters moves the records of clustered buckets kept as separate buckets (a
-// file written before site clusters) into clusterBucket and deletes those buckets, in
-// tx. It is a no-op on a file that has none.
+// file written before site clusters) into clusterBucket and deletes those buckets, and
+// moves the records of an older layout of clusterBucket to the present one
+// (clusterLayout), in tx. It is a no-op on a file that has neither.
 func migrateClusters(tx *bbolt.Tx) error {
 	cl, err := tx.CreateBucketIfNotExists([]byte(clusterBucket))
 	if err != nil {
@@ -120,5 +139,28 @@ func migrateClusters(tx *bbolt.Tx) error {
 			return err
 		}
 	}
-	return nil
+	if cl.Sequence() >= clusterLayout {
+		return nil
+	}
+	// Layout 0 to 1: by_site's records move from tag 'o' to their present tag. The keys
+	// are gathered first: a bbolt cursor is not valid across writes.
+	var old [][]byte
+	c := cl.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if _, t, _, ok := splitCluster(k); ok && t == oldBySite {
+			old = append(old, append([]byte(nil), k...))
+		}
+	}
+	for _, k := range old {
+		v := append([]byte(nil), cl.Get(k)...)
+		site, _, rest, _ := splitCluster(k)
+		nk := append(append(append([]byte(nil), site...), '/', clustered["by_site"]), rest...)
+		if err := cl.Delete(k); err != nil {
+			return err
+		}
+		if err := cl.Put(nk, v); err != nil {
+			return err
+		}
+	}
+	return cl.SetSequence(clusterLayout)
 }

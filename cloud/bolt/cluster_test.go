@@ -1,6 +1,7 @@
 package bolt_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -176,6 +177,81 @@ func TestOpenMovesSeparateBucketsIntoClusters(t *testing.T) {
 			if tx.Bucket([]byte(name)) != nil {
 				t.Errorf("bucket %s still exists after the move", name)
 			}
+		}
+		return nil
+	})
+	if err := db.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOpenMovesTheFirstClusterLayout opens a file of the first cluster layout (by_site
+// tagged 'o', after live) and finds a site's orders through the store in order, in the
+// present layout, and nothing left under the old tag.
+func TestOpenMovesTheFirstClusterLayout(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "layout0.db")
+	raw, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	err = raw.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("site_records"))
+		if err != nil {
+			return err
+		}
+		for j := range 40 {
+			site := fmt.Sprintf("site-%d", j%3)
+			id := fmt.Sprintf("ord_%03d", j)
+			want[site+"/"+id] = ""
+			for _, k := range []string{site + "/o" + id, site + "/l" + id, fmt.Sprintf("%s/c%05d", site, j)} {
+				if err := b.Put([]byte(k), []byte{}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil // sequence 0: the first layout
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+
+	db, err := bolt.Open(path, bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.View(context.Background(), func(tx cloud.Tx) error {
+		got := map[string]string{}
+		var keys []string
+		tx.Scan("by_site", "", func(k string, v []byte) bool { got[k] = string(v); keys = append(keys, k); return true })
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("by_site after the move (-want +got):\n%s", diff)
+		}
+		if !slices.IsSorted(keys) {
+			t.Errorf("by_site scans out of order: %v", keys)
+		}
+		n := 0
+		tx.Scan("live", "site-1/", func(string, []byte) bool { n++; return true })
+		if n != 13 {
+			t.Errorf("live of site-1: %d keys, want 13", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Bolt().View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte("site_records"))
+		b.ForEach(func(k, _ []byte) error {
+			if i := bytes.IndexByte(k, '/'); i >= 0 && k[i+1] == 'o' {
+				t.Errorf("key %q still under the old tag", k)
+			}
+			return nil
+		})
+		if b.Sequence() != 1 {
+			t.Errorf("layout %d, want 1", b.Sequence())
 		}
 		return nil
 	})

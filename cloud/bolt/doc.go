@@ -30,8 +30,18 @@
 // in one bucket, site_records, sorted by site and then by domain bucket (cluster.go).
 // An order at a random site then writes the few pages of its own site's records instead
 // of one random page in each of five buckets, and that cost does not grow with the
-// orders the other sites store. The domain sees the same buckets, keys and scan order
-// as before; Open moves the records of a file written before clusters into them once.
+// orders the other sites store. Within a site, the index of all its orders comes
+// before the small indexes an order also writes, so that a site's old orders fill pages
+// that new orders do not write again. The domain sees the same buckets, keys and scan
+// order as before; Open moves the records of a file written before clusters, or in an
+// older layout of them, into the present one once.
+//
+// # Full pages for keys in time order
+//
+// bbolt splits a page into halves by default, which suits random keys; the buckets
+// whose keys grow with time (orders by sortable id, a platform's orders, the audit log)
+// are filled full instead (fill in bolt.go): appended keys otherwise left every page
+// half empty, so each order wrote twice the pages of its record.
 //
 // # Adapters in the same transaction
 //

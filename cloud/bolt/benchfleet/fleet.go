@@ -8,12 +8,15 @@ package benchfleet
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -54,14 +57,16 @@ func Dir(tb testing.TB) string {
 	return dir
 }
 
-// MaxLive is the most orders a fleet keeps live; orders stored beyond it are made and
-// cancelled (history), since sites have room for only so many at once.
+// MaxLive is the most orders a fleet keeps live; orders stored beyond it are cancelled
+// orders of the past (history), since sites have room for only so many at once.
 const MaxLive = 100_000
 
 // Fleet is a benchmark database of many sites and many stored orders. It is filled
-// quickly, through the domain with fsync off (bolt.Options.NoSync) and many concurrent
-// callers so that group commit packs many orders into a transaction, and then measured
-// as cloudd runs it: reopened durable, with the notify outbox in the same file.
+// quickly with fsync off (bolt.Options.NoSync): sites and live orders through the domain
+// from many concurrent callers, so that group commit packs many orders into a
+// transaction, and history as copies of one order made through the domain (history).
+// It is then measured as cloudd runs it: reopened durable, with the notify outbox in the
+// same file.
 type Fleet struct {
 	Path  string
 	Comps []protocol.Compartment
@@ -93,6 +98,8 @@ type Env struct {
 	Sites []string
 	Plat  cloud.Principal
 	seq   atomic.Int64
+	// seeding: opened without fsync (Grow), so Done flushes the file before closing it.
+	seeding bool
 }
 
 // Request returns the next order's idempotency key and request: a random site, as
@@ -133,7 +140,7 @@ func (f *Fleet) OpenMode(tb testing.TB, seeding bool, mode bolt.CommitMode) *Env
 		store = &countingStore{Store: db, n: &f.writes}
 	}
 	e := &Env{DB: db, Svc: cloud.New(cloud.Options{Store: store}), Sites: f.Sites,
-		Plat: cloud.Principal{Role: cloud.RolePlatform, Subject: "bench"}}
+		Plat: cloud.Principal{Role: cloud.RolePlatform, Subject: "bench"}, seeding: seeding}
 	e.seq.Store(f.next)
 	q, err := notify.NewBoltQueue(db.Bolt(), "notify", make([]byte, 32))
 	if err != nil {
@@ -150,6 +157,14 @@ func (f *Fleet) Done(tb testing.TB, e *Env) {
 	f.Stored += int(n - f.next)
 	f.Live += int(n - f.next)
 	f.next = n
+	if e.seeding {
+		// The seed wrote without fsync: flush it now, or the first durable commits of the
+		// measurement would wait for the kernel to write back the seed's hundreds of
+		// megabytes (an fsync on ext4 commits the journal behind other dirty data).
+		if err := e.DB.Bolt().Sync(); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	if err := e.DB.Close(); err != nil {
 		tb.Fatal(err)
 	}
@@ -182,17 +197,108 @@ func (f *Fleet) Grow(tb testing.TB, sites, orders int) {
 	}
 	f.Done(tb, e)
 	if history := orders - f.Stored; history > 0 {
-		e := f.Open(tb, true)
-		Parallel(tb, 256, history, func(int) error {
-			rc, err := e.Order(ctx)
-			if err == nil {
-				_, err = e.Svc.CancelOrder(ctx, e.Plat, rc.Order.ID, "")
-			}
-			return err
-		})
-		f.Done(tb, e)
-		f.Live -= history
+		f.history(tb, history)
 	}
+}
+
+// history adds n cancelled orders of the past. Made each through the domain (a create
+// and a cancel: two transactions of JSON, digests and sealing), 900,000 of them were not
+// done after seven minutes on a loaded two-core machine. So one template order is made
+// and cancelled through the domain while its writes are recorded, and the records it
+// leaves behind (the order and its indexes: every key that names it) are written again
+// for each history order with its own id, site and external id, many orders to a
+// transaction through the store's API. Ids sort in the past (10 to 100 days ago), as old
+// orders' do. The template's notices are not copied (an outbox delivers and purges old
+// notices), nor its idempotency key (the sweep forgets keys after a day).
+func (f *Fleet) history(tb testing.TB, n int) {
+	ctx := context.Background()
+	e := f.Open(tb, true)
+	rec := &recordingStore{Store: e.DB, writes: map[[2]string][]byte{}}
+	svc := cloud.New(cloud.Options{Store: rec})
+	key, req := e.Request()
+	rc, err := svc.CreateOrder(ctx, e.Plat, key, req)
+	if err == nil {
+		_, err = svc.CancelOrder(ctx, e.Plat, rc.Order.ID, "")
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := []string{rc.Order.ID, req.Site, req.ExternalID}
+	type record struct{ bucket, key, value string }
+	var records []record
+	for bk, v := range rec.writes {
+		switch {
+		case v == nil: // deleted
+		case strings.Contains(bk[1], key):
+			// The idempotency key's records: the sweep forgets a key after
+			// cloud.IdempotencyRetention, long before an order is history.
+		case strings.Contains(bk[1], tmpl[0]) || strings.Contains(bk[1], tmpl[2]):
+			records = append(records, record{bk[0], bk[1], string(v)})
+		}
+		// Any other key is the site's (its record, compartments), not the order's.
+	}
+	if len(records) < 4 {
+		tb.Fatalf("history: the template order left %d records", len(records))
+	}
+	rng := rand.New(rand.NewPCG(uint64(n), 3))
+	start := time.Now().Add(-100 * 24 * time.Hour).UnixMilli()
+	step := max(1, 90*24*time.Hour.Milliseconds()/int64(n))
+	const perTx = 5000
+	for done := 1; done < n; done += perTx {
+		err := e.DB.Update(ctx, func(tx cloud.Tx) error {
+			for i := done; i < min(n, done+perTx); i++ {
+				var id [12]byte
+				binary.BigEndian.PutUint64(id[:8], uint64(start+int64(i)*step)<<16)
+				binary.BigEndian.PutUint32(id[8:], rng.Uint32())
+				binary.BigEndian.PutUint16(id[6:8], uint16(rng.Uint32()))
+				r := strings.NewReplacer(tmpl[0], "ord_"+hex.EncodeToString(id[:]), tmpl[1], f.Sites[rng.IntN(len(f.Sites))],
+					tmpl[2], fmt.Sprintf("hist-%d-%d", f.next, i))
+				for _, rc := range records {
+					if err := tx.Put(rc.bucket, r.Replace(rc.key), []byte(r.Replace(rc.value))); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	f.Done(tb, e)
+	f.Stored += n - 1 // Done counted the template as live
+	f.Live--
+}
+
+// recordingStore keeps the last value each key was given by the Updates through it (nil
+// for a delete).
+type recordingStore struct {
+	cloud.Store
+	mu     sync.Mutex
+	writes map[[2]string][]byte
+}
+
+func (r *recordingStore) Update(ctx context.Context, fn func(cloud.Tx) error) error {
+	return r.Store.Update(ctx, func(tx cloud.Tx) error { return fn(&recordingTx{Tx: tx, r: r}) })
+}
+
+type recordingTx struct {
+	cloud.Tx
+	r *recordingStore
+}
+
+func (t *recordingTx) Put(bucket, key string, v []byte) error {
+	t.r.mu.Lock()
+	t.r.writes[[2]string{bucket, key}] = append([]byte{}, v...)
+	t.r.mu.Unlock()
+	return t.Tx.Put(bucket, key, v)
+}
+
+func (t *recordingTx) Delete(bucket, key string) error {
+	t.r.mu.Lock()
+	t.r.writes[[2]string{bucket, key}] = nil
+	t.r.mu.Unlock()
+	return t.Tx.Delete(bucket, key)
 }
 
 // Parallel runs fn(0..n-1) from workers goroutines and fails tb on the first error.
