@@ -45,13 +45,13 @@ type Config struct {
 	// ReceiveMaximum bounds the unacknowledged QoS 1 publishes a client may send
 	// (MQTT 5; default 256).
 	ReceiveMaximum uint16
-	// MaxWritesPending bounds each client's outgoing write queue (default 1024
+	// MaxWritesPending bounds each client's outgoing write queue (default 512
 	// packets); mochi drops (and counts) a message for a client whose queue is full. The
 	// queue is allocated whole for every connection (8 bytes a packet), so it is most of
 	// what an idle edge costs. A service-account (cloud) connection is protected by
 	// back-pressure instead: a publisher is held, before its PUBACK, while the cloud has
 	// a quarter of the smaller of MaxWritesPending and MaxInflight QoS 1 messages in
-	// flight (the cloud's window, 256 by default), which leaves three quarters of the
+	// flight (the cloud's window, 128 by default), which leaves three quarters of the
 	// queue for QoS 0 telemetry; a hold lasts at most 5 s (a cloud that acknowledges
 	// nothing for that long is stuck, and the message goes to the queue).
 	MaxWritesPending int32
@@ -79,7 +79,7 @@ func DefaultConfig() Config {
 		Addr:             DefaultAddr,
 		MaxInflight:      8192,
 		ReceiveMaximum:   256,
-		MaxWritesPending: 1024,
+		MaxWritesPending: 512,
 		SessionExpiry:    72 * time.Hour,
 		MaxPacketSize:    256 << 10,
 		MaxClients:       100_000,
