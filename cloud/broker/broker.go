@@ -50,10 +50,11 @@ type Config struct {
 	// queue is allocated whole for every connection (8 bytes a packet), so it is most of
 	// what an idle edge costs. A service-account (cloud) connection is protected by
 	// back-pressure instead: a publisher is held, before its PUBACK, while the cloud has
-	// a quarter of the smaller of MaxWritesPending and MaxInflight QoS 1 messages in
-	// flight (the cloud's window, 128 by default), which leaves three quarters of the
-	// queue for QoS 0 telemetry; a hold lasts at most 5 s (a cloud that acknowledges
-	// nothing for that long is stuck, and the message goes to the queue).
+	// three quarters of the smaller of MaxWritesPending and MaxInflight messages (QoS 1
+	// in flight, QoS 0 queued) outstanding: its window, 384 by default. The last quarter
+	// is for what the broker sends the cloud without a publisher to hold (retained
+	// messages when it subscribes). A hold lasts at most 5 s: a cloud that acknowledges
+	// nothing for that long is stuck, and the message goes to the queue.
 	MaxWritesPending int32
 	// SessionExpiry is how long a disconnected persistent session (and its queued
 	// messages) is kept (default 72 h: an edge offline for longer resynchronises from
@@ -134,7 +135,7 @@ func (c *Config) fill() {
 
 // window is the service account's in-flight window (see MaxWritesPending).
 func (c Config) window() int {
-	return max(1, min(int(c.MaxInflight), int(c.MaxWritesPending))/4)
+	return max(1, min(int(c.MaxInflight), int(c.MaxWritesPending))*3/4)
 }
 
 // sysTick is mochi's $SYS interval in seconds, also the period of the aggregated drop

@@ -26,8 +26,8 @@ const flowWait = 5 * time.Second
 // full is dropped. The cloud's one connection receives the whole fleet, so a burst of
 // edges would lose events there. flowHook therefore holds a publisher in OnPublish
 // (which runs on the publisher's own read goroutine, before mochi acknowledges and
-// delivers) while a connected service-account subscriber has window messages in flight;
-// the held publisher's PUBACKs and next packets wait, so its own window throttles it.
+// delivers) while a connected service-account subscriber has its window full; the
+// held publisher's PUBACKs and next packets wait, so its own window throttles it.
 //
 // Only service-account connections are gated: an edge subscriber receives only from
 // the cloud, whose one read goroutine must never wait for a single slow edge (it also
@@ -53,19 +53,26 @@ type flowHook struct {
 	lastDropped, lastInflightDropped int64
 }
 
-// gate is one service-account client's window: the messages mochi holds in flight for
-// it (Inflight.Len: queued or written, not yet acknowledged) plus the publishers
-// admitted but not yet through mochi's delivery. Admission keeps the sum at most
-// window, so the client's in-flight window and write queue, both larger, never fill
-// with QoS 1 messages.
+// gate is one service-account client's window: the QoS 1 messages mochi holds in
+// flight for it (Inflight.Len: queued or written, not yet acknowledged), the QoS 0
+// messages in its write queue, and the publishers admitted but not yet through mochi's
+// delivery. Admission keeps the sum below window, which is below the write queue's and
+// the in-flight window's sizes, so neither fills.
 type gate struct {
 	cl     *mochi.Client
 	window int
 
 	mu sync.Mutex // guards the fields below
 	// admitted holds each publisher between OnPublish and OnPublished (one message
-	// each: a publisher's packets are processed one at a time on its read goroutine).
-	admitted map[*mochi.Client]struct{}
+	// each: a publisher's packets are processed one at a time on its read goroutine);
+	// the value is true for a QoS 0 message for cl, which then counts in queued0.
+	admitted map[*mochi.Client]bool
+	// queued0 is the QoS 0 messages for cl handed to its write queue and not yet
+	// written (OnPacketSent) or dropped. It may dip below zero for a moment, when the
+	// write loop sends a message before its publisher's OnPublished. A QoS 0 message
+	// that reaches cl without passing OnPublish (a retained one on subscribe) would
+	// leave it one too low for the connection's life; the protocol retains none.
+	queued0 int
 	// waiters are held publishers in arrival order; each is woken by one send.
 	waiters []chan struct{}
 	closed  bool // the client disconnected: nobody waits for it any more
@@ -75,8 +82,9 @@ func (h *flowHook) ID() string { return "larder-flow" }
 
 func (h *flowHook) Provides(b byte) bool {
 	switch b {
-	case mochi.OnSessionEstablished, mochi.OnDisconnect, mochi.OnPublish, mochi.OnPublished,
-		mochi.OnQosComplete, mochi.OnQosDropped, mochi.OnSysInfoTick:
+	case mochi.OnSubscribed, mochi.OnDisconnect, mochi.OnPublish, mochi.OnPublished,
+		mochi.OnPublishDropped, mochi.OnPacketSent, mochi.OnQosComplete, mochi.OnQosDropped,
+		mochi.OnSysInfoTick:
 		return true
 	}
 	return false
@@ -89,15 +97,26 @@ func (h *flowHook) gateList() []*gate {
 	return nil
 }
 
-// OnSessionEstablished opens a gate for a service-account connection.
-func (h *flowHook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
-	if !bytes.Equal(cl.Properties.Username, h.serviceUser) {
+// OnSubscribed opens a gate for a service-account connection at its first
+// subscription (a connection that subscribes to nothing receives nothing: the raw
+// publishers of larder-load, say).
+func (h *flowHook) OnSubscribed(cl *mochi.Client, _ packets.Packet, _ []byte) {
+	if !bytes.Equal(cl.Properties.Username, h.serviceUser) || h.gateOf(cl) != nil {
 		return
 	}
 	h.gatesMu.Lock()
 	defer h.gatesMu.Unlock()
-	gs := append(slices.Clone(h.gateList()), &gate{cl: cl, window: h.window, admitted: map[*mochi.Client]struct{}{}})
+	gs := append(slices.Clone(h.gateList()), &gate{cl: cl, window: h.window, admitted: map[*mochi.Client]bool{}})
 	h.gates.Store(&gs)
+}
+
+func (h *flowHook) gateOf(cl *mochi.Client) *gate {
+	for _, g := range h.gateList() {
+		if g.cl == cl {
+			return g
+		}
+	}
+	return nil
 }
 
 // OnDisconnect closes a departing service client's gate (releasing its waiters) and
@@ -124,7 +143,12 @@ func (h *flowHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 		if g.cl == cl {
 			continue
 		}
-		switch g.acquire(cl, func() bool { return h.subscribes(g.cl, pk.TopicName) }) {
+		forMe := func() bool { return h.subscribes(g.cl, pk.TopicName) }
+		qos0 := pk.FixedHeader.Qos == 0
+		if qos0 && !forMe() {
+			continue // QoS 0 is counted in the gate only when it goes there
+		}
+		switch g.acquire(cl, qos0, forMe) {
 		case admitHeld:
 			if h.held != nil {
 				h.held.Inc()
@@ -166,16 +190,36 @@ func (h *flowHook) OnPublished(cl *mochi.Client, _ packets.Packet) {
 // OnQosComplete: the subscriber acknowledged a message, so its window has room.
 func (h *flowHook) OnQosComplete(cl *mochi.Client, _ packets.Packet) { h.wake(cl) }
 
+// OnPacketSent and OnPublishDropped: a QoS 0 message left the write queue.
+func (h *flowHook) OnPacketSent(cl *mochi.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 0 {
+		h.unqueue(cl)
+	}
+}
+
+func (h *flowHook) OnPublishDropped(cl *mochi.Client, pk packets.Packet) {
+	if pk.FixedHeader.Qos == 0 {
+		h.unqueue(cl)
+	}
+}
+
+func (h *flowHook) unqueue(cl *mochi.Client) {
+	if g := h.gateOf(cl); g != nil {
+		g.mu.Lock()
+		g.queued0--
+		g.wakeOne()
+		g.mu.Unlock()
+	}
+}
+
 // OnQosDropped: mochi gave up a message in flight (expired), which also makes room.
 func (h *flowHook) OnQosDropped(cl *mochi.Client, _ packets.Packet) { h.wake(cl) }
 
 func (h *flowHook) wake(cl *mochi.Client) {
-	for _, g := range h.gateList() {
-		if g.cl == cl {
-			g.mu.Lock()
-			g.wakeOne()
-			g.mu.Unlock()
-		}
+	if g := h.gateOf(cl); g != nil {
+		g.mu.Lock()
+		g.wakeOne()
+		g.mu.Unlock()
 	}
 }
 
@@ -202,25 +246,27 @@ const (
 // acquire admits pub at g, waiting while the window is full and forMe says the message
 // goes to g's client. Waiters are served in arrival order, and a newcomer queues behind
 // them, so no publisher starves.
-func (g *gate) acquire(pub *mochi.Client, forMe func() bool) admission {
+func (g *gate) acquire(pub *mochi.Client, qos0 bool, forMe func() bool) admission {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
 		return admitAtOnce
 	}
 	if len(g.waiters) == 0 && g.room() {
-		g.admitted[pub] = struct{}{}
+		g.admitted[pub] = qos0
 		return admitAtOnce
 	}
-	g.mu.Unlock()
-	mine := forMe() // outside the lock: a topic-tree walk
-	g.mu.Lock()
-	if !mine || g.closed {
-		return admitAtOnce
-	}
-	if len(g.waiters) == 0 && g.room() { // room was made while we looked
-		g.admitted[pub] = struct{}{}
-		return admitAtOnce
+	if !qos0 { // a QoS 0 message is known to be for g.cl
+		g.mu.Unlock()
+		mine := forMe() // outside the lock: a topic-tree walk
+		g.mu.Lock()
+		if !mine || g.closed {
+			return admitAtOnce
+		}
+		if len(g.waiters) == 0 && g.room() { // room was made while we looked
+			g.admitted[pub] = false
+			return admitAtOnce
+		}
 	}
 	timer := time.NewTimer(flowWait)
 	defer timer.Stop()
@@ -244,10 +290,10 @@ func (g *gate) acquire(pub *mochi.Client, forMe func() bool) admission {
 			} else {
 				g.wakeOne() // the wake-up sent to us as we gave up goes to the next one
 			}
-			g.admitted[pub] = struct{}{}
+			g.admitted[pub] = qos0
 			return admitTimedOut
 		case g.room():
-			g.admitted[pub] = struct{}{}
+			g.admitted[pub] = qos0
 			g.wakeOne() // there may be room for more than us
 			return admitHeld
 		}
@@ -258,7 +304,7 @@ func (g *gate) acquire(pub *mochi.Client, forMe func() bool) admission {
 
 // room reports whether one more message fits in the window. g.mu held.
 func (g *gate) room() bool {
-	return g.cl.State.Inflight.Len()+len(g.admitted) < g.window
+	return g.cl.State.Inflight.Len()+g.queued0+len(g.admitted) < g.window
 }
 
 // wakeOne wakes the first waiter, if any. g.mu held.
@@ -272,14 +318,19 @@ func (g *gate) wakeOne() {
 }
 
 // release frees pub's admission, if it holds one, and wakes a waiter: the message may
-// not have entered the window after all.
+// not have entered the window after all. A QoS 0 message for g.cl is in its write queue
+// now (or was dropped, and OnPublishDropped took it off queued0).
 func (g *gate) release(pub *mochi.Client) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if _, ok := g.admitted[pub]; !ok {
+	qos0, ok := g.admitted[pub]
+	if !ok {
 		return
 	}
 	delete(g.admitted, pub)
+	if qos0 {
+		g.queued0++
+	}
 	g.wakeOne()
 }
 

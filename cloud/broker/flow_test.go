@@ -16,9 +16,10 @@ import (
 
 // TestSlowSubscriberLosesNothing is the fleet's fan-in: a few hundred edges each
 // publishing a burst of QoS 1 events through an outbox window of 100 unacknowledged,
-// into the one cloud connection, which is slower than all of them together. With the
-// shipped sizes every event must arrive and the broker must count no drop: the
-// publishers are held back (their next PUBACK waits) instead.
+// and QoS 0 telemetry among them, into the one cloud connection, which is slower than
+// all of them together. With the shipped sizes every message must arrive and the
+// broker must count no drop: the publishers are held back (their next PUBACK waits)
+// instead.
 func TestSlowSubscriberLosesNothing(t *testing.T) {
 	const (
 		edges  = 300
@@ -51,13 +52,17 @@ func TestSlowSubscriberLosesNothing(t *testing.T) {
 		o.SetOrderMatters(true)
 	})
 	defer sub.Disconnect(50)
-	subscribe(t, sub, protocol.Root+"/+/events", func(_ paho.Client, _ paho.Message) {
+	slow := func(_ paho.Client, _ paho.Message) {
 		for start := time.Now(); time.Since(start) < 100*time.Microsecond; {
 		}
 		if got.Add(1) == total {
 			close(all)
 		}
-	})
+	}
+	subscribe(t, sub, protocol.Root+"/+/events", slow)
+	if tok := sub.Subscribe(protocol.Root+"/+/telemetry", 0, slow); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe telemetry: %v", tok.Error())
+	}
 
 	pubs := make([]paho.Client, edges)
 	for i := range pubs {
@@ -79,7 +84,11 @@ func TestSlowSubscriberLosesNothing(t *testing.T) {
 				}
 			}()
 			for n := range per {
-				toks <- p.Publish(protocol.Topic(site(i), protocol.ChanEvents), 1, false, fmt.Sprintf("%s %d", site(i), n))
+				ch := protocol.ChanEvents
+				if n%4 == 3 {
+					ch = protocol.ChanTelemetry
+				}
+				toks <- p.Publish(protocol.Topic(site(i), ch), ch.QoS(), false, fmt.Sprintf("%s %d", site(i), n))
 			}
 			close(toks)
 			<-done
@@ -98,7 +107,8 @@ func TestSlowSubscriberLosesNothing(t *testing.T) {
 		t.Fatalf("%d of %d arrived; dropped: write queue %v, in-flight window %v", got.Load(), total,
 			m["larder_broker_messages_dropped_total"], m["larder_broker_inflight_dropped_total"])
 	}
-	t.Logf("%d of %d arrived; publishes held %v", got.Load(), total, m["larder_broker_publishes_held_total"])
+	t.Logf("%d of %d arrived; publishes held %v, holds timed out %v", got.Load(), total,
+		m["larder_broker_publishes_held_total"], m["larder_broker_publishes_hold_timeouts_total"])
 }
 
 // gather reads the value of every unlabelled metric of reg.
