@@ -143,10 +143,13 @@ func (h *flowHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 		if g.cl == cl {
 			continue
 		}
-		forMe := func() bool { return h.subscribes(g.cl, pk.TopicName) }
+		forMe := func() bool { return h.subscribes(g.cl, pk.TopicName, true) }
 		qos0 := pk.FixedHeader.Qos == 0
-		if qos0 && !forMe() {
-			continue // QoS 0 is counted in the gate only when it goes there
+		// QoS 0 is counted in the gate only when it surely goes there: a shared
+		// subscription's message goes to one member, and an uncounted one would never
+		// leave queued0.
+		if qos0 && !h.subscribes(g.cl, pk.TopicName, false) {
+			continue
 		}
 		switch g.acquire(cl, qos0, forMe) {
 		case admitHeld:
@@ -164,12 +167,16 @@ func (h *flowHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 	return pk, nil
 }
 
-// subscribes reports whether cl receives messages on topic, so that a full gate holds
-// only the publishes that would go to it.
-func (h *flowHook) subscribes(cl *mochi.Client, topic string) bool {
+// subscribes reports whether cl receives messages on topic (or may, through a shared
+// subscription, if shared), so that a full gate holds only the publishes that would go
+// to it.
+func (h *flowHook) subscribes(cl *mochi.Client, topic string, shared bool) bool {
 	subs := h.srv.Topics.Subscribers(topic)
 	if _, ok := subs.Subscriptions[cl.ID]; ok {
 		return true
+	}
+	if !shared {
+		return false
 	}
 	for _, group := range subs.Shared {
 		if _, ok := group[cl.ID]; ok {
