@@ -48,9 +48,11 @@ type flowHook struct {
 
 	held, timedOut prometheus.Counter // nil when metrics are off
 
-	// lastDropped and lastInflightDropped are mochi's drop counters at the last
-	// OnSysInfoTick, so that drops are logged once a tick, aggregated.
-	lastDropped, lastInflightDropped int64
+	// timeouts counts holds that ran out; lastDropped, lastInflightDropped and
+	// lastTimeouts are the counts at the last OnSysInfoTick, so that drops and timeouts
+	// are logged once a tick, aggregated.
+	timeouts                                       atomic.Int64
+	lastDropped, lastInflightDropped, lastTimeouts int64
 }
 
 // gate is one service-account client's window: the QoS 1 messages mochi holds in
@@ -157,11 +159,11 @@ func (h *flowHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 				h.held.Inc()
 			}
 		case admitTimedOut:
+			h.timeouts.Add(1) // logged once a tick (OnSysInfoTick)
 			if h.held != nil {
 				h.held.Inc()
 				h.timedOut.Inc()
 			}
-			h.log.Warn("broker: cloud connection acknowledged nothing in time; publisher released", "client", g.cl.ID, "waited", flowWait)
 		}
 	}
 	return pk, nil
@@ -230,14 +232,19 @@ func (h *flowHook) wake(cl *mochi.Client) {
 	}
 }
 
-// OnSysInfoTick logs mochi's drops since the last tick as one line: mochi counts each
-// (larder_broker_*_dropped_total) but a per-message line would flood the log exactly
-// when something is wrong.
+// OnSysInfoTick logs mochi's drops and the holds that ran out since the last tick as
+// one line each: both are counted (larder_broker_*) but a line per message would flood
+// the log exactly when something is wrong.
 func (h *flowHook) OnSysInfoTick(info *system.Info) {
 	d, i := atomic.LoadInt64(&info.MessagesDropped), atomic.LoadInt64(&info.InflightDropped)
 	if d != h.lastDropped || i != h.lastInflightDropped {
 		h.log.Warn("broker: messages dropped for subscribers that fell behind",
 			"write_queue_full", d-h.lastDropped, "inflight_window_full", i-h.lastInflightDropped)
+	}
+	if t := h.timeouts.Load(); t != h.lastTimeouts {
+		h.log.Warn("broker: publishers released after the longest hold: the cloud's connection acknowledged nothing meanwhile",
+			"holds", t-h.lastTimeouts, "longest_hold", flowWait)
+		h.lastTimeouts = t
 	}
 	h.lastDropped, h.lastInflightDropped = d, i
 }
