@@ -36,17 +36,25 @@ type Config struct {
 	ServicePassword string
 
 	// MaxInflight bounds the QoS 1 messages the broker keeps in flight per client
-	// (default 8192). mochi drops a message for a subscriber already at the limit, and
-	// the cloud's single connection carries the whole fleet's traffic (a burst of
-	// resends after an outage), so this is sized for the cloud, not for edges. Offline
-	// persistent sessions keep theirs until they expire.
+	// (default 8192); mochi drops (and counts) a message for a client already at the
+	// limit. The cloud's connection never gets near it (publishers are held at its
+	// window, see MaxWritesPending), nor does a connected edge (its traffic is bounded by
+	// the protocol); it bounds what an offline persistent session piles up until it
+	// expires. The map grows only as messages are held, so it costs no memory up front.
 	MaxInflight uint16
 	// ReceiveMaximum bounds the unacknowledged QoS 1 publishes a client may send
 	// (MQTT 5; default 256).
 	ReceiveMaximum uint16
-	// MaxWritesPending bounds each client's outgoing write queue (default 8192
-	// packets); a subscriber that falls further behind loses messages, which is why
-	// publishers must bound their own in-flight messages.
+	// MaxWritesPending bounds each client's outgoing write queue (default 512
+	// packets); mochi drops (and counts) a message for a client whose queue is full. The
+	// queue is allocated whole for every connection (8 bytes a packet), so it is most of
+	// what an idle edge costs. A service-account (cloud) connection is protected by
+	// back-pressure instead: a publisher is held, before its PUBACK, while the cloud has
+	// three quarters of the smaller of MaxWritesPending and MaxInflight messages (QoS 1
+	// in flight, QoS 0 queued) outstanding: its window, 384 by default. The last quarter
+	// is for what the broker sends the cloud without a publisher to hold (retained
+	// messages when it subscribes). A hold lasts at most 5 s: a cloud that acknowledges
+	// nothing for that long is stuck, and the message goes to the queue.
 	MaxWritesPending int32
 	// SessionExpiry is how long a disconnected persistent session (and its queued
 	// messages) is kept (default 72 h: an edge offline for longer resynchronises from
@@ -72,7 +80,7 @@ func DefaultConfig() Config {
 		Addr:             DefaultAddr,
 		MaxInflight:      8192,
 		ReceiveMaximum:   256,
-		MaxWritesPending: 8192,
+		MaxWritesPending: 512,
 		SessionExpiry:    72 * time.Hour,
 		MaxPacketSize:    256 << 10,
 		MaxClients:       100_000,
@@ -91,6 +99,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("broker: service user %q could be a site id: use a name with a character sites cannot have (e.g. %q)", c.ServiceUser, "larder.cloud")
 	case c.SessionExpiry < 0:
 		return errors.New("broker: negative SessionExpiry")
+	case c.MaxWritesPending < 0 || c.MaxWritesPending > 0 && c.MaxWritesPending < 16 || c.MaxInflight > 0 && c.MaxInflight < 16:
+		return errors.New("broker: MaxWritesPending and MaxInflight must be at least 16 (zero: the default)")
 	}
 	return nil
 }
@@ -123,6 +133,31 @@ func (c *Config) fill() {
 	}
 }
 
+// window is the service account's in-flight window (see MaxWritesPending).
+func (c Config) window() int {
+	return max(1, min(int(c.MaxInflight), int(c.MaxWritesPending))*3/4)
+}
+
+// sysTick is mochi's $SYS interval in seconds, also the period of the aggregated drop
+// log (flowHook.OnSysInfoTick).
+const sysTick = 60
+
+// quietDrops leaves out mochi's warning for every message it drops at a full in-flight
+// window: the drops are counted and logged once a minute (flowHook.OnSysInfoTick).
+type quietDrops struct{ slog.Handler }
+
+func (q quietDrops) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "client store quota reached" {
+		return nil
+	}
+	return q.Handler.Handle(ctx, r)
+}
+
+func (q quietDrops) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietDrops{q.Handler.WithAttrs(as)}
+}
+func (q quietDrops) WithGroup(n string) slog.Handler { return quietDrops{q.Handler.WithGroup(n)} }
+
 // Broker is a running embedded MQTT broker. Close stops it; Close is idempotent.
 type Broker struct {
 	srv  *mochi.Server
@@ -154,9 +189,10 @@ func Start(cfg Config) (*Broker, error) {
 	// drown the cloud's own logs at fleet scale.
 	srv := mochi.New(&mochi.Options{
 		Capabilities:           caps,
-		Logger:                 cfg.Logger.With("component", "broker"),
-		SysTopicResendInterval: 60,
+		Logger:                 slog.New(quietDrops{cfg.Logger.Handler()}).With("component", "broker"),
+		SysTopicResendInterval: sysTick,
 	})
+	flow := &flowHook{serviceUser: []byte(cfg.ServiceUser), window: cfg.window(), srv: srv, log: cfg.Logger}
 	h := &authHook{creds: cfg.Credentials, serviceUser: cfg.ServiceUser,
 		servicePassword: cfg.ServicePassword, log: cfg.Logger, srv: srv}
 	if cfg.Registry != nil {
@@ -165,12 +201,25 @@ func Start(cfg Config) (*Broker, error) {
 		if err := cfg.Registry.Register(h.refused); err != nil {
 			return nil, fmt.Errorf("broker: register metrics: %w", err)
 		}
+		flow.held = prometheus.NewCounter(prometheus.CounterOpts{Name: "larder_broker_publishes_held_total",
+			Help: "Publishes the embedded broker held back because the cloud's connection had its window of messages in flight."})
+		flow.timedOut = prometheus.NewCounter(prometheus.CounterOpts{Name: "larder_broker_publishes_hold_timeouts_total",
+			Help: "Held publishes released after the longest hold (5 s) without room: the cloud's connection acknowledged nothing meanwhile."})
+		for _, c := range []prometheus.Collector{flow.held, flow.timedOut} {
+			if err := cfg.Registry.Register(c); err != nil {
+				return nil, fmt.Errorf("broker: register metrics: %w", err)
+			}
+		}
 		if err := registerMetrics(cfg.Registry, srv); err != nil {
 			return nil, err
 		}
 	}
+	// The auth hook first: a refused publish never reaches the flow hook.
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("broker: add auth hook: %w", err)
+	}
+	if err := srv.AddHook(flow, nil); err != nil {
+		return nil, fmt.Errorf("broker: add flow hook: %w", err)
 	}
 
 	// Listen ourselves so that an address in use fails here and ":0" resolves.

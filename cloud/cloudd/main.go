@@ -128,7 +128,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			pass = hex.EncodeToString(b[:])
 		}
 		m.broker, err = broker.Start(broker.Config{Addr: m.cfg.MQTTListen, Credentials: edgeLogins{m.svc},
-			ServiceUser: user, ServicePassword: pass, Logger: m.log})
+			ServiceUser: user, ServicePassword: pass, Logger: m.log, Registry: m.reg})
 		if err != nil {
 			return fmt.Errorf("cloudd: embedded broker: %w", err)
 		}
