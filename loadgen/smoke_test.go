@@ -40,7 +40,7 @@ func smokeConfig(bin string) loadgen.Config {
 	cfg.Timeout = 10 * time.Second
 	// The storm restarts the cloud (its embedded broker) once the orders are done; the
 	// edges come back within a second's backoff instead of larder-edge's five.
-	cfg.Storm, cfg.BackoffMin, cfg.StormTarget = true, time.Second, 60*time.Second
+	cfg.Storm, cfg.BackoffMin, cfg.StormTarget = true, time.Second, 10*time.Second
 	return cfg
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -142,21 +143,48 @@ func (c Config) window() int {
 // log (flowHook.OnSysInfoTick).
 const sysTick = 60
 
-// quietDrops leaves out mochi's warning for every message it drops at a full in-flight
-// window: the drops are counted and logged once a minute (flowHook.OnSysInfoTick).
-type quietDrops struct{ slog.Handler }
+// quietDrops leaves out two of mochi's warnings that come once per message or per
+// connection, which at fleet scale would drown the cloud's log: the one for every
+// message dropped at a full in-flight window (counted by mochi, logged once a minute by
+// flowHook.OnSysInfoTick), and its listener's line with an empty message for every
+// connection that ended with an error (a client gone, every client at shutdown),
+// counted in ends and logged once a minute the same way.
+type quietDrops struct {
+	slog.Handler
+	ends *connEnds
+}
+
+// connEnds counts the connections that ended with an error since the last tick, and
+// keeps the last error.
+type connEnds struct {
+	n    atomic.Int64
+	last atomic.Pointer[string]
+}
 
 func (q quietDrops) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == "client store quota reached" {
+	switch r.Message {
+	case "client store quota reached":
+		return nil
+	case "":
+		q.ends.n.Add(1)
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "error" {
+				v := a.Value.String()
+				q.ends.last.Store(&v)
+			}
+			return true
+		})
 		return nil
 	}
 	return q.Handler.Handle(ctx, r)
 }
 
 func (q quietDrops) WithAttrs(as []slog.Attr) slog.Handler {
-	return quietDrops{q.Handler.WithAttrs(as)}
+	return quietDrops{q.Handler.WithAttrs(as), q.ends}
 }
-func (q quietDrops) WithGroup(n string) slog.Handler { return quietDrops{q.Handler.WithGroup(n)} }
+func (q quietDrops) WithGroup(n string) slog.Handler {
+	return quietDrops{q.Handler.WithGroup(n), q.ends}
+}
 
 // Broker is a running embedded MQTT broker. Close stops it; Close is idempotent.
 type Broker struct {
@@ -187,12 +215,13 @@ func Start(cfg Config) (*Broker, error) {
 
 	// The broker logs at warn and above: its info lines (every connect) would
 	// drown the cloud's own logs at fleet scale.
+	ends := &connEnds{}
 	srv := mochi.New(&mochi.Options{
 		Capabilities:           caps,
-		Logger:                 slog.New(quietDrops{cfg.Logger.Handler()}).With("component", "broker"),
+		Logger:                 slog.New(quietDrops{cfg.Logger.Handler(), ends}).With("component", "broker"),
 		SysTopicResendInterval: sysTick,
 	})
-	flow := &flowHook{serviceUser: []byte(cfg.ServiceUser), window: cfg.window(), srv: srv, log: cfg.Logger}
+	flow := &flowHook{serviceUser: []byte(cfg.ServiceUser), window: cfg.window(), srv: srv, log: cfg.Logger, ends: ends}
 	h := &authHook{creds: cfg.Credentials, serviceUser: cfg.ServiceUser,
 		servicePassword: cfg.ServicePassword, log: cfg.Logger, srv: srv}
 	if cfg.Registry != nil {

@@ -53,6 +53,9 @@ type flowHook struct {
 	// are logged once a tick, aggregated.
 	timeouts                                       atomic.Int64
 	lastDropped, lastInflightDropped, lastTimeouts int64
+	// ends counts the connections that ended with an error (quietDrops), logged once a
+	// tick too.
+	ends *connEnds
 }
 
 // gate is one service-account client's window: the QoS 1 messages mochi holds in
@@ -247,6 +250,16 @@ func (h *flowHook) OnSysInfoTick(info *system.Info) {
 		h.lastTimeouts = t
 	}
 	h.lastDropped, h.lastInflightDropped = d, i
+	if h.ends == nil {
+		return
+	}
+	if n := h.ends.n.Swap(0); n > 0 {
+		last := ""
+		if p := h.ends.last.Load(); p != nil {
+			last = *p
+		}
+		h.log.Warn("broker: connections ended with an error", "connections", n, "last_error", last)
+	}
 }
 
 type admission int
