@@ -35,10 +35,21 @@ func startBroker(t *testing.T) *broker.Broker {
 	for s, p := range passwords {
 		creds[s] = broker.PasswordDigest(p)
 	}
+	return startBrokerWith(t, creds, nil)
+}
+
+// startBrokerWith starts a broker on a free loopback port with creds and the service
+// account, after edit (when not nil) changed the rest of its configuration; it is
+// closed when the test ends.
+func startBrokerWith(t testing.TB, creds broker.StaticCredentials, edit func(*broker.Config)) *broker.Broker {
+	t.Helper()
 	cfg := broker.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Credentials = creds
 	cfg.ServiceUser, cfg.ServicePassword = svcUser, svcPass
+	if edit != nil {
+		edit(&cfg)
+	}
 	b, err := broker.Start(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -33,16 +33,7 @@ func TestSlowSubscriberLosesNothing(t *testing.T) {
 		creds[site(i)] = broker.PasswordDigest("pw-" + site(i))
 	}
 	reg := prometheus.NewRegistry()
-	cfg := broker.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.Credentials = creds
-	cfg.ServiceUser, cfg.ServicePassword = svcUser, svcPass
-	cfg.Registry = reg
-	b, err := broker.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startBrokerWith(t, creds, func(c *broker.Config) { c.Registry = reg })
 
 	var got atomic.Int64
 	all := make(chan struct{})

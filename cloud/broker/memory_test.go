@@ -30,15 +30,7 @@ func TestConnectionMemory(t *testing.T) {
 	for i := range n {
 		creds[site(i)] = broker.PasswordDigest("pw-" + site(i))
 	}
-	cfg := broker.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.Credentials = creds
-	cfg.ServiceUser, cfg.ServicePassword = svcUser, svcPass
-	b, err := broker.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startBrokerWith(t, creds, nil)
 
 	var before, after runtime.MemStats
 	runtime.GC()
