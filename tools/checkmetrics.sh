@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s build >/dev/null
 dir=$(mktemp -d)
-port=$(python3 -c 'import random; print(random.randrange(20000, 60000, 10))')
+# A base below Linux's ephemeral range (32768-60999), so that no outgoing connection of a
+# test running meanwhile holds one of the demo's ports.
+port=$(python3 -c 'import random; print(random.randrange(20000, 32000, 10))')
 ./bin/larder-demo --data "$dir" --port "$port" >"$dir/demo.out" 2>&1 &
 pid=$!
 trap 'kill -INT $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT

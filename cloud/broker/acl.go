@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -48,6 +49,9 @@ type authHook struct {
 	srv *mochi.Server
 	// refused counts dropped publishes (OnPublish); nil when metrics are off.
 	refused prometheus.Counter
+	// edgesOpen is false while edge logins are held (Config.HoldEdges, until
+	// Broker.AcceptEdges).
+	edgesOpen atomic.Bool
 }
 
 func (h *authHook) ID() string { return "larder-auth" }
@@ -63,8 +67,18 @@ func (h *authHook) Provides(b byte) bool {
 // rule is public (asyncapi.yaml), so the distinct answer gives nothing away; it is
 // decided before the password is looked at. mochi sends no CONNACK when this hook fails,
 // so it sends its own.
+//
+// Until the broker accepts edges ([Config.HoldEdges], [Broker.AcceptEdges]) it also
+// refuses every edge login with "server unavailable" (CONNACK 3, 0x88 on MQTT 5), before
+// any password is looked at: the edge retries after its backoff, as after any refusal.
 func (h *authHook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
 	user := string(pk.Connect.Username)
+	if user != h.serviceUser && protocol.ValidSite(user) && !h.edgesOpen.Load() {
+		if err := h.srv.SendConnack(cl, packets.ErrServerUnavailable, false, nil); err != nil {
+			return fmt.Errorf("broker: hold edge %q: %w", user, err)
+		}
+		return packets.ErrServerUnavailable
+	}
 	if user == h.serviceUser || !protocol.ValidSite(user) || cl.ID == EdgeClientID(user) {
 		return nil // decided by OnConnectAuthenticate
 	}

@@ -68,6 +68,13 @@ type Config struct {
 	// MaxClients bounds concurrent connections (default 100,000).
 	MaxClients int64
 
+	// HoldEdges refuses edge logins ("server unavailable") until AcceptEdges is called;
+	// the service account may log in at once. larder-cloud holds them until its fleet
+	// adapter has subscribed: what an edge publishes first after a restart (its birth,
+	// the events it kept while the cloud was down) would otherwise reach no subscriber
+	// and wait for the edge's ack timeout. False: edges are accepted from the start.
+	HoldEdges bool
+
 	// Logger receives the broker's own warnings and auth refusals (nil: discard).
 	Logger *slog.Logger
 	// Registry receives the larder_broker_* metrics (nil: none).
@@ -190,6 +197,7 @@ func (q quietDrops) WithGroup(n string) slog.Handler {
 type Broker struct {
 	srv  *mochi.Server
 	addr string
+	auth *authHook
 
 	closeOnce sync.Once
 	closeErr  error
@@ -224,6 +232,7 @@ func Start(cfg Config) (*Broker, error) {
 	flow := &flowHook{serviceUser: []byte(cfg.ServiceUser), window: cfg.window(), srv: srv, log: cfg.Logger, ends: ends}
 	h := &authHook{creds: cfg.Credentials, serviceUser: cfg.ServiceUser,
 		servicePassword: cfg.ServicePassword, log: cfg.Logger, srv: srv}
+	h.edgesOpen.Store(!cfg.HoldEdges)
 	if cfg.Registry != nil {
 		h.refused = prometheus.NewCounter(prometheus.CounterOpts{Name: "larder_broker_publishes_refused_total",
 			Help: "Publishes the embedded broker dropped because the client may not publish on the topic (acknowledged, never delivered)."})
@@ -266,8 +275,12 @@ func Start(cfg Config) (*Broker, error) {
 		ln.Close()
 		return nil, fmt.Errorf("broker: serve: %w", err)
 	}
-	return &Broker{srv: srv, addr: addr}, nil
+	return &Broker{srv: srv, addr: addr, auth: h}, nil
 }
+
+// AcceptEdges ends the hold of Config.HoldEdges: edge logins are checked as usual from
+// now on. Calling it again does nothing.
+func (b *Broker) AcceptEdges() { b.auth.edgesOpen.Store(true) }
 
 // Addr is the address the broker listens on (host:port).
 func (b *Broker) Addr() string { return b.addr }

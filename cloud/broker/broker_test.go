@@ -473,3 +473,23 @@ func connackV5(t *testing.T, addr, id, user, pass string) byte {
 	}
 	return ack.ReasonCode
 }
+
+// TestHoldEdges: with HoldEdges an edge login is refused as "server unavailable", even
+// with the right password, while the service account logs in; after AcceptEdges the
+// same edge logs in, and a wrong password is still refused.
+func TestHoldEdges(t *testing.T) {
+	creds := broker.StaticCredentials{}
+	for s, p := range passwords {
+		creds[s] = broker.PasswordDigest(p)
+	}
+	b := startBrokerWith(t, creds, func(c *broker.Config) { c.HoldEdges = true })
+	if _, err := connect(t, b, broker.EdgeClientID("site-a"), "site-a", passwords["site-a"]); !errors.Is(err, pahopackets.ErrorRefusedServerUnavailable) {
+		t.Fatalf("edge while held: %v, want server unavailable", err)
+	}
+	mustConnect(t, b, "larder-cloud-hold", svcUser, svcPass)
+	b.AcceptEdges()
+	edge(t, b, "site-a")
+	if _, err := connect(t, b, broker.EdgeClientID("site-b"), "site-b", "nope"); !errors.Is(err, pahopackets.ErrorRefusedNotAuthorised) {
+		t.Fatalf("wrong password after AcceptEdges: %v, want not authorised", err)
+	}
+}

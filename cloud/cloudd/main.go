@@ -128,7 +128,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			pass = hex.EncodeToString(b[:])
 		}
 		m.broker, err = broker.Start(broker.Config{Addr: m.cfg.MQTTListen, Credentials: edgeLogins{m.svc},
-			ServiceUser: user, ServicePassword: pass, Logger: m.log, Registry: m.reg})
+			ServiceUser: user, ServicePassword: pass, HoldEdges: true, Logger: m.log, Registry: m.reg})
 		if err != nil {
 			return fmt.Errorf("cloudd: embedded broker: %w", err)
 		}
@@ -145,6 +145,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	if err := m.fleet.Start(ctx); err != nil {
 		return err
+	}
+	if m.broker != nil {
+		m.broker.AcceptEdges() // the adapter has subscribed: nothing an edge sends is lost
 	}
 	// Listen before the notifier is built: the resident links it writes default to the
 	// real address (port 0 in tests).
