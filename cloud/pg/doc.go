@@ -71,9 +71,7 @@
 // read or overwrote another's rows took its snapshot after the other committed, so
 // dependent transactions of this process (two deltas of one site) run their hooks in
 // commit order; independent ones in the order they sent COMMIT. Across replicas there is
-// no order: each process orders its own commits. A ticket is held through its batch, so
-// a row lock the batch waits for delays the hooks (and the return) of later tickets;
-// rows are locked only during such a batch, so the wait is about one commit.
+// no order: each process orders its own commits.
 //
 // # Fencing
 //
