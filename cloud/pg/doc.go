@@ -45,17 +45,13 @@
 //
 // Round trips are the cost. A transaction reads each key from the server at most once
 // (the snapshot does not move, so reads are cached, Scan's rows included); Put and Delete
-// are buffered, seen by the transaction's own Get and Scan, and sent at the end in one
-// pgx.Batch with the fence check and COMMIT (an INSERT … ON CONFLICT over unnest arrays,
-// a DELETE), in key order so that concurrent writers lock rows alike; rows are so locked
-// only for that one round trip. BEGIN goes out in the same round trip as the first read
-// (pgx.Batch.BeginTx). Scan reads pages of 64 keys growing to 4096, so a scan that stops
-// at its first key costs one small query. One order created through the Service (create,
-// assign, code) takes 7 round trips: 6 reads, the first with BEGIN, and the batch with
-// COMMIT (TestOrderRoundTrips; 9 when BEGIN and COMMIT were round trips of their own). A
-// View costs its reads and a COMMIT; one that read nothing costs nothing. A transaction
-// that wrote without reading sends BEGIN with its writes and COMMIT after them (see
-// OnCommit).
+// are buffered, seen by the transaction's own Get and Scan, and sent before COMMIT in one
+// pgx.Batch of at most three statements (the fence check, an INSERT … ON CONFLICT over
+// unnest arrays, a DELETE), in key order so that concurrent writers lock rows alike.
+// Scan reads pages of 64 keys growing to 4096, so a scan that stops at its first key
+// costs one small query. One order created through the Service (create, assign, code)
+// takes 14 round trips: BEGIN, 5 Gets, 6 Scan pages, the batch, COMMIT
+// (TestOrderRoundTrips).
 //
 // A read that fails (the connection, a serialization failure) cannot be returned by Get:
 // the transaction keeps the error, Get returns nil and later calls return it, and the
@@ -65,24 +61,22 @@
 //
 // Hooks run after COMMIT returned, on one goroutine, and Update returns after its
 // hooks ran. Concurrent transactions commit in parallel, so the order is defined by a
-// ticket each takes just before sending COMMIT (with its writes) and after its snapshot
-// was taken (by its first statement): hooks of ticket n run after those of every earlier
-// ticket have run or been dropped (a failed commit drops its hooks). A transaction that
-// read or overwrote another's rows took its snapshot after the other committed, so
-// dependent transactions of this process (two deltas of one site) run their hooks in
-// commit order; independent ones in the order they sent COMMIT. Across replicas there is
-// no order: each process orders its own commits.
+// ticket each takes just before sending COMMIT: hooks of ticket n run after those of
+// every earlier ticket have run or been dropped (a failed commit drops its hooks). A
+// transaction that read or overwrote another's rows can send COMMIT only after the other
+// committed, so dependent transactions of this process (two deltas of one site) run
+// their hooks in commit order; independent ones in the order they sent COMMIT. Across
+// replicas there is no order: each process orders its own commits.
 //
 // # Fencing
 //
 // When ctx carries fences (cloud.WithFences), Update's final batch starts with SELECT
-// larder_fence(names, tokens) (migration 0006), which takes the fences' lease rows FOR
-// SHARE in name order and raises SQLSTATE LF001 unless every one is there with its token;
-// the writes and COMMIT queued behind it are then skipped and Update fails with an error
-// wrapping cloud.ErrFenced (not retried). FOR SHARE makes a takeover, an UPDATE of the
-// lease row, wait for this commit; a takeover that committed after the transaction's
-// snapshot makes the check fail with a serialization failure, and the retry then sees the
-// new token.
+// name, token FROM larder_leases WHERE name = ANY($1) ORDER BY name FOR SHARE and the transaction
+// commits only if every fence's lease is there with its token; otherwise Update fails
+// with an error wrapping cloud.ErrFenced (not retried). FOR SHARE makes a takeover, an
+// UPDATE of the lease row, wait for this commit; a takeover that committed after the
+// transaction's snapshot makes the check fail with a serialization failure, and the
+// retry then sees the new token.
 //
 // # Watch
 //
@@ -116,8 +110,7 @@
 // # Adapters in the same transaction
 //
 // The Tx a function gets has a Pgx() pgx.Tx method: an adapter with its own tables (the
-// notify outbox) runs its SQL in the domain's transaction, so both commit or neither
-// (Pgx begins the transaction if no read has; the store commits it, not the adapter).
+// notify outbox) runs its SQL in the domain's transaction, so both commit or neither.
 // Its statements run at once, while larder_kv writes wait in the buffer until COMMIT;
 // the two touch different tables, so the order does not matter.
 package pg

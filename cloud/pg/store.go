@@ -164,15 +164,12 @@ func (s *Store) View(ctx context.Context, fn func(cloud.Tx) error) error {
 		return err
 	}
 	defer s.running.Done()
-	c, err := s.pool.Acquire(ctx)
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fmt.Errorf("pg: begin: %w", err)
 	}
-	t := newTxn(ctx, c.Conn(), true)
-	defer func() {
-		t.end(context.WithoutCancel(ctx))
-		c.Release()
-	}()
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	t := newTxn(ctx, tx, true)
 	err = runSafe(fn, t)
 	if t.err != nil {
 		return t.err // a read failed: fn's outcome rests on a nil that was not "none"
@@ -180,10 +177,7 @@ func (s *Store) View(ctx context.Context, fn func(cloud.Tx) error) error {
 	if err != nil {
 		return err
 	}
-	if t.tx == nil {
-		return nil // it read nothing: there is no transaction to end
-	}
-	if err := t.tx.Commit(ctx); err != nil {
+	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("pg: commit: %w", err)
 	}
 	return nil
@@ -221,18 +215,15 @@ func (s *Store) Update(ctx context.Context, fn func(cloud.Tx) error) error {
 
 // attempt runs fn once in its own transaction.
 func (s *Store) attempt(ctx context.Context, fences []cloud.Fence, fn func(cloud.Tx) error) error {
-	c, err := s.pool.Acquire(ctx)
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
 	if err != nil {
 		return fmt.Errorf("pg: begin: %w", err)
 	}
 	// Once COMMIT is sent its outcome must not hang on ctx: a cancelled ctx would leave
 	// us not knowing whether it committed.
 	end := context.WithoutCancel(ctx)
-	t := newTxn(ctx, c.Conn(), false)
-	defer func() {
-		t.end(end)
-		c.Release()
-	}()
+	defer tx.Rollback(end)
+	t := newTxn(ctx, tx, false)
 	err = runSafe(fn, t)
 	if t.err != nil {
 		return t.err // a read failed: fn's outcome rests on a nil that was not "none"
@@ -240,15 +231,19 @@ func (s *Store) attempt(ctx context.Context, fences []cloud.Fence, fn func(cloud
 	if err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(end, 30*time.Second)
-	ticket, err := t.commit(cctx, fences, s.hooks)
-	cancel()
-	if err != nil {
-		s.hooks.finish(ticket, nil)
+	if err := t.flush(fences); err != nil {
 		if errors.Is(err, cloud.ErrFenced) {
 			s.stats.Fenced.Add(1)
 		}
 		return err
+	}
+	ticket := s.hooks.take()
+	cctx, cancel := context.WithTimeout(end, 30*time.Second)
+	err = tx.Commit(cctx)
+	cancel()
+	if err != nil {
+		s.hooks.finish(ticket, nil)
+		return fmt.Errorf("pg: commit: %w", err)
 	}
 	s.stats.Commits.Add(1)
 	<-s.hooks.finish(ticket, t.hooks)

@@ -9,21 +9,17 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/larder-lockers/larder/cloud"
 )
 
-// txn is one attempt of a transaction, as a cloud.Tx, on a connection of the pool.
-// Reads go to the server once per key (cached for the transaction: its snapshot does not
-// move), the first behind BEGIN (conn.go); writes are buffered and sent in one batch with
-// COMMIT (commit); Get and Scan see the buffered writes.
+// txn is one attempt of a transaction, as a cloud.Tx. Reads go to the server once per
+// key (cached for the transaction: its snapshot does not move); writes are buffered and
+// sent in one batch before COMMIT (flush); Get and Scan see the buffered writes.
 type txn struct {
-	ctx  context.Context
-	conn *pgx.Conn
-	ro   bool
-	opts pgx.TxOptions
-	tx   pgx.Tx // nil until the first statement begins the transaction
+	ctx context.Context
+	tx  pgx.Tx
+	ro  bool
 	// err is the first failure of a read: Get cannot return it, so it is kept, later
 	// calls return it, and the transaction fails with it whatever fn returns.
 	err    error
@@ -38,12 +34,8 @@ type write struct {
 	del   bool
 }
 
-func newTxn(ctx context.Context, conn *pgx.Conn, ro bool) *txn {
-	t := &txn{ctx: ctx, conn: conn, ro: ro, opts: rwOptions, cache: map[string]map[string][]byte{}, writes: map[string]map[string]write{}}
-	if ro {
-		t.opts = roOptions
-	}
-	return t
+func newTxn(ctx context.Context, tx pgx.Tx, ro bool) *txn {
+	return &txn{ctx: ctx, tx: tx, ro: ro, cache: map[string]map[string][]byte{}, writes: map[string]map[string]write{}}
 }
 
 // Pgx returns the PostgreSQL transaction under t, for an adapter that keeps its own
@@ -51,10 +43,7 @@ func newTxn(ctx context.Context, conn *pgx.Conn, ro bool) *txn {
 // once; the Tx's own buffered writes to larder_kv reach the server only before COMMIT, so
 // SQL through Pgx does not see them (adapters touch their own tables). Do not Commit or
 // Rollback it: the store does. It is valid only until the function returns.
-func (t *txn) Pgx() pgx.Tx {
-	t.begin()
-	return t.tx
-}
+func (t *txn) Pgx() pgx.Tx { return t.tx }
 
 func (t *txn) fail(op, bucket, key string, err error) {
 	if t.err == nil {
@@ -76,8 +65,10 @@ func (t *txn) Get(bucket, key string) []byte {
 		return nil
 	}
 	var v []byte
-	err := t.read("SELECT value FROM larder_kv WHERE bucket = $1 AND key = $2", []any{bucket, key},
-		func(r pgx.Rows) error { return r.Scan(&v) })
+	err := t.tx.QueryRow(t.ctx, "SELECT value FROM larder_kv WHERE bucket = $1 AND key = $2", bucket, key).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		v, err = nil, nil
+	}
 	if err != nil {
 		t.fail("get", bucket, key, err)
 		return nil
@@ -206,25 +197,22 @@ func (t *txn) scan(bucket, from, to string, in func(string) bool, fn func(string
 	after, more, size := from, true, firstPage
 	first := true
 	next := func() error { // reads the next page of stored rows
+		var rows pgx.Rows
 		op := ">"
 		if first {
 			op, first = ">=", false
 		}
 		q := "SELECT key, value FROM larder_kv WHERE bucket = $1 AND key " + op + " $2"
-		args := []any{bucket, after}
 		if to != "" {
-			q, args = q+" AND key < $3 ORDER BY key LIMIT $4", append(args, to, size)
+			rows, _ = t.tx.Query(t.ctx, q+" AND key < $3 ORDER BY key LIMIT $4", bucket, after, to, size)
 		} else {
-			q, args = q+" ORDER BY key LIMIT $3", append(args, size)
+			rows, _ = t.tx.Query(t.ctx, q+" ORDER BY key LIMIT $3", bucket, after, size)
 		}
 		page = page[:0]
+		var k string
+		var v []byte
 		n := 0
-		err := t.read(q, args, func(r pgx.Rows) error {
-			var k string
-			var v []byte
-			if err := r.Scan(&k, &v); err != nil {
-				return err
-			}
+		_, err := pgx.ForEachRow(rows, []any{&k, &v}, func() error {
 			n++
 			if in(k) { // the prefix bound is exact; this guards against a collation surprise
 				page = append(page, kv{k, v})
@@ -281,33 +269,18 @@ func (t *txn) scan(bucket, from, to string, in func(string) bool, fn func(string
 
 func (t *txn) OnCommit(fn func()) { t.hooks = append(t.hooks, fn) }
 
-// commit checks the fences, sends the buffered writes and commits, in one round trip,
-// under ctx (which must not be cancelled once COMMIT may be sent). It takes the ticket of
-// the transaction's OnCommit hooks from q just before it sends COMMIT, and returns it
-// whatever the outcome; the caller reports it.
-//
-// The fence check (larder_fence, migration 0006) takes the lease rows FOR SHARE, so that
-// a takeover (an UPDATE of the row) waits for this transaction to end, and raises
-// SQLSTATE LF001 when a lease is gone or carries another token: the writes and COMMIT
-// queued behind it are then skipped, and nothing commits. A transaction that read
-// nothing has no snapshot yet; its batch begins it, and COMMIT follows in a round trip
-// of its own, after its ticket: a ticket is taken once the snapshot is, so that a
-// transaction that overwrote another's rows takes its ticket after the other's.
-func (t *txn) commit(ctx context.Context, fences []cloud.Fence, q *sequencer) (uint64, error) {
+// flush checks the fences and sends the buffered writes, in one round trip. The fence
+// check takes the lease rows FOR SHARE, so that a takeover (an UPDATE of the row) waits
+// for this transaction to end; a fence whose lease is gone or carries another token
+// fails the transaction with cloud.ErrFenced before anything commits.
+func (t *txn) flush(fences []cloud.Fence) error {
 	var b pgx.Batch
-	var ops []string // what each queued statement does, for its error
-	fresh := t.tx == nil
-	if fresh {
-		b.BeginTx(t.opts)
-		ops = append(ops, "begin")
-	}
 	if len(fences) > 0 {
-		names, tokens := make([]string, len(fences)), make([]int64, len(fences))
+		names := make([]string, len(fences))
 		for i, f := range fences {
-			names[i], tokens[i] = f.Name, f.Token
+			names[i] = f.Name
 		}
-		b.Queue("SELECT larder_fence($1, $2)", names, tokens)
-		ops = append(ops, "check fences")
+		b.Queue("SELECT name, token FROM larder_leases WHERE name = ANY($1) ORDER BY name FOR SHARE", names)
 	}
 	// Rows in key order, so that concurrent transactions lock them in the same order.
 	var pb, pk, db, dk []string
@@ -325,48 +298,41 @@ func (t *txn) commit(ctx context.Context, fences []cloud.Fence, q *sequencer) (u
 	if len(pk) > 0 {
 		b.Queue(`INSERT INTO larder_kv (bucket, key, value) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])
 			ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value`, pb, pk, pv)
-		ops = append(ops, fmt.Sprintf("write %d keys", len(pk)))
 	}
 	if len(dk) > 0 {
 		b.Queue(`DELETE FROM larder_kv WHERE (bucket, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, db, dk)
-		ops = append(ops, fmt.Sprintf("delete %d keys", len(dk)))
 	}
-	var ticket uint64
-	if fresh && b.Len() == 1 {
-		return q.take(), nil // nothing read, nothing written: nothing to begin or commit
+	if b.Len() == 0 {
+		return nil
 	}
-	if !fresh {
-		ticket = q.take()
-		b.Queue("COMMIT")
-		ops = append(ops, "commit")
-	}
-	br := t.conn.SendBatch(ctx, &b)
-	if fresh {
-		t.tx = br.Tx()
-	}
-	err := execAll(br, ops)
-	if fresh {
-		ticket = q.take()
-		if err == nil {
-			if _, cerr := t.conn.Exec(ctx, "COMMIT"); cerr != nil {
-				err = fmt.Errorf("pg: commit: %w", cerr)
+	br := t.tx.SendBatch(t.ctx, &b)
+	defer br.Close()
+	if len(fences) > 0 {
+		rows, _ := br.Query()
+		held := map[string]int64{}
+		var name string
+		var token int64
+		if _, err := pgx.ForEachRow(rows, []any{&name, &token}, func() error { held[name] = token; return nil }); err != nil {
+			return fmt.Errorf("pg: check fences: %w", err)
+		}
+		for _, f := range fences {
+			got, ok := held[f.Name]
+			if !ok {
+				return fmt.Errorf("pg: lease %s is gone (held with token %d): %w", f.Name, f.Token, cloud.ErrFenced)
+			}
+			if got != f.Token {
+				return fmt.Errorf("pg: lease %s carries token %d, not %d: %w", f.Name, got, f.Token, cloud.ErrFenced)
 			}
 		}
 	}
-	return ticket, err
-}
-
-// execAll reads the results of the batch's statements, ops naming them, and closes it;
-// the first failure is the error.
-func execAll(br pgx.BatchResults, ops []string) error {
-	for _, op := range ops {
+	if len(pk) > 0 {
 		if _, err := br.Exec(); err != nil {
-			br.Close()
-			var pe *pgconn.PgError
-			if errors.As(err, &pe) && pe.Code == fencedCode {
-				return fmt.Errorf("pg: %s: %w", pe.Message, cloud.ErrFenced)
-			}
-			return fmt.Errorf("pg: %s: %w", op, err)
+			return fmt.Errorf("pg: write %d keys: %w", len(pk), err)
+		}
+	}
+	if len(dk) > 0 {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("pg: delete %d keys: %w", len(dk), err)
 		}
 	}
 	if err := br.Close(); err != nil {
@@ -374,9 +340,6 @@ func execAll(br pgx.BatchResults, ops []string) error {
 	}
 	return nil
 }
-
-// fencedCode is the SQLSTATE larder_fence raises when a fence no longer holds.
-const fencedCode = "LF001"
 
 func sortedKeys[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))

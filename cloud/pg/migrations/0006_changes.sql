@@ -41,24 +41,3 @@ CREATE TRIGGER larder_kv_updated AFTER UPDATE ON larder_kv
     REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION larder_kv_changed();
 CREATE TRIGGER larder_kv_deleted AFTER DELETE ON larder_kv
     REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION larder_kv_changed();
-
--- The fence check of a transaction that carries fences (cloud.WithFences), sent in one
--- round trip with the transaction's writes and COMMIT: it takes the lease rows FOR SHARE
--- (a takeover, an UPDATE of the row, waits for the transaction to end; one committed
--- after the transaction's snapshot fails it with a serialization failure) and raises
--- SQLSTATE LF001 when a lease is gone or carries another token, which skips the writes
--- and COMMIT queued behind it.
-CREATE FUNCTION larder_fence(names text[], tokens bigint[]) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    held bigint;
-BEGIN
-    PERFORM 1 FROM larder_leases WHERE name = ANY(names) ORDER BY name FOR SHARE;
-    FOR i IN 1 .. coalesce(array_length(names, 1), 0) LOOP
-        SELECT token INTO held FROM larder_leases WHERE name = names[i];
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'lease % is gone (held with token %)', names[i], tokens[i] USING ERRCODE = 'LF001';
-        ELSIF held <> tokens[i] THEN
-            RAISE EXCEPTION 'lease % carries token %, not %', names[i], held, tokens[i] USING ERRCODE = 'LF001';
-        END IF;
-    END LOOP;
-END $$;
