@@ -20,7 +20,7 @@ func (s *Service) command(tx Tx, site string, c protocol.Command) (CommandRecord
 		return CommandRecord{}, Invalid("command", "%v", err)
 	}
 	rec := CommandRecord{Site: site, Command: c, State: protocol.StateQueued, Created: now, Updated: now}
-	if err := putJSON(tx, bCmds, c.ID, rec); err != nil {
+	if err := putCommand(tx, rec); err != nil {
 		return CommandRecord{}, err
 	}
 	tx.OnCommit(func() { s.queue(outItem{site: site, command: &c}) })
@@ -154,7 +154,7 @@ func (s *Service) ApplyCommandAck(ctx context.Context, site string, at time.Time
 		}
 		rec.State, rec.Error, rec.Message, rec.Updated = a.State, a.Error, a.Message, at.UTC()
 		failedOpen = rec.Command.Kind == protocol.CmdOpen && (a.State == protocol.StateFailed || a.State == protocol.StateTimedOut)
-		return putJSON(tx, bCmds, a.CommandID, rec)
+		return putCommand(tx, rec)
 	})
 	if err == nil && failedOpen {
 		s.stats.UnlockFailures.Add(1)
@@ -162,18 +162,37 @@ func (s *Service) ApplyCommandAck(ctx context.Context, site string, at time.Time
 	return internal("apply command ack", err)
 }
 
-// PendingCommands lists the commands without a final state, of one site or (site "")
-// of all, for the fleet adapter to re-arm and republish after a restart or a birth.
+// PendingCommands lists the commands without a final state, of one site (from the
+// site's pending index) or (site "") of all, for the fleet adapter to re-arm and
+// republish after a restart or a birth.
 func (s *Service) PendingCommands(ctx context.Context, site string) ([]CommandRecord, error) {
 	var out []CommandRecord
 	err := s.store.View(ctx, func(tx Tx) error {
 		var derr error
+		if site != "" {
+			var ids []string
+			tx.Scan(bCmdsPending, site+"/", func(k string, _ []byte) bool {
+				ids = append(ids, k[len(site)+1:])
+				return true
+			})
+			for _, id := range ids {
+				var rec CommandRecord
+				ok, err := getJSON(tx, bCmds, id, &rec)
+				if err != nil {
+					return err
+				}
+				if ok && !rec.State.Final() {
+					out = append(out, rec)
+				}
+			}
+			return nil
+		}
 		tx.Scan(bCmds, "", func(_ string, v []byte) bool {
 			var rec CommandRecord
 			if derr = json.Unmarshal(v, &rec); derr != nil {
 				return false
 			}
-			if !rec.State.Final() && (site == "" || rec.Site == site) {
+			if !rec.State.Final() {
 				out = append(out, rec)
 			}
 			return true
@@ -181,6 +200,19 @@ func (s *Service) PendingCommands(ctx context.Context, site string) ([]CommandRe
 		return derr
 	})
 	return out, internal("pending commands", err)
+}
+
+// putCommand saves rec and keeps the site's pending index: listed while the command has
+// no final state, removed when it gets one.
+func putCommand(tx Tx, rec CommandRecord) error {
+	if err := putJSON(tx, bCmds, rec.Command.ID, rec); err != nil {
+		return err
+	}
+	k := rec.Site + "/" + rec.Command.ID
+	if rec.State.Final() {
+		return tx.Delete(bCmdsPending, k)
+	}
+	return tx.Put(bCmdsPending, k, []byte{})
 }
 
 func itoa(n int) string {

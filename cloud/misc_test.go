@@ -130,6 +130,60 @@ func TestLoadingCredentialAndCommands(t *testing.T) {
 	if n, _ := e.svc.PendingCommands(e.ctx, ""); len(n) != 0 {
 		t.Errorf("still pending: %d", len(n))
 	}
+	if n, _ := e.svc.PendingCommands(e.ctx, "yard-1"); len(n) != 0 {
+		t.Errorf("still pending at yard-1 after the time-out: %d", len(n))
+	}
+}
+
+// TestPendingCommandsBySite: a site's pending commands are its own, and a command leaves
+// the list with its final state; the fleet-wide list has every site's.
+func TestPendingCommandsBySite(t *testing.T) {
+	e := newEnv(t)
+	comps := bank(2, []protocol.Zone{protocol.ZoneChilled}, []protocol.Size{protocol.SizeM})
+	e.site("yard-1", nil, comps)
+	e.site("yard-10", nil, comps) // a prefix of the other's id must not match it
+	ids := map[string]string{}
+	for _, site := range []string{"yard-1", "yard-10", "yard-1"} {
+		rec, err := e.svc.OpenCompartment(e.ctx, e.ops, site, 1, "check the door")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[rec.Command.ID] = site
+	}
+	count := func(site string) int {
+		t.Helper()
+		pend, err := e.svc.PendingCommands(e.ctx, site)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pend {
+			if site != "" && p.Site != site {
+				t.Errorf("PendingCommands(%q) lists %s of %s", site, p.Command.ID, p.Site)
+			}
+		}
+		return len(pend)
+	}
+	if a, b, all := count("yard-1"), count("yard-10"), count(""); a != 2 || b != 1 || all != 3 {
+		t.Fatalf("pending: yard-1 %d, yard-10 %d, all %d; want 2, 1, 3", a, b, all)
+	}
+	for id, site := range ids {
+		if site != "yard-1" {
+			continue
+		}
+		if err := e.svc.ApplyCommandAck(e.ctx, site, e.clock.Now(), protocol.CommandAck{CommandID: id, State: protocol.StateInProgress}); err != nil {
+			t.Fatal(err)
+		}
+		if count("yard-1") != 2 {
+			t.Errorf("IN_PROGRESS left the pending list")
+		}
+		if err := e.svc.ApplyCommandAck(e.ctx, site, e.clock.Now(), protocol.CommandAck{CommandID: id, State: protocol.StateSucceeded}); err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	if a, b, all := count("yard-1"), count("yard-10"), count(""); a != 1 || b != 1 || all != 2 {
+		t.Fatalf("after SUCCEEDED: yard-1 %d, yard-10 %d, all %d; want 1, 1, 2", a, b, all)
+	}
 }
 
 // TestAlarmKinds pins the kinds the metrics report for every site: a kind added to the

@@ -81,6 +81,11 @@ const bCodeWaits = "code_waits"
 // %012d unix seconds/platform/idempotency key → "".
 const bIdemEnds = "idem_ends"
 
+// bCmdsPending indexes the commands without a final state by site (command.go): site/
+// command id → "". A birth republishes its site's pending commands from it instead of
+// reading every command ever stored.
+const bCmdsPending = "cmds_pending"
+
 // bAuditSite indexes the audit log by site (audit.go): site/audit id → "".
 const bAuditSite = "audit_site"
 
@@ -99,7 +104,7 @@ const (
 // Buckets lists every bucket, for stores that create them up front.
 func Buckets() []string {
 	return []string{bSites, bComps, bFree, bOrders, bBySite, bLive, bDue, bByPlat, bExtIDs, bIdem, bIdemEnds, bCodes, bCodeWaits,
-		bKeys, bKeyIDs, bCmds, bAudit, bAuditSite, bAlarms, bCreds, bMeta, bPlatforms, bLiveSites, bLimits, bLimitEnds}
+		bKeys, bKeyIDs, bCmds, bCmdsPending, bAudit, bAuditSite, bAlarms, bCreds, bMeta, bPlatforms, bLiveSites, bLimits, bLimitEnds}
 }
 
 // ErrReadOnly is returned by Put and Delete in a View.

@@ -123,7 +123,7 @@ func timeOutCommands(tx Tx, now time.Time) error {
 		}
 		if !rec.State.Final() && now.After(rec.Command.ExpiresAt.Add(time.Minute)) {
 			rec.State, rec.Error, rec.Message, rec.Updated = protocol.StateTimedOut, protocol.ErrExpired, "no answer from the edge", now.UTC()
-			derr = putJSON(tx, bCmds, k, rec)
+			derr = putCommand(tx, rec)
 		}
 		return derr == nil
 	})

@@ -51,7 +51,9 @@
 // store's group commit also shares with the other workers' calls. Only after that call
 // returns does the worker publish one cumulative [protocol.EventAck] per site, of the
 // high water that committed. A message other than an event commits the staged events
-// first, so a site's messages take effect in arrival order.
+// first when its own site has some, so a site's messages take effect in arrival order;
+// other sites' events stay staged for the shared commit (after a restart, a burst of
+// births would otherwise cost one commit per site).
 //
 // A duplicate (sequence at or below what is committed or staged) is acknowledged again
 // without touching the domain; an event after a gap is held (up to [Config.GapHold]

@@ -14,8 +14,8 @@ import (
 // worker handles the messages of the sites that hash to it. Everything it keeps per
 // site is touched only by its own goroutine, so it needs no lock. Events are staged
 // per site in sequence order and committed together ([worker.commit]); every other
-// message commits the staged events first, so a site's messages take effect in
-// arrival order.
+// message commits first the staged events when its site has some, so a site's messages
+// take effect in arrival order.
 type worker struct {
 	a     *Adapter
 	q     *queue
@@ -95,7 +95,13 @@ func (w *worker) run() {
 			case t.isEvent():
 				w.stage(t)
 			default:
-				w.commit()
+				// A site's messages take effect in arrival order, so its staged events
+				// commit before its other message; other sites' staged events wait for
+				// the round's shared commit (a burst of births after a restart would
+				// otherwise cost a commit per site, every edge's ack waiting for all).
+				if s, ok := w.sites[t.site]; ok && len(s.run) > 0 {
+					w.commit()
+				}
 				w.handle(t)
 			}
 			batch[i] = task{} // release the payload
