@@ -151,7 +151,10 @@ func TestNATSClusterFailover(t *testing.T) {
 	// publishes the retained offline status, the cloud on node 3 hears it.
 	s.edge.Kill()
 	s.waitOnline(false, 30*time.Second)
-	s.waitRetainedStatus(nats.url(cloudNode), svc, false, 20*time.Second)
+	// The retained copy lives in a JetStream stream whose leader may still be re-elected
+	// after node 1's death (refused QoS 1 subscriptions took up to 47 s to be granted in
+	// the replicas' test): the live Will reached the cloud above, the stored one may lag.
+	s.waitRetainedStatus(nats.url(cloudNode), svc, false, 60*time.Second)
 	if s.edge, err = s.l.Restart(s.ctx, s.edge); err != nil {
 		t.Fatal(err)
 	}
