@@ -106,18 +106,25 @@ const maxDropped = 10000
 
 // dropEndedWindows deletes the failure windows that ended by now (the sweep).
 func dropEndedWindows(tx Tx, now time.Time) error {
+	return dropEnded(tx, bLimitEnds, bLimits, windowEndKey(now, ""))
+}
+
+// dropEnded deletes, at most maxDropped at a time, the entries of an end-time index
+// (ends: "%012d unix seconds/key" → "") before upTo, and the records of records they
+// name.
+func dropEnded(tx Tx, ends, records, upTo string) error {
 	var ended []string
-	if err := tx.Range(bLimitEnds, "", windowEndKey(now, ""), func(k string, _ []byte) bool {
+	if err := tx.Range(ends, "", upTo, func(k string, _ []byte) bool {
 		ended = append(ended, k)
 		return len(ended) < maxDropped
 	}); err != nil {
 		return err
 	}
 	for _, k := range ended {
-		if err := tx.Delete(bLimitEnds, k); err != nil {
+		if err := tx.Delete(ends, k); err != nil {
 			return err
 		}
-		if err := tx.Delete(bLimits, k[13:]); err != nil {
+		if err := tx.Delete(records, k[13:]); err != nil {
 			return err
 		}
 	}

@@ -135,22 +135,7 @@ func putIdem(tx Tx, p Principal, idemKey string, rec idemRecord, now time.Time) 
 // forgetIdem drops the idempotency keys whose retention ended by now (the sweep), at
 // most maxDropped at a time.
 func forgetIdem(tx Tx, now time.Time) error {
-	var ended []string
-	if err := tx.Range(bIdemEnds, "", dueKey(now, ""), func(k string, _ []byte) bool {
-		ended = append(ended, k)
-		return len(ended) < maxDropped
-	}); err != nil {
-		return err
-	}
-	for _, k := range ended {
-		if err := tx.Delete(bIdemEnds, k); err != nil {
-			return err
-		}
-		if err := tx.Delete(bIdem, k[13:]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return dropEnded(tx, bIdemEnds, bIdem, dueKey(now, ""))
 }
 
 // requestHash is the digest of a request's canonical JSON, which an idempotency key is
