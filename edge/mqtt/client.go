@@ -37,10 +37,10 @@ type Client struct {
 
 	wake    chan struct{}         // cap 1: the outbox has new events (Notify)
 	ackSig  chan struct{}         // cap 1: an EventAck arrived (see ackHigh)
-	snapSig chan struct{}         // cap 1: a desired message was dropped; request a snapshot
 	ackWake chan struct{}         // cap 1: a command ack may have been queued (Notify)
 	telWake chan struct{}         // cap 1: desired applied or outbox caught up; publish telemetry now
 	inbound chan protocol.Message // desired and command messages for the worker
+	stopped chan struct{}         // closed when Run's context ends: nothing waits on inbound any more
 
 	ackMu   sync.Mutex
 	ackHigh uint64 // highest EventAck.Seq received and not yet taken by the drainer
@@ -78,10 +78,10 @@ func New(cfg Config, ports Ports, log *slog.Logger, reg prometheus.Registerer) (
 		m:       m,
 		wake:    make(chan struct{}, 1),
 		ackSig:  make(chan struct{}, 1),
-		snapSig: make(chan struct{}, 1),
 		ackWake: make(chan struct{}, 1),
 		telWake: make(chan struct{}, 1),
 		inbound: make(chan protocol.Message, cfg.InboundQueue),
+		stopped: make(chan struct{}),
 	}, nil
 }
 
@@ -108,8 +108,9 @@ func (c *Client) Run(ctx context.Context) error {
 		return errors.New("mqtt: Run called twice")
 	}
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); c.worker(ctx) }()
+	go func() { defer wg.Done(); <-ctx.Done(); close(c.stopped) }()
 	defer wg.Wait()
 
 	c.log.Info("mqtt: starting", "config", c.cfg)
@@ -174,7 +175,7 @@ func (c *Client) newPaho(lost chan struct{}, trying *string) paho.Client {
 		SetWriteTimeout(c.cfg.OpTimeout).
 		SetMaxResumePubInFlight(c.cfg.OutboxWindow).
 		SetStore(paho.NewMemoryStore()).
-		SetDefaultPublishHandler(c.route).
+		SetDefaultPublishHandler(c.route(lost)).
 		// paho calls this before trying each broker, so the last call before the
 		// CONNACK names the broker the connection is to.
 		SetConnectionAttemptHandler(func(u *url.URL, tlsCfg *tls.Config) *tls.Config {
@@ -304,7 +305,7 @@ func (c *Client) onConnect(cli paho.Client) error {
 	for _, ch := range []protocol.Channel{protocol.ChanDesired, protocol.ChanCommands, protocol.ChanEventAck} {
 		filters[protocol.Topic(c.cfg.Site, ch)] = ch.QoS()
 	}
-	tok := cli.SubscribeMultiple(filters, c.route)
+	tok := cli.SubscribeMultiple(filters, nil) // nil: the default handler, route(lost)
 	if err := c.wait(tok); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}

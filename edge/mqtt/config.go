@@ -59,9 +59,9 @@ type Config struct {
 	// before the edge gives up waiting and requests a snapshot. Zero requests at once.
 	GapGrace time.Duration
 	// InboundQueue is the capacity of the queue between paho's callbacks and the worker
-	// that applies desired state and commands. When it is full, a desired message is
-	// dropped and replaced by a snapshot request, a command is dropped (the cloud retries
-	// unacknowledged commands); paho is never blocked.
+	// that applies desired state and commands. When it is full, a message's callback
+	// waits for room and its PUBACK with it, so the broker stops delivering more to
+	// this edge once its in-flight window is used; nothing is dropped.
 	InboundQueue int
 	// PollInterval is a safety net: the drainer looks at the outbox this often even when
 	// nobody calls Notify.

@@ -70,10 +70,13 @@
 //
 // # Inbound messages
 //
-// paho runs with OrderMatters false and our handlers only decode and hand over: an
-// EventAck updates an atomic high mark and wakes the drainer; desired and command
-// messages go through a bounded queue to one worker goroutine, and a full queue costs a
-// snapshot request (desired) or a retry by the cloud (commands), never a blocked paho.
+// paho runs with OrderMatters false, each message's handler on a goroutine of its own,
+// and our handlers only decode and hand over: an EventAck updates an atomic high mark
+// and wakes the drainer; desired and command messages go through a bounded queue to one
+// worker goroutine. A full queue pushes back: the handler waits for room, and paho sends
+// the message's PUBACK only when it returns, so the broker's in-flight window for the
+// edge throttles the cloud (counted in larder_mqtt_inbound_held_total{channel}). paho's
+// reader never waits, so acks, pings and the drainer's PUBACKs flow meanwhile.
 // Malformed payloads are logged with the protocol.FieldError and counted in
 // larder_mqtt_rejected_total{channel}.
 //
@@ -119,7 +122,7 @@
 // # Metrics
 //
 // larder_broker_connected (gauge, 1 while connected), larder_mqtt_connect_attempts_total,
-// larder_mqtt_rejected_total{channel}, larder_mqtt_dropped_total{channel},
+// larder_mqtt_rejected_total{channel}, larder_mqtt_inbound_held_total{channel},
 // larder_mqtt_outbox_published_total, larder_mqtt_outbox_resent_total,
 // larder_mqtt_desired_total{outcome}, larder_mqtt_command_acks_published_total,
 // larder_mqtt_events_rejected_total (events the cloud rejected; any increase is an

@@ -17,14 +17,16 @@ const maxHeld = 64
 // requests; a full snapshot arriving ends it early.
 const snapshotHoldoff = 5 * time.Second
 
-// route is the paho message handler for every subscription and the default publish
-// handler. It runs on a paho goroutine: it decodes and hands over, and never blocks.
-func (c *Client) route(_ paho.Client, msg paho.Message) {
-	c.handle(msg.Topic(), msg.Payload())
+// route returns the paho message handler of one connection (lost is closed when it
+// drops). Each message runs it on a goroutine of its own (OrderMatters false), and paho
+// sends the message's PUBACK when it returns.
+func (c *Client) route(lost <-chan struct{}) paho.MessageHandler {
+	return func(_ paho.Client, msg paho.Message) { c.handle(msg.Topic(), msg.Payload(), lost) }
 }
 
-// handle is route without paho, so it can be fuzzed.
-func (c *Client) handle(topic string, payload []byte) {
+// handle decodes a message and hands it over; it is route without paho, so it can be
+// fuzzed. It waits only while the worker's queue is full (see hand).
+func (c *Client) handle(topic string, payload []byte, lost <-chan struct{}) {
 	site, ch, err := protocol.ParseTopic(topic)
 	if err != nil || site != c.cfg.Site || ch.FromEdge() {
 		c.log.Warn("mqtt: message on unexpected topic", "topic", topic)
@@ -41,15 +43,27 @@ func (c *Client) handle(topic string, payload []byte) {
 	case protocol.ChanEventAck:
 		c.noteAck(m.Body.(protocol.EventAck))
 	case protocol.ChanDesired, protocol.ChanCommands:
-		select {
-		case c.inbound <- m:
-		default:
-			c.m.dropped.WithLabelValues(ch.String()).Inc()
-			c.log.Warn("mqtt: worker queue full, message dropped", "channel", ch.String(), "id", m.ID)
-			if ch == protocol.ChanDesired {
-				signal(c.snapSig)
-			}
-		}
+		c.hand(m, ch, lost)
+	}
+}
+
+// hand queues m for the worker. A full queue pushes back instead of dropping: the
+// handler waits, and with it the message's PUBACK, so the broker's in-flight window for
+// this edge throttles the cloud's deliveries until the worker catches up. The wait ends
+// early only when the connection is lost (the broker delivers the unacknowledged message
+// again on the next connection of the persistent session) or Run ends (the cloud sends
+// unanswered commands again and a full snapshot after the next birth).
+func (c *Client) hand(m protocol.Message, ch protocol.Channel, lost <-chan struct{}) {
+	select {
+	case c.inbound <- m:
+		return
+	default:
+	}
+	c.m.held.WithLabelValues(ch.String()).Inc()
+	select {
+	case c.inbound <- m:
+	case <-lost:
+	case <-c.stopped:
 	}
 }
 
@@ -113,8 +127,6 @@ func (c *Client) worker(ctx context.Context) {
 				w.held = nil
 				w.snapshot(ctx, "gap")
 			}
-		case <-c.snapSig:
-			w.snapshot(ctx, "overflow")
 		}
 	}
 }

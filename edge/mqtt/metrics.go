@@ -12,7 +12,7 @@ type metrics struct {
 	connected       prometheus.Gauge
 	attempts        prometheus.Counter
 	rejected        *prometheus.CounterVec
-	dropped         *prometheus.CounterVec
+	held            *prometheus.CounterVec
 	published       prometheus.Counter
 	resent          prometheus.Counter
 	desired         *prometheus.CounterVec
@@ -37,9 +37,9 @@ func newMetrics(reg prometheus.Registerer, r Reporter) (*metrics, error) {
 			Name: "larder_mqtt_rejected_total",
 			Help: "Inbound MQTT payloads rejected as malformed or invalid, by channel.",
 		}, []string{"channel"}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "larder_mqtt_dropped_total",
-			Help: "Inbound MQTT messages dropped because the worker queue was full, by channel.",
+		held: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "larder_mqtt_inbound_held_total",
+			Help: "Inbound MQTT messages that waited for room in the worker queue, their PUBACK held meanwhile, by channel.",
 		}, []string{"channel"}),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "larder_mqtt_outbox_published_total",
@@ -72,13 +72,13 @@ func newMetrics(reg prometheus.Registerer, r Reporter) (*metrics, error) {
 	// Pre-create the label values so dashboards see zeros, not gaps.
 	for _, c := range []protocol.Channel{protocol.ChanDesired, protocol.ChanCommands, protocol.ChanEventAck} {
 		m.rejected.WithLabelValues(c.String())
-		m.dropped.WithLabelValues(c.String())
+		m.held.WithLabelValues(c.String())
 	}
 	for _, o := range []string{"applied", "duplicate", "gap", "error"} {
 		m.desired.WithLabelValues(o)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.connected, m.attempts, m.rejected, m.dropped,
+		for _, c := range []prometheus.Collector{m.connected, m.attempts, m.rejected, m.held,
 			m.published, m.resent, m.desired, m.unacked, m.commandAcksSent, m.eventsRejected} {
 			if err := reg.Register(c); err != nil {
 				return nil, err

@@ -158,8 +158,9 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// FuzzHandle feeds arbitrary topics and payloads to the inbound handler: it must never
-// panic and never block, whatever arrives.
+// FuzzHandle feeds arbitrary topics and payloads to the inbound handler of a lost
+// connection: it must never panic and never block, whatever arrives (on a live
+// connection a full queue waits, TestFullQueueHolds).
 func FuzzHandle(f *testing.F) {
 	const site = "fuzz-site"
 	exp := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -185,14 +186,16 @@ func FuzzHandle(f *testing.F) {
 	cfg := mqtt.DefaultConfig()
 	cfg.Site = site
 	cfg.Broker = "tcp://127.0.0.1:1"
-	cfg.InboundQueue = 4 // nobody drains it: a full queue must drop, not block
+	cfg.InboundQueue = 4 // nobody drains it: on a lost connection a full queue gives up
 	c, err := mqtt.New(cfg, mqtttest.NewStore().Ports(), nil, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
+	lost := make(chan struct{})
+	close(lost)
 	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
 		done := make(chan struct{})
-		go func() { c.Handle(topic, payload); close(done) }()
+		go func() { c.Handle(topic, payload, lost); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
