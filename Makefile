@@ -67,12 +67,17 @@ bench: ## benchmarks; each prints its figure next to a baseline measured in the 
 # then two replicas over a fresh PostgreSQL database on BENCH_PG's server, dropped afterwards.
 BENCH_PG ?= postgres://postgres@127.0.0.1:5432
 LOAD := ./bin/larder-load -start-cloud bin/larder-cloud -rate 200 -open-rate 20 -duration 20s -ingest-edges 100 -ingest-events 20000
+# issue 10's targets: ingest ≥ 0.5 × the raw broker, remote open p99 < 250 ms, and memory per
+# edge ≤ 50 KB embedded, ≤ 20 KB with an external broker (per line below); the first line is
+# ingest from a single edge
+WANT := -want-ingest-ratio 0.5 -want-open-p99 250ms
 bench-load: ## the load generator at 1k and 10k edges against the real larder-cloud
 	@mkdir -p bin
 	$(GO) build -o bin/ ./cmd/larder-cloud ./cmd/larder-load
-	$(LOAD) -edges 1000 -json bin/load-1k.json
-	$(LOAD) -edges 1000 -mosquitto $$(command -v mosquitto || echo /usr/sbin/mosquitto) -storm -json bin/load-1k-mosquitto.json
-	$(LOAD) -edges 10000 -concurrency 128 -storm -json bin/load-10k.json
+	$(LOAD) -want-ingest-ratio 0.5 -edges 100 -ingest-edges 1 -ingest-events 5000 -rate 0 -open-rate 0 -duration 1s -json bin/load-1edge.json
+	$(LOAD) $(WANT) -want-memory-per-edge 51200 -edges 1000 -json bin/load-1k.json
+	$(LOAD) $(WANT) -want-memory-per-edge 20480 -edges 1000 -mosquitto $$(command -v mosquitto || echo /usr/sbin/mosquitto) -storm -json bin/load-1k-mosquitto.json
+	$(LOAD) $(WANT) -want-memory-per-edge 51200 -edges 10000 -concurrency 128 -storm -json bin/load-10k.json
 	@db=larder_bench_$$(date +%s); psql "$(BENCH_PG)/postgres" -qc "CREATE DATABASE $$db" || exit 1; \
 	$(LOAD) -edges 1000 -mosquitto $$(command -v mosquitto || echo /usr/sbin/mosquitto) -replicas 2 \
 	  -store "$(BENCH_PG)/$$db" -json bin/load-ha.json; st=$$?; \

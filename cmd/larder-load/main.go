@@ -1,7 +1,7 @@
 // Command larder-load plays a fleet of edges against a real larder-cloud from outside,
 // speaking protocol v1 over MQTT and the REST API, and prints each figure next to its
 // same-run baseline. See package loadgen and docs/load.md. It exits 1 when anything was
-// lost or a measurement failed.
+// lost, a measurement failed or a figure missed its -want-… target.
 package main
 
 import (
@@ -21,6 +21,8 @@ func main() {
 	cfg := loadgen.DefaultConfig()
 	fs := flag.NewFlagSet("larder-load", flag.ExitOnError)
 	cfg.Flags(fs)
+	var targets loadgen.Targets
+	targets.Flags(fs)
 	ha := loadgen.DefaultHAConfig()
 	replicas := fs.Int("replicas", 0, "with -start-cloud, -mosquitto and -store: start this many replicas over one PostgreSQL (the HA benchmark; 0: one cloud on bbolt)")
 	fs.StringVar(&ha.Store, "store", "", "PostgreSQL URL the replicas share (or LARDER_LOAD_STORE, to keep a password out of ps)")
@@ -59,6 +61,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "larder-load:", err)
 		os.Exit(2)
 	}
+	s.Failures = append(s.Failures, targets.Missed(s)...)
 	if figs != nil {
 		figs.Print(os.Stdout)
 	}
