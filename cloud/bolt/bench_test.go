@@ -23,9 +23,9 @@ func viaDomain(_ testing.TB, e *benchfleet.Env) (benchfleet.Orderer, func()) {
 // notify outbox, at 10,000 sites, on a fleet with 1,000 orders stored and one with
 // 100,000 (LARDER_BENCH_STORED); next to raw batched bbolt commits of the same number of
 // writes, the growth between the two, the commit modes, and the latency of a paced 500
-// orders/s. It fails when a target is missed. The two fleets are measured in alternating
-// rounds and each figure is the median of its rounds, so that a neighbour's load on the
-// machine falls on both alike. cloud/http's TestBenchOrdersHTTP is the same through the
+// orders/s. It fails when a target is missed. The two fleets stay open for the whole run, as
+// a cloud keeps its store, and are measured in alternating rounds; each figure is the
+// median of its rounds (benchfleet.Rounds). cloud/http's TestBenchOrdersHTTP is the same through the
 // API.
 func TestBenchOrders(t *testing.T) {
 	if os.Getenv("LARDER_BENCH") == "" {
@@ -40,12 +40,8 @@ func TestBenchOrders(t *testing.T) {
 		sites, len(large.Comps), small.Stored, large.Stored, large.Live, time.Since(seed).Round(time.Second), large.PerOrder)
 	stored := [2]int{small.Stored, large.Stored}
 
-	var figs [2][]benchfleet.Figure
-	for range rounds {
-		figs[0] = append(figs[0], small.Measure(t, viaDomain, clients, perRound))
-		figs[1] = append(figs[1], large.Measure(t, viaDomain, clients, perRound))
-	}
-	lo, hi := benchfleet.Median(figs[0]), benchfleet.Median(figs[1])
+	figs := benchfleet.Rounds(t, []*benchfleet.Fleet{small, large}, viaDomain, clients, rounds, perRound)
+	lo, hi := figs[0], figs[1]
 	perOrder := large.PerOrder + benchfleet.NotifyWrites
 	raw := benchfleet.RawBatchedRate(t, rounds*perRound, perOrder, int(hi.Group+0.5), 128)
 	for i, f := range []benchfleet.Figure{lo, hi} {

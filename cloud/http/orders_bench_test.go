@@ -73,8 +73,9 @@ func viaHTTP(tb testing.TB, e *benchfleet.Env) (benchfleet.Orderer, func()) {
 // the durable bbolt store, at 10,000 sites, on a fleet with 1,000 orders stored and one
 // with 100,000 (LARDER_BENCH_STORED, e.g. 1000000; beyond 100,000 live the rest are
 // cancelled history), next to raw batched bbolt commits of the same writes in the same
-// run, and the latency of 500 orders/s paced. The fleets are measured in alternating
-// rounds and each figure is the median of its rounds. It fails when a target is missed.
+// run, and the latency of 500 orders/s paced. Both fleets stay open for the whole run, as
+// a cloud keeps its store, and are measured in alternating rounds; each figure is the
+// median of its rounds (benchfleet.Rounds). It fails when a target is missed.
 func TestBenchOrdersHTTP(t *testing.T) {
 	if os.Getenv("LARDER_BENCH") == "" {
 		t.Skip("set LARDER_BENCH=1 (make bench)")
@@ -88,12 +89,8 @@ func TestBenchOrdersHTTP(t *testing.T) {
 		sites, len(large.Comps), small.Stored, large.Stored, large.Live, time.Since(seed).Round(time.Second))
 	stored := [2]int{small.Stored, large.Stored}
 
-	var figs [2][]benchfleet.Figure
-	for range rounds {
-		figs[0] = append(figs[0], small.Measure(t, viaHTTP, clients, perRound))
-		figs[1] = append(figs[1], large.Measure(t, viaHTTP, clients, perRound))
-	}
-	lo, hi := benchfleet.Median(figs[0]), benchfleet.Median(figs[1])
+	figs := benchfleet.Rounds(t, []*benchfleet.Fleet{small, large}, viaHTTP, clients, rounds, perRound)
+	lo, hi := figs[0], figs[1]
 	perOrder := large.PerOrder + benchfleet.NotifyWrites
 	raw := benchfleet.RawBatchedRate(t, rounds*perRound, perOrder, int(hi.Group+0.5), 128)
 	for i, f := range []benchfleet.Figure{lo, hi} {

@@ -452,18 +452,42 @@ type Figure struct {
 	Pages, Group float64
 }
 
-// Measure opens f durable, runs total orders from clients callers via via, and closes it.
-func (f *Fleet) Measure(tb testing.TB, via Via, clients, total int) Figure {
-	e := f.Open(tb, false)
-	defer f.Done(tb, e)
-	order, release := via(tb, e)
-	defer release()
-	before := e.DB.Bolt().Stats()
+// Rounds opens each fleet durable once, as a cloud opens its store, and measures them
+// in alternating rounds of perRound orders from clients callers via via, so that a
+// neighbour's load on the machine falls on all alike; it closes them and returns each
+// fleet's median round. A store's first round after opening pays for its cold pages
+// (and bbolt's free list, rebuilt at open): the median is the steady state.
+func Rounds(tb testing.TB, fleets []*Fleet, via Via, clients, rounds, perRound int) []Figure {
+	envs, orders := make([]*Env, len(fleets)), make([]Orderer, len(fleets))
+	for i, f := range fleets {
+		envs[i] = f.Open(tb, false)
+		var release func()
+		orders[i], release = via(tb, envs[i])
+		defer f.Done(tb, envs[i])
+		defer release()
+	}
+	figs := make([][]Figure, len(fleets))
+	for range rounds {
+		for i, e := range envs {
+			figs[i] = append(figs[i], measure(tb, e, orders[i], clients, perRound))
+		}
+	}
+	out := make([]Figure, len(fleets))
+	for i := range figs {
+		out[i] = Median(figs[i])
+	}
+	return out
+}
+
+// measure runs total orders from clients callers on e.
+func measure(tb testing.TB, e *Env, order Orderer, clients, total int) Figure {
+	before, st := e.DB.Bolt().Stats(), e.DB.Stats()
+	updates, commits := st.Updates.Load(), st.Commits.Load()
 	rate := Throughput(tb, clients, total, order)
 	after := e.DB.Bolt().Stats()
 	d := after.Sub(&before)
-	st := e.DB.Stats()
-	return Figure{rate, float64(d.TxStats.GetWrite()) / float64(total), float64(st.Updates.Load()) / float64(max(1, st.Commits.Load()))}
+	return Figure{rate, float64(d.TxStats.GetWrite()) / float64(total),
+		float64(st.Updates.Load()-updates) / float64(max(1, st.Commits.Load()-commits))}
 }
 
 // Median is the figure of median rate.
