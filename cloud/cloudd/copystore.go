@@ -65,7 +65,7 @@ func copyStore(ctx context.Context, dataDir, url, keyHex string, out io.Writer) 
 	for _, b := range rep.Buckets {
 		fmt.Fprintf(out, "%-12s %8d keys  sha256 %s\n", b.Name, b.Keys, b.SHA256)
 	}
-	from, err := notify.NewBoltQueue(src.Bolt(), "notify", key)
+	from, err := notify.NewBoltQueue(src, "notify", key)
 	if err != nil {
 		return err
 	}

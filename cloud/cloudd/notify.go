@@ -62,7 +62,7 @@ func (m *Main) openNotify(publicURL string, key []byte) (cloud.Notifier, error) 
 		q.Claimer = m.cfg.ReplicaID // each replica's worker claims notices under its own name
 		m.queue = q
 	} else {
-		q, err := notify.NewBoltQueue(m.db.Bolt(), "notify", key)
+		q, err := notify.NewBoltQueue(m.db, "notify", key)
 		if err != nil {
 			return nil, err
 		}

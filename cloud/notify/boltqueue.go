@@ -24,10 +24,24 @@ import (
 // Invariants (checked by [BoltQueue.Check]): every pending item has exactly one due
 // entry at its NextTry and vice versa; every dead item exactly one dead entry; the
 // stats equal the counts of items by state.
+//
+// Its own writes (a delivery's outcome, a requeue, a purge) go through the store's
+// Update, cloud/bolt's group commit, and so share their commit and fsync with the
+// domain's writes and with each other: a worker settling a round of deliveries at once
+// used to commit (and fsync) once per delivery, holding bbolt's single writer against
+// the domain's commits each time.
 type BoltQueue struct {
+	file   BoltFile
 	db     *bbolt.DB
 	bucket []byte
 	seal   sealer // zero: records stored in clear
+}
+
+// BoltFile is the store whose bbolt file the queue shares: cloud/bolt's DB. Its Update
+// gives transactions with Bolt() *bbolt.Tx.
+type BoltFile interface {
+	Bolt() *bbolt.DB
+	Update(ctx context.Context, fn func(cloud.Tx) error) error
 }
 
 var (
@@ -38,18 +52,18 @@ var (
 	kStats = []byte("stats")
 )
 
-// NewBoltQueue uses bucket name in db, creating it if needed. key, when not nil, must
+// NewBoltQueue uses bucket name in file, creating it if needed. key, when not nil, must
 // be 32 bytes: records are then sealed with AES-256-GCM, because a pending "loaded"
 // notification holds a pickup code and a phone number until it is delivered (the
 // cloud otherwise keeps codes only as digests). The key comes from the cloud's
 // configuration, not from the database.
-func NewBoltQueue(db *bbolt.DB, bucket string, key []byte) (*BoltQueue, error) {
+func NewBoltQueue(file BoltFile, bucket string, key []byte) (*BoltQueue, error) {
 	seal, err := newSealer(key)
 	if err != nil {
 		return nil, err
 	}
-	q := &BoltQueue{db: db, bucket: []byte(bucket), seal: seal}
-	err = db.Update(func(tx *bbolt.Tx) error {
+	q := &BoltQueue{file: file, db: file.Bolt(), bucket: []byte(bucket), seal: seal}
+	err = q.db.Update(func(tx *bbolt.Tx) error {
 		root, err := tx.CreateBucketIfNotExists(q.bucket)
 		if err != nil {
 			return err
@@ -84,8 +98,12 @@ func (q *BoltQueue) update(ctx context.Context, fn func(*boltTx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return q.db.Update(func(tx *bbolt.Tx) error {
-		t, err := q.tx(tx)
+	return q.file.Update(ctx, func(tx cloud.Tx) error {
+		bt, ok := tx.(interface{ Bolt() *bbolt.Tx })
+		if !ok {
+			return fmt.Errorf("notify: the store's transactions are not bbolt's")
+		}
+		t, err := q.tx(bt.Bolt())
 		if err != nil {
 			return err
 		}

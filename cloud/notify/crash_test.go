@@ -43,7 +43,7 @@ func openCrashService(t testing.TB, dir string) (*cloud.Service, *bolt.DB, *noti
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := notify.NewBoltQueue(db.Bolt(), "notify", crashKey)
+	q, err := notify.NewBoltQueue(db, "notify", crashKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +311,7 @@ func TestNotifyTxCommitsWithTheChange(t *testing.T) {
 			db, err := bolt.Open(filepath.Join(t.TempDir(), "cloud.db"), bolt.Options{NoSync: true, Mode: mode})
 			must(t, err)
 			defer db.Close()
-			q, err := notify.NewBoltQueue(db.Bolt(), "notify", crashKey)
+			q, err := notify.NewBoltQueue(db, "notify", crashKey)
 			must(t, err)
 			var wakes sync.WaitGroup
 			nt := &notify.Notifier{Outbox: q, Wake: func() { wakes.Done() }}

@@ -142,7 +142,7 @@ func (f *Fleet) OpenMode(tb testing.TB, seeding bool, mode bolt.CommitMode) *Env
 	e := &Env{DB: db, Svc: cloud.New(cloud.Options{Store: store}), Sites: f.Sites,
 		Plat: cloud.Principal{Role: cloud.RolePlatform, Subject: "bench"}, seeding: seeding}
 	e.seq.Store(f.next)
-	q, err := notify.NewBoltQueue(db.Bolt(), "notify", make([]byte, 32))
+	q, err := notify.NewBoltQueue(db, "notify", make([]byte, 32))
 	if err != nil {
 		tb.Fatal(err)
 	}
