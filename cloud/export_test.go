@@ -104,3 +104,8 @@ func (s *Service) CodeWaits(ctx context.Context) (int, error) {
 	})
 	return n, err
 }
+
+// QueueDesired puts d for site on the fleet lane, as a commit's hook does.
+func (s *Service) QueueDesired(site string, d protocol.Desired) {
+	s.queue(outItem{site: site, desired: &d})
+}

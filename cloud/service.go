@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"hash/fnv"
 	"log/slog"
 	"slices"
 	"strings"
@@ -245,9 +246,10 @@ func (s *Service) Policy() Policy { return s.pol }
 // times out). Notifications use it only when the Notifier is not a [TxNotifier]: the
 // production one writes them in the transaction itself (see the package doc).
 //
-// It has two lanes, each delivered in order by its own goroutine: the fleet lane
-// (desired state and commands, which must stay in version order per site) and the
-// notification lane, so that one never waits for the other.
+// It has two lanes, each delivered by its own goroutine, each site's messages in their
+// order (deliverAll): the fleet lane (desired state and commands, which must stay in
+// version order per site) and the notification lane, so that one never waits for the
+// other.
 type outbox struct {
 	fleet, notes lane
 }
@@ -307,19 +309,22 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
 			s.log.Warn("fleet index", "err", err)
 		}
 	}()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-s.out.notes.wake:
-				s.flush(ctx, &s.out.notes)
+	// Each lane is delivered by its own goroutine, so that neither waits for the other
+	// nor for a sweep.
+	var lanes sync.WaitGroup
+	defer lanes.Wait()
+	for _, l := range []*lane{&s.out.fleet, &s.out.notes} {
+		lanes.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-l.wake:
+					s.flush(ctx, l)
+				}
 			}
-		}
-	}()
-	defer func() { <-done }()
+		})
+	}
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
 	beat := time.NewTicker(aliveEvery)
@@ -328,8 +333,6 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-s.out.fleet.wake:
-			s.flush(ctx, &s.out.fleet)
 		case <-t.C:
 			if _, err := s.Sweep(ctx); errors.Is(err, ErrFenced) {
 				s.log.Info("sweep: the work lease moved to another replica")
@@ -427,10 +430,41 @@ func (s *Service) flush(ctx context.Context, l *lane) {
 		if len(items) == 0 {
 			return
 		}
-		for _, it := range items {
-			s.deliver(ctx, it)
+		s.deliverAll(ctx, items)
+	}
+}
+
+// laneSenders is how many sites a lane delivers to at once.
+const laneSenders = 64
+
+// deliverAll delivers items, each site's in their order, to up to laneSenders sites at
+// once. A publish waits for the broker's PUBACK; delivered one after another, every
+// message waited for the round trips of all queued before it, of every site: at 10,000
+// edges the fleet lane carries about a thousand desired deltas a second, and an
+// operator's remote open queued behind them.
+func (s *Service) deliverAll(ctx context.Context, items []outItem) {
+	if len(items) == 1 {
+		s.deliver(ctx, items[0])
+		return
+	}
+	var parts [laneSenders][]outItem
+	for _, it := range items {
+		h := fnv.New32a()
+		h.Write([]byte(it.site))
+		i := h.Sum32() % laneSenders
+		parts[i] = append(parts[i], it)
+	}
+	var wg sync.WaitGroup
+	for _, part := range parts {
+		if len(part) > 0 {
+			wg.Go(func() {
+				for _, it := range part {
+					s.deliver(ctx, it)
+				}
+			})
 		}
 	}
+	wg.Wait()
 }
 
 // Pending is how many outbound messages await delivery.
