@@ -53,7 +53,10 @@
 // high water that committed. A message other than an event commits the staged events
 // first when its own site has some, so a site's messages take effect in arrival order;
 // other sites' events stay staged for the shared commit (after a restart, a burst of
-// births would otherwise cost one commit per site).
+// births would otherwise cost one commit per site). Command acks are the exception: a
+// round's acks are recorded ([Commands.CommandProgress], each site's in arrival order,
+// the sites side by side) while its events commit, all in the same shared commit, since
+// a command's state depends on no event.
 //
 // A duplicate (sequence at or below what is committed or staged) is acknowledged again
 // without touching the domain; an event after a gap is held (up to [Config.GapHold]

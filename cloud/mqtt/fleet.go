@@ -10,7 +10,7 @@ import (
 // The interfaces below are what the adapter needs from the cloud's domain. The domain
 // (package cloud, over its store) implements them; cloud/cloudd wires an implementation
 // into [Config]. Every method is called from the adapter's per-site workers: calls for
-// one site are serialised (never concurrent, in arrival order), calls for different sites
+// one site are serialised (never concurrent, in arrival order; CommandProgress excepted), calls for different sites
 // run in parallel. The adapter assumes it is the only consumer of its sites' events: the
 // one cloud process, or, with several replicas, the replica that owns the site
 // ([Config.Owner]), applies a site's events, never several splitting them.
@@ -137,6 +137,10 @@ type Commands interface {
 	// (return nil): a late SUCCEEDED after the cloud's TIMED_OUT is recorded by the
 	// domain only if it chooses to (e.g. as a note), never by reopening the job. Acks
 	// for unknown command ids return nil (logged by the domain if it likes).
+	//
+	// Unlike the other methods, CommandProgress may run concurrently with the other
+	// calls for the same site (SiteEvents); its own calls for a site stay in arrival
+	// order.
 	CommandProgress(ctx context.Context, site string, ack protocol.CommandAck, at time.Time) error
 	// PendingCommands lists the commands of site (all sites when site is "") that have
 	// no final state yet. The adapter calls it at start (to arm expiry timers after a
