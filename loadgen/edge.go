@@ -164,7 +164,12 @@ func (e *edge) dial() error {
 		opts.SetBinaryWill(protocol.Topic(e.site, ch), will, ch.QoS(), ch.Retained())
 	}
 	cli := paho.NewClient(opts)
-	if err := wait(cli.Connect(), e.o.opTimeout); err != nil {
+	// As larder-edge: paho tries the brokers one after the other, each for opTimeout.
+	// An attempt given up on is aborted, or it could still connect later, take the
+	// session from this edge's next connection (same client id) and start a second
+	// redial loop when it is itself replaced.
+	if err := wait(cli.Connect(), time.Duration(len(brokerURLs(e.o.broker))+1)*e.o.opTimeout); err != nil {
+		cli.Disconnect(0)
 		return fmt.Errorf("edge %s: connect: %w", e.site, err)
 	}
 	if err := e.onConnect(cli); err != nil {
