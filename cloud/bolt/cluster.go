@@ -33,7 +33,8 @@ import (
 // "rest" in bucket clusterBucket. For one tag, physical order is logical order (site
 // ids contain no '/', and the tag is the same byte), so a scan reads its own tag's keys
 // in order and skips the others site by site (two seeks per site for a scan of every
-// site; a scan of one site's keys is one seek).
+// site; a scan of one site's keys is one seek, and it stops at the first site out of
+// range even when that site has no key of the tag).
 
 // clusterBucket holds the clustered buckets' records.
 const clusterBucket = "site_records"
@@ -97,6 +98,11 @@ func clusterScan(b *bbolt.Bucket, tag byte, from string, in func([]byte) bool, f
 		switch {
 		case !ok:
 			k, v = c.Next() // not a cluster key (none is written; skip rather than stop)
+		case t != tag && !in(siteFloor(&logical, site, from)):
+			// No key of this site or a later one can be in range (in holds from the
+			// first key on, then no more): stop here rather than skip the rest of the
+			// fleet site by site, two seeks each, when the range holds no key of tag.
+			return
 		case t < tag:
 			k, v = c.Seek(append(append(append([]byte(nil), site...), '/'), tag))
 		case t > tag:
@@ -109,6 +115,16 @@ func clusterScan(b *bbolt.Bucket, tag byte, from string, in func([]byte) bool, f
 			k, v = c.Next()
 		}
 	}
+}
+
+// siteFloor is the least logical key of site the scan from from may reach: from itself
+// within from's own site, else "site/". It is built in *buf.
+func siteFloor(buf *[]byte, site []byte, from string) []byte {
+	*buf = append(append((*buf)[:0], site...), '/')
+	if bytes.Compare(*buf, []byte(from)) < 0 {
+		*buf = append((*buf)[:0], from...)
+	}
+	return *buf
 }
 
 // migrateClusters moves the records of clustered buckets kept as separate buckets (a
