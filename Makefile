@@ -74,7 +74,7 @@ WANT := -want-ingest-ratio 0.5 -want-open-p99 250ms
 bench-load: ## the load generator at 1k and 10k edges against the real larder-cloud
 	@mkdir -p bin
 	$(GO) build -o bin/ ./cmd/larder-cloud ./cmd/larder-load
-	$(LOAD) -want-ingest-ratio 0.5 -edges 100 -ingest-edges 1 -ingest-events 5000 -rate 0 -open-rate 0 -duration 1s -json bin/load-1edge.json
+	$(LOAD) -want-ingest-ratio 0.5 -edges 100 -ingest-edges 1 -ingest-events 20000 -rate 0 -open-rate 0 -duration 1s -json bin/load-1edge.json
 	$(LOAD) $(WANT) -want-memory-per-edge 51200 -edges 1000 -json bin/load-1k.json
 	$(LOAD) $(WANT) -want-memory-per-edge 20480 -edges 1000 -mosquitto $$(command -v mosquitto || echo /usr/sbin/mosquitto) -storm -json bin/load-1k-mosquitto.json
 	$(LOAD) $(WANT) -want-memory-per-edge 51200 -edges 10000 -concurrency 128 -storm -json bin/load-10k.json
