@@ -2,11 +2,11 @@ package loadgen
 
 import (
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/larder-lockers/larder/cloud/broker"
+	"github.com/larder-lockers/larder/edge/mqtt/mqtttest"
 )
 
 // TestDialTriesEveryBroker: with a broker list whose first node accepts TCP and never
@@ -17,20 +17,6 @@ import (
 // of one client id replacing each other, seen as thousands of lost connections in the
 // NATS node-kill test).
 func TestDialTriesEveryBroker(t *testing.T) {
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	go func() {
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, never answered
-		}
-	}()
 	const site, password = "dial-0001", "pw-dial-0001"
 	cfg := broker.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
@@ -42,7 +28,7 @@ func TestDialTriesEveryBroker(t *testing.T) {
 	}
 	defer b.Close()
 
-	o := &edgeOptions{broker: "tcp://" + silent.Addr().String() + "," + b.URL(), window: 10, compartments: compartments(4),
+	o := &edgeOptions{broker: mqtttest.Silent(t) + "," + b.URL(), window: 10, compartments: compartments(4),
 		opTimeout: 300 * time.Millisecond, backoffMin: 10 * time.Millisecond, backoffMax: 100 * time.Millisecond,
 		ackTimeout: time.Second, gapGrace: time.Second, telemetry: time.Hour,
 		counters: &edgeCounters{}, log: slog.New(slog.DiscardHandler)}

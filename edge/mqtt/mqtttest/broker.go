@@ -46,6 +46,28 @@ func FreeAddr(tb testing.TB) string {
 	return ln.Addr().String()
 }
 
+// Silent starts a loopback listener that accepts connections and never answers (a
+// broker that hangs, a cluster node busy electing) and returns its tcp:// URL; it and
+// its connections are closed when tb ends.
+func Silent(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("mqtttest: listen: %v", err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			tb.Cleanup(func() { c.Close() })
+		}
+	}()
+	return "tcp://" + ln.Addr().String()
+}
+
 // Mochi is an in-process mochi-mqtt broker on a loopback port, allowing everyone.
 type Mochi struct {
 	Addr string
