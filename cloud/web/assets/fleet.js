@@ -106,15 +106,21 @@
     timer = setTimeout(() => { timer = 0; if ($('fleet-body')) load(); }, 1000);
   }
 
+  // loads counts the reads started: only the latest may draw, so that a read started
+  // before the filters changed (a live change's) cannot answer after the filtered one
+  // and put the unfiltered page back.
+  let loads = 0;
   async function load() {
     const cursor = view.cursors[view.cursors.length - 1];
+    const mine = ++loads;
     let page;
     try {
       page = await ops.call('GET', '/ops/api/fleet?' + query({ cursor, limit: String(PAGE) }));
     } catch (e) {
-      if ($('fleet-summary')) $('fleet-summary').textContent = 'Could not load the fleet: ' + e.message;
+      if (mine === loads && $('fleet-summary')) $('fleet-summary').textContent = 'Could not load the fleet: ' + e.message;
       return;
     }
+    if (mine !== loads) return; // a later read is under way with what the page shows now
     if (!$('fleet-body')) return; // the operator went elsewhere meanwhile
     // An unchanged page is not redrawn: focus, selection and the map stay as they are.
     const sig = cursor + JSON.stringify(page);
