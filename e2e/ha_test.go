@@ -295,7 +295,7 @@ func runHA(t *testing.T, start func(*testing.T) haBroker, plan haPlan) {
 			moved.Round(time.Millisecond), served.Round(time.Millisecond))
 	}
 
-	wg.Wait()
+	waitWalks(t, &wg, progress, fleet, pgURL)
 	close(walkErr)
 	for err := range walkErr {
 		t.Fatal(err)
@@ -389,6 +389,43 @@ func waitProgress(t *testing.T, progress func() int64, at int64, walkErr <-chan 
 			t.Fatalf("%d of the first %d orders done within 3 minutes", progress(), at)
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// waitWalks waits for the walks of wg to end, and fails when none has ended for
+// 2·haStall (each walk is bounded, but a stalled site would hold the rest of the run for
+// as many walks as it has): it names the fleet's sites whose events wait for an ack,
+// with the replica holding each site's lease.
+func waitWalks(t *testing.T, wg *sync.WaitGroup, progress func() int64, fleet *loadgen.Fleet, pgURL string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	last, since := progress(), time.Now()
+	for {
+		select {
+		case <-done:
+			return
+		case <-time.After(time.Second):
+		}
+		if p := progress(); p != last {
+			last, since = p, time.Now()
+			continue
+		}
+		if time.Since(since) < 2*haStall {
+			continue
+		}
+		var waiting []string
+		if fleet != nil {
+			owners, err := loadgen.LeaseOwners(t.Context(), pgURL)
+			if err != nil {
+				t.Log(err)
+			}
+			for site, n := range fleet.Unacked() {
+				waiting = append(waiting, fmt.Sprintf("%s (%d events, lease %q)", site, n, owners[site]))
+			}
+			slices.Sort(waiting)
+		}
+		t.Fatalf("no walk ended for %s (%d done); fleet edges waiting for acks: %v", 2*haStall, last, first(waiting, 10))
 	}
 }
 

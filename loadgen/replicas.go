@@ -658,6 +658,18 @@ func (f *Fleet) Disconnected() []string {
 	return out
 }
 
+// Unacked lists the edges with events the cloud has not acknowledged, each with how
+// many: the sites a stalled walk waits on.
+func (f *Fleet) Unacked() map[string]int {
+	out := map[string]int{}
+	for _, e := range f.r.edges {
+		if n := e.unacked(); n > 0 {
+			out[e.site] = n
+		}
+	}
+	return out
+}
+
 // Check verifies the walks as Run does (every walked order picked_up over REST, every
 // event acknowledged, every digest matched) and returns the summary, with the edges'
 // protocol counts. A lost edge connection is listed in Failures like every other; a
